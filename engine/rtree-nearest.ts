@@ -1,0 +1,96 @@
+/**
+ * Best-first nearest-neighbour walk over an rbush tree whose boxes are lng/lat rectangles.
+ *
+ *   root ──► queue of nodes keyed by chord² lower bound (angleToBox) ──► pop nearest node
+ *     ├─ inner node: push children
+ *     └─ leaf node: hand each item to visit(), which scores exact distances and keeps its own top-k
+ *   stop when the nearest queued bound is already beyond what the caller still wants (limit()).
+ *
+ * Distances are exact on the sphere (see geodesy.ts), so results are right across the antimeridian and
+ * near the poles as long as item boxes are split at ±180 (callers insert two boxes for a crossing item).
+ */
+import type RBush from 'rbush';
+import { angleToBox, angleToChord2 } from './geodesy.js';
+
+interface RNode {
+  children: RNode[];
+  leaf: boolean;
+  minX: number;
+  minY: number;
+  maxX: number;
+  maxY: number;
+}
+
+/** A reusable walker: one per index, so queries do not allocate queues. */
+export class RTreeNearest<T> {
+  private nodes: RNode[] = [];
+  private keys = new Float64Array(256);
+  private size = 0;
+
+  /**
+   * Visits leaf items of `tree` in rough nearest-first order (by their node's bound) until limit() says
+   * nothing nearer can remain. `visit(item)` must do the exact scoring.
+   */
+  walk(tree: RBush<T>, lat: number, lng: number, limit: () => number, visit: (item: T) => void): void {
+    const root = (tree as unknown as { data: RNode }).data;
+    if (root.children.length === 0) return;
+    this.size = 0;
+    this.push(root, angleToChord2(angleToBox(lat, lng, root.minX, root.minY, root.maxX, root.maxY)));
+    while (this.size > 0) {
+      const bound = this.keys[0];
+      if (bound > limit()) break;
+      const node = this.pop();
+      const children = node.children;
+      if (node.leaf) {
+        for (let i = 0; i < children.length; i++) visit(children[i] as unknown as T);
+        continue;
+      }
+      for (let i = 0; i < children.length; i++) {
+        const c = children[i];
+        const d = angleToChord2(angleToBox(lat, lng, c.minX, c.minY, c.maxX, c.maxY));
+        if (d <= limit()) this.push(c, d);
+      }
+    }
+    this.nodes.length = 0;
+  }
+
+  private push(node: RNode, key: number): void {
+    if (this.size === this.keys.length) {
+      const grown = new Float64Array(this.keys.length * 2);
+      grown.set(this.keys);
+      this.keys = grown;
+    }
+    let i = this.size++;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (this.keys[p] <= key) break;
+      this.keys[i] = this.keys[p];
+      this.nodes[i] = this.nodes[p];
+      i = p;
+    }
+    this.keys[i] = key;
+    this.nodes[i] = node;
+  }
+
+  private pop(): RNode {
+    const top = this.nodes[0];
+    const last = --this.size;
+    if (last > 0) {
+      const key = this.keys[last];
+      const node = this.nodes[last];
+      let i = 0;
+      const half = last >> 1;
+      while (i < half) {
+        let c = 2 * i + 1;
+        if (c + 1 < last && this.keys[c + 1] < this.keys[c]) c++;
+        if (this.keys[c] >= key) break;
+        this.keys[i] = this.keys[c];
+        this.nodes[i] = this.nodes[c];
+        i = c;
+      }
+      this.keys[i] = key;
+      this.nodes[i] = node;
+    }
+    return top;
+  }
+}

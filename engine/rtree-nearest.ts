@@ -1,9 +1,11 @@
 /**
  * Best-first nearest-neighbour walk over an rbush tree whose boxes are lng/lat rectangles.
  *
- *   root ──► queue of nodes keyed by chord² lower bound (angleToBox) ──► pop nearest node
+ *   root ──► queue keyed by chord² lower bound (angleToBox) ──► pop nearest entry
  *     ├─ inner node: push children
- *     └─ leaf node: hand each item to visit(), which scores exact distances and keeps its own top-k
+ *     ├─ leaf node, point items: hand each item to visit() at once (a point's exact score is cheaper than a bound)
+ *     ├─ leaf node, box items (boxItems=true): queue each item by its own bound, so near boxes are visited first
+ *     └─ queued item: visit() scores what it holds exactly and keeps its own top-k
  *   stop when the nearest queued bound is already beyond what the caller still wants (limit()).
  *
  * Distances are exact on the sphere (see geodesy.ts), so results are right across the antimeridian and
@@ -25,40 +27,49 @@ interface RNode {
 export class RTreeNearest<T> {
   private nodes: RNode[] = [];
   private keys = new Float64Array(256);
+  private isItem = new Uint8Array(256);
   private size = 0;
 
   /**
    * Visits leaf items of `tree` in rough nearest-first order (by their node's bound) until limit() says
    * nothing nearer can remain. `visit(item)` must do the exact scoring.
    */
-  walk(tree: RBush<T>, lat: number, lng: number, limit: () => number, visit: (item: T) => void): void {
+  walk(tree: RBush<T>, lat: number, lng: number, limit: () => number, visit: (item: T) => void, boxItems = false): void {
     const root = (tree as unknown as { data: RNode }).data;
     if (root.children.length === 0) return;
     this.size = 0;
-    this.push(root, angleToChord2(angleToBox(lat, lng, root.minX, root.minY, root.maxX, root.maxY)));
+    this.push(root, angleToChord2(angleToBox(lat, lng, root.minX, root.minY, root.maxX, root.maxY)), 0);
     while (this.size > 0) {
-      const bound = this.keys[0];
-      if (bound > limit()) break;
+      if (this.keys[0] > limit()) break;
+      const item = this.isItem[0] === 1;
       const node = this.pop();
+      if (item) {
+        visit(node as unknown as T);
+        continue;
+      }
       const children = node.children;
-      if (node.leaf) {
+      if (node.leaf && !boxItems) {
         for (let i = 0; i < children.length; i++) visit(children[i] as unknown as T);
         continue;
       }
+      const flag = node.leaf ? 1 : 0;
       for (let i = 0; i < children.length; i++) {
         const c = children[i];
         const d = angleToChord2(angleToBox(lat, lng, c.minX, c.minY, c.maxX, c.maxY));
-        if (d <= limit()) this.push(c, d);
+        if (d <= limit()) this.push(c, d, flag);
       }
     }
     this.nodes.length = 0;
   }
 
-  private push(node: RNode, key: number): void {
+  private push(node: RNode, key: number, flag: number): void {
     if (this.size === this.keys.length) {
-      const grown = new Float64Array(this.keys.length * 2);
-      grown.set(this.keys);
-      this.keys = grown;
+      const keys = new Float64Array(this.keys.length * 2);
+      keys.set(this.keys);
+      this.keys = keys;
+      const flags = new Uint8Array(keys.length);
+      flags.set(this.isItem);
+      this.isItem = flags;
     }
     let i = this.size++;
     while (i > 0) {
@@ -66,10 +77,12 @@ export class RTreeNearest<T> {
       if (this.keys[p] <= key) break;
       this.keys[i] = this.keys[p];
       this.nodes[i] = this.nodes[p];
+      this.isItem[i] = this.isItem[p];
       i = p;
     }
     this.keys[i] = key;
     this.nodes[i] = node;
+    this.isItem[i] = flag;
   }
 
   private pop(): RNode {
@@ -78,6 +91,7 @@ export class RTreeNearest<T> {
     if (last > 0) {
       const key = this.keys[last];
       const node = this.nodes[last];
+      const flag = this.isItem[last];
       let i = 0;
       const half = last >> 1;
       while (i < half) {
@@ -86,10 +100,12 @@ export class RTreeNearest<T> {
         if (this.keys[c] >= key) break;
         this.keys[i] = this.keys[c];
         this.nodes[i] = this.nodes[c];
+        this.isItem[i] = this.isItem[c];
         i = c;
       }
       this.keys[i] = key;
       this.nodes[i] = node;
+      this.isItem[i] = flag;
     }
     return top;
   }

@@ -1,0 +1,268 @@
+import { bbox as turfBBox, booleanPointInPolygon } from '@turf/turf';
+import type { MultiPolygon, Polygon, Position } from 'geojson';
+import { describe, expect, it } from 'vitest';
+import { EngineError } from './errors.js';
+import { GeofenceIndex } from './geofence-index.js';
+import type { BBox } from './geodesy.js';
+
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+// fences live in a 1° × 1° "city" around (0.5, 10.5) so random points hit several of them
+const CITY = { minLng: 10, minLat: 0, maxLng: 11, maxLat: 1 };
+
+function rect(x: number, y: number, w: number, h: number): Position[] {
+  return [[x, y], [x + w, y], [x + w, y + h], [x, y + h], [x, y]];
+}
+
+function randomPart(rnd: () => number): Position[][] {
+  const x = CITY.minLng + rnd() * 0.8;
+  const y = CITY.minLat + rnd() * 0.8;
+  const w = 0.02 + rnd() * 0.2;
+  const h = 0.02 + rnd() * 0.2;
+  switch (Math.floor(rnd() * 4)) {
+    case 0:
+      return [rect(x, y, w, h)];
+    case 1:
+      return [[[x, y], [x + w, y], [x + w * rnd(), y + h], [x, y]]];
+    case 2: // concave L
+      return [[[x, y], [x + w, y], [x + w, y + h / 3], [x + w / 3, y + h / 3], [x + w / 3, y + h], [x, y + h], [x, y]]];
+    default: // square with a hole in the middle
+      return [rect(x, y, w, h), rect(x + w / 4, y + h / 4, w / 2, h / 2).reverse()];
+  }
+}
+
+function randomGeometry(rnd: () => number): Polygon | MultiPolygon {
+  if (rnd() < 0.7) return { type: 'Polygon', coordinates: randomPart(rnd) };
+  const n = 2 + Math.floor(rnd() * 3);
+  return { type: 'MultiPolygon', coordinates: Array.from({ length: n }, () => randomPart(rnd)) };
+}
+
+function randomFences(seed: number, n: number): { index: GeofenceIndex; fences: Map<string, Polygon | MultiPolygon> } {
+  const rnd = mulberry32(seed);
+  const index = new GeofenceIndex();
+  const fences = new Map<string, Polygon | MultiPolygon>();
+  for (let i = 0; i < n; i++) {
+    const g = randomGeometry(rnd);
+    const id = `f${i}`;
+    fences.set(id, g);
+    index.put(id, { kind: i % 2 ? 'zone' : 'depot', geometry: g });
+  }
+  return { index, fences };
+}
+
+function bruteContaining(fences: Map<string, Polygon | MultiPolygon>, lat: number, lng: number): string[] {
+  return [...fences].filter(([, g]) => booleanPointInPolygon([lng, lat], g)).map(([id]) => id).sort();
+}
+
+function boxesOf(g: Polygon | MultiPolygon): BBox[] {
+  const polys = g.type === 'Polygon' ? [g.coordinates] : g.coordinates;
+  return polys.map((c) => {
+    const [minLng, minLat, maxLng, maxLat] = turfBBox({ type: 'Polygon', coordinates: c });
+    return { minLng, minLat, maxLng, maxLat };
+  });
+}
+
+function overlaps(a: BBox, b: BBox): boolean {
+  return a.minLng <= b.maxLng && a.minLat <= b.maxLat && a.maxLng >= b.minLng && a.maxLat >= b.minLat;
+}
+
+function expectBadGeometry(fn: () => void): void {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(EngineError);
+    expect((err as EngineError).code).toBe('E_BAD_GEOMETRY');
+    return;
+  }
+  throw new Error('expected E_BAD_GEOMETRY');
+}
+
+describe('GeofenceIndex', () => {
+  it('containing matches a brute-force turf check over every fence at random points', () => {
+    const { index, fences } = randomFences(1, 150);
+    const rnd = mulberry32(2);
+    let nonEmpty = 0;
+    for (let i = 0; i < 3000; i++) {
+      const lat = CITY.minLat - 0.05 + rnd() * 1.1;
+      const lng = CITY.minLng - 0.05 + rnd() * 1.1;
+      const got = index.containing(lat, lng);
+      expect(got).toEqual(bruteContaining(fences, lat, lng));
+      if (got.length > 0) nonEmpty++;
+    }
+    expect(nonEmpty).toBeGreaterThan(500);
+  });
+
+  it('contains agrees with turf on vertices and edges, counting the boundary of outer rings and holes as inside', () => {
+    const index = new GeofenceIndex();
+    const holed: Polygon = { type: 'Polygon', coordinates: [rect(0, 0, 4, 4), rect(1, 1, 2, 2).reverse()] };
+    index.put('h', { kind: 'zone', geometry: holed });
+    const [no] = index.candidates({ minLng: 0, minLat: 0, maxLng: 4, maxLat: 4 });
+    expect(index.contains(no, 0, 0)).toBe(true); // outer vertex
+    expect(index.contains(no, 0, 2)).toBe(true); // outer edge
+    expect(index.contains(no, 1, 2)).toBe(true); // hole edge
+    expect(index.contains(no, 2, 2)).toBe(false); // inside the hole
+    expect(index.contains(no, 0.5, 0.5)).toBe(true);
+    expect(index.contains(no, 5, 5)).toBe(false);
+  });
+
+  it('candidates equal brute-force bbox intersection and cover every fence containing a point in the box', () => {
+    const { index, fences } = randomFences(3, 120);
+    const numberOf = new Map<string, number>();
+    for (const no of index.candidates(CITY)) numberOf.set(index.idOf(no), no);
+    expect(numberOf.size).toBe(120);
+    const rnd = mulberry32(4);
+    for (let q = 0; q < 300; q++) {
+      const w = rnd() * 0.2;
+      const h = rnd() * 0.2;
+      const box = { minLng: CITY.minLng + rnd() * 0.9, minLat: CITY.minLat + rnd() * 0.9, maxLng: 0, maxLat: 0 };
+      box.maxLng = box.minLng + w;
+      box.maxLat = box.minLat + h;
+      const got = index.candidates(box);
+      const expected = [...fences]
+        .filter(([, g]) => boxesOf(g).some((b) => overlaps(b, box)))
+        .map(([id]) => numberOf.get(id)!)
+        .sort((a, b) => a - b);
+      expect([...got]).toEqual(expected);
+      const set = new Set(got);
+      for (let i = 0; i < 20; i++) {
+        const lat = box.minLat + rnd() * h;
+        const lng = box.minLng + rnd() * w;
+        for (const id of bruteContaining(fences, lat, lng)) expect(set.has(numberOf.get(id)!)).toBe(true);
+      }
+    }
+  });
+
+  it('candidates returns the same frozen empty array when nothing intersects', () => {
+    const { index } = randomFences(5, 20);
+    const a = index.candidates({ minLng: -50, minLat: -50, maxLng: -40, maxLat: -40 });
+    const b = new GeofenceIndex().candidates(CITY);
+    expect(a).toEqual([]);
+    expect(a).toBe(b);
+    expect(Object.isFrozen(a)).toBe(true);
+  });
+
+  it('a fence split at the antimeridian is found from both sides and by a crossing query box', () => {
+    const index = new GeofenceIndex();
+    const split: MultiPolygon = { type: 'MultiPolygon', coordinates: [[rect(170, -5, 10, 10)], [rect(-180, -5, 10, 10)]] };
+    index.put('pacific', { kind: 'zone', geometry: split });
+    index.put('far', { kind: 'zone', geometry: { type: 'Polygon', coordinates: [rect(0, -5, 10, 10)] } });
+    expect(index.containing(0, 175)).toEqual(['pacific']);
+    expect(index.containing(0, -175)).toEqual(['pacific']);
+    expect(index.containing(0, 180)).toEqual(['pacific']);
+    const crossing = index.candidates({ minLng: 178, minLat: -1, maxLng: -178, maxLat: 1 });
+    expect(crossing.map((no) => index.idOf(no))).toEqual(['pacific']);
+  });
+
+  it('rejects bad geometry with E_BAD_GEOMETRY and keeps the previous fence', () => {
+    const index = new GeofenceIndex();
+    const good: Polygon = { type: 'Polygon', coordinates: [rect(10, 0, 1, 1)] };
+    index.put('a', { kind: 'zone', geometry: good });
+    const version = index.version;
+    const bad: unknown[] = [
+      { type: 'Polygon', coordinates: [[[10, 0], [11, 0], [11, 1], [10, 1]]] }, // open ring
+      { type: 'Polygon', coordinates: [[[10, 0], [11, 0], [10, 0]]] }, // fewer than 4 positions
+      { type: 'Polygon', coordinates: [[[10, 0], [11, 0], [11, 91], [10, 0]]] }, // lat 91
+      { type: 'LineString', coordinates: [[10, 0], [11, 1]] }, // wrong type
+      { type: 'Polygon', coordinates: [rect(-170, 0, 340, 1)] }, // unsplit antimeridian crossing
+      { type: 'MultiPolygon', coordinates: [[rect(0, 0, 1, 1)], [rect(-100, 0, 200, 1)]] }, // one part too wide
+      { type: 'Polygon', coordinates: [] },
+      null,
+    ];
+    for (const geometry of bad) {
+      expectBadGeometry(() => index.put('a', { kind: 'zone', geometry: geometry as Polygon }));
+      expectBadGeometry(() => index.put('b', { kind: 'zone', geometry: geometry as Polygon }));
+    }
+    expectBadGeometry(() => index.put('a', { kind: '', geometry: good }));
+    expect(index.version).toBe(version);
+    expect(index.size).toBe(1);
+    expect(index.get('a')).toEqual({ id: 'a', kind: 'zone', geometry: good });
+    expect(index.containing(0.5, 10.5)).toEqual(['a']);
+  });
+
+  it('says to split an antimeridian-crossing fence', () => {
+    const index = new GeofenceIndex();
+    expect(() => index.put('x', { kind: 'zone', geometry: { type: 'Polygon', coordinates: [rect(-179, 0, 358, 1)] } })).toThrow(
+      /split .*MultiPolygon/,
+    );
+  });
+
+  it('bumps version on every put and remove, replaces fences by id, and forgets removed ones', () => {
+    const index = new GeofenceIndex();
+    expect(index.version).toBe(0);
+    index.put('b', { kind: 'depot', geometry: { type: 'Polygon', coordinates: [rect(0, 0, 1, 1)] } });
+    index.put('a', { kind: 'zone', geometry: { type: 'Polygon', coordinates: [rect(0, 0, 2, 2)] } });
+    expect(index.version).toBe(2);
+    expect(index.size).toBe(2);
+    expect(index.ids()).toEqual(['a', 'b']);
+    expect(index.containing(0.5, 0.5)).toEqual(['a', 'b']);
+
+    index.put('b', { kind: 'shelter', geometry: { type: 'Polygon', coordinates: [rect(5, 5, 1, 1)] } });
+    expect(index.version).toBe(3);
+    expect(index.size).toBe(2);
+    expect(index.containing(0.5, 0.5)).toEqual(['a']);
+    expect(index.containing(5.5, 5.5)).toEqual(['b']);
+    const [noB] = index.candidates({ minLng: 5, minLat: 5, maxLng: 6, maxLat: 6 });
+    expect(index.kindOf(noB)).toBe('shelter');
+    expect(index.idOf(noB)).toBe('b');
+
+    expect(index.remove('b')).toBe(true);
+    expect(index.version).toBe(4);
+    expect(index.remove('b')).toBe(false);
+    expect(index.version).toBe(4);
+    expect(index.get('b')).toBeUndefined();
+    expect(index.size).toBe(1);
+    expect(index.ids()).toEqual(['a']);
+    expect(index.containing(5.5, 5.5)).toEqual([]);
+    expect(index.candidates({ minLng: 5, minLat: 5, maxLng: 6, maxLat: 6 })).toEqual([]);
+    expect(() => index.idOf(noB)).toThrow(/refresh candidates/);
+  });
+
+  it('accepts a Feature and keeps its own frozen copy of the geometry', () => {
+    const index = new GeofenceIndex();
+    const ring = rect(0, 0, 1, 1);
+    index.put('f', { kind: 'zone', geometry: { type: 'Feature', properties: {}, geometry: { type: 'Polygon', coordinates: [ring] } } });
+    ring[2][0] = 50; // the client mutates its object afterwards
+    expect(index.get('f')!.geometry).toEqual({ type: 'Polygon', coordinates: [rect(0, 0, 1, 1)] });
+    expect(Object.isFrozen(index.get('f')!.geometry)).toBe(true);
+    expect(index.containing(0.9, 0.9)).toEqual(['f']);
+  });
+
+  it('stays equal to brute force through random puts, replacements and removals', () => {
+    const rnd = mulberry32(9);
+    const index = new GeofenceIndex();
+    const fences = new Map<string, Polygon | MultiPolygon>();
+    let version = 0;
+    for (let step = 0; step < 600; step++) {
+      const id = `f${Math.floor(rnd() * 40)}`;
+      if (rnd() < 0.3) {
+        const had = fences.delete(id);
+        expect(index.remove(id)).toBe(had);
+        if (had) version++;
+      } else {
+        const g = randomGeometry(rnd);
+        fences.set(id, g);
+        index.put(id, { kind: 'zone', geometry: g });
+        version++;
+      }
+      expect(index.version).toBe(version);
+      const lat = CITY.minLat + rnd();
+      const lng = CITY.minLng + rnd();
+      expect(index.containing(lat, lng)).toEqual(bruteContaining(fences, lat, lng));
+    }
+    expect(index.ids()).toEqual([...fences.keys()].sort());
+    expect(new Set(index.candidates(CITY)).size).toBe(fences.size);
+  });
+
+  it('containing rejects an invalid coordinate with E_BAD_COORDINATE', () => {
+    expect(() => new GeofenceIndex().containing(91, 0)).toThrow(expect.objectContaining({ code: 'E_BAD_COORDINATE' }));
+  });
+});

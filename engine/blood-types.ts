@@ -69,6 +69,7 @@ export interface CompatibilityOptions {
  * identical type, then compatible types, O− last (it is the universal reserve).
  */
 export function compatibleDonorTypes(recipient: RecipientType, product: BloodProduct, options: CompatibilityOptions = {}): BloodType[] {
+  bloodProductCode(product);
   if (recipient === 'unknown') return unknownRecipientTypes(product, options.emergency === true);
   const r = bloodTypeCode(recipient);
   const ok: number[] = [];
@@ -98,11 +99,11 @@ function productAllows(product: BloodProduct, r: number, d: number, options: Com
   }
 }
 
-// 0 identical, 1 same ABO (platelets), 2 other compatible, 3 O− reserve
+// 0 identical, 1 same ABO (platelets), 2 other compatible, 3 O− reserve (red cells and whole blood)
 function rank(r: number, d: number, product: BloodProduct): number {
   if (d === r) return 0;
+  if (product === 'platelets') return abo(d) === abo(r) ? 1 : 2;
   if (d === O_NEG && product !== 'plasma') return 3;
-  if (product === 'platelets' && abo(d) === abo(r)) return 1;
   return 2;
 }
 

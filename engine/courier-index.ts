@@ -1,0 +1,619 @@
+/**
+ * The live index of moving couriers.
+ *
+ *   move(id, lat, lng, ts)
+ *     │ validate (E_BAD_COORDINATE / E_BAD_TIMESTAMP) ─ stale ts? count it, change nothing
+ *     │ unit vector of the new point
+ *     ├─ inside the bucket's inscribed circle ─────────────► overwrite xyz in place (no H3, no tree)
+ *     └─ else latLngToCell ─ same cell ───────────────────► overwrite xyz in place
+ *                          └ other cell ─► swap-remove from old bucket, append to new (tree only if the cell is new)
+ *     ├─ speed sample → CellSpeeds (res-7 parent cached on the bucket)
+ *     └─ fences whose bbox touches the cell (cached per bucket) → enter / exit callbacks
+ *
+ * Per-courier state lives in slot-indexed typed arrays; positions are duplicated into the courier's
+ * bucket so nearest scans read contiguous memory. Ids map to slots; freed slots are reused.
+ */
+import RBush from 'rbush';
+import type { Area, AreaInput } from './area.js';
+import { toArea } from './area.js';
+import type { CellSpeeds } from './cell-speeds.js';
+import {
+  type Capability,
+  type CourierProfile,
+  type CourierStatus,
+  type Vehicle,
+  COURIER_STATUSES,
+  VEHICLES,
+  capabilitiesOf,
+  capabilityMask,
+  statusCode,
+  statusMask,
+  vehicleCode,
+  vehicleMask,
+} from './courier-attributes.js';
+import { EngineError, assertCoordinate } from './errors.js';
+import { chord2, chord2ToMeters, metersToChord2 } from './geodesy.js';
+import type { GeofenceIndex } from './geofence-index.js';
+import { type BucketEntry, CellBucket, cellOf, widenedEntries } from './h3-buckets.js';
+import { RTreeNearest } from './rtree-nearest.js';
+import { TopK } from './top-k.js';
+
+/** Filters for courier queries; every field narrows the result. */
+export interface CourierFilter {
+  status?: CourierStatus | readonly CourierStatus[];
+  /** Every listed capability is required. */
+  capability?: Capability | readonly Capability[];
+  vehicle?: Vehicle | readonly Vehicle[];
+  minCapacity?: number;
+  /** Courier ids to leave out (a courier that declined this request, say). */
+  exclude?: ReadonlySet<string>;
+}
+
+/** Options of a nearest query. */
+export interface NearbyOptions extends CourierFilter {
+  /** How many results at most (default 10). */
+  k?: number;
+  /** Great-circle radius in metres (default unbounded). */
+  radius?: number;
+}
+
+/** One courier in a query result. */
+export interface CourierHit {
+  id: string;
+  lat: number;
+  lng: number;
+  /** Great-circle metres from the query point. */
+  distance: number;
+  status: CourierStatus;
+  vehicle: Vehicle;
+}
+
+/** A courier's full state. */
+export interface CourierView {
+  id: string;
+  lat: number;
+  lng: number;
+  /** Timestamp of the last accepted ping (NaN before the first). */
+  ts: number;
+  status: CourierStatus;
+  vehicle: Vehicle;
+  capabilities: Capability[];
+  capacity: number;
+  /** H3 cell of the current position at the index resolution (undefined before the first ping). */
+  cell: string | undefined;
+}
+
+/** What a move did. */
+export type MoveOutcome = 'moved' | 'moved-cell' | 'stale';
+
+/** A courier crossed a geofence boundary. */
+export interface FenceEvent {
+  type: 'enter' | 'exit';
+  courierId: string;
+  fenceId: string;
+  ts: number;
+}
+
+/** Construction options; collaborators are optional and owned by the caller. */
+export interface CourierIndexOptions {
+  /** H3 resolution of the buckets: res 9 ≈ 0.1 km² cells (a city block), a few dozen couriers each downtown. */
+  resolution?: number;
+  fences?: GeofenceIndex;
+  speeds?: CellSpeeds;
+  onFenceEvent?: (event: FenceEvent) => void;
+  /** Initial slot capacity; arrays grow ×1.5 beyond it. */
+  initialCapacity?: number;
+}
+
+/** Counters for monitoring and benchmarks. */
+export interface CourierIndexStats {
+  couriers: number;
+  positioned: number;
+  cells: number;
+  moves: number;
+  cellChanges: number;
+  staleIgnored: number;
+}
+
+// attr word: bits 0–3 status, 4–7 vehicle, 8–15 capabilities, 16–31 capacity (≤ 65535 parcels)
+const STATUS_BITS = 0xf;
+const MAX_CAPACITY = 0xffff;
+
+/** Moving couriers bucketed by H3 cell, with nearest and area queries. */
+export class CourierIndex {
+  readonly resolution: number;
+  private readonly fences: GeofenceIndex | undefined;
+  private readonly speeds: CellSpeeds | undefined;
+  private readonly speedResolution: number;
+  private readonly onFenceEvent: ((event: FenceEvent) => void) | undefined;
+
+  private slotOf = new Map<string, number>();
+  private ids: (string | undefined)[] = [];
+  private freeSlots: number[] = [];
+  private highWater = 0;
+  private lat: Float64Array;
+  private lng: Float64Array;
+  private ts: Float64Array;
+  private attr: Uint32Array;
+  private bucketOf: Int32Array;
+  private posOf: Int32Array;
+  private fenceMembership = new Map<number, string[]>();
+
+  private buckets: (CellBucket | undefined)[] = [];
+  private bucketByCell = new Map<string, CellBucket>();
+  private freeBucketNos: number[] = [];
+  private emptyBuckets = new Set<CellBucket>();
+  private tree = new RBush<BucketEntry>(16);
+  private walker = new RTreeNearest<BucketEntry>();
+  private top = new TopK();
+  private queries = 0;
+  private counters = { moves: 0, cellChanges: 0, staleIgnored: 0, positioned: 0 };
+  /** Bumped on every mutation; snapshots carry it so readers can tell how fresh they are. */
+  version = 0;
+
+  constructor(options: CourierIndexOptions = {}) {
+    this.resolution = options.resolution ?? 9;
+    if (!Number.isInteger(this.resolution) || this.resolution < 0 || this.resolution > 15) {
+      throw new Error(`resolution must be an integer 0..15, got ${String(options.resolution)}`);
+    }
+    this.fences = options.fences;
+    this.speeds = options.speeds;
+    this.speedResolution = options.speeds?.resolution ?? 7;
+    if (this.speeds !== undefined && this.speedResolution > this.resolution) {
+      throw new Error(`courier resolution ${this.resolution} is coarser than the speed cells (res ${this.speedResolution}): raise resolution or lower the CellSpeeds resolution`);
+    }
+    this.onFenceEvent = options.onFenceEvent;
+    const cap = Math.max(16, options.initialCapacity ?? 1024);
+    this.lat = new Float64Array(cap);
+    this.lng = new Float64Array(cap);
+    this.ts = new Float64Array(cap);
+    this.attr = new Uint32Array(cap);
+    this.bucketOf = new Int32Array(cap);
+    this.posOf = new Int32Array(cap);
+  }
+
+  /** Number of couriers known (with or without a position). */
+  get size(): number {
+    return this.slotOf.size;
+  }
+
+  /** True when the courier is known. */
+  has(id: string): boolean {
+    return this.slotOf.has(id);
+  }
+
+  /** Creates or updates a courier's profile; position and last ping are kept. Throws E_BAD_PROFILE. */
+  upsert(id: string, profile: CourierProfile): void {
+    if (typeof id !== 'string' || id.length === 0) throw new EngineError('E_BAD_PROFILE', 'courier id must be a non-empty string');
+    const existing = this.slotOf.get(id);
+    const fallbackStatus = existing === undefined ? 'offline' : COURIER_STATUSES[this.attr[existing] & STATUS_BITS];
+    const attr = encodeAttr(profile, fallbackStatus);
+    const slot = existing ?? this.allocate(id);
+    this.setAttr(slot, attr);
+  }
+
+  /** Sets a courier's status. Throws E_UNKNOWN_COURIER / E_BAD_PROFILE. */
+  setStatus(id: string, status: CourierStatus): void {
+    const slot = this.slotFor(id);
+    const code = statusCode(status);
+    this.setAttr(slot, (this.attr[slot] & ~STATUS_BITS) | code);
+  }
+
+  /**
+   * Applies a ping. A ping older than the last accepted one is ignored and counted ('stale').
+   * Throws E_BAD_COORDINATE / E_BAD_TIMESTAMP / E_UNKNOWN_COURIER, leaving the courier untouched.
+   */
+  move(id: string, lat: number, lng: number, ts: number): MoveOutcome {
+    const slot = this.slotOf.get(id);
+    if (slot === undefined) throw new EngineError('E_UNKNOWN_COURIER', `courier '${id}' is not registered: upsert its profile first`);
+    assertCoordinate(lat, lng);
+    if (typeof ts !== 'number' || !Number.isFinite(ts)) throw new EngineError('E_BAD_TIMESTAMP', `ping timestamp must be a finite number of ms, got ${String(ts)}`);
+    const prevTs = this.ts[slot];
+    if (ts < prevTs) {
+      this.counters.staleIgnored++;
+      return 'stale';
+    }
+    const phi = lat * (Math.PI / 180);
+    const lam = lng * (Math.PI / 180);
+    const c = Math.cos(phi);
+    const x = c * Math.cos(lam);
+    const y = c * Math.sin(lam);
+    const z = Math.sin(phi);
+    this.counters.moves++;
+    this.version++;
+    const bno = this.bucketOf[slot];
+    let outcome: MoveOutcome = 'moved';
+    let bucket: CellBucket;
+    if (bno >= 0) {
+      bucket = this.buckets[bno] as CellBucket;
+      const pos = this.posOf[slot];
+      const xyz = bucket.xyz;
+      const ox = xyz[3 * pos];
+      const oy = xyz[3 * pos + 1];
+      const oz = xyz[3 * pos + 2];
+      if (this.speeds !== undefined && prevTs > -Infinity) {
+        this.speeds.observe(bucket.speedCellAt(this.speedResolution), chord2ToMeters(chord2(ox, oy, oz, x, y, z)), ts - prevTs);
+      }
+      const sameCell = chord2(bucket.cx, bucket.cy, bucket.cz, x, y, z) < bucket.inner2 || cellOf(lat, lng, this.resolution) === bucket.cell;
+      if (sameCell && bucket.boxesContain(lat, lng)) {
+        xyz[3 * pos] = x;
+        xyz[3 * pos + 1] = y;
+        xyz[3 * pos + 2] = z;
+      } else {
+        this.detach(slot);
+        bucket = this.attach(slot, lat, lng, x, y, z);
+        outcome = 'moved-cell';
+        this.counters.cellChanges++;
+      }
+    } else {
+      bucket = this.attach(slot, lat, lng, x, y, z);
+      this.counters.positioned++;
+      outcome = 'moved-cell';
+    }
+    this.lat[slot] = lat;
+    this.lng[slot] = lng;
+    this.ts[slot] = ts;
+    if (this.fences !== undefined) this.updateFences(slot, bucket, lat, lng, ts);
+    return outcome;
+  }
+
+  /** Removes a courier; returns false when it was unknown. Emits exit events for fences it was inside. */
+  remove(id: string): boolean {
+    const slot = this.slotOf.get(id);
+    if (slot === undefined) return false;
+    if (this.bucketOf[slot] >= 0) {
+      this.detach(slot);
+      this.counters.positioned--;
+    }
+    const inside = this.fenceMembership.get(slot);
+    if (inside !== undefined) {
+      this.fenceMembership.delete(slot);
+      for (const fenceId of inside) this.onFenceEvent?.({ type: 'exit', courierId: id, fenceId, ts: this.ts[slot] });
+    }
+    this.slotOf.delete(id);
+    this.ids[slot] = undefined;
+    this.freeSlots.push(slot);
+    this.version++;
+    return true;
+  }
+
+  /** A courier's full state, or undefined. */
+  get(id: string): CourierView | undefined {
+    const slot = this.slotOf.get(id);
+    if (slot === undefined) return undefined;
+    const a = this.attr[slot];
+    const bno = this.bucketOf[slot];
+    const positioned = bno >= 0;
+    return {
+      id,
+      lat: positioned ? this.lat[slot] : NaN,
+      lng: positioned ? this.lng[slot] : NaN,
+      ts: this.ts[slot] === -Infinity ? NaN : this.ts[slot],
+      status: COURIER_STATUSES[a & STATUS_BITS],
+      vehicle: VEHICLES[(a >>> 4) & 0xf],
+      capabilities: capabilitiesOf((a >>> 8) & 0xff),
+      capacity: a >>> 16,
+      cell: positioned ? (this.buckets[bno] as CellBucket).cell : undefined,
+    };
+  }
+
+  /** Ids of the fences a courier is inside, sorted. */
+  fencesOf(id: string): readonly string[] {
+    const slot = this.slotOf.get(id);
+    return slot === undefined ? [] : (this.fenceMembership.get(slot) ?? []);
+  }
+
+  /**
+   * The k nearest positioned couriers matching the filter, nearest first, with exact great-circle metres.
+   * Ties in distance are broken by internal slot, so equal points come back in a stable order.
+   */
+  nearby(lat: number, lng: number, options: NearbyOptions = {}): CourierHit[] {
+    assertCoordinate(lat, lng);
+    const k = options.k ?? 10;
+    const radius = options.radius ?? Infinity;
+    if (!Number.isInteger(k) || k < 0) throw new EngineError('E_BAD_COORDINATE', `k must be a non-negative integer, got ${String(k)}`);
+    if (typeof radius !== 'number' || !(radius >= 0)) throw new EngineError('E_BAD_COORDINATE', `radius must be >= 0 metres, got ${String(radius)}`);
+    if (k === 0 || this.counters.positioned === 0) return [];
+    const filter = compileFilter(options, this.slotOf);
+    const phi = lat * (Math.PI / 180);
+    const lam = lng * (Math.PI / 180);
+    const c = Math.cos(phi);
+    const qx = c * Math.cos(lam);
+    const qy = c * Math.sin(lam);
+    const qz = Math.sin(phi);
+    const radius2 = metersToChord2(radius);
+    const top = this.top;
+    top.reset(Math.min(k, this.counters.positioned));
+    const stamp = ++this.queries;
+    const limit = (): number => {
+      const b = top.bound();
+      return b < radius2 ? b : radius2;
+    };
+    this.walker.walk(
+      this.tree,
+      lat,
+      lng,
+      limit,
+      (entry) => {
+        if (entry.bucket.stamp === stamp) return;
+        entry.bucket.stamp = stamp;
+        scanBucket(entry.bucket, qx, qy, qz, filter, limit(), top);
+      },
+      true,
+    );
+    const n = top.size;
+    const slots = new Int32Array(n);
+    const keys = new Float64Array(n);
+    top.drainSorted(slots, keys);
+    const out: CourierHit[] = new Array(n);
+    for (let i = 0; i < n; i++) {
+      const s = slots[i];
+      const a = this.attr[s];
+      out[i] = {
+        id: this.ids[s] as string,
+        lat: this.lat[s],
+        lng: this.lng[s],
+        distance: chord2ToMeters(keys[i]),
+        status: COURIER_STATUSES[a & STATUS_BITS],
+        vehicle: VEHICLES[(a >>> 4) & 0xf],
+      };
+    }
+    return out;
+  }
+
+  /** Ids of positioned couriers inside a bbox or polygon that match the filter (unordered). */
+  within(area: AreaInput | Area, filter: CourierFilter = {}): string[] {
+    const region = 'contains' in area && 'boxes' in area ? (area as Area) : toArea(area as AreaInput);
+    const f = compileFilter(filter, this.slotOf);
+    const seen = new Set<CellBucket>();
+    const out: string[] = [];
+    for (const box of region.boxes) {
+      for (const entry of this.tree.search({ minX: box.minLng, minY: box.minLat, maxX: box.maxLng, maxY: box.maxLat })) {
+        const b = entry.bucket;
+        if (seen.has(b)) continue;
+        seen.add(b);
+        for (let i = 0; i < b.count; i++) {
+          const s = b.slots[i];
+          if (passes(b.attrs[i], s, f) && region.contains(this.lat[s], this.lng[s])) out.push(this.ids[s] as string);
+        }
+      }
+    }
+    return out;
+  }
+
+  /** Calls fn for every positioned courier (slot order), with its packed state; for snapshots and persistence. */
+  forEachPositioned(fn: (id: string, lat: number, lng: number, status: CourierStatus, ts: number) => void): void {
+    for (let s = 0; s < this.highWater; s++) {
+      const id = this.ids[s];
+      if (id !== undefined && this.bucketOf[s] >= 0) fn(id, this.lat[s], this.lng[s], COURIER_STATUSES[this.attr[s] & STATUS_BITS], this.ts[s]);
+    }
+  }
+
+  /** Counters for monitoring. */
+  stats(): CourierIndexStats {
+    return { couriers: this.slotOf.size, positioned: this.counters.positioned, cells: this.bucketByCell.size - this.emptyBuckets.size, moves: this.counters.moves, cellChanges: this.counters.cellChanges, staleIgnored: this.counters.staleIgnored };
+  }
+
+  /** Bytes held in typed arrays (slot arrays plus buckets); JS-heap costs of ids come on top. */
+  typedBytes(): number {
+    let bytes = this.lat.byteLength + this.lng.byteLength + this.ts.byteLength + this.attr.byteLength + this.bucketOf.byteLength + this.posOf.byteLength;
+    for (const b of this.buckets) if (b !== undefined) bytes += b.byteSize();
+    return bytes;
+  }
+
+  /** Read-only view of the arrays, for the snapshot writer in this package. */
+  get internals(): CourierInternals {
+    return { ids: this.ids, highWater: this.highWater, lat: this.lat, lng: this.lng, ts: this.ts, attr: this.attr, bucketOf: this.bucketOf, buckets: this.buckets, version: this.version, resolution: this.resolution };
+  }
+
+  private slotFor(id: string): number {
+    const slot = this.slotOf.get(id);
+    if (slot === undefined) throw new EngineError('E_UNKNOWN_COURIER', `courier '${id}' is not registered`);
+    return slot;
+  }
+
+  private setAttr(slot: number, attr: number): void {
+    this.attr[slot] = attr;
+    const bno = this.bucketOf[slot];
+    if (bno >= 0) (this.buckets[bno] as CellBucket).attrs[this.posOf[slot]] = attr;
+    this.version++;
+  }
+
+  private allocate(id: string): number {
+    let slot = this.freeSlots.pop();
+    if (slot === undefined) {
+      slot = this.highWater++;
+      if (slot === this.lat.length) this.growSlots();
+    }
+    this.slotOf.set(id, slot);
+    this.ids[slot] = id;
+    this.ts[slot] = -Infinity;
+    this.bucketOf[slot] = -1;
+    this.posOf[slot] = -1;
+    return slot;
+  }
+
+  private growSlots(): void {
+    const cap = Math.ceil(this.lat.length * 1.5);
+    this.lat = grow(this.lat, new Float64Array(cap));
+    this.lng = grow(this.lng, new Float64Array(cap));
+    this.ts = grow(this.ts, new Float64Array(cap));
+    this.attr = grow(this.attr, new Uint32Array(cap));
+    this.bucketOf = grow(this.bucketOf, new Int32Array(cap));
+    this.posOf = grow(this.posOf, new Int32Array(cap));
+  }
+
+  private attach(slot: number, lat: number, lng: number, x: number, y: number, z: number): CellBucket {
+    const cell = cellOf(lat, lng, this.resolution);
+    let bucket = this.bucketByCell.get(cell);
+    if (bucket === undefined) {
+      const no = this.freeBucketNos.pop() ?? this.buckets.length;
+      bucket = new CellBucket(cell, no);
+      this.buckets[no] = bucket;
+      this.bucketByCell.set(cell, bucket);
+      for (const e of bucket.entries) this.tree.insert(e);
+    } else if (bucket.count === 0) {
+      this.emptyBuckets.delete(bucket);
+    }
+    if (!bucket.boxesContain(lat, lng)) {
+      // H3 put the point in this cell but outside its vertex box (cells crossing icosahedron faces): widen it
+      for (const e of bucket.entries) this.tree.remove(e);
+      bucket.entries = widenedEntries(bucket, lat, lng);
+      for (const e of bucket.entries) this.tree.insert(e);
+    }
+    this.bucketOf[slot] = bucket.no;
+    this.posOf[slot] = bucket.add(slot, x, y, z, this.attr[slot]);
+    return bucket;
+  }
+
+  private detach(slot: number): void {
+    const bucket = this.buckets[this.bucketOf[slot]] as CellBucket;
+    const moved = bucket.removeAt(this.posOf[slot]);
+    if (moved >= 0) this.posOf[moved] = this.posOf[slot];
+    this.bucketOf[slot] = -1;
+    this.posOf[slot] = -1;
+    if (bucket.count === 0) this.retire(bucket);
+    else bucket.compact();
+  }
+
+  // Empty buckets stay in the tree (a courier often returns to the cell it left); they are dropped in bulk
+  // once they outnumber the occupied ones, so churn through a city never leaves the tree full of husks.
+  private retire(bucket: CellBucket): void {
+    this.emptyBuckets.add(bucket);
+    if (this.emptyBuckets.size < 1024 || this.emptyBuckets.size * 2 < this.bucketByCell.size) return;
+    for (const b of this.emptyBuckets) {
+      for (const e of b.entries) this.tree.remove(e);
+      this.bucketByCell.delete(b.cell);
+      this.buckets[b.no] = undefined;
+      this.freeBucketNos.push(b.no);
+    }
+    this.emptyBuckets.clear();
+  }
+
+  private updateFences(slot: number, bucket: CellBucket, lat: number, lng: number, ts: number): void {
+    const fences = this.fences as GeofenceIndex;
+    if (bucket.fenceVersion !== fences.version) {
+      const e = bucket.entries;
+      bucket.fenceCandidates = e.length === 1 ? fences.candidates({ minLng: e[0].minX, minLat: e[0].minY, maxLng: e[0].maxX, maxLat: e[0].maxY }) : unionCandidates(fences, e);
+      bucket.fenceVersion = fences.version;
+    }
+    const before = this.fenceMembership.get(slot);
+    const candidates = bucket.fenceCandidates;
+    if (candidates.length === 0 && before === undefined) return;
+    const now: string[] = [];
+    for (const no of candidates) if (fences.contains(no, lat, lng)) now.push(fences.idOf(no));
+    now.sort();
+    const id = this.ids[slot] as string;
+    if (before !== undefined) {
+      for (const f of before) if (!now.includes(f)) this.onFenceEvent?.({ type: 'exit', courierId: id, fenceId: f, ts });
+    }
+    for (const f of now) if (before === undefined || !before.includes(f)) this.onFenceEvent?.({ type: 'enter', courierId: id, fenceId: f, ts });
+    if (now.length === 0) this.fenceMembership.delete(slot);
+    else this.fenceMembership.set(slot, now);
+  }
+}
+
+/** Read-only view of the index arrays for the snapshot writer. */
+export interface CourierInternals {
+  ids: readonly (string | undefined)[];
+  highWater: number;
+  lat: Float64Array;
+  lng: Float64Array;
+  ts: Float64Array;
+  attr: Uint32Array;
+  bucketOf: Int32Array;
+  buckets: readonly (CellBucket | undefined)[];
+  version: number;
+  resolution: number;
+}
+
+/** A filter reduced to masks for the scan loop. */
+export interface CompiledFilter {
+  statusMask: number;
+  vehicleMask: number;
+  capsRequired: number;
+  minCapacity: number;
+  excludeSlots: Set<number> | undefined;
+}
+
+/** Reduces a CourierFilter to masks (throws E_BAD_PROFILE on unknown names). */
+export function compileFilter(filter: CourierFilter, slotOf?: ReadonlyMap<string, number>): CompiledFilter {
+  const caps = filter.capability === undefined ? [] : typeof filter.capability === 'string' ? [filter.capability] : filter.capability;
+  let excludeSlots: Set<number> | undefined;
+  if (filter.exclude !== undefined && filter.exclude.size > 0 && slotOf !== undefined) {
+    excludeSlots = new Set();
+    for (const id of filter.exclude) {
+      const s = slotOf.get(id);
+      if (s !== undefined) excludeSlots.add(s);
+    }
+  }
+  return {
+    statusMask: statusMask(filter.status),
+    vehicleMask: vehicleMask(filter.vehicle),
+    capsRequired: capabilityMask(caps),
+    minCapacity: filter.minCapacity ?? 0,
+    excludeSlots,
+  };
+}
+
+/** True when a packed attr word (and slot) passes the compiled filter. */
+export function passes(a: number, slot: number, f: CompiledFilter): boolean {
+  return (
+    ((f.statusMask >>> (a & STATUS_BITS)) & 1) === 1 &&
+    ((f.vehicleMask >>> ((a >>> 4) & 0xf)) & 1) === 1 &&
+    (((a >>> 8) & f.capsRequired) === f.capsRequired) &&
+    a >>> 16 >= f.minCapacity &&
+    (f.excludeSlots === undefined || !f.excludeSlots.has(slot))
+  );
+}
+
+/** Packs a profile into an attr word (throws E_BAD_PROFILE). */
+export function encodeAttr(profile: CourierProfile, fallbackStatus: CourierStatus): number {
+  if (profile === null || typeof profile !== 'object') throw new EngineError('E_BAD_PROFILE', 'courier profile must be an object');
+  const capacity = profile.capacity;
+  if (!Number.isInteger(capacity) || capacity < 0 || capacity > MAX_CAPACITY) {
+    throw new EngineError('E_BAD_PROFILE', `capacity must be an integer 0..${MAX_CAPACITY}, got ${String(capacity)}`);
+  }
+  if (!Array.isArray(profile.capabilities)) throw new EngineError('E_BAD_PROFILE', 'capabilities must be an array');
+  const status = statusCode(profile.status ?? fallbackStatus);
+  return (status | (vehicleCode(profile.vehicle) << 4) | (capabilityMask(profile.capabilities) << 8) | (capacity << 16)) >>> 0;
+}
+
+// The hot loop of a nearest query: contiguous xyz, one attr word per courier, top-k only touched on a hit.
+function scanBucket(b: CellBucket, qx: number, qy: number, qz: number, f: CompiledFilter, limit: number, top: TopK): void {
+  const xyz = b.xyz;
+  const attrs = b.attrs;
+  const slots = b.slots;
+  const sm = f.statusMask;
+  const vm = f.vehicleMask;
+  const cr = f.capsRequired;
+  const mc = f.minCapacity;
+  const ex = f.excludeSlots;
+  let bound = limit;
+  for (let i = 0, n = b.count; i < n; i++) {
+    const a = attrs[i];
+    if (((sm >>> (a & STATUS_BITS)) & 1) === 0) continue;
+    const dx = xyz[3 * i] - qx;
+    const dy = xyz[3 * i + 1] - qy;
+    const dz = xyz[3 * i + 2] - qz;
+    const d = dx * dx + dy * dy + dz * dz;
+    if (d > bound) continue;
+    if (((vm >>> ((a >>> 4) & 0xf)) & 1) === 0 || ((a >>> 8) & cr) !== cr || a >>> 16 < mc) continue;
+    const s = slots[i];
+    if (ex !== undefined && ex.has(s)) continue;
+    top.push(d, s);
+    const tb = top.bound();
+    if (tb < bound) bound = tb;
+  }
+}
+
+function unionCandidates(fences: GeofenceIndex, entries: readonly BucketEntry[]): number[] {
+  const all = new Set<number>();
+  for (const e of entries) for (const no of fences.candidates({ minLng: e.minX, minLat: e.minY, maxLng: e.maxX, maxLat: e.maxY })) all.add(no);
+  return [...all];
+}
+
+function grow<T extends Float64Array | Uint32Array | Int32Array>(old: T, next: T): T {
+  next.set(old as never);
+  return next;
+}

@@ -1,0 +1,413 @@
+/**
+ * A frozen copy of courier positions and statuses in one SharedArrayBuffer, for worker threads.
+ *
+ *   main thread: writeCourierSnapshot(index, filter?) ──► SharedArrayBuffer ──postMessage──► worker
+ *   worker:      CourierSnapshot.from(buffer) — typed-array views over the same memory, nothing copied
+ *
+ * Layout (little-endian, every section 8-byte aligned):
+ *
+ *   header  Int32[8]   magic 'GDS1' · format · n couriers · b buckets · tree nodes · levels · resolution · 0
+ *           Float64[2] index version · createdAt
+ *   xyz f64[3n] · lat f64[n] · lng f64[n] · ts f64[n] · attr u32[n]          couriers in bucket order
+ *   bucketStart u32[b+1] · levelStart u32[levels+1] · nodeBox f64[4·nodes]    packed R-tree over cell boxes
+ *   idStart u32[n+1] · idBytes u8[…]                                           UTF-8 ids
+ *
+ * The tree is packed bottom-up (STR order, 16 per node): level 0 is one box per bucket, so a query walks
+ * a few dozen boxes and then scans contiguous couriers, as the live index does.
+ */
+import { COURIER_STATUSES, VEHICLES, type CourierStatus, type Vehicle, capabilitiesOf, type Capability } from './courier-attributes.js';
+import { type CourierFilter, type CourierIndex, type CompiledFilter, compileFilter, passes } from './courier-index.js';
+import { EngineError, assertCoordinate } from './errors.js';
+import { angleToBox, angleToChord2, chord2ToMeters, metersToChord2 } from './geodesy.js';
+import type { CellBucket } from './h3-buckets.js';
+import { TopK } from './top-k.js';
+
+const MAGIC = 0x31534447; // 'GDS1'
+/** Layout version; bump on any change so an old worker refuses a new buffer instead of misreading it. */
+export const SNAPSHOT_FORMAT = 1;
+const HEADER_BYTES = 8 * 4 + 2 * 8;
+// 16 children per node: a node's boxes fit in two cache lines' worth of f64 reads per axis
+const NODE_SIZE = 16;
+
+/** One hit of a snapshot query: the courier's index in the snapshot and its distance. */
+export interface SnapshotHit {
+  index: number;
+  distance: number;
+}
+
+/** Builds a snapshot of the positioned couriers that pass `filter` (all by default). */
+export function writeCourierSnapshot(index: CourierIndex, options: { filter?: CourierFilter; createdAt?: number } = {}): SharedArrayBuffer {
+  const src = index.internals;
+  const f = compileFilter(options.filter ?? {});
+  // pick buckets and couriers
+  const chosen: { bucket: CellBucket; positions: number[] }[] = [];
+  let n = 0;
+  for (const bucket of src.buckets) {
+    if (bucket === undefined || bucket.count === 0) continue;
+    const positions: number[] = [];
+    for (let i = 0; i < bucket.count; i++) if (passes(bucket.attrs[i], bucket.slots[i], f)) positions.push(i);
+    if (positions.length > 0) {
+      chosen.push({ bucket, positions });
+      n += positions.length;
+    }
+  }
+  const order = strOrder(chosen.map((c) => boxOf(c.bucket)));
+  const b = chosen.length;
+  const levels = levelSizes(b);
+  const nodes = levels.reduce((a, c) => a + c, 0);
+  const encoder = new TextEncoder();
+  const idBytes: Uint8Array[] = [];
+  let idTotal = 0;
+
+  const layout = new Layout(HEADER_BYTES);
+  const oXyz = layout.take(24 * n);
+  const oLat = layout.take(8 * n);
+  const oLng = layout.take(8 * n);
+  const oTs = layout.take(8 * n);
+  const oAttr = layout.take(4 * n);
+  const oBucketStart = layout.take(4 * (b + 1));
+  const oLevelStart = layout.take(4 * (levels.length + 1));
+  const oNodeBox = layout.take(32 * nodes);
+  const oIdStart = layout.take(4 * (n + 1));
+  for (const { bucket, positions } of chosen) {
+    for (const pos of positions) {
+      const bytes = encoder.encode(src.ids[bucket.slots[pos]] as string);
+      idBytes.push(bytes);
+      idTotal += bytes.length;
+    }
+  }
+  const oIdBytes = layout.take(idTotal);
+  const buffer = new SharedArrayBuffer(layout.end);
+
+  const head = new Int32Array(buffer, 0, 8);
+  head.set([MAGIC, SNAPSHOT_FORMAT, n, b, nodes, levels.length, src.resolution, 0]);
+  new Float64Array(buffer, 32, 2).set([src.version, options.createdAt ?? 0]);
+  const xyz = new Float64Array(buffer, oXyz, 3 * n);
+  const lat = new Float64Array(buffer, oLat, n);
+  const lng = new Float64Array(buffer, oLng, n);
+  const ts = new Float64Array(buffer, oTs, n);
+  const attr = new Uint32Array(buffer, oAttr, n);
+  const bucketStart = new Uint32Array(buffer, oBucketStart, b + 1);
+  const levelStart = new Uint32Array(buffer, oLevelStart, levels.length + 1);
+  const nodeBox = new Float64Array(buffer, oNodeBox, 4 * nodes);
+  const idStart = new Uint32Array(buffer, oIdStart, n + 1);
+  const ids = new Uint8Array(buffer, oIdBytes, idTotal);
+
+  // ids were encoded in chosen order; couriers are written in STR order, so index the encodings first
+  const firstId: number[] = [];
+  for (let c = 0, k = 0; c < b; c++) {
+    firstId.push(k);
+    k += chosen[c].positions.length;
+  }
+  let w = 0;
+  let idPos = 0;
+  for (let j = 0; j < b; j++) {
+    const c = order[j];
+    const { bucket, positions } = chosen[c];
+    bucketStart[j] = w;
+    nodeBox.set(boxOf(bucket), 4 * j);
+    for (let t = 0; t < positions.length; t++) {
+      const pos = positions[t];
+      const s = bucket.slots[pos];
+      xyz[3 * w] = bucket.xyz[3 * pos];
+      xyz[3 * w + 1] = bucket.xyz[3 * pos + 1];
+      xyz[3 * w + 2] = bucket.xyz[3 * pos + 2];
+      lat[w] = src.lat[s];
+      lng[w] = src.lng[s];
+      ts[w] = src.ts[s];
+      attr[w] = src.attr[s];
+      const bytes = idBytes[firstId[c] + t];
+      idStart[w] = idPos;
+      ids.set(bytes, idPos);
+      idPos += bytes.length;
+      w++;
+    }
+  }
+  bucketStart[b] = w;
+  idStart[n] = idPos;
+  packUpperLevels(nodeBox, levels, levelStart);
+  return buffer;
+}
+
+/** Zero-copy reader of a courier snapshot; safe to use from any thread. */
+export class CourierSnapshot {
+  readonly count: number;
+  readonly indexVersion: number;
+  readonly createdAt: number;
+  readonly resolution: number;
+  private readonly xyz: Float64Array;
+  private readonly latArr: Float64Array;
+  private readonly lngArr: Float64Array;
+  private readonly tsArr: Float64Array;
+  private readonly attr: Uint32Array;
+  private readonly bucketStart: Uint32Array;
+  private readonly levelStart: Uint32Array;
+  private readonly nodeBox: Float64Array;
+  private readonly idStart: Uint32Array;
+  private readonly idBytes: Uint8Array;
+  private readonly top = new TopK();
+  private idIndex: Map<string, number> | undefined;
+  private readonly decoder = new TextDecoder();
+
+  /** Opens a buffer written by writeCourierSnapshot; throws E_BAD_SNAPSHOT on a foreign or newer layout. */
+  static from(buffer: SharedArrayBuffer | ArrayBuffer): CourierSnapshot {
+    return new CourierSnapshot(buffer);
+  }
+
+  private constructor(buffer: SharedArrayBuffer | ArrayBuffer) {
+    if (buffer.byteLength < HEADER_BYTES) throw new EngineError('E_BAD_SNAPSHOT', 'buffer too small to be a courier snapshot');
+    const head = new Int32Array(buffer, 0, 8);
+    if (head[0] !== MAGIC) throw new EngineError('E_BAD_SNAPSHOT', 'not a courier snapshot (bad magic)');
+    if (head[1] !== SNAPSHOT_FORMAT) throw new EngineError('E_BAD_SNAPSHOT', `snapshot format ${head[1]} is not ${SNAPSHOT_FORMAT}: rebuild the writer and reader together`);
+    const [n, b, nodes, levels] = [head[2], head[3], head[4], head[5]];
+    this.count = n;
+    this.resolution = head[6];
+    const meta = new Float64Array(buffer, 32, 2);
+    this.indexVersion = meta[0];
+    this.createdAt = meta[1];
+    const layout = new Layout(HEADER_BYTES);
+    this.xyz = new Float64Array(buffer, layout.take(24 * n), 3 * n);
+    this.latArr = new Float64Array(buffer, layout.take(8 * n), n);
+    this.lngArr = new Float64Array(buffer, layout.take(8 * n), n);
+    this.tsArr = new Float64Array(buffer, layout.take(8 * n), n);
+    this.attr = new Uint32Array(buffer, layout.take(4 * n), n);
+    this.bucketStart = new Uint32Array(buffer, layout.take(4 * (b + 1)), b + 1);
+    this.levelStart = new Uint32Array(buffer, layout.take(4 * (levels + 1)), levels + 1);
+    this.nodeBox = new Float64Array(buffer, layout.take(32 * nodes), 4 * nodes);
+    this.idStart = new Uint32Array(buffer, layout.take(4 * (n + 1)), n + 1);
+    const idTotal = this.idStart[n];
+    this.idBytes = new Uint8Array(buffer, layout.take(idTotal), idTotal);
+  }
+
+  /** Courier id at snapshot index i. */
+  id(i: number): string {
+    // TextDecoder refuses views of shared memory, so copy the few bytes of one id
+    return this.decoder.decode(this.idBytes.slice(this.idStart[i], this.idStart[i + 1]));
+  }
+
+  /** Snapshot index of a courier id, or -1 (builds a lookup map on first use). */
+  indexOf(id: string): number {
+    if (this.idIndex === undefined) {
+      this.idIndex = new Map();
+      for (let i = 0; i < this.count; i++) this.idIndex.set(this.id(i), i);
+    }
+    return this.idIndex.get(id) ?? -1;
+  }
+
+  lat(i: number): number {
+    return this.latArr[i];
+  }
+  lng(i: number): number {
+    return this.lngArr[i];
+  }
+  ts(i: number): number {
+    return this.tsArr[i];
+  }
+  status(i: number): CourierStatus {
+    return COURIER_STATUSES[this.attr[i] & 0xf];
+  }
+  vehicle(i: number): Vehicle {
+    return VEHICLES[(this.attr[i] >>> 4) & 0xf];
+  }
+  capabilities(i: number): Capability[] {
+    return capabilitiesOf((this.attr[i] >>> 8) & 0xff);
+  }
+  capacity(i: number): number {
+    return this.attr[i] >>> 16;
+  }
+  /** Packed attribute word (status, vehicle, capabilities, capacity) for filters in hot loops. */
+  attrWord(i: number): number {
+    return this.attr[i];
+  }
+
+  /** The k nearest couriers in the snapshot matching the filter, nearest first (exact metres). */
+  nearby(lat: number, lng: number, options: CourierFilter & { k?: number; radius?: number } = {}): SnapshotHit[] {
+    assertCoordinate(lat, lng);
+    const k = Math.min(options.k ?? 10, this.count);
+    if (!(k > 0) || this.bucketStart.length < 2) return [];
+    const f: CompiledFilter = compileFilter({ ...options, exclude: undefined });
+    const exclude = options.exclude;
+    const radius2 = metersToChord2(options.radius ?? Infinity);
+    const phi = (lat * Math.PI) / 180;
+    const lam = (lng * Math.PI) / 180;
+    const c = Math.cos(phi);
+    const qx = c * Math.cos(lam);
+    const qy = c * Math.sin(lam);
+    const qz = Math.sin(phi);
+    const top = this.top;
+    top.reset(k);
+    const levels = this.levelStart.length - 1;
+    // best-first over (level, node) pairs, encoded as level * 2^26 + node; levels ≤ 8 at any real size
+    const heap = new NodeHeap();
+    const rootLevel = levels - 1;
+    for (let i = this.levelStart[rootLevel]; i < this.levelStart[rootLevel + 1]; i++) heap.push(this.bound(lat, lng, i), rootLevel, i);
+    while (heap.size > 0) {
+      const limit = Math.min(top.bound(), radius2);
+      if (heap.peekKey() > limit) break;
+      const { level, node } = heap.pop();
+      if (level === 0) {
+        const bucket = node - this.levelStart[0];
+        this.scan(bucket, qx, qy, qz, f, exclude, radius2, top);
+        continue;
+      }
+      const local = node - this.levelStart[level];
+      const first = this.levelStart[level - 1] + local * NODE_SIZE;
+      const last = Math.min(first + NODE_SIZE, this.levelStart[level]);
+      for (let ch = first; ch < last; ch++) {
+        const d = this.bound(lat, lng, ch);
+        if (d <= limit) heap.push(d, level - 1, ch);
+      }
+    }
+    const n = top.size;
+    const idx = new Int32Array(n);
+    const keys = new Float64Array(n);
+    top.drainSorted(idx, keys);
+    const out: SnapshotHit[] = new Array(n);
+    for (let i = 0; i < n; i++) out[i] = { index: idx[i], distance: chord2ToMeters(keys[i]) };
+    return out;
+  }
+
+  private bound(lat: number, lng: number, node: number): number {
+    const box = this.nodeBox;
+    return angleToChord2(angleToBox(lat, lng, box[4 * node], box[4 * node + 1], box[4 * node + 2], box[4 * node + 3]));
+  }
+
+  private scan(bucket: number, qx: number, qy: number, qz: number, f: CompiledFilter, exclude: ReadonlySet<string> | undefined, radius2: number, top: TopK): void {
+    const xyz = this.xyz;
+    for (let i = this.bucketStart[bucket], end = this.bucketStart[bucket + 1]; i < end; i++) {
+      if (!passes(this.attr[i], i, f)) continue;
+      const dx = xyz[3 * i] - qx;
+      const dy = xyz[3 * i + 1] - qy;
+      const dz = xyz[3 * i + 2] - qz;
+      const d = dx * dx + dy * dy + dz * dz;
+      if (d > radius2 || d > top.bound()) continue;
+      if (exclude !== undefined && exclude.size > 0 && exclude.has(this.id(i))) continue;
+      top.push(d, i);
+    }
+  }
+}
+
+class Layout {
+  end: number;
+  constructor(start: number) {
+    this.end = start;
+  }
+  take(bytes: number): number {
+    const at = this.end;
+    this.end = at + Math.ceil(bytes / 8) * 8;
+    return at;
+  }
+}
+
+class NodeHeap {
+  private keys: number[] = [];
+  private levels: number[] = [];
+  private nodes: number[] = [];
+  get size(): number {
+    return this.keys.length;
+  }
+  peekKey(): number {
+    return this.keys[0];
+  }
+  push(key: number, level: number, node: number): void {
+    const k = this.keys;
+    let i = k.length;
+    k.push(key);
+    this.levels.push(level);
+    this.nodes.push(node);
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (k[p] <= key) break;
+      this.move(p, i);
+      i = p;
+    }
+    k[i] = key;
+    this.levels[i] = level;
+    this.nodes[i] = node;
+  }
+  pop(): { level: number; node: number } {
+    const out = { level: this.levels[0], node: this.nodes[0] };
+    const key = this.keys.pop() as number;
+    const level = this.levels.pop() as number;
+    const node = this.nodes.pop() as number;
+    const n = this.keys.length;
+    if (n === 0) return out;
+    let i = 0;
+    while (2 * i + 1 < n) {
+      let c = 2 * i + 1;
+      if (c + 1 < n && this.keys[c + 1] < this.keys[c]) c++;
+      if (this.keys[c] >= key) break;
+      this.move(c, i);
+      i = c;
+    }
+    this.keys[i] = key;
+    this.levels[i] = level;
+    this.nodes[i] = node;
+    return out;
+  }
+  private move(from: number, to: number): void {
+    this.keys[to] = this.keys[from];
+    this.levels[to] = this.levels[from];
+    this.nodes[to] = this.nodes[from];
+  }
+}
+
+function boxOf(bucket: CellBucket): [number, number, number, number] {
+  const e = bucket.entries;
+  let [minX, minY, maxX, maxY] = [e[0].minX, e[0].minY, e[0].maxX, e[0].maxY];
+  for (let i = 1; i < e.length; i++) {
+    minX = Math.min(minX, e[i].minX);
+    minY = Math.min(minY, e[i].minY);
+    maxX = Math.max(maxX, e[i].maxX);
+    maxY = Math.max(maxY, e[i].maxY);
+  }
+  return [minX, minY, maxX, maxY];
+}
+
+// Sort-Tile-Recursive order: vertical slices by centre lng, each sorted by centre lat
+function strOrder(boxes: [number, number, number, number][]): number[] {
+  const n = boxes.length;
+  const order = Array.from({ length: n }, (_, i) => i);
+  const cx = (i: number): number => (boxes[i][0] + boxes[i][2]) / 2;
+  const cy = (i: number): number => (boxes[i][1] + boxes[i][3]) / 2;
+  order.sort((a, b) => cx(a) - cx(b));
+  const slices = Math.max(1, Math.ceil(Math.sqrt(n / NODE_SIZE)));
+  const per = Math.ceil(n / slices);
+  const out: number[] = [];
+  for (let s = 0; s < n; s += per) out.push(...order.slice(s, s + per).sort((a, b) => cy(a) - cy(b)));
+  return out;
+}
+
+function levelSizes(b: number): number[] {
+  if (b === 0) return [];
+  const sizes = [b];
+  while (sizes[sizes.length - 1] > 1) sizes.push(Math.ceil(sizes[sizes.length - 1] / NODE_SIZE));
+  return sizes;
+}
+
+function packUpperLevels(nodeBox: Float64Array, levels: number[], levelStart: Uint32Array): void {
+  let start = 0;
+  for (let l = 0; l < levels.length; l++) {
+    levelStart[l] = start;
+    start += levels[l];
+  }
+  levelStart[levels.length] = start;
+  for (let l = 1; l < levels.length; l++) {
+    for (let j = 0; j < levels[l]; j++) {
+      const first = levelStart[l - 1] + j * NODE_SIZE;
+      const last = Math.min(first + NODE_SIZE, levelStart[l]);
+      let [minX, minY, maxX, maxY] = [Infinity, Infinity, -Infinity, -Infinity];
+      for (let c = first; c < last; c++) {
+        minX = Math.min(minX, nodeBox[4 * c]);
+        minY = Math.min(minY, nodeBox[4 * c + 1]);
+        maxX = Math.max(maxX, nodeBox[4 * c + 2]);
+        maxY = Math.max(maxY, nodeBox[4 * c + 3]);
+      }
+      const at = 4 * (levelStart[l] + j);
+      nodeBox[at] = minX;
+      nodeBox[at + 1] = minY;
+      nodeBox[at + 2] = maxX;
+      nodeBox[at + 3] = maxY;
+    }
+  }
+}

@@ -17,20 +17,8 @@ import RBush from 'rbush';
 import type { Area, AreaInput } from './area.js';
 import { toArea } from './area.js';
 import type { CellSpeeds } from './cell-speeds.js';
-import {
-  type Capability,
-  type CourierProfile,
-  type CourierStatus,
-  type Vehicle,
-  COURIER_STATUSES,
-  VEHICLES,
-  capabilitiesOf,
-  capabilityMask,
-  statusCode,
-  statusMask,
-  vehicleCode,
-  vehicleMask,
-} from './courier-attributes.js';
+import { type Capability, type CourierProfile, type CourierStatus, type Vehicle, COURIER_STATUSES, VEHICLES, capabilitiesOf, statusCode } from './courier-attributes.js';
+import { type CompiledFilter, type CourierFilter, STATUS_BITS, compileFilter, encodeAttr, passes } from './courier-filter.js';
 import { EngineError, assertCoordinate } from './errors.js';
 import { chord2, chord2ToMeters, metersToChord2 } from './geodesy.js';
 import type { GeofenceIndex } from './geofence-index.js';
@@ -38,16 +26,7 @@ import { type BucketEntry, CellBucket, cellOf, widenedEntries } from './h3-bucke
 import { RTreeNearest } from './rtree-nearest.js';
 import { TopK } from './top-k.js';
 
-/** Filters for courier queries; every field narrows the result. */
-export interface CourierFilter {
-  status?: CourierStatus | readonly CourierStatus[];
-  /** Every listed capability is required. */
-  capability?: Capability | readonly Capability[];
-  vehicle?: Vehicle | readonly Vehicle[];
-  minCapacity?: number;
-  /** Courier ids to leave out (a courier that declined this request, say). */
-  exclude?: ReadonlySet<string>;
-}
+export type { CourierFilter } from './courier-filter.js';
 
 /** Options of a nearest query. */
 export interface NearbyOptions extends CourierFilter {
@@ -114,10 +93,6 @@ export interface CourierIndexStats {
   cellChanges: number;
   staleIgnored: number;
 }
-
-// attr word: bits 0–3 status, 4–7 vehicle, 8–15 capabilities, 16–31 capacity (≤ 65535 parcels)
-const STATUS_BITS = 0xf;
-const MAX_CAPACITY = 0xffff;
 
 /** Moving couriers bucketed by H3 cell, with nearest and area queries. */
 export class CourierIndex {
@@ -525,58 +500,6 @@ export interface CourierInternals {
   buckets: readonly (CellBucket | undefined)[];
   version: number;
   resolution: number;
-}
-
-/** A filter reduced to masks for the scan loop. */
-export interface CompiledFilter {
-  statusMask: number;
-  vehicleMask: number;
-  capsRequired: number;
-  minCapacity: number;
-  excludeSlots: Set<number> | undefined;
-}
-
-/** Reduces a CourierFilter to masks (throws E_BAD_PROFILE on unknown names). */
-export function compileFilter(filter: CourierFilter, slotOf?: ReadonlyMap<string, number>): CompiledFilter {
-  const caps = filter.capability === undefined ? [] : typeof filter.capability === 'string' ? [filter.capability] : filter.capability;
-  let excludeSlots: Set<number> | undefined;
-  if (filter.exclude !== undefined && filter.exclude.size > 0 && slotOf !== undefined) {
-    excludeSlots = new Set();
-    for (const id of filter.exclude) {
-      const s = slotOf.get(id);
-      if (s !== undefined) excludeSlots.add(s);
-    }
-  }
-  return {
-    statusMask: statusMask(filter.status),
-    vehicleMask: vehicleMask(filter.vehicle),
-    capsRequired: capabilityMask(caps),
-    minCapacity: filter.minCapacity ?? 0,
-    excludeSlots,
-  };
-}
-
-/** True when a packed attr word (and slot) passes the compiled filter. */
-export function passes(a: number, slot: number, f: CompiledFilter): boolean {
-  return (
-    ((f.statusMask >>> (a & STATUS_BITS)) & 1) === 1 &&
-    ((f.vehicleMask >>> ((a >>> 4) & 0xf)) & 1) === 1 &&
-    (((a >>> 8) & f.capsRequired) === f.capsRequired) &&
-    a >>> 16 >= f.minCapacity &&
-    (f.excludeSlots === undefined || !f.excludeSlots.has(slot))
-  );
-}
-
-/** Packs a profile into an attr word (throws E_BAD_PROFILE). */
-export function encodeAttr(profile: CourierProfile, fallbackStatus: CourierStatus): number {
-  if (profile === null || typeof profile !== 'object') throw new EngineError('E_BAD_PROFILE', 'courier profile must be an object');
-  const capacity = profile.capacity;
-  if (!Number.isInteger(capacity) || capacity < 0 || capacity > MAX_CAPACITY) {
-    throw new EngineError('E_BAD_PROFILE', `capacity must be an integer 0..${MAX_CAPACITY}, got ${String(capacity)}`);
-  }
-  if (!Array.isArray(profile.capabilities)) throw new EngineError('E_BAD_PROFILE', 'capabilities must be an array');
-  const status = statusCode(profile.status ?? fallbackStatus);
-  return (status | (vehicleCode(profile.vehicle) << 4) | (capabilityMask(profile.capabilities) << 8) | (capacity << 16)) >>> 0;
 }
 
 // The hot loop of a nearest query: contiguous xyz, one attr word per courier, top-k only touched on a hit.

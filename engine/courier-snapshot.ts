@@ -16,7 +16,8 @@
  * a few dozen boxes and then scans contiguous couriers, as the live index does.
  */
 import { COURIER_STATUSES, VEHICLES, type CourierStatus, type Vehicle, capabilitiesOf, type Capability } from './courier-attributes.js';
-import { type CourierFilter, type CourierIndex, type CompiledFilter, compileFilter, passes } from './courier-index.js';
+import { type CompiledFilter, type CourierFilter, compileFilter, passes } from './courier-filter.js';
+import type { CourierIndex } from './courier-index.js';
 import { EngineError, assertCoordinate } from './errors.js';
 import { angleToBox, angleToChord2, chord2ToMeters, metersToChord2 } from './geodesy.js';
 import type { CellBucket } from './h3-buckets.js';
@@ -228,8 +229,9 @@ export class CourierSnapshot {
     const f: CompiledFilter = compileFilter({ ...options, exclude: undefined });
     const exclude = options.exclude;
     const radius2 = metersToChord2(options.radius ?? Infinity);
-    const phi = (lat * Math.PI) / 180;
-    const lam = (lng * Math.PI) / 180;
+    // same expression as writeUnitVector and the live index, so distances agree to the last bit
+    const phi = lat * (Math.PI / 180);
+    const lam = lng * (Math.PI / 180);
     const c = Math.cos(phi);
     const qx = c * Math.cos(lam);
     const qy = c * Math.sin(lam);

@@ -286,8 +286,8 @@ export class CourierIndex {
     assertCoordinate(lat, lng);
     const k = options.k ?? 10;
     const radius = options.radius ?? Infinity;
-    if (!Number.isInteger(k) || k < 0) throw new EngineError('E_BAD_COORDINATE', `k must be a non-negative integer, got ${String(k)}`);
-    if (typeof radius !== 'number' || !(radius >= 0)) throw new EngineError('E_BAD_COORDINATE', `radius must be >= 0 metres, got ${String(radius)}`);
+    if (!Number.isInteger(k) || k < 0) throw new EngineError('E_BAD_QUERY', `k must be a non-negative integer, got ${String(k)}`);
+    if (typeof radius !== 'number' || !(radius >= 0)) throw new EngineError('E_BAD_QUERY', `radius must be >= 0 metres, got ${String(radius)}`);
     if (k === 0 || this.counters.positioned === 0) return [];
     const filter = compileFilter(options, this.slotOf);
     const phi = lat * (Math.PI / 180);

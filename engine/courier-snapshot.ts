@@ -21,6 +21,7 @@ import type { CourierIndex } from './courier-index.js';
 import { EngineError, assertCoordinate } from './errors.js';
 import { angleToBox, angleToChord2, chord2ToMeters, metersToChord2 } from './geodesy.js';
 import type { CellBucket } from './h3-buckets.js';
+import { widen } from './rtree-nearest.js';
 import { TopK } from './top-k.js';
 
 const MAGIC = 0x31534447; // 'GDS1'
@@ -244,7 +245,7 @@ export class CourierSnapshot {
     const rootLevel = levels - 1;
     for (let i = this.levelStart[rootLevel]; i < this.levelStart[rootLevel + 1]; i++) heap.push(this.bound(lat, lng, i), rootLevel, i);
     while (heap.size > 0) {
-      const limit = Math.min(top.bound(), radius2);
+      const limit = widen(Math.min(top.bound(), radius2));
       if (heap.peekKey() > limit) break;
       const { level, node } = heap.pop();
       if (level === 0) {

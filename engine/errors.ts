@@ -1,6 +1,7 @@
 /** Stable error codes the engine raises at its boundary; only the API layer maps them to statuses. */
 export type EngineErrorCode =
   | 'E_BAD_COORDINATE'
+  | 'E_BAD_QUERY'
   | 'E_BAD_TIMESTAMP'
   | 'E_BAD_PROFILE'
   | 'E_UNKNOWN_COURIER'

@@ -13,7 +13,7 @@ import RBush from 'rbush';
 import { type AreaInput, toArea } from './area.js';
 import { assertCoordinate } from './errors.js';
 import { chord2, metersToChord2, writeUnitVector } from './geodesy.js';
-import { RTreeNearest } from './rtree-nearest.js';
+import { RTreeNearest, widen } from './rtree-nearest.js';
 import { TopK } from './top-k.js';
 
 /** The rbush item of one point. */
@@ -42,11 +42,6 @@ export interface NearestBounds {
 /** Hits returned when k is 10 and nothing else is said. */
 export const DEFAULT_K = 10;
 
-// The walker bounds nodes by a haversine angle while items are scored by unit-vector differences; the two
-// round differently by a few ulps. Pruning against a limit widened by ~25 nm of ground keeps a point that
-// lies exactly on the limit (a tie at the k-th place, a point exactly on the radius) from being cut early.
-const LIMIT_SLACK_REL = 1e-12;
-const LIMIT_SLACK_ABS = 4e-15;
 
 /** Ids, positions and an rbush of point items, addressed by reusable integer slots. */
 export class PointSlots {
@@ -240,10 +235,4 @@ export function growUint8(a: Uint8Array<ArrayBuffer>, min: number): Uint8Array<A
   const out = new Uint8Array(Math.max(min, a.length * 2));
   out.set(a);
   return out;
-}
-
-function widen(c2: number): number {
-  if (c2 === Infinity) return c2;
-  const c = Math.sqrt(c2) * (1 + LIMIT_SLACK_REL) + LIMIT_SLACK_ABS;
-  return c * c;
 }

@@ -40,7 +40,7 @@ export class RTreeNearest<T> {
     this.size = 0;
     this.push(root, angleToChord2(angleToBox(lat, lng, root.minX, root.minY, root.maxX, root.maxY)), 0);
     while (this.size > 0) {
-      if (this.keys[0] > limit()) break;
+      if (this.keys[0] > widen(limit())) break;
       const item = this.isItem[0] === 1;
       const node = this.pop();
       if (item) {
@@ -56,7 +56,7 @@ export class RTreeNearest<T> {
       for (let i = 0; i < children.length; i++) {
         const c = children[i];
         const d = angleToChord2(angleToBox(lat, lng, c.minX, c.minY, c.maxX, c.maxY));
-        if (d <= limit()) this.push(c, d, flag);
+        if (d <= widen(limit())) this.push(c, d, flag);
       }
     }
     this.nodes.length = 0;
@@ -109,4 +109,13 @@ export class RTreeNearest<T> {
     }
     return top;
   }
+}
+
+/**
+ * Box bounds come from haversine, item scores from chords; the two round differently in the last bits, so
+ * a point exactly at the limit (a tie for k-th place, or on the radius) could be pruned by a bound a hair
+ * above its own score. Widening by a relative 1e-9 (nanometres on the ground) keeps it; exact scoring decides.
+ */
+export function widen(limit: number): number {
+  return limit * (1 + 1e-9) + 1e-24;
 }

@@ -26,6 +26,7 @@ export class TopK {
 
   /** The key a new hit must beat: the worst kept key once full, else Infinity. */
   bound(): number {
+    if (this.k === 0) return -Infinity;
     return this.size < this.k ? Infinity : this.keys[0];
   }
 

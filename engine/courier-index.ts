@@ -6,14 +6,13 @@
  *     │ unit vector of the new point
  *     ├─ inside the bucket's inscribed circle ─────────────► overwrite xyz in place (no H3, no tree)
  *     └─ else latLngToCell ─ same cell ───────────────────► overwrite xyz in place
- *                          └ other cell ─► swap-remove from old bucket, append to new (tree only if the cell is new)
+ *                          └ other cell ─► swap-remove from old bucket, append to new (ancestors only if the cell is new)
  *     ├─ speed sample → CellSpeeds (res-7 parent cached on the bucket)
  *     └─ fences whose bbox touches the cell (cached per bucket) → enter / exit callbacks
  *
  * Per-courier state lives in slot-indexed typed arrays; positions are duplicated into the courier's
  * bucket so nearest scans read contiguous memory. Ids map to slots; freed slots are reused.
  */
-import RBush from 'rbush';
 import type { Area, AreaInput } from './area.js';
 import { toArea } from './area.js';
 import type { CellSpeeds } from './cell-speeds.js';
@@ -22,8 +21,8 @@ import { type CompiledFilter, type CourierFilter, STATUS_BITS, compileFilter, en
 import { EngineError, assertCoordinate } from './errors.js';
 import { chord2, chord2ToMeters, metersToChord2 } from './geodesy.js';
 import type { GeofenceIndex } from './geofence-index.js';
-import { type BucketEntry, CellBucket, cellOf, widenedEntries } from './h3-buckets.js';
-import { RTreeNearest } from './rtree-nearest.js';
+import { H3Buckets } from './h3-buckets.js';
+import { widen } from './rtree-nearest.js';
 import { TopK } from './top-k.js';
 
 export type { CourierFilter } from './courier-filter.js';
@@ -114,14 +113,8 @@ export class CourierIndex {
   private posOf: Int32Array;
   private fenceMembership = new Map<number, string[]>();
 
-  private buckets: (CellBucket | undefined)[] = [];
-  private bucketByCell = new Map<string, CellBucket>();
-  private freeBucketNos: number[] = [];
-  private emptyBuckets = new Set<CellBucket>();
-  private tree = new RBush<BucketEntry>(16);
-  private walker = new RTreeNearest<BucketEntry>();
+  private cells: H3Buckets;
   private top = new TopK();
-  private queries = 0;
   private counters = { moves: 0, cellChanges: 0, staleIgnored: 0, positioned: 0 };
   /** Bumped on every mutation; snapshots carry it so readers can tell how fresh they are. */
   version = 0;
@@ -139,6 +132,7 @@ export class CourierIndex {
     }
     this.onFenceEvent = options.onFenceEvent;
     const cap = Math.max(16, options.initialCapacity ?? 1024);
+    this.cells = new H3Buckets(this.resolution, cap);
     this.lat = new Float64Array(cap);
     this.lng = new Float64Array(cap);
     this.ts = new Float64Array(cap);
@@ -196,39 +190,39 @@ export class CourierIndex {
     const z = Math.sin(phi);
     this.counters.moves++;
     this.version++;
-    const bno = this.bucketOf[slot];
+    const cells = this.cells;
+    let bno = this.bucketOf[slot];
     let outcome: MoveOutcome = 'moved';
-    let bucket: CellBucket;
     if (bno >= 0) {
-      bucket = this.buckets[bno] as CellBucket;
-      const pos = this.posOf[slot];
-      const xyz = bucket.xyz;
-      const ox = xyz[3 * pos];
-      const oy = xyz[3 * pos + 1];
-      const oz = xyz[3 * pos + 2];
-      if (this.speeds !== undefined && prevTs > -Infinity) {
-        this.speeds.observe(bucket.speedCellAt(this.speedResolution), chord2ToMeters(chord2(ox, oy, oz, x, y, z)), ts - prevTs);
+      const at = cells.start[bno] + this.posOf[slot];
+      const xyz = cells.pool.xyz;
+      if (this.speeds !== undefined) {
+        const ox = xyz[3 * at] - x;
+        const oy = xyz[3 * at + 1] - y;
+        const oz = xyz[3 * at + 2] - z;
+        this.speeds.observe(cells.speedCellOf(bno, this.speedResolution), chord2ToMeters(ox * ox + oy * oy + oz * oz), ts - prevTs);
       }
-      const sameCell = chord2(bucket.cx, bucket.cy, bucket.cz, x, y, z) < bucket.inner2 || cellOf(lat, lng, this.resolution) === bucket.cell;
-      if (sameCell && bucket.boxesContain(lat, lng)) {
-        xyz[3 * pos] = x;
-        xyz[3 * pos + 1] = y;
-        xyz[3 * pos + 2] = z;
+      let cell: string | undefined;
+      if (cells.inside(bno, x, y, z) || (cell = cells.cellOf(lat, lng)) === cells.cells[bno]) {
+        if (cell !== undefined) cells.cover(bno, x, y, z);
+        xyz[3 * at] = x;
+        xyz[3 * at + 1] = y;
+        xyz[3 * at + 2] = z;
       } else {
         this.detach(slot);
-        bucket = this.attach(slot, lat, lng, x, y, z);
+        bno = this.attach(slot, cell as string, x, y, z);
         outcome = 'moved-cell';
         this.counters.cellChanges++;
       }
     } else {
-      bucket = this.attach(slot, lat, lng, x, y, z);
+      bno = this.attach(slot, cells.cellOf(lat, lng), x, y, z);
       this.counters.positioned++;
       outcome = 'moved-cell';
     }
     this.lat[slot] = lat;
     this.lng[slot] = lng;
     this.ts[slot] = ts;
-    if (this.fences !== undefined) this.updateFences(slot, bucket, lat, lng, ts);
+    if (this.fences !== undefined) this.updateFences(slot, bno, lat, lng, ts);
     return outcome;
   }
 
@@ -268,7 +262,7 @@ export class CourierIndex {
       vehicle: VEHICLES[(a >>> 4) & 0xf],
       capabilities: capabilitiesOf((a >>> 8) & 0xff),
       capacity: a >>> 16,
-      cell: positioned ? (this.buckets[bno] as CellBucket).cell : undefined,
+      cell: positioned ? this.cells.cells[bno] : undefined,
     };
   }
 
@@ -299,23 +293,12 @@ export class CourierIndex {
     const radius2 = metersToChord2(radius);
     const top = this.top;
     top.reset(Math.min(k, this.counters.positioned));
-    const stamp = ++this.queries;
     const limit = (): number => {
       const b = top.bound();
-      return b < radius2 ? b : radius2;
+      return widen(b < radius2 ? b : radius2);
     };
-    this.walker.walk(
-      this.tree,
-      lat,
-      lng,
-      limit,
-      (entry) => {
-        if (entry.bucket.stamp === stamp) return;
-        entry.bucket.stamp = stamp;
-        scanBucket(entry.bucket, qx, qy, qz, filter, limit(), top);
-      },
-      true,
-    );
+    const cells = this.cells;
+    cells.walk(qx, qy, qz, limit, (b) => scanBucket(cells, b, qx, qy, qz, filter, radius2, top));
     const n = top.size;
     const slots = new Int32Array(n);
     const keys = new Float64Array(n);
@@ -340,18 +323,19 @@ export class CourierIndex {
   within(area: AreaInput | Area, filter: CourierFilter = {}): string[] {
     const region = 'contains' in area && 'boxes' in area ? (area as Area) : toArea(area as AreaInput);
     const f = compileFilter(filter, this.slotOf);
-    const seen = new Set<CellBucket>();
+    const cells = this.cells;
+    const pool = cells.pool;
+    const seen = new Set<number>();
     const out: string[] = [];
     for (const box of region.boxes) {
-      for (const entry of this.tree.search({ minX: box.minLng, minY: box.minLat, maxX: box.maxLng, maxY: box.maxLat })) {
-        const b = entry.bucket;
-        if (seen.has(b)) continue;
+      cells.forEachInBox(box, (b) => {
+        if (seen.has(b)) return;
         seen.add(b);
-        for (let i = 0; i < b.count; i++) {
-          const s = b.slots[i];
-          if (passes(b.attrs[i], s, f) && region.contains(this.lat[s], this.lng[s])) out.push(this.ids[s] as string);
+        for (let i = cells.start[b], end = i + cells.count[b]; i < end; i++) {
+          const s = pool.slots[i];
+          if (passes(pool.attrs[i], s, f) && region.contains(this.lat[s], this.lng[s])) out.push(this.ids[s] as string);
         }
-      }
+      });
     }
     return out;
   }
@@ -366,19 +350,17 @@ export class CourierIndex {
 
   /** Counters for monitoring. */
   stats(): CourierIndexStats {
-    return { couriers: this.slotOf.size, positioned: this.counters.positioned, cells: this.bucketByCell.size - this.emptyBuckets.size, moves: this.counters.moves, cellChanges: this.counters.cellChanges, staleIgnored: this.counters.staleIgnored };
+    return { couriers: this.slotOf.size, positioned: this.counters.positioned, cells: this.cells.occupied, moves: this.counters.moves, cellChanges: this.counters.cellChanges, staleIgnored: this.counters.staleIgnored };
   }
 
   /** Bytes held in typed arrays (slot arrays plus buckets); JS-heap costs of ids come on top. */
   typedBytes(): number {
-    let bytes = this.lat.byteLength + this.lng.byteLength + this.ts.byteLength + this.attr.byteLength + this.bucketOf.byteLength + this.posOf.byteLength;
-    for (const b of this.buckets) if (b !== undefined) bytes += b.byteSize();
-    return bytes;
+    return this.lat.byteLength + this.lng.byteLength + this.ts.byteLength + this.attr.byteLength + this.bucketOf.byteLength + this.posOf.byteLength + this.cells.byteSize();
   }
 
   /** Read-only view of the arrays, for the snapshot writer in this package. */
   get internals(): CourierInternals {
-    return { ids: this.ids, highWater: this.highWater, lat: this.lat, lng: this.lng, ts: this.ts, attr: this.attr, bucketOf: this.bucketOf, buckets: this.buckets, version: this.version, resolution: this.resolution };
+    return { ids: this.ids, lat: this.lat, lng: this.lng, ts: this.ts, attr: this.attr, cells: this.cells, version: this.version, resolution: this.resolution };
   }
 
   private slotFor(id: string): number {
@@ -390,7 +372,7 @@ export class CourierIndex {
   private setAttr(slot: number, attr: number): void {
     this.attr[slot] = attr;
     const bno = this.bucketOf[slot];
-    if (bno >= 0) (this.buckets[bno] as CellBucket).attrs[this.posOf[slot]] = attr;
+    if (bno >= 0) this.cells.pool.attrs[this.cells.start[bno] + this.posOf[slot]] = attr;
     this.version++;
   }
 
@@ -418,62 +400,32 @@ export class CourierIndex {
     this.posOf = grow(this.posOf, new Int32Array(cap));
   }
 
-  private attach(slot: number, lat: number, lng: number, x: number, y: number, z: number): CellBucket {
-    const cell = cellOf(lat, lng, this.resolution);
-    let bucket = this.bucketByCell.get(cell);
-    if (bucket === undefined) {
-      const no = this.freeBucketNos.pop() ?? this.buckets.length;
-      bucket = new CellBucket(cell, no);
-      this.buckets[no] = bucket;
-      this.bucketByCell.set(cell, bucket);
-      for (const e of bucket.entries) this.tree.insert(e);
-    } else if (bucket.count === 0) {
-      this.emptyBuckets.delete(bucket);
-    }
-    if (!bucket.boxesContain(lat, lng)) {
-      // H3 put the point in this cell but outside its vertex box (cells crossing icosahedron faces): widen it
-      for (const e of bucket.entries) this.tree.remove(e);
-      bucket.entries = widenedEntries(bucket, lat, lng);
-      for (const e of bucket.entries) this.tree.insert(e);
-    }
-    this.bucketOf[slot] = bucket.no;
-    this.posOf[slot] = bucket.add(slot, x, y, z, this.attr[slot]);
-    return bucket;
+  private attach(slot: number, cell: string, x: number, y: number, z: number): number {
+    const cells = this.cells;
+    const b = cells.bucketFor(cell);
+    cells.cover(b, x, y, z);
+    this.bucketOf[slot] = b;
+    this.posOf[slot] = cells.add(b, slot, x, y, z, this.attr[slot]);
+    return b;
   }
 
   private detach(slot: number): void {
-    const bucket = this.buckets[this.bucketOf[slot]] as CellBucket;
-    const moved = bucket.removeAt(this.posOf[slot]);
-    if (moved >= 0) this.posOf[moved] = this.posOf[slot];
+    const pos = this.posOf[slot];
+    const moved = this.cells.removeAt(this.bucketOf[slot], pos);
+    if (moved >= 0) this.posOf[moved] = pos;
     this.bucketOf[slot] = -1;
     this.posOf[slot] = -1;
-    if (bucket.count === 0) this.retire(bucket);
-    else bucket.compact();
   }
 
-  // Empty buckets stay in the tree (a courier often returns to the cell it left); they are dropped in bulk
-  // once they outnumber the occupied ones, so churn through a city never leaves the tree full of husks.
-  private retire(bucket: CellBucket): void {
-    this.emptyBuckets.add(bucket);
-    if (this.emptyBuckets.size < 1024 || this.emptyBuckets.size * 2 < this.bucketByCell.size) return;
-    for (const b of this.emptyBuckets) {
-      for (const e of b.entries) this.tree.remove(e);
-      this.bucketByCell.delete(b.cell);
-      this.buckets[b.no] = undefined;
-      this.freeBucketNos.push(b.no);
-    }
-    this.emptyBuckets.clear();
-  }
-
-  private updateFences(slot: number, bucket: CellBucket, lat: number, lng: number, ts: number): void {
+  private updateFences(slot: number, b: number, lat: number, lng: number, ts: number): void {
     const fences = this.fences as GeofenceIndex;
-    if (bucket.fenceVersion !== fences.version) {
-      const e = bucket.entries;
-      bucket.fenceCandidates = e.length === 1 ? fences.candidates({ minLng: e[0].minX, minLat: e[0].minY, maxLng: e[0].maxX, maxLat: e[0].maxY }) : unionCandidates(fences, e);
-      bucket.fenceVersion = fences.version;
+    const cells = this.cells;
+    if (cells.fenceVersion[b] !== fences.version) {
+      cells.fenceCandidates[b] = fences.candidates(cells.boxOf(b));
+      cells.fenceVersion[b] = fences.version;
     }
     const before = this.fenceMembership.get(slot);
-    const candidates = bucket.fenceCandidates;
+    const candidates = cells.fenceCandidates[b] as readonly number[];
     if (candidates.length === 0 && before === undefined) return;
     const now: string[] = [];
     for (const no of candidates) if (fences.contains(no, lat, lng)) now.push(fences.idOf(no));
@@ -491,29 +443,28 @@ export class CourierIndex {
 /** Read-only view of the index arrays for the snapshot writer. */
 export interface CourierInternals {
   ids: readonly (string | undefined)[];
-  highWater: number;
   lat: Float64Array;
   lng: Float64Array;
   ts: Float64Array;
   attr: Uint32Array;
-  bucketOf: Int32Array;
-  buckets: readonly (CellBucket | undefined)[];
+  cells: H3Buckets;
   version: number;
   resolution: number;
 }
 
 // The hot loop of a nearest query: contiguous xyz, one attr word per courier, top-k only touched on a hit.
-function scanBucket(b: CellBucket, qx: number, qy: number, qz: number, f: CompiledFilter, limit: number, top: TopK): void {
-  const xyz = b.xyz;
-  const attrs = b.attrs;
-  const slots = b.slots;
+function scanBucket(cells: H3Buckets, b: number, qx: number, qy: number, qz: number, f: CompiledFilter, radius2: number, top: TopK): void {
+  const pool = cells.pool;
+  const xyz = pool.xyz;
+  const attrs = pool.attrs;
   const sm = f.statusMask;
   const vm = f.vehicleMask;
   const cr = f.capsRequired;
   const mc = f.minCapacity;
   const ex = f.excludeSlots;
-  let bound = limit;
-  for (let i = 0, n = b.count; i < n; i++) {
+  const tb = top.bound();
+  let bound = tb < radius2 ? tb : radius2;
+  for (let i = cells.start[b], end = i + cells.count[b]; i < end; i++) {
     const a = attrs[i];
     if (((sm >>> (a & STATUS_BITS)) & 1) === 0) continue;
     const dx = xyz[3 * i] - qx;
@@ -522,18 +473,12 @@ function scanBucket(b: CellBucket, qx: number, qy: number, qz: number, f: Compil
     const d = dx * dx + dy * dy + dz * dz;
     if (d > bound) continue;
     if (((vm >>> ((a >>> 4) & 0xf)) & 1) === 0 || ((a >>> 8) & cr) !== cr || a >>> 16 < mc) continue;
-    const s = slots[i];
+    const s = pool.slots[i];
     if (ex !== undefined && ex.has(s)) continue;
     top.push(d, s);
-    const tb = top.bound();
-    if (tb < bound) bound = tb;
+    const nb = top.bound();
+    if (nb < bound) bound = nb;
   }
-}
-
-function unionCandidates(fences: GeofenceIndex, entries: readonly BucketEntry[]): number[] {
-  const all = new Set<number>();
-  for (const e of entries) for (const no of fences.candidates({ minLng: e.minX, minLat: e.minY, maxLng: e.maxX, maxLat: e.maxY })) all.add(no);
-  return [...all];
 }
 
 function grow<T extends Float64Array | Uint32Array | Int32Array>(old: T, next: T): T {

@@ -9,18 +9,18 @@
  *   header  Int32[8]   magic 'GDS1' · format · n couriers · b buckets · tree nodes · levels · resolution · 0
  *           Float64[2] index version · createdAt
  *   xyz f64[3n] · lat f64[n] · lng f64[n] · ts f64[n] · attr u32[n]          couriers in bucket order
- *   bucketStart u32[b+1] · levelStart u32[levels+1] · nodeBox f64[4·nodes]    packed R-tree over cell boxes
+ *   bucketStart u32[b+1] · levelStart u32[levels+1] · nodeCap f64[4·nodes]    packed tree of sphere caps
  *   idStart u32[n+1] · idBytes u8[…]                                           UTF-8 ids
  *
- * The tree is packed bottom-up (STR order, 16 per node): level 0 is one box per bucket, so a query walks
- * a few dozen boxes and then scans contiguous couriers, as the live index does.
+ * The tree is packed bottom-up, 16 per node: level 0 is one cap (centre unit vector, chord radius) per H3
+ * bucket in H3 index order, which keeps siblings together; each upper cap covers its children. A query
+ * walks a few dozen caps with the same |q − c| − r bound as the live index, then scans contiguous couriers.
  */
 import { COURIER_STATUSES, VEHICLES, type CourierStatus, type Vehicle, capabilitiesOf, type Capability } from './courier-attributes.js';
 import { type CompiledFilter, type CourierFilter, compileFilter, passes } from './courier-filter.js';
 import type { CourierIndex } from './courier-index.js';
 import { EngineError, assertCoordinate } from './errors.js';
-import { angleToBox, angleToChord2, chord2ToMeters, metersToChord2 } from './geodesy.js';
-import type { CellBucket } from './h3-buckets.js';
+import { chord2ToMeters, metersToChord2 } from './geodesy.js';
 import { widen } from './rtree-nearest.js';
 import { TopK } from './top-k.js';
 
@@ -40,20 +40,20 @@ export interface SnapshotHit {
 /** Builds a snapshot of the positioned couriers that pass `filter` (all by default). */
 export function writeCourierSnapshot(index: CourierIndex, options: { filter?: CourierFilter; createdAt?: number } = {}): SharedArrayBuffer {
   const src = index.internals;
+  const cells = src.cells;
+  const pool = cells.pool;
   const f = compileFilter(options.filter ?? {});
-  // pick buckets and couriers
-  const chosen: { bucket: CellBucket; positions: number[] }[] = [];
+  // pick buckets (in H3 order) and the positions of passing couriers in each
+  const chosen: { bucket: number; positions: number[] }[] = [];
   let n = 0;
-  for (const bucket of src.buckets) {
-    if (bucket === undefined || bucket.count === 0) continue;
+  for (const bucket of cells.occupiedInCellOrder()) {
     const positions: number[] = [];
-    for (let i = 0; i < bucket.count; i++) if (passes(bucket.attrs[i], bucket.slots[i], f)) positions.push(i);
+    for (let i = cells.start[bucket], end = i + cells.count[bucket]; i < end; i++) if (passes(pool.attrs[i], pool.slots[i], f)) positions.push(i);
     if (positions.length > 0) {
       chosen.push({ bucket, positions });
       n += positions.length;
     }
   }
-  const order = strOrder(chosen.map((c) => boxOf(c.bucket)));
   const b = chosen.length;
   const levels = levelSizes(b);
   const nodes = levels.reduce((a, c) => a + c, 0);
@@ -69,11 +69,11 @@ export function writeCourierSnapshot(index: CourierIndex, options: { filter?: Co
   const oAttr = layout.take(4 * n);
   const oBucketStart = layout.take(4 * (b + 1));
   const oLevelStart = layout.take(4 * (levels.length + 1));
-  const oNodeBox = layout.take(32 * nodes);
+  const oNodeCap = layout.take(32 * nodes);
   const oIdStart = layout.take(4 * (n + 1));
-  for (const { bucket, positions } of chosen) {
-    for (const pos of positions) {
-      const bytes = encoder.encode(src.ids[bucket.slots[pos]] as string);
+  for (const { positions } of chosen) {
+    for (const at of positions) {
+      const bytes = encoder.encode(src.ids[pool.slots[at]] as string);
       idBytes.push(bytes);
       idTotal += bytes.length;
     }
@@ -91,34 +91,27 @@ export function writeCourierSnapshot(index: CourierIndex, options: { filter?: Co
   const attr = new Uint32Array(buffer, oAttr, n);
   const bucketStart = new Uint32Array(buffer, oBucketStart, b + 1);
   const levelStart = new Uint32Array(buffer, oLevelStart, levels.length + 1);
-  const nodeBox = new Float64Array(buffer, oNodeBox, 4 * nodes);
+  const nodeCap = new Float64Array(buffer, oNodeCap, 4 * nodes);
   const idStart = new Uint32Array(buffer, oIdStart, n + 1);
   const ids = new Uint8Array(buffer, oIdBytes, idTotal);
 
-  // ids were encoded in chosen order; couriers are written in STR order, so index the encodings first
-  const firstId: number[] = [];
-  for (let c = 0, k = 0; c < b; c++) {
-    firstId.push(k);
-    k += chosen[c].positions.length;
-  }
   let w = 0;
   let idPos = 0;
+  let idNo = 0;
   for (let j = 0; j < b; j++) {
-    const c = order[j];
-    const { bucket, positions } = chosen[c];
+    const { bucket, positions } = chosen[j];
     bucketStart[j] = w;
-    nodeBox.set(boxOf(bucket), 4 * j);
-    for (let t = 0; t < positions.length; t++) {
-      const pos = positions[t];
-      const s = bucket.slots[pos];
-      xyz[3 * w] = bucket.xyz[3 * pos];
-      xyz[3 * w + 1] = bucket.xyz[3 * pos + 1];
-      xyz[3 * w + 2] = bucket.xyz[3 * pos + 2];
+    nodeCap.set([cells.cx[bucket], cells.cy[bucket], cells.cz[bucket], cells.rad[bucket]], 4 * j);
+    for (const at of positions) {
+      const s = pool.slots[at];
+      xyz[3 * w] = pool.xyz[3 * at];
+      xyz[3 * w + 1] = pool.xyz[3 * at + 1];
+      xyz[3 * w + 2] = pool.xyz[3 * at + 2];
       lat[w] = src.lat[s];
       lng[w] = src.lng[s];
       ts[w] = src.ts[s];
       attr[w] = src.attr[s];
-      const bytes = idBytes[firstId[c] + t];
+      const bytes = idBytes[idNo++];
       idStart[w] = idPos;
       ids.set(bytes, idPos);
       idPos += bytes.length;
@@ -127,7 +120,7 @@ export function writeCourierSnapshot(index: CourierIndex, options: { filter?: Co
   }
   bucketStart[b] = w;
   idStart[n] = idPos;
-  packUpperLevels(nodeBox, levels, levelStart);
+  packUpperLevels(nodeCap, levels, levelStart);
   return buffer;
 }
 
@@ -144,7 +137,7 @@ export class CourierSnapshot {
   private readonly attr: Uint32Array;
   private readonly bucketStart: Uint32Array;
   private readonly levelStart: Uint32Array;
-  private readonly nodeBox: Float64Array;
+  private readonly nodeCap: Float64Array;
   private readonly idStart: Uint32Array;
   private readonly idBytes: Uint8Array;
   private readonly top = new TopK();
@@ -175,7 +168,7 @@ export class CourierSnapshot {
     this.attr = new Uint32Array(buffer, layout.take(4 * n), n);
     this.bucketStart = new Uint32Array(buffer, layout.take(4 * (b + 1)), b + 1);
     this.levelStart = new Uint32Array(buffer, layout.take(4 * (levels + 1)), levels + 1);
-    this.nodeBox = new Float64Array(buffer, layout.take(32 * nodes), 4 * nodes);
+    this.nodeCap = new Float64Array(buffer, layout.take(32 * nodes), 4 * nodes);
     this.idStart = new Uint32Array(buffer, layout.take(4 * (n + 1)), n + 1);
     const idTotal = this.idStart[n];
     this.idBytes = new Uint8Array(buffer, layout.take(idTotal), idTotal);
@@ -243,7 +236,7 @@ export class CourierSnapshot {
     // best-first over (level, node) pairs, encoded as level * 2^26 + node; levels ≤ 8 at any real size
     const heap = new NodeHeap();
     const rootLevel = levels - 1;
-    for (let i = this.levelStart[rootLevel]; i < this.levelStart[rootLevel + 1]; i++) heap.push(this.bound(lat, lng, i), rootLevel, i);
+    for (let i = this.levelStart[rootLevel]; i < this.levelStart[rootLevel + 1]; i++) heap.push(this.bound(qx, qy, qz, i), rootLevel, i);
     while (heap.size > 0) {
       const limit = widen(Math.min(top.bound(), radius2));
       if (heap.peekKey() > limit) break;
@@ -257,7 +250,7 @@ export class CourierSnapshot {
       const first = this.levelStart[level - 1] + local * NODE_SIZE;
       const last = Math.min(first + NODE_SIZE, this.levelStart[level]);
       for (let ch = first; ch < last; ch++) {
-        const d = this.bound(lat, lng, ch);
+        const d = this.bound(qx, qy, qz, ch);
         if (d <= limit) heap.push(d, level - 1, ch);
       }
     }
@@ -270,9 +263,14 @@ export class CourierSnapshot {
     return out;
   }
 
-  private bound(lat: number, lng: number, node: number): number {
-    const box = this.nodeBox;
-    return angleToChord2(angleToBox(lat, lng, box[4 * node], box[4 * node + 1], box[4 * node + 2], box[4 * node + 3]));
+  // chord² lower bound from the query to anything inside a cap: (|q − c| − r)², 0 inside
+  private bound(qx: number, qy: number, qz: number, node: number): number {
+    const cap = this.nodeCap;
+    const dx = qx - cap[4 * node];
+    const dy = qy - cap[4 * node + 1];
+    const dz = qz - cap[4 * node + 2];
+    const d = Math.sqrt(dx * dx + dy * dy + dz * dz) - cap[4 * node + 3];
+    return d > 0 ? d * d : 0;
   }
 
   private scan(bucket: number, qx: number, qy: number, qz: number, f: CompiledFilter, exclude: ReadonlySet<string> | undefined, radius2: number, top: TopK): void {
@@ -355,32 +353,6 @@ class NodeHeap {
   }
 }
 
-function boxOf(bucket: CellBucket): [number, number, number, number] {
-  const e = bucket.entries;
-  let [minX, minY, maxX, maxY] = [e[0].minX, e[0].minY, e[0].maxX, e[0].maxY];
-  for (let i = 1; i < e.length; i++) {
-    minX = Math.min(minX, e[i].minX);
-    minY = Math.min(minY, e[i].minY);
-    maxX = Math.max(maxX, e[i].maxX);
-    maxY = Math.max(maxY, e[i].maxY);
-  }
-  return [minX, minY, maxX, maxY];
-}
-
-// Sort-Tile-Recursive order: vertical slices by centre lng, each sorted by centre lat
-function strOrder(boxes: [number, number, number, number][]): number[] {
-  const n = boxes.length;
-  const order = Array.from({ length: n }, (_, i) => i);
-  const cx = (i: number): number => (boxes[i][0] + boxes[i][2]) / 2;
-  const cy = (i: number): number => (boxes[i][1] + boxes[i][3]) / 2;
-  order.sort((a, b) => cx(a) - cx(b));
-  const slices = Math.max(1, Math.ceil(Math.sqrt(n / NODE_SIZE)));
-  const per = Math.ceil(n / slices);
-  const out: number[] = [];
-  for (let s = 0; s < n; s += per) out.push(...order.slice(s, s + per).sort((a, b) => cy(a) - cy(b)));
-  return out;
-}
-
 function levelSizes(b: number): number[] {
   if (b === 0) return [];
   const sizes = [b];
@@ -388,7 +360,7 @@ function levelSizes(b: number): number[] {
   return sizes;
 }
 
-function packUpperLevels(nodeBox: Float64Array, levels: number[], levelStart: Uint32Array): void {
+function packUpperLevels(nodeCap: Float64Array, levels: number[], levelStart: Uint32Array): void {
   let start = 0;
   for (let l = 0; l < levels.length; l++) {
     levelStart[l] = start;
@@ -399,18 +371,21 @@ function packUpperLevels(nodeBox: Float64Array, levels: number[], levelStart: Ui
     for (let j = 0; j < levels[l]; j++) {
       const first = levelStart[l - 1] + j * NODE_SIZE;
       const last = Math.min(first + NODE_SIZE, levelStart[l]);
-      let [minX, minY, maxX, maxY] = [Infinity, Infinity, -Infinity, -Infinity];
+      // centre: normalised mean of the children's centres; radius: farthest child reach from it
+      let [x, y, z] = [0, 0, 0];
       for (let c = first; c < last; c++) {
-        minX = Math.min(minX, nodeBox[4 * c]);
-        minY = Math.min(minY, nodeBox[4 * c + 1]);
-        maxX = Math.max(maxX, nodeBox[4 * c + 2]);
-        maxY = Math.max(maxY, nodeBox[4 * c + 3]);
+        x += nodeCap[4 * c];
+        y += nodeCap[4 * c + 1];
+        z += nodeCap[4 * c + 2];
       }
-      const at = 4 * (levelStart[l] + j);
-      nodeBox[at] = minX;
-      nodeBox[at + 1] = minY;
-      nodeBox[at + 2] = maxX;
-      nodeBox[at + 3] = maxY;
+      const len = Math.sqrt(x * x + y * y + z * z) || 1;
+      [x, y, z] = [x / len, y / len, z / len];
+      let r = 0;
+      for (let c = first; c < last; c++) {
+        const d = Math.hypot(nodeCap[4 * c] - x, nodeCap[4 * c + 1] - y, nodeCap[4 * c + 2] - z) + nodeCap[4 * c + 3];
+        if (d > r) r = d;
+      }
+      nodeCap.set([x, y, z, r * (1 + 1e-9)], 4 * (levelStart[l] + j));
     }
   }
 }

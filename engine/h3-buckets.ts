@@ -1,205 +1,393 @@
 /**
- * H3 cells as buckets of couriers.
+ * H3 cells as buckets of couriers, under a tree made of their own H3 ancestors.
  *
- * Each occupied cell is one CellBucket: its couriers' unit vectors, slots and packed attributes sit
- * contiguously so a nearest scan walks memory in order. The bucket's lng/lat box goes into the R-tree
- * once, when the cell is first occupied; couriers moving inside the cell never touch the tree.
+ *   res 1 ─┬─ res 3 ─┬─ res 5 ─┬─ res 7 ─┬─ res 9 bucket: couriers (chunk of the BucketPool)
+ *          │         │         │         └─ res 9 bucket
+ *          ...       ...       ...
  *
- * A bucket also knows its inscribed circle (as a chord² around the cell centre): a ping that lands inside
- * it is certainly in the same cell, so the ~1 µs latLngToCell call is skipped for most pings.
+ * Every node is a sphere cap: the unit vector of its cell centre and a chord radius that covers all it
+ * holds. A parent's radius is grown from its children's (H3 children can poke out of the parent hexagon,
+ * so geometry alone would not do), which makes the nearest-first lower bound |q − c| − r exact Euclidean
+ * geometry in 3-D: no trigonometry per node, no seam at ±180°, no special case at the poles.
+ *
+ * Nodes live in typed-array tables indexed by node number; couriers moving inside a cell never touch them.
+ * Each bucket also knows its inscribed circle (as a chord²): a ping landing inside it is certainly in the
+ * same cell, so the ~1 µs latLngToCell call is skipped for most pings.
  */
-import { cellToBoundary, cellToLatLng, cellToParent, getResolution, latLngToCell } from 'h3-js';
-import { EARTH_RADIUS_M, boxContains, metersToChord2, writeUnitVector } from './geodesy.js';
+import { cellToBoundary, cellToLatLng, cellToParent, latLngToCell } from 'h3-js';
+import { BucketPool } from './bucket-pool.js';
+import { type BBox, EARTH_RADIUS_M, angleToBox, metersToChord2 } from './geodesy.js';
 
-/** One rbush entry of a bucket: a plain lng/lat box (two entries when the cell straddles ±180). */
-export interface BucketEntry {
-  minX: number;
-  minY: number;
-  maxX: number;
-  maxY: number;
-  bucket: CellBucket;
-}
-
-// Padding of cell boxes, in degrees (~1 m): H3 edges are great-circle arcs that bulge a hair past
-// the straight line between vertices; 1e-5° covers that bulge at res ≥ 5 with room to spare.
-const BOX_PAD_DEG = 1e-5;
 // The inscribed-circle shortcut keeps 2 % clear of the true inradius, absorbing the planar
 // approximation used to measure it (< 0.01 % at cell scale).
 const INRADIUS_MARGIN = 0.98;
+// Cell radius slack: 1 % plus ~1.3 m, for great-circle edges bulging past their vertices.
+const RADIUS_SLACK_REL = 1.01;
+const RADIUS_SLACK_ABS = 2e-7;
 // Above this latitude the local plane is too distorted to trust; those cells always ask H3.
 const POLAR_LAT = 88;
+const DEG = Math.PI / 180;
 
-/** Couriers of one H3 cell, stored contiguously for scanning. */
-export class CellBucket {
-  readonly cell: string;
-  /** Index in the owner's bucket table. */
-  readonly no: number;
-  /** Unit vector of the cell centre and the squared chord of its (shrunken) inscribed circle. */
-  readonly cx: number;
-  readonly cy: number;
-  readonly cz: number;
-  readonly inner2: number;
-  entries: BucketEntry[];
-  count = 0;
-  slots: Int32Array;
-  xyz: Float64Array;
-  attrs: Uint32Array;
-  /** H3 parent at the speed resolution, computed on first use. */
-  speedCell: string | undefined;
-  /** Fence numbers whose bbox touches this cell, valid for fenceVersion. */
-  fenceCandidates: readonly number[] = [];
-  fenceVersion = -1;
-  /** Query number that last scanned this bucket: a cell split at ±180 has two tree entries but is scanned once. */
-  stamp = 0;
+/** Couriers bucketed by H3 cell, with their ancestor tree; owned by one CourierIndex. */
+export class H3Buckets {
+  readonly resolution: number;
+  readonly pool: BucketPool;
+  /** Node tables, indexed by node number (buckets and ancestors share the numbering). */
+  cx = new Float64Array(64);
+  cy = new Float64Array(64);
+  cz = new Float64Array(64);
+  rad = new Float64Array(64);
+  inner2 = new Float64Array(64);
+  start = new Int32Array(64);
+  sizeClass = new Int32Array(64);
+  count = new Int32Array(64);
+  parent = new Int32Array(64);
+  fenceVersion = new Int32Array(64);
+  cells: (string | undefined)[] = [];
+  children: (number[] | undefined)[] = [];
+  fenceCandidates: (readonly number[] | undefined)[] = [];
+  speedCells: (string | undefined)[] = [];
+  /** Coarsest ancestors (or buckets, at resolutions below 2). */
+  roots: number[] = [];
 
-  constructor(cell: string, no: number, initialCapacity = 4) {
-    this.cell = cell;
-    this.no = no;
-    const [lat, lng] = cellToLatLng(cell);
-    const v = new Float64Array(3);
-    writeUnitVector(lat, lng, v, 0);
-    this.cx = v[0];
-    this.cy = v[1];
-    this.cz = v[2];
-    const boundary = cellToBoundary(cell);
-    this.inner2 = Math.abs(lat) > POLAR_LAT ? -1 : metersToChord2(inradiusMeters(lat, lng, boundary) * INRADIUS_MARGIN);
-    this.entries = cellEntries(cell, lat, boundary, this);
-    this.slots = new Int32Array(initialCapacity);
-    this.xyz = new Float64Array(initialCapacity * 3);
-    this.attrs = new Uint32Array(initialCapacity);
+  private nodeByCell = new Map<string, number>();
+  private freeNodes: number[] = [];
+  private nodeTop = 0;
+  private liveBuckets = 0;
+  private emptyBuckets = new Set<number>();
+  private heapKeys = new Float64Array(256);
+  private heapNodes = new Int32Array(256);
+  private heapSize = 0;
+
+  constructor(resolution: number, initialEntries = 1024) {
+    this.resolution = resolution;
+    this.pool = new BucketPool(initialEntries);
   }
 
-  /** Appends a courier and returns its position in the bucket. */
-  add(slot: number, x: number, y: number, z: number, attr: number): number {
-    if (this.count === this.slots.length) this.grow();
-    const i = this.count++;
-    this.slots[i] = slot;
-    this.xyz[3 * i] = x;
-    this.xyz[3 * i + 1] = y;
-    this.xyz[3 * i + 2] = z;
-    this.attrs[i] = attr;
-    return i;
+  /** Occupied buckets. */
+  get occupied(): number {
+    return this.liveBuckets - this.emptyBuckets.size;
   }
 
-  /** Removes position i by moving the last courier into it; returns the slot that moved (or -1). */
-  removeAt(i: number): number {
-    const last = --this.count;
-    if (i === last) return -1;
-    const moved = this.slots[last];
-    this.slots[i] = moved;
-    this.xyz[3 * i] = this.xyz[3 * last];
-    this.xyz[3 * i + 1] = this.xyz[3 * last + 1];
-    this.xyz[3 * i + 2] = this.xyz[3 * last + 2];
-    this.attrs[i] = this.attrs[last];
+  /** The H3 cell of a point at the bucket resolution (≈1 µs: callers try `inside` first). */
+  cellOf(lat: number, lng: number): string {
+    return latLngToCell(lat, lng, this.resolution);
+  }
+
+  /** Bucket node of a cell, created with its ancestors when new. */
+  bucketFor(cell: string): number {
+    const known = this.nodeByCell.get(cell);
+    if (known !== undefined) {
+      this.emptyBuckets.delete(known);
+      return known;
+    }
+    const b = this.createNode(cell, true);
+    this.liveBuckets++;
+    let child = b;
+    for (let res = this.resolution - 2; res >= 0; res -= 2) {
+      const up = cellToParent(cell, res);
+      let p = this.nodeByCell.get(up);
+      const fresh = p === undefined;
+      if (p === undefined) p = this.createNode(up, false);
+      (this.children[p] as number[]).push(child);
+      this.parent[child] = p;
+      if (!fresh) {
+        for (let n = child, q = p; q >= 0 && this.growToCover(q, n); n = q, q = this.parent[q]);
+        return b;
+      }
+      this.growToCover(p, child);
+      child = p;
+    }
+    this.roots.push(child);
+    return b;
+  }
+
+  /** True when the chord² to the bucket centre is inside its inscribed circle. */
+  inside(b: number, x: number, y: number, z: number): boolean {
+    const dx = x - this.cx[b];
+    const dy = y - this.cy[b];
+    const dz = z - this.cz[b];
+    return dx * dx + dy * dy + dz * dz < this.inner2[b];
+  }
+
+  /** Grows a bucket's radius (and its ancestors') to cover a point H3 placed in it. */
+  cover(b: number, x: number, y: number, z: number): void {
+    const dx = x - this.cx[b];
+    const dy = y - this.cy[b];
+    const dz = z - this.cz[b];
+    const d = Math.sqrt(dx * dx + dy * dy + dz * dz);
+    if (d <= this.rad[b]) return;
+    this.rad[b] = d * (1 + 1e-9);
+    for (let n = b, p = this.parent[b]; p >= 0; n = p, p = this.parent[p]) if (!this.growToCover(p, n)) break;
+  }
+
+  /** Appends a courier to a bucket; returns its position in the bucket. */
+  add(b: number, slot: number, x: number, y: number, z: number, attr: number): number {
+    const n = this.count[b];
+    if (n === 1 << this.sizeClass[b] || this.start[b] < 0) this.regrow(b, n + 1);
+    const at = this.start[b] + n;
+    const pool = this.pool;
+    pool.slots[at] = slot;
+    pool.xyz[3 * at] = x;
+    pool.xyz[3 * at + 1] = y;
+    pool.xyz[3 * at + 2] = z;
+    pool.attrs[at] = attr;
+    this.count[b] = n + 1;
+    return n;
+  }
+
+  /** Removes position i by moving the bucket's last courier into it; returns the slot moved (or -1). */
+  removeAt(b: number, i: number): number {
+    const last = --this.count[b];
+    let moved = -1;
+    if (i !== last) {
+      const s = this.start[b];
+      this.pool.copy(s + last, s + i, 1);
+      moved = this.pool.slots[s + i];
+    }
+    if (last === 0) this.retire(b);
+    else if (last > 4 && last * 4 <= 1 << this.sizeClass[b]) this.regrow(b, last); // shrink after an exodus
     return moved;
   }
 
-  /** True when (lat, lng) lies in one of the bucket's boxes. */
-  boxesContain(lat: number, lng: number): boolean {
-    for (const e of this.entries) {
-      if (boxContains({ minLng: e.minX, minLat: e.minY, maxLng: e.maxX, maxLat: e.maxY }, lat, lng)) return true;
+  /**
+   * Best-first walk: visits occupied buckets whose lower-bound chord² is within limit(), nearest bound
+   * first. Every bucket has one parent, so each is visited at most once.
+   */
+  walk(qx: number, qy: number, qz: number, limit: () => number, visit: (b: number) => void): void {
+    this.heapSize = 0;
+    for (const r of this.roots) this.pushBound(r, qx, qy, qz, Infinity);
+    while (this.heapSize > 0) {
+      if (this.heapKeys[0] > limit()) break;
+      const node = this.popNode();
+      const kids = this.children[node];
+      if (kids === undefined) {
+        if (this.count[node] > 0) visit(node);
+        continue;
+      }
+      const lim = limit();
+      for (let i = 0; i < kids.length; i++) this.pushBound(kids[i], qx, qy, qz, lim);
     }
-    return false;
   }
 
-  /** Bytes held by this bucket's arrays (for memory accounting). */
+  /** Calls visit for every occupied bucket whose cap may intersect the box (plain box, minLng <= maxLng). */
+  forEachInBox(box: BBox, visit: (b: number) => void): void {
+    const stack = [...this.roots];
+    while (stack.length > 0) {
+      const node = stack.pop() as number;
+      const lat = Math.asin(Math.max(-1, Math.min(1, this.cz[node]))) / DEG;
+      const lng = Math.atan2(this.cy[node], this.cx[node]) / DEG;
+      const reach = 2 * Math.asin(Math.min(1, this.rad[node] / 2));
+      if (angleToBox(lat, lng, box.minLng, box.minLat, box.maxLng, box.maxLat) > reach) continue;
+      const kids = this.children[node];
+      if (kids === undefined) {
+        if (this.count[node] > 0) visit(node);
+      } else stack.push(...kids);
+    }
+  }
+
+  /** A lng/lat box covering a bucket's cap (minLng > maxLng when it crosses ±180). */
+  boxOf(b: number): BBox {
+    const lat = Math.asin(Math.max(-1, Math.min(1, this.cz[b]))) / DEG;
+    const lng = Math.atan2(this.cy[b], this.cx[b]) / DEG;
+    const r = 2 * Math.asin(Math.min(1, this.rad[b] / 2));
+    const rDeg = r / DEG;
+    if (lat + rDeg >= 90 || lat - rDeg <= -90) return { minLng: -180, minLat: Math.max(-90, lat - rDeg), maxLng: 180, maxLat: Math.min(90, lat + rDeg) };
+    const dLng = Math.asin(Math.min(1, Math.sin(r) / Math.cos(lat * DEG))) / DEG;
+    if (dLng >= 180) return { minLng: -180, minLat: lat - rDeg, maxLng: 180, maxLat: lat + rDeg };
+    let minLng = lng - dLng;
+    let maxLng = lng + dLng;
+    if (minLng < -180) minLng += 360;
+    if (maxLng > 180) maxLng -= 360;
+    return { minLng, minLat: lat - rDeg, maxLng, maxLat: lat + rDeg };
+  }
+
+  /** H3 parent of a bucket at a coarser resolution, cached (used for per-cell speeds). */
+  speedCellOf(b: number, resolution: number): string {
+    return (this.speedCells[b] ??= cellToParent(this.cells[b] as string, resolution));
+  }
+
+  /** Occupied bucket numbers, in H3 index order (spatially coherent: siblings sit together). */
+  occupiedInCellOrder(): number[] {
+    const out: number[] = [];
+    for (let b = 0; b < this.nodeTop; b++) if (this.children[b] === undefined && this.cells[b] !== undefined && this.count[b] > 0) out.push(b);
+    return out.sort((a, b) => ((this.cells[a] as string) < (this.cells[b] as string) ? -1 : 1));
+  }
+
+  /** Bytes of typed arrays held (node tables and the courier slab). */
   byteSize(): number {
-    return this.slots.byteLength + this.xyz.byteLength + this.attrs.byteLength;
+    const tables = [this.cx, this.cy, this.cz, this.rad, this.inner2, this.start, this.sizeClass, this.count, this.parent, this.fenceVersion];
+    return this.pool.byteSize() + tables.reduce((a, t) => a + t.byteLength, 0);
   }
 
-  /** Releases slack once a bucket has shrunk to a quarter of its capacity. */
-  compact(): void {
-    const cap = Math.max(4, this.count * 2);
-    if (this.slots.length <= 16 || this.count * 4 > this.slots.length) return;
-    this.slots = this.slots.slice(0, cap);
-    this.xyz = this.xyz.slice(0, cap * 3);
-    this.attrs = this.attrs.slice(0, cap);
-  }
-
-  speedCellAt(resolution: number): string {
-    if (this.speedCell === undefined) this.speedCell = cellToParent(this.cell, resolution);
-    return this.speedCell;
-  }
-
-  private grow(): void {
-    // ×1.5 growth keeps average slack near 20 % (vs 33 % for doubling): memory per courier is a target
-    const cap = Math.max(4, Math.ceil(this.slots.length * 1.5));
-    const slots = new Int32Array(cap);
-    slots.set(this.slots);
-    const xyz = new Float64Array(cap * 3);
-    xyz.set(this.xyz);
-    const attrs = new Uint32Array(cap);
-    attrs.set(this.attrs);
-    this.slots = slots;
-    this.xyz = xyz;
-    this.attrs = attrs;
-  }
-}
-
-/** The H3 cell of a point at a resolution (≈1 µs: callers avoid it when the inscribed circle answers). */
-export function cellOf(lat: number, lng: number, resolution: number): string {
-  return latLngToCell(lat, lng, resolution);
-}
-
-/** Widens the bucket's boxes to include a point H3 placed in the cell but its vertex box missed. */
-export function widenedEntries(bucket: CellBucket, lat: number, lng: number): BucketEntry[] {
-  let best = bucket.entries[0];
-  let bestGrowth = Infinity;
-  for (const e of bucket.entries) {
-    const growth = Math.max(0, e.minX - lng, lng - e.maxX) + Math.max(0, e.minY - lat, lat - e.maxY);
-    if (growth < bestGrowth) {
-      bestGrowth = growth;
-      best = e;
+  private createNode(cell: string, bucket: boolean): number {
+    const n = this.freeNodes.pop() ?? this.nodeTop++;
+    if (n >= this.cx.length) this.growTables();
+    const [lat, lng] = cellToLatLng(cell);
+    const phi = lat * DEG;
+    const c = Math.cos(phi);
+    this.cx[n] = c * Math.cos(lng * DEG);
+    this.cy[n] = c * Math.sin(lng * DEG);
+    this.cz[n] = Math.sin(phi);
+    this.parent[n] = -1;
+    this.count[n] = 0;
+    this.start[n] = -1;
+    this.sizeClass[n] = 0;
+    this.fenceVersion[n] = -1;
+    this.cells[n] = cell;
+    this.nodeByCell.set(cell, n);
+    this.fenceCandidates[n] = undefined;
+    this.speedCells[n] = undefined;
+    if (bucket) {
+      const boundary = cellToBoundary(cell);
+      this.children[n] = undefined;
+      this.rad[n] = vertexRadius(this.cx[n], this.cy[n], this.cz[n], boundary) * RADIUS_SLACK_REL + RADIUS_SLACK_ABS;
+      this.inner2[n] = Math.abs(lat) > POLAR_LAT ? -1 : metersToChord2(inradiusMeters(lat, lng, boundary) * INRADIUS_MARGIN);
+    } else {
+      this.children[n] = [];
+      this.rad[n] = 0;
+      this.inner2[n] = -1;
     }
+    return n;
   }
-  return bucket.entries.map((e) =>
-    e !== best
-      ? e
-      : {
-          minX: Math.min(e.minX, lng - BOX_PAD_DEG),
-          minY: Math.min(e.minY, lat - BOX_PAD_DEG),
-          maxX: Math.max(e.maxX, lng + BOX_PAD_DEG),
-          maxY: Math.max(e.maxY, lat + BOX_PAD_DEG),
-          bucket,
-        },
-  ).map(clampEntry);
+
+  // parent radius ≥ |c_p − c_child| + r_child; returns whether it grew
+  private growToCover(p: number, child: number): boolean {
+    const need = Math.hypot(this.cx[p] - this.cx[child], this.cy[p] - this.cy[child], this.cz[p] - this.cz[child]) + this.rad[child];
+    if (need <= this.rad[p]) return false;
+    this.rad[p] = need * (1 + 1e-9);
+    return true;
+  }
+
+  private regrow(b: number, needed: number): void {
+    const cls = BucketPool.classFor(needed);
+    const at = this.pool.allocate(cls);
+    if (this.start[b] >= 0) {
+      this.pool.copy(this.start[b], at, this.count[b]);
+      this.pool.release(this.start[b], this.sizeClass[b]);
+    }
+    this.start[b] = at;
+    this.sizeClass[b] = cls;
+  }
+
+  // Empty buckets stay (a courier often returns to the cell it left); they are dropped in bulk once they
+  // outnumber the occupied ones, so churn through a city never leaves the tree full of husks.
+  private retire(b: number): void {
+    this.pool.release(this.start[b], this.sizeClass[b]);
+    this.start[b] = -1;
+    this.emptyBuckets.add(b);
+    if (this.emptyBuckets.size < 1024 || this.emptyBuckets.size * 2 < this.liveBuckets) return;
+    for (const e of this.emptyBuckets) this.dropNode(e);
+    this.liveBuckets -= this.emptyBuckets.size;
+    this.emptyBuckets.clear();
+  }
+
+  private dropNode(n: number): void {
+    const p = this.parent[n];
+    this.nodeByCell.delete(this.cells[n] as string);
+    this.cells[n] = undefined;
+    this.children[n] = undefined;
+    this.freeNodes.push(n);
+    if (p < 0) {
+      this.roots.splice(this.roots.indexOf(n), 1);
+      return;
+    }
+    const siblings = this.children[p] as number[];
+    siblings.splice(siblings.indexOf(n), 1);
+    if (siblings.length === 0) this.dropNode(p);
+  }
+
+  private pushBound(node: number, qx: number, qy: number, qz: number, lim: number): void {
+    const dx = qx - this.cx[node];
+    const dy = qy - this.cy[node];
+    const dz = qz - this.cz[node];
+    const d = Math.sqrt(dx * dx + dy * dy + dz * dz) - this.rad[node];
+    const key = d > 0 ? d * d : 0;
+    if (key > lim) return;
+    if (this.heapSize === this.heapKeys.length) {
+      const keys = new Float64Array(this.heapKeys.length * 2);
+      keys.set(this.heapKeys);
+      const nodes = new Int32Array(keys.length);
+      nodes.set(this.heapNodes);
+      this.heapKeys = keys;
+      this.heapNodes = nodes;
+    }
+    const keys = this.heapKeys;
+    const nodes = this.heapNodes;
+    let i = this.heapSize++;
+    while (i > 0) {
+      const up = (i - 1) >> 1;
+      if (keys[up] <= key) break;
+      keys[i] = keys[up];
+      nodes[i] = nodes[up];
+      i = up;
+    }
+    keys[i] = key;
+    nodes[i] = node;
+  }
+
+  private popNode(): number {
+    const keys = this.heapKeys;
+    const nodes = this.heapNodes;
+    const top = nodes[0];
+    const last = --this.heapSize;
+    if (last > 0) {
+      const key = keys[last];
+      const node = nodes[last];
+      let i = 0;
+      const half = last >> 1;
+      while (i < half) {
+        let c = 2 * i + 1;
+        if (c + 1 < last && keys[c + 1] < keys[c]) c++;
+        if (keys[c] >= key) break;
+        keys[i] = keys[c];
+        nodes[i] = nodes[c];
+        i = c;
+      }
+      keys[i] = key;
+      nodes[i] = node;
+    }
+    return top;
+  }
+
+  private growTables(): void {
+    const cap = Math.ceil(this.cx.length * 1.5);
+    const f = (a: Float64Array) => {
+      const out = new Float64Array(cap);
+      out.set(a);
+      return out;
+    };
+    const i = (a: Int32Array) => {
+      const out = new Int32Array(cap);
+      out.set(a);
+      return out;
+    };
+    this.cx = f(this.cx);
+    this.cy = f(this.cy);
+    this.cz = f(this.cz);
+    this.rad = f(this.rad);
+    this.inner2 = f(this.inner2);
+    this.start = i(this.start);
+    this.sizeClass = i(this.sizeClass);
+    this.count = i(this.count);
+    this.parent = i(this.parent);
+    this.fenceVersion = i(this.fenceVersion);
+  }
 }
 
-function clampEntry(e: BucketEntry): BucketEntry {
-  return { minX: Math.max(-180, e.minX), minY: Math.max(-90, e.minY), maxX: Math.min(180, e.maxX), maxY: Math.min(90, e.maxY), bucket: e.bucket };
-}
-
-function cellEntries(cell: string, centreLat: number, boundary: number[][], bucket: CellBucket): BucketEntry[] {
-  let minLat = Infinity;
-  let maxLat = -Infinity;
-  for (const [lat] of boundary) {
-    if (lat < minLat) minLat = lat;
-    if (lat > maxLat) maxLat = lat;
+function vertexRadius(cx: number, cy: number, cz: number, boundary: number[][]): number {
+  let best = 0;
+  for (const [lat, lng] of boundary) {
+    const c = Math.cos(lat * DEG);
+    best = Math.max(best, Math.hypot(c * Math.cos(lng * DEG) - cx, c * Math.sin(lng * DEG) - cy, Math.sin(lat * DEG) - cz));
   }
-  minLat -= BOX_PAD_DEG;
-  maxLat += BOX_PAD_DEG;
-  if (latLngToCell(centreLat > 0 ? 90 : -90, 0, getResolution(cell)) === cell) {
-    // the cell holds a pole: it spans every longitude up to ±90
-    return [clampEntry({ minX: -180, minY: centreLat > 0 ? minLat : -90, maxX: 180, maxY: centreLat > 0 ? 90 : maxLat, bucket })];
-  }
-  const lngs = boundary.map((p) => p[1]);
-  const plainSpan = Math.max(...lngs) - Math.min(...lngs);
-  if (plainSpan <= 180) {
-    return [clampEntry({ minX: Math.min(...lngs) - BOX_PAD_DEG, minY: minLat, maxX: Math.max(...lngs) + BOX_PAD_DEG, maxY: maxLat, bucket })];
-  }
-  // straddles the antimeridian: east part [minPositive, 180] and west part [-180, maxNegative]
-  const east = Math.min(...lngs.filter((l) => l >= 0)) - BOX_PAD_DEG;
-  const west = Math.max(...lngs.filter((l) => l < 0)) + BOX_PAD_DEG;
-  return [
-    clampEntry({ minX: east, minY: minLat, maxX: 180, maxY: maxLat, bucket }),
-    clampEntry({ minX: -180, minY: minLat, maxX: west, maxY: maxLat, bucket }),
-  ];
+  return best;
 }
 
 /** Distance from the centre to the nearest cell edge, on the local tangent plane (metres). */
 function inradiusMeters(lat: number, lng: number, boundary: number[][]): number {
-  const k = (Math.PI / 180) * EARTH_RADIUS_M;
-  const cosLat = Math.cos((lat * Math.PI) / 180);
+  const k = DEG * EARTH_RADIUS_M;
+  const cosLat = Math.cos(lat * DEG);
   const pts = boundary.map(([la, ln]) => {
     let dl = ln - lng;
     if (dl > 180) dl -= 360;
@@ -220,7 +408,5 @@ function segmentDistanceToOrigin(ax: number, ay: number, bx: number, by: number)
   const dy = by - ay;
   const len2 = dx * dx + dy * dy;
   const t = len2 === 0 ? 0 : Math.max(0, Math.min(1, -(ax * dx + ay * dy) / len2));
-  const px = ax + t * dx;
-  const py = ay + t * dy;
-  return Math.sqrt(px * px + py * py);
+  return Math.hypot(ax + t * dx, ay + t * dy);
 }

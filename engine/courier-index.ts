@@ -105,12 +105,11 @@ export class CourierIndex {
   private ids: (string | undefined)[] = [];
   private freeSlots: number[] = [];
   private highWater = 0;
-  private lat: Float64Array;
-  private lng: Float64Array;
-  private ts: Float64Array;
+  // per slot, interleaved so a ping touches one cache line of each: place = [lat, lng, ts of last ping],
+  // where = [bucket node, position in the bucket]
+  private place: Float64Array;
   private attr: Uint32Array;
-  private bucketOf: Int32Array;
-  private posOf: Int32Array;
+  private where: Int32Array;
   private fenceMembership = new Map<number, string[]>();
 
   private cells: H3Buckets;
@@ -133,12 +132,9 @@ export class CourierIndex {
     this.onFenceEvent = options.onFenceEvent;
     const cap = Math.max(16, options.initialCapacity ?? 1024);
     this.cells = new H3Buckets(this.resolution, cap);
-    this.lat = new Float64Array(cap);
-    this.lng = new Float64Array(cap);
-    this.ts = new Float64Array(cap);
+    this.place = new Float64Array(3 * cap);
     this.attr = new Uint32Array(cap);
-    this.bucketOf = new Int32Array(cap);
-    this.posOf = new Int32Array(cap);
+    this.where = new Int32Array(2 * cap);
   }
 
   /** Number of couriers known (with or without a position). */
@@ -177,7 +173,7 @@ export class CourierIndex {
     if (slot === undefined) throw new EngineError('E_UNKNOWN_COURIER', `courier '${id}' is not registered: upsert its profile first`);
     assertCoordinate(lat, lng);
     if (typeof ts !== 'number' || !Number.isFinite(ts)) throw new EngineError('E_BAD_TIMESTAMP', `ping timestamp must be a finite number of ms, got ${String(ts)}`);
-    const prevTs = this.ts[slot];
+    const prevTs = this.place[3 * slot + 2];
     if (ts < prevTs) {
       this.counters.staleIgnored++;
       return 'stale';
@@ -191,10 +187,10 @@ export class CourierIndex {
     this.counters.moves++;
     this.version++;
     const cells = this.cells;
-    let bno = this.bucketOf[slot];
+    let bno = this.where[2 * slot];
     let outcome: MoveOutcome = 'moved';
     if (bno >= 0) {
-      const at = cells.start[bno] + this.posOf[slot];
+      const at = cells.info[4 * bno] + this.where[2 * slot + 1];
       const xyz = cells.pool.xyz;
       if (this.speeds !== undefined) {
         const ox = xyz[3 * at] - x;
@@ -219,9 +215,9 @@ export class CourierIndex {
       this.counters.positioned++;
       outcome = 'moved-cell';
     }
-    this.lat[slot] = lat;
-    this.lng[slot] = lng;
-    this.ts[slot] = ts;
+    this.place[3 * slot] = lat;
+    this.place[3 * slot + 1] = lng;
+    this.place[3 * slot + 2] = ts;
     if (this.fences !== undefined) this.updateFences(slot, bno, lat, lng, ts);
     return outcome;
   }
@@ -230,14 +226,14 @@ export class CourierIndex {
   remove(id: string): boolean {
     const slot = this.slotOf.get(id);
     if (slot === undefined) return false;
-    if (this.bucketOf[slot] >= 0) {
+    if (this.where[2 * slot] >= 0) {
       this.detach(slot);
       this.counters.positioned--;
     }
     const inside = this.fenceMembership.get(slot);
     if (inside !== undefined) {
       this.fenceMembership.delete(slot);
-      for (const fenceId of inside) this.onFenceEvent?.({ type: 'exit', courierId: id, fenceId, ts: this.ts[slot] });
+      for (const fenceId of inside) this.onFenceEvent?.({ type: 'exit', courierId: id, fenceId, ts: this.place[3 * slot + 2] });
     }
     this.slotOf.delete(id);
     this.ids[slot] = undefined;
@@ -251,13 +247,13 @@ export class CourierIndex {
     const slot = this.slotOf.get(id);
     if (slot === undefined) return undefined;
     const a = this.attr[slot];
-    const bno = this.bucketOf[slot];
+    const bno = this.where[2 * slot];
     const positioned = bno >= 0;
     return {
       id,
-      lat: positioned ? this.lat[slot] : NaN,
-      lng: positioned ? this.lng[slot] : NaN,
-      ts: this.ts[slot] === -Infinity ? NaN : this.ts[slot],
+      lat: positioned ? this.place[3 * slot] : NaN,
+      lng: positioned ? this.place[3 * slot + 1] : NaN,
+      ts: this.place[3 * slot + 2] === -Infinity ? NaN : this.place[3 * slot + 2],
       status: COURIER_STATUSES[a & STATUS_BITS],
       vehicle: VEHICLES[(a >>> 4) & 0xf],
       capabilities: capabilitiesOf((a >>> 8) & 0xff),
@@ -309,8 +305,8 @@ export class CourierIndex {
       const a = this.attr[s];
       out[i] = {
         id: this.ids[s] as string,
-        lat: this.lat[s],
-        lng: this.lng[s],
+        lat: this.place[3 * s],
+        lng: this.place[3 * s + 1],
         distance: chord2ToMeters(keys[i]),
         status: COURIER_STATUSES[a & STATUS_BITS],
         vehicle: VEHICLES[(a >>> 4) & 0xf],
@@ -331,9 +327,9 @@ export class CourierIndex {
       cells.forEachInBox(box, (b) => {
         if (seen.has(b)) return;
         seen.add(b);
-        for (let i = cells.start[b], end = i + cells.count[b]; i < end; i++) {
+        for (let i = cells.info[4 * b], end = i + cells.info[4 * b + 1]; i < end; i++) {
           const s = pool.slots[i];
-          if (passes(pool.attrs[i], s, f) && region.contains(this.lat[s], this.lng[s])) out.push(this.ids[s] as string);
+          if (passes(pool.attrs[i], s, f) && region.contains(this.place[3 * s], this.place[3 * s + 1])) out.push(this.ids[s] as string);
         }
       });
     }
@@ -344,7 +340,7 @@ export class CourierIndex {
   forEachPositioned(fn: (id: string, lat: number, lng: number, status: CourierStatus, ts: number) => void): void {
     for (let s = 0; s < this.highWater; s++) {
       const id = this.ids[s];
-      if (id !== undefined && this.bucketOf[s] >= 0) fn(id, this.lat[s], this.lng[s], COURIER_STATUSES[this.attr[s] & STATUS_BITS], this.ts[s]);
+      if (id !== undefined && this.where[2 * s] >= 0) fn(id, this.place[3 * s], this.place[3 * s + 1], COURIER_STATUSES[this.attr[s] & STATUS_BITS], this.place[3 * s + 2]);
     }
   }
 
@@ -355,12 +351,12 @@ export class CourierIndex {
 
   /** Bytes held in typed arrays (slot arrays plus buckets); JS-heap costs of ids come on top. */
   typedBytes(): number {
-    return this.lat.byteLength + this.lng.byteLength + this.ts.byteLength + this.attr.byteLength + this.bucketOf.byteLength + this.posOf.byteLength + this.cells.byteSize();
+    return this.place.byteLength + this.attr.byteLength + this.where.byteLength + this.cells.byteSize();
   }
 
   /** Read-only view of the arrays, for the snapshot writer in this package. */
   get internals(): CourierInternals {
-    return { ids: this.ids, lat: this.lat, lng: this.lng, ts: this.ts, attr: this.attr, cells: this.cells, version: this.version, resolution: this.resolution };
+    return { ids: this.ids, place: this.place, attr: this.attr, cells: this.cells, version: this.version, resolution: this.resolution };
   }
 
   private slotFor(id: string): number {
@@ -371,8 +367,8 @@ export class CourierIndex {
 
   private setAttr(slot: number, attr: number): void {
     this.attr[slot] = attr;
-    const bno = this.bucketOf[slot];
-    if (bno >= 0) this.cells.pool.attrs[this.cells.start[bno] + this.posOf[slot]] = attr;
+    const bno = this.where[2 * slot];
+    if (bno >= 0) this.cells.pool.attrs[this.cells.info[4 * bno] + this.where[2 * slot + 1]] = attr;
     this.version++;
   }
 
@@ -380,41 +376,38 @@ export class CourierIndex {
     let slot = this.freeSlots.pop();
     if (slot === undefined) {
       slot = this.highWater++;
-      if (slot === this.lat.length) this.growSlots();
+      if (slot === this.attr.length) this.growSlots();
     }
     this.slotOf.set(id, slot);
     this.ids[slot] = id;
-    this.ts[slot] = -Infinity;
-    this.bucketOf[slot] = -1;
-    this.posOf[slot] = -1;
+    this.place[3 * slot + 2] = -Infinity;
+    this.where[2 * slot] = -1;
+    this.where[2 * slot + 1] = -1;
     return slot;
   }
 
   private growSlots(): void {
-    const cap = Math.ceil(this.lat.length * 1.5);
-    this.lat = grow(this.lat, new Float64Array(cap));
-    this.lng = grow(this.lng, new Float64Array(cap));
-    this.ts = grow(this.ts, new Float64Array(cap));
+    const cap = Math.ceil(this.attr.length * 1.5);
+    this.place = grow(this.place, new Float64Array(3 * cap));
     this.attr = grow(this.attr, new Uint32Array(cap));
-    this.bucketOf = grow(this.bucketOf, new Int32Array(cap));
-    this.posOf = grow(this.posOf, new Int32Array(cap));
+    this.where = grow(this.where, new Int32Array(2 * cap));
   }
 
   private attach(slot: number, cell: string, x: number, y: number, z: number): number {
     const cells = this.cells;
     const b = cells.bucketFor(cell);
     cells.cover(b, x, y, z);
-    this.bucketOf[slot] = b;
-    this.posOf[slot] = cells.add(b, slot, x, y, z, this.attr[slot]);
+    this.where[2 * slot] = b;
+    this.where[2 * slot + 1] = cells.add(b, slot, x, y, z, this.attr[slot]);
     return b;
   }
 
   private detach(slot: number): void {
-    const pos = this.posOf[slot];
-    const moved = this.cells.removeAt(this.bucketOf[slot], pos);
-    if (moved >= 0) this.posOf[moved] = pos;
-    this.bucketOf[slot] = -1;
-    this.posOf[slot] = -1;
+    const pos = this.where[2 * slot + 1];
+    const moved = this.cells.removeAt(this.where[2 * slot], pos);
+    if (moved >= 0) this.where[2 * moved + 1] = pos;
+    this.where[2 * slot] = -1;
+    this.where[2 * slot + 1] = -1;
   }
 
   private updateFences(slot: number, b: number, lat: number, lng: number, ts: number): void {
@@ -443,9 +436,8 @@ export class CourierIndex {
 /** Read-only view of the index arrays for the snapshot writer. */
 export interface CourierInternals {
   ids: readonly (string | undefined)[];
-  lat: Float64Array;
-  lng: Float64Array;
-  ts: Float64Array;
+  /** [lat, lng, ts] per slot. */
+  place: Float64Array;
   attr: Uint32Array;
   cells: H3Buckets;
   version: number;
@@ -464,7 +456,7 @@ function scanBucket(cells: H3Buckets, b: number, qx: number, qy: number, qz: num
   const ex = f.excludeSlots;
   const tb = top.bound();
   let bound = tb < radius2 ? tb : radius2;
-  for (let i = cells.start[b], end = i + cells.count[b]; i < end; i++) {
+  for (let i = cells.info[4 * b], end = i + cells.info[4 * b + 1]; i < end; i++) {
     const a = attrs[i];
     if (((sm >>> (a & STATUS_BITS)) & 1) === 0) continue;
     const dx = xyz[3 * i] - qx;

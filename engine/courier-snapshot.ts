@@ -48,7 +48,7 @@ export function writeCourierSnapshot(index: CourierIndex, options: { filter?: Co
   let n = 0;
   for (const bucket of cells.occupiedInCellOrder()) {
     const positions: number[] = [];
-    for (let i = cells.start[bucket], end = i + cells.count[bucket]; i < end; i++) if (passes(pool.attrs[i], pool.slots[i], f)) positions.push(i);
+    for (let i = cells.info[4 * bucket], end = i + cells.info[4 * bucket + 1]; i < end; i++) if (passes(pool.attrs[i], pool.slots[i], f)) positions.push(i);
     if (positions.length > 0) {
       chosen.push({ bucket, positions });
       n += positions.length;
@@ -101,15 +101,15 @@ export function writeCourierSnapshot(index: CourierIndex, options: { filter?: Co
   for (let j = 0; j < b; j++) {
     const { bucket, positions } = chosen[j];
     bucketStart[j] = w;
-    nodeCap.set([cells.cx[bucket], cells.cy[bucket], cells.cz[bucket], cells.rad[bucket]], 4 * j);
+    nodeCap.set(cells.geo.subarray(4 * bucket, 4 * bucket + 4), 4 * j);
     for (const at of positions) {
       const s = pool.slots[at];
       xyz[3 * w] = pool.xyz[3 * at];
       xyz[3 * w + 1] = pool.xyz[3 * at + 1];
       xyz[3 * w + 2] = pool.xyz[3 * at + 2];
-      lat[w] = src.lat[s];
-      lng[w] = src.lng[s];
-      ts[w] = src.ts[s];
+      lat[w] = src.place[3 * s];
+      lng[w] = src.place[3 * s + 1];
+      ts[w] = src.place[3 * s + 2];
       attr[w] = src.attr[s];
       const bytes = idBytes[idNo++];
       idStart[w] = idPos;

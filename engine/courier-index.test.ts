@@ -1,3 +1,4 @@
+import { booleanPointInPolygon } from '@turf/turf';
 import { describe, expect, it } from 'vitest';
 import { Prng } from '../fixtures/prng.js';
 import { CellSpeeds } from './cell-speeds.js';
@@ -136,6 +137,42 @@ describe('CourierIndex.nearby', () => {
     }
     expect(index.size).toBe(truth.size);
     expect(index.stats().cellChanges).toBeGreaterThan(0);
+  });
+
+  it('stays exact after thousands of cells empty out and are pruned from the tree', () => {
+    const rng = new Prng(99);
+    const index = new CourierIndex();
+    const truth = new Map<string, Truth>();
+    // couriers scattered over a wide area leave >1024 cells empty when they all regroup downtown
+    for (let i = 0; i < 3000; i++) {
+      const t: Truth = { id: `m${i}`, lat: 40 + rng.next() * 2, lng: -75 + rng.next() * 2, status: 'available', vehicle: 'car', capabilities: [], capacity: 1 };
+      index.upsert(t.id, t);
+      index.move(t.id, t.lat, t.lng, 1);
+      truth.set(t.id, t);
+    }
+    const cellsBefore = index.stats().cells;
+    for (const t of truth.values()) {
+      t.lat = 40.7 + rng.normal() * 0.01;
+      t.lng = -74 + rng.normal() * 0.01;
+      index.move(t.id, t.lat, t.lng, 2);
+    }
+    expect(index.stats().cells).toBeLessThan(cellsBefore);
+    for (let q = 0; q < 50; q++) {
+      const lat = 40 + rng.next() * 2;
+      const lng = -75 + rng.next() * 2;
+      expectSameHits(index.nearby(lat, lng, { k: 7 }), oracle(truth, lat, lng, { k: 7 }));
+    }
+    // and the emptied area fills again
+    for (const t of [...truth.values()].slice(0, 1500)) {
+      t.lat = 40 + rng.next() * 2;
+      t.lng = -75 + rng.next() * 2;
+      index.move(t.id, t.lat, t.lng, 3);
+    }
+    for (let q = 0; q < 50; q++) {
+      const lat = 40 + rng.next() * 2;
+      const lng = -75 + rng.next() * 2;
+      expectSameHits(index.nearby(lat, lng, { k: 12, radius: 20_000 }), oracle(truth, lat, lng, { k: 12, radius: 20_000 }));
+    }
   });
 
   it('finds couriers across the antimeridian before nearer-looking ones on the same side', () => {
@@ -298,6 +335,17 @@ describe('CourierIndex.within', () => {
     const inTri = index.within(tri).sort();
     expect(inTri.length).toBeGreaterThan(0);
     expect(inTri.every((id) => { const p = pts.find((q) => q.id === id) as Truth; return p.lng >= 171 && p.lng <= 179; })).toBe(true);
+    for (let q = 0; q < 40; q++) {
+      const minLat = -20 + rng.next() * 9;
+      const maxLat = minLat + rng.next();
+      const wrap = (l: number): number => (l > 180 ? l - 360 : l);
+      const west = 170 + rng.next() * 19;
+      const minLng = wrap(west);
+      const maxLng = wrap(west + 0.1 + rng.next() * 3);
+      const inBox = (p: Truth): boolean => p.lat >= minLat && p.lat <= maxLat && (minLng <= maxLng ? p.lng >= minLng && p.lng <= maxLng : p.lng >= minLng || p.lng <= maxLng);
+      expect(index.within([minLng, minLat, maxLng, maxLat]).sort()).toEqual(pts.filter(inBox).map((p) => p.id).sort());
+    }
+    expect(inTri).toEqual(pts.filter((p) => booleanPointInPolygon([p.lng, p.lat], tri)).map((p) => p.id).sort());
     expect(() => index.within([0, 10, 1, 5])).toThrowError(expect.objectContaining({ code: 'E_BAD_GEOMETRY' }));
   });
 });

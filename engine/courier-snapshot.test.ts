@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { Prng } from '../fixtures/prng.js';
+import { CellSpeeds } from './cell-speeds.js';
 import { COURIER_STATUSES, VEHICLES } from './courier-attributes.js';
 import { CourierIndex } from './courier-index.js';
 import { CourierSnapshot, writeCourierSnapshot } from './courier-snapshot.js';
@@ -55,6 +56,20 @@ describe('courier snapshot', () => {
       expect(snap.indexOf(snap.id(i))).toBe(i);
     }
     expect(snap.indexOf('nobody')).toBe(-1);
+    expect(Number.isNaN(snap.localSpeed(0))).toBe(true);
+  });
+
+  it('carries the learned speed of each courier\'s neighbourhood', () => {
+    const speeds = new CellSpeeds();
+    const index = new CourierIndex({ speeds });
+    index.upsert('a', { vehicle: 'car', capabilities: [], capacity: 1, status: 'available' });
+    index.upsert('b', { vehicle: 'car', capabilities: [], capacity: 1, status: 'available' });
+    index.move('a', 51.5, -0.1, 0);
+    index.move('a', 51.5009, -0.1, 10_000); // ~100 m in 10 s
+    index.move('b', 40.7, -74, 0);
+    const snap = CourierSnapshot.from(writeCourierSnapshot(index, { speeds }));
+    expect(snap.localSpeed(snap.indexOf('a'))).toBeCloseTo(10, 0);
+    expect(Number.isNaN(snap.localSpeed(snap.indexOf('b')))).toBe(true);
   });
 
   it('keeps only the couriers that pass the filter, and excludes ids on request', () => {

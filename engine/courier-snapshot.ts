@@ -9,6 +9,7 @@
  *   header  Int32[8]   magic 'GDS1' · format · n couriers · b buckets · tree nodes · levels · resolution · 0
  *           Float64[2] index version · createdAt
  *   xyz f64[3n] · lat f64[n] · lng f64[n] · ts f64[n] · attr u32[n]          couriers in bucket order
+ *   localSpeed f32[n]                                                          learned m/s of the courier's res-7 cell (NaN: unknown)
  *   bucketStart u32[b+1] · levelStart u32[levels+1] · nodeCap f64[4·nodes]    packed tree of sphere caps
  *   idStart u32[n+1] · idBytes u8[…]                                           UTF-8 ids
  *
@@ -19,6 +20,7 @@
 import { COURIER_STATUSES, VEHICLES, type CourierStatus, type Vehicle, capabilitiesOf, type Capability } from './courier-attributes.js';
 import { type CompiledFilter, type CourierFilter, compileFilter, passes } from './courier-filter.js';
 import type { CourierIndex } from './courier-index.js';
+import type { CellSpeeds } from './cell-speeds.js';
 import { EngineError, assertCoordinate } from './errors.js';
 import { chord2ToMeters, metersToChord2 } from './geodesy.js';
 import { widen } from './rtree-nearest.js';
@@ -26,7 +28,7 @@ import { TopK } from './top-k.js';
 
 const MAGIC = 0x31534447; // 'GDS1'
 /** Layout version; bump on any change so an old worker refuses a new buffer instead of misreading it. */
-export const SNAPSHOT_FORMAT = 1;
+export const SNAPSHOT_FORMAT = 2;
 const HEADER_BYTES = 8 * 4 + 2 * 8;
 // 16 children per node: a node's boxes fit in two cache lines' worth of f64 reads per axis
 const NODE_SIZE = 16;
@@ -38,7 +40,7 @@ export interface SnapshotHit {
 }
 
 /** Builds a snapshot of the positioned couriers that pass `filter` (all by default). */
-export function writeCourierSnapshot(index: CourierIndex, options: { filter?: CourierFilter; createdAt?: number } = {}): SharedArrayBuffer {
+export function writeCourierSnapshot(index: CourierIndex, options: { filter?: CourierFilter; createdAt?: number; speeds?: CellSpeeds } = {}): SharedArrayBuffer {
   const src = index.internals;
   const cells = src.cells;
   const pool = cells.pool;
@@ -67,6 +69,7 @@ export function writeCourierSnapshot(index: CourierIndex, options: { filter?: Co
   const oLng = layout.take(8 * n);
   const oTs = layout.take(8 * n);
   const oAttr = layout.take(4 * n);
+  const oSpeed = layout.take(4 * n);
   const oBucketStart = layout.take(4 * (b + 1));
   const oLevelStart = layout.take(4 * (levels.length + 1));
   const oNodeCap = layout.take(32 * nodes);
@@ -89,6 +92,7 @@ export function writeCourierSnapshot(index: CourierIndex, options: { filter?: Co
   const lng = new Float64Array(buffer, oLng, n);
   const ts = new Float64Array(buffer, oTs, n);
   const attr = new Uint32Array(buffer, oAttr, n);
+  const speed = new Float32Array(buffer, oSpeed, n);
   const bucketStart = new Uint32Array(buffer, oBucketStart, b + 1);
   const levelStart = new Uint32Array(buffer, oLevelStart, levels.length + 1);
   const nodeCap = new Float64Array(buffer, oNodeCap, 4 * nodes);
@@ -102,6 +106,7 @@ export function writeCourierSnapshot(index: CourierIndex, options: { filter?: Co
     const { bucket, positions } = chosen[j];
     bucketStart[j] = w;
     nodeCap.set(cells.geo.subarray(4 * bucket, 4 * bucket + 4), 4 * j);
+    const local = options.speeds === undefined ? undefined : options.speeds.speedOf(cells.speedCellOf(bucket, options.speeds.resolution));
     for (const at of positions) {
       const s = pool.slots[at];
       xyz[3 * w] = pool.xyz[3 * at];
@@ -111,6 +116,7 @@ export function writeCourierSnapshot(index: CourierIndex, options: { filter?: Co
       lng[w] = src.place[3 * s + 1];
       ts[w] = src.place[3 * s + 2];
       attr[w] = src.attr[s];
+      speed[w] = local === undefined ? NaN : local.metersPerSecond;
       const bytes = idBytes[idNo++];
       idStart[w] = idPos;
       ids.set(bytes, idPos);
@@ -135,6 +141,7 @@ export class CourierSnapshot {
   private readonly lngArr: Float64Array;
   private readonly tsArr: Float64Array;
   private readonly attr: Uint32Array;
+  private readonly speedArr: Float32Array;
   private readonly bucketStart: Uint32Array;
   private readonly levelStart: Uint32Array;
   private readonly nodeCap: Float64Array;
@@ -166,6 +173,7 @@ export class CourierSnapshot {
     this.lngArr = new Float64Array(buffer, layout.take(8 * n), n);
     this.tsArr = new Float64Array(buffer, layout.take(8 * n), n);
     this.attr = new Uint32Array(buffer, layout.take(4 * n), n);
+    this.speedArr = new Float32Array(buffer, layout.take(4 * n), n);
     this.bucketStart = new Uint32Array(buffer, layout.take(4 * (b + 1)), b + 1);
     this.levelStart = new Uint32Array(buffer, layout.take(4 * (levels + 1)), levels + 1);
     this.nodeCap = new Float64Array(buffer, layout.take(32 * nodes), 4 * nodes);
@@ -206,6 +214,10 @@ export class CourierSnapshot {
   }
   capabilities(i: number): Capability[] {
     return capabilitiesOf((this.attr[i] >>> 8) & 0xff);
+  }
+  /** Learned speed (m/s) of the courier's neighbourhood when the snapshot was taken, or NaN. */
+  localSpeed(i: number): number {
+    return this.speedArr[i];
   }
   capacity(i: number): number {
     return this.attr[i] >>> 16;

@@ -1,0 +1,345 @@
+/**
+ * Blood allocation: which banks and which exact lots serve a hospital's need, reserved so no other request
+ * can take the same units (PRODUCT.md §2).
+ *
+ *   need ──► SiteIndex.nearby(blood_bank, open, radius, any compatible unexpired stock)
+ *              │ per bank: ETA to the hospital; usable lots = compatible, product, expiresAt ≥ now + ETA
+ *              ▼
+ *            banks by ETA ──► shortest prefix (≤ maxBanks) whose usable units cover the need
+ *              │
+ *              ▼
+ *            units of the prefix by (type preference, expiry, bank ETA) ──► take `units`
+ *              │
+ *              ▼
+ *            SiteIndex.reserveUnits per lot ──► { sources (one pickup leg each), reservations, shortfall, callout? }
+ *
+ * Distance against type preference: banks are chosen by ETA only (fewest, nearest pickups), and type
+ * preference then FEFO decide among the units of the chosen banks. So a near bank holding only O− covers a
+ * need before a farther bank with identical units is visited; once a farther bank must be visited anyway,
+ * its identical units are taken before the nearer bank's O−.
+ */
+import {
+  BLOOD_TYPES,
+  type BloodProduct,
+  type BloodType,
+  type RecipientType,
+  compatibleDonorTypes,
+} from '../engine/blood-types.js';
+import type { Capability } from '../engine/courier-attributes.js';
+import type { DonorIndex } from '../engine/donor-index.js';
+import { distanceMeters } from '../engine/geodesy.js';
+import type { SiteIndex } from '../engine/site-index.js';
+import { DEFAULT_POLICY, type DispatchRequest, type LatLng, type Urgency } from './dispatch-request.js';
+import { type DonorCallout, type CalloutOptions, planDonorCallout } from './donor-callout.js';
+import type { ReservationRef } from './request-lifecycle.js';
+
+/** Banks one request may be split across: each is a courier leg, and more than 3 rarely arrive together. */
+export const DEFAULT_MAX_BANKS = 3;
+
+/** Search radius for banks in metres: 50 km is about an hour by car, the longest a transfusion waits on transport. */
+export const DEFAULT_BANK_RADIUS = 50_000;
+
+/** A hospital's need for units of one product. */
+export interface BloodNeed {
+  requestId: string;
+  hospital: LatLng;
+  product: BloodProduct;
+  recipient: RecipientType;
+  /** Units wanted, an integer ≥ 1. */
+  units: number;
+  urgency: Urgency;
+  /** Latest acceptable arrival at the hospital (ms); banks that cannot make it are skipped. */
+  deadline?: number;
+}
+
+/** How the allocation runs. */
+export interface AllocationOptions {
+  now: number;
+  /** Seconds from a bank to the hospital (default: great-circle × 1.35 circuity ÷ 8.5 m/s by car). */
+  transitSeconds?: (from: LatLng, to: LatLng) => number;
+  /** At most this many banks (default DEFAULT_MAX_BANKS). */
+  maxBanks?: number;
+  /** Banks within this many great-circle metres of the hospital (default DEFAULT_BANK_RADIUS). */
+  radius?: number;
+  /** When given and units are short, the result carries a donor call-out plan. */
+  donors?: DonorIndex;
+  /** Waves and donors per unit for that call-out. */
+  callout?: Omit<CalloutOptions, 'now'>;
+}
+
+/** Units taken from one lot. */
+export interface AllocatedLot {
+  product: BloodProduct;
+  bloodType: BloodType;
+  expiresAt: number;
+  count: number;
+}
+
+/** How a product travels: red cells and whole blood at 1–6 °C, plasma frozen, platelets at 20–24 °C. */
+export type Transport = 'chilled' | 'frozen' | 'room';
+
+/** One bank and the lots taken from it: one pickup leg. */
+export interface BloodSource {
+  siteId: string;
+  lat: number;
+  lng: number;
+  /** Great-circle metres from the hospital. */
+  distance: number;
+  /** Seconds from the bank to the hospital. */
+  etaSeconds: number;
+  /** Lots in the order they were chosen (type preference, then expiry). */
+  units: AllocatedLot[];
+  /** Units over all lots. */
+  count: number;
+  transport: Transport;
+  /** What the courier of this leg must carry (see `legCapabilities`). */
+  capabilities: Capability[];
+}
+
+interface AllocationBody {
+  requestId: string;
+  /** Sources by ETA, nearest first. */
+  sources: BloodSource[];
+  /** Exactly what was reserved; hand to `releaseAllocation` or the request lifecycle. */
+  reservations: ReservationRef[];
+  /** Units allocated over all sources. */
+  allocated: number;
+}
+
+/** Why nothing could be allocated. */
+export type AllocationFailure = 'no-compatible-stock-in-reach' | 'none-before-deadline';
+
+/** Result of `allocateBlood`: all units, some units (`partial`) or none; a call-out when short and donors were given. */
+export type BloodAllocation =
+  | (AllocationBody & { ok: true; shortfall: 0 })
+  | (AllocationBody & { ok: 'partial'; shortfall: number; callout?: DonorCallout })
+  | (AllocationBody & { ok: false; reason: AllocationFailure; shortfall: number; callout?: DonorCallout });
+
+/**
+ * Chooses banks and lots for a need (compatible types only, identical first, O− last, FEFO, never a unit
+ * expiring before it arrives) and reserves them through `sites.reserveUnits`; nothing else is mutated.
+ */
+export function allocateBlood(sites: SiteIndex, need: BloodNeed, options: AllocationOptions): BloodAllocation {
+  checkInputs(need, options);
+  const emergency = need.urgency === 'emergency';
+  const types = compatibleDonorTypes(need.recipient, need.product, { emergency });
+  const tiers = preferenceTiers(need.recipient, need.product, types);
+  const { banks, lateBanks } = usableBanks(sites, need, options, types, tiers);
+  const chosen = coveringPrefix(banks, need.units, options.maxBanks ?? DEFAULT_MAX_BANKS);
+  const picks = pickUnits(chosen, need.units);
+  const sources = reserve(sites, need.product, chosen, picks);
+  const reservations = sources.flatMap((s) => s.units.map((u) => ({ siteId: s.siteId, ...u })));
+  const allocated = reservations.reduce((n, r) => n + r.count, 0);
+  const shortfall = need.units - allocated;
+  const body: AllocationBody = { requestId: need.requestId, sources, reservations, allocated };
+  if (shortfall === 0) return { ...body, ok: true, shortfall: 0 };
+  const callout =
+    options.donors === undefined
+      ? undefined
+      : planDonorCallout(options.donors, { ...need, shortfall }, { ...options.callout, now: options.now });
+  const short = callout === undefined ? {} : { callout };
+  if (allocated > 0) return { ...body, ok: 'partial', shortfall, ...short };
+  const reason: AllocationFailure = lateBanks > 0 ? 'none-before-deadline' : 'no-compatible-stock-in-reach';
+  return { ...body, ok: false, reason, shortfall, ...short };
+}
+
+/** Hands reserved units back (cancel, failure, or a re-plan); returns units released and refs that no longer matched a reservation. */
+export function releaseAllocation(sites: SiteIndex, reservations: readonly ReservationRef[]): { released: number; failed: ReservationRef[] } {
+  let released = 0;
+  const failed: ReservationRef[] = [];
+  for (const r of reservations) {
+    const key = { product: r.product as BloodProduct, bloodType: r.bloodType as BloodType, expiresAt: r.expiresAt };
+    if (sites.has(r.siteId) && sites.releaseUnits(r.siteId, key, r.count)) released += r.count;
+    else failed.push(r);
+  }
+  return { released, failed };
+}
+
+/**
+ * Courier capabilities a leg needs: cold_chain for red cells, whole blood and plasma; platelets must stay at
+ * 20–24 °C (refrigeration ruins them), so they travel in an insulated box, not a cold-chain one.
+ */
+export function legCapabilities(product: BloodProduct): Capability[] {
+  return product === 'platelets' ? ['insulated'] : ['cold_chain'];
+}
+
+/** One pickup leg per source (bank → hospital), ready for matching; ids are `<requestId>/<siteId>`. */
+export function bloodPickupLegs(allocation: BloodAllocation, need: BloodNeed, now: number): DispatchRequest[] {
+  return allocation.sources.map((s) => {
+    const leg: DispatchRequest = {
+      id: `${need.requestId}/${s.siteId}`,
+      kind: 'blood',
+      urgency: need.urgency,
+      createdAt: now,
+      pickup: { lat: s.lat, lng: s.lng },
+      dropoff: need.hospital,
+      capabilities: s.capabilities,
+      load: 1, // one transport box per leg, whatever the unit count
+    };
+    if (need.deadline !== undefined) leg.deadline = need.deadline;
+    return leg;
+  });
+}
+
+/** Default transit: great-circle metres × city circuity ÷ car speed. */
+export function defaultTransitSeconds(from: LatLng, to: LatLng): number {
+  return (distanceMeters(from.lat, from.lng, to.lat, to.lng) * DEFAULT_POLICY.circuity) / DEFAULT_POLICY.vehicleSpeed.car;
+}
+
+interface UsableLot {
+  bloodType: BloodType;
+  expiresAt: number;
+  available: number;
+  tier: number;
+  /** Position in compatibleDonorTypes: the tie-break between types of one tier. */
+  order: number;
+}
+
+interface Bank {
+  id: string;
+  lat: number;
+  lng: number;
+  distance: number;
+  etaSeconds: number;
+  lots: UsableLot[];
+  usable: number;
+}
+
+interface Pick {
+  bank: number;
+  lot: UsableLot;
+  count: number;
+}
+
+// Banks in reach with at least one usable unit, by (ETA, distance, id); also counts banks lost to the deadline.
+function usableBanks(
+  sites: SiteIndex,
+  need: BloodNeed,
+  options: AllocationOptions,
+  types: BloodType[],
+  tiers: Map<BloodType, number>,
+): { banks: Bank[]; lateBanks: number } {
+  const transit = options.transitSeconds ?? defaultTransitSeconds;
+  const hits = sites.nearby(need.hospital.lat, need.hospital.lng, {
+    kind: 'blood_bank',
+    open: true,
+    radius: options.radius ?? DEFAULT_BANK_RADIUS,
+    k: sites.size,
+    stock: { product: need.product, recipient: need.recipient, units: 1, asOf: options.now, emergency: need.urgency === 'emergency' },
+  });
+  const banks: Bank[] = [];
+  let lateBanks = 0;
+  for (const hit of hits) {
+    const etaSeconds = transit({ lat: hit.lat, lng: hit.lng }, need.hospital);
+    if (!(etaSeconds >= 0)) throw new Error(`transitSeconds must return seconds >= 0, got ${String(etaSeconds)} for bank '${hit.id}'`);
+    const arrival = options.now + etaSeconds * 1000;
+    if (need.deadline !== undefined && arrival > need.deadline) {
+      lateBanks++;
+      continue;
+    }
+    const lots: UsableLot[] = [];
+    let usable = 0;
+    for (const l of sites.lots(hit.id)) {
+      const tier = tiers.get(l.bloodType);
+      // SiteIndex semantics: a unit counts when it does not expire before the arrival (expiresAt ≥ arrival)
+      if (l.product !== need.product || tier === undefined || l.available === 0 || l.expiresAt < arrival) continue;
+      lots.push({ bloodType: l.bloodType, expiresAt: l.expiresAt, available: l.available, tier, order: types.indexOf(l.bloodType) });
+      usable += l.available;
+    }
+    if (usable > 0) banks.push({ id: hit.id, lat: hit.lat, lng: hit.lng, distance: hit.distance, etaSeconds, lots, usable });
+  }
+  banks.sort((a, b) => a.etaSeconds - b.etaSeconds || a.distance - b.distance || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  return { banks, lateBanks };
+}
+
+// Shortest run of banks by ETA whose usable units cover the need, at most maxBanks long.
+function coveringPrefix(banks: Bank[], units: number, maxBanks: number): Bank[] {
+  let total = 0;
+  let n = 0;
+  while (n < banks.length && n < maxBanks && total < units) total += banks[n++].usable;
+  return banks.slice(0, n);
+}
+
+// Every usable unit of the chosen banks ordered by (tier, expiry, bank ETA rank, type order); take the first `units`.
+function pickUnits(banks: Bank[], units: number): Pick[] {
+  const all: { bank: number; lot: UsableLot }[] = [];
+  banks.forEach((b, bank) => b.lots.forEach((lot) => all.push({ bank, lot })));
+  all.sort((x, y) => x.lot.tier - y.lot.tier || x.lot.expiresAt - y.lot.expiresAt || x.bank - y.bank || x.lot.order - y.lot.order);
+  const picks: Pick[] = [];
+  let left = units;
+  for (const { bank, lot } of all) {
+    if (left === 0) break;
+    const count = Math.min(left, lot.available);
+    picks.push({ bank, lot, count });
+    left -= count;
+  }
+  return picks;
+}
+
+// Reserves every pick; on a refused reservation (the index changed under us) undoes the ones made and throws.
+function reserve(sites: SiteIndex, product: BloodProduct, banks: Bank[], picks: Pick[]): BloodSource[] {
+  const done: ReservationRef[] = [];
+  const byBank: AllocatedLot[][] = banks.map(() => []);
+  for (const p of picks) {
+    const lot: AllocatedLot = { product, bloodType: p.lot.bloodType, expiresAt: p.lot.expiresAt, count: p.count };
+    const bankId = banks[p.bank].id;
+    if (!sites.reserveUnits(bankId, lot, p.count)) {
+      releaseAllocation(sites, done);
+      throw new Error(`allocateBlood: bank '${bankId}' refused ${p.count} units it listed as available; do not mutate the SiteIndex during an allocation`);
+    }
+    done.push({ siteId: bankId, ...lot });
+    byBank[p.bank].push(lot);
+  }
+  const sources: BloodSource[] = [];
+  banks.forEach((b, i) => {
+    if (byBank[i].length === 0) return;
+    const count = byBank[i].reduce((n, l) => n + l.count, 0);
+    sources.push({
+      siteId: b.id,
+      lat: b.lat,
+      lng: b.lng,
+      distance: b.distance,
+      etaSeconds: b.etaSeconds,
+      units: byBank[i],
+      count,
+      transport: transportOf(product),
+      capabilities: legCapabilities(product),
+    });
+  });
+  return sources;
+}
+
+function transportOf(product: BloodProduct): Transport {
+  return product === 'platelets' ? 'room' : product === 'plasma' ? 'frozen' : 'chilled';
+}
+
+/**
+ * Preference tier per donor type, lower first. Known recipient: identical 0; platelets same ABO 1; other
+ * compatible 2; O− 3 as the universal reserve (not for plasma, where O is the least useful, nor platelets).
+ * Unknown recipient: the order compatibleDonorTypes gives (O+ before O−; AB+ before AB− plasma).
+ */
+function preferenceTiers(recipient: RecipientType, product: BloodProduct, types: BloodType[]): Map<BloodType, number> {
+  const tiers = new Map<BloodType, number>();
+  types.forEach((t, i) => {
+    if (recipient === 'unknown') tiers.set(t, i);
+    else if (t === recipient) tiers.set(t, 0);
+    else if (product === 'platelets') tiers.set(t, abo(t) === abo(recipient) ? 1 : 2);
+    else tiers.set(t, t === 'O-' && product !== 'plasma' ? 3 : 2);
+  });
+  return tiers;
+}
+
+function abo(t: BloodType): string {
+  return t.slice(0, -1);
+}
+
+function checkInputs(need: BloodNeed, options: AllocationOptions): void {
+  if (!Number.isInteger(need.units) || need.units < 1) throw new Error(`need.units must be an integer >= 1, got ${String(need.units)}`);
+  if (!Number.isFinite(options.now)) throw new Error(`now must be ms since the epoch, got ${String(options.now)}`);
+  const maxBanks = options.maxBanks ?? DEFAULT_MAX_BANKS;
+  if (!Number.isInteger(maxBanks) || maxBanks < 1) throw new Error(`maxBanks must be an integer >= 1, got ${String(maxBanks)}`);
+  if (need.deadline !== undefined && !Number.isFinite(need.deadline)) throw new Error(`deadline must be ms since the epoch, got ${String(need.deadline)}`);
+  if (!(BLOOD_TYPES as readonly string[]).includes(need.recipient) && need.recipient !== 'unknown') {
+    throw new Error(`recipient must be one of ${BLOOD_TYPES.join(' ')} or 'unknown', got '${String(need.recipient)}'`);
+  }
+}

@@ -1,0 +1,197 @@
+import { describe, expect, it } from 'vitest';
+import { COURIER_STATUSES, VEHICLES } from '../engine/courier-attributes.js';
+import { CourierIndex } from '../engine/courier-index.js';
+import { CourierSnapshot, writeCourierSnapshot } from '../engine/courier-snapshot.js';
+import { distanceMeters } from '../engine/geodesy.js';
+import { Prng } from '../fixtures/prng.js';
+import { planBatch, planEmergency, planExactReference, planGreedyNearest, priorityOrder } from './assign-batch.js';
+import { DEFAULT_POLICY, type DispatchPlan, type DispatchPolicy, type DispatchRequest } from './dispatch-request.js';
+import { routeCost, scoreRoute } from './route-scoring.js';
+
+const NOW = Date.UTC(2026, 10, 2, 12);
+const MIN = 60_000;
+const BATCHED: DispatchPolicy = { ...DEFAULT_POLICY, mode: 'batched' };
+const GREEDY: DispatchPolicy = { ...DEFAULT_POLICY, mode: 'greedy' };
+
+function randomSnapshot(rng: Prng, n: number, spread = 0.03): CourierSnapshot {
+  const index = new CourierIndex();
+  for (let i = 0; i < n; i++) {
+    const id = `c${i}`;
+    // mostly available, so small instances have contention worth optimising
+    const status = rng.chance(0.7) ? 'available' : COURIER_STATUSES[rng.int(4)];
+    index.upsert(id, { vehicle: VEHICLES[rng.int(3)], capabilities: rng.chance(0.4) ? ['cold_chain'] : [], capacity: 1 + rng.int(3), status });
+    index.move(id, 51.5 + rng.range(-spread, spread), -0.12 + rng.range(-spread, spread), NOW - 5000);
+  }
+  return CourierSnapshot.from(writeCourierSnapshot(index));
+}
+
+function randomRequests(rng: Prng, count: number, couriers: number, spread = 0.03): DispatchRequest[] {
+  return Array.from({ length: count }, (_, q) => {
+    const kind = rng.pick(['delivery', 'delivery', 'rescue', 'blood'] as const);
+    const urgency = rng.pick(['routine', 'routine', 'urgent', 'emergency'] as const);
+    const pickup = { lat: 51.5 + rng.range(-spread, spread), lng: -0.12 + rng.range(-spread, spread) };
+    const req: DispatchRequest = { id: `q${q}`, kind, urgency, createdAt: NOW - rng.int(10 * MIN), pickup, dropoff: { lat: pickup.lat + rng.range(-0.02, 0.02), lng: pickup.lng + rng.range(-0.02, 0.02) } };
+    if (rng.chance(0.4)) req.readyAt = NOW + rng.int(8 * MIN);
+    if (rng.chance(0.5)) req.deadline = NOW + rng.range(-2, 40) * MIN; // a few already passed
+    if (kind === 'rescue' && rng.chance(0.5)) req.pickupBy = NOW + rng.range(3, 20) * MIN;
+    if (rng.chance(0.25)) req.capabilities = ['cold_chain'];
+    if (rng.chance(0.2)) req.load = 1 + rng.int(3);
+    if (rng.chance(0.2)) req.exclude = [`c${rng.int(couriers)}`];
+    return req;
+  });
+}
+
+/** Cost of each (request, courier) pair under the same rules, Infinity when the courier may not serve it. */
+function costMatrix(snap: CourierSnapshot, requests: DispatchRequest[], policy: DispatchPolicy): number[][] {
+  return requests.map((req) => {
+    const row: number[] = [];
+    for (let i = 0; i < snap.count; i++) {
+      const eligible =
+        snap.status(i) === 'available' &&
+        !(req.exclude ?? []).includes(snap.id(i)) &&
+        distanceMeters(snap.lat(i), snap.lng(i), req.pickup.lat, req.pickup.lng) <= policy.radius;
+      row.push(eligible ? routeCost(scoreRoute(snap, i, req, policy, NOW), req, policy) : Infinity);
+    }
+    return row;
+  });
+}
+
+/** Minimum over every assignment (each request: one unused courier, or unassigned at its penalty). */
+function bruteForceOptimum(cost: number[][], penalty: number[]): number {
+  const used = new Array(cost[0]?.length ?? 0).fill(false);
+  const walk = (r: number): number => {
+    if (r === cost.length) return 0;
+    let best = penalty[r] + walk(r + 1);
+    for (let i = 0; i < used.length; i++) {
+      if (used[i] || cost[r][i] === Infinity) continue;
+      used[i] = true;
+      best = Math.min(best, cost[r][i] + walk(r + 1));
+      used[i] = false;
+    }
+    return best;
+  };
+  return walk(0);
+}
+
+function expectSound(plan: DispatchPlan, snap: CourierSnapshot, requests: DispatchRequest[]): void {
+  const couriers = plan.assignments.map((a) => a.courierId);
+  expect(new Set(couriers).size).toBe(couriers.length);
+  expect(plan.assignments.length + plan.unassigned.length).toBe(requests.length);
+  for (const a of plan.assignments) {
+    const req = requests.find((r) => r.id === a.requestId) as DispatchRequest;
+    const i = snap.indexOf(a.courierId);
+    expect(snap.status(i)).toBe('available');
+    for (const cap of req.capabilities ?? []) expect(snap.capabilities(i)).toContain(cap);
+    expect(snap.capacity(i)).toBeGreaterThanOrEqual(req.load ?? 1);
+    expect(req.exclude ?? []).not.toContain(a.courierId);
+    const score = scoreRoute(snap, i, req, DEFAULT_POLICY, NOW);
+    expect(score.feasible).toBe(true);
+    expect(a.pickupEta).toBeCloseTo(score.pickupEta, 6);
+    expect(a.cost).toBeCloseTo(routeCost(score, req, DEFAULT_POLICY), 6);
+  }
+}
+
+describe('planBatch', () => {
+  it('finds the brute-force optimum on small random instances, and greedy is never better', () => {
+    const rng = new Prng(7);
+    const policy: DispatchPolicy = { ...BATCHED, candidates: 8, weights: { lateness: 4, unassigned: { routine: 900, urgent: 3_000, emergency: 1e6 } } };
+    let contested = 0;
+    for (let t = 0; t < 250; t++) {
+      const nc = 1 + rng.int(8);
+      const snap = randomSnapshot(rng, nc);
+      const requests = randomRequests(rng, 1 + rng.int(6), nc);
+      const optimum = bruteForceOptimum(costMatrix(snap, requests, policy), requests.map((r) => policy.weights.unassigned[r.urgency]));
+      const batched = planBatch(snap, requests, policy, NOW);
+      const greedy = planBatch(snap, requests, { ...policy, mode: 'greedy' }, NOW);
+      const exact = planExactReference(snap, requests, policy, NOW);
+      expect(batched.totalCost).toBeCloseTo(optimum, 6);
+      expect(exact.totalCost).toBeCloseTo(optimum, 6);
+      expect(greedy.totalCost).toBeGreaterThanOrEqual(batched.totalCost - 1e-6);
+      if (greedy.totalCost > batched.totalCost + 1e-6) contested++;
+      for (const plan of [batched, greedy, exact]) {
+        const sum = plan.assignments.reduce((s, a) => s + a.cost, 0) + plan.unassigned.reduce((s, u) => s + policy.weights.unassigned[requests.find((r) => r.id === u.requestId)?.urgency ?? 'routine'], 0);
+        expect(plan.totalCost).toBeCloseTo(sum, 6);
+        expect(plan.totalPickupEta).toBeCloseTo(plan.assignments.reduce((s, a) => s + a.pickupEta, 0), 6);
+        expectSound(plan, snap, requests);
+      }
+    }
+    expect(contested).toBeGreaterThan(5); // the instances do separate greedy from optimal
+  });
+
+  it('never assigns a courier twice nor an ineligible courier, in every policy', () => {
+    const rng = new Prng(11);
+    const snap = randomSnapshot(rng, 400, 0.05);
+    const requests = randomRequests(rng, 150, 400, 0.05);
+    const plans = [planBatch(snap, requests, BATCHED, NOW), planBatch(snap, requests, GREEDY, NOW), planGreedyNearest(snap, requests, BATCHED, NOW), planExactReference(snap, requests, BATCHED, NOW)];
+    for (const plan of plans) {
+      expectSound(plan, snap, requests);
+      expect(plan.assignments.length).toBeGreaterThan(50);
+      expect(plan.solveMs).toBeGreaterThanOrEqual(0);
+    }
+    // the exact reference over the full graph is a lower bound for the truncated candidate graph
+    expect(plans[3].totalCost).toBeLessThanOrEqual(plans[0].totalCost + 1e-6);
+  });
+
+  it('matches the exact reference when candidates cover every courier', () => {
+    const rng = new Prng(13);
+    const snap = randomSnapshot(rng, 60);
+    const requests = randomRequests(rng, 40, 60);
+    const batched = planBatch(snap, requests, { ...BATCHED, candidates: 60 }, NOW);
+    const exact = planExactReference(snap, requests, BATCHED, NOW);
+    expect(batched.totalCost).toBeCloseTo(exact.totalCost, 6);
+  });
+
+  it('gives the contested courier to the emergency in greedy order, and says the routine request was outbid', () => {
+    const index = new CourierIndex();
+    index.upsert('only', { vehicle: 'car', capabilities: ['cold_chain'], capacity: 2, status: 'available' });
+    index.move('only', 51.5, -0.12, NOW - 1000);
+    const snap = CourierSnapshot.from(writeCourierSnapshot(index));
+    const base = { kind: 'delivery' as const, pickup: { lat: 51.505, lng: -0.12 }, dropoff: { lat: 51.51, lng: -0.12 } };
+    const requests: DispatchRequest[] = [
+      { ...base, id: 'routine-old', urgency: 'routine', createdAt: NOW - 10 * MIN },
+      { ...base, id: 'emergency-new', urgency: 'emergency', createdAt: NOW },
+    ];
+    expect(priorityOrder(requests)).toEqual([1, 0]);
+    for (const policy of [GREEDY, BATCHED]) {
+      const plan = planBatch(snap, requests, policy, NOW);
+      expect(plan.assignments.map((a) => [a.requestId, a.courierId])).toEqual([['emergency-new', 'only']]);
+      expect(plan.unassigned).toEqual([{ requestId: 'routine-old', reason: 'outbid' }]);
+    }
+    // arrival order: the naive baseline hands the courier to whoever asked first
+    expect(planGreedyNearest(snap, requests, BATCHED, NOW).assignments.map((a) => a.requestId)).toEqual(['routine-old']);
+  });
+
+  it('dispatches an emergency at once to its cheapest feasible courier', () => {
+    const rng = new Prng(17);
+    const snap = randomSnapshot(rng, 200);
+    const [req] = randomRequests(rng, 1, 200);
+    const emergency: DispatchRequest = { ...req, urgency: 'emergency', kind: 'blood', deadline: NOW + 60 * MIN, capabilities: ['cold_chain'], exclude: undefined, pickupBy: undefined };
+    const plan = planEmergency(snap, emergency, DEFAULT_POLICY, NOW);
+    const costs = costMatrix(snap, [emergency], DEFAULT_POLICY)[0];
+    const best = Math.min(...costs);
+    expect(plan.assignments).toHaveLength(1);
+    expect(plan.assignments[0].cost).toBeCloseTo(best, 9);
+    expect(plan.assignments[0].courierId).toBe(snap.id(costs.indexOf(best)));
+  });
+
+  it('explains unassigned requests: deadline passed, nobody in radius, nobody feasible', () => {
+    const index = new CourierIndex();
+    index.upsert('plain', { vehicle: 'bike', capabilities: [], capacity: 1, status: 'available' });
+    index.move('plain', 51.5, -0.12, NOW - 1000);
+    const snap = CourierSnapshot.from(writeCourierSnapshot(index));
+    const near = { pickup: { lat: 51.505, lng: -0.12 }, dropoff: { lat: 51.51, lng: -0.12 }, createdAt: NOW };
+    const requests: DispatchRequest[] = [
+      { ...near, id: 'passed', kind: 'rescue', urgency: 'routine', deadline: NOW - 1 },
+      { ...near, id: 'paris', kind: 'delivery', urgency: 'routine', pickup: { lat: 48.85, lng: 2.35 }, dropoff: { lat: 48.86, lng: 2.35 } },
+      { ...near, id: 'too-tight', kind: 'blood', urgency: 'urgent', deadline: NOW + 60_000 },
+    ];
+    for (const plan of [planBatch(snap, requests, BATCHED, NOW), planBatch(snap, requests, GREEDY, NOW), planGreedyNearest(snap, requests, BATCHED, NOW)]) {
+      expect(plan.assignments).toEqual([]);
+      expect(plan.unassigned).toEqual([
+        { requestId: 'passed', reason: 'deadline-passed' },
+        { requestId: 'paris', reason: 'no-courier-in-radius' },
+        { requestId: 'too-tight', reason: 'no-feasible-courier' },
+      ]);
+    }
+  });
+});

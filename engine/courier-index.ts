@@ -294,7 +294,9 @@ export class CourierIndex {
       return widen(b < radius2 ? b : radius2);
     };
     const cells = this.cells;
-    cells.walk(qx, qy, qz, limit, (b) => scanBucket(cells, b, qx, qy, qz, filter, radius2, top));
+    // subtree status counts bound the k-th distance early, but only when status is the whole filter
+    const statusOnly = filter.capsRequired === 0 && filter.vehicleMask === 0xff && filter.minCapacity === 0 && filter.excludeSlots === undefined;
+    cells.walk(qx, qy, qz, limit, (b) => scanBucket(cells, b, qx, qy, qz, filter, radius2, top), statusOnly ? k : 0, filter.statusMask & 0xf);
     const n = top.size;
     const slots = new Int32Array(n);
     const keys = new Float64Array(n);
@@ -366,9 +368,16 @@ export class CourierIndex {
   }
 
   private setAttr(slot: number, attr: number): void {
+    const before = this.attr[slot];
     this.attr[slot] = attr;
     const bno = this.where[2 * slot];
-    if (bno >= 0) this.cells.pool.attrs[this.cells.info[4 * bno] + this.where[2 * slot + 1]] = attr;
+    if (bno >= 0) {
+      this.cells.pool.attrs[this.cells.info[4 * bno] + this.where[2 * slot + 1]] = attr;
+      if ((before & STATUS_BITS) !== (attr & STATUS_BITS)) {
+        this.cells.countStatus(bno, before & STATUS_BITS, -1);
+        this.cells.countStatus(bno, attr & STATUS_BITS, 1);
+      }
+    }
     this.version++;
   }
 
@@ -399,12 +408,15 @@ export class CourierIndex {
     cells.cover(b, x, y, z);
     this.where[2 * slot] = b;
     this.where[2 * slot + 1] = cells.add(b, slot, x, y, z, this.attr[slot]);
+    cells.countStatus(b, this.attr[slot] & STATUS_BITS, 1);
     return b;
   }
 
   private detach(slot: number): void {
     const pos = this.where[2 * slot + 1];
-    const moved = this.cells.removeAt(this.where[2 * slot], pos);
+    const b = this.where[2 * slot];
+    this.cells.countStatus(b, this.attr[slot] & STATUS_BITS, -1); // before removeAt, which may prune the bucket
+    const moved = this.cells.removeAt(b, pos);
     if (moved >= 0) this.where[2 * moved + 1] = pos;
     this.where[2 * slot] = -1;
     this.where[2 * slot + 1] = -1;

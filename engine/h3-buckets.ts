@@ -44,6 +44,8 @@ export class H3Buckets {
   info = new Int32Array(4 * 64);
   inner2 = new Float64Array(64);
   fenceVersion = new Int32Array(64);
+  /** Couriers in each node's subtree per status code (4 per node): gives nearest queries an early upper bound. */
+  statusCounts = new Int32Array(4 * 64);
   cells: (string | undefined)[] = [];
   children: (number[] | undefined)[] = [];
   fenceCandidates: (readonly number[] | undefined)[] = [];
@@ -137,6 +139,11 @@ export class H3Buckets {
     return n;
   }
 
+  /** Adds delta to the per-status courier count of a bucket and all its ancestors. */
+  countStatus(b: number, status: number, delta: number): void {
+    for (let n = b; n >= 0; n = this.info[4 * n + 3]) this.statusCounts[4 * n + status] += delta;
+  }
+
   /** Removes position i by moving the bucket's last courier into it; returns the slot moved (or -1). */
   removeAt(b: number, i: number): number {
     const last = --this.info[4 * b + 1];
@@ -154,31 +161,64 @@ export class H3Buckets {
   /**
    * Best-first walk: visits occupied buckets whose lower-bound chord² is within limit(), nearest bound
    * first. Every bucket has one parent, so each is visited at most once.
+   *
+   * With k > 0 and a status mask (a query filtered by status alone), subtree status counts give an upper
+   * bound too: a node holding ≥ k matching couriers puts the k-th nearest within |q − c| + r, which prunes
+   * far siblings before a single courier has been scanned.
    */
-  walk(qx: number, qy: number, qz: number, limit: () => number, visit: (b: number) => void): void {
+  walk(qx: number, qy: number, qz: number, limit: () => number, visit: (b: number) => void, k = 0, statusMask = 0): void {
     this.heapSize = 0;
-    for (const r of this.roots) this.pushBound(r, qx, qy, qz, Infinity);
     const geo = this.geo;
+    const counts = this.statusCounts;
+    const useCounts = k > 0 && statusMask !== 0;
+    let upper = Infinity;
+    const roots = this.roots;
+    for (let pass = 0; pass < 2; pass++) {
+      // pass 0 only tightens `upper` from the roots; pass 1 queues them against it
+      for (let i = 0; i < roots.length; i++) {
+        const c = roots[i];
+        const g = 4 * c;
+        const dx = qx - geo[g];
+        const dy = qy - geo[g + 1];
+        const dz = qz - geo[g + 2];
+        const d = Math.sqrt(dx * dx + dy * dy + dz * dz);
+        if (pass === 0) {
+          if (useCounts && matching(counts, g, statusMask) >= k) upper = Math.min(upper, widen2(d + geo[g + 3]));
+          continue;
+        }
+        const lower = d - geo[g + 3];
+        const key = lower > 0 ? lower * lower : 0;
+        if (key <= upper) this.pushKey(c, key);
+      }
+    }
     while (this.heapSize > 0) {
-      if (this.heapKeys[0] > limit()) break;
+      const lim0 = limit();
+      const lim = lim0 < upper ? lim0 : upper;
+      if (this.heapKeys[0] > lim) break;
       const node = this.popNode();
       const kids = this.children[node];
       if (kids === undefined) {
         if (this.info[4 * node + 1] > 0) visit(node);
         continue;
       }
-      const lim = limit();
       // hot: every child of every expanded node is bounded here, so the bound is computed inline and
       // only children that can still matter reach the heap
       for (let i = 0, n = kids.length; i < n; i++) {
         const c = kids[i];
         const g = 4 * c;
+        let have = k;
+        if (useCounts && (have = matching(counts, g, statusMask)) === 0) continue;
         const dx = qx - geo[g];
         const dy = qy - geo[g + 1];
         const dz = qz - geo[g + 2];
-        const d = Math.sqrt(dx * dx + dy * dy + dz * dz) - geo[g + 3];
+        const centre = Math.sqrt(dx * dx + dy * dy + dz * dz);
+        if (useCounts && have >= k) {
+          const u = widen2(centre + geo[g + 3]);
+          if (u < upper) upper = u;
+        }
+        const d = centre - geo[g + 3];
         const key = d > 0 ? d * d : 0;
-        if (key <= lim) this.pushKey(c, key);
+        if (key <= lim && key <= upper) this.pushKey(c, key);
       }
     }
   }
@@ -247,6 +287,7 @@ export class H3Buckets {
     this.info[4 * n] = -1;
     this.info[4 * n + 2] = 0;
     this.fenceVersion[n] = -1;
+    this.statusCounts.fill(0, 4 * n, 4 * n + 4);
     this.cells[n] = cell;
     this.nodeByCell.set(cell, n);
     this.fenceCandidates[n] = undefined;
@@ -374,6 +415,9 @@ export class H3Buckets {
     info.set(this.info);
     const inner2 = new Float64Array(cap);
     inner2.set(this.inner2);
+    const statusCounts = new Int32Array(4 * cap);
+    statusCounts.set(this.statusCounts);
+    this.statusCounts = statusCounts;
     const fenceVersion = new Int32Array(cap);
     fenceVersion.set(this.fenceVersion);
     this.geo = geo;
@@ -417,4 +461,14 @@ function segmentDistanceToOrigin(ax: number, ay: number, bx: number, by: number)
   const len2 = dx * dx + dy * dy;
   const t = len2 === 0 ? 0 : Math.max(0, Math.min(1, -(ax * dx + ay * dy) / len2));
   return Math.hypot(ax + t * dx, ay + t * dy);
+}
+
+// couriers in the subtree of the node at geo/count offset g whose status is in the mask
+function matching(counts: Int32Array, g: number, mask: number): number {
+  return ((mask & 1) !== 0 ? counts[g] : 0) + ((mask & 2) !== 0 ? counts[g + 1] : 0) + ((mask & 4) !== 0 ? counts[g + 2] : 0) + ((mask & 8) !== 0 ? counts[g + 3] : 0);
+}
+
+// an upper bound from (|q − c| + r) as chord², nudged up so rounding never makes it undercut the truth
+function widen2(reach: number): number {
+  return reach * reach * (1 + 1e-9) + 1e-24;
 }

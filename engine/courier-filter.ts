@@ -83,3 +83,8 @@ export function encodeAttr(profile: CourierProfile, fallbackStatus: CourierStatu
 export const STATUS_BITS = 0xf;
 const MAX_CAPACITY = 0xffff;
 
+
+/** Couriers counted at offset g of a per-status count table (4 statuses per node) whose status is in the mask. */
+export function countMatching(counts: Int32Array | Uint32Array, g: number, mask: number): number {
+  return ((mask & 1) !== 0 ? counts[g] : 0) + ((mask & 2) !== 0 ? counts[g + 1] : 0) + ((mask & 4) !== 0 ? counts[g + 2] : 0) + ((mask & 8) !== 0 ? counts[g + 3] : 0);
+}

@@ -11,6 +11,7 @@
  *   xyz f64[3n] · lat f64[n] · lng f64[n] · ts f64[n] · attr u32[n]          couriers in bucket order
  *   localSpeed f32[n]                                                          learned m/s of the courier's res-7 cell (NaN: unknown)
  *   bucketStart u32[b+1] · levelStart u32[levels+1] · nodeCap f64[4·nodes]    packed tree of sphere caps
+ *   nodeCount u32[4·nodes]                                                     couriers per status under each node
  *   idStart u32[n+1] · idBytes u8[…]                                           UTF-8 ids
  *
  * The tree is packed bottom-up, 16 per node: level 0 is one cap (centre unit vector, chord radius) per H3
@@ -18,17 +19,18 @@
  * walks a few dozen caps with the same |q − c| − r bound as the live index, then scans contiguous couriers.
  */
 import { COURIER_STATUSES, VEHICLES, type CourierStatus, type Vehicle, capabilitiesOf, type Capability } from './courier-attributes.js';
-import { type CompiledFilter, type CourierFilter, compileFilter, passes } from './courier-filter.js';
+import { type CompiledFilter, type CourierFilter, STATUS_BITS, compileFilter, countMatching, passes } from './courier-filter.js';
 import type { CourierIndex } from './courier-index.js';
 import type { CellSpeeds } from './cell-speeds.js';
 import { EngineError, assertCoordinate } from './errors.js';
 import { chord2ToMeters, metersToChord2 } from './geodesy.js';
 import { widen } from './rtree-nearest.js';
+import { NodeQueue } from './node-queue.js';
 import { TopK } from './top-k.js';
 
 const MAGIC = 0x31534447; // 'GDS1'
 /** Layout version; bump on any change so an old worker refuses a new buffer instead of misreading it. */
-export const SNAPSHOT_FORMAT = 2;
+export const SNAPSHOT_FORMAT = 3;
 const HEADER_BYTES = 8 * 4 + 2 * 8;
 // 16 children per node: a node's boxes fit in two cache lines' worth of f64 reads per axis
 const NODE_SIZE = 16;
@@ -73,6 +75,7 @@ export function writeCourierSnapshot(index: CourierIndex, options: { filter?: Co
   const oBucketStart = layout.take(4 * (b + 1));
   const oLevelStart = layout.take(4 * (levels.length + 1));
   const oNodeCap = layout.take(32 * nodes);
+  const oNodeCount = layout.take(16 * nodes);
   const oIdStart = layout.take(4 * (n + 1));
   for (const { positions } of chosen) {
     for (const at of positions) {
@@ -96,6 +99,7 @@ export function writeCourierSnapshot(index: CourierIndex, options: { filter?: Co
   const bucketStart = new Uint32Array(buffer, oBucketStart, b + 1);
   const levelStart = new Uint32Array(buffer, oLevelStart, levels.length + 1);
   const nodeCap = new Float64Array(buffer, oNodeCap, 4 * nodes);
+  const nodeCount = new Uint32Array(buffer, oNodeCount, 4 * nodes);
   const idStart = new Uint32Array(buffer, oIdStart, n + 1);
   const ids = new Uint8Array(buffer, oIdBytes, idTotal);
 
@@ -116,6 +120,7 @@ export function writeCourierSnapshot(index: CourierIndex, options: { filter?: Co
       lng[w] = src.place[3 * s + 1];
       ts[w] = src.place[3 * s + 2];
       attr[w] = src.attr[s];
+      nodeCount[4 * j + (src.attr[s] & STATUS_BITS)]++;
       speed[w] = local === undefined ? NaN : local.metersPerSecond;
       const bytes = idBytes[idNo++];
       idStart[w] = idPos;
@@ -126,7 +131,7 @@ export function writeCourierSnapshot(index: CourierIndex, options: { filter?: Co
   }
   bucketStart[b] = w;
   idStart[n] = idPos;
-  packUpperLevels(nodeCap, levels, levelStart);
+  packUpperLevels(nodeCap, nodeCount, levels, levelStart);
   return buffer;
 }
 
@@ -145,6 +150,8 @@ export class CourierSnapshot {
   private readonly bucketStart: Uint32Array;
   private readonly levelStart: Uint32Array;
   private readonly nodeCap: Float64Array;
+  private readonly nodeCount: Uint32Array;
+  private readonly queue = new NodeQueue();
   private readonly idStart: Uint32Array;
   private readonly idBytes: Uint8Array;
   private readonly top = new TopK();
@@ -177,6 +184,7 @@ export class CourierSnapshot {
     this.bucketStart = new Uint32Array(buffer, layout.take(4 * (b + 1)), b + 1);
     this.levelStart = new Uint32Array(buffer, layout.take(4 * (levels + 1)), levels + 1);
     this.nodeCap = new Float64Array(buffer, layout.take(32 * nodes), 4 * nodes);
+    this.nodeCount = new Uint32Array(buffer, layout.take(16 * nodes), 4 * nodes);
     this.idStart = new Uint32Array(buffer, layout.take(4 * (n + 1)), n + 1);
     const idTotal = this.idStart[n];
     this.idBytes = new Uint8Array(buffer, layout.take(idTotal), idTotal);
@@ -232,8 +240,8 @@ export class CourierSnapshot {
     assertCoordinate(lat, lng);
     const k = Math.min(options.k ?? 10, this.count);
     if (!(k > 0) || this.bucketStart.length < 2) return [];
-    const f: CompiledFilter = compileFilter({ ...options, exclude: undefined });
-    const exclude = options.exclude;
+    const f: CompiledFilter = compileFilter(options, undefined);
+    f.excludeSlots = this.excludedIndices(options.exclude);
     const radius2 = metersToChord2(options.radius ?? Infinity);
     // same expression as writeUnitVector and the live index, so distances agree to the last bit
     const phi = lat * (Math.PI / 180);
@@ -244,26 +252,46 @@ export class CourierSnapshot {
     const qz = Math.sin(phi);
     const top = this.top;
     top.reset(k);
-    const levels = this.levelStart.length - 1;
-    // best-first over (level, node) pairs, encoded as level * 2^26 + node; levels ≤ 8 at any real size
-    const heap = new NodeHeap();
-    const rootLevel = levels - 1;
-    for (let i = this.levelStart[rootLevel]; i < this.levelStart[rootLevel + 1]; i++) heap.push(this.bound(qx, qy, qz, i), rootLevel, i);
-    while (heap.size > 0) {
-      const limit = widen(Math.min(top.bound(), radius2));
-      if (heap.peekKey() > limit) break;
-      const { level, node } = heap.pop();
-      if (level === 0) {
-        const bucket = node - this.levelStart[0];
-        this.scan(bucket, qx, qy, qz, f, exclude, radius2, top);
+    // status counts bound the k-th distance early when status is the whole filter (as for live queries)
+    const statusOnly = f.capsRequired === 0 && f.vehicleMask === 0xff && f.minCapacity === 0 && f.excludeSlots === undefined;
+    const mask = statusOnly ? f.statusMask & 0xf : 0;
+    let upper = Infinity;
+    const levelStart = this.levelStart;
+    const cap = this.nodeCap;
+    const counts = this.nodeCount;
+    const queue = this.queue;
+    queue.clear();
+    const rootLevel = levelStart.length - 2;
+    for (let i = levelStart[rootLevel]; i < levelStart[rootLevel + 1]; i++) queue.push(i, this.bound(qx, qy, qz, i));
+    while (queue.size > 0) {
+      const t = top.bound();
+      const limit = widen(Math.min(t, radius2, upper));
+      if (queue.peekKey() > limit) break;
+      const node = queue.pop();
+      if (node < levelStart[1]) {
+        this.scan(node, qx, qy, qz, f, radius2, top);
         continue;
       }
-      const local = node - this.levelStart[level];
-      const first = this.levelStart[level - 1] + local * NODE_SIZE;
-      const last = Math.min(first + NODE_SIZE, this.levelStart[level]);
+      let level = 1;
+      while (node >= levelStart[level + 1]) level++;
+      const first = levelStart[level - 1] + (node - levelStart[level]) * NODE_SIZE;
+      const last = Math.min(first + NODE_SIZE, levelStart[level]);
       for (let ch = first; ch < last; ch++) {
-        const d = this.bound(qx, qy, qz, ch);
-        if (d <= limit) heap.push(d, level - 1, ch);
+        const g = 4 * ch;
+        const have = mask === 0 ? 1 : countMatching(counts, g, mask);
+        if (have === 0) continue;
+        const dx = qx - cap[g];
+        const dy = qy - cap[g + 1];
+        const dz = qz - cap[g + 2];
+        const centre = Math.sqrt(dx * dx + dy * dy + dz * dz);
+        if (mask !== 0 && have >= k) {
+          const reach = centre + cap[g + 3];
+          const u = reach * reach * (1 + 1e-9) + 1e-24;
+          if (u < upper) upper = u;
+        }
+        const d = centre - cap[g + 3];
+        const key = d > 0 ? d * d : 0;
+        if (key <= limit) queue.push(ch, key);
       }
     }
     const n = top.size;
@@ -273,6 +301,16 @@ export class CourierSnapshot {
     const out: SnapshotHit[] = new Array(n);
     for (let i = 0; i < n; i++) out[i] = { index: idx[i], distance: chord2ToMeters(keys[i]) };
     return out;
+  }
+
+  private excludedIndices(exclude: ReadonlySet<string> | undefined): Set<number> | undefined {
+    if (exclude === undefined || exclude.size === 0) return undefined;
+    const out = new Set<number>();
+    for (const id of exclude) {
+      const i = this.indexOf(id);
+      if (i >= 0) out.add(i);
+    }
+    return out.size === 0 ? undefined : out;
   }
 
   // chord² lower bound from the query to anything inside a cap: (|q − c| − r)², 0 inside
@@ -285,17 +323,30 @@ export class CourierSnapshot {
     return d > 0 ? d * d : 0;
   }
 
-  private scan(bucket: number, qx: number, qy: number, qz: number, f: CompiledFilter, exclude: ReadonlySet<string> | undefined, radius2: number, top: TopK): void {
+  // the scan loop of the live index, over this snapshot's contiguous arrays
+  private scan(bucket: number, qx: number, qy: number, qz: number, f: CompiledFilter, radius2: number, top: TopK): void {
     const xyz = this.xyz;
+    const attrs = this.attr;
+    const sm = f.statusMask;
+    const vm = f.vehicleMask;
+    const cr = f.capsRequired;
+    const mc = f.minCapacity;
+    const ex = f.excludeSlots;
+    const tb = top.bound();
+    let bound = tb < radius2 ? tb : radius2;
     for (let i = this.bucketStart[bucket], end = this.bucketStart[bucket + 1]; i < end; i++) {
-      if (!passes(this.attr[i], i, f)) continue;
+      const a = attrs[i];
+      if (((sm >>> (a & STATUS_BITS)) & 1) === 0) continue;
       const dx = xyz[3 * i] - qx;
       const dy = xyz[3 * i + 1] - qy;
       const dz = xyz[3 * i + 2] - qz;
       const d = dx * dx + dy * dy + dz * dz;
-      if (d > radius2 || d > top.bound()) continue;
-      if (exclude !== undefined && exclude.size > 0 && exclude.has(this.id(i))) continue;
+      if (d > bound) continue;
+      if (((vm >>> ((a >>> 4) & 0xf)) & 1) === 0 || ((a >>> 8) & cr) !== cr || a >>> 16 < mc) continue;
+      if (ex !== undefined && ex.has(i)) continue;
       top.push(d, i);
+      const nb = top.bound();
+      if (nb < bound) bound = nb;
     }
   }
 }
@@ -312,58 +363,6 @@ class Layout {
   }
 }
 
-class NodeHeap {
-  private keys: number[] = [];
-  private levels: number[] = [];
-  private nodes: number[] = [];
-  get size(): number {
-    return this.keys.length;
-  }
-  peekKey(): number {
-    return this.keys[0];
-  }
-  push(key: number, level: number, node: number): void {
-    const k = this.keys;
-    let i = k.length;
-    k.push(key);
-    this.levels.push(level);
-    this.nodes.push(node);
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (k[p] <= key) break;
-      this.move(p, i);
-      i = p;
-    }
-    k[i] = key;
-    this.levels[i] = level;
-    this.nodes[i] = node;
-  }
-  pop(): { level: number; node: number } {
-    const out = { level: this.levels[0], node: this.nodes[0] };
-    const key = this.keys.pop() as number;
-    const level = this.levels.pop() as number;
-    const node = this.nodes.pop() as number;
-    const n = this.keys.length;
-    if (n === 0) return out;
-    let i = 0;
-    while (2 * i + 1 < n) {
-      let c = 2 * i + 1;
-      if (c + 1 < n && this.keys[c + 1] < this.keys[c]) c++;
-      if (this.keys[c] >= key) break;
-      this.move(c, i);
-      i = c;
-    }
-    this.keys[i] = key;
-    this.levels[i] = level;
-    this.nodes[i] = node;
-    return out;
-  }
-  private move(from: number, to: number): void {
-    this.keys[to] = this.keys[from];
-    this.levels[to] = this.levels[from];
-    this.nodes[to] = this.nodes[from];
-  }
-}
 
 function levelSizes(b: number): number[] {
   if (b === 0) return [];
@@ -372,7 +371,7 @@ function levelSizes(b: number): number[] {
   return sizes;
 }
 
-function packUpperLevels(nodeCap: Float64Array, levels: number[], levelStart: Uint32Array): void {
+function packUpperLevels(nodeCap: Float64Array, nodeCount: Uint32Array, levels: number[], levelStart: Uint32Array): void {
   let start = 0;
   for (let l = 0; l < levels.length; l++) {
     levelStart[l] = start;
@@ -398,6 +397,7 @@ function packUpperLevels(nodeCap: Float64Array, levels: number[], levelStart: Ui
         if (d > r) r = d;
       }
       nodeCap.set([x, y, z, r * (1 + 1e-9)], 4 * (levelStart[l] + j));
+      for (let c = first; c < last; c++) for (let t = 0; t < 4; t++) nodeCount[4 * (levelStart[l] + j) + t] += nodeCount[4 * c + t];
     }
   }
 }

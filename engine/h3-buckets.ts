@@ -16,6 +16,8 @@
  */
 import { cellToBoundary, cellToLatLng, cellToParent, latLngToCell } from 'h3-js';
 import { BucketPool } from './bucket-pool.js';
+import { countMatching } from './courier-filter.js';
+import { NodeQueue } from './node-queue.js';
 import { type BBox, EARTH_RADIUS_M, angleToBox, metersToChord2 } from './geodesy.js';
 
 // The inscribed-circle shortcut keeps 2 % clear of the true inradius, absorbing the planar
@@ -58,9 +60,7 @@ export class H3Buckets {
   private nodeTop = 0;
   private liveBuckets = 0;
   private emptyBuckets = new Set<number>();
-  private heapKeys = new Float64Array(256);
-  private heapNodes = new Int32Array(256);
-  private heapSize = 0;
+  private queue = new NodeQueue();
 
   constructor(resolution: number, initialEntries = 1024) {
     this.resolution = resolution;
@@ -167,7 +167,8 @@ export class H3Buckets {
    * far siblings before a single courier has been scanned.
    */
   walk(qx: number, qy: number, qz: number, limit: () => number, visit: (b: number) => void, k = 0, statusMask = 0): void {
-    this.heapSize = 0;
+    const queue = this.queue;
+    queue.clear();
     const geo = this.geo;
     const counts = this.statusCounts;
     const useCounts = k > 0 && statusMask !== 0;
@@ -183,19 +184,19 @@ export class H3Buckets {
         const dz = qz - geo[g + 2];
         const d = Math.sqrt(dx * dx + dy * dy + dz * dz);
         if (pass === 0) {
-          if (useCounts && matching(counts, g, statusMask) >= k) upper = Math.min(upper, widen2(d + geo[g + 3]));
+          if (useCounts && countMatching(counts, g, statusMask) >= k) upper = Math.min(upper, widen2(d + geo[g + 3]));
           continue;
         }
         const lower = d - geo[g + 3];
         const key = lower > 0 ? lower * lower : 0;
-        if (key <= upper) this.pushKey(c, key);
+        if (key <= upper) queue.push(c, key);
       }
     }
-    while (this.heapSize > 0) {
+    while (queue.size > 0) {
       const lim0 = limit();
       const lim = lim0 < upper ? lim0 : upper;
-      if (this.heapKeys[0] > lim) break;
-      const node = this.popNode();
+      if (queue.peekKey() > lim) break;
+      const node = queue.pop();
       const kids = this.children[node];
       if (kids === undefined) {
         if (this.info[4 * node + 1] > 0) visit(node);
@@ -207,7 +208,7 @@ export class H3Buckets {
         const c = kids[i];
         const g = 4 * c;
         let have = k;
-        if (useCounts && (have = matching(counts, g, statusMask)) === 0) continue;
+        if (useCounts && (have = countMatching(counts, g, statusMask)) === 0) continue;
         const dx = qx - geo[g];
         const dy = qy - geo[g + 1];
         const dz = qz - geo[g + 2];
@@ -218,7 +219,7 @@ export class H3Buckets {
         }
         const d = centre - geo[g + 3];
         const key = d > 0 ? d * d : 0;
-        if (key <= lim && key <= upper) this.pushKey(c, key);
+        if (key <= lim && key <= upper) queue.push(c, key);
       }
     }
   }
@@ -351,62 +352,6 @@ export class H3Buckets {
     if (siblings.length === 0) this.dropNode(p);
   }
 
-  private pushBound(node: number, qx: number, qy: number, qz: number, lim: number): void {
-    const dx = qx - this.geo[4 * node];
-    const dy = qy - this.geo[4 * node + 1];
-    const dz = qz - this.geo[4 * node + 2];
-    const d = Math.sqrt(dx * dx + dy * dy + dz * dz) - this.geo[4 * node + 3];
-    const key = d > 0 ? d * d : 0;
-    if (key <= lim) this.pushKey(node, key);
-  }
-
-  private pushKey(node: number, key: number): void {
-    if (this.heapSize === this.heapKeys.length) {
-      const grownKeys = new Float64Array(this.heapKeys.length * 2);
-      grownKeys.set(this.heapKeys);
-      const grownNodes = new Int32Array(grownKeys.length);
-      grownNodes.set(this.heapNodes);
-      this.heapKeys = grownKeys;
-      this.heapNodes = grownNodes;
-    }
-    const keys = this.heapKeys;
-    const nodes = this.heapNodes;
-    let i = this.heapSize++;
-    while (i > 0) {
-      const up = (i - 1) >> 1;
-      if (keys[up] <= key) break;
-      keys[i] = keys[up];
-      nodes[i] = nodes[up];
-      i = up;
-    }
-    keys[i] = key;
-    nodes[i] = node;
-  }
-
-  private popNode(): number {
-    const keys = this.heapKeys;
-    const nodes = this.heapNodes;
-    const top = nodes[0];
-    const last = --this.heapSize;
-    if (last > 0) {
-      const key = keys[last];
-      const node = nodes[last];
-      let i = 0;
-      const half = last >> 1;
-      while (i < half) {
-        let c = 2 * i + 1;
-        if (c + 1 < last && keys[c + 1] < keys[c]) c++;
-        if (keys[c] >= key) break;
-        keys[i] = keys[c];
-        nodes[i] = nodes[c];
-        i = c;
-      }
-      keys[i] = key;
-      nodes[i] = node;
-    }
-    return top;
-  }
-
   private growTables(): void {
     const cap = Math.ceil(this.inner2.length * 1.5);
     const geo = new Float64Array(4 * cap);
@@ -463,10 +408,6 @@ function segmentDistanceToOrigin(ax: number, ay: number, bx: number, by: number)
   return Math.hypot(ax + t * dx, ay + t * dy);
 }
 
-// couriers in the subtree of the node at geo/count offset g whose status is in the mask
-function matching(counts: Int32Array, g: number, mask: number): number {
-  return ((mask & 1) !== 0 ? counts[g] : 0) + ((mask & 2) !== 0 ? counts[g + 1] : 0) + ((mask & 4) !== 0 ? counts[g + 2] : 0) + ((mask & 8) !== 0 ? counts[g + 3] : 0);
-}
 
 // an upper bound from (|q − c| + r) as chord², nudged up so rounding never makes it undercut the truth
 function widen2(reach: number): number {

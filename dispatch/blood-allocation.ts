@@ -24,6 +24,7 @@ import {
   type BloodType,
   type RecipientType,
   compatibleDonorTypes,
+  donorPreference,
 } from '../engine/blood-types.js';
 import type { Capability } from '../engine/courier-attributes.js';
 import type { DonorIndex } from '../engine/donor-index.js';
@@ -319,18 +320,7 @@ function transportOf(product: BloodProduct): Transport {
  * Unknown recipient: the order compatibleDonorTypes gives (O+ before O−; AB+ before AB− plasma).
  */
 function preferenceTiers(recipient: RecipientType, product: BloodProduct, types: BloodType[]): Map<BloodType, number> {
-  const tiers = new Map<BloodType, number>();
-  types.forEach((t, i) => {
-    if (recipient === 'unknown') tiers.set(t, i);
-    else if (t === recipient) tiers.set(t, 0);
-    else if (product === 'platelets') tiers.set(t, abo(t) === abo(recipient) ? 1 : 2);
-    else tiers.set(t, t === 'O-' && product !== 'plasma' ? 3 : 2);
-  });
-  return tiers;
-}
-
-function abo(t: BloodType): string {
-  return t.slice(0, -1);
+  return new Map(types.map((t) => [t, donorPreference(recipient, t, product)]));
 }
 
 function checkInputs(need: BloodNeed, options: AllocationOptions): void {

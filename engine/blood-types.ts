@@ -99,6 +99,16 @@ function productAllows(product: BloodProduct, r: number, d: number, options: Com
   }
 }
 
+/**
+ * Preference tier of a compatible donor type for a recipient and product, lower is better:
+ * 0 identical, 1 same ABO group (platelets), 2 other compatible, 3 O− (the universal reserve, for red
+ * cells and whole blood). For an unknown recipient, the position in compatibleDonorTypes' order.
+ */
+export function donorPreference(recipient: RecipientType, donor: BloodType, product: BloodProduct, options: CompatibilityOptions = {}): number {
+  if (recipient === 'unknown') return compatibleDonorTypes('unknown', product, options).indexOf(donor);
+  return rank(bloodTypeCode(recipient), bloodTypeCode(donor), product);
+}
+
 // 0 identical, 1 same ABO (platelets), 2 other compatible, 3 O− reserve (red cells and whole blood)
 function rank(r: number, d: number, product: BloodProduct): number {
   if (d === r) return 0;

@@ -21,7 +21,7 @@ import { type CompiledFilter, type CourierFilter, STATUS_BITS, compileFilter, en
 import { EngineError, assertCoordinate } from './errors.js';
 import { chord2, chord2ToMeters, metersToChord2 } from './geodesy.js';
 import type { GeofenceIndex } from './geofence-index.js';
-import { H3Buckets } from './h3-buckets.js';
+import { H3Buckets, INSIDE } from './h3-buckets.js';
 import { widen } from './rtree-nearest.js';
 import { TopK } from './top-k.js';
 
@@ -198,15 +198,31 @@ export class CourierIndex {
         const oz = xyz[3 * at + 2] - z;
         this.speeds.observe(cells.speedCellOf(bno, this.speedResolution), chord2ToMeters(ox * ox + oy * oy + oz * oz), ts - prevTs);
       }
+      // cheapest test first: inscribed circle, then the hexagon's edge planes, then the neighbour
+      // across the crossed edge; H3 only when those cannot tell
+      const where = cells.inside(bno, x, y, z) ? INSIDE : cells.locate(bno, x, y, z);
+      let target = where === INSIDE ? bno : -1;
       let cell: string | undefined;
-      if (cells.inside(bno, x, y, z) || (cell = cells.cellOf(lat, lng)) === cells.cells[bno]) {
-        if (cell !== undefined) cells.cover(bno, x, y, z);
+      if (where >= 0) {
+        const nb = cells.neighbourAcross(bno, where);
+        if (nb >= 0 && cells.locate(nb, x, y, z) === INSIDE) target = nb;
+      }
+      if (target < 0) {
+        cell = cells.cellOf(lat, lng);
+        if (cell === cells.cells[bno]) {
+          target = bno;
+          cells.cover(bno, x, y, z);
+        }
+      }
+      if (target === bno) {
         xyz[3 * at] = x;
         xyz[3 * at + 1] = y;
         xyz[3 * at + 2] = z;
       } else {
+        const from = bno;
         this.detach(slot);
-        bno = this.attach(slot, cell as string, x, y, z);
+        bno = target >= 0 ? this.attachTo(slot, target, x, y, z) : this.attach(slot, cell as string, x, y, z);
+        if (where >= 0 && target < 0) cells.learnNeighbour(from, where, bno);
         outcome = 'moved-cell';
         this.counters.cellChanges++;
       }
@@ -403,8 +419,12 @@ export class CourierIndex {
   }
 
   private attach(slot: number, cell: string, x: number, y: number, z: number): number {
+    return this.attachTo(slot, this.cells.bucketFor(cell), x, y, z);
+  }
+
+  private attachTo(slot: number, b: number, x: number, y: number, z: number): number {
     const cells = this.cells;
-    const b = cells.bucketFor(cell);
+    cells.revive(b);
     cells.cover(b, x, y, z);
     this.where[2 * slot] = b;
     this.where[2 * slot + 1] = cells.add(b, slot, x, y, z, this.attr[slot]);

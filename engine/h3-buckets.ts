@@ -11,8 +11,10 @@
  * geometry in 3-D: no trigonometry per node, no seam at ±180°, no special case at the poles.
  *
  * Nodes live in typed-array tables indexed by node number; couriers moving inside a cell never touch them.
- * Each bucket also knows its inscribed circle (as a chord²): a ping landing inside it is certainly in the
- * same cell, so the ~1 µs latLngToCell call is skipped for most pings.
+ * Each bucket also knows its inscribed circle (as a chord²) and its hexagon as edge planes through the
+ * Earth's centre (H3 edges are great-circle arcs): a ping inside either is certainly in the same cell, and
+ * a ping past one edge is tried against the neighbour last seen across that edge. Only pings within a few
+ * metres of an edge, or into a cell never crossed into before, pay the ~1 µs latLngToCell call.
  */
 import { cellToBoundary, cellToLatLng, cellToParent, latLngToCell } from 'h3-js';
 import { BucketPool } from './bucket-pool.js';
@@ -26,6 +28,13 @@ const INRADIUS_MARGIN = 0.98;
 // Cell radius slack: 1 % plus ~1.3 m, for great-circle edges bulging past their vertices.
 const RADIUS_SLACK_REL = 1.01;
 const RADIUS_SLACK_ABS = 2e-7;
+// Edge-plane test slack in dot-product units (≈3 m on the ground): normals are stored as float32, whose
+// rounding moves a dot product by ~1e-7; points this close to an edge ask H3 instead.
+const EDGE_MARGIN = 5e-7;
+/** locate(): the point is certainly inside the cell. */
+export const INSIDE = -1;
+/** locate(): too close to an edge, or no polygon on record: ask H3. */
+export const UNSURE = -2;
 // Above this latitude the local plane is too distorted to trust; those cells always ask H3.
 const POLAR_LAT = 88;
 const DEG = Math.PI / 180;
@@ -48,6 +57,11 @@ export class H3Buckets {
   fenceVersion = new Int32Array(64);
   /** Couriers in each node's subtree per status code (4 per node): gives nearest queries an early upper bound. */
   statusCounts = new Int32Array(4 * 64);
+  /** Bucket hexagons: up to 6 inward edge-plane normals (float32 ×3 each), their count (0: none), and the
+   *  bucket last entered across each edge (-1: none yet). */
+  edgeNormals = new Float32Array(18 * 64);
+  edgeCount = new Uint8Array(64);
+  edgeNeighbour = new Int32Array(6 * 64);
   cells: (string | undefined)[] = [];
   children: (number[] | undefined)[] = [];
   fenceCandidates: (readonly number[] | undefined)[] = [];
@@ -111,6 +125,43 @@ export class H3Buckets {
     const dy = y - this.geo[4 * b + 1];
     const dz = z - this.geo[4 * b + 2];
     return dx * dx + dy * dy + dz * dz < this.inner2[b];
+  }
+
+  /**
+   * Where a unit vector lies relative to bucket b's hexagon: INSIDE, UNSURE, or the index of the edge it
+   * is farthest past (the neighbour across that edge is the likely new cell).
+   */
+  locate(b: number, x: number, y: number, z: number): number {
+    const edges = this.edgeCount[b];
+    if (edges === 0) return UNSURE;
+    const nv = this.edgeNormals;
+    let worst = EDGE_MARGIN;
+    let edge = INSIDE;
+    for (let e = 0, o = 18 * b; e < edges; e++, o += 3) {
+      const d = nv[o] * x + nv[o + 1] * y + nv[o + 2] * z;
+      if (d < worst) {
+        worst = d;
+        edge = e;
+      }
+    }
+    if (edge === INSIDE) return INSIDE;
+    return worst < -EDGE_MARGIN ? edge : UNSURE;
+  }
+
+  /** The live bucket last entered across edge e of bucket b, or -1. */
+  neighbourAcross(b: number, e: number): number {
+    const nb = this.edgeNeighbour[6 * b + e];
+    return nb >= 0 && this.cells[nb] !== undefined && this.children[nb] === undefined ? nb : -1;
+  }
+
+  /** Records that a courier left bucket b across edge e into bucket to. */
+  learnNeighbour(b: number, e: number, to: number): void {
+    this.edgeNeighbour[6 * b + e] = to;
+  }
+
+  /** Marks a known bucket as occupied again (it may be waiting in the empty set). */
+  revive(b: number): void {
+    this.emptyBuckets.delete(b);
   }
 
   /** Grows a bucket's radius (and its ancestors') to cover a point H3 placed in it. */
@@ -270,7 +321,7 @@ export class H3Buckets {
 
   /** Bytes of typed arrays held (node tables and the courier slab). */
   byteSize(): number {
-    const tables = [this.geo, this.info, this.inner2, this.fenceVersion];
+    const tables = [this.geo, this.info, this.inner2, this.fenceVersion, this.statusCounts, this.edgeNormals, this.edgeCount, this.edgeNeighbour];
     return this.pool.byteSize() + tables.reduce((a, t) => a + t.byteLength, 0);
   }
 
@@ -298,11 +349,14 @@ export class H3Buckets {
       this.children[n] = undefined;
       this.geo[4 * n + 3] = vertexRadius(this.geo[4 * n], this.geo[4 * n + 1], this.geo[4 * n + 2], boundary) * RADIUS_SLACK_REL + RADIUS_SLACK_ABS;
       this.inner2[n] = Math.abs(lat) > POLAR_LAT ? -1 : metersToChord2(inradiusMeters(lat, lng, boundary) * INRADIUS_MARGIN);
+      this.edgeCount[n] = writeEdgeNormals(boundary, this.geo, 4 * n, this.edgeNormals, 18 * n);
     } else {
       this.children[n] = [];
       this.geo[4 * n + 3] = 0;
       this.inner2[n] = -1;
+      this.edgeCount[n] = 0;
     }
+    this.edgeNeighbour.fill(-1, 6 * n, 6 * n + 6);
     return n;
   }
 
@@ -363,6 +417,15 @@ export class H3Buckets {
     const statusCounts = new Int32Array(4 * cap);
     statusCounts.set(this.statusCounts);
     this.statusCounts = statusCounts;
+    const edgeNormals = new Float32Array(18 * cap);
+    edgeNormals.set(this.edgeNormals);
+    this.edgeNormals = edgeNormals;
+    const edgeCount = new Uint8Array(cap);
+    edgeCount.set(this.edgeCount);
+    this.edgeCount = edgeCount;
+    const edgeNeighbour = new Int32Array(6 * cap);
+    edgeNeighbour.set(this.edgeNeighbour);
+    this.edgeNeighbour = edgeNeighbour;
     const fenceVersion = new Int32Array(cap);
     fenceVersion.set(this.fenceVersion);
     this.geo = geo;
@@ -370,6 +433,36 @@ export class H3Buckets {
     this.inner2 = inner2;
     this.fenceVersion = fenceVersion;
   }
+}
+
+/**
+ * Inward normals of the planes through the Earth's centre that hold each hexagon (or pentagon) edge;
+ * returns the edge count, or 0 for cells H3 draws with extra distortion vertices (those ask H3).
+ */
+function writeEdgeNormals(boundary: number[][], geo: Float64Array, g: number, out: Float32Array, o: number): number {
+  const m = boundary.length;
+  if (m < 5 || m > 6) return 0;
+  const v = boundary.map(([lat, lng]) => {
+    const c = Math.cos(lat * DEG);
+    return [c * Math.cos(lng * DEG), c * Math.sin(lng * DEG), Math.sin(lat * DEG)];
+  });
+  for (let e = 0; e < m; e++) {
+    const [ax, ay, az] = v[e];
+    const [bx, by, bz] = v[(e + 1) % m];
+    let nx = ay * bz - az * by;
+    let ny = az * bx - ax * bz;
+    let nz = ax * by - ay * bx;
+    const len = Math.sqrt(nx * nx + ny * ny + nz * nz);
+    if (!(len > 0)) return 0;
+    const sign = nx * geo[g] + ny * geo[g + 1] + nz * geo[g + 2] >= 0 ? 1 / len : -1 / len;
+    nx *= sign;
+    ny *= sign;
+    nz *= sign;
+    out[o + 3 * e] = nx;
+    out[o + 3 * e + 1] = ny;
+    out[o + 3 * e + 2] = nz;
+  }
+  return m;
 }
 
 function vertexRadius(cx: number, cy: number, cz: number, boundary: number[][]): number {

@@ -12,7 +12,7 @@
  *   localSpeed f32[n]                                                          learned m/s of the courier's res-7 cell (NaN: unknown)
  *   bucketStart u32[b+1] · levelStart u32[levels+1] · nodeCap f64[4·nodes]    packed tree of sphere caps
  *   nodeCount u32[4·nodes]                                                     couriers per status under each node
- *   idStart u32[n+1] · idBytes u8[…]                                           UTF-8 ids
+ *   idTable i32[2^⌈log2 2n⌉] · idStart u32[n+1] · idBytes u8[…]                 UTF-8 ids, open-addressed by FNV-1a
  *
  * The tree is packed bottom-up, 16 per node: level 0 is one cap (centre unit vector, chord radius) per H3
  * bucket in H3 index order, which keeps siblings together; each upper cap covers its children. A query
@@ -30,7 +30,7 @@ import { TopK } from './top-k.js';
 
 const MAGIC = 0x31534447; // 'GDS1'
 /** Layout version; bump on any change so an old worker refuses a new buffer instead of misreading it. */
-export const SNAPSHOT_FORMAT = 3;
+export const SNAPSHOT_FORMAT = 4;
 const HEADER_BYTES = 8 * 4 + 2 * 8;
 // 16 children per node: a node's boxes fit in two cache lines' worth of f64 reads per axis
 const NODE_SIZE = 16;
@@ -76,6 +76,8 @@ export function writeCourierSnapshot(index: CourierIndex, options: { filter?: Co
   const oLevelStart = layout.take(4 * (levels.length + 1));
   const oNodeCap = layout.take(32 * nodes);
   const oNodeCount = layout.take(16 * nodes);
+  const tableSize = idTableSize(n);
+  const oIdTable = layout.take(4 * tableSize);
   const oIdStart = layout.take(4 * (n + 1));
   for (const { positions } of chosen) {
     for (const at of positions) {
@@ -102,6 +104,7 @@ export function writeCourierSnapshot(index: CourierIndex, options: { filter?: Co
   const nodeCount = new Uint32Array(buffer, oNodeCount, 4 * nodes);
   const idStart = new Uint32Array(buffer, oIdStart, n + 1);
   const ids = new Uint8Array(buffer, oIdBytes, idTotal);
+  const idTable = new Int32Array(buffer, oIdTable, tableSize);
 
   let w = 0;
   let idPos = 0;
@@ -125,6 +128,7 @@ export function writeCourierSnapshot(index: CourierIndex, options: { filter?: Co
       const bytes = idBytes[idNo++];
       idStart[w] = idPos;
       ids.set(bytes, idPos);
+      insertId(idTable, bytes, w);
       idPos += bytes.length;
       w++;
     }
@@ -155,7 +159,8 @@ export class CourierSnapshot {
   private readonly idStart: Uint32Array;
   private readonly idBytes: Uint8Array;
   private readonly top = new TopK();
-  private idIndex: Map<string, number> | undefined;
+  private readonly idTable: Int32Array;
+  private readonly encoder = new TextEncoder();
   private readonly decoder = new TextDecoder();
 
   /** Opens a buffer written by writeCourierSnapshot; throws E_BAD_SNAPSHOT on a foreign or newer layout. */
@@ -185,6 +190,8 @@ export class CourierSnapshot {
     this.levelStart = new Uint32Array(buffer, layout.take(4 * (levels + 1)), levels + 1);
     this.nodeCap = new Float64Array(buffer, layout.take(32 * nodes), 4 * nodes);
     this.nodeCount = new Uint32Array(buffer, layout.take(16 * nodes), 4 * nodes);
+    const tableSize = idTableSize(n);
+    this.idTable = new Int32Array(buffer, layout.take(4 * tableSize), tableSize);
     this.idStart = new Uint32Array(buffer, layout.take(4 * (n + 1)), n + 1);
     const idTotal = this.idStart[n];
     this.idBytes = new Uint8Array(buffer, layout.take(idTotal), idTotal);
@@ -196,14 +203,26 @@ export class CourierSnapshot {
     return this.decoder.decode(this.idBytes.slice(this.idStart[i], this.idStart[i + 1]));
   }
 
-  /** Snapshot index of a courier id, or -1 (builds a lookup map on first use). */
+  /** Snapshot index of a courier id, or -1. */
   indexOf(id: string): number {
-    if (this.idIndex === undefined) {
-      this.idIndex = new Map();
-      for (let i = 0; i < this.count; i++) this.idIndex.set(this.id(i), i);
+    // the table was written with the snapshot, so a fresh reader in a worker pays nothing to look ids up
+    const key = this.encoder.encode(id);
+    const table = this.idTable;
+    const mask = table.length - 1;
+    for (let h = fnv1a(key) & mask; ; h = (h + 1) & mask) {
+      const entry = table[h];
+      if (entry === 0) return -1;
+      if (this.idEquals(entry - 1, key)) return entry - 1;
     }
-    return this.idIndex.get(id) ?? -1;
   }
+
+  private idEquals(i: number, key: Uint8Array): boolean {
+    const start = this.idStart[i];
+    if (this.idStart[i + 1] - start !== key.length) return false;
+    for (let j = 0; j < key.length; j++) if (this.idBytes[start + j] !== key[j]) return false;
+    return true;
+  }
+
 
   lat(i: number): number {
     return this.latArr[i];
@@ -363,6 +382,27 @@ class Layout {
   }
 }
 
+
+// open addressing at load ≤ 1/2: a lookup probes ~1.5 slots on average
+function idTableSize(n: number): number {
+  let size = 2;
+  while (size < 2 * n) size *= 2;
+  return size;
+}
+
+function insertId(table: Int32Array, bytes: Uint8Array, index: number): void {
+  const mask = table.length - 1;
+  let h = fnv1a(bytes) & mask;
+  while (table[h] !== 0) h = (h + 1) & mask;
+  table[h] = index + 1;
+}
+
+// FNV-1a over UTF-8 bytes: cheap, and good enough for ids like 'c123456'
+function fnv1a(bytes: Uint8Array): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < bytes.length; i++) h = Math.imul(h ^ bytes[i], 0x01000193);
+  return h >>> 0;
+}
 
 function levelSizes(b: number): number[] {
   if (b === 0) return [];

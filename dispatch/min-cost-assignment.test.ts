@@ -1,18 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { buildProblem, solveAssignment, type AssignmentProblem, type AssignmentResult } from './min-cost-assignment.js';
+import { seededRandom } from '../fixtures/prng.js';
 
 type Edge = [row: number, col: number, cost: number];
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Exhaustive optimum over every injective partial assignment (each edge tried separately, so duplicates count). */
 function bruteForceOptimum(p: AssignmentProblem): number {
@@ -163,7 +154,7 @@ function randomGeometricProblem(rand: () => number, rows: number, cols: number, 
 
 describe('solveAssignment', () => {
   it('matches the exhaustive optimum on 600 small random instances with ties, empty rows and duplicate edges', () => {
-    const rand = mulberry32(20240601);
+    const rand = seededRandom(20240601);
     for (let n = 0; n < 600; n++) {
       const p = randomSmallProblem(rand);
       const result = solveAssignment(p);
@@ -174,7 +165,7 @@ describe('solveAssignment', () => {
   });
 
   it('matches the exhaustive optimum when rows outnumber columns', () => {
-    const rand = mulberry32(7);
+    const rand = seededRandom(7);
     for (let n = 0; n < 200; n++) {
       const rows = 4 + Math.floor(rand() * 3);
       const cols = 1 + Math.floor(rand() * 3);
@@ -188,7 +179,7 @@ describe('solveAssignment', () => {
   });
 
   it('matches an independent Bellman-Ford oracle on medium geometric instances', () => {
-    const rand = mulberry32(99);
+    const rand = seededRandom(99);
     for (let n = 0; n < 5; n++) {
       // more rows than the area's couriers can serve well, so paths reroute and some rows drop
       const p = randomGeometricProblem(rand, 60, 50, 6, 2_500);
@@ -199,7 +190,7 @@ describe('solveAssignment', () => {
   });
 
   it('returns an assignment no single move or pairwise swap can improve on a larger instance', () => {
-    const p = randomGeometricProblem(mulberry32(4242), 300, 600, 10, 3_000);
+    const p = randomGeometricProblem(seededRandom(4242), 300, 600, 10, 3_000);
     const result = solveAssignment(p);
     expectValid(p, result);
     const { rowToCol } = result;
@@ -258,7 +249,7 @@ describe('solveAssignment', () => {
   });
 
   it('returns the same assignment for the same input every time', () => {
-    const p = randomGeometricProblem(mulberry32(5), 80, 40, 5, 4_000);
+    const p = randomGeometricProblem(seededRandom(5), 80, 40, 5, 4_000);
     const a = solveAssignment(p);
     const b = solveAssignment(p);
     expect(Array.from(a.rowToCol)).toEqual(Array.from(b.rowToCol));

@@ -8,6 +8,7 @@ import {
   type ReservationRef,
   type Urgency,
 } from './request-lifecycle.js';
+import { seededRandom } from '../fixtures/prng.js';
 
 const T0 = 1_700_000_000_000;
 
@@ -457,7 +458,7 @@ describe('RequestLifecycle under random operations', () => {
     const seen = new Map<string, number>();
     let refused = 0;
     for (let s = 0; s < SEQUENCES; s++) {
-      const rand = mulberry32(0x9e3779b9 ^ s);
+      const rand = seededRandom(0x9e3779b9 ^ s);
       const pick = <T>(items: readonly T[]): T => items[Math.floor(rand() * items.length)];
       const lc = new RequestLifecycle({ offerTtlMs: 1 + Math.floor(rand() * 60) });
       const events: LifecycleEvent[] = [];
@@ -576,14 +577,3 @@ function statuses(lc: RequestLifecycle): Statuses {
   };
 }
 
-/** mulberry32: a tiny seeded PRNG so failures replay exactly. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}

@@ -1,17 +1,8 @@
 import { cellToChildren, cellToParent, latLngToCell } from 'h3-js';
 import { describe, expect, it } from 'vitest';
 import { CellSpeeds, type CellSpeedsJSON } from './cell-speeds.js';
+import { seededRandom } from '../fixtures/prng.js';
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const CELL = latLngToCell(51.5074, -0.1278, 7); // central London
 const OTHER = latLngToCell(48.8566, 2.3522, 7); // Paris
@@ -95,7 +86,7 @@ describe('CellSpeeds', () => {
 
   it('speedAt matches speedOf of the resolution-7 cell at random points', () => {
     const s = new CellSpeeds();
-    const rnd = mulberry32(7);
+    const rnd = seededRandom(7);
     const points: [number, number][] = [];
     for (let i = 0; i < 400; i++) {
       const lat = 51.3 + rnd() * 0.4;
@@ -115,7 +106,7 @@ describe('CellSpeeds', () => {
 
   it('round-trips through JSON', () => {
     const s = new CellSpeeds({ alpha: 0.2, maxSpeed: 40 });
-    const rnd = mulberry32(11);
+    const rnd = seededRandom(11);
     for (let i = 0; i < 500; i++) s.observe(latLngToCell(51.3 + rnd() * 0.4, -0.4 + rnd() * 0.6, 7), rnd() * 400, 10_000);
     const json = JSON.parse(JSON.stringify(s)) as CellSpeedsJSON;
     const back = CellSpeeds.fromJSON(json);

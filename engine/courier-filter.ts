@@ -14,6 +14,7 @@ import {
   vehicleMask,
 } from './courier-attributes.js';
 import { EngineError } from './errors.js';
+import type { TopK } from './top-k.js';
 
 /** Filters for courier queries; every field narrows the result. */
 export interface CourierFilter {
@@ -87,4 +88,46 @@ const MAX_CAPACITY = 0xffff;
 /** Couriers counted at offset g of a per-status count table (4 statuses per node) whose status is in the mask. */
 export function countMatching(counts: Int32Array | Uint32Array, g: number, mask: number): number {
   return ((mask & 1) !== 0 ? counts[g] : 0) + ((mask & 2) !== 0 ? counts[g + 1] : 0) + ((mask & 4) !== 0 ? counts[g + 2] : 0) + ((mask & 8) !== 0 ? counts[g + 3] : 0);
+}
+
+/**
+ * The hot loop of every nearest query: couriers [start, end) of contiguous xyz/attr arrays, filtered by
+ * attr word and scored by chord², hits offered to `top` under their slot (`values[i]`) or, without
+ * `values`, their index. Distance is tested before the rarer filters so most couriers cost 3 multiplies.
+ */
+export function scanCouriers(
+  xyz: Float64Array,
+  attrs: Uint32Array,
+  values: Int32Array | undefined,
+  start: number,
+  end: number,
+  qx: number,
+  qy: number,
+  qz: number,
+  f: CompiledFilter,
+  radius2: number,
+  top: TopK,
+): void {
+  const sm = f.statusMask;
+  const vm = f.vehicleMask;
+  const cr = f.capsRequired;
+  const mc = f.minCapacity;
+  const ex = f.excludeSlots;
+  const tb = top.bound();
+  let bound = tb < radius2 ? tb : radius2;
+  for (let i = start; i < end; i++) {
+    const a = attrs[i];
+    if (((sm >>> (a & STATUS_BITS)) & 1) === 0) continue;
+    const dx = xyz[3 * i] - qx;
+    const dy = xyz[3 * i + 1] - qy;
+    const dz = xyz[3 * i + 2] - qz;
+    const d = dx * dx + dy * dy + dz * dz;
+    if (d > bound) continue;
+    if (((vm >>> ((a >>> 4) & 0xf)) & 1) === 0 || ((a >>> 8) & cr) !== cr || a >>> 16 < mc) continue;
+    const v = values === undefined ? i : values[i];
+    if (ex !== undefined && ex.has(v)) continue;
+    top.push(d, v);
+    const nb = top.bound();
+    if (nb < bound) bound = nb;
+  }
 }

@@ -17,7 +17,7 @@ import type { Area, AreaInput } from './area.js';
 import { toArea } from './area.js';
 import type { CellSpeeds } from './cell-speeds.js';
 import { type Capability, type CourierProfile, type CourierStatus, type Vehicle, COURIER_STATUSES, VEHICLES, capabilitiesOf, statusCode } from './courier-attributes.js';
-import { type CompiledFilter, type CourierFilter, STATUS_BITS, compileFilter, encodeAttr, passes } from './courier-filter.js';
+import { type CourierFilter, STATUS_BITS, compileFilter, encodeAttr, passes, scanCouriers } from './courier-filter.js';
 import { EngineError, assertCoordinate } from './errors.js';
 import { chord2, chord2ToMeters, metersToChord2 } from './geodesy.js';
 import type { GeofenceIndex } from './geofence-index.js';
@@ -312,7 +312,7 @@ export class CourierIndex {
     const cells = this.cells;
     // subtree status counts bound the k-th distance early, but only when status is the whole filter
     const statusOnly = filter.capsRequired === 0 && filter.vehicleMask === 0xff && filter.minCapacity === 0 && filter.excludeSlots === undefined;
-    cells.walk(qx, qy, qz, limit, (b) => scanBucket(cells, b, qx, qy, qz, filter, radius2, top), statusOnly ? k : 0, filter.statusMask & 0xf);
+    cells.walk(qx, qy, qz, limit, (b) => scanCouriers(cells.pool.xyz, cells.pool.attrs, cells.pool.slots, cells.info[4 * b], cells.info[4 * b] + cells.info[4 * b + 1], qx, qy, qz, filter, radius2, top), statusOnly ? k : 0, filter.statusMask & 0xf);
     const n = top.size;
     const slots = new Int32Array(n);
     const keys = new Float64Array(n);
@@ -474,35 +474,6 @@ export interface CourierInternals {
   cells: H3Buckets;
   version: number;
   resolution: number;
-}
-
-// The hot loop of a nearest query: contiguous xyz, one attr word per courier, top-k only touched on a hit.
-function scanBucket(cells: H3Buckets, b: number, qx: number, qy: number, qz: number, f: CompiledFilter, radius2: number, top: TopK): void {
-  const pool = cells.pool;
-  const xyz = pool.xyz;
-  const attrs = pool.attrs;
-  const sm = f.statusMask;
-  const vm = f.vehicleMask;
-  const cr = f.capsRequired;
-  const mc = f.minCapacity;
-  const ex = f.excludeSlots;
-  const tb = top.bound();
-  let bound = tb < radius2 ? tb : radius2;
-  for (let i = cells.info[4 * b], end = i + cells.info[4 * b + 1]; i < end; i++) {
-    const a = attrs[i];
-    if (((sm >>> (a & STATUS_BITS)) & 1) === 0) continue;
-    const dx = xyz[3 * i] - qx;
-    const dy = xyz[3 * i + 1] - qy;
-    const dz = xyz[3 * i + 2] - qz;
-    const d = dx * dx + dy * dy + dz * dz;
-    if (d > bound) continue;
-    if (((vm >>> ((a >>> 4) & 0xf)) & 1) === 0 || ((a >>> 8) & cr) !== cr || a >>> 16 < mc) continue;
-    const s = pool.slots[i];
-    if (ex !== undefined && ex.has(s)) continue;
-    top.push(d, s);
-    const nb = top.bound();
-    if (nb < bound) bound = nb;
-  }
 }
 
 function grow<T extends Float64Array | Uint32Array | Int32Array>(old: T, next: T): T {

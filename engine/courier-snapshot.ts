@@ -19,7 +19,7 @@
  * walks a few dozen caps with the same |q − c| − r bound as the live index, then scans contiguous couriers.
  */
 import { COURIER_STATUSES, VEHICLES, type CourierStatus, type Vehicle, capabilitiesOf, type Capability } from './courier-attributes.js';
-import { type CompiledFilter, type CourierFilter, STATUS_BITS, compileFilter, countMatching, passes } from './courier-filter.js';
+import { type CompiledFilter, type CourierFilter, STATUS_BITS, compileFilter, countMatching, passes, scanCouriers } from './courier-filter.js';
 import type { CourierIndex } from './courier-index.js';
 import type { CellSpeeds } from './cell-speeds.js';
 import { EngineError, assertCoordinate } from './errors.js';
@@ -288,7 +288,7 @@ export class CourierSnapshot {
       if (queue.peekKey() > limit) break;
       const node = queue.pop();
       if (node < levelStart[1]) {
-        this.scan(node, qx, qy, qz, f, radius2, top);
+        scanCouriers(this.xyz, this.attr, undefined, this.bucketStart[node], this.bucketStart[node + 1], qx, qy, qz, f, radius2, top);
         continue;
       }
       let level = 1;
@@ -340,33 +340,6 @@ export class CourierSnapshot {
     const dz = qz - cap[4 * node + 2];
     const d = Math.sqrt(dx * dx + dy * dy + dz * dz) - cap[4 * node + 3];
     return d > 0 ? d * d : 0;
-  }
-
-  // the scan loop of the live index, over this snapshot's contiguous arrays
-  private scan(bucket: number, qx: number, qy: number, qz: number, f: CompiledFilter, radius2: number, top: TopK): void {
-    const xyz = this.xyz;
-    const attrs = this.attr;
-    const sm = f.statusMask;
-    const vm = f.vehicleMask;
-    const cr = f.capsRequired;
-    const mc = f.minCapacity;
-    const ex = f.excludeSlots;
-    const tb = top.bound();
-    let bound = tb < radius2 ? tb : radius2;
-    for (let i = this.bucketStart[bucket], end = this.bucketStart[bucket + 1]; i < end; i++) {
-      const a = attrs[i];
-      if (((sm >>> (a & STATUS_BITS)) & 1) === 0) continue;
-      const dx = xyz[3 * i] - qx;
-      const dy = xyz[3 * i + 1] - qy;
-      const dz = xyz[3 * i + 2] - qz;
-      const d = dx * dx + dy * dy + dz * dz;
-      if (d > bound) continue;
-      if (((vm >>> ((a >>> 4) & 0xf)) & 1) === 0 || ((a >>> 8) & cr) !== cr || a >>> 16 < mc) continue;
-      if (ex !== undefined && ex.has(i)) continue;
-      top.push(d, i);
-      const nb = top.bound();
-      if (nb < bound) bound = nb;
-    }
   }
 }
 

@@ -4,17 +4,8 @@ import { describe, expect, it } from 'vitest';
 import { EngineError } from './errors.js';
 import { GeofenceIndex } from './geofence-index.js';
 import type { BBox } from './geodesy.js';
+import { seededRandom } from '../fixtures/prng.js';
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // fences live in a 1° × 1° "city" around (0.5, 10.5) so random points hit several of them
 const CITY = { minLng: 10, minLat: 0, maxLng: 11, maxLat: 1 };
@@ -47,7 +38,7 @@ function randomGeometry(rnd: () => number): Polygon | MultiPolygon {
 }
 
 function randomFences(seed: number, n: number): { index: GeofenceIndex; fences: Map<string, Polygon | MultiPolygon> } {
-  const rnd = mulberry32(seed);
+  const rnd = seededRandom(seed);
   const index = new GeofenceIndex();
   const fences = new Map<string, Polygon | MultiPolygon>();
   for (let i = 0; i < n; i++) {
@@ -89,7 +80,7 @@ function expectBadGeometry(fn: () => void): void {
 describe('GeofenceIndex', () => {
   it('containing matches a brute-force turf check over every fence at random points', () => {
     const { index, fences } = randomFences(1, 150);
-    const rnd = mulberry32(2);
+    const rnd = seededRandom(2);
     let nonEmpty = 0;
     for (let i = 0; i < 3000; i++) {
       const lat = CITY.minLat - 0.05 + rnd() * 1.1;
@@ -119,7 +110,7 @@ describe('GeofenceIndex', () => {
     const numberOf = new Map<string, number>();
     for (const no of index.candidates(CITY)) numberOf.set(index.idOf(no), no);
     expect(numberOf.size).toBe(120);
-    const rnd = mulberry32(4);
+    const rnd = seededRandom(4);
     for (let q = 0; q < 300; q++) {
       const w = rnd() * 0.2;
       const h = rnd() * 0.2;
@@ -237,7 +228,7 @@ describe('GeofenceIndex', () => {
   });
 
   it('stays equal to brute force through random puts, replacements and removals', () => {
-    const rnd = mulberry32(9);
+    const rnd = seededRandom(9);
     const index = new GeofenceIndex();
     const fences = new Map<string, Polygon | MultiPolygon>();
     let version = 0;

@@ -1,0 +1,112 @@
+import { generateKeyPairSync } from 'node:crypto';
+import { describe, expect, test } from 'vitest';
+import { Authenticator } from './auth.js';
+import { loadConfig } from './config.js';
+
+const SECRET = 'x'.repeat(32);
+
+describe('loadConfig', () => {
+  test('an environment with only a secret gives the documented defaults', () => {
+    const c = loadConfig({ JWT_SECRET: SECRET, NODE_ENV: 'production' });
+    expect(c.host).toBe('0.0.0.0');
+    expect(c.port).toBe(8080);
+    expect(c.bodyLimitBytes).toBe(65536);
+    expect(c.ws.maxPayloadBytes).toBe(1024 * 1024);
+    expect(c.ws.maxBackpressureBytes).toBe(1024 * 1024);
+    expect(c.offerTtlMs).toBe(15000);
+    expect(c.dispatch).toEqual({ mode: 'batched', windowMs: 2000 });
+    expect(c.dataDir).toBe('./data');
+    expect(c.rateLimit.ingestPerSecond).toBe(50);
+    expect(c.rateLimit.gatewayIngestPerSecond).toBe(200_000);
+    expect(c.jwt).toEqual({ secret: SECRET, algorithm: 'HS256' });
+    expect(c.apiKeys).toEqual([]);
+    expect(c.devTokens).toBe(false);
+    expect('redisUrl' in c).toBe(false);
+  });
+
+  test('the configuration is frozen all the way down', () => {
+    const c = loadConfig({ JWT_SECRET: SECRET, API_KEYS: `admin:gw:${Authenticator.hashApiKey('k')}` });
+    expect(Object.isFrozen(c)).toBe(true);
+    expect(Object.isFrozen(c.jwt)).toBe(true);
+    expect(Object.isFrozen(c.ws)).toBe(true);
+    expect(Object.isFrozen(c.apiKeys)).toBe(true);
+    expect(Object.isFrozen(c.apiKeys[0])).toBe(true);
+    expect(() => {
+      (c as { port: number }).port = 1;
+    }).toThrow(TypeError);
+  });
+
+  test('every bad value is listed in one error', () => {
+    let message = '';
+    try {
+      loadConfig({
+        NODE_ENV: 'production',
+        PORT: '99999',
+        BODY_LIMIT_BYTES: 'lots',
+        DISPATCH_MODE: 'random',
+        LOG_LEVEL: 'loud',
+        WS_IDLE_TIMEOUT_SEC: '10',
+        API_KEYS: 'admin:gw:plaintextkey,boss:x:' + 'a'.repeat(64),
+        REDIS_URL: 'http://example',
+      });
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    for (const name of ['PORT', 'BODY_LIMIT_BYTES', 'DISPATCH_MODE', 'LOG_LEVEL', 'WS_IDLE_TIMEOUT_SEC', 'API_KEYS entry 1', 'API_KEYS entry 2', 'REDIS_URL', 'JWT_SECRET is required']) {
+      expect(message).toContain(name);
+    }
+  });
+
+  test('a short JWT secret is refused', () => {
+    expect(() => loadConfig({ JWT_SECRET: 'short' })).toThrow(/at least 32 characters/);
+  });
+
+  test('API keys are read as role, subject and sha256 hash', () => {
+    const hash = Authenticator.hashApiKey('gateway-key');
+    const c = loadConfig({ JWT_SECRET: SECRET, API_KEYS: `admin:fleet-gw:${hash.toUpperCase()}, dispatcher:ops:${Authenticator.hashApiKey('o')}` });
+    expect(c.apiKeys).toEqual([
+      { role: 'admin', sub: 'fleet-gw', hash },
+      { role: 'dispatcher', sub: 'ops', hash: Authenticator.hashApiKey('o') },
+    ]);
+  });
+
+  test('without a secret outside production, dev tokens switch on with a random secret', () => {
+    const a = loadConfig({});
+    const b = loadConfig({ NODE_ENV: 'development' });
+    expect(a.devTokens).toBe(true);
+    expect(a.jwt.algorithm).toBe('HS256');
+    expect(a.jwt.secret).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(b.jwt.secret).not.toBe(a.jwt.secret);
+  });
+
+  test('GEODISPATCH_DEV=1 keeps a given secret and is refused in production', () => {
+    expect(loadConfig({ GEODISPATCH_DEV: '1', JWT_SECRET: SECRET }).jwt.secret).toBe(SECRET);
+    expect(loadConfig({ GEODISPATCH_DEV: '1', JWT_SECRET: SECRET }).devTokens).toBe(true);
+    expect(() => loadConfig({ GEODISPATCH_DEV: '1', NODE_ENV: 'production', JWT_SECRET: SECRET })).toThrow(/not allowed with NODE_ENV=production/);
+  });
+
+  test('a public key picks its algorithm, and a mismatched algorithm is refused', () => {
+    const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const pem = publicKey.export({ type: 'spki', format: 'pem' }).toString();
+    const c = loadConfig({ JWT_PUBLIC_KEY: pem.replace(/\n/g, '\\n'), NODE_ENV: 'production' });
+    expect(c.jwt).toEqual({ publicKey: pem, algorithm: 'ES256' });
+    expect(c.devTokens).toBe(false);
+    expect(() => loadConfig({ JWT_PUBLIC_KEY: pem, JWT_ALGORITHM: 'RS256' })).toThrow(/is a ES256 key but JWT_ALGORITHM is RS256/);
+    expect(() => loadConfig({ JWT_PUBLIC_KEY: pem, JWT_ALGORITHM: 'HS256' })).toThrow(/HS256 cannot be used with JWT_PUBLIC_KEY/);
+    expect(() => loadConfig({ JWT_PUBLIC_KEY: 'not a key' })).toThrow(/not a readable/);
+  });
+
+  test('numbers, modes and URLs from the environment are used when valid', () => {
+    const c = loadConfig({
+      JWT_SECRET: SECRET, PORT: '0', HOST: '127.0.0.1', DISPATCH_MODE: 'greedy', DISPATCH_WINDOW_MS: '500',
+      REDIS_URL: 'redis://localhost:6379', DATABASE_URL: 'postgres://u:p@db/geo', WS_IDLE_TIMEOUT_SEC: '0', LOG_LEVEL: 'debug',
+    });
+    expect([c.port, c.host, c.dispatch.mode, c.dispatch.windowMs, c.ws.idleTimeoutSec, c.logLevel]).toEqual([0, '127.0.0.1', 'greedy', 500, 0, 'debug']);
+    expect(c.redisUrl).toBe('redis://localhost:6379');
+    expect(c.databaseUrl).toBe('postgres://u:p@db/geo');
+  });
+
+  test('a bad connection URL is reported without echoing its password', () => {
+    expect(() => loadConfig({ JWT_SECRET: SECRET, DATABASE_URL: 'mysql://user:hunter2@db' })).toThrow(/^(?![\s\S]*hunter2)[\s\S]*DATABASE_URL/);
+  });
+});

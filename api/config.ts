@@ -1,0 +1,256 @@
+/**
+ * Server configuration: read once from the environment, typed, validated, deeply frozen.
+ *
+ * | env                        | default            | meaning |
+ * |----------------------------|--------------------|---------|
+ * | HOST                       | 0.0.0.0            | listen address |
+ * | PORT                       | 8080               | listen port (0 = any free port) |
+ * | JWT_SECRET                 | —                  | HS256 shared secret, ≥ 32 chars; required unless JWT_PUBLIC_KEY or dev tokens |
+ * | JWT_PUBLIC_KEY             | —                  | PEM public key (RS256/ES256); `\n` escapes are accepted |
+ * | JWT_ALGORITHM              | HS256, or from key | HS256, RS256 or ES256; pinned: tokens with any other `alg` are refused |
+ * | API_KEYS                   | (none)             | `role:sub:sha256hex,…` — sha256 hex of each key, never the key itself |
+ * | BODY_LIMIT_BYTES           | 65536              | largest HTTP body |
+ * | RATE_PER_SEC / RATE_BURST  | 100 / 200          | requests per principal (token bucket) |
+ * | INGEST_PER_SEC / INGEST_BURST | 50 / 100        | location pings per driver |
+ * | GATEWAY_INGEST_PER_SEC / GATEWAY_INGEST_BURST | 200000 / 400000 | location pings per admin gateway key |
+ * | WS_MAX_PAYLOAD_BYTES       | 1048576            | largest WebSocket frame |
+ * | WS_MAX_BACKPRESSURE_BYTES  | 1048576            | buffered outbound bytes before a socket is skipped/dropped |
+ * | WS_IDLE_TIMEOUT_SEC        | 120                | 0, or 8..960 in steps of 4 (uWS rule) |
+ * | WS_WATCH_HZ_DEFAULT / WS_WATCH_HZ_MAX | 2 / 10  | dispatcher map update rate |
+ * | WS_MAX_SOCKETS             | 200000             | open WebSockets on one instance |
+ * | OFFER_TTL_MS               | 15000              | an offer expires after this (PRODUCT §3) |
+ * | DISPATCH_MODE              | batched            | greedy or batched |
+ * | DISPATCH_WINDOW_MS         | 2000               | batch window for non-emergency requests |
+ * | REDIS_URL                  | —                  | optional fan-out between instances |
+ * | DATA_DIR                   | ./data             | embedded PGlite store |
+ * | DATABASE_URL               | —                  | real PostgreSQL + PostGIS instead of PGlite |
+ * | LOG_LEVEL                  | info               | pino level |
+ * | GEODISPATCH_DEV            | —                  | `1`: dev tokens (random HS256 secret unless JWT_SECRET) |
+ * | NODE_ENV                   | —                  | without a secret or key and not `production`, dev tokens switch on |
+ */
+import { createPublicKey, randomBytes } from 'node:crypto';
+import { isRole, ROLES, type Role } from './auth.js';
+
+export type { Role } from './auth.js';
+
+/** Everything the server needs to know at start. */
+export interface ApiConfig {
+  host: string;
+  port: number;
+  jwt: { secret?: string; publicKey?: string; algorithm: 'HS256' | 'RS256' | 'ES256' };
+  apiKeys: readonly { hash: string; role: Role; sub: string }[];
+  bodyLimitBytes: number;
+  rateLimit: {
+    perSecond: number;
+    burst: number;
+    ingestPerSecond: number;
+    ingestBurst: number;
+    /** Pings per second for one admin gateway key (a whole fleet behind one key). */
+    gatewayIngestPerSecond: number;
+    gatewayIngestBurst: number;
+  };
+  ws: { maxPayloadBytes: number; maxBackpressureBytes: number; idleTimeoutSec: number; watchHzDefault: number; watchHzMax: number; maxSockets: number };
+  offerTtlMs: number;
+  dispatch: { mode: 'greedy' | 'batched'; windowMs: number };
+  redisUrl?: string;
+  dataDir: string;
+  databaseUrl?: string;
+  logLevel: string;
+  devTokens: boolean;
+}
+
+/** 64 KiB: the largest single-object body (a site inventory of a few hundred lots, a detailed geofence)
+ *  fits; anything bigger is a mistake or an attack, and bulk pings belong on the WebSocket `locs` frame. */
+const BODY_LIMIT_DEFAULT = 64 * 1024;
+/** 1 MiB: a MessagePack `locs` frame of 10,000 pings is ~350 KiB, so the largest allowed batch fits. */
+const WS_PAYLOAD_DEFAULT = 1024 * 1024;
+/** 1 MiB of unsent bytes per socket: a few seconds of a busy dispatcher map; beyond it the client is too slow. */
+const WS_BACKPRESSURE_DEFAULT = 1024 * 1024;
+/** Shortest HS256 secret: 32 bytes = the 256-bit HMAC key RFC 7518 §3.2 asks for. */
+const MIN_SECRET_LENGTH = 32;
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+const ALGORITHMS = ['HS256', 'RS256', 'ES256'] as const;
+
+/** Reads, validates and deeply freezes the configuration; throws one Error listing every problem. */
+export function loadConfig(env: Record<string, string | undefined>): Readonly<ApiConfig> {
+  const problems: string[] = [];
+  const read = new EnvReader(env, problems);
+
+  const isProduction = env.NODE_ENV === 'production';
+  const devFlag = read.flag('GEODISPATCH_DEV');
+  const secret = read.string('JWT_SECRET');
+  const publicKey = read.string('JWT_PUBLIC_KEY')?.replace(/\\n/g, '\n');
+  const devTokens = devFlag || (!secret && !publicKey && !isProduction);
+  if (devFlag && isProduction) problems.push('GEODISPATCH_DEV=1 is not allowed with NODE_ENV=production');
+  if (devFlag && publicKey) problems.push('GEODISPATCH_DEV=1 signs HS256 dev tokens: unset JWT_PUBLIC_KEY or GEODISPATCH_DEV');
+
+  const config: ApiConfig = {
+    host: read.string('HOST') ?? '0.0.0.0',
+    port: read.int('PORT', 8080, 0, 65535),
+    jwt: readJwt(read, problems, secret, publicKey, devTokens),
+    apiKeys: readApiKeys(env.API_KEYS, problems),
+    bodyLimitBytes: read.int('BODY_LIMIT_BYTES', BODY_LIMIT_DEFAULT, 1, 64 * 1024 * 1024),
+    rateLimit: {
+      // 100/s per principal: far above a person clicking or a dashboard polling, low enough to stop a loop
+      perSecond: read.int('RATE_PER_SEC', 100, 1, 10_000_000),
+      burst: read.int('RATE_BURST', 200, 1, 10_000_000),
+      // 50 pings/s per driver: phones send 1 Hz; room for replaying a buffered minute after a tunnel
+      ingestPerSecond: read.int('INGEST_PER_SEC', 50, 1, 10_000_000),
+      ingestBurst: read.int('INGEST_BURST', 100, 1, 10_000_000),
+      // 200,000 pings/s per gateway key: a 100,000-courier fleet at 1 Hz, twice over
+      gatewayIngestPerSecond: read.int('GATEWAY_INGEST_PER_SEC', 200_000, 1, 100_000_000),
+      gatewayIngestBurst: read.int('GATEWAY_INGEST_BURST', 400_000, 1, 100_000_000),
+    },
+    ws: {
+      maxPayloadBytes: read.int('WS_MAX_PAYLOAD_BYTES', WS_PAYLOAD_DEFAULT, 1024, 64 * 1024 * 1024),
+      maxBackpressureBytes: read.int('WS_MAX_BACKPRESSURE_BYTES', WS_BACKPRESSURE_DEFAULT, 1024, 1024 * 1024 * 1024),
+      idleTimeoutSec: read.int('WS_IDLE_TIMEOUT_SEC', 120, 0, 960),
+      // 2 Hz is smooth enough for a map of moving dots; 10 Hz caps the fan-out cost of one dispatcher
+      watchHzDefault: read.int('WS_WATCH_HZ_DEFAULT', 2, 1, 60),
+      watchHzMax: read.int('WS_WATCH_HZ_MAX', 10, 1, 60),
+      // PRODUCT §6 targets 100,000 open sockets per instance; twice that before refusing upgrades
+      maxSockets: read.int('WS_MAX_SOCKETS', 200_000, 1, 10_000_000),
+    },
+    offerTtlMs: read.int('OFFER_TTL_MS', 15_000, 1000, 600_000),
+    dispatch: {
+      mode: read.oneOf('DISPATCH_MODE', ['greedy', 'batched'] as const, 'batched'),
+      windowMs: read.int('DISPATCH_WINDOW_MS', 2000, 0, 60_000),
+    },
+    redisUrl: read.url('REDIS_URL', ['redis:', 'rediss:']),
+    dataDir: read.string('DATA_DIR') ?? './data',
+    databaseUrl: read.url('DATABASE_URL', ['postgres:', 'postgresql:']),
+    logLevel: read.oneOf('LOG_LEVEL', LOG_LEVELS, 'info'),
+    devTokens,
+  };
+
+  const idle = config.ws.idleTimeoutSec;
+  if (idle !== 0 && (idle < 8 || idle % 4 !== 0)) problems.push(`WS_IDLE_TIMEOUT_SEC must be 0 or a multiple of 4 from 8 to 960, got ${idle}`);
+  if (config.ws.watchHzDefault > config.ws.watchHzMax) problems.push(`WS_WATCH_HZ_DEFAULT (${config.ws.watchHzDefault}) must not exceed WS_WATCH_HZ_MAX (${config.ws.watchHzMax})`);
+  if (config.rateLimit.burst < config.rateLimit.perSecond) problems.push('RATE_BURST must be at least RATE_PER_SEC');
+  if (config.rateLimit.ingestBurst < config.rateLimit.ingestPerSecond) problems.push('INGEST_BURST must be at least INGEST_PER_SEC');
+  if (config.rateLimit.gatewayIngestBurst < config.rateLimit.gatewayIngestPerSecond) problems.push('GATEWAY_INGEST_BURST must be at least GATEWAY_INGEST_PER_SEC');
+
+  if (problems.length > 0) throw new Error(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
+  for (const key of ['redisUrl', 'databaseUrl'] as const) if (config[key] === undefined) delete config[key];
+  return deepFreeze(config);
+}
+
+function readJwt(read: EnvReader, problems: string[], secret: string | undefined, publicKey: string | undefined, devTokens: boolean): ApiConfig['jwt'] {
+  const keyAlg = publicKey ? keyAlgorithm(publicKey) : undefined;
+  const algorithm = read.oneOf<ApiConfig['jwt']['algorithm']>('JWT_ALGORITHM', ALGORITHMS, keyAlg ?? (publicKey ? 'RS256' : 'HS256'));
+  if (secret && publicKey) problems.push('set JWT_SECRET or JWT_PUBLIC_KEY, not both (the algorithm is pinned to one)');
+  if (publicKey) {
+    if (algorithm === 'HS256') problems.push('JWT_ALGORITHM=HS256 cannot be used with JWT_PUBLIC_KEY (use RS256 or ES256)');
+    else if (keyAlg === undefined) problems.push('JWT_PUBLIC_KEY is not a readable RSA or EC P-256 PEM public key');
+    else if (keyAlg !== algorithm) problems.push(`JWT_PUBLIC_KEY is a ${keyAlg} key but JWT_ALGORITHM is ${algorithm}`);
+    return { publicKey, algorithm };
+  }
+  if (algorithm !== 'HS256') problems.push(`JWT_ALGORITHM=${algorithm} needs JWT_PUBLIC_KEY`);
+  if (secret) {
+    if (secret.length < MIN_SECRET_LENGTH) problems.push(`JWT_SECRET must be at least ${MIN_SECRET_LENGTH} characters (256-bit HMAC key)`);
+    return { secret, algorithm: 'HS256' };
+  }
+  if (devTokens) return { secret: randomBytes(32).toString('base64url'), algorithm: 'HS256' };
+  problems.push('JWT_SECRET is required (or JWT_PUBLIC_KEY; or GEODISPATCH_DEV=1 outside production for random dev tokens)');
+  return { algorithm: 'HS256' };
+}
+
+/** 'RS256' / 'ES256' for a readable RSA / EC P-256 public key, undefined otherwise. */
+function keyAlgorithm(pem: string): 'RS256' | 'ES256' | undefined {
+  try {
+    const key = createPublicKey(pem);
+    if (key.asymmetricKeyType === 'rsa') return 'RS256';
+    if (key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1') return 'ES256';
+  } catch {
+    // reported by the caller
+  }
+  return undefined;
+}
+
+function readApiKeys(raw: string | undefined, problems: string[]): ApiConfig['apiKeys'] {
+  if (!raw || raw.trim() === '') return [];
+  const keys: { hash: string; role: Role; sub: string }[] = [];
+  const seen = new Set<string>();
+  raw.split(',').forEach((entry, i) => {
+    const parts = entry.trim().split(':');
+    if (parts.length !== 3) {
+      problems.push(`API_KEYS entry ${i + 1} must be role:sub:sha256hex (hashed keys only; Authenticator.hashApiKey makes one)`);
+      return;
+    }
+    const [role, sub, hashRaw] = parts;
+    const hash = hashRaw.toLowerCase();
+    if (!isRole(role)) problems.push(`API_KEYS entry ${i + 1}: role '${role}' is not one of ${ROLES.join(', ')}`);
+    if (sub.length === 0 || sub.length > 128) problems.push(`API_KEYS entry ${i + 1}: sub must be 1..128 characters`);
+    if (!/^[0-9a-f]{64}$/.test(hash)) problems.push(`API_KEYS entry ${i + 1}: '${hashRaw.slice(0, 8)}…' is not a sha256 hex digest (64 hex chars); raw keys are not accepted`);
+    else if (seen.has(hash)) problems.push(`API_KEYS entry ${i + 1}: the same key hash appears twice`);
+    seen.add(hash);
+    if (isRole(role)) keys.push({ hash, role, sub });
+  });
+  return keys;
+}
+
+/** Typed reads of env values that record a problem instead of throwing, so every problem is reported at once. */
+class EnvReader {
+  constructor(
+    private readonly env: Record<string, string | undefined>,
+    private readonly problems: string[],
+  ) {}
+
+  string(name: string): string | undefined {
+    const v = this.env[name];
+    return v === undefined || v.trim() === '' ? undefined : v.trim();
+  }
+
+  flag(name: string): boolean {
+    const v = this.string(name);
+    if (v === undefined) return false;
+    if (['1', 'true', 'yes'].includes(v.toLowerCase())) return true;
+    if (['0', 'false', 'no'].includes(v.toLowerCase())) return false;
+    this.problems.push(`${name} must be 1 or 0, got '${v}'`);
+    return false;
+  }
+
+  int(name: string, fallback: number, min: number, max: number): number {
+    const v = this.string(name);
+    if (v === undefined) return fallback;
+    const n = /^\d+$/.test(v) ? Number(v) : NaN;
+    if (!Number.isSafeInteger(n) || n < min || n > max) {
+      this.problems.push(`${name} must be an integer from ${min} to ${max}, got '${v}'`);
+      return fallback;
+    }
+    return n;
+  }
+
+  oneOf<T extends string>(name: string, allowed: readonly T[], fallback: T): T {
+    const v = this.string(name);
+    if (v === undefined) return fallback;
+    if ((allowed as readonly string[]).includes(v)) return v as T;
+    this.problems.push(`${name} must be one of ${allowed.join(', ')}, got '${v}'`);
+    return fallback;
+  }
+
+  url(name: string, protocols: readonly string[]): string | undefined {
+    const v = this.string(name);
+    if (v === undefined) return undefined;
+    let protocol = '';
+    try {
+      protocol = new URL(v).protocol;
+    } catch {
+      // falls through to the problem below
+    }
+    if (!protocols.includes(protocol)) {
+      // never echo the value: connection URLs carry passwords
+      this.problems.push(`${name} must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`);
+      return undefined;
+    }
+    return v;
+  }
+}
+
+function deepFreeze<T>(value: T): Readonly<T> {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
+}

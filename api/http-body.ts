@@ -1,0 +1,191 @@
+/**
+ * HTTP bodies in and replies out over uWebSockets.js.
+ *
+ *   res.onData chunks ─► readBody (copy each chunk; stop at `limit` → 413, nothing more buffered)
+ *                          │ onDone(Buffer)
+ *                          ▼
+ *                        decodeBody (JSON, or MessagePack for application/msgpack; no __proto__ & co.)
+ *                          │ unknown → schemas.validate → route handler
+ *                          ▼
+ *                        sendReply (encodeReply by Accept; cork; skip when aborted; close after a 413)
+ *
+ * uWS allows ONE onAborted handler per response: readBody (or watchAborted for bodiless async routes)
+ * registers it and records the abort; handlers then ask isAborted(res) instead of registering their own.
+ */
+import type { HttpResponse } from '@trufflesuite/uws-js-unofficial';
+import { Packr } from 'msgpackr';
+import { ApiError, errorBody } from './api-error.js';
+
+export const JSON_TYPE = 'application/json; charset=utf-8';
+export const MSGPACK_TYPE = 'application/msgpack';
+/** Deepest nesting accepted in a body: GeoJSON MultiPolygons need 4 levels; 32 leaves headroom and keeps walks cheap. */
+export const MAX_BODY_DEPTH = 32;
+
+/** Keys that reach Object.prototype through assignment or merging; refused anywhere in a body. */
+const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+/** msgpackr renames a decoded `__proto__` key to `__proto_`; no schema has that key, so it means the same attack. */
+const FORBIDDEN_MSGPACK_KEYS = new Set([...FORBIDDEN_KEYS, '__proto_']);
+
+// plain maps (no msgpackr records) so any MessagePack client interoperates; one Packr for the whole process is
+// stateless apart from its scratch buffer, which is not shared across calls
+const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false });
+
+const aborted = new WeakSet<HttpResponse>();
+const ended = new WeakSet<HttpResponse>();
+const closeAfterReply = new WeakSet<HttpResponse>();
+
+/** Records that uWS aborted this response (the client went away); later replies are skipped. */
+export function markAborted(res: HttpResponse): void {
+  aborted.add(res);
+}
+
+/** True once uWS has aborted this response. */
+export function isAborted(res: HttpResponse): boolean {
+  return aborted.has(res);
+}
+
+/** True while a reply may still be written (not aborted, not already ended). */
+export function canReply(res: HttpResponse): boolean {
+  return !aborted.has(res) && !ended.has(res);
+}
+
+/** Registers the abort handler for a route without a body that answers asynchronously. */
+export function watchAborted(res: HttpResponse): void {
+  res.onAborted(() => aborted.add(res));
+}
+
+/**
+ * Reads the whole body, calling `onDone` with a copy, or `onFail` with 413 E_BODY_TOO_LARGE as soon as the
+ * total passes `limit` (the rest is not buffered; the reply then closes the connection). An aborted request
+ * calls neither. Must be called synchronously in the route handler.
+ */
+export function readBody(res: HttpResponse, limit: number, onDone: (body: Buffer) => void, onFail: (err: ApiError) => void): void {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  let finished = false;
+  res.onAborted(() => {
+    aborted.add(res);
+    finished = true;
+    chunks.length = 0;
+  });
+  res.onData((chunk, isLast) => {
+    if (finished) return;
+    total += chunk.byteLength;
+    if (total > limit) {
+      finished = true;
+      chunks.length = 0;
+      closeAfterReply.add(res);
+      onFail(new ApiError(413, 'E_BODY_TOO_LARGE', `body exceeds ${limit} bytes`));
+      return;
+    }
+    // uWS neuters the ArrayBuffer when the callback returns, so every chunk is copied
+    if (chunk.byteLength > 0) chunks.push(Buffer.from(new Uint8Array(chunk)));
+    if (isLast) {
+      finished = true;
+      const body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, total);
+      chunks.length = 0;
+      onDone(body);
+    }
+  });
+}
+
+/** Decodes a JSON or MessagePack body; throws ApiError 400 E_BAD_JSON on malformed input or forbidden keys. */
+export function decodeBody(body: Buffer, contentType: string | undefined): unknown {
+  if (isMsgpack(contentType)) {
+    let value: unknown;
+    try {
+      value = packr.unpack(body);
+    } catch (cause) {
+      throw new ApiError(400, 'E_BAD_JSON', 'body is not valid MessagePack', { cause });
+    }
+    assertSafeKeys(value, FORBIDDEN_MSGPACK_KEYS);
+    return value;
+  }
+  if (body.length === 0) throw new ApiError(400, 'E_BAD_JSON', 'body is empty; send a JSON object');
+  let value: unknown;
+  try {
+    value = JSON.parse(body.toString('utf8'));
+  } catch (cause) {
+    throw new ApiError(400, 'E_BAD_JSON', 'body is not valid JSON', { cause });
+  }
+  assertSafeKeys(value, FORBIDDEN_KEYS);
+  return value;
+}
+
+/** Encodes a reply as MessagePack when `Accept` asks for it, JSON otherwise. */
+export function encodeReply(payload: unknown, accept: string | undefined): { body: Uint8Array | string; contentType: string } {
+  if (accept !== undefined && isMsgpack(accept)) return { body: packr.pack(payload), contentType: MSGPACK_TYPE };
+  return { body: payload === undefined ? '' : JSON.stringify(payload), contentType: JSON_TYPE };
+}
+
+/**
+ * Writes a complete reply inside `res.cork`; does nothing once the response was aborted or already ended.
+ * 204 and 304 carry no body. After a 413 from readBody the connection is closed (the unread body would
+ * otherwise be parsed as the next request).
+ */
+export function sendReply(res: HttpResponse, status: number, payload: unknown, accept: string | undefined, headers?: Record<string, string>): void {
+  if (!canReply(res)) return;
+  ended.add(res);
+  const close = closeAfterReply.has(res);
+  const noBody = status === 204 || status === 304;
+  const encoded = noBody ? undefined : encodeReply(payload, accept);
+  res.cork(() => {
+    res.writeStatus(`${status} ${STATUS_TEXT[status] ?? 'Status'}`);
+    if (encoded) res.writeHeader('content-type', encoded.contentType);
+    if (headers) for (const name in headers) res.writeHeader(name, headers[name]);
+    if (encoded) res.end(encoded.body, close);
+    else res.endWithoutBody(undefined, close);
+  });
+}
+
+/** Replies `{ error: { code, message } }` with the status toErrorReply maps `err` to (add Retry-After for 429). */
+export function sendError(res: HttpResponse, err: unknown, accept: string | undefined, headers?: Record<string, string>): void {
+  const { status, body } = errorBody(err);
+  sendReply(res, status, body, accept, headers);
+}
+
+/** True for MessagePack media types (`application/msgpack`, `application/x-msgpack`, with or without params). */
+function isMsgpack(mediaType: string | undefined): boolean {
+  if (!mediaType) return false;
+  return /\bapplication\/(?:x-)?msgpack\b/i.test(mediaType);
+}
+
+/** Walks the decoded value without recursion (a hostile body could nest deeply) and refuses forbidden keys. */
+function assertSafeKeys(root: unknown, forbidden: ReadonlySet<string>): void {
+  const stack: { value: unknown; depth: number }[] = [{ value: root, depth: 0 }];
+  while (stack.length > 0) {
+    const { value, depth } = stack.pop() as { value: unknown; depth: number };
+    if (typeof value !== 'object' || value === null || ArrayBuffer.isView(value)) continue;
+    if (depth > MAX_BODY_DEPTH) throw new ApiError(400, 'E_BAD_JSON', `body nests deeper than ${MAX_BODY_DEPTH} levels`);
+    if (Array.isArray(value)) {
+      for (const item of value) stack.push({ value: item, depth: depth + 1 });
+      continue;
+    }
+    if (value instanceof Map) throw new ApiError(400, 'E_BAD_JSON', 'map keys must be strings');
+    for (const key of Object.keys(value)) {
+      if (forbidden.has(key)) throw new ApiError(400, 'E_BAD_JSON', `key '${key}' is not allowed`);
+      stack.push({ value: (value as Record<string, unknown>)[key], depth: depth + 1 });
+    }
+  }
+}
+
+const STATUS_TEXT: Record<number, string> = {
+  200: 'OK',
+  201: 'Created',
+  202: 'Accepted',
+  204: 'No Content',
+  304: 'Not Modified',
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  409: 'Conflict',
+  413: 'Payload Too Large',
+  415: 'Unsupported Media Type',
+  422: 'Unprocessable Entity',
+  429: 'Too Many Requests',
+  500: 'Internal Server Error',
+  502: 'Bad Gateway',
+  503: 'Service Unavailable',
+};

@@ -1,0 +1,95 @@
+/**
+ * The OpenAPI 3.1 description of PRODUCT §4, generated from the same JSON Schemas the validators compile
+ * (schemas.ts), so the document cannot drift from what the server accepts.
+ */
+import { SCHEMAS } from './schemas.js';
+
+type Json = Record<string, unknown>;
+type SchemaName = keyof typeof SCHEMAS;
+
+const ERROR_SCHEMA = {
+  type: 'object',
+  required: ['error'],
+  properties: { error: { type: 'object', required: ['code', 'message'], properties: { code: { type: 'string', pattern: '^E_[A-Z_]+$' }, message: { type: 'string' } } } },
+};
+
+/** An OpenAPI 3.1 document for every HTTP path of PRODUCT §4 (a fresh object on each call). */
+export function buildOpenApi(): object {
+  const schemas: Json = structuredClone(SCHEMAS) as unknown as Json;
+  return {
+    openapi: '3.1.0',
+    jsonSchemaDialect: 'https://json-schema.org/draft/2020-12/schema',
+    info: { title: 'GeoDispatch API', version: '1', description: 'Real-time geo-dispatch: couriers, donors, sites, requests and offers. Bodies are JSON or MessagePack (application/msgpack); replies follow Accept.' },
+    security: [{ bearer: [] }, { apiKey: [] }],
+    paths: {
+      '/v1/couriers/{id}': { put: op('Upsert a courier profile (admin, dispatcher)', { body: 'courierProfile', id: true, ok: 200 }) },
+      '/v1/couriers/{id}/location': { post: op('Report a courier position (driver as itself, admin)', { body: 'location', id: true, ok: 204 }) },
+      '/v1/locations': { post: op('Report a batch of positions (fleet gateway, admin)', { body: 'locationBatch', ok: 200, reply: BATCH_REPLY }) },
+      '/v1/couriers/{id}/status': { put: op('Set a courier available or offline (driver as itself, dispatcher)', { body: 'courierStatus', id: true, ok: 200 }) },
+      '/v1/sites/{id}': { put: op('Upsert a site (admin)', { body: 'site', id: true, ok: 200 }) },
+      '/v1/sites/{id}/inventory': { put: op('Replace a site blood inventory (admin)', { body: 'inventory', id: true, ok: 200 }) },
+      '/v1/donors/{id}': { put: op('Upsert a blood donor (admin)', { body: 'donor', id: true, ok: 200 }) },
+      '/v1/nearby': { get: op('Nearest couriers, donors or sites, nearest first (any role)', { query: 'nearbyQuery', ok: 200 }) },
+      '/v1/requests': { post: op('Create a delivery, rescue or blood request; returns the plan (requester, dispatcher)', { body: 'requestCreate', ok: 201, idempotent: true }) },
+      '/v1/requests/{id}': { get: op('Request status, assignment, sources and ETA (owner, dispatcher)', { id: true, ok: 200 }) },
+      '/v1/requests/{id}/cancel': { post: op('Cancel a request (owner, dispatcher)', { id: true, ok: 200 }) },
+      '/v1/requests/{id}/progress': { post: op('Report pickup or delivery (assigned driver)', { body: 'progress', id: true, ok: 200 }) },
+      '/v1/offers/{id}/accept': { post: op('Accept an offer (driver it was made to)', { id: true, ok: 200 }) },
+      '/v1/offers/{id}/decline': { post: op('Decline an offer (driver it was made to)', { id: true, ok: 200 }) },
+      '/v1/geofences/{id}': { put: op('Upsert a geofence (admin)', { body: 'geofence', id: true, ok: 200 }) },
+      '/v1/stream': {
+        get: {
+          summary: 'WebSocket stream (upgrade); role from the token (?access_token= or Authorization). Client frames: components.schemas.wsFrame',
+          parameters: [{ name: 'access_token', in: 'query', required: false, schema: { type: 'string' } }],
+          responses: { '101': { description: 'Switching Protocols' }, ...errorResponses() },
+        },
+      },
+      '/health': { get: open('Liveness', 'application/json') },
+      '/ready': { get: { ...open('Readiness', 'application/json'), responses: { '200': { description: 'ready' }, '503': { description: 'a dependency is down or the server is draining' } } } },
+      '/metrics': { get: open('Prometheus metrics', 'text/plain') },
+      '/openapi.json': { get: open('This document', 'application/json') },
+    },
+    components: {
+      schemas: { ...schemas, Error: ERROR_SCHEMA },
+      securitySchemes: {
+        bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'claims sub, role (driver|dispatcher|requester|admin), exp required' },
+        apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key', description: 'machine clients; keys are stored hashed, each with a role' },
+      },
+      responses: { Error: { description: 'Error', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } } },
+    },
+  };
+}
+
+const BATCH_REPLY = {
+  type: 'object',
+  properties: { accepted: { type: 'integer' }, rejected: { type: 'array', items: { type: 'object', properties: { index: { type: 'integer' }, code: { type: 'string' } } } } },
+};
+
+function op(summary: string, o: { body?: SchemaName; query?: SchemaName; id?: boolean; ok: number; reply?: Json; idempotent?: boolean }): Json {
+  const parameters: Json[] = [];
+  if (o.id) parameters.push({ name: 'id', in: 'path', required: true, schema: { $ref: '#/components/schemas/id' } });
+  if (o.idempotent) parameters.push({ name: 'Idempotency-Key', in: 'header', required: false, schema: { type: 'string', maxLength: 128 } });
+  if (o.query) {
+    const schema = SCHEMAS[o.query] as unknown as { required?: readonly string[]; properties: Record<string, unknown> };
+    for (const [name, s] of Object.entries(schema.properties)) {
+      parameters.push({ name, in: 'query', required: schema.required?.includes(name) ?? false, schema: structuredClone(s) });
+    }
+  }
+  const ref = (name: SchemaName) => ({ schema: { $ref: `#/components/schemas/${name}` } });
+  const okResponse = o.ok === 204 ? { description: 'No Content' } : { description: 'OK', content: { 'application/json': o.reply ? { schema: o.reply } : {}, 'application/msgpack': {} } };
+  return {
+    summary,
+    ...(parameters.length > 0 ? { parameters } : {}),
+    ...(o.body ? { requestBody: { required: true, content: { 'application/json': ref(o.body), 'application/msgpack': ref(o.body) } } } : {}),
+    responses: { [String(o.ok)]: okResponse, ...errorResponses() },
+  };
+}
+
+function open(summary: string, type: string): Json {
+  return { summary, security: [], responses: { '200': { description: 'OK', content: { [type]: {} } } } };
+}
+
+function errorResponses(): Json {
+  const e = { $ref: '#/components/responses/Error' };
+  return { '400': e, '401': e, '403': e, '404': e, '413': e, '429': e, '500': e };
+}

@@ -1,0 +1,210 @@
+/**
+ * The API's side of the dispatch loop: a timer that drives it, and the verbs HTTP and WebSocket share.
+ *
+ *   timer (tickMs) ─┐
+ *   kick() ─────────┴─► tick(now) ─► loop.expire(now)   (offers past OFFER_TTL, overdue legs fail)
+ *                                 └► loop.dueAt() ≤ now and no batch in flight?
+ *                                      └► takeBatch ─► planner (worker pool) ─await─► applyPlan ─► offers
+ *   submit / accept / decline / cancel / progress / status ─► loop verb ─► publish()
+ *   publish() ─► loop.drainEvents() ─► sink (StreamHub: drivers, requesters, dispatchers)
+ *
+ * Emergencies (and every request in greedy mode) are due at once: submit kicks a tick on the next turn of
+ * the event loop instead of waiting for the timer.
+ */
+import type { DispatchEvent, DispatchLoop, RequestSubmission, RequestSummary, SubmitResult } from '../dispatch/dispatch-loop.js';
+import type { Planner } from '../workers/dispatch-pool.js';
+import { ApiError } from './api-error.js';
+
+/** Where published events go. */
+export type EventSink = (events: readonly DispatchEvent[], now: number) => void;
+
+/** What the pump needs; each part owned by the caller. */
+export interface DispatchPumpDeps {
+  loop: DispatchLoop;
+  planner: Planner;
+  sink: EventSink;
+  clock: () => number;
+  /** Timer period; 50 ms keeps offer expiry within a frame of OFFER_TTL and costs nothing when idle. */
+  tickMs?: number;
+  /** Called with (ms from submission to offer) for each offer. */
+  onOfferLatency?: (ms: number) => void;
+  /** Called after each batch with its planning time (ms) and the legs still waiting. */
+  onPlanned?: (ms: number, pending: number) => void;
+  /** Called with the error of a batch whose planning failed (its legs are handed back). */
+  onPlanError?: (err: unknown) => void;
+}
+
+/** Drives a DispatchLoop from a timer and publishes what it does. */
+export class DispatchPump {
+  private readonly deps: DispatchPumpDeps;
+  private timer: NodeJS.Timeout | undefined;
+  private kicked = false;
+  private planning: Promise<void> | undefined;
+  /** Submission time per leg, for request → offer latency; deleted at the first offer. */
+  private readonly submittedAt = new Map<string, number>();
+
+  constructor(deps: DispatchPumpDeps) {
+    this.deps = deps;
+  }
+
+  /** Starts the timer. */
+  start(): void {
+    if (this.timer !== undefined) return;
+    this.timer = setInterval(() => this.tick(), this.deps.tickMs ?? 50);
+    this.timer.unref();
+  }
+
+  /** Stops the timer and waits for a batch being planned. */
+  async stop(): Promise<void> {
+    if (this.timer !== undefined) clearInterval(this.timer);
+    this.timer = undefined;
+    await this.planning;
+  }
+
+  /** Resolves when no batch is being planned. */
+  async idle(): Promise<void> {
+    while (this.planning !== undefined) await this.planning;
+  }
+
+  /** Runs a tick on the next turn of the event loop (once, however often it is called). */
+  kick(): void {
+    if (this.kicked) return;
+    this.kicked = true;
+    setImmediate(() => {
+      this.kicked = false;
+      this.tick();
+    });
+  }
+
+  /** Expires offers, fails overdue legs and starts a batch when one is due. Never throws. */
+  tick(): void {
+    const { loop, planner, clock } = this.deps;
+    const now = clock();
+    try {
+      loop.expire(now);
+      const due = loop.dueAt();
+      if (this.planning === undefined && due !== undefined && due <= now) {
+        const batch = loop.takeBatch(now);
+        if (batch !== undefined) {
+          const started = performance.now();
+          this.planning = planner(batch.snapshot, batch.requests, loop.policy, batch.now)
+            .then(
+              (plan) => {
+                loop.applyPlan(plan, clock());
+                this.deps.onPlanned?.(performance.now() - started, loop.lifecycle.pendingRequests().length);
+              },
+              (err: unknown) => {
+                loop.abandonBatch(batch, clock());
+                this.deps.onPlanError?.(err);
+              },
+            )
+            .finally(() => {
+              this.planning = undefined;
+              this.publish();
+              const next = loop.dueAt();
+              if (next !== undefined && next <= clock()) this.kick();
+            });
+        }
+      }
+    } catch (err) {
+      this.deps.onPlanError?.(err);
+    }
+    this.publish();
+  }
+
+  /** Hands every event since the last publish to the sink. */
+  publish(): void {
+    const events = this.deps.loop.drainEvents();
+    if (events.length === 0) return;
+    const now = this.deps.clock();
+    for (const e of events) {
+      if (e.type !== 'offer.created') continue;
+      const at = this.submittedAt.get(e.requestId);
+      if (at === undefined) continue;
+      this.submittedAt.delete(e.requestId);
+      this.deps.onOfferLatency?.(now - at);
+    }
+    this.deps.sink(events, now);
+  }
+
+  /** Submits a request; the plan, or ApiError 409/422 with the loop's reason. */
+  submit(request: RequestSubmission): SubmitResult & { ok: true } {
+    const now = this.deps.clock();
+    const res = this.deps.loop.submit(request, now);
+    if (!res.ok) {
+      this.publish();
+      if (res.reason === 'duplicate-request') throw new ApiError(409, 'E_DUPLICATE_REQUEST', `request '${request.id}' exists`);
+      throw new ApiError(422, codeOf(res.reason), `request cannot be served: ${res.reason}${res.shortfall ? ` (short by ${res.shortfall} units)` : ''}`);
+    }
+    for (const leg of res.legs) this.submittedAt.set(leg, now);
+    this.publish();
+    if (res.dueAt <= now) this.kick();
+    return res;
+  }
+
+  /** A driver takes its offer. */
+  accept(offerId: string, courierId: string): void {
+    this.respond(this.deps.loop.accept(offerId, courierId, this.deps.clock()));
+  }
+
+  /** A driver turns its offer down. */
+  decline(offerId: string, courierId: string): void {
+    this.respond(this.deps.loop.decline(offerId, courierId, this.deps.clock()));
+    this.kick();
+  }
+
+  /** Cancels a request. */
+  cancel(requestId: string, by: string): void {
+    this.respond(this.deps.loop.cancel(requestId, this.deps.clock(), by));
+  }
+
+  /** The assigned courier reports pickup or delivery. */
+  progress(requestId: string, courierId: string, status: 'picked_up' | 'delivered'): void {
+    this.respond(this.deps.loop.progress(requestId, courierId, status, this.deps.clock()));
+    if (status === 'delivered') this.kick();
+  }
+
+  /** A courier comes on or goes off shift. */
+  setCourierStatus(courierId: string, status: 'available' | 'offline'): void {
+    this.respond(this.deps.loop.setCourierStatus(courierId, status, this.deps.clock()));
+    if (status === 'available') this.kick();
+  }
+
+  /** A request's status and legs as the loop sees them. */
+  summary(requestId: string): RequestSummary | undefined {
+    return this.deps.loop.status(requestId);
+  }
+
+  private respond(res: { ok: true } | { ok: false; reason: string }): void {
+    this.publish();
+    if (!res.ok) throw refusal(res.reason);
+  }
+}
+
+/** THE mapping of dispatch refusals to API errors (statuses via toErrorReply). */
+export function refusal(reason: string): ApiError {
+  switch (reason) {
+    case 'unknown-offer':
+      return new ApiError(404, 'E_UNKNOWN_OFFER', 'no such offer');
+    case 'unknown-request':
+      return new ApiError(404, 'E_UNKNOWN_REQUEST', 'no such request');
+    case 'unknown-courier':
+      return new ApiError(404, 'E_UNKNOWN_COURIER', 'no such courier');
+    case 'not-offer-owner':
+    case 'not-assigned-courier':
+      return new ApiError(403, 'E_FORBIDDEN', reason === 'not-offer-owner' ? 'this offer was made to another courier' : 'this request is assigned to another courier');
+    case 'offer-expired':
+      return new ApiError(410, 'E_OFFER_EXPIRED', 'the offer has expired');
+    case 'offer-revoked':
+    case 'offer-closed':
+      return new ApiError(409, 'E_OFFER_CLOSED', `the offer is no longer open (${reason})`);
+    default:
+      return new ApiError(409, 'E_CONFLICT', `not possible now: ${reason}`);
+  }
+}
+
+function codeOf(reason: string): string {
+  if (reason === 'no-compatible-stock-in-reach') return 'E_NO_STOCK';
+  if (reason === 'no-open-recipient-with-room') return 'E_NO_RECIPIENT';
+  return 'E_UNSERVABLE'; // none-before-deadline
+}

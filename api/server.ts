@@ -1,0 +1,153 @@
+/**
+ * One uWebSockets.js app serving PRODUCT §4: HTTP routes, the `/v1/stream` WebSocket and the dispatch timer.
+ *
+ *   createServer(config, deps) ─► App ─┬─ registerHttpRoutes (http-routes.ts)
+ *                                      ├─ ws('/v1/stream', StreamHub.behavior())  (stream.ts)
+ *                                      └─ DispatchPump (timer ─► DispatchLoop ─► planner) ─► StreamHub.publish
+ *
+ *   listen()  ─► port (0 = any free one)
+ *   drain()   ─► /ready 503, upgrades refused, listen socket closed, in-flight batch finished,
+ *                sockets closed with 1001
+ *   close()   ─► drain(), then timers stopped
+ *
+ * Dependencies are explicit and owned by the caller (api/main.ts, tests): nothing here is a module singleton.
+ */
+import uWS from '@trufflesuite/uws-js-unofficial';
+import type { DispatchLoop } from '../dispatch/dispatch-loop.js';
+import type { CourierIndex } from '../engine/courier-index.js';
+import type { DonorIndex } from '../engine/donor-index.js';
+import type { GeofenceIndex } from '../engine/geofence-index.js';
+import type { SiteIndex } from '../engine/site-index.js';
+import type { Planner } from '../workers/dispatch-pool.js';
+import { Authenticator } from './auth.js';
+import type { ApiConfig } from './config.js';
+import { DispatchPump } from './dispatch-pump.js';
+import { registerHttpRoutes } from './http-routes.js';
+import type { Logger } from './log.js';
+import type { ApiMetrics } from './metrics.js';
+import { TokenBuckets } from './rate-limit.js';
+import { RequestBook } from './request-book.js';
+import { type FenceFeed, StreamHub } from './stream.js';
+
+/** What the server works on; every part built by the caller. */
+export interface ServerDeps {
+  couriers: CourierIndex;
+  sites: SiteIndex;
+  donors: DonorIndex;
+  fences: GeofenceIndex;
+  /** Fence crossings as the CourierIndex reports them (its `onFenceEvent` must be `fenceFeed.push`). */
+  fenceFeed: FenceFeed;
+  loop: DispatchLoop;
+  planner: Planner;
+  metrics: ApiMetrics;
+  logger: Logger;
+  /** Time in ms since the epoch (default Date.now). */
+  clock?: () => number;
+  /** Why a dependency is down (store, Redis), or undefined when all are up; /ready answers 503 while set. */
+  dependencyDown?: () => string | undefined;
+  /** Tuning for tests: dispatch timer period and how long a socket may stay over the backpressure limit. */
+  tickMs?: number;
+  slowCloseMs?: number;
+  /** How long drain() keeps answering /ready 503 before it stops accepting (so a load balancer notices first). */
+  drainGraceMs?: number;
+}
+
+/** A running (or ready to run) server. */
+export interface Server {
+  /** Starts listening; resolves with the bound port. */
+  listen(): Promise<number>;
+  /** Stops everything: drain, then timers. */
+  close(): Promise<void>;
+  /** Graceful shutdown: not ready, no new connections, in-flight work finished, sockets closed with 1001. */
+  drain(): Promise<void>;
+  /** The request book and hub, for tests and the demo's introspection. */
+  readonly hub: StreamHub;
+  readonly pump: DispatchPump;
+}
+
+/** Builds the app over the given dependencies; nothing listens until `listen()`. */
+export function createServer(config: Readonly<ApiConfig>, deps: ServerDeps): Server {
+  const clock = deps.clock ?? Date.now;
+  const auth = new Authenticator(config.jwt, config.apiKeys);
+  const limits = {
+    general: new TokenBuckets({ perSecond: config.rateLimit.perSecond, burst: config.rateLimit.burst }),
+    ingest: new TokenBuckets({ perSecond: config.rateLimit.ingestPerSecond, burst: config.rateLimit.ingestBurst }),
+    gateway: new TokenBuckets({ perSecond: config.rateLimit.gatewayIngestPerSecond, burst: config.rateLimit.gatewayIngestBurst }),
+  };
+  const book = new RequestBook();
+  let draining = false;
+  let listenSocket: uWS.us_listen_socket | undefined;
+  let hubRef: StreamHub | undefined;
+
+  const pump = new DispatchPump({
+    loop: deps.loop,
+    planner: deps.planner,
+    clock,
+    tickMs: deps.tickMs,
+    sink: (events) => hubRef?.publish(events),
+    onOfferLatency: (ms) => deps.metrics.offerLatency.observe(ms / 1000),
+    onPlanned: (ms, pending) => {
+      deps.metrics.dispatchLatency.observe(ms / 1000);
+      deps.metrics.queueDepth.set({ queue: 'pending' }, pending);
+    },
+    onPlanError: (err) => deps.logger.error({ err }, 'dispatch batch failed; its requests wait for the next batch'),
+  });
+  const hub = new StreamHub({
+    config, auth, clock, limits, book, pump,
+    couriers: deps.couriers, fences: deps.fences, fenceFeed: deps.fenceFeed, loop: deps.loop,
+    metrics: deps.metrics, logger: deps.logger,
+    draining: () => draining,
+    slowCloseMs: deps.slowCloseMs,
+  });
+  hubRef = hub;
+
+  const app = uWS.App();
+  app.ws('/v1/stream', hub.behavior());
+  registerHttpRoutes(app, {
+    config, auth, clock, limits, book, hub, pump,
+    couriers: deps.couriers, sites: deps.sites, donors: deps.donors, fences: deps.fences,
+    policy: deps.loop.policy, metrics: deps.metrics, logger: deps.logger,
+    notReady: () => (draining ? 'draining' : deps.dependencyDown?.()),
+  });
+
+  let drained: Promise<void> | undefined;
+  const drain = (): Promise<void> => {
+    drained ??= (async () => {
+      draining = true;
+      if (deps.drainGraceMs) await new Promise((r) => setTimeout(r, deps.drainGraceMs));
+      if (listenSocket !== undefined) uWS.us_listen_socket_close(listenSocket);
+      listenSocket = undefined;
+      await pump.stop();
+      pump.publish();
+      hub.flush();
+      hub.closeAll(1001, 'server shutting down');
+      hub.stop();
+      deps.logger.info('drained');
+    })();
+    return drained;
+  };
+
+  return {
+    hub,
+    pump,
+    listen: () =>
+      new Promise<number>((resolve, reject) => {
+        app.listen(config.host, config.port, (token) => {
+          if (!token) {
+            reject(new Error(`cannot listen on ${config.host}:${config.port} (in use, or not allowed); set PORT to a free port or 0`));
+            return;
+          }
+          listenSocket = token;
+          pump.start();
+          hub.start();
+          const port = uWS.us_socket_local_port(token as unknown as uWS.us_socket);
+          deps.logger.info({ port }, 'listening');
+          resolve(port);
+        });
+      }),
+    drain,
+    close: async () => {
+      await drain();
+    },
+  };
+}

@@ -1,0 +1,539 @@
+/**
+ * WebSocket `GET /v1/stream`: one endpoint, the role from the token.
+ *
+ *   upgrade ─► authenticate (?access_token= / Authorization / X-API-Key) ─ 401/403/503 ─► HTTP reply, no socket
+ *          └► res.upgrade(SocketState)
+ *   message ─► rate limit ─► decode (JSON text / MessagePack binary; remembers which) ─► validate by `t`
+ *             ├ loc (driver)         ─► CourierIndex.move ─► watchers
+ *             ├ locs (admin gateway) ─► CourierIndex.move × n ─► watchers ─► { t:'ack' }
+ *             ├ accept / decline     ─► DispatchPump ─► events
+ *             ├ watch (dispatcher)   ─► { t:'snapshot' } ─► WatchSession (deltas at hz)
+ *             └ track (requester)    ─► { t:'request' } now and on each change
+ *   bad frame ─► { t:'error', code, message }, socket stays open; a flood (many refused frames in a row) closes it
+ *
+ *   dispatch events ─► publish ─► offer / assigned / revoked to the driver's socket,
+ *                                 request to trackers, request changes into watch sessions
+ *   flush timer ─► each watch due and under the backpressure limit ─► { t:'delta' }; a socket over the limit
+ *                  for slowCloseMs is closed (1008), the others are unaffected
+ *
+ * Every server frame carries `t` and a per-connection increasing `seq`.
+ */
+import uWS from '@trufflesuite/uws-js-unofficial';
+import type { HttpResponse, WebSocket, WebSocketBehavior } from '@trufflesuite/uws-js-unofficial';
+import { Packr } from 'msgpackr';
+import type { DispatchEvent, DispatchLoop } from '../dispatch/dispatch-loop.js';
+import type { CourierIndex, FenceEvent } from '../engine/courier-index.js';
+import type { GeofenceIndex } from '../engine/geofence-index.js';
+import { distanceMeters } from '../engine/geodesy.js';
+import { ApiError, toErrorReply, wsErrorFrame } from './api-error.js';
+import { type Authenticator, type Principal, requireRole } from './auth.js';
+import type { ApiConfig } from './config.js';
+import type { DispatchPump } from './dispatch-pump.js';
+import { decodeBody, isAborted, markAborted, sendReply } from './http-body.js';
+import type { Logger } from './log.js';
+import type { ApiMetrics } from './metrics.js';
+import type { TokenBuckets } from './rate-limit.js';
+import type { BookedRequest, RequestBook } from './request-book.js';
+import { validate } from './schemas.js';
+import { type CourierTuple, type WatchBBox, type WatchKind, type WatchRequest, WatchSession } from './watch-session.js';
+
+/** Refused frames in a row before a flooding socket is closed. */
+export const FLOOD_STRIKES = 20;
+/** A watch socket over the backpressure limit this long is closed: 5 s is 10–50 missed map frames. */
+export const SLOW_CLOSE_MS = 5_000;
+/** Couriers sent in one snapshot at most: a whole-city bbox of a 100k fleet would be megabytes; zoom in. */
+export const MAX_SNAPSHOT_COURIERS = 50_000;
+/** Tracked requests per socket. */
+const MAX_TRACKS = 256;
+/** Assumed courier speed for track ETAs when nothing better is known (urban bike/car mix, m/s), × road circuity. */
+const TRACK_SPEED = 6;
+const CIRCUITY = 1.35;
+
+/** Collects fence crossings as the CourierIndex reports them (synchronously, inside move); drained by the hub. */
+export class FenceFeed {
+  private events: FenceEvent[] = [];
+  /** Pass as CourierIndex's `onFenceEvent`. */
+  readonly push = (e: FenceEvent): void => {
+    // bounded: a courier index without a hub draining it must not grow forever
+    if (this.events.length < 100_000) this.events.push(e);
+  };
+  /** Events since the last drain. */
+  drain(): FenceEvent[] {
+    const out = this.events;
+    this.events = [];
+    return out;
+  }
+}
+
+/** What the hub works with; each part owned by the caller. */
+export interface StreamDeps {
+  config: Readonly<ApiConfig>;
+  auth: Authenticator;
+  couriers: CourierIndex;
+  fences: GeofenceIndex;
+  fenceFeed: FenceFeed;
+  loop: DispatchLoop;
+  pump: DispatchPump;
+  book: RequestBook;
+  limits: { general: TokenBuckets; ingest: TokenBuckets; gateway: TokenBuckets };
+  metrics: ApiMetrics;
+  logger: Logger;
+  clock: () => number;
+  /** True while the server drains: upgrades are refused. */
+  draining: () => boolean;
+  slowCloseMs?: number;
+}
+
+/** Per-connection state (uWS user data). */
+interface SocketState {
+  principal: Principal;
+  seq: number;
+  binary: boolean;
+  open: boolean;
+  strikes: number;
+  watch: WatchSession | undefined;
+  overSince: number | undefined;
+  /** Tracked request id → ts of the courier position last sent. */
+  tracks: Map<string, number>;
+}
+
+type Socket = WebSocket<SocketState>;
+
+const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false });
+
+/** Every open socket, by role: drivers by courier id, dispatchers with a watch, requesters by tracked request. */
+export class StreamHub {
+  private readonly deps: StreamDeps;
+  private readonly sockets = new Set<Socket>();
+  private readonly drivers = new Map<string, Socket>();
+  private readonly watchers = new Set<Socket>();
+  private readonly trackers = new Map<string, Set<Socket>>();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(deps: StreamDeps) {
+    this.deps = deps;
+  }
+
+  /** Open sockets. */
+  get size(): number {
+    return this.sockets.size;
+  }
+
+  /** The uWS behaviour of `/v1/stream`. */
+  behavior(): WebSocketBehavior<SocketState> {
+    const { ws } = this.deps.config;
+    return {
+      maxPayloadLength: ws.maxPayloadBytes,
+      // uWS drops sends beyond this; watch deltas stop well before it (they check the limit), offers rarely reach it
+      maxBackpressure: ws.maxBackpressureBytes * 2,
+      idleTimeout: ws.idleTimeoutSec,
+      sendPingsAutomatically: true,
+      upgrade: (res, req, context) => this.upgrade(res, req, context),
+      open: (s) => this.opened(s),
+      message: (s, message, isBinary) => this.message(s, message, isBinary),
+      close: (s) => this.closed(s),
+    };
+  }
+
+  /** Starts the flush timer (watch deltas, track positions). */
+  start(): void {
+    if (this.timer !== undefined) return;
+    // 25 ms: the finest step needed for the highest watch rate (WS_WATCH_HZ_MAX ≤ 40 keeps exact spacing)
+    this.timer = setInterval(() => this.flush(), 25);
+    this.timer.unref();
+  }
+
+  /** Stops the flush timer. */
+  stop(): void {
+    if (this.timer !== undefined) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** Closes every socket with `code` (1001 going away on shutdown). */
+  closeAll(code: number, reason: string): void {
+    for (const s of [...this.sockets]) {
+      try {
+        s.end(code, reason);
+      } catch {
+        // already closed
+      }
+    }
+  }
+
+  /** A courier moved or changed status: watch sessions see its latest position. */
+  courierChanged(id: string): void {
+    if (this.watchers.size > 0) {
+      const c = this.deps.couriers.get(id);
+      if (c === undefined) for (const s of this.watchers) s.getUserData().watch?.noteGone(id);
+      else if (!Number.isNaN(c.lat)) for (const s of this.watchers) s.getUserData().watch?.noteCourier(id, c.lat, c.lng, c.status);
+    }
+  }
+
+  /** Routes fence crossings reported since the last call to the watches whose bbox holds the courier. */
+  drainFences(): void {
+    const events = this.deps.fenceFeed.drain();
+    if (events.length === 0 || this.watchers.size === 0) return;
+    for (const e of events) {
+      const c = this.deps.couriers.get(e.courierId);
+      if (c === undefined) continue;
+      const f = { type: e.type, courierId: e.courierId, fenceId: e.fenceId, ts: e.ts };
+      for (const s of this.watchers) s.getUserData().watch?.noteFence(f, c.lat, c.lng);
+    }
+  }
+
+  /** The EventSink of the DispatchPump: offers to drivers, request changes to trackers and watches. */
+  publish(events: readonly DispatchEvent[]): void {
+    const changed = new Set<string>();
+    for (const e of events) {
+      switch (e.type) {
+        case 'offer.created': {
+          const d = (e.details ?? {}) as Record<string, unknown>;
+          const requestId = typeof d.parentId === 'string' ? d.parentId : e.requestId;
+          this.toDriver(e.courierId, { t: 'offer', offerId: e.offerId, requestId, legId: e.requestId, kind: d.kind, pickup: d.pickup, dropoff: d.dropoff, eta: d.eta, expiresAt: e.expiresAt });
+          this.deps.metrics.offersTotal.inc({ outcome: 'sent' });
+          break;
+        }
+        case 'request.assigned':
+          this.toDriver(e.courierId, { t: 'assigned', offerId: e.offerId, requestId: this.parentId(e.requestId), legId: e.requestId });
+          break;
+        case 'offer.expired':
+        case 'offer.revoked':
+          this.toDriver(e.courierId, { t: 'revoked', offerId: e.offerId, requestId: this.parentId(e.requestId), legId: e.requestId, reason: e.type === 'offer.expired' ? 'expired' : 'revoked' });
+          break;
+        case 'request.cancelled':
+          if (e.courierId !== undefined) this.toDriver(e.courierId, { t: 'revoked', requestId: this.parentId(e.requestId), legId: e.requestId, reason: 'cancelled' });
+          break;
+        case 'courier.status':
+          this.courierChanged(e.courierId);
+          break;
+      }
+      if (e.type === 'offer.accepted' || e.type === 'offer.declined' || e.type === 'offer.expired' || e.type === 'offer.revoked') {
+        this.deps.metrics.offersTotal.inc({ outcome: e.type.slice('offer.'.length) });
+      }
+      if (e.type.startsWith('request.') || e.type === 'blood.status') {
+        const parent = this.deps.book.parentOf((e as { requestId: string }).requestId);
+        if (parent !== undefined) changed.add(parent.id);
+      }
+    }
+    for (const id of changed) this.requestChanged(id);
+  }
+
+  /** A request's state for the map, or undefined when the API does not know it. */
+  watchRequest(id: string): WatchRequest | undefined {
+    const booked = this.deps.book.get(id);
+    const summary = this.deps.loop.status(id);
+    if (booked === undefined || summary === undefined) return undefined;
+    const r: WatchRequest = { id, kind: booked.kind, status: summary.status, pickup: booked.pickup, dropoff: booked.dropoff };
+    const courierId = summary.legs.find((l) => l.courierId !== undefined && l.status !== 'cancelled' && l.status !== 'failed')?.courierId;
+    if (courierId !== undefined) r.courierId = courierId;
+    return r;
+  }
+
+  /** The `{ t:'request' }` body a requester sees (also the GET reply's live part): status, courier position, ETA. */
+  trackFrame(id: string): { t: 'request'; id: string; status: string; courier?: { lat: number; lng: number }; eta?: number } | undefined {
+    const booked = this.deps.book.get(id);
+    const summary = this.deps.loop.status(id);
+    if (booked === undefined || summary === undefined) return undefined;
+    const frame: { t: 'request'; id: string; status: string; courier?: { lat: number; lng: number }; eta?: number } = { t: 'request', id, status: summary.status };
+    const leg = summary.legs.find((l) => l.courierId !== undefined && (l.status === 'assigned' || l.status === 'picked_up'));
+    const c = leg?.courierId === undefined ? undefined : this.deps.couriers.get(leg.courierId);
+    if (leg !== undefined && c !== undefined && !Number.isNaN(c.lat)) {
+      frame.courier = { lat: c.lat, lng: c.lng };
+      frame.eta = etaSeconds(c.lat, c.lng, booked, leg.status === 'picked_up');
+    }
+    return frame;
+  }
+
+  private requestChanged(id: string): void {
+    const subs = this.trackers.get(id);
+    if (subs !== undefined) {
+      const frame = this.trackFrame(id);
+      if (frame !== undefined) for (const s of subs) this.send(s, frame);
+    }
+    if (this.watchers.size > 0) {
+      const r = this.watchRequest(id);
+      if (r !== undefined) for (const s of this.watchers) s.getUserData().watch?.noteRequest(r);
+    }
+  }
+
+  private parentId(legId: string): string {
+    return this.deps.book.parentOf(legId)?.id ?? legId;
+  }
+
+  private toDriver(courierId: string, frame: Record<string, unknown>): void {
+    const s = this.drivers.get(courierId);
+    if (s !== undefined) this.send(s, frame);
+  }
+
+  private upgrade(res: HttpResponse, req: uWS.HttpRequest, context: uWS.us_socket_context_t): void {
+    res.onAborted(() => markAborted(res));
+    // everything from req is copied now: it is invalid after this function returns
+    const key = req.getHeader('sec-websocket-key');
+    const protocol = req.getHeader('sec-websocket-protocol');
+    const extensions = req.getHeader('sec-websocket-extensions');
+    const authorization = req.getHeader('authorization') || undefined;
+    const apiKey = req.getHeader('x-api-key') || undefined;
+    const accessToken = new URLSearchParams(req.getQuery() ?? '').get('access_token') ?? undefined;
+    const accept = req.getHeader('accept') || undefined;
+    try {
+      if (this.deps.draining()) throw new ApiError(503, 'E_DRAINING', 'server is shutting down; reconnect to another instance');
+      if (this.sockets.size >= this.deps.config.ws.maxSockets) throw new ApiError(503, 'E_TOO_MANY_SOCKETS', 'too many open sockets on this instance');
+      const principal = this.deps.auth.authenticate({ authorization, apiKey, accessToken }, this.deps.clock());
+      const state: SocketState = { principal, seq: 0, binary: false, open: true, strikes: 0, watch: undefined, overSince: undefined, tracks: new Map() };
+      if (isAborted(res)) return;
+      res.cork(() => res.upgrade(state, key, protocol, extensions, context));
+    } catch (err) {
+      const { status, code, message } = toErrorReply(err);
+      if (status >= 500 && !(err instanceof ApiError)) this.deps.logger.error({ err }, 'upgrade failed');
+      sendReply(res, status, { error: { code, message } }, accept);
+    }
+  }
+
+  private opened(s: Socket): void {
+    const st = s.getUserData();
+    this.sockets.add(s);
+    this.deps.metrics.openSockets.inc({ role: st.principal.role });
+    if (st.principal.role === 'driver') {
+      const previous = this.drivers.get(st.principal.sub);
+      this.drivers.set(st.principal.sub, s);
+      // one live socket per driver: a reconnecting phone replaces its stale connection
+      if (previous !== undefined && previous !== s) this.safeEnd(previous, 4000, 'replaced by a newer connection');
+    }
+    this.deps.logger.debug({ role: st.principal.role }, 'stream opened');
+  }
+
+  private closed(s: Socket): void {
+    const st = s.getUserData();
+    st.open = false;
+    if (!this.sockets.delete(s)) return;
+    this.deps.metrics.openSockets.dec({ role: st.principal.role });
+    if (this.drivers.get(st.principal.sub) === s) this.drivers.delete(st.principal.sub);
+    this.watchers.delete(s);
+    for (const id of st.tracks.keys()) {
+      const subs = this.trackers.get(id);
+      subs?.delete(s);
+      if (subs?.size === 0) this.trackers.delete(id);
+    }
+  }
+
+  private message(s: Socket, message: ArrayBuffer, isBinary: boolean): void {
+    const st = s.getUserData();
+    st.binary = isBinary;
+    try {
+      // decoded before the callback returns: uWS neuters `message` afterwards
+      const frame = decodeBody(Buffer.from(message), isBinary ? 'application/msgpack' : 'application/json');
+      const t = typeof frame === 'object' && frame !== null && !Array.isArray(frame) ? (frame as { t?: unknown }).t : undefined;
+      if (typeof t !== 'string') throw new ApiError(400, 'E_VALIDATION', 'a frame is an object with a string `t`');
+      this.limit(st, t, frame);
+      this.handle(s, st, t, frame);
+      st.strikes = 0;
+    } catch (err) {
+      const reply = toErrorReply(err);
+      if (reply.status >= 500) this.deps.logger.error({ err }, 'stream frame failed');
+      this.send(s, wsErrorFrame(err));
+      if (reply.code === 'E_RATE_LIMITED' && ++st.strikes >= FLOOD_STRIKES) this.safeEnd(s, 1008, 'rate limit exceeded');
+    }
+  }
+
+  private limit(st: SocketState, t: string, frame: unknown): void {
+    const { limits, clock } = this.deps;
+    const now = clock();
+    let verdict: { ok: true } | { ok: false; retryAfterSec: number };
+    if (t === 'loc') verdict = limits.ingest.take(`ws:${st.principal.sub}`, now);
+    else if (t === 'locs') {
+      const items = (frame as { items?: unknown }).items;
+      verdict = limits.gateway.take(`ws:${st.principal.sub}`, now, Array.isArray(items) ? Math.max(1, items.length) : 1);
+    } else verdict = limits.general.take(`ws:${st.principal.sub}`, now);
+    if (!verdict.ok) throw new ApiError(429, 'E_RATE_LIMITED', `too many frames; retry after ${verdict.retryAfterSec} s`);
+  }
+
+  private handle(s: Socket, st: SocketState, t: string, frame: unknown): void {
+    const p = st.principal;
+    switch (t) {
+      case 'loc': {
+        requireRole(p, 'driver');
+        const m = validate<{ lat: number; lng: number; ts: number }>('wsLoc', frame);
+        this.deps.couriers.move(p.sub, m.lat, m.lng, m.ts);
+        this.deps.metrics.pingsAccepted.inc();
+        this.courierChanged(p.sub);
+        this.drainFences();
+        return;
+      }
+      case 'locs':
+        requireRole(p, 'admin');
+        this.send(s, this.ingestBatch(validate<{ items: [string, number, number, number][] }>('wsLocs', frame).items));
+        return;
+      case 'accept':
+      case 'decline': {
+        requireRole(p, 'driver');
+        const m = validate<{ offerId: string }>(t === 'accept' ? 'wsAccept' : 'wsDecline', frame);
+        if (t === 'accept') this.deps.pump.accept(m.offerId, p.sub);
+        else this.deps.pump.decline(m.offerId, p.sub);
+        return;
+      }
+      case 'watch':
+        requireRole(p, 'dispatcher', 'admin');
+        this.watch(s, st, validate<{ bbox: WatchBBox; kinds?: WatchKind[]; hz?: number }>('wsWatch', frame));
+        return;
+      case 'track':
+        requireRole(p, 'requester', 'dispatcher', 'admin');
+        this.track(s, st, validate<{ requestId: string }>('wsTrack', frame).requestId);
+        return;
+      default:
+        throw new ApiError(400, 'E_UNKNOWN_FRAME', `unknown frame type '${t.slice(0, 32)}' (loc, locs, accept, decline, watch, track)`);
+    }
+  }
+
+  /** Applies a gateway batch; bad items are reported by index, the rest applied. */
+  private ingestBatch(items: readonly (readonly [string, number, number, number])[]): Record<string, unknown> {
+    const rejected: { index: number; code: string }[] = [];
+    let accepted = 0;
+    for (let i = 0; i < items.length; i++) {
+      const [id, lat, lng, ts] = items[i];
+      try {
+        this.deps.couriers.move(id, lat, lng, ts);
+        accepted++;
+        this.courierChanged(id);
+      } catch (err) {
+        rejected.push({ index: i, code: toErrorReply(err).code });
+      }
+    }
+    this.deps.metrics.pingsAccepted.inc(accepted);
+    if (rejected.length > 0) this.deps.metrics.pingsRejected.inc(rejected.length);
+    this.drainFences();
+    return { t: 'ack', accepted, rejected };
+  }
+
+  private watch(s: Socket, st: SocketState, m: { bbox: WatchBBox; kinds?: WatchKind[]; hz?: number }): void {
+    const { ws } = this.deps.config;
+    const [minLng, minLat, maxLng, maxLat] = m.bbox;
+    if (minLat > maxLat) throw new ApiError(400, 'E_BAD_COORDINATE', 'bbox is [minLng, minLat, maxLng, maxLat]: minLat must not exceed maxLat');
+    const hz = Math.min(m.hz ?? ws.watchHzDefault, ws.watchHzMax);
+    const session = new WatchSession(m.bbox, { hz, kinds: m.kinds });
+    const couriers: CourierTuple[] = [];
+    if (session.kinds.has('couriers')) {
+      const ids = this.deps.couriers.within([minLng, minLat, maxLng, maxLat]);
+      for (const id of ids) {
+        if (couriers.length >= MAX_SNAPSHOT_COURIERS) break;
+        const c = this.deps.couriers.get(id);
+        if (c !== undefined) couriers.push([id, c.lat, c.lng, c.status]);
+      }
+    }
+    const requests: WatchRequest[] = [];
+    if (session.kinds.has('requests')) {
+      for (const id of this.liveRequestIds()) {
+        const r = this.watchRequest(id);
+        if (r !== undefined && (session.contains(r.pickup.lat, r.pickup.lng) || session.contains(r.dropoff.lat, r.dropoff.lng))) requests.push(r);
+      }
+    }
+    const fences = session.kinds.has('fences') ? this.fencesIn(m.bbox) : [];
+    session.seed(couriers, requests);
+    st.watch = session;
+    this.watchers.add(s);
+    this.send(s, { t: 'snapshot', bbox: m.bbox, hz, couriers, requests, fences, truncated: couriers.length >= MAX_SNAPSHOT_COURIERS });
+  }
+
+  private track(s: Socket, st: SocketState, requestId: string): void {
+    const booked = this.deps.book.get(requestId);
+    // another requester's request is indistinguishable from a missing one: ids must not be probeable
+    if (booked === undefined || (st.principal.role === 'requester' && booked.owner !== st.principal.sub)) throw new ApiError(404, 'E_UNKNOWN_REQUEST', 'no such request');
+    if (!st.tracks.has(requestId) && st.tracks.size >= MAX_TRACKS) throw new ApiError(400, 'E_TOO_MANY_TRACKS', `at most ${MAX_TRACKS} tracked requests per socket`);
+    st.tracks.set(requestId, NaN);
+    let subs = this.trackers.get(requestId);
+    if (subs === undefined) this.trackers.set(requestId, (subs = new Set()));
+    subs.add(s);
+    const frame = this.trackFrame(requestId);
+    if (frame !== undefined) this.send(s, frame);
+  }
+
+  private *liveRequestIds(): Iterable<string> {
+    const seen = new Set<string>();
+    for (const r of this.deps.loop.lifecycle.allRequests()) {
+      if (r.status === 'delivered' || r.status === 'cancelled' || r.status === 'failed') continue;
+      const parent = this.deps.book.parentOf(r.id);
+      if (parent === undefined || seen.has(parent.id)) continue;
+      seen.add(parent.id);
+      yield parent.id;
+    }
+  }
+
+  private fencesIn(bbox: WatchBBox): { id: string; kind: string; geometry: unknown }[] {
+    const out: { id: string; kind: string; geometry: unknown }[] = [];
+    const [minLng, minLat, maxLng, maxLat] = bbox;
+    const seen = new Set<number>();
+    for (const n of this.deps.fences.candidates({ minLng, minLat, maxLng, maxLat })) {
+      if (seen.has(n)) continue;
+      seen.add(n);
+      const f = this.deps.fences.get(this.deps.fences.idOf(n));
+      if (f !== undefined) out.push({ id: f.id, kind: f.kind, geometry: f.geometry });
+    }
+    return out;
+  }
+
+  /** Sends due watch deltas (only into sockets with room) and moved courier positions to trackers. */
+  flush(): void {
+    const now = this.deps.clock();
+    this.drainFences();
+    const limit = this.deps.config.ws.maxBackpressureBytes;
+    const slowCloseMs = this.deps.slowCloseMs ?? SLOW_CLOSE_MS;
+    for (const s of this.watchers) {
+      const st = s.getUserData();
+      const session = st.watch;
+      if (session === undefined || !session.due(now)) continue;
+      if (s.getBufferedAmount() > limit) {
+        st.overSince ??= now;
+        if (now - st.overSince >= slowCloseMs) this.safeEnd(s, 1008, 'too slow: backpressure limit exceeded');
+        continue;
+      }
+      st.overSince = undefined;
+      const delta = session.takeDelta(now);
+      if (delta !== undefined) this.send(s, { t: 'delta', ...delta });
+    }
+    for (const [id, subs] of this.trackers) this.flushTrack(id, subs);
+  }
+
+  private flushTrack(id: string, subs: Set<Socket>): void {
+    const frame = this.trackFrame(id);
+    if (frame?.courier === undefined) return;
+    const summary = this.deps.loop.status(id);
+    const courierId = summary?.legs.find((l) => l.status === 'assigned' || l.status === 'picked_up')?.courierId;
+    const ts = courierId === undefined ? NaN : (this.deps.couriers.get(courierId)?.ts ?? NaN);
+    for (const s of subs) {
+      const st = s.getUserData();
+      const last = st.tracks.get(id);
+      // positions go out at most once a second per request, and only when the courier pinged since
+      if (Number.isNaN(ts) || ts === last || (last !== undefined && !Number.isNaN(last) && ts - last < 1000)) continue;
+      st.tracks.set(id, ts);
+      this.send(s, frame);
+    }
+  }
+
+  private send(s: Socket, frame: Record<string, unknown>): void {
+    const st = s.getUserData();
+    if (!st.open) return;
+    frame.seq = ++st.seq;
+    try {
+      if (st.binary) s.send(packr.pack(frame), true);
+      else s.send(JSON.stringify(frame), false);
+    } catch (err) {
+      this.deps.logger.debug({ err }, 'send on a closing socket');
+    }
+  }
+
+  private safeEnd(s: Socket, code: number, reason: string): void {
+    if (!s.getUserData().open) return;
+    try {
+      s.end(code, reason);
+    } catch {
+      // closed meanwhile
+    }
+  }
+}
+
+/** Seconds until the load reaches the dropoff from the courier's position (via the pickup unless picked up). */
+function etaSeconds(lat: number, lng: number, r: BookedRequest, pickedUp: boolean): number {
+  const toDrop = pickedUp
+    ? distanceMeters(lat, lng, r.dropoff.lat, r.dropoff.lng)
+    : distanceMeters(lat, lng, r.pickup.lat, r.pickup.lng) + distanceMeters(r.pickup.lat, r.pickup.lng, r.dropoff.lat, r.dropoff.lng);
+  return Math.round((toDrop * CIRCUITY) / TRACK_SPEED);
+}

@@ -52,8 +52,8 @@ import {
   type ReservationRef,
   type RespondReason,
   RequestLifecycle,
-  checkInvariants as checkLifecycleInvariants,
 } from './request-lifecycle.js';
+import { checkInvariants as checkLifecycleInvariants } from './lifecycle-invariants.js';
 import { type RescueRecipientFailure, chooseRescueRecipient } from './rescue-recipient.js';
 
 /** Fields every submitted request carries. */

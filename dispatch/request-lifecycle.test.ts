@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { checkInvariants } from './lifecycle-invariants.js';
 import {
-  checkInvariants,
   DEFAULT_OFFER_TTL_MS,
   RequestLifecycle,
   type LifecycleEvent,

@@ -1,0 +1,188 @@
+/**
+ * End-to-end over HTTP: the real server on a free port, driven with fetch in [send, expect] steps.
+ */
+import { createHmac } from 'node:crypto';
+import { connect } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type HttpReply, type TestServer, TEST_SECRET, call, startTestServer } from './test-server.js';
+
+type Step = [send: () => Promise<HttpReply>, expect: { status: number; code?: string; body?: (b: any, r: HttpReply) => void }];
+
+async function run(steps: Step[]): Promise<void> {
+  for (const [i, [send, want]] of steps.entries()) {
+    const reply = await send();
+    const label = `step ${i + 1}: got ${reply.status} ${JSON.stringify(reply.body)?.slice(0, 300)}`;
+    expect(reply.status, label).toBe(want.status);
+    if (want.code !== undefined) expect(reply.body?.error?.code, label).toBe(want.code);
+    want.body?.(reply.body, reply);
+  }
+}
+
+const LONDON = { lat: 51.5074, lng: -0.1278 };
+
+describe('HTTP API end to end', () => {
+  let t: TestServer;
+  let admin: string;
+  let dispatcher: string;
+  let requester: string;
+  const put = (path: string, body: unknown, token = admin) => () => call(t.base, 'PUT', path, { token, body });
+  const post = (path: string, body: unknown, token: string, headers?: Record<string, string>) => () => call(t.base, 'POST', path, { token, body, headers });
+  const get = (path: string, token?: string) => () => call(t.base, 'GET', path, { token });
+
+  beforeAll(async () => {
+    t = await startTestServer({ RATE_PER_SEC: '1000', RATE_BURST: '1000' });
+    admin = t.token('admin', 'ops');
+    dispatcher = t.token('dispatcher', 'desk');
+    requester = t.token('requester', 'hospital-1');
+  });
+  afterAll(async () => t.close());
+
+  it('serves health, readiness, metrics and the OpenAPI document without a token', async () => {
+    await run([
+      [get('/health'), { status: 200, body: (b) => expect(b).toEqual({ status: 'ok' }) }],
+      [get('/ready'), { status: 200 }],
+      [get('/metrics'), { status: 200, body: (b) => expect(b).toContain('geodispatch_') }],
+      [get('/openapi.json'), { status: 200, body: (b) => expect(b.openapi).toMatch(/^3\./) }],
+      [get('/nope'), { status: 404, code: 'E_NOT_FOUND' }],
+    ]);
+  });
+
+  it('lets an admin load a site, its stock, a donor, a courier and a fence, and anyone find them nearest first', async () => {
+    const soon = Date.now() + 10 * 86_400_000;
+    await run([
+      [put('/v1/sites/bank-1', { kind: 'blood_bank', name: 'Bank One', lat: 51.51, lng: -0.12 }), { status: 200, body: (b) => expect(b.id).toBe('bank-1') }],
+      [put('/v1/sites/bank-1/inventory', { units: [{ product: 'red_cells', bloodType: 'O-', count: 6, expiresAt: soon }] }), { status: 200 }],
+      [put('/v1/sites/hosp-1', { kind: 'hospital', name: 'Hospital', lat: 51.5, lng: -0.13 }), { status: 200 }],
+      [put('/v1/donors/don-1', { bloodType: 'O-', lat: 51.505, lng: -0.125, available: true }), { status: 200 }],
+      [put('/v1/couriers/k1', { vehicle: 'car', capabilities: ['cold_chain'], capacity: 4 }), { status: 200, body: (b) => expect(b.status).toBe('offline') }],
+      [post('/v1/couriers/k1/location', { lat: 51.508, lng: -0.125, ts: Date.now() }, admin), { status: 204 }],
+      [put('/v1/geofences/zone-1', { kind: 'zone', geometry: { type: 'Polygon', coordinates: [[[-0.2, 51.4], [0, 51.4], [0, 51.6], [-0.2, 51.6], [-0.2, 51.4]]] } }), { status: 200 }],
+      [get('/v1/nearby?lat=51.5074&lng=-0.1278&kind=site&siteKind=blood_bank&product=red_cells&bloodType=A%2B&units=2', requester), {
+        status: 200, body: (b) => expect(b.results.map((r: any) => [r.id, r.units])).toEqual([['bank-1', 6]]),
+      }],
+      [get('/v1/nearby?lat=51.5074&lng=-0.1278&kind=courier&k=5', dispatcher), { status: 200, body: (b) => expect(b.results[0]).toMatchObject({ id: 'k1', kind: 'courier' }) }],
+      [get('/v1/nearby?lat=51.5074&lng=-0.1278&kind=donor&bloodType=O-&product=red_cells', dispatcher), { status: 200, body: (b) => expect(b.results.map((r: any) => r.id)).toEqual(['don-1']) }],
+    ]);
+  });
+
+  it('answers bad input with 400 and a code, and too large a body with 413', async () => {
+    await put('/v1/couriers/bad1', { vehicle: 'bike', capacity: 2 })();
+    const loc = (body: unknown) => post('/v1/couriers/bad1/location', body, admin);
+    const raw = (text: string) => () => call(t.base, 'POST', '/v1/couriers/bad1/location', { token: admin, raw: text, headers: { 'content-type': 'application/json' } });
+    await run([
+      [raw('{"lat": 51.5, "lng":'), { status: 400, code: 'E_BAD_JSON' }],
+      [raw('{"lat": 51.5, "lng": -0.1, "ts": 1, "__proto__": {"admin": true}}'), { status: 400, code: 'E_BAD_JSON' }],
+      [raw('{"lat": NaN, "lng": -0.1, "ts": 1}'), { status: 400, code: 'E_BAD_JSON' }],
+      [loc({ lat: 91, lng: -0.1, ts: 1 }), { status: 400, code: 'E_VALIDATION' }],
+      [loc({ lat: -0.1278, lng: 151.5074, ts: 1 }), { status: 204 }], // swapped but in range: a valid point at sea
+      [loc({ lat: 151.5074, lng: -0.1278, ts: 1 }), { status: 400, code: 'E_VALIDATION', body: (b) => expect(b.error.message).toMatch(/swapped/) }],
+      [loc({ lat: 51.5, lng: -0.1, ts: 1, mood: 'happy' }), { status: 400, code: 'E_VALIDATION', body: (b) => expect(b.error.message).toMatch(/unknown field 'mood'/) }],
+      [loc({ lat: '51.5', lng: -0.1, ts: 1 }), { status: 400, code: 'E_VALIDATION' }],
+      [raw(JSON.stringify({ lat: 51.5, lng: -0.1, ts: 1, pad: 'x'.repeat(20_000) })), { status: 413, code: 'E_BODY_TOO_LARGE' }],
+      [get('/v1/nearby?lat=abc&lng=0', admin), { status: 400, code: 'E_VALIDATION' }],
+      [put('/v1/sites/s-bad', { kind: 'castle', name: 'x', lat: 1, lng: 1 }), { status: 400, code: 'E_VALIDATION' }],
+      [get('/health'), { status: 200 }], // still serving
+    ]);
+  });
+
+  it('refuses missing, expired, forged and alg:none tokens with 401, and the wrong role or another driver with 403', async () => {
+    const expired = t.token('admin', 'ops', 60, Date.now() - 3_600_000);
+    const b64 = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
+    const claims = b64({ sub: 'ops', role: 'admin', exp: Math.floor(Date.now() / 1000) + 600 });
+    const none = `${b64({ alg: 'none', typ: 'JWT' })}.${claims}.`;
+    const forged = `${b64({ alg: 'HS256', typ: 'JWT' })}.${claims}.${createHmac('sha256', 'wrong-secret').update(`${b64({ alg: 'HS256', typ: 'JWT' })}.${claims}`).digest('base64url')}`;
+    expect(TEST_SECRET.length).toBeGreaterThanOrEqual(32);
+    await put('/v1/couriers/d7', { vehicle: 'bike', capacity: 1 })();
+    const driver8 = t.token('driver', 'd8');
+    await run([
+      [get('/v1/nearby?lat=51.5&lng=0'), { status: 401, code: 'E_UNAUTHENTICATED' }],
+      [get('/v1/nearby?lat=51.5&lng=0', expired), { status: 401, code: 'E_TOKEN_EXPIRED' }],
+      [get('/v1/nearby?lat=51.5&lng=0', none), { status: 401, code: 'E_UNAUTHENTICATED' }],
+      [get('/v1/nearby?lat=51.5&lng=0', forged), { status: 401, code: 'E_UNAUTHENTICATED' }],
+      [put('/v1/sites/x1', { kind: 'hospital', name: 'x', lat: 1, lng: 1 }, requester), { status: 403, code: 'E_FORBIDDEN' }],
+      [post('/v1/couriers/d7/location', { lat: 51.5, lng: -0.1, ts: Date.now() }, driver8), { status: 403, code: 'E_FORBIDDEN' }],
+      [put('/v1/couriers/d7/status', { status: 'available' }, driver8), { status: 403, code: 'E_FORBIDDEN' }],
+      [post('/v1/requests', { kind: 'delivery', pickup: LONDON, dropoff: LONDON }, driver8), { status: 403, code: 'E_FORBIDDEN' }],
+    ]);
+  });
+
+  it('returns the same request for a retried Idempotency-Key, and hides it from other requesters', async () => {
+    const body = { kind: 'delivery', pickup: { lat: 51.51, lng: -0.12 }, dropoff: { lat: 51.52, lng: -0.11 } };
+    const first = await post('/v1/requests', body, requester, { 'idempotency-key': 'order-42' })();
+    expect(first.status).toBe(201);
+    const other = t.token('requester', 'hospital-2');
+    await run([
+      [post('/v1/requests', body, requester, { 'idempotency-key': 'order-42' }), { status: 201, body: (b, r) => {
+        expect(b.id).toBe(first.body.id);
+        expect(r.headers.get('idempotent-replayed')).toBe('true');
+      } }],
+      [post('/v1/requests', body, requester, { 'idempotency-key': 'order-43' }), { status: 201, body: (b) => expect(b.id).not.toBe(first.body.id) }],
+      [get(`/v1/requests/${first.body.id}`, requester), { status: 200, body: (b) => expect(b).toMatchObject({ id: first.body.id, kind: 'delivery' }) }],
+      [get(`/v1/requests/${first.body.id}`, other), { status: 404, code: 'E_UNKNOWN_REQUEST' }],
+      [post(`/v1/requests/${first.body.id}/cancel`, undefined, other), { status: 404, code: 'E_UNKNOWN_REQUEST' }],
+      [post(`/v1/requests/${first.body.id}/cancel`, undefined, requester), { status: 200, body: (b) => expect(b.status).toBe('cancelled') }],
+    ]);
+  });
+
+  it('speaks MessagePack both ways', async () => {
+    const reply = await call(t.base, 'PUT', '/v1/couriers/mp1', { token: admin, body: { vehicle: 'van', capabilities: [], capacity: 9 }, msgpack: true });
+    expect(reply.status).toBe(200);
+    expect(reply.headers.get('content-type')).toContain('msgpack');
+    expect(reply.body).toMatchObject({ id: 'mp1', vehicle: 'van', capacity: 9 });
+    const bad = await call(t.base, 'POST', '/v1/couriers/mp1/location', { token: admin, body: { lat: 95, lng: 0, ts: 1 }, msgpack: true });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.code).toBe('E_VALIDATION');
+  });
+
+  it('takes a fleet batch and reports bad items by index', async () => {
+    await put('/v1/couriers/f1', { vehicle: 'bike', capacity: 1 })();
+    await run([
+      [post('/v1/locations', [{ id: 'f1', lat: 51.5, lng: -0.1, ts: Date.now() }, { id: 'f1', lat: 99, lng: 0, ts: 1 }, { id: 'ghost', lat: 51.5, lng: -0.1, ts: 1 }], admin), {
+        status: 200, body: (b) => expect(b).toEqual({ accepted: 1, rejected: [{ index: 1, code: 'E_VALIDATION' }, { index: 2, code: 'E_UNKNOWN_COURIER' }] }),
+      }],
+    ]);
+  });
+});
+
+describe('HTTP limits and shutdown', () => {
+  it('answers 429 with Retry-After once a principal spends its burst', async () => {
+    const t = await startTestServer({ RATE_PER_SEC: '1', RATE_BURST: '3' });
+    try {
+      const token = t.token('dispatcher', 'busy-desk');
+      const statuses: number[] = [];
+      let limited: HttpReply | undefined;
+      for (let i = 0; i < 5; i++) {
+        const r = await call(t.base, 'GET', '/v1/nearby?lat=51.5&lng=0', { token });
+        statuses.push(r.status);
+        if (r.status === 429) limited = r;
+      }
+      expect(statuses).toEqual([200, 200, 200, 429, 429]);
+      expect(limited?.body.error.code).toBe('E_RATE_LIMITED');
+      expect(Number(limited?.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+      // another principal is unaffected
+      expect((await call(t.base, 'GET', '/v1/nearby?lat=51.5&lng=0', { token: t.token('dispatcher', 'calm-desk') })).status).toBe(200);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('answers /ready with 503 while draining, then stops accepting', async () => {
+    const t = await startTestServer({}, { drainGraceMs: 400 });
+    expect((await call(t.base, 'GET', '/ready')).status).toBe(200);
+    const drained = t.server.drain();
+    const during = await call(t.base, 'GET', '/ready');
+    expect(during.status).toBe(503);
+    expect(during.body).toMatchObject({ status: 'not-ready', reason: 'draining' });
+    await drained;
+    // a new connection is refused: the listen socket is closed
+    const refused = await new Promise<string>((resolve) => {
+      const socket = connect(t.port, '127.0.0.1');
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve('connected');
+      });
+      socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'));
+    });
+    expect(refused).toBe('ECONNREFUSED');
+  });
+});

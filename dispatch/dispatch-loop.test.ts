@@ -7,7 +7,7 @@ import { generateScenario, type RequestFixture, type Scenario } from '../fixture
 import { loadScenario } from '../fixtures/load-scenario.js';
 import { Prng } from '../fixtures/prng.js';
 import { DEFAULT_POLICY, type DispatchPolicy } from './dispatch-request.js';
-import { type BloodSubmission, type DispatchEvent, DispatchLoop, type RequestSubmission, deriveStatus, inlinePlanner } from './dispatch-loop.js';
+import { type BloodSubmission, DEFAULT_RETRY_MS, type DispatchEvent, DispatchLoop, type RequestSubmission, deriveStatus, inlinePlanner } from './dispatch-loop.js';
 import type { LifecycleEvent, Offer } from './request-lifecycle.js';
 
 const SMALL_CITY = loadScenario('small-city');
@@ -270,6 +270,39 @@ describe('DispatchLoop batch window', () => {
     const next = onlyOffer(loop.tick(T0 + 20));
     expect(next.courierId).not.toBe(courierId);
     expect(loop.checkInvariants()).toEqual([]);
+  });
+});
+
+describe('DispatchLoop retries', () => {
+  it('a request no courier can take sits out the retry delay, and is retried at once when a courier comes on shift', () => {
+    const { loop, scenario } = world(GREEDY);
+    for (const c of scenario.couriers) if (c.status !== 'offline') loop.setCourierStatus(c.id, 'offline', T0);
+    loop.submit(delivery('d1', T0), T0);
+    expect(loop.tick(T0)).toEqual([]);
+    expect(loop.dueAt()).toBe(T0 + DEFAULT_RETRY_MS);
+    expect(loop.takeBatch(T0 + 1_000)).toBeUndefined(); // nothing changed: no snapshot, no re-plan
+    const sub = fixtureAt('delivery', T0);
+    const near = scenario.couriers.map((c) => ({ id: c.id, d: distanceMeters(c.lat, c.lng, sub.pickup.lat, sub.pickup.lng) })).sort((a, b) => a.d - b.d)[0];
+    ok(loop.setCourierStatus(near.id, 'available', T0 + 2_000));
+    expect(loop.dueAt()).toBe(T0 + 2_000);
+    expect(onlyOffer(loop.tick(T0 + 2_000)).courierId).toBe(near.id);
+    expect(loop.checkInvariants()).toEqual([]);
+  });
+
+  it('in batched mode a parked request rejoins the window after its delay, or when a courier becomes available', () => {
+    const { loop, scenario } = world(BATCHED);
+    for (const c of scenario.couriers) if (c.status !== 'offline') loop.setCourierStatus(c.id, 'offline', T0);
+    loop.submit(delivery('d1', T0), T0);
+    expect(loop.tick(T0 + 2_000)).toEqual([]);
+    const due = T0 + 2_000 + DEFAULT_RETRY_MS + 2_000;
+    expect(loop.dueAt()).toBe(due);
+    expect(loop.takeBatch(due - 1)).toBeUndefined();
+    expect(loop.tick(due)).toEqual([]); // retried, still nobody: parked again
+    expect(loop.dueAt()).toBe(due + DEFAULT_RETRY_MS + 2_000);
+    ok(loop.setCourierStatus(scenario.couriers.find((c) => c.status !== 'offline')!.id, 'available', due + 500));
+    expect(loop.dueAt()).toBe(due + 2_500);
+    expect(loop.tick(due + 2_499)).toEqual([]);
+    expect(onlyOffer(loop.tick(due + 2_500)).requestId).toBe('d1');
   });
 });
 

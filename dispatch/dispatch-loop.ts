@@ -170,7 +170,16 @@ export interface DispatchLoopOptions {
   policy: DispatchPolicy;
   /** OFFER_TTL for the lifecycle the loop creates (default 15 s). */
   offerTtlMs?: number;
+  /** How long a leg no courier could take sits out before it is matched again, unless a courier becomes available first (default DEFAULT_RETRY_MS). */
+  retryMs?: number;
 }
+
+/**
+ * 10 s: a leg no courier could take is rarely servable a second later unless a courier frees up (which retries
+ * it at once), and re-solving it every tick costs a snapshot each time; 10 s bounds how long a courier driving
+ * into range goes unnoticed.
+ */
+export const DEFAULT_RETRY_MS = 10_000;
 
 /** Counters for monitoring and benchmarks. */
 export interface DispatchLoopStats {
@@ -198,6 +207,9 @@ export class DispatchLoop {
   private readonly parents = new Map<string, Parent>();
   private readonly legs = new Map<string, Leg>();
   private readonly inFlight = new Set<string>();
+  /** Legs a plan left without a feasible courier, and when they are matched again (sooner when a courier becomes available). */
+  private readonly retryAt = new Map<string, number>();
+  private readonly retryMs: number;
   private outbox: DispatchEvent[] = [];
   private readonly anomalies: string[] = [];
   private batchCount = 0;
@@ -214,6 +226,8 @@ export class DispatchLoop {
     this.policy = options.policy;
     this.lifecycle = options.lifecycle ?? new RequestLifecycle({ offerTtlMs: options.offerTtlMs });
     this.window = new BatchWindow(options.policy);
+    this.retryMs = options.retryMs ?? DEFAULT_RETRY_MS;
+    if (!(this.retryMs >= 0) || !Number.isFinite(this.retryMs)) throw new Error(`retryMs must be a finite number of ms >= 0, got ${String(options.retryMs)}`);
   }
 
   /** Takes a request: allocates blood or chooses a rescue recipient at once, then queues its legs for matching. */
@@ -246,7 +260,7 @@ export class DispatchLoop {
    */
   takeBatch(now: number): DispatchBatch | undefined {
     assertTime(now);
-    const waiting = this.lifecycle.pendingRequests().filter((r) => this.legs.has(r.id) && !this.inFlight.has(r.id));
+    const waiting = this.lifecycle.pendingRequests().filter((r) => this.legs.has(r.id) && !this.inFlight.has(r.id) && this.readyToRetry(r.id, r.urgency, now));
     if (!waiting.some((r) => !skipsWindow(r.urgency))) this.window.close(); // nothing waits for the window
     const scope = this.window.scope(now, waiting.length > 0, waiting.some((r) => skipsWindow(r.urgency)));
     if (scope === 'none') return undefined;
@@ -277,6 +291,7 @@ export class DispatchLoop {
     }
     for (const u of plan.unassigned) {
       this.inFlight.delete(u.requestId);
+      if ((u.reason === 'no-courier-in-radius' || u.reason === 'no-feasible-courier') && this.legs.has(u.requestId)) this.retryAt.set(u.requestId, now + this.retryMs);
       // a hard limit (blood, rescue, emergency) already passed: no courier can help any more
       if (u.reason === 'deadline-passed' && this.legs.has(u.requestId)) {
         const failed = this.lifecycle.fail(u.requestId, now, 'deadline-passed');
@@ -285,7 +300,7 @@ export class DispatchLoop {
     }
     for (const id of [...plan.assignments.map((a) => a.requestId), ...plan.unassigned.map((u) => u.requestId)]) {
       const r = this.lifecycle.request(id);
-      if (r?.status === 'pending' && !skipsWindow(r.urgency)) this.window.wait(now);
+      if (r?.status === 'pending' && !skipsWindow(r.urgency) && !this.retryAt.has(id)) this.window.wait(now);
     }
     return offers;
   }
@@ -307,12 +322,19 @@ export class DispatchLoop {
   dueAt(): number | undefined {
     let waiting = false;
     let emergencySince: number | undefined;
+    let retry = Infinity;
     for (const r of this.lifecycle.pendingRequests()) {
       if (!this.legs.has(r.id) || this.inFlight.has(r.id)) continue;
+      const parked = this.retryAt.get(r.id);
+      if (parked !== undefined) {
+        retry = Math.min(retry, parked + (this.policy.mode === 'batched' && !skipsWindow(r.urgency) ? this.policy.windowMs : 0));
+        continue;
+      }
       waiting = true;
       if (skipsWindow(r.urgency)) emergencySince = Math.min(emergencySince ?? Infinity, r.updatedAt);
     }
-    return this.window.dueAt(waiting, emergencySince);
+    const due = Math.min(this.window.dueAt(waiting, emergencySince) ?? Infinity, retry);
+    return due === Infinity ? undefined : due;
   }
 
   /** The courier takes its offer: leg assigned, courier busy. */
@@ -488,6 +510,22 @@ export class DispatchLoop {
     return res.offer;
   }
 
+  /** False while a leg sits out its retry delay; once it is over the leg waits in the window again. */
+  private readyToRetry(legId: string, urgency: Urgency, now: number): boolean {
+    const at = this.retryAt.get(legId);
+    if (at === undefined) return true;
+    if (at > now) return false;
+    this.retryAt.delete(legId);
+    if (!skipsWindow(urgency)) this.window.wait(at);
+    return true;
+  }
+
+  /** A courier became available: every parked leg may be servable now. */
+  private unparkAll(now: number): void {
+    for (const id of this.retryAt.keys()) if (this.legs.get(id)?.dispatch.urgency !== 'emergency') this.window.wait(now);
+    this.retryAt.clear();
+  }
+
   private legFor(requestId: string, courierId: string): string {
     if (this.legs.has(requestId)) return requestId;
     const parent = this.parents.get(requestId);
@@ -507,8 +545,14 @@ export class DispatchLoop {
       switch (e.type) {
         case 'courier.status':
           if (this.couriers.has(e.courierId)) this.couriers.setStatus(e.courierId, e.status);
+          if (e.status === 'available') this.unparkAll(e.at);
+          break;
+        case 'request.cancelled':
+        case 'request.failed':
+          this.retryAt.delete(e.requestId);
           break;
         case 'request.pending':
+          this.retryAt.delete(e.requestId);
           if (this.legs.get(e.requestId)?.dispatch.urgency !== 'emergency') this.window.wait(e.at);
           break;
         case 'request.picked_up':

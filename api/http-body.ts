@@ -134,7 +134,9 @@ export function sendReply(res: HttpResponse, status: number, payload: unknown, a
     if (encoded) res.writeHeader('content-type', encoded.contentType);
     if (headers) for (const name in headers) res.writeHeader(name, headers[name]);
     if (encoded) res.end(encoded.body, close);
-    else res.endWithoutBody(undefined, close);
+    // endWithoutBody(undefined, …) neither ends nor throws in this uWS build: pass no arguments, or both
+    else if (close) res.endWithoutBody(0, true);
+    else res.endWithoutBody();
   });
 }
 
@@ -155,13 +157,16 @@ function assertSafeKeys(root: unknown, forbidden: ReadonlySet<string>): void {
   const stack: { value: unknown; depth: number }[] = [{ value: root, depth: 0 }];
   while (stack.length > 0) {
     const { value, depth } = stack.pop() as { value: unknown; depth: number };
-    if (typeof value !== 'object' || value === null || ArrayBuffer.isView(value)) continue;
+    if (typeof value !== 'object' || value === null) continue;
     if (depth > MAX_BODY_DEPTH) throw new ApiError(400, 'E_BAD_JSON', `body nests deeper than ${MAX_BODY_DEPTH} levels`);
     if (Array.isArray(value)) {
       for (const item of value) stack.push({ value: item, depth: depth + 1 });
       continue;
     }
-    if (value instanceof Map) throw new ApiError(400, 'E_BAD_JSON', 'map keys must be strings');
+    // MessagePack can also yield binaries, dates, Maps and msgpackr's 0xC1 marker: no request field takes them
+    if (Object.getPrototypeOf(value) !== Object.prototype) {
+      throw new ApiError(400, 'E_BAD_JSON', 'body may hold only maps with string keys, arrays, strings, numbers, booleans and nil');
+    }
     for (const key of Object.keys(value)) {
       if (forbidden.has(key)) throw new ApiError(400, 'E_BAD_JSON', `key '${key}' is not allowed`);
       stack.push({ value: (value as Record<string, unknown>)[key], depth: depth + 1 });

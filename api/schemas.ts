@@ -112,6 +112,7 @@ export const SCHEMAS = {
   location: obj(['lat', 'lng', 'ts'], fix),
   locationItem: obj(['id', 'lat', 'lng', 'ts'], { id, ...fix }),
   locationBatch: {
+    description: `a location batch is an array of at most ${MAX_BATCH_ITEMS} items, or { items: [...] }`,
     oneOf: [
       { type: 'array', maxItems: MAX_BATCH_ITEMS },
       obj(['items'], { items: { type: 'array', maxItems: MAX_BATCH_ITEMS } }),

@@ -87,6 +87,8 @@ export async function call(
 export class StreamClient {
   readonly frames: any[] = [];
   closed: { code: number; reason: string } | undefined;
+  /** Whether the last frame received was binary (MessagePack). */
+  lastBinary = false;
   private readonly socket: WebSocket;
   private waiters: (() => void)[] = [];
 
@@ -94,6 +96,7 @@ export class StreamClient {
     this.socket = socket;
     socket.on('message', (data, isBinary) => {
       const buf = data as Buffer;
+      this.lastBinary = isBinary;
       this.frames.push(isBinary ? unpack(buf) : JSON.parse(buf.toString('utf8')));
       this.wake();
     });

@@ -1,0 +1,60 @@
+import { describe, expect, it } from 'vitest';
+import type { MoveStream } from '../../fixtures/move-stream.js';
+import { decodeMsgpack, encodeJsonBatch, encodeJsonSingle, encodeMsgpackBatch, PingCursor, type PingItem } from './ping-frames.js';
+
+const stream: MoveStream = {
+  index: Int32Array.from([0, 1, 0]),
+  lat: Float64Array.from([51.5, 48.8566, 51.5000004]),
+  lng: Float64Array.from([-0.12, 2.3522, -0.1200004]),
+  ts: Float64Array.from([1000, 2000, 3000]),
+};
+const ids = ['c0', 'c1'];
+
+describe('PingCursor', () => {
+  it('hands out the stream in order as gateway items, with the ts shift applied', () => {
+    const c = new PingCursor(stream, ids, 5);
+    expect(c.take(2)).toEqual([
+      ['c0', 51.5, -0.12, 1005],
+      ['c1', 48.8566, 2.3522, 2005],
+    ]);
+    expect(c.taken).toBe(2);
+  });
+
+  it('cycles the pool with later timestamps so each courier still moves forward in time', () => {
+    const c = new PingCursor(stream, ids);
+    const items = c.take(4);
+    // span = 3000 - 1000 + 1000: the second pass starts after the first one ends
+    expect(items[3]).toEqual(['c0', 51.5, -0.12, 4000]);
+    expect(items[3][3]).toBeGreaterThan(items[2][3]);
+    expect(c.taken).toBe(4);
+  });
+
+  it('reuses the caller\'s item arrays', () => {
+    const c = new PingCursor(stream, ids);
+    const out: PingItem[] = [];
+    const first = c.take(1, out)[0];
+    c.take(1, out);
+    expect(out[0]).toBe(first);
+    expect(out[0]).toEqual(['c1', 48.8566, 2.3522, 2000]);
+  });
+});
+
+describe('frames', () => {
+  const items: PingItem[] = [
+    ['c0', 51.5000004, -0.1200004, 1000],
+    ['c1', 48.8566, 2.3522, 2000],
+  ];
+
+  it('encodes a MessagePack batch as a plain map of t and items', () => {
+    expect(decodeMsgpack(encodeMsgpackBatch(items))).toEqual({ t: 'locs', items });
+  });
+
+  it('encodes a JSON batch with coordinates rounded to 6 decimals', () => {
+    expect(JSON.parse(encodeJsonBatch(items))).toEqual({ t: 'locs', items: [['c0', 51.5, -0.12, 1000], ['c1', 48.8566, 2.3522, 2000]] });
+    expect(JSON.parse(encodeJsonBatch([]))).toEqual({ t: 'locs', items: [] });
+  });
+
+  it('encodes a driver ping without the id', () => {
+    expect(JSON.parse(encodeJsonSingle(items[1]))).toEqual({ t: 'loc', lat: 48.8566, lng: 2.3522, ts: 2000 });
+  });
+});

@@ -176,6 +176,42 @@ describe('stream limits', () => {
     }
   });
 
+  it('closes a dispatcher that stays over the backpressure limit and keeps serving the others', async () => {
+    const t = await startTestServer({ WS_MAX_BACKPRESSURE_BYTES: '1024' }, { slowCloseMs: 300 });
+    try {
+      const n = 4000;
+      for (let i = 0; i < n; i++) {
+        t.engine.couriers.upsert(`s${i}`, { vehicle: 'bike', capabilities: [], capacity: 1 });
+        t.engine.couriers.move(`s${i}`, 51.4 + (i % 100) / 500, -0.2 + Math.floor(i / 100) / 200, 1);
+      }
+      const slow = await StreamClient.connect(t.ws, { token: t.token('dispatcher', 'slow') });
+      const fast = await StreamClient.connect(t.ws, { token: t.token('dispatcher', 'fast') });
+      const gateway = await StreamClient.connect(t.ws, { token: t.token('admin', 'gw') });
+      for (const c of [slow, fast]) c.send({ t: 'watch', bbox: BBOX, hz: 20 });
+      await slow.next((f) => f.t === 'snapshot', 'slow snapshot');
+      await fast.next((f) => f.t === 'snapshot', 'fast snapshot');
+      slow.pause();
+      let ts = 2;
+      const pump = setInterval(() => {
+        ts++;
+        const items = [];
+        for (let i = 0; i < n; i++) items.push([`s${i}`, 51.4 + (i % 100) / 500 + (ts % 2) * 1e-4, -0.2 + Math.floor(i / 100) / 200, ts]);
+        gateway.send({ t: 'locs', items }, true);
+      }, 40);
+      try {
+        await eventually(() => (t.server.hub.size === 2 ? true : undefined), 'the slow dispatcher to be closed', 15_000);
+        fast.frames.length = 0;
+        await fast.next((f) => f.t === 'delta' && f.moved.length > 0, 'deltas still reaching the fast dispatcher');
+      } finally {
+        clearInterval(pump);
+      }
+      fast.close();
+      gateway.close();
+    } finally {
+      await t.close();
+    }
+  }, 25_000);
+
   it('closes sockets with 1001 on drain', async () => {
     const t = await startTestServer();
     const c = await StreamClient.connect(t.ws, { token: t.token('dispatcher', 'd') });

@@ -157,6 +157,11 @@ export class StreamClient {
     return this.closed;
   }
 
+  /** Stops reading from the TCP socket (a slow client): the server's send buffer fills up. */
+  pause(): void {
+    (this.socket as unknown as { _socket: { pause(): void } })._socket.pause();
+  }
+
   /** Closes from the client side. */
   close(): void {
     this.socket.close();

@@ -133,6 +133,31 @@ describe('stream end to end', () => {
     expect(err.code).toBe('E_UNKNOWN_OFFER');
   });
 
+  it('plans blood from a bank with stock and a rescue to a food bank with room, and offers the blood leg to a cold-chain driver at once', async () => {
+    const soon = Date.now() + 10 * 86_400_000;
+    const put = (path: string, body: unknown) => call(t.base, 'PUT', path, { token: admin, body });
+    expect((await put('/v1/sites/bank', { kind: 'blood_bank', name: 'Bank', lat: 51.6, lng: 0.1 })).status).toBe(200);
+    expect((await put('/v1/sites/bank/inventory', { units: [{ product: 'red_cells', bloodType: 'O+', count: 3, expiresAt: soon }, { product: 'red_cells', bloodType: 'A+', count: 2, expiresAt: soon }] })).status).toBe(200);
+    expect((await put('/v1/sites/hosp', { kind: 'hospital', name: 'Hospital', lat: 51.61, lng: 0.11 })).status).toBe(200);
+    expect((await put('/v1/sites/fb', { kind: 'food_bank', name: 'Food bank', lat: 51.62, lng: 0.1, capacity: 50 })).status).toBe(200);
+    await courier('cold1', 51.601, 0.101);
+    const driver = await open(t.token('driver', 'cold1'));
+    const desk = t.token('dispatcher', 'er-desk');
+    const blood = await call(t.base, 'POST', '/v1/requests', { token: desk, body: { kind: 'blood', hospitalSiteId: 'hosp', product: 'red_cells', bloodType: 'A+', units: 3, urgency: 'emergency' } });
+    expect(blood.status, JSON.stringify(blood.body)).toBe(201);
+    expect(blood.body.plan.sources).toHaveLength(1);
+    expect(blood.body.plan.sources[0]).toMatchObject({ siteId: 'bank', count: 3 });
+    const offer = await driver.next((f) => f.t === 'offer' && f.requestId === blood.body.id, 'the blood offer');
+    expect(offer.kind).toBe('blood');
+    expect(offer.pickup).toEqual({ lat: 51.6, lng: 0.1 });
+    const rescue = await call(t.base, 'POST', '/v1/requests', { token: desk, body: { kind: 'rescue', pickup: { lat: 51.615, lng: 0.1 } } });
+    expect(rescue.status, JSON.stringify(rescue.body)).toBe(201);
+    expect(rescue.body.plan.recipient.siteId).toBe('fb');
+    const short = await call(t.base, 'POST', '/v1/requests', { token: desk, body: { kind: 'blood', hospitalSiteId: 'hosp', product: 'platelets', bloodType: 'O-', units: 2, urgency: 'urgent' } });
+    expect(short.status).toBe(422);
+    expect(short.body.error.code).toBe('E_NO_STOCK');
+  });
+
   it('hides another requester\'s request from track', async () => {
     const mine = await call(t.base, 'POST', '/v1/requests', { token: t.token('requester', 'owner-a'), body: { kind: 'rescue', pickup: { lat: 51.3, lng: -0.3 }, dropoff: { lat: 51.31, lng: -0.3 } } });
     expect(mine.status).toBe(201);

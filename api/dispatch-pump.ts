@@ -98,6 +98,7 @@ export class DispatchPump {
                 this.deps.onPlanError?.(err);
               },
             )
+            .catch((err: unknown) => this.deps.onPlanError?.(err))
             .finally(() => {
               this.planning = undefined;
               this.publish();
@@ -124,7 +125,11 @@ export class DispatchPump {
       this.submittedAt.delete(e.requestId);
       this.deps.onOfferLatency?.(now - at);
     }
-    this.deps.sink(events, now);
+    try {
+      this.deps.sink(events, now);
+    } catch (err) {
+      this.deps.onPlanError?.(err); // a broken socket write must not stop the loop
+    }
   }
 
   /** Submits a request; the plan, or ApiError 409/422 with the loop's reason. */

@@ -283,7 +283,7 @@ function handle(deps: HttpDeps, pattern: string, spec: RouteSpec, res: HttpRespo
   };
   try {
     const params: string[] = [];
-    for (let i = 0; i < countParams(pattern); i++) params.push(decodeURIComponent(req.getParameter(i) ?? ''));
+    for (let i = 0; i < countParams(pattern); i++) params.push(decodeParam(req.getParameter(i) ?? ''));
     const query = new URLSearchParams(req.getQuery() ?? '');
     const contentType = req.getHeader('content-type') || undefined;
     const idempotencyKey = req.getHeader('idempotency-key') || undefined;
@@ -338,6 +338,14 @@ function sendRaw(res: HttpResponse, status: number, text: string, contentType: s
 class RateLimited extends ApiError {
   constructor(readonly retryAfterSec: number) {
     super(429, 'E_RATE_LIMITED', `rate limit exceeded; retry after ${retryAfterSec} s`);
+  }
+}
+
+function decodeParam(raw: string): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    throw new ApiError(400, 'E_VALIDATION', 'malformed percent-encoding in the path');
   }
 }
 

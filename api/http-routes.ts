@@ -49,6 +49,8 @@ export interface HttpDeps {
   clock: () => number;
   /** Undefined when ready; otherwise why not (draining, a dependency down). */
   notReady: () => string | undefined;
+  /** Counts handlers still awaiting work (the store, the worker pool), so a drain can wait for them. */
+  inFlight: { count: number };
 }
 
 /** A handler's answer. */
@@ -300,8 +302,10 @@ function handle(deps: HttpDeps, pattern: string, spec: RouteSpec, res: HttpRespo
     const run = (body: unknown): void => {
       try {
         const out = spec.run({ params, query, accept, idempotencyKey, principal, body, now: deps.clock() });
-        if (out instanceof Promise) out.then(reply, fail);
-        else reply(out);
+        if (out instanceof Promise) {
+          deps.inFlight.count++;
+          out.then(reply, fail).finally(() => deps.inFlight.count--);
+        } else reply(out);
       } catch (err) {
         fail(err);
       }

@@ -29,6 +29,9 @@ import { TokenBuckets } from './rate-limit.js';
 import { RequestBook } from './request-book.js';
 import { type FenceFeed, StreamHub } from './stream.js';
 
+// How long a drain waits for handlers still awaiting the store or the worker pool.
+const IN_FLIGHT_WAIT_MS = 10_000;
+
 /** What the server works on; every part built by the caller. */
 export interface ServerDeps {
   couriers: CourierIndex;
@@ -76,6 +79,7 @@ export function createServer(config: Readonly<ApiConfig>, deps: ServerDeps): Ser
   };
   const book = new RequestBook();
   let draining = false;
+  const inFlight = { count: 0 };
   let listenSocket: uWS.us_listen_socket | undefined;
   let hubRef: StreamHub | undefined;
 
@@ -108,6 +112,7 @@ export function createServer(config: Readonly<ApiConfig>, deps: ServerDeps): Ser
     couriers: deps.couriers, sites: deps.sites, donors: deps.donors, fences: deps.fences,
     policy: deps.loop.policy, metrics: deps.metrics, logger: deps.logger,
     notReady: () => (draining ? 'draining' : deps.dependencyDown?.()),
+    inFlight,
   });
 
   let drained: Promise<void> | undefined;
@@ -117,6 +122,9 @@ export function createServer(config: Readonly<ApiConfig>, deps: ServerDeps): Ser
       if (deps.drainGraceMs) await new Promise((r) => setTimeout(r, deps.drainGraceMs));
       if (listenSocket !== undefined) uWS.us_listen_socket_close(listenSocket);
       listenSocket = undefined;
+      // answers already promised (store commits, worker plans) are finished, bounded so a hung
+      // dependency cannot hold the shutdown forever
+      for (const end = Date.now() + IN_FLIGHT_WAIT_MS; inFlight.count > 0 && Date.now() < end; ) await new Promise((r) => setTimeout(r, 10));
       await pump.stop();
       pump.publish();
       hub.flush();

@@ -27,6 +27,7 @@ import type { Logger } from './log.js';
 import type { ApiMetrics } from './metrics.js';
 import { TokenBuckets } from './rate-limit.js';
 import { RequestBook } from './request-book.js';
+import { registerStaticFiles } from './static-files.js';
 import { type FenceFeed, StreamHub } from './stream.js';
 
 // How long a drain waits for handlers still awaiting the store or the worker pool.
@@ -107,6 +108,7 @@ export function createServer(config: Readonly<ApiConfig>, deps: ServerDeps): Ser
 
   const app = uWS.App();
   app.ws('/v1/stream', hub.behavior());
+  registerStaticFiles(app); // the live map (dist/web) at `/`; exact routes, so they win over the API's 404
   registerHttpRoutes(app, {
     config, auth, clock, limits, book, hub, pump,
     couriers: deps.couriers, sites: deps.sites, donors: deps.donors, fences: deps.fences,

@@ -1,4 +1,6 @@
-import { describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openStore, type Store } from './store.js';
 import { PositionWriteBehind, type PositionStore, type WriteBehindOptions } from './write-behind.js';
 
 type PosBatch = Parameters<PositionStore['writePositions']>[0];
@@ -281,3 +283,60 @@ describe('PositionWriteBehind', () => {
     expect(() => new PositionWriteBehind(new FakeStore(), { maxBuffered: 10, batchSize: 6 })).toThrow(/lower batchSize/);
   });
 });
+
+const stores: { name: string; open: () => Promise<{ store: Store; drop: () => Promise<void> }> }[] = [
+  { name: 'PGlite', open: async () => { const store = await openStore({ dataDir: 'memory://' }); return { store, drop: async () => {} }; } },
+];
+if (process.env.TEST_DATABASE_URL) {
+  const url = process.env.TEST_DATABASE_URL;
+  stores.push({
+    name: 'PostgreSQL',
+    open: async () => {
+      const schema = `wb_${process.pid}_${Date.now().toString(36)}`;
+      const store = await openStore({ databaseUrl: url, dataDir: '', schema });
+      return { store, drop: () => dropSchema(url, schema) };
+    },
+  });
+}
+
+describe.each(stores)('PositionWriteBehind over the real store ($name)', ({ open }) => {
+  let store: Store;
+  let drop: () => Promise<void>;
+  beforeAll(async () => { ({ store, drop } = await open()); }, 120_000);
+  afterAll(async () => { await store?.close(); await drop?.(); });
+
+  it('writes 50,000 pings behind so that loadState holds every courier\'s latest position', async () => {
+    const couriers = 5_000;
+    await store.upsertCouriers(Array.from({ length: couriers }, (_, i) => ({ id: `r${i}`, vehicle: 'bike' as const, capabilities: [], capacity: 1 })));
+    const wb = new PositionWriteBehind(store, { batchSize: 5_000 });
+    const rand = prng(99);
+    const model = new Map<string, Row>();
+    const t0 = Date.UTC(2025, 0, 1);
+    for (let i = 0; i < 50_000; i++) {
+      const id = `r${Math.floor(rand() * couriers)}`;
+      const row = { lat: Math.round((51.4 + rand() * 0.2) * 1e6) / 1e6, lng: Math.round((-0.2 + rand() * 0.3) * 1e6) / 1e6, ts: t0 + i };
+      const status = i % 97 === 0 ? 'available' : undefined;
+      wb.record(id, row.lat, row.lng, row.ts, status);
+      const st = status ?? model.get(id)?.status ?? 'offline';
+      model.set(id, { ...row, status: st });
+      if (i % 10_000 === 9_999) await wb.tick();
+    }
+    expect(await wb.flush()).toBe(true);
+    expect(wb.isHealthy()).toBe(true);
+    const state = await store.loadState();
+    const got = new Map(state.couriers.map((c) => [c.id, c]));
+    for (const [id, want] of model) {
+      const c = got.get(id)!;
+      expect(c.lat).toBeCloseTo(want.lat, 9);
+      expect(c.lng).toBeCloseTo(want.lng, 9);
+      expect({ id, ts: c.lastPingAt, status: c.status }).toEqual({ id, ts: want.ts, status: want.status });
+    }
+    expect(wb.stats()).toMatchObject({ shed: 0, failures: 0 });
+  }, 120_000);
+});
+
+async function dropSchema(url: string, schema: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try { await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`); } finally { await client.end(); }
+}

@@ -13,13 +13,16 @@ import { COURIER_STATUSES, STATUS_RGB } from './palette.js';
 const VERTEX = `#version 300 es
 uniform mat4 u_matrix;
 uniform float u_size;
+uniform float u_offline_scale;
 uniform vec3 u_colors[4];
 in vec2 a_pos;
 in float a_status;
 out vec3 v_color;
 void main() {
-  gl_Position = u_matrix * vec4(a_pos, 0.0, 1.0);
-  gl_PointSize = u_size;
+  // offline couriers (status 3) smaller, or hidden with scale 0 (clipped: size 0 still rasterizes 1 px)
+  float size = a_status > 2.5 ? u_size * u_offline_scale : u_size;
+  gl_Position = size > 0.0 ? u_matrix * vec4(a_pos, 0.0, 1.0) : vec4(2.0, 2.0, 2.0, 1.0);
+  gl_PointSize = size;
   v_color = u_colors[int(a_status + 0.5)];
 }`;
 
@@ -31,18 +34,18 @@ void main() {
   vec2 p = gl_PointCoord * 2.0 - 1.0;
   float r = dot(p, p);
   if (r > 1.0) discard;
-  // a white rim from 70 % of the radius: dots stay readable over fences and density cells
+  // a white rim on the outer quarter of the radius: dots stay readable over fences and density cells
   vec3 c = r > 0.55 ? vec3(1.0) : v_color;
   fragColor = vec4(c, 1.0);
 }`;
 
 /** The courier layer for `map.addLayer`. */
-export function createCourierLayer(fleet: CourierFleet, now: () => number = () => performance.now()): CustomLayerInterface {
+export function createCourierLayer(fleet: CourierFleet, showOffline: () => boolean = () => true, now: () => number = () => performance.now()): CustomLayerInterface {
   let map: MapLibreMap;
   let program: WebGLProgram;
   let buffer: WebGLBuffer;
   let data = new Float32Array(3 * 1024);
-  let loc: { matrix: WebGLUniformLocation | null; size: WebGLUniformLocation | null; colors: WebGLUniformLocation | null; pos: number; status: number };
+  let loc: { matrix: WebGLUniformLocation | null; size: WebGLUniformLocation | null; offline: WebGLUniformLocation | null; colors: WebGLUniformLocation | null; pos: number; status: number };
   const colors = new Float32Array(COURIER_STATUSES.flatMap((s) => STATUS_RGB[s]));
   const matrix = new Float32Array(16);
 
@@ -57,6 +60,7 @@ export function createCourierLayer(fleet: CourierFleet, now: () => number = () =
       loc = {
         matrix: gl.getUniformLocation(program, 'u_matrix'),
         size: gl.getUniformLocation(program, 'u_size'),
+        offline: gl.getUniformLocation(program, 'u_offline_scale'),
         colors: gl.getUniformLocation(program, 'u_colors'),
         pos: gl.getAttribLocation(program, 'a_pos'),
         status: gl.getAttribLocation(program, 'a_status'),
@@ -78,6 +82,7 @@ export function createCourierLayer(fleet: CourierFleet, now: () => number = () =
       const px = Math.min(9, Math.max(3, map.getZoom() - 7));
       gl.uniform1f(loc.size, px * 2 * devicePixelRatio);
       gl.uniform3fv(loc.colors, colors);
+      gl.uniform1f(loc.offline, showOffline() ? 0.7 : 0);
       gl.bindBuffer(gl.ARRAY_BUFFER, buffer);
       gl.bufferData(gl.ARRAY_BUFFER, data.subarray(0, fleet.size * 3), gl.STREAM_DRAW);
       gl.enableVertexAttribArray(loc.pos);

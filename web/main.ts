@@ -123,7 +123,7 @@ async function main(): Promise<void> {
 
   const addLayers = (): void => {
     const { beforeRequests } = addOverlayLayers(map);
-    map.addLayer(createCourierLayer(fleet), beforeRequests);
+    map.addLayer(createCourierLayer(fleet, () => (document.getElementById('layer-offline') as HTMLInputElement).checked), beforeRequests);
     setSource(map, 'fences', fenceFeatures(fences));
     setSource(map, 'sites', siteFeatures(sites.values()));
     applyToggles(map);
@@ -140,17 +140,20 @@ async function main(): Promise<void> {
     refreshSites();
     refreshGraticule();
   });
-  for (const id of ['layer-sites', 'layer-fences', 'layer-h3']) document.getElementById(id)!.addEventListener('change', () => {
+  for (const id of ['layer-sites', 'layer-fences', 'layer-h3', 'layer-offline']) document.getElementById(id)!.addEventListener('change', () => {
     applyToggles(map);
+    map.triggerRepaint();
     dirty = true;
   });
 
   let density = false;
+  let lines = assignmentLines(board, fleet);
   setInterval(() => {
     if (!dirty || !map.isStyleLoaded()) return;
     dirty = false;
     setSource(map, 'requests', requestFeatures(board));
-    setSource(map, 'lines', assignmentLines(board, fleet));
+    lines = assignmentLines(board, fleet);
+    setSource(map, 'lines', lines);
     density = (document.getElementById('layer-h3') as HTMLInputElement).checked;
   }, 250);
   setInterval(() => {
@@ -190,7 +193,7 @@ async function main(): Promise<void> {
   };
 
   // read-only handle for the browser test and the frame-time bench (and a curious dispatcher's console)
-  Object.assign(window, { geodispatch: { map, fleet, board, socket, meter, sites, stats: () => ({ deltas, couriers: fleet.size, requests: board.requests.size }) } });
+  Object.assign(window, { geodispatch: { map, fleet, board, socket, meter, sites, stats: () => ({ deltas, couriers: fleet.size, requests: board.requests.size }), lines: () => lines } });
 }
 
 /** The view's bbox, 10 % larger on each side so couriers entering the edge are already known; whole world when zoomed out. */

@@ -40,9 +40,10 @@ export function addOverlayLayers(map: MapLibreMap): { beforeRequests: string } {
   map.addLayer({
     id: 'sites', type: 'circle', source: 'sites',
     paint: {
-      'circle-radius': ['match', ['get', 'siteKind'], 'blood_bank', 6, 'hospital', 6, 4],
+      'circle-radius': ['match', ['get', 'siteKind'], 'blood_bank', 5, 'hospital', 5, 3],
       'circle-color': '#ffffff',
-      'circle-stroke-width': 2.5,
+      'circle-stroke-width': 2,
+      'circle-opacity': 0.8,
       'circle-stroke-color': colorBy('siteKind', SITE_COLOR),
     },
   });

@@ -1,0 +1,190 @@
+/**
+ * Versioned schema migrations, applied at start-up in one transaction under an advisory lock and recorded in
+ * `schema_migrations`, so running them again (or from two processes at once) changes nothing.
+ * Append new versions; never edit one that has shipped.
+ */
+import type { SqlDriver } from './sql.js';
+
+/** One schema step. */
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+/** Every migration, in version order. */
+export const MIGRATIONS: readonly Migration[] = Object.freeze([
+  {
+    version: 1,
+    name: 'initial schema',
+    sql: `
+CREATE TABLE sites (
+  id text PRIMARY KEY,
+  kind text NOT NULL,
+  name text NOT NULL,
+  geom geography(Point, 4326) NOT NULL,
+  capacity double precision,              -- NULL = not tracked (unlimited)
+  occupancy double precision NOT NULL DEFAULT 0,
+  open boolean NOT NULL DEFAULT true,
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX sites_geom_gist ON sites USING gist (geom);
+
+CREATE TABLE inventory_units (
+  site_id text NOT NULL REFERENCES sites (id) ON DELETE CASCADE,
+  product text NOT NULL,
+  blood_type text NOT NULL,
+  expires_at timestamptz NOT NULL,
+  count integer NOT NULL CHECK (count >= 0),
+  reserved integer NOT NULL DEFAULT 0 CHECK (reserved >= 0),
+  PRIMARY KEY (site_id, product, blood_type, expires_at)
+);
+
+CREATE TABLE couriers (
+  id text PRIMARY KEY,
+  vehicle text NOT NULL,
+  capabilities text[] NOT NULL DEFAULT '{}',
+  capacity integer NOT NULL,
+  status text NOT NULL DEFAULT 'offline',
+  geom geography(Point, 4326),            -- last stored position
+  last_ping_at timestamptz
+);
+CREATE INDEX couriers_geom_gist ON couriers USING gist (geom);
+
+CREATE TABLE donors (
+  id text PRIMARY KEY,
+  blood_type text NOT NULL,
+  geom geography(Point, 4326) NOT NULL,
+  last_donation jsonb NOT NULL DEFAULT '{}',  -- { product: ms }
+  available boolean NOT NULL DEFAULT true
+);
+CREATE INDEX donors_geom_gist ON donors USING gist (geom);
+
+CREATE TABLE requests (
+  id text PRIMARY KEY,
+  parent_id text,
+  kind text NOT NULL,
+  urgency text NOT NULL,
+  requester_id text,
+  payload jsonb NOT NULL DEFAULT '{}',
+  status text NOT NULL,
+  created_at timestamptz NOT NULL,
+  updated_at timestamptz NOT NULL,
+  idempotency_key text,
+  UNIQUE (requester_id, idempotency_key)
+);
+CREATE INDEX requests_open ON requests (status) WHERE status NOT IN ('delivered', 'cancelled', 'failed');
+
+CREATE TABLE offers (
+  id text PRIMARY KEY,
+  request_id text NOT NULL,
+  courier_id text NOT NULL,
+  status text NOT NULL,
+  created_at timestamptz NOT NULL,
+  expires_at timestamptz NOT NULL,
+  closed_at timestamptz,
+  details jsonb
+);
+CREATE INDEX offers_live ON offers (request_id) WHERE status = 'live';
+
+CREATE TABLE assignments (
+  id bigserial PRIMARY KEY,
+  request_id text NOT NULL,
+  courier_id text NOT NULL,
+  offer_id text,
+  created_at timestamptz NOT NULL,
+  ended_at timestamptz
+);
+-- PRODUCT §3: a request never has two live assignments
+CREATE UNIQUE INDEX assignments_one_live ON assignments (request_id) WHERE ended_at IS NULL;
+
+CREATE TABLE reservations (
+  id bigserial PRIMARY KEY,
+  request_id text NOT NULL,
+  site_id text NOT NULL,
+  product text NOT NULL,
+  blood_type text NOT NULL,
+  expires_at timestamptz NOT NULL,
+  count integer NOT NULL CHECK (count > 0),
+  created_at timestamptz NOT NULL,
+  released_at timestamptz,
+  issued_at timestamptz
+);
+CREATE INDEX reservations_held ON reservations (request_id) WHERE released_at IS NULL AND issued_at IS NULL;
+
+CREATE TABLE events (
+  seq bigserial PRIMARY KEY,              -- the dispatch lifecycle's seq, inserted explicitly
+  at timestamptz NOT NULL,
+  type text NOT NULL,
+  request_id text,
+  courier_id text,
+  payload jsonb NOT NULL DEFAULT '{}'
+);
+CREATE INDEX events_request ON events (request_id) WHERE request_id IS NOT NULL;
+
+-- one row per committed transition: replaying a seq finds it and does nothing
+CREATE TABLE applied_transitions (
+  seq bigint PRIMARY KEY,
+  at timestamptz NOT NULL
+);
+
+CREATE TABLE geofences (
+  id text PRIMARY KEY,
+  kind text NOT NULL,
+  geometry geography NOT NULL
+);
+CREATE INDEX geofences_geometry_gist ON geofences USING gist (geometry);
+
+CREATE TABLE location_history (
+  courier_id text NOT NULL,
+  at timestamptz NOT NULL,
+  geom geography(Point, 4326) NOT NULL
+);
+CREATE INDEX location_history_at ON location_history (at);            -- retention purge
+CREATE INDEX location_history_courier ON location_history (courier_id, at);
+
+CREATE TABLE cell_speeds (
+  cell text PRIMARY KEY,
+  mps double precision NOT NULL,
+  samples integer NOT NULL
+);
+`,
+  },
+]);
+
+/** The version the code expects. */
+export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;
+
+// an arbitrary constant so every GeoDispatch process serializes its migrations on the same lock
+const MIGRATION_LOCK = 4_734_001;
+
+/** Applies the pending migrations; returns the schema version. */
+export async function runMigrations(db: SqlDriver): Promise<number> {
+  const have = await db.query("SELECT 1 FROM pg_extension WHERE extname = 'postgis'");
+  if (have.length === 0) {
+    try {
+      await db.exec('CREATE EXTENSION IF NOT EXISTS postgis');
+    } catch (err) {
+      throw new Error('PostGIS is missing and could not be created: install postgresql-15-postgis-3 and run CREATE EXTENSION postgis as a superuser', { cause: err });
+    }
+  }
+  return db.transaction(async (tx) => {
+    await tx.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
+    await tx.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+      version integer PRIMARY KEY,
+      name text NOT NULL,
+      applied_at timestamptz NOT NULL DEFAULT now()
+    )`);
+    const rows = await tx.query<{ v: number | null }>('SELECT max(version)::int AS v FROM schema_migrations');
+    const current = rows[0]?.v ?? 0;
+    if (current > SCHEMA_VERSION) {
+      throw new Error(`database schema is version ${current} but this build knows up to ${SCHEMA_VERSION}: run a newer build (or a fresh database)`);
+    }
+    for (const m of MIGRATIONS) {
+      if (m.version <= current) continue;
+      await tx.exec(m.sql);
+      await tx.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [m.version, m.name]);
+    }
+    return SCHEMA_VERSION;
+  });
+}

@@ -1,0 +1,95 @@
+/**
+ * The Store on a real PostgreSQL + PostGIS server through a `pg` pool (DATABASE_URL).
+ *
+ *   SqlStore (shared SQL) ──► PgDriver ──► pg.Pool (POOL_SIZE connections) ──► PostgreSQL + PostGIS
+ *
+ * An optional `schema` puts every table in that schema (created if missing) through each connection's
+ * search_path, with `public` behind it for PostGIS: the contract suite runs in a throwaway schema per run.
+ */
+import pg from 'pg';
+import { SqlStore } from './sql-store.js';
+import type { SqlDriver, SqlSession } from './sql.js';
+
+/** How PgStore connects. */
+export interface PgStoreOptions {
+  databaseUrl: string;
+  /** A schema for every table (`[a-z_][a-z0-9_]*`), created by migrate(); default: the server's search_path. */
+  schema?: string;
+  /** Pool size; default 4: write-behind and transitions each hold one, recovery and ping the rest. */
+  poolSize?: number;
+  /** Connect timeout in ms; default 5000, so ping() answers false soon when the server is gone. */
+  connectTimeoutMs?: number;
+}
+
+/** PostgreSQL + PostGIS through `pg`. */
+export class PgStore extends SqlStore {
+  readonly kind = 'pg' as const;
+  readonly schema: string | undefined;
+  /** The last error an idle pooled connection raised (the server went away); the pool replaces it. */
+  lastPoolError: Error | undefined;
+
+  constructor(options: PgStoreOptions) {
+    const schema = options.schema;
+    if (schema !== undefined && !/^[a-z_][a-z0-9_]*$/.test(schema)) throw new Error(`schema must match [a-z_][a-z0-9_]*, got '${schema}'`);
+    const pool = new pg.Pool({
+      connectionString: options.databaseUrl,
+      max: options.poolSize ?? 4,
+      connectionTimeoutMillis: options.connectTimeoutMs ?? 5000,
+      keepAlive: true,
+      ...(schema ? { options: `-c search_path=${schema},public` } : {}),
+    });
+    super(pgDriver(pool));
+    this.schema = schema;
+    // without a listener an idle client's error (server restart, cut connection) would crash the process
+    pool.on('error', (err) => {
+      this.lastPoolError = err;
+    });
+  }
+
+  override async migrate(): Promise<number> {
+    if (this.schema) await this.db.exec(`CREATE SCHEMA IF NOT EXISTS ${this.schema}`);
+    return super.migrate();
+  }
+}
+
+function pgDriver(pool: pg.Pool): SqlDriver {
+  return {
+    async query<R>(text: string, params?: unknown[]): Promise<R[]> {
+      const res = await pool.query(text, params);
+      return res.rows as R[];
+    },
+    async exec(script: string): Promise<void> {
+      await pool.query(script);
+    },
+    async transaction<T>(fn: (tx: SqlSession) => Promise<T>): Promise<T> {
+      const client = await pool.connect();
+      let broken: Error | undefined;
+      try {
+        await client.query('BEGIN');
+        const result = await fn(clientSession(client));
+        await client.query('COMMIT');
+        return result;
+      } catch (err) {
+        await client.query('ROLLBACK').catch((rollbackErr: Error) => {
+          broken = rollbackErr;
+        });
+        throw err;
+      } finally {
+        client.release(broken);
+      }
+    },
+    close: () => pool.end(),
+  };
+}
+
+function clientSession(client: pg.PoolClient): SqlSession {
+  return {
+    async query<R>(text: string, params?: unknown[]): Promise<R[]> {
+      const res = await client.query(text, params);
+      return res.rows as R[];
+    },
+    async exec(script: string): Promise<void> {
+      await client.query(script);
+    },
+  };
+}

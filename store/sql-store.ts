@@ -1,0 +1,220 @@
+/**
+ * The Store over any SqlDriver: every method is the same SQL (store/sql.ts) on PostgreSQL and PGlite, so the
+ * two implementations differ only in how they connect (pg-store.ts, pglite-store.ts).
+ */
+import type { BloodProduct } from '../engine/blood-types.js';
+import { runMigrations } from './migrations.js';
+import * as q from './sql.js';
+import type { SqlDriver, SqlSession } from './sql.js';
+import type {
+  AssignmentRow,
+  CellSpeedRow,
+  CourierRow,
+  DonorRow,
+  GeofenceRow,
+  LotRow,
+  OfferRow,
+  PositionBatch,
+  RequestRow,
+  ReservationRow,
+  SiteRow,
+  Store,
+  StoredCourier,
+  StoredState,
+  Transition,
+} from './store.js';
+
+/** A Store running the shared SQL on the driver it is given; subclasses only connect. */
+export abstract class SqlStore implements Store {
+  abstract readonly kind: 'pg' | 'pglite';
+  private closed = false;
+
+  constructor(protected readonly db: SqlDriver) {}
+
+  migrate(): Promise<number> {
+    return runMigrations(this.db);
+  }
+
+  /** The migrations recorded in schema_migrations, oldest first. */
+  appliedMigrations(): Promise<{ version: number; name: string }[]> {
+    return this.db.query('SELECT version, name FROM schema_migrations ORDER BY version');
+  }
+
+  async ping(): Promise<boolean> {
+    if (this.closed) return false;
+    try {
+      await this.db.query('SELECT 1');
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async upsertSites(sites: SiteRow[]): Promise<void> {
+    if (sites.length === 0) return;
+    const rows = lastById(sites).map((s) => ({ ...s, capacity: Number.isFinite(s.capacity) ? s.capacity : null }));
+    await this.db.transaction(async (tx) => {
+      await tx.query(q.UPSERT_SITES, [q.jsonRows(rows)]);
+      if (rows.some((s) => s.occupancy !== undefined)) await tx.query(q.SET_SITE_OCCUPANCY, [q.jsonRows(rows)]);
+    });
+  }
+
+  async upsertInventory(siteId: string, lots: LotRow[]): Promise<void> {
+    await this.db.query(q.REPLACE_INVENTORY, [siteId, q.jsonRows(lots)]);
+  }
+
+  async upsertDonors(donors: DonorRow[]): Promise<void> {
+    if (donors.length === 0) return;
+    await this.db.query(q.UPSERT_DONORS, [q.jsonRows(lastById(donors))]);
+  }
+
+  async upsertCouriers(couriers: CourierRow[]): Promise<void> {
+    if (couriers.length === 0) return;
+    const rows = lastById(couriers);
+    await this.db.transaction(async (tx) => {
+      await tx.query(q.UPSERT_COURIERS, [q.jsonRows(rows)]);
+      if (rows.some((c) => c.status !== undefined)) await tx.query(q.SET_COURIER_STATUS, [q.jsonRows(rows)]);
+    });
+  }
+
+  async putGeofence(row: GeofenceRow): Promise<void> {
+    const geometry = row.geometry.type === 'Feature' ? row.geometry.geometry : row.geometry;
+    await this.db.query(q.PUT_GEOFENCE, [row.id, row.kind, JSON.stringify(geometry)]);
+  }
+
+  async deleteGeofence(id: string): Promise<void> {
+    await this.db.query(q.DELETE_GEOFENCE, [id]);
+  }
+
+  async writePositions(batch: PositionBatch): Promise<void> {
+    const n = checkBatch(batch);
+    if (n === 0) return;
+    const status = batch.status ? q.textArray(batch.status, n) : null;
+    await this.db.query(q.WRITE_POSITIONS, [q.textArray(batch.ids, n), q.floatArray(batch.lat, n), q.floatArray(batch.lng, n), q.floatArray(batch.ts, n), status]);
+  }
+
+  async appendHistory(batch: { ids: string[]; lat: Float64Array; lng: Float64Array; ts: Float64Array }): Promise<void> {
+    const n = checkBatch(batch);
+    if (n === 0) return;
+    await this.db.query(q.APPEND_HISTORY, [q.textArray(batch.ids, n), q.floatArray(batch.lat, n), q.floatArray(batch.lng, n), q.floatArray(batch.ts, n)]);
+  }
+
+  async purgeHistory(olderThan: number): Promise<number> {
+    if (!Number.isFinite(olderThan)) throw new Error(`purgeHistory(olderThan) takes ms since the epoch, got ${String(olderThan)}`);
+    const rows = await this.db.query<{ n: number }>(q.PURGE_HISTORY, [olderThan]);
+    return rows[0]?.n ?? 0;
+  }
+
+  async commitTransition(t: Transition): Promise<void> {
+    if (!Number.isSafeInteger(t.seq) || t.seq <= 0) throw new Error(`a transition needs a positive integer seq (its last event's), got ${String(t.seq)}`);
+    if (!Number.isFinite(t.at)) throw new Error(`a transition needs 'at' in ms since the epoch, got ${String(t.at)}`);
+    await this.db.transaction(async (tx) => {
+      const fresh = await tx.query(q.MARK_TRANSITION, [String(t.seq), t.at]);
+      if (fresh.length === 0) return; // replay of a committed seq
+      await step(tx, q.T_REQUESTS, t.requests, t.at);
+      await step(tx, q.T_REQUEST_STATUS, t.requestStatus, t.at);
+      await step(tx, q.T_OFFERS, t.offers, t.at);
+      await step(tx, q.T_OFFER_STATUS, t.offerStatus, t.at);
+      await step(tx, q.T_ASSIGNMENTS_ENDED, t.assignmentsEnded, t.at);
+      await step(tx, q.T_ASSIGNMENTS_STARTED, t.assignmentsStarted, t.at);
+      await step(tx, q.T_RESERVATIONS_MADE, t.reservationsMade, t.at);
+      await step(tx, q.T_RESERVATIONS_RELEASED, t.reservationsReleased, t.at);
+      await step(tx, q.T_RESERVATIONS_ISSUED, t.reservationsIssued, t.at);
+      if (t.courierStatus?.length) await tx.query(q.T_COURIER_STATUS, [q.jsonRows(t.courierStatus)]);
+      if (t.events?.length) await tx.query(q.T_EVENTS, [q.jsonRows(t.events)]);
+    });
+  }
+
+  async loadState(): Promise<StoredState> {
+    return this.db.transaction(async (tx) => {
+      // one snapshot for every table (a no-op on PGlite's single connection)
+      await tx.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ');
+      const version = await tx.query<{ v: number }>(q.LOAD_SCHEMA_VERSION);
+      const sites = await tx.query<SiteDbRow>(q.LOAD_SITES);
+      const lots = await tx.query<LotRow & { siteId: string; reserved: number }>(q.LOAD_INVENTORY);
+      const donors = await tx.query<DonorRow & { lastDonation: Partial<Record<BloodProduct, number>> }>(q.LOAD_DONORS);
+      const couriers = await tx.query<Nullable<StoredCourier>>(q.LOAD_COURIERS);
+      const geofences = await tx.query<GeofenceRow>(q.LOAD_GEOFENCES);
+      const requests = await tx.query<Nullable<RequestRow>>(q.LOAD_OPEN_REQUESTS);
+      const offers = await tx.query<Nullable<OfferRow>>(q.LOAD_LIVE_OFFERS);
+      const assignments = await tx.query<Nullable<AssignmentRow>>(q.LOAD_LIVE_ASSIGNMENTS);
+      const reservations = await tx.query<ReservationRow>(q.LOAD_HELD_RESERVATIONS);
+      const seq = await tx.query<{ seq: number }>(q.LOAD_LAST_SEQ);
+      const cellSpeeds = await tx.query<CellSpeedRow>(q.LOAD_CELL_SPEEDS);
+      return {
+        schemaVersion: version[0]?.v ?? 0,
+        sites: sites.map((s) => ({ ...s, capacity: s.capacity ?? Infinity })),
+        inventory: groupLots(lots),
+        donors,
+        couriers: couriers.map(dropNulls) as StoredCourier[],
+        geofences,
+        requests: requests.map(dropNulls) as RequestRow[],
+        offers: offers.map(dropNulls) as OfferRow[],
+        assignments: assignments.map(dropNulls) as AssignmentRow[],
+        reservations,
+        lastEventSeq: seq[0]?.seq ?? 0,
+        cellSpeeds,
+      };
+    });
+  }
+
+  async saveCellSpeeds(rows: CellSpeedRow[]): Promise<void> {
+    if (rows.length === 0) return;
+    const last = [...new Map(rows.map((r) => [r.cell, r])).values()];
+    await this.db.query(q.SAVE_CELL_SPEEDS, [
+      q.textArray(last.map((r) => r.cell)),
+      q.floatArray(last.map((r) => r.mps)),
+      q.floatArray(last.map((r) => Math.round(r.samples))),
+    ]);
+  }
+
+  async nearest(table: 'couriers' | 'sites' | 'donors', lat: number, lng: number, k: number): Promise<string[]> {
+    const rows = await this.db.query<{ id: string }>(q.nearestSql(table), [lat, lng, k]);
+    return rows.map((r) => r.id);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.db.close();
+  }
+}
+
+type SiteDbRow = Omit<SiteRow, 'capacity'> & { capacity: number | null; occupancy: number; open: boolean };
+type Nullable<T> = { [K in keyof T]: T[K] | null };
+
+/** Runs one transition step when it has rows ($1 the rows, $2 the transition's time where the SQL uses it). */
+async function step(tx: SqlSession, sql: string, rows: readonly unknown[] | undefined, at: number): Promise<void> {
+  if (rows && rows.length > 0) await tx.query(sql, sql.includes('$2') ? [q.jsonRows(rows), at] : [q.jsonRows(rows)]);
+}
+
+/** The batch length, after checking the parallel arrays agree. */
+function checkBatch(batch: { ids: string[]; lat: Float64Array; lng: Float64Array; ts: Float64Array; status?: string[] }): number {
+  const n = batch.ids.length;
+  if (batch.lat.length < n || batch.lng.length < n || batch.ts.length < n || (batch.status && batch.status.length < n)) {
+    throw new Error(`position batch arrays are shorter than ids (${n}): pass lat, lng, ts (and status) of the same length`);
+  }
+  return n;
+}
+
+/** Keeps the last row per id: one INSERT … ON CONFLICT may not touch a row twice. */
+function lastById<T extends { id: string }>(rows: readonly T[]): T[] {
+  if (rows.length < 2) return [...rows];
+  return [...new Map(rows.map((r) => [r.id, r])).values()];
+}
+
+function groupLots(lots: (LotRow & { siteId: string; reserved: number })[]): Map<string, (LotRow & { reserved: number })[]> {
+  const out = new Map<string, (LotRow & { reserved: number })[]>();
+  for (const { siteId, ...lot } of lots) {
+    const list = out.get(siteId);
+    if (list) list.push(lot);
+    else out.set(siteId, [lot]);
+  }
+  return out;
+}
+
+/** SQL NULLs become absent optional fields. */
+function dropNulls<T extends object>(row: T): T {
+  for (const key of Object.keys(row) as (keyof T)[]) if (row[key] === null) delete row[key];
+  return row;
+}

@@ -1,0 +1,271 @@
+/**
+ * The SQL both stores run, word for word (PGlite is real Postgres + PostGIS), and the parameter encoders.
+ *
+ * Parameters are always sent as text and cast in SQL (`$1::text::float8[]`, `$1::text::jsonb`) so `pg` and
+ * PGlite serialize them the same way. Batches travel as one array literal per column (hot path: positions,
+ * history) or one JSON array of rows read with jsonb_to_recordset (everything else), so a batch is one
+ * statement whatever its size. JSON keys are the TypeScript field names, quoted in the record definitions.
+ */
+
+/** What a connection (or an open transaction) can do. */
+export interface SqlSession {
+  /** One statement with $n parameters; returns its rows. */
+  query<R = Record<string, unknown>>(text: string, params?: unknown[]): Promise<R[]>;
+  /** A script of several statements, no parameters. */
+  exec(script: string): Promise<void>;
+}
+
+/** A database the SqlStore runs on: sessions plus transactions and close. */
+export interface SqlDriver extends SqlSession {
+  /** Runs fn in BEGIN … COMMIT on one connection; ROLLBACK and rethrow when it throws. */
+  transaction<T>(fn: (tx: SqlSession) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+/** timestamptz → ms since the epoch (a float8, so both drivers hand back a JS number). */
+const ms = (col: string): string => `round(extract(epoch FROM ${col}) * 1000)::float8`;
+/** ms since the epoch → timestamptz (to_timestamp rounds to µs, so equal ms give equal keys). */
+const ts = (expr: string): string => `to_timestamp((${expr})::float8 / 1000.0)`;
+const point = (lat: string, lng: string): string => `ST_SetSRID(ST_MakePoint(${lng}, ${lat}), 4326)::geography`;
+
+export const UPSERT_SITES = `
+INSERT INTO sites (id, kind, name, geom, capacity, occupancy, open, updated_at)
+SELECT x.id, x.kind, x.name, ${point('x.lat', 'x.lng')}, x.capacity, COALESCE(x.occupancy, 0), COALESCE(x.open, true), now()
+FROM jsonb_to_recordset($1::text::jsonb) AS x(id text, kind text, name text, lat float8, lng float8, capacity float8, occupancy float8, open boolean)
+ON CONFLICT (id) DO UPDATE SET kind = EXCLUDED.kind, name = EXCLUDED.name, geom = EXCLUDED.geom,
+  capacity = EXCLUDED.capacity, open = EXCLUDED.open, updated_at = now()`;
+
+/** Occupancy only where given (omitted keeps the stored value, as SiteIndex.upsert does). */
+export const SET_SITE_OCCUPANCY = `
+UPDATE sites s SET occupancy = x.occupancy
+FROM jsonb_to_recordset($1::text::jsonb) AS x(id text, occupancy float8)
+WHERE s.id = x.id AND x.occupancy IS NOT NULL`;
+
+/** $1 site id, $2 lots: unlisted lots go; listed ones keep reserved units up to the new count. */
+export const REPLACE_INVENTORY = `
+WITH x AS (
+  SELECT product, "bloodType" AS blood_type, ${ts('"expiresAt"')} AS expires_at, sum(count)::int AS count
+  FROM jsonb_to_recordset($2::text::jsonb) AS x(product text, "bloodType" text, "expiresAt" float8, count int)
+  GROUP BY 1, 2, 3 HAVING sum(count) > 0
+), gone AS (
+  DELETE FROM inventory_units i WHERE i.site_id = $1::text AND NOT EXISTS (
+    SELECT 1 FROM x WHERE x.product = i.product AND x.blood_type = i.blood_type AND x.expires_at = i.expires_at)
+)
+INSERT INTO inventory_units (site_id, product, blood_type, expires_at, count, reserved)
+SELECT $1::text, product, blood_type, expires_at, count, 0 FROM x
+ON CONFLICT (site_id, product, blood_type, expires_at) DO UPDATE
+  SET count = EXCLUDED.count, reserved = LEAST(inventory_units.reserved, EXCLUDED.count)`;
+
+export const UPSERT_DONORS = `
+INSERT INTO donors (id, blood_type, geom, last_donation, available)
+SELECT x.id, x."bloodType", ${point('x.lat', 'x.lng')}, COALESCE(x."lastDonation", '{}'), x.available
+FROM jsonb_to_recordset($1::text::jsonb) AS x(id text, "bloodType" text, lat float8, lng float8, "lastDonation" jsonb, available boolean)
+ON CONFLICT (id) DO UPDATE SET blood_type = EXCLUDED.blood_type, geom = EXCLUDED.geom,
+  last_donation = EXCLUDED.last_donation, available = EXCLUDED.available`;
+
+export const UPSERT_COURIERS = `
+INSERT INTO couriers (id, vehicle, capabilities, capacity, status)
+SELECT x.id, x.vehicle, COALESCE(x.capabilities, '{}'), x.capacity, COALESCE(x.status, 'offline')
+FROM jsonb_to_recordset($1::text::jsonb) AS x(id text, vehicle text, capabilities text[], capacity int, status text)
+ON CONFLICT (id) DO UPDATE SET vehicle = EXCLUDED.vehicle, capabilities = EXCLUDED.capabilities, capacity = EXCLUDED.capacity`;
+
+/** Status only where given (omitted keeps the stored one, as CourierIndex.upsert does). */
+export const SET_COURIER_STATUS = `
+UPDATE couriers c SET status = x.status
+FROM jsonb_to_recordset($1::text::jsonb) AS x(id text, status text)
+WHERE c.id = x.id AND x.status IS NOT NULL`;
+
+export const PUT_GEOFENCE = `
+INSERT INTO geofences (id, kind, geometry) VALUES ($1::text, $2::text, ST_SetSRID(ST_GeomFromGeoJSON($3::text), 4326)::geography)
+ON CONFLICT (id) DO UPDATE SET kind = EXCLUDED.kind, geometry = EXCLUDED.geometry`;
+
+export const DELETE_GEOFENCE = 'DELETE FROM geofences WHERE id = $1::text';
+
+/**
+ * Hot path. $1 ids, $2 lat, $3 lng, $4 ts (ms), $5 status (NULL / empty = keep). The latest ping per id in the
+ * batch wins; a ping older than the stored one and an id with no courier row are skipped.
+ */
+export const WRITE_POSITIONS = `
+UPDATE couriers c
+SET geom = ${point('u.lat', 'u.lng')}, last_ping_at = ${ts('u.ts')}, status = COALESCE(NULLIF(u.status, ''), c.status)
+FROM (
+  SELECT DISTINCT ON (id) id, lat, lng, ts, status
+  FROM unnest($1::text::text[], $2::text::float8[], $3::text::float8[], $4::text::float8[], $5::text::text[]) AS u(id, lat, lng, ts, status)
+  ORDER BY id, ts DESC
+) u
+WHERE c.id = u.id AND (c.last_ping_at IS NULL OR c.last_ping_at <= ${ts('u.ts')})`;
+
+export const APPEND_HISTORY = `
+INSERT INTO location_history (courier_id, at, geom)
+SELECT u.id, ${ts('u.ts')}, ${point('u.lat', 'u.lng')}
+FROM unnest($1::text::text[], $2::text::float8[], $3::text::float8[], $4::text::float8[]) AS u(id, lat, lng, ts)`;
+
+export const PURGE_HISTORY = `
+WITH d AS (DELETE FROM location_history WHERE at < ${ts('$1')} RETURNING 1)
+SELECT count(*)::int AS n FROM d`;
+
+export const SAVE_CELL_SPEEDS = `
+INSERT INTO cell_speeds (cell, mps, samples)
+SELECT * FROM unnest($1::text::text[], $2::text::float8[], $3::text::int[])
+ON CONFLICT (cell) DO UPDATE SET mps = EXCLUDED.mps, samples = EXCLUDED.samples`;
+
+// ── commitTransition, in this order, inside one transaction ($2 is always the transition's `at`) ──
+
+/** Returns a row only the first time a seq is seen. */
+export const MARK_TRANSITION = `
+INSERT INTO applied_transitions (seq, at) VALUES ($1::text::bigint, ${ts('$2')})
+ON CONFLICT (seq) DO NOTHING RETURNING seq`;
+
+export const T_REQUESTS = `
+INSERT INTO requests (id, parent_id, kind, urgency, requester_id, payload, status, created_at, updated_at, idempotency_key)
+SELECT x.id, x."parentId", x.kind, x.urgency, x."requesterId", COALESCE(x.payload, '{}'), x.status,
+  ${ts('x."createdAt"')}, ${ts('x."updatedAt"')}, x."idempotencyKey"
+FROM jsonb_to_recordset($1::text::jsonb) AS x(id text, "parentId" text, kind text, urgency text, "requesterId" text,
+  payload jsonb, status text, "createdAt" float8, "updatedAt" float8, "idempotencyKey" text)
+ON CONFLICT (id) DO UPDATE SET parent_id = EXCLUDED.parent_id, kind = EXCLUDED.kind, urgency = EXCLUDED.urgency,
+  requester_id = EXCLUDED.requester_id, payload = EXCLUDED.payload, status = EXCLUDED.status,
+  updated_at = EXCLUDED.updated_at, idempotency_key = EXCLUDED.idempotency_key`;
+
+export const T_REQUEST_STATUS = `
+UPDATE requests r SET status = x.status, updated_at = ${ts('$2')}
+FROM jsonb_to_recordset($1::text::jsonb) AS x(id text, status text) WHERE r.id = x.id`;
+
+export const T_OFFERS = `
+INSERT INTO offers (id, request_id, courier_id, status, created_at, expires_at, details)
+SELECT x.id, x."requestId", x."courierId", x.status, ${ts('x."createdAt"')}, ${ts('x."expiresAt"')}, x.details
+FROM jsonb_to_recordset($1::text::jsonb) AS x(id text, "requestId" text, "courierId" text, status text,
+  "createdAt" float8, "expiresAt" float8, details jsonb)
+ON CONFLICT (id) DO UPDATE SET request_id = EXCLUDED.request_id, courier_id = EXCLUDED.courier_id, status = EXCLUDED.status,
+  created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at, details = EXCLUDED.details`;
+
+export const T_OFFER_STATUS = `
+UPDATE offers o SET status = x.status, closed_at = CASE WHEN x.status = 'live' THEN NULL ELSE ${ts('$2')} END
+FROM jsonb_to_recordset($1::text::jsonb) AS x(id text, status text) WHERE o.id = x.id`;
+
+export const T_ASSIGNMENTS_ENDED = `
+UPDATE assignments a SET ended_at = ${ts('$2')}
+FROM jsonb_to_recordset($1::text::jsonb) AS x("requestId" text)
+WHERE a.request_id = x."requestId" AND a.ended_at IS NULL`;
+
+export const T_ASSIGNMENTS_STARTED = `
+INSERT INTO assignments (request_id, courier_id, offer_id, created_at, ended_at)
+SELECT x."requestId", x."courierId", x."offerId", ${ts('x."createdAt"')}, CASE WHEN x."endedAt" IS NULL THEN NULL ELSE ${ts('x."endedAt"')} END
+FROM jsonb_to_recordset($1::text::jsonb) AS x("requestId" text, "courierId" text, "offerId" text, "createdAt" float8, "endedAt" float8)`;
+
+const RESERVATION_ROWS = `jsonb_to_recordset($1::text::jsonb) AS x("requestId" text, "siteId" text, product text, "bloodType" text, "expiresAt" float8, count int)`;
+const LOT_MATCH = 'i.site_id = agg.site_id AND i.product = agg.product AND i.blood_type = agg.blood_type AND i.expires_at = agg.expires_at';
+
+export const T_RESERVATIONS_MADE = `
+WITH x AS (SELECT * FROM ${RESERVATION_ROWS}),
+ins AS (
+  INSERT INTO reservations (request_id, site_id, product, blood_type, expires_at, count, created_at)
+  SELECT "requestId", "siteId", product, "bloodType", ${ts('"expiresAt"')}, count, ${ts('$2')} FROM x
+), agg AS (
+  SELECT "siteId" AS site_id, product, "bloodType" AS blood_type, ${ts('"expiresAt"')} AS expires_at, sum(count)::int AS n
+  FROM x GROUP BY 1, 2, 3, 4
+)
+UPDATE inventory_units i SET reserved = LEAST(i.count, i.reserved + agg.n) FROM agg WHERE ${LOT_MATCH}`;
+
+/** Releases (column released_at) or issues (issued_at) held reservations; only rows actually closed move inventory. */
+function closeReservations(column: 'released_at' | 'issued_at', inventorySet: string): string {
+  return `
+WITH x AS (SELECT * FROM ${RESERVATION_ROWS}),
+done AS (
+  UPDATE reservations r SET ${column} = ${ts('$2')} FROM x
+  WHERE r.request_id = x."requestId" AND r.site_id = x."siteId" AND r.product = x.product AND r.blood_type = x."bloodType"
+    AND r.expires_at = ${ts('x."expiresAt"')} AND r.released_at IS NULL AND r.issued_at IS NULL
+  RETURNING r.site_id, r.product, r.blood_type, r.expires_at, r.count
+), agg AS (
+  SELECT site_id, product, blood_type, expires_at, sum(count)::int AS n FROM done GROUP BY 1, 2, 3, 4
+)
+UPDATE inventory_units i SET ${inventorySet} FROM agg WHERE ${LOT_MATCH}`;
+}
+
+export const T_RESERVATIONS_RELEASED = closeReservations('released_at', 'reserved = GREATEST(0, i.reserved - agg.n)');
+export const T_RESERVATIONS_ISSUED = closeReservations('issued_at', 'count = GREATEST(0, i.count - agg.n), reserved = GREATEST(0, i.reserved - agg.n)');
+
+export const T_COURIER_STATUS = SET_COURIER_STATUS;
+
+export const T_EVENTS = `
+INSERT INTO events (seq, at, type, request_id, courier_id, payload)
+SELECT x.seq, ${ts('x.at')}, x.type, x."requestId", x."courierId", COALESCE(x.payload, '{}')
+FROM jsonb_to_recordset($1::text::jsonb) AS x(seq bigint, at float8, type text, "requestId" text, "courierId" text, payload jsonb)`;
+
+// ── loadState ──
+
+export const LOAD_SITES = `
+SELECT id, kind, name, ST_Y(geom::geometry) AS lat, ST_X(geom::geometry) AS lng, capacity, occupancy, open
+FROM sites ORDER BY id`;
+
+export const LOAD_INVENTORY = `
+SELECT site_id AS "siteId", product, blood_type AS "bloodType", ${ms('expires_at')} AS "expiresAt", count, reserved
+FROM inventory_units WHERE count > 0 ORDER BY site_id, expires_at, product, blood_type`;
+
+export const LOAD_DONORS = `
+SELECT id, blood_type AS "bloodType", ST_Y(geom::geometry) AS lat, ST_X(geom::geometry) AS lng,
+  last_donation AS "lastDonation", available
+FROM donors ORDER BY id`;
+
+export const LOAD_COURIERS = `
+SELECT id, vehicle, capabilities, capacity, status, ST_Y(geom::geometry) AS lat, ST_X(geom::geometry) AS lng,
+  ${ms('last_ping_at')} AS "lastPingAt"
+FROM couriers ORDER BY id`;
+
+export const LOAD_GEOFENCES = 'SELECT id, kind, ST_AsGeoJSON(geometry)::json AS geometry FROM geofences ORDER BY id';
+
+export const LOAD_OPEN_REQUESTS = `
+SELECT id, parent_id AS "parentId", kind, urgency, requester_id AS "requesterId", payload, status,
+  ${ms('created_at')} AS "createdAt", ${ms('updated_at')} AS "updatedAt", idempotency_key AS "idempotencyKey"
+FROM requests WHERE status NOT IN ('delivered', 'cancelled', 'failed') ORDER BY created_at, id`;
+
+export const LOAD_LIVE_OFFERS = `
+SELECT id, request_id AS "requestId", courier_id AS "courierId", status, ${ms('created_at')} AS "createdAt",
+  ${ms('expires_at')} AS "expiresAt", details
+FROM offers WHERE status = 'live' ORDER BY created_at, id`;
+
+export const LOAD_LIVE_ASSIGNMENTS = `
+SELECT request_id AS "requestId", courier_id AS "courierId", offer_id AS "offerId", ${ms('created_at')} AS "createdAt"
+FROM assignments WHERE ended_at IS NULL ORDER BY id`;
+
+export const LOAD_HELD_RESERVATIONS = `
+SELECT request_id AS "requestId", site_id AS "siteId", product, blood_type AS "bloodType",
+  ${ms('expires_at')} AS "expiresAt", count
+FROM reservations WHERE released_at IS NULL AND issued_at IS NULL ORDER BY id`;
+
+export const LOAD_LAST_SEQ = `
+SELECT GREATEST((SELECT max(seq) FROM events), (SELECT max(seq) FROM applied_transitions), 0)::float8 AS seq`;
+
+export const LOAD_CELL_SPEEDS = 'SELECT cell, mps, samples FROM cell_speeds ORDER BY cell';
+
+export const LOAD_SCHEMA_VERSION = 'SELECT COALESCE(max(version), 0)::int AS v FROM schema_migrations';
+
+/** k nearest ids of a table with a `geom` column; $1 lat, $2 lng, $3 k. */
+export function nearestSql(table: 'couriers' | 'sites' | 'donors'): string {
+  if (table !== 'couriers' && table !== 'sites' && table !== 'donors') throw new Error(`nearest() takes 'couriers', 'sites' or 'donors', got '${String(table)}'`);
+  return `SELECT id FROM ${table} WHERE geom IS NOT NULL
+ORDER BY geom <-> ${point('$1::float8', '$2::float8')} LIMIT $3::int`;
+}
+
+/** A Postgres array literal of numbers: one text parameter instead of one per element. */
+export function floatArray(values: ArrayLike<number>, n = values.length): string {
+  if (n === 0) return '{}';
+  let out = '{' + String(values[0]);
+  for (let i = 1; i < n; i++) out += ',' + String(values[i]);
+  return out + '}';
+}
+
+/** A Postgres array literal of strings (quoted and escaped); null / undefined become NULL. */
+export function textArray(values: readonly (string | null | undefined)[], n = values.length): string {
+  if (n === 0) return '{}';
+  const parts = new Array<string>(n);
+  for (let i = 0; i < n; i++) {
+    const v = values[i];
+    parts[i] = v == null ? 'NULL' : '"' + v.replace(/\\/g, '\\\\').replace(/"/g, '\\"') + '"';
+  }
+  return '{' + parts.join(',') + '}';
+}
+
+/** JSON text of rows for jsonb_to_recordset; Infinity and NaN become null (JSON has neither). */
+export function jsonRows(rows: readonly unknown[]): string {
+  return JSON.stringify(rows);
+}

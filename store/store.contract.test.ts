@@ -1,0 +1,328 @@
+/**
+ * One contract suite over every Store: PGlite always, real PostgreSQL + PostGIS when TEST_DATABASE_URL is set
+ * (in a throwaway schema per run, so parallel runs do not collide). Tests share one store per implementation
+ * and keep apart by id prefix, seq range and map region.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { distanceMeters } from '../engine/geodesy.js';
+import { seededRandom } from '../fixtures/prng.js';
+import { SCHEMA_VERSION } from './migrations.js';
+import { PgStore } from './pg-store.js';
+import { PGliteStore } from './pglite-store.js';
+import type { SqlStore } from './sql-store.js';
+import { type CourierRow, type ReservationRow, type SiteRow, type Store, type Transition, openStore } from './store.js';
+
+interface Implementation {
+  name: string;
+  open(): Promise<SqlStore>;
+  /** Drops whatever the run created. */
+  cleanup(): Promise<void>;
+}
+
+const implementations: Implementation[] = [
+  {
+    name: 'pglite',
+    open: async () => {
+      const store = await PGliteStore.open('memory://');
+      await store.migrate();
+      return store;
+    },
+    cleanup: async () => undefined,
+  },
+];
+
+const databaseUrl = process.env.TEST_DATABASE_URL;
+if (databaseUrl) {
+  const schema = `gd_test_${process.pid}_${Math.random().toString(36).slice(2, 10)}`;
+  implementations.push({
+    name: 'pg',
+    open: async () => (await openStore({ databaseUrl, dataDir: 'unused', schema })) as PgStore,
+    cleanup: async () => {
+      const client = new pg.Client({ connectionString: databaseUrl });
+      await client.connect();
+      try {
+        await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+      } finally {
+        await client.end();
+      }
+    },
+  });
+}
+
+const T0 = Date.UTC(2030, 0, 1);
+
+describe.each(implementations)('the $name store', (impl) => {
+  let store: SqlStore;
+
+  beforeAll(async () => {
+    store = await impl.open();
+  }, 120_000);
+
+  afterAll(async () => {
+    await store?.close();
+    await impl.cleanup();
+  });
+
+  it('migrations run once and are idempotent (version recorded)', async () => {
+    expect(await store.migrate()).toBe(SCHEMA_VERSION);
+    expect(await store.migrate()).toBe(SCHEMA_VERSION);
+    expect(await store.appliedMigrations()).toEqual([{ version: 1, name: 'initial schema' }]);
+    expect((await store.loadState()).schemaVersion).toBe(SCHEMA_VERSION);
+  });
+
+  it('upserts round-trip through loadState', async () => {
+    await store.upsertSites([
+      { id: 'rt-bank', kind: 'blood_bank', name: 'Bank', lat: 48.85, lng: 2.35, capacity: 10, occupancy: 3 },
+      { id: 'rt-shelter', kind: 'shelter', name: 'Shelter', lat: 48.86, lng: 2.36, open: false },
+    ]);
+    // occupancy omitted keeps the stored value; capacity omitted means unlimited
+    await store.upsertSites([{ id: 'rt-bank', kind: 'blood_bank', name: 'Bank 2', lat: 48.851, lng: 2.351 }]);
+    const expiry = T0 + 86_400_000;
+    await store.upsertInventory('rt-bank', [
+      { product: 'red_cells', bloodType: 'O-', expiresAt: expiry, count: 4 },
+      { product: 'plasma', bloodType: 'A+', expiresAt: expiry + 1, count: 2 },
+    ]);
+    await store.upsertDonors([{ id: 'rt-donor', bloodType: 'B+', lat: 48.8, lng: 2.3, available: true, lastDonation: { red_cells: T0 - 1000 } }]);
+    await store.upsertCouriers([{ id: 'rt-courier', vehicle: 'van', capabilities: ['cold_chain', 'bulky'], capacity: 3, status: 'available' }]);
+    await store.upsertCouriers([{ id: 'rt-courier', vehicle: 'car', capabilities: ['cold_chain'], capacity: 2 }]);
+    const square = { type: 'Polygon' as const, coordinates: [[[2.3, 48.8], [2.4, 48.8], [2.4, 48.9], [2.3, 48.9], [2.3, 48.8]]] };
+    await store.putGeofence({ id: 'rt-fence', kind: 'zone', geometry: { type: 'Feature', geometry: square, properties: {} } });
+    await store.putGeofence({ id: 'rt-gone', kind: 'zone', geometry: square });
+    await store.deleteGeofence('rt-gone');
+    await store.saveCellSpeeds([{ cell: 'rt-cell', mps: 4.5, samples: 12 }]);
+    await store.saveCellSpeeds([{ cell: 'rt-cell', mps: 5.25, samples: 13 }]);
+
+    const s = await store.loadState();
+    expect(s.sites.filter((x) => x.id.startsWith('rt-'))).toEqual([
+      { id: 'rt-bank', kind: 'blood_bank', name: 'Bank 2', lat: 48.851, lng: 2.351, capacity: Infinity, occupancy: 3, open: true },
+      { id: 'rt-shelter', kind: 'shelter', name: 'Shelter', lat: 48.86, lng: 2.36, capacity: Infinity, occupancy: 0, open: false },
+    ]);
+    expect(s.inventory.get('rt-bank')).toEqual([
+      { product: 'red_cells', bloodType: 'O-', expiresAt: expiry, count: 4, reserved: 0 },
+      { product: 'plasma', bloodType: 'A+', expiresAt: expiry + 1, count: 2, reserved: 0 },
+    ]);
+    expect(s.donors.filter((x) => x.id.startsWith('rt-'))).toEqual([
+      { id: 'rt-donor', bloodType: 'B+', lat: 48.8, lng: 2.3, available: true, lastDonation: { red_cells: T0 - 1000 } },
+    ]);
+    expect(s.couriers.filter((x) => x.id.startsWith('rt-'))).toEqual([
+      { id: 'rt-courier', vehicle: 'car', capabilities: ['cold_chain'], capacity: 2, status: 'available' },
+    ]);
+    expect(s.geofences.filter((x) => x.id.startsWith('rt-'))).toEqual([{ id: 'rt-fence', kind: 'zone', geometry: square }]);
+    expect(s.cellSpeeds.filter((x) => x.cell.startsWith('rt-'))).toEqual([{ cell: 'rt-cell', mps: 5.25, samples: 13 }]);
+
+    // a new feed keeps listed lots' reserved units (capped at the new count) and drops unlisted lots
+    await commit(store, { seq: 1_000, at: T0, reservationsMade: [{ requestId: 'rt-r', siteId: 'rt-bank', product: 'red_cells', bloodType: 'O-', expiresAt: expiry, count: 3 }] });
+    await store.upsertInventory('rt-bank', [{ product: 'red_cells', bloodType: 'O-', expiresAt: expiry, count: 2 }]);
+    expect((await store.loadState()).inventory.get('rt-bank')).toEqual([{ product: 'red_cells', bloodType: 'O-', expiresAt: expiry, count: 2, reserved: 2 }]);
+  });
+
+  it('writePositions of 10,000 couriers in one call then loadState shows the latest positions', async () => {
+    const n = 10_000;
+    const couriers: CourierRow[] = [];
+    for (let i = 0; i < n; i++) couriers.push({ id: `wp-${i}`, vehicle: 'bike', capabilities: [], capacity: 1 });
+    await store.upsertCouriers(couriers);
+    const ids = couriers.map((c) => c.id);
+    const first = positions(n, (i) => [10 + i * 1e-4, 20 + i * 1e-4, T0 + 1000]);
+    await store.writePositions({ ids, ...first, status: ids.map(() => 'available') });
+    // second batch: even couriers move; odd ones send a stale ping (ignored); one unknown id (skipped);
+    // courier 0 appears twice and the later ping wins
+    const moved = positions(n + 2, (i) => (i >= n ? [1, 1, T0 + 3000] : [30 + i * 1e-4, 40 + i * 1e-4, i % 2 === 0 ? T0 + 2000 : T0 + 500]));
+    moved.lat[n] = 5;
+    moved.lng[n] = 6;
+    await store.writePositions({ ids: [...ids, 'wp-0', 'wp-unknown'], ...moved });
+
+    const s = await store.loadState();
+    const got = new Map(s.couriers.filter((c) => c.id.startsWith('wp-')).map((c) => [c.id, c]));
+    expect(got.size).toBe(n);
+    expect(got.get('wp-0')).toMatchObject({ lat: 5, lng: 6, lastPingAt: T0 + 3000, status: 'available' });
+    for (let i = 1; i < n; i++) {
+      const c = got.get(`wp-${i}`)!;
+      const [lat, lng, ts] = i % 2 === 0 ? [30 + i * 1e-4, 40 + i * 1e-4, T0 + 2000] : [10 + i * 1e-4, 20 + i * 1e-4, T0 + 1000];
+      expect(c.lat).toBeCloseTo(lat, 9);
+      expect(c.lng).toBeCloseTo(lng, 9);
+      expect(c.lastPingAt).toBe(ts);
+      expect(c.status).toBe('available');
+    }
+  }, 120_000);
+
+  it('appendHistory + purgeHistory removes exactly the older rows', async () => {
+    const n = 100;
+    const ids = Array.from({ length: n }, (_, i) => `hist-${i % 7}`);
+    await store.appendHistory({ ids, ...positions(n, (i) => [1 + i * 1e-3, 2, T0 + i * 1000]) });
+    expect(await store.purgeHistory(T0 + 40_000)).toBe(40);
+    expect(await store.purgeHistory(T0 + 40_000)).toBe(0);
+    expect(await store.purgeHistory(T0 + 100_000)).toBe(60);
+  });
+
+  it('commitTransition is atomic: a transition that violates the one-live-assignment constraint rolls back entirely', async () => {
+    await store.upsertCouriers([
+      { id: 'at-c1', vehicle: 'car', capabilities: [], capacity: 1, status: 'available' },
+      { id: 'at-c2', vehicle: 'car', capabilities: [], capacity: 1, status: 'available' },
+    ]);
+    await commit(store, {
+      seq: 2_001,
+      at: T0,
+      requests: [request('at-r1', 'assigned')],
+      offers: [{ id: 'at-o1', requestId: 'at-r1', courierId: 'at-c1', status: 'accepted', createdAt: T0, expiresAt: T0 + 15_000 }],
+      assignmentsStarted: [{ requestId: 'at-r1', courierId: 'at-c1', offerId: 'at-o1', createdAt: T0 }],
+      courierStatus: [{ id: 'at-c1', status: 'busy' }],
+      events: [{ seq: 2_001, at: T0, type: 'request.assigned', requestId: 'at-r1', courierId: 'at-c1', payload: { offerId: 'at-o1' } }],
+    });
+    const before = await store.loadState();
+
+    const bad: Transition = {
+      seq: 2_002,
+      at: T0 + 1,
+      requests: [request('at-r2', 'pending')],
+      requestStatus: [{ id: 'at-r1', status: 'picked_up' }],
+      offers: [{ id: 'at-o2', requestId: 'at-r1', courierId: 'at-c2', status: 'live', createdAt: T0 + 1, expiresAt: T0 + 15_001 }],
+      assignmentsStarted: [{ requestId: 'at-r1', courierId: 'at-c2', offerId: 'at-o2', createdAt: T0 + 1 }],
+      reservationsMade: [{ requestId: 'at-r2', siteId: 'nowhere', product: 'plasma', bloodType: 'A+', expiresAt: T0, count: 1 }],
+      courierStatus: [{ id: 'at-c2', status: 'busy' }],
+      events: [{ seq: 2_002, at: T0 + 1, type: 'request.created', requestId: 'at-r2' }],
+    };
+    await expect(store.commitTransition(bad)).rejects.toThrow(/assignments_one_live|unique/i);
+
+    const after = await store.loadState();
+    const mine = (s: typeof after) => ({
+      requests: s.requests.filter((r) => r.id.startsWith('at-')),
+      offers: s.offers.filter((o) => o.id.startsWith('at-')),
+      assignments: s.assignments.filter((a) => a.requestId.startsWith('at-')),
+      reservations: s.reservations.filter((r) => r.requestId.startsWith('at-')),
+      couriers: s.couriers.filter((c) => c.id.startsWith('at-')),
+    });
+    expect(mine(after)).toEqual(mine(before));
+    expect(mine(after).requests).toEqual([request('at-r1', 'assigned')]);
+    expect(mine(after).assignments).toEqual([{ requestId: 'at-r1', courierId: 'at-c1', offerId: 'at-o1', createdAt: T0 }]);
+    expect(after.lastEventSeq).toBe(before.lastEventSeq);
+
+    // the failed seq was not burnt: the corrected transition (end the old assignment first) commits
+    await commit(store, { ...bad, requestStatus: [{ id: 'at-r1', status: 'assigned' }], assignmentsEnded: [{ requestId: 'at-r1' }], reservationsMade: [] });
+    const fixed = await store.loadState();
+    expect(fixed.assignments.filter((a) => a.requestId === 'at-r1')).toEqual([{ requestId: 'at-r1', courierId: 'at-c2', offerId: 'at-o2', createdAt: T0 + 1 }]);
+    expect(fixed.requests.map((r) => r.id).filter((id) => id.startsWith('at-'))).toEqual(['at-r1', 'at-r2']);
+    expect(fixed.lastEventSeq).toBeGreaterThanOrEqual(2_002);
+  });
+
+  it('commitTransition is idempotent by seq: the same seq twice is a no-op', async () => {
+    await store.upsertSites([{ id: 'id-bank', kind: 'blood_bank', name: 'B', lat: 1, lng: 1 }]);
+    await store.upsertInventory('id-bank', [{ product: 'red_cells', bloodType: 'A+', expiresAt: T0, count: 5 }]);
+    const t: Transition = {
+      seq: 3_001,
+      at: T0,
+      requests: [request('id-r1', 'pending')],
+      reservationsMade: [{ requestId: 'id-r1', siteId: 'id-bank', product: 'red_cells', bloodType: 'A+', expiresAt: T0, count: 2 }],
+      events: [{ seq: 3_001, at: T0, type: 'request.created', requestId: 'id-r1' }],
+    };
+    await store.commitTransition(t);
+    await store.commitTransition(t);
+    // a replay with different content under the same seq changes nothing either
+    await store.commitTransition({ ...t, requestStatus: [{ id: 'id-r1', status: 'cancelled' }] });
+    const s = await store.loadState();
+    expect(s.inventory.get('id-bank')).toEqual([{ product: 'red_cells', bloodType: 'A+', expiresAt: T0, count: 5, reserved: 2 }]);
+    expect(s.reservations.filter((r) => r.requestId === 'id-r1')).toHaveLength(1);
+    expect(s.requests.filter((r) => r.id === 'id-r1')).toEqual([request('id-r1', 'pending')]);
+  });
+
+  it('reservations released are not in loadState, and neither are issued ones', async () => {
+    await store.upsertSites([{ id: 'rs-bank', kind: 'blood_bank', name: 'B', lat: 2, lng: 2 }]);
+    await store.upsertInventory('rs-bank', [
+      { product: 'red_cells', bloodType: 'O+', expiresAt: T0, count: 6 },
+      { product: 'red_cells', bloodType: 'O-', expiresAt: T0, count: 4 },
+    ]);
+    const keep: ReservationRow = { requestId: 'rs-r1', siteId: 'rs-bank', product: 'red_cells', bloodType: 'O+', expiresAt: T0, count: 1 };
+    const release: ReservationRow = { ...keep, requestId: 'rs-r2', count: 2 };
+    const issue: ReservationRow = { ...keep, requestId: 'rs-r3', bloodType: 'O-', count: 3 };
+    await commit(store, { seq: 4_001, at: T0, reservationsMade: [keep, release, issue] });
+    await commit(store, { seq: 4_002, at: T0 + 1, reservationsReleased: [release], reservationsIssued: [issue] });
+    await commit(store, { seq: 4_003, at: T0 + 2, reservationsReleased: [release] }); // released once only
+
+    const s = await store.loadState();
+    expect(s.reservations.filter((r) => r.requestId.startsWith('rs-'))).toEqual([keep]);
+    expect(s.inventory.get('rs-bank')).toEqual([
+      { product: 'red_cells', bloodType: 'O+', expiresAt: T0, count: 6, reserved: 1 },
+      { product: 'red_cells', bloodType: 'O-', expiresAt: T0, count: 1, reserved: 0 },
+    ]);
+  });
+
+  it('geography columns answer a KNN query with the right ids', async () => {
+    // an empty corner of the map (the Tasman Sea), far from every other test's points
+    const rng = seededRandom(7);
+    const sites: SiteRow[] = [];
+    for (let i = 0; i < 200; i++) sites.push({ id: `knn-${i}`, kind: 'hospital', name: `H${i}`, lat: -40 + rng() * 2, lng: 160 + rng() * 2 });
+    await store.upsertSites(sites);
+    await store.upsertCouriers(sites.map((s) => ({ id: s.id, vehicle: 'car', capabilities: [], capacity: 1 })));
+    await store.writePositions({ ids: sites.map((s) => s.id), ...positions(sites.length, (i) => [sites[i].lat, sites[i].lng, T0]) });
+    for (let q = 0; q < 20; q++) {
+      const lat = -40 + rng() * 2;
+      const lng = 160 + rng() * 2;
+      const oracle = [...sites].sort((a, b) => distanceMeters(lat, lng, a.lat, a.lng) - distanceMeters(lat, lng, b.lat, b.lng)).slice(0, 3).map((s) => s.id);
+      expect(await store.nearest('sites', lat, lng, 3)).toEqual(oracle);
+      expect(await store.nearest('couriers', lat, lng, 3)).toEqual(oracle);
+    }
+  });
+
+  it('ping() is true while open and false after close, without throwing', async () => {
+    const other = await impl.open();
+    expect(await other.ping()).toBe(true);
+    await other.close();
+    await expect(other.ping()).resolves.toBe(false);
+    await other.close(); // twice is fine
+  }, 120_000);
+});
+
+describe('the PGlite store', () => {
+  it('persists across close and reopen of the same dataDir', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'gd-pglite-'));
+    try {
+      const first = await openStore({ dataDir });
+      expect(first.kind).toBe('pglite');
+      await first.upsertSites([{ id: 'p-site', kind: 'food_bank', name: 'F', lat: 3, lng: 4, capacity: 9 }]);
+      await first.commitTransition({ seq: 7, at: T0, requests: [request('p-r', 'pending')], events: [{ seq: 7, at: T0, type: 'request.created', requestId: 'p-r' }] });
+      await first.close();
+
+      const second = (await openStore({ dataDir })) as PGliteStore;
+      const s = await second.loadState();
+      expect(s.sites).toEqual([{ id: 'p-site', kind: 'food_bank', name: 'F', lat: 3, lng: 4, capacity: 9, occupancy: 0, open: true }]);
+      expect(s.requests).toEqual([request('p-r', 'pending')]);
+      expect(s.lastEventSeq).toBe(7);
+      expect(await second.appliedMigrations()).toHaveLength(1);
+      await second.close();
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, 180_000);
+});
+
+describe('the pg store', () => {
+  it('ping() is false on a bad URL, without throwing', async () => {
+    const store: Store = new PgStore({ databaseUrl: 'postgres://postgres@127.0.0.1:1/nowhere', connectTimeoutMs: 1000 });
+    await expect(store.ping()).resolves.toBe(false);
+    await store.close();
+  });
+
+  it('openStore on an unreachable server rejects instead of hanging', async () => {
+    await expect(openStore({ databaseUrl: 'postgres://postgres@127.0.0.1:1/nowhere', dataDir: 'unused' })).rejects.toThrow();
+  });
+});
+
+/** A request row for the lifecycle tests. */
+function request(id: string, status: 'pending' | 'assigned') {
+  return { id, kind: 'delivery' as const, urgency: 'routine' as const, status, createdAt: T0, updatedAt: T0, requesterId: 'req-1', payload: { note: id } };
+}
+
+async function commit(store: Store, t: Transition): Promise<void> {
+  await store.commitTransition(t);
+}
+
+function positions(n: number, at: (i: number) => [number, number, number]) {
+  const lat = new Float64Array(n);
+  const lng = new Float64Array(n);
+  const ts = new Float64Array(n);
+  for (let i = 0; i < n; i++) [lat[i], lng[i], ts[i]] = at(i);
+  return { lat, lng, ts };
+}

@@ -1,0 +1,263 @@
+/**
+ * The persistence seam: one small interface, two implementations (real PostgreSQL + PostGIS through `pg`,
+ * embedded PGlite + PostGIS in WASM), chosen by configuration.
+ *
+ *   openStore({ databaseUrl?, dataDir })
+ *       │ databaseUrl set ──► PgStore     (pg.Pool)  ─┐
+ *       │ otherwise      ──► PGliteStore (dataDir)  ─┤── SqlStore: the same SQL text on both (store/sql.ts)
+ *       ▼                                           │
+ *   migrate() (store/migrations.ts) ◄───────────────┘  run once here, recorded in schema_migrations
+ *
+ * Times are milliseconds since the epoch everywhere in these types (timestamptz in the tables).
+ * store/ knows SQL and nothing of HTTP; it imports engine and dispatch TYPES only.
+ */
+import type { BloodProduct, BloodType } from '../engine/blood-types.js';
+import type { Capability, CourierStatus, Vehicle } from '../engine/courier-attributes.js';
+import type { SiteKind } from '../engine/site-index.js';
+import type { OfferStatus, RequestKind, RequestStatus, Urgency } from '../dispatch/request-lifecycle.js';
+
+/** A site as `SiteIndex.upsert` takes it, plus its id. Omitted capacity (or Infinity) = unlimited; omitted occupancy keeps the stored one (0 when new); omitted open = true. */
+export interface SiteRow {
+  id: string;
+  kind: SiteKind;
+  name: string;
+  lat: number;
+  lng: number;
+  capacity?: number;
+  occupancy?: number;
+  open?: boolean;
+}
+
+/** One inventory lot (one row per site, product, type and expiry). `count` includes reserved units, as in `SiteIndex.setInventory`. */
+export interface LotRow {
+  product: BloodProduct;
+  bloodType: BloodType;
+  expiresAt: number;
+  count: number;
+  /** Units held for requests; on upsert ignored (kept from the stored lot, capped at the new count). */
+  reserved?: number;
+}
+
+/** A donor as `DonorIndex.upsert` takes it, plus its id. */
+export interface DonorRow {
+  id: string;
+  bloodType: BloodType;
+  lat: number;
+  lng: number;
+  lastDonation?: Partial<Record<BloodProduct, number>>;
+  available: boolean;
+}
+
+/** A courier profile as `CourierIndex.upsert` takes it, plus its id. Omitted status keeps the stored one ('offline' when new). */
+export interface CourierRow {
+  id: string;
+  vehicle: Vehicle;
+  capabilities: readonly Capability[];
+  capacity: number;
+  status?: CourierStatus;
+}
+
+/** A courier as loaded: profile, status and last known position (absent before its first stored ping). */
+export interface StoredCourier extends CourierRow {
+  status: CourierStatus;
+  lat?: number;
+  lng?: number;
+  lastPingAt?: number;
+}
+
+/** A geofence; geometry is GeoJSON (a Feature is unwrapped). */
+export interface GeofenceRow {
+  id: string;
+  kind: string;
+  geometry: GeoJsonPolygonal | { type: 'Feature'; geometry: GeoJsonPolygonal; properties?: unknown };
+}
+
+/** Polygon or MultiPolygon in RFC 7946 form. */
+export type GeoJsonPolygonal = { type: 'Polygon'; coordinates: number[][][] } | { type: 'MultiPolygon'; coordinates: number[][][][] };
+
+/** A request (a parent or one leg, `parentId` naming its parent); `payload` is the submission, opaque to the store. */
+export interface RequestRow {
+  id: string;
+  kind: RequestKind;
+  urgency: Urgency;
+  status: RequestStatus;
+  createdAt: number;
+  updatedAt: number;
+  requesterId?: string;
+  /** Unique per requester (the `Idempotency-Key` header). */
+  idempotencyKey?: string;
+  parentId?: string;
+  payload?: Record<string, unknown>;
+}
+
+/** One offer of one request (leg) to one courier. */
+export interface OfferRow {
+  id: string;
+  requestId: string;
+  courierId: string;
+  status: OfferStatus;
+  createdAt: number;
+  expiresAt: number;
+  details?: Record<string, unknown>;
+}
+
+/** The courier carrying a request (leg); live while `endedAt` is absent. At most one live per request (a unique index). */
+export interface AssignmentRow {
+  requestId: string;
+  courierId: string;
+  offerId?: string;
+  createdAt: number;
+  endedAt?: number;
+}
+
+/** Units of one lot held for a request (leg): a `ReservationRef` plus the request it belongs to. */
+export interface ReservationRow {
+  requestId: string;
+  siteId: string;
+  product: string;
+  bloodType: string;
+  expiresAt: number;
+  count: number;
+}
+
+/** One stored event; `payload` is the rest of the event body. */
+export interface EventRow {
+  seq: number;
+  at: number;
+  type: string;
+  requestId?: string;
+  courierId?: string;
+  payload?: Record<string, unknown>;
+}
+
+/**
+ * Everything one acknowledged state change writes, applied in ONE transaction in the order the fields are
+ * listed (ends before starts, so a re-assignment fits in one transition). Applied at most once per `seq`.
+ */
+export interface Transition {
+  /** Idempotency key: a transition with a seq already committed is a no-op. Use the last event's seq. */
+  seq: number;
+  at: number;
+  /** Created requests (full rows; an existing id is overwritten). */
+  requests?: RequestRow[];
+  /** Status changes of existing requests (cancelled, delivered, failed, pending, offered …). */
+  requestStatus?: { id: string; status: RequestStatus }[];
+  /** Created offers (full rows). */
+  offers?: OfferRow[];
+  /** Offers closed: accepted, declined, expired, revoked. */
+  offerStatus?: { id: string; status: OfferStatus }[];
+  /** Live assignments of these requests end at `at`. */
+  assignmentsEnded?: { requestId: string }[];
+  /** New live assignments; a second live one for a request violates the unique index and rolls everything back. */
+  assignmentsStarted?: AssignmentRow[];
+  /** Units held: a reservation row each, and the lot's reserved count goes up. */
+  reservationsMade?: ReservationRow[];
+  /** Units handed back (cancel / failure before pickup): the lot's reserved count goes down. */
+  reservationsReleased?: ReservationRow[];
+  /** Units picked up: off the shelf (count and reserved go down). */
+  reservationsIssued?: ReservationRow[];
+  courierStatus?: { id: string; status: CourierStatus }[];
+  events?: EventRow[];
+}
+
+/** A learned cell speed (engine/cell-speeds.ts). */
+export interface CellSpeedRow {
+  cell: string;
+  mps: number;
+  samples: number;
+}
+
+/** Everything recovery needs to rebuild the engine and dispatch state. */
+export interface StoredState {
+  schemaVersion: number;
+  sites: (SiteRow & { capacity: number; occupancy: number; open: boolean })[];
+  /** Lots with count > 0 by site id, first-expiring first, reserved counts included. */
+  inventory: Map<string, (LotRow & { reserved: number })[]>;
+  donors: (DonorRow & { lastDonation: Partial<Record<BloodProduct, number>> })[];
+  couriers: StoredCourier[];
+  geofences: GeofenceRow[];
+  /** Requests neither delivered, cancelled nor failed. */
+  requests: RequestRow[];
+  /** Offers with status 'live' (recovery expires and re-dispatches them). */
+  offers: OfferRow[];
+  /** Assignments not ended. */
+  assignments: AssignmentRow[];
+  /** Reservations neither released nor issued. */
+  reservations: ReservationRow[];
+  /** Highest committed event / transition seq (0 when none): continue numbering above it. */
+  lastEventSeq: number;
+  cellSpeeds: CellSpeedRow[];
+}
+
+/** Positions of many couriers; parallel arrays, `ts` in ms. A ping older than the stored one is ignored. */
+export interface PositionBatch {
+  ids: string[];
+  lat: Float64Array;
+  lng: Float64Array;
+  ts: Float64Array;
+  status?: string[];
+}
+
+/** The persistence seam the write-behind buffer and recovery build on. */
+export interface Store {
+  readonly kind: 'pg' | 'pglite';
+  /** Applies pending migrations; returns the schema version. Also run by openStore. */
+  migrate(): Promise<number>;
+  /** False when the database is unreachable or the store closed; never throws. */
+  ping(): Promise<boolean>;
+  upsertSites(sites: SiteRow[]): Promise<void>;
+  /** Replaces the site's lots: unlisted lots go, listed ones keep their reserved units (capped at count). */
+  upsertInventory(siteId: string, lots: LotRow[]): Promise<void>;
+  upsertDonors(donors: DonorRow[]): Promise<void>;
+  upsertCouriers(couriers: CourierRow[]): Promise<void>;
+  putGeofence(row: GeofenceRow): Promise<void>;
+  deleteGeofence(id: string): Promise<void>;
+  /** Latest positions, one statement per batch; unknown courier ids are skipped, older pings ignored. */
+  writePositions(batch: PositionBatch): Promise<void>;
+  /** Appends location history rows, one statement per batch. */
+  appendHistory(batch: { ids: string[]; lat: Float64Array; lng: Float64Array; ts: Float64Array }): Promise<void>;
+  /** Deletes history rows with `at < olderThan` (ms); returns how many. */
+  purgeHistory(olderThan: number): Promise<number>;
+  /** Commits one transition atomically, at most once per seq. */
+  commitTransition(t: Transition): Promise<void>;
+  /** Reads everything recovery needs, in one consistent snapshot. */
+  loadState(): Promise<StoredState>;
+  saveCellSpeeds(rows: CellSpeedRow[]): Promise<void>;
+  /** Ids of the k nearest rows (PostGIS KNN on the geography column); couriers without a position are skipped. */
+  nearest(table: 'couriers' | 'sites' | 'donors', lat: number, lng: number, k: number): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+/** What openStore needs: `databaseUrl` (DATABASE_URL) selects PostgreSQL, else PGlite keeps its files in `dataDir` (DATA_DIR). */
+export interface StoreConfig {
+  databaseUrl?: string;
+  dataDir: string;
+  /** PostgreSQL only: the schema to use (created if missing), e.g. a per-run test schema; default the server's search_path. */
+  schema?: string;
+}
+
+/** Opens the configured store and runs its migrations. */
+export async function openStore(config: StoreConfig): Promise<Store> {
+  let store: Store;
+  if (config.databaseUrl) {
+    const { PgStore } = await import('./pg-store.js');
+    store = new PgStore({ databaseUrl: config.databaseUrl, schema: config.schema });
+  } else {
+    if (typeof config.dataDir !== 'string' || config.dataDir === '') throw new Error("openStore needs dataDir (e.g. './data', or 'memory://' for a throwaway store) when no databaseUrl is set");
+    const { PGliteStore } = await import('./pglite-store.js');
+    store = await PGliteStore.open(config.dataDir);
+  }
+  try {
+    await store.migrate();
+  } catch (err) {
+    await store.close().catch(() => undefined);
+    throw err;
+  }
+  return store;
+}
+
+/** A stored event from a dispatch/lifecycle event: `requestId` / `courierId` lifted into columns, the rest in `payload`. */
+export function eventRowOf(event: { seq: number; at: number; type: string; requestId?: string; courierId?: string }): EventRow {
+  const { seq, at, type, requestId, courierId, ...rest } = event as { seq: number; at: number; type: string; requestId?: string; courierId?: string } & Record<string, unknown>;
+  return { seq, at, type, requestId, courierId, payload: rest };
+}

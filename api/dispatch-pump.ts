@@ -6,17 +6,36 @@
  *                                 └► loop.dueAt() ≤ now and no batch in flight?
  *                                      └► takeBatch ─► planner (worker pool) ─await─► applyPlan ─► offers
  *   submit / accept / decline / cancel / progress / status ─► loop verb ─► publish()
- *   publish() ─► loop.drainEvents() ─► sink (StreamHub: drivers, requesters, dispatchers)
+ *   publish() ─► loop.drainEvents() ─► journal? (store commit) ─► sink (StreamHub: drivers, requesters, dispatchers)
+ *                 frames of assignment-changing transitions wait for their commit; committed() is what HTTP awaits
  *
  * Emergencies (and every request in greedy mode) are due at once: submit kicks a tick on the next turn of
  * the event loop instead of waiting for the timer.
  */
 import type { DispatchEvent, DispatchLoop, RequestSubmission, RequestSummary, SubmitResult } from '../dispatch/dispatch-loop.js';
+import type { LatLng } from '../dispatch/dispatch-request.js';
 import type { Planner } from '../workers/dispatch-pool.js';
 import { ApiError } from './api-error.js';
 
 /** Where published events go. */
 export type EventSink = (events: readonly DispatchEvent[], now: number) => void;
+
+/** Commits published transitions before they are acknowledged (store/dispatch-journal.ts). */
+export interface TransitionJournal {
+  /** `attempt` settles after the first commit try (rejects when it failed); `done` once committed; `durable`: frames must wait for it. */
+  record(events: readonly DispatchEvent[]): { attempt: Promise<void>; done: Promise<void>; durable: boolean };
+  /** Registers a submission (with where the map draws it) before its events are recorded. */
+  describe(request: { id: string; requesterId: string; submission: RequestSubmission; pickup: LatLng; dropoff: LatLng; legs: string[]; plan?: Record<string, unknown>; idempotencyKey?: string }): void;
+  isHealthy(): boolean;
+}
+
+/** How a submission is drawn and answered, computed from its plan (for the journal's request row). */
+export interface SubmitView {
+  pickup: LatLng;
+  dropoff: LatLng;
+  plan?: Record<string, unknown>;
+  idempotencyKey?: string;
+}
 
 /** What the pump needs; each part owned by the caller. */
 export interface DispatchPumpDeps {
@@ -32,6 +51,8 @@ export interface DispatchPumpDeps {
   onPlanned?: (ms: number, pending: number) => void;
   /** Called with the error of a batch whose planning failed (its legs are handed back). */
   onPlanError?: (err: unknown) => void;
+  /** When set, every publish is committed here first; frames of durable transitions wait for the commit. */
+  journal?: TransitionJournal;
 }
 
 /** Drives a DispatchLoop from a timer and publishes what it does. */
@@ -42,6 +63,10 @@ export class DispatchPump {
   private planning: Promise<void> | undefined;
   /** Submission time per leg, for request → offer latency; deleted at the first offer. */
   private readonly submittedAt = new Map<string, number>();
+  /** First commit attempt of the last publish (what an HTTP verb awaits before answering). */
+  private lastAttempt: Promise<void> = Promise.resolve();
+  /** Tail of frame deliveries waiting for commits, so frames never overtake each other. */
+  private delivery: Promise<void> | undefined;
 
   constructor(deps: DispatchPumpDeps) {
     this.deps = deps;
@@ -59,6 +84,12 @@ export class DispatchPump {
     if (this.timer !== undefined) clearInterval(this.timer);
     this.timer = undefined;
     await this.planning;
+    await this.delivery;
+  }
+
+  /** Resolves when the transitions published so far are committed; rejects when the store refused (answer 503). */
+  committed(): Promise<void> {
+    return this.lastAttempt;
   }
 
   /** Resolves when no batch is being planned. */
@@ -125,6 +156,25 @@ export class DispatchPump {
       this.submittedAt.delete(e.requestId);
       this.deps.onOfferLatency?.(now - at);
     }
+    const journal = this.deps.journal;
+    if (journal === undefined) {
+      this.deliver(events, now);
+      return;
+    }
+    const rec = journal.record(events);
+    this.lastAttempt = rec.attempt;
+    if (!rec.durable && this.delivery === undefined) {
+      this.deliver(events, now); // offers need no commit first: one live at a crash just expires
+      return;
+    }
+    const tail: Promise<void> = Promise.all([this.delivery, rec.durable ? rec.done : undefined]).then(() => this.deliver(events, this.deps.clock()));
+    this.delivery = tail;
+    void tail.finally(() => {
+      if (this.delivery === tail) this.delivery = undefined;
+    });
+  }
+
+  private deliver(events: readonly DispatchEvent[], now: number): void {
     try {
       this.deps.sink(events, now);
     } catch (err) {
@@ -132,9 +182,10 @@ export class DispatchPump {
     }
   }
 
-  /** Submits a request; the plan, or ApiError 409/422 with the loop's reason. */
-  submit(request: RequestSubmission): SubmitResult & { ok: true } {
+  /** Submits a request; the plan, or ApiError 409/422 with the loop's reason. `view` describes it for the journal. */
+  submit(request: RequestSubmission, view?: (plan: SubmitResult & { ok: true }) => SubmitView): SubmitResult & { ok: true } {
     const now = this.deps.clock();
+    if (this.deps.journal !== undefined && !this.deps.journal.isHealthy()) throw storeDown();
     const res = this.deps.loop.submit(request, now);
     if (!res.ok) {
       this.publish();
@@ -142,6 +193,11 @@ export class DispatchPump {
       throw new ApiError(422, codeOf(res.reason), `request cannot be served: ${res.reason}${res.shortfall ? ` (short by ${res.shortfall} units)` : ''}`);
     }
     for (const leg of res.legs) this.submittedAt.set(leg, now);
+    if (this.deps.journal !== undefined && view !== undefined) {
+      const v = view(res);
+      const submission = request.kind === 'rescue' ? { ...request, dropoff: v.dropoff } : request;
+      this.deps.journal.describe({ id: request.id, requesterId: request.requesterId, submission, legs: res.legs, ...v });
+    }
     this.publish();
     if (res.dueAt <= now) this.kick();
     return res;
@@ -206,6 +262,11 @@ export function refusal(reason: string): ApiError {
     default:
       return new ApiError(409, 'E_CONFLICT', `not possible now: ${reason}`);
   }
+}
+
+/** The store did not take a transition: nothing was acknowledged. */
+export function storeDown(cause?: unknown): ApiError {
+  return new ApiError(503, 'E_STORE_UNAVAILABLE', 'the store is unavailable; nothing was acknowledged, retry later', { cause });
 }
 
 function codeOf(reason: string): string {

@@ -22,7 +22,7 @@ import type { DispatchPolicy } from '../dispatch/dispatch-request.js';
 import { ApiError, toErrorReply } from './api-error.js';
 import { type Authenticator, type Principal, type Role, requireRole, requireSelf } from './auth.js';
 import type { ApiConfig } from './config.js';
-import type { DispatchPump } from './dispatch-pump.js';
+import { type DispatchPump, storeDown } from './dispatch-pump.js';
 import { decodeBody, isAborted, readBody, sendReply, watchAborted } from './http-body.js';
 import type { Logger } from './log.js';
 import type { ApiMetrics } from './metrics.js';
@@ -164,11 +164,12 @@ export function registerHttpRoutes(app: TemplatedApp, deps: HttpDeps): void {
   add('put', '/v1/couriers/:id/status', {
     roles: ['driver', 'dispatcher', 'admin'],
     body: 'courierStatus',
-    run: ({ params, body, principal }) => {
+    run: async ({ params, body, principal }) => {
       const id = courierId(params[0]);
       requireSelf(principal, id);
       if (!couriers.has(id)) throw new ApiError(404, 'E_UNKNOWN_COURIER', `courier '${id}' is not registered`);
       pump.setCourierStatus(id, (body as { status: 'available' | 'offline' }).status);
+      await committed(pump);
       return { status: 200, body: courierView(couriers, id) };
     },
   });
@@ -216,13 +217,13 @@ export function registerHttpRoutes(app: TemplatedApp, deps: HttpDeps): void {
   add('post', '/v1/requests', {
     roles: ['requester', 'dispatcher'],
     body: 'requestCreate',
-    run: ({ body, principal, idempotencyKey, now }) => {
+    run: async ({ body, principal, idempotencyKey, now }) => {
       if (idempotencyKey !== undefined) {
         if (idempotencyKey.length > 128) throw new ApiError(400, 'E_VALIDATION', 'Idempotency-Key is at most 128 characters');
         const earlier = book.replay(principal.sub, idempotencyKey);
         if (earlier !== undefined) return { status: earlier.status, body: earlier.body, headers: { 'idempotent-replayed': 'true' } };
       }
-      const reply = createRequest(deps, body as RequestCreateBody, principal, now);
+      const reply = await createRequest(deps, body as RequestCreateBody, principal, now, idempotencyKey);
       if (idempotencyKey !== undefined) book.remember(principal.sub, idempotencyKey, { status: reply.status, body: reply.body });
       return reply;
     },
@@ -233,29 +234,32 @@ export function registerHttpRoutes(app: TemplatedApp, deps: HttpDeps): void {
   });
   add('post', '/v1/requests/:id/cancel', {
     roles: ['requester', 'dispatcher', 'admin'],
-    run: ({ params, principal }) => {
+    run: async ({ params, principal }) => {
       const r = ownedRequest(book, params[0], principal);
       pump.cancel(r.id, principal.sub);
+      await committed(pump);
       return { status: 200, body: requestView(deps, r) };
     },
   });
   add('post', '/v1/requests/:id/progress', {
     roles: ['driver'],
     body: 'progress',
-    run: ({ params, body, principal }) => {
+    run: async ({ params, body, principal }) => {
       const r = book.get(params[0]);
       if (r === undefined) throw new ApiError(404, 'E_UNKNOWN_REQUEST', 'no such request');
       pump.progress(r.id, principal.sub, (body as { status: 'picked_up' | 'delivered' }).status);
+      await committed(pump);
       return { status: 200, body: requestView(deps, r) };
     },
   });
   for (const verb of ['accept', 'decline'] as const) {
     add('post', `/v1/offers/:id/${verb}`, {
       roles: ['driver'],
-      run: ({ params, principal }) => {
+      run: async ({ params, principal }) => {
         const offerId = params[0];
         if (verb === 'accept') pump.accept(offerId, principal.sub);
         else pump.decline(offerId, principal.sub);
+        await committed(pump);
         return { status: 200, body: { offerId, status: verb === 'accept' ? 'accepted' : 'declined' } };
       },
     });
@@ -409,7 +413,16 @@ function nearby(deps: HttpDeps, q: URLSearchParams, now: number): { results: Rec
   };
 }
 
-function createRequest(deps: HttpDeps, b: RequestCreateBody, principal: Principal, now: number): Reply {
+/** Waits for the store to hold what the verb changed (assignment-changing transitions are committed before they are acknowledged). */
+async function committed(pump: DispatchPump): Promise<void> {
+  try {
+    await pump.committed();
+  } catch (err) {
+    throw storeDown(err);
+  }
+}
+
+async function createRequest(deps: HttpDeps, b: RequestCreateBody, principal: Principal, now: number, idempotencyKey?: string): Promise<Reply> {
   const id = b.id ?? deps.book.nextId();
   const base = { id, urgency: b.urgency ?? 'routine', createdAt: now, requesterId: principal.sub, ...(b.deadline !== undefined ? { deadline: b.deadline } : {}) };
   let submission: RequestSubmission;
@@ -422,12 +435,26 @@ function createRequest(deps: HttpDeps, b: RequestCreateBody, principal: Principa
     const hospital = point(deps.sites, b.dropoff, b.hospitalSiteId, 'hospital')!;
     submission = { ...base, kind: 'blood', dropoff: hospital, blood: { product: b.product, bloodType: b.bloodType, units: b.units } };
   }
-  const plan = deps.pump.submit(submission);
-  const first = plan.sources?.[0];
-  const dropoff = submission.dropoff ?? (plan.recipient ? { lat: plan.recipient.lat, lng: plan.recipient.lng } : undefined);
-  const pickup = submission.kind === 'blood' ? (first ? { lat: first.lat, lng: first.lng } : submission.dropoff) : submission.pickup;
+  const where = (p: SubmitPlan): { pickup: { lat: number; lng: number }; dropoff: { lat: number; lng: number } } => {
+    const first = p.sources?.[0];
+    const pickup = submission.kind === 'blood' ? (first ? { lat: first.lat, lng: first.lng } : submission.dropoff) : submission.pickup;
+    const dropoff = submission.dropoff ?? (p.recipient ? { lat: p.recipient.lat, lng: p.recipient.lng } : undefined);
+    return { pickup, dropoff: dropoff ?? pickup };
+  };
+  const plan = deps.pump.submit(submission, (p) => ({ ...where(p), plan: planBody(p), ...(idempotencyKey !== undefined ? { idempotencyKey } : {}) }));
+  try {
+    await deps.pump.committed();
+  } catch (err) {
+    try {
+      deps.pump.cancel(id, 'store-unavailable'); // not acknowledged: its reservations go back; the cancel is stored after the create
+    } catch {
+      // already terminal
+    }
+    throw storeDown(err);
+  }
+  const { pickup, dropoff } = where(plan);
   const booked: BookedRequest = {
-    id, kind: b.kind, owner: principal.sub, urgency: base.urgency, createdAt: now, legs: plan.legs, pickup, dropoff: dropoff ?? pickup,
+    id, kind: b.kind, owner: principal.sub, urgency: base.urgency, createdAt: now, legs: plan.legs, pickup, dropoff,
   };
   deps.book.record(booked);
   deps.metrics.requestsCreated.inc({ kind: b.kind, urgency: base.urgency });

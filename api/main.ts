@@ -2,10 +2,14 @@
  * The composition root: configuration read once, the engine, the dispatch loop and its worker pool built
  * here and handed to the server, the fixture city loaded so nearby and requests work at once.
  *
- *   loadConfig(process.env) ─► createLogger ─► engine (couriers, sites, donors, fences, speeds)
- *                                           ─► fixtures/small-city.json (sites + stock, donors, couriers)
- *                                           ─► DispatchLoop + DispatchPool ─► createServer ─► listen(PORT)
- *   SIGTERM / SIGINT ─► drain (ready 503, stop accepting, finish batches, close sockets 1001) ─► exit
+ *   loadConfig(process.env) ─► createLogger ─► openStore (PGlite in DATA_DIR, or DATABASE_URL) ─► loadState
+ *        (an empty store is seeded with fixtures/small-city.json first)
+ *   recover(state) ─► engine (couriers, sites + stock, donors, fences, speeds) + DispatchLoop with open requests,
+ *                     live assignments and reservations; offers live at the crash expired ─► committed
+ *   DispatchJournal (transitions committed before acknowledged) + PositionWriteBehind (pings) ─► /ready
+ *   DispatchPool ─► createServer ─► listen(PORT)
+ *   SIGTERM / SIGINT ─► drain (ready 503, stop accepting, finish batches, close sockets 1001)
+ *                    ─► flush positions, wait for commits ─► close the store ─► exit
  *
  *   npm start                (PORT=8080; dev tokens printed unless JWT_SECRET / JWT_PUBLIC_KEY is set)
  */
@@ -19,11 +23,16 @@ import { GeofenceIndex } from '../engine/geofence-index.js';
 import { SiteIndex } from '../engine/site-index.js';
 import type { Scenario } from '../fixtures/city-scenario.js';
 import { loadScenario } from '../fixtures/load-scenario.js';
+import { DispatchJournal } from '../store/dispatch-journal.js';
+import { type Recovered, recover } from '../store/recovery.js';
+import { type Store, openStore } from '../store/store.js';
+import { PositionWriteBehind } from '../store/write-behind.js';
 import { DispatchPool } from '../workers/dispatch-pool.js';
 import { Authenticator, type Role } from './auth.js';
 import { type ApiConfig, loadConfig } from './config.js';
 import { type Logger, createLogger } from './log.js';
 import { ApiMetrics } from './metrics.js';
+import { RequestBook } from './request-book.js';
 import { type Server, createServer } from './server.js';
 import { FenceFeed } from './stream.js';
 
@@ -45,9 +54,12 @@ export interface Instance {
   port: number;
   logger: Logger;
   scenario: Scenario;
+  store: Store;
+  /** What recovery rebuilt, with its timings. */
+  recovery: Recovered['report'] & { loadStateMs: number };
   /** Dev tokens by label (empty unless dev tokens are on). */
   tokens: { label: string; role: Role; sub: string; token: string }[];
-  /** Drains the server and stops the worker pool. */
+  /** Drains the server, stops the worker pool, flushes positions and commits, closes the store. */
   stop(): Promise<void>;
 }
 
@@ -85,26 +97,91 @@ export function loadCity(engine: Engine, scenario: Scenario, now: number): void 
   engine.fences.put('centre-zone', { kind: 'low_emission', geometry: { type: 'Polygon', coordinates: [ring] } });
 }
 
+/** Seeds an empty store with a fixture city, shifted so its day starts `now` (as loadCity does in memory). */
+export async function seedCity(store: Store, scenario: Scenario, now: number): Promise<void> {
+  const engine = createEngine();
+  loadCity(engine, scenario, now);
+  await store.upsertSites(scenario.sites.map((s) => ({ id: s.id, kind: s.kind, name: s.name, lat: s.lat, lng: s.lng, capacity: s.capacity, occupancy: s.occupancy, open: s.open })));
+  for (const s of scenario.sites) {
+    if (!s.inventory) continue;
+    await store.upsertInventory(s.id, engine.sites.lots(s.id).map((l) => ({ product: l.product, bloodType: l.bloodType, expiresAt: l.expiresAt, count: l.available + l.reserved })));
+  }
+  await store.upsertDonors(scenario.donors.map((d) => ({ ...engine.donors.get(d.id)!, id: d.id })));
+  await store.upsertCouriers(scenario.couriers.map((c) => ({ id: c.id, vehicle: c.vehicle, capabilities: c.capabilities, capacity: c.capacity, status: c.status ?? 'available' })));
+  const n = scenario.couriers.length;
+  const batch = { ids: scenario.couriers.map((c) => c.id), lat: new Float64Array(n), lng: new Float64Array(n), ts: new Float64Array(n).fill(now) };
+  scenario.couriers.forEach((c, i) => { batch.lat[i] = c.lat; batch.lng[i] = c.lng; });
+  await store.writePositions(batch);
+  for (const id of engine.fences.ids()) {
+    const f = engine.fences.get(id)!;
+    await store.putGeofence({ id, kind: f.kind, geometry: f.geometry as never });
+  }
+}
+
 /** Builds and starts one instance from a configuration (the demo and `npm start` share it). */
 export async function startInstance(config: Readonly<ApiConfig>, options: { logger?: Logger; now?: number } = {}): Promise<Instance> {
   const logger = options.logger ?? createLogger(config.logLevel);
   const now = options.now ?? Date.now();
-  const engine = createEngine();
   const scenario = loadScenario('small-city');
-  loadCity(engine, scenario, now);
+  const store = await openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+  const loadStarted = performance.now();
+  let state = await store.loadState();
+  if (state.sites.length === 0 && state.couriers.length === 0) {
+    await seedCity(store, scenario, now);
+    state = await store.loadState();
+    logger.info({ city: scenario.cities[0].name }, 'empty store seeded with the fixture city');
+  }
+  const loadStateMs = performance.now() - loadStarted;
   const policy: DispatchPolicy = { ...DEFAULT_POLICY, mode: config.dispatch.mode, windowMs: config.dispatch.windowMs };
-  const loop = new DispatchLoop({ couriers: engine.couriers, sites: engine.sites, donors: engine.donors, speeds: engine.speeds, policy, offerTtlMs: config.offerTtlMs });
+  const fenceFeed = new FenceFeed();
+  const recovered = recover(state, {
+    now,
+    onFenceEvent: fenceFeed.push,
+    createLoop: (e) => new DispatchLoop({ couriers: e.couriers, sites: e.sites, donors: e.donors, speeds: e.speeds, policy, offerTtlMs: config.offerTtlMs }),
+  });
+  const engine: Engine = { ...recovered.engine, fenceFeed };
+  const journal = new DispatchJournal(store, recovered.loop, recovered.seqBase, (healthy, err) =>
+    healthy ? logger.info('store commits resumed') : logger.error({ err }, 'store commit failed; acknowledgements answer 503 until it is back'));
+  if (recovered.expiry !== undefined) await journal.commit(recovered.expiry).attempt;
+  const positions = new PositionWriteBehind(store, {
+    onHealthChange: (healthy, err) => (healthy ? logger.info('position writes resumed') : logger.error({ err }, 'position writes failing; pings kept in memory (bounded)')),
+  });
+  recovered.engine.couriers.onMove = (id, lat, lng, ts) => positions.record(id, lat, lng, ts);
+  positions.start();
+  const book = new RequestBook();
+  for (const r of recovered.requests) {
+    book.record({ id: r.id, kind: r.kind, owner: r.owner, urgency: r.urgency, createdAt: r.createdAt, pickup: r.pickup, dropoff: r.dropoff, legs: r.legs });
+    if (r.idempotencyKey !== undefined) {
+      const body = { id: r.id, kind: r.kind, urgency: r.urgency, createdAt: r.createdAt, pickup: r.pickup, dropoff: r.dropoff, ...(r.plan ? { plan: r.plan } : {}) };
+      book.remember(r.owner, r.idempotencyKey, { status: 201, body });
+    }
+  }
+  const recovery = { ...recovered.report, loadStateMs };
+  logger.info({ ...recovery, dropped: recovery.dropped.slice(0, 20), store: store.kind }, 'state recovered from the store');
   const pool = new DispatchPool();
-  const server = createServer(config, { ...engine, loop, planner: pool.planner, metrics: new ApiMetrics(), logger, drainGraceMs: 1000 });
+  const server = createServer(config, {
+    ...engine, loop: recovered.loop, planner: pool.planner, metrics: new ApiMetrics(), logger, drainGraceMs: 1000, journal, book,
+    dependencyDown: () => (!journal.isHealthy() ? 'store: transitions not committing' : !positions.isHealthy() ? 'store: position writes failing' : undefined),
+  });
   const port = await server.listen();
-  logger.info({ port, couriers: engine.couriers.size, sites: engine.sites.size, donors: engine.donors.size, city: scenario.cities[0].name }, 'fixture city loaded');
+  logger.info({ port, couriers: engine.couriers.size, sites: engine.sites.size, donors: engine.donors.size, city: scenario.cities[0].name }, 'serving');
   const tokens = config.devTokens ? devTokens(config, scenario) : [];
   let stopped: Promise<void> | undefined;
+  const stop = async (): Promise<void> => {
+    await server.drain();
+    await pool.close();
+    await positions.close();
+    await Promise.race([journal.settled(), new Promise((r) => setTimeout(r, SETTLE_WAIT_MS))]);
+    await store.close();
+  };
   return {
-    config, engine, server, port, logger, scenario, tokens,
-    stop: () => (stopped ??= server.drain().then(() => pool.close())),
+    config, engine, server, port, logger, scenario, tokens, store, recovery,
+    stop: () => (stopped ??= stop()),
   };
 }
+
+/** How long a shutdown waits for commits still queued (a database that is down must not hold it forever). */
+const SETTLE_WAIT_MS = 5_000;
 
 /** One dev token per role (24 h): the driver acts as the fixture's courier c1. */
 export function devTokens(config: Readonly<ApiConfig>, scenario: Scenario): Instance['tokens'] {

@@ -21,7 +21,7 @@ import type { SiteIndex } from '../engine/site-index.js';
 import type { Planner } from '../workers/dispatch-pool.js';
 import { Authenticator } from './auth.js';
 import type { ApiConfig } from './config.js';
-import { DispatchPump } from './dispatch-pump.js';
+import { DispatchPump, type TransitionJournal } from './dispatch-pump.js';
 import { registerHttpRoutes } from './http-routes.js';
 import type { Logger } from './log.js';
 import type { ApiMetrics } from './metrics.js';
@@ -47,6 +47,10 @@ export interface ServerDeps {
   logger: Logger;
   /** Time in ms since the epoch (default Date.now). */
   clock?: () => number;
+  /** Commits transitions before they are acknowledged (the store); absent = memory only. */
+  journal?: TransitionJournal;
+  /** The request book, e.g. refilled by recovery; default a fresh one. */
+  book?: RequestBook;
   /** Why a dependency is down (store, Redis), or undefined when all are up; /ready answers 503 while set. */
   dependencyDown?: () => string | undefined;
   /** Tuning for tests: dispatch timer period and how long a socket may stay over the backpressure limit. */
@@ -78,7 +82,7 @@ export function createServer(config: Readonly<ApiConfig>, deps: ServerDeps): Ser
     ingest: new TokenBuckets({ perSecond: config.rateLimit.ingestPerSecond, burst: config.rateLimit.ingestBurst }),
     gateway: new TokenBuckets({ perSecond: config.rateLimit.gatewayIngestPerSecond, burst: config.rateLimit.gatewayIngestBurst }),
   };
-  const book = new RequestBook();
+  const book = deps.book ?? new RequestBook();
   let draining = false;
   const inFlight = { count: 0 };
   let listenSocket: uWS.us_listen_socket | undefined;
@@ -96,6 +100,7 @@ export function createServer(config: Readonly<ApiConfig>, deps: ServerDeps): Ser
       deps.metrics.queueDepth.set({ queue: 'pending' }, pending);
     },
     onPlanError: (err) => deps.logger.error({ err }, 'dispatch batch failed; its requests wait for the next batch'),
+    journal: deps.journal,
   });
   const hub = new StreamHub({
     config, auth, clock, limits, book, pump,

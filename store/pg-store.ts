@@ -46,6 +46,12 @@ export class PgStore extends SqlStore {
     });
   }
 
+  /** Drops this store's own schema and everything in it (throwaway test and benchmark schemas). */
+  async dropSchema(): Promise<void> {
+    if (!this.schema) throw new Error('dropSchema() needs a store opened with a schema; it never drops the default one');
+    await this.db.exec(`DROP SCHEMA IF EXISTS ${this.schema} CASCADE`);
+  }
+
   override async migrate(): Promise<number> {
     if (this.schema) await this.db.exec(`CREATE SCHEMA IF NOT EXISTS ${this.schema}`);
     return super.migrate();

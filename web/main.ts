@@ -83,11 +83,13 @@ async function main(): Promise<void> {
     },
     delta: (f: DeltaFrame) => {
       const now = performance.now();
+      deltaCount += f.moved.length;
       for (const m of f.moved) fleet.move(m[0], m[1], m[2], m[3], now);
       for (const id of f.removed) fleet.remove(id);
       for (const r of f.requests) if (board.apply(r, now)) fetchUrgency(r.id);
       for (const x of f.fences) board.fence(x, now);
       deltas++;
+      deltaMs += performance.now() - now;
       dirty = true;
       map.triggerRepaint();
     },
@@ -99,6 +101,9 @@ async function main(): Promise<void> {
   });
   let dirty = false;
   let deltas = 0;
+  /** Main-thread ms spent applying deltas and couriers moved by them (the bench reports both). */
+  let deltaMs = 0;
+  let deltaCount = 0;
 
   const fetchUrgency = (id: string): void => {
     void api<{ urgency?: string }>(token, `/v1/requests/${encodeURIComponent(id)}`).then((r) => {
@@ -193,7 +198,7 @@ async function main(): Promise<void> {
   };
 
   // read-only handle for the browser test and the frame-time bench (and a curious dispatcher's console)
-  Object.assign(window, { geodispatch: { map, fleet, board, socket, meter, sites, stats: () => ({ deltas, couriers: fleet.size, requests: board.requests.size }), lines: () => lines } });
+  Object.assign(window, { geodispatch: { map, fleet, board, socket, meter, sites, stats: () => ({ deltas, deltaMs, moved: deltaCount, couriers: fleet.size, requests: board.requests.size }), lines: () => lines } });
 }
 
 /** The view's bbox, 10 % larger on each side so couriers entering the edge are already known; whole world when zoomed out. */

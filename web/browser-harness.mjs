@@ -2,12 +2,14 @@
  * Shared by the browser test (web/map.e2e.test.ts) and the frame-time bench (web/frame-bench.mjs):
  * the real server running the demo city on a free port, and Debian's headless Chromium with WebGL.
  *
- *   spawnDemo(args, env) ─► node dist/api/demo.js (PORT=<free>, GEODISPATCH_DEV=1) ─► parse `dev token <role>: <JWT>`
+ *   spawnDemo(args, env) ─► node dist/api/demo.js (PORT=<free>, GEODISPATCH_DEV=1, DATA_DIR=<fresh temp dir>)
+ *                          ─► parse `dev token <role>: <JWT>`; stop() also removes the store's directory
  *   launchChromium()     ─► /usr/bin/chromium, headless, SwiftShader WebGL (no GPU on CI machines)
  */
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -52,9 +54,15 @@ export function freePort() {
  */
 export async function spawnDemo(args = [], env = {}) {
   const port = await freePort();
+  // a fresh embedded store per run: the city is seeded anew and nothing leaks into ./data or between runs
+  const dataDir = mkdtempSync(join(tmpdir(), 'geodispatch-web-'));
+  const childEnv = { ...process.env, PORT: String(port), HOST: '127.0.0.1', GEODISPATCH_DEV: '1', LOG_LEVEL: 'warn', DATA_DIR: dataDir };
+  // a CI DATABASE_URL / REDIS_URL is for the store and fan-out suites, not for a throwaway demo city
+  delete childEnv.DATABASE_URL;
+  delete childEnv.REDIS_URL;
   const child = spawn(process.execPath, [join(ROOT, 'dist', 'api', 'demo.js'), ...args], {
     cwd: ROOT,
-    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', GEODISPATCH_DEV: '1', LOG_LEVEL: 'warn', ...env },
+    env: { ...childEnv, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -62,16 +70,21 @@ export async function spawnDemo(args = [], env = {}) {
   child.stderr.on('data', (d) => (out += d));
   const stop = () =>
     new Promise((resolve) => {
-      if (child.exitCode !== null) return resolve();
+      const done = () => {
+        rmSync(dataDir, { recursive: true, force: true });
+        resolve();
+      };
+      if (child.exitCode !== null || child.signalCode !== null) return done();
       const kill = setTimeout(() => child.kill('SIGKILL'), 5000);
       child.once('exit', () => {
         clearTimeout(kill);
-        resolve();
+        done();
       });
       child.kill('SIGTERM');
     });
   const tokens = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`demo printed no dev tokens in 20 s:\n${out}`)), 20_000);
+    // the first start seeds the embedded store with the city: seconds, more on a loaded machine
+    const timer = setTimeout(() => reject(new Error(`demo printed no dev tokens in 45 s:\n${out}`)), 45_000);
     const check = () => {
       const found = Object.fromEntries([...out.matchAll(/^dev token (\w+)[^:]*: (\S+)$/gm)].map((m) => [m[1], m[2]]));
       if (found.dispatcher && found.admin && /demo: \d+ simulated drivers/.test(out)) {
@@ -83,6 +96,7 @@ export async function spawnDemo(args = [], env = {}) {
     child.stdout.on('data', check);
     child.once('exit', (code) => {
       clearTimeout(timer);
+      rmSync(dataDir, { recursive: true, force: true });
       reject(new Error(`demo exited (${code}) before printing tokens:\n${out}`));
     });
   });

@@ -27,8 +27,8 @@ const SECONDS = arg('seconds', 10);
 const HZ = arg('hz', 4);
 const WIDTH = arg('width', 1280);
 const HEIGHT = arg('height', 800);
-/** Zoom that keeps the whole courier box in view: 11 at 1280 × 800, one less per halving of the viewport. */
-const ZOOM = arg('zoom', 11 - Math.log2(1280 / WIDTH));
+/** Zoom that keeps the whole courier box in the map (the viewport less the 300 px panel): 11 at 1280 × 800. */
+const ZOOM = arg('zoom', Math.round((11 + Math.log2(Math.min((WIDTH - 300) / 980, HEIGHT / 800))) * 10) / 10);
 /** London, as the page opens: a 0.36° × 0.14° box fills a 1280 × 800 view at zoom 11. */
 const CENTRE = { lat: 51.5074, lng: -0.1278 };
 const SPAN = { lat: 0.07, lng: 0.18 };
@@ -87,7 +87,10 @@ try {
   browser = await launchChromium();
   const page = await browser.newPage({ viewport: { width: WIDTH, height: HEIGHT } });
   await page.goto(`${demo.base}/?token=${demo.tokens.dispatcher}&hz=${HZ}&zoom=${ZOOM}`);
-  await page.waitForFunction((n) => (window.geodispatch?.fleet.size ?? 0) >= n, N, { timeout: 30_000 });
+  await page.waitForFunction((n) => (window.geodispatch?.fleet.size ?? 0) >= n, N, { timeout: 60_000 }).catch(async (err) => {
+    const seen = await page.evaluate(() => window.geodispatch?.stats()).catch(() => undefined);
+    throw new Error(`the page did not show ${N} couriers: ${JSON.stringify(seen)} (${err.message})`);
+  });
   const measure = async (label) => {
     await page.evaluate(() => window.geodispatch.meter.reset());
     const d0 = await page.evaluate(() => window.geodispatch.stats().deltas);

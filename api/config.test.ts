@@ -6,6 +6,12 @@ import { loadConfig } from './config.js';
 const SECRET = 'x'.repeat(32);
 
 describe('loadConfig', () => {
+  test('MAP_STYLE_URL is an http(s) URL for the live map, absent by default', () => {
+    expect(loadConfig({ JWT_SECRET: SECRET }).mapStyleUrl).toBeUndefined();
+    expect(loadConfig({ JWT_SECRET: SECRET, MAP_STYLE_URL: 'https://tiles.example/style.json' }).mapStyleUrl).toBe('https://tiles.example/style.json');
+    expect(() => loadConfig({ JWT_SECRET: SECRET, MAP_STYLE_URL: 'file:///etc/passwd' })).toThrow(/MAP_STYLE_URL/);
+  });
+
   test('an environment with only a secret gives the documented defaults', () => {
     const c = loadConfig({ JWT_SECRET: SECRET, NODE_ENV: 'production' });
     expect(c.host).toBe('0.0.0.0');

@@ -23,6 +23,7 @@
  * | DISPATCH_WINDOW_MS         | 2000               | batch window for non-emergency requests |
  * | REDIS_URL                  | —                  | optional fan-out between instances |
  * | DATA_DIR                   | ./data             | embedded PGlite store |
+ * | MAP_STYLE_URL              | —                  | base map style for the live map (offline style when unset) |
  * | DATABASE_URL               | —                  | real PostgreSQL + PostGIS instead of PGlite |
  * | LOG_LEVEL                  | info               | pino level |
  * | GEODISPATCH_DEV            | —                  | `1`: dev tokens (random HS256 secret unless JWT_SECRET) |
@@ -57,6 +58,8 @@ export interface ApiConfig {
   databaseUrl?: string;
   logLevel: string;
   devTokens: boolean;
+  /** MapLibre style URL the live map loads; undefined keeps the bundled offline style. */
+  mapStyleUrl?: string;
 }
 
 /** 64 KiB: the largest single-object body (a site inventory of a few hundred lots, a detailed geofence)
@@ -121,6 +124,7 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Ap
     databaseUrl: read.url('DATABASE_URL', ['postgres:', 'postgresql:']),
     logLevel: read.oneOf('LOG_LEVEL', LOG_LEVELS, 'info'),
     devTokens,
+    mapStyleUrl: read.url('MAP_STYLE_URL', ['http:', 'https:']),
   };
 
   const idle = config.ws.idleTimeoutSec;

@@ -113,7 +113,7 @@ export function createServer(config: Readonly<ApiConfig>, deps: ServerDeps): Ser
 
   const app = uWS.App();
   app.ws('/v1/stream', hub.behavior());
-  registerStaticFiles(app); // the live map (dist/web) at `/`; exact routes, so they win over the API's 404
+  registerStaticFiles(app, undefined, config.mapStyleUrl === undefined ? {} : { mapStyleUrl: config.mapStyleUrl }); // the live map (dist/web) at `/`; exact routes, so they win over the API's 404
   registerHttpRoutes(app, {
     config, auth, clock, limits, book, hub, pump,
     couriers: deps.couriers, sites: deps.sites, donors: deps.donors, fences: deps.fences,

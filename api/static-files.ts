@@ -24,7 +24,7 @@ export const DEFAULT_WEB_DIR = fileURLToPath(new URL('../web/', import.meta.url)
  * Routes GET for every file under `dir` (read once, now) plus `/config.json`; returns how many files were found.
  * Without a built page `/` answers 503 with how to build it, so the API still runs.
  */
-export function registerStaticFiles(app: uWS.TemplatedApp, dir: string = DEFAULT_WEB_DIR, web: WebConfig = webConfigFrom(process.env)): number {
+export function registerStaticFiles(app: uWS.TemplatedApp, dir: string = DEFAULT_WEB_DIR, web: WebConfig = {}): number {
   const files = readTree(dir);
   for (const [path, body] of files) {
     const type = CONTENT_TYPES[extname(path).toLowerCase()] ?? 'application/octet-stream';
@@ -39,12 +39,6 @@ export function registerStaticFiles(app: uWS.TemplatedApp, dir: string = DEFAULT
   const config = Buffer.from(JSON.stringify(web));
   app.get('/config.json', (res) => send(res, '200 OK', 'application/json; charset=utf-8', config, 'no-cache'));
   return files.size;
-}
-
-/** The page's settings from the environment: `MAP_STYLE_URL` (read once, at start). */
-export function webConfigFrom(env: Record<string, string | undefined>): WebConfig {
-  const url = env.MAP_STYLE_URL?.trim();
-  return url ? { mapStyleUrl: url } : {};
 }
 
 // why a table: the bundle only holds these kinds, and an unknown one must not be sniffed as HTML

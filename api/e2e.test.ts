@@ -186,3 +186,29 @@ describe('HTTP limits and shutdown', () => {
     expect(refused).toBe('ECONNREFUSED');
   });
 });
+
+describe('Idempotency-Key while the store is slow', () => {
+  it('creates one request when the same key arrives twice before the first commit lands', async () => {
+    // a journal whose commits take 150 ms: the second POST arrives while the first still waits
+    const slow = (): Promise<void> => new Promise((r) => setTimeout(r, 150));
+    const journal = {
+      record: () => {
+        const done = slow();
+        return { attempt: done, done, durable: true };
+      },
+      describe: () => undefined,
+      isHealthy: () => true,
+    };
+    const t = await startTestServer({ RATE_PER_SEC: '1000', RATE_BURST: '1000' }, { journal });
+    try {
+      const requester = t.token('requester', 'hospital-slow');
+      const body = { kind: 'delivery', pickup: { lat: 51.5, lng: -0.13 }, dropoff: { lat: 51.51, lng: -0.1 } };
+      const send = (): Promise<HttpReply> => call(t.base, 'POST', '/v1/requests', { token: requester, body, headers: { 'idempotency-key': 'order-77' } });
+      const [a, b] = await Promise.all([send(), send()]);
+      expect([a.status, b.status]).toEqual([201, 201]);
+      expect((b.body as { id: string }).id).toBe((a.body as { id: string }).id);
+    } finally {
+      await t.close();
+    }
+  });
+});

@@ -214,18 +214,30 @@ export function registerHttpRoutes(app: TemplatedApp, deps: HttpDeps): void {
 
   add('get', '/v1/nearby', { roles: ['driver', 'dispatcher', 'requester', 'admin'], run: ({ query, now }) => ({ status: 200, body: nearby(deps, query, now) }) });
 
+  // creations still awaiting the store, by requester and Idempotency-Key (bounded by requests in flight)
+  const creating = new Map<string, Promise<Reply>>();
   add('post', '/v1/requests', {
     roles: ['requester', 'dispatcher'],
     body: 'requestCreate',
     run: async ({ body, principal, idempotencyKey, now }) => {
-      if (idempotencyKey !== undefined) {
-        if (idempotencyKey.length > 128) throw new ApiError(400, 'E_VALIDATION', 'Idempotency-Key is at most 128 characters');
-        const earlier = book.replay(principal.sub, idempotencyKey);
-        if (earlier !== undefined) return { status: earlier.status, body: earlier.body, headers: { 'idempotent-replayed': 'true' } };
+      if (idempotencyKey === undefined) return createRequest(deps, body as RequestCreateBody, principal, now);
+      if (idempotencyKey.length > 128) throw new ApiError(400, 'E_VALIDATION', 'Idempotency-Key is at most 128 characters');
+      const earlier = book.replay(principal.sub, idempotencyKey);
+      if (earlier !== undefined) return { status: earlier.status, body: earlier.body, headers: { 'idempotent-replayed': 'true' } };
+      // a retry that arrives while the first attempt still awaits the store shares its answer
+      const slot = `${principal.sub}\u0000${idempotencyKey}`;
+      const running = creating.get(slot);
+      if (running !== undefined) return { ...(await running), headers: { 'idempotent-replayed': 'true' } };
+      const attempt = createRequest(deps, body as RequestCreateBody, principal, now, idempotencyKey);
+      creating.set(slot, attempt);
+      try {
+        const reply = await attempt;
+        // a 5xx (store down) is not the request's answer: a later retry must get to try again
+        if (reply.status < 500) book.remember(principal.sub, idempotencyKey, { status: reply.status, body: reply.body });
+        return reply;
+      } finally {
+        creating.delete(slot);
       }
-      const reply = await createRequest(deps, body as RequestCreateBody, principal, now, idempotencyKey);
-      if (idempotencyKey !== undefined) book.remember(principal.sub, idempotencyKey, { status: reply.status, body: reply.body });
-      return reply;
     },
   });
   add('get', '/v1/requests/:id', {

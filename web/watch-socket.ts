@@ -6,22 +6,13 @@
  *   setBBox(bbox) ─(debounced)─► {t:"watch", …} again on the same socket (the server answers a fresh snapshot)
  *   close / error ─► wait 0.5 s · 2^attempt (≤ 15 s, ± 25 % jitter) ─► connect   (attempt resets on a snapshot)
  */
+import type { CourierTuple, WatchFence, WatchRequest } from '../api/watch-session.js';
 
 /** `[minLng, minLat, maxLng, maxLat]`. */
 export type BBox = [number, number, number, number];
 
-/** A courier tuple `[id, lat, lng, status]`. */
-export type CourierTuple = [string, number, number, string];
-
-/** A request as the watch stream shows it. */
-export interface WatchRequest {
-  id: string;
-  kind: string;
-  status: string;
-  pickup: { lat: number; lng: number };
-  dropoff: { lat: number; lng: number };
-  courierId?: string;
-}
+// the frame shapes come from the server's own definitions, so the page and the stream cannot drift apart
+export type { CourierTuple, WatchRequest } from '../api/watch-session.js';
 
 /** A fence in a snapshot. */
 export interface WatchFenceShape {
@@ -31,12 +22,7 @@ export interface WatchFenceShape {
 }
 
 /** A fence crossing in a delta. */
-export interface FenceCrossing {
-  type: 'enter' | 'exit';
-  courierId: string;
-  fenceId: string;
-  ts: number;
-}
+export type FenceCrossing = WatchFence;
 
 export interface SnapshotFrame {
   t: 'snapshot';

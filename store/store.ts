@@ -12,21 +12,13 @@
  * store/ knows SQL and nothing of HTTP; it imports engine and dispatch TYPES only.
  */
 import type { BloodProduct, BloodType } from '../engine/blood-types.js';
-import type { Capability, CourierStatus, Vehicle } from '../engine/courier-attributes.js';
-import type { SiteKind } from '../engine/site-index.js';
+import type { CourierProfile, CourierStatus } from '../engine/courier-attributes.js';
+import type { SiteProfile } from '../engine/site-index.js';
+import type { DonorProfile } from '../engine/donor-index.js';
 import type { OfferStatus, RequestKind, RequestStatus, Urgency } from '../dispatch/request-lifecycle.js';
 
 /** A site as `SiteIndex.upsert` takes it, plus its id. Omitted capacity (or Infinity) = unlimited; omitted occupancy keeps the stored one (0 when new); omitted open = true. */
-export interface SiteRow {
-  id: string;
-  kind: SiteKind;
-  name: string;
-  lat: number;
-  lng: number;
-  capacity?: number;
-  occupancy?: number;
-  open?: boolean;
-}
+export type SiteRow = SiteProfile & { id: string };
 
 /** One inventory lot (one row per site, product, type and expiry). `count` includes reserved units, as in `SiteIndex.setInventory`. */
 export interface LotRow {
@@ -39,31 +31,18 @@ export interface LotRow {
 }
 
 /** A donor as `DonorIndex.upsert` takes it, plus its id. */
-export interface DonorRow {
-  id: string;
-  bloodType: BloodType;
-  lat: number;
-  lng: number;
-  lastDonation?: Partial<Record<BloodProduct, number>>;
-  available: boolean;
-}
+export type DonorRow = DonorProfile & { id: string };
 
 /** A courier profile as `CourierIndex.upsert` takes it, plus its id. Omitted status keeps the stored one ('offline' when new). */
-export interface CourierRow {
-  id: string;
-  vehicle: Vehicle;
-  capabilities: readonly Capability[];
-  capacity: number;
-  status?: CourierStatus;
-}
+export type CourierRow = CourierProfile & { id: string };
 
 /** A courier as loaded: profile, status and last known position (absent before its first stored ping). */
-export interface StoredCourier extends CourierRow {
+export type StoredCourier = CourierRow & {
   status: CourierStatus;
   lat?: number;
   lng?: number;
   lastPingAt?: number;
-}
+};
 
 /** A geofence; geometry is GeoJSON (a Feature is unwrapped). */
 export interface GeofenceRow {

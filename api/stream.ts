@@ -24,7 +24,6 @@ import { Packr } from 'msgpackr';
 import type { DispatchEvent, DispatchLoop } from '../dispatch/dispatch-loop.js';
 import type { CourierIndex, FenceEvent } from '../engine/courier-index.js';
 import type { GeofenceIndex } from '../engine/geofence-index.js';
-import { distanceMeters } from '../engine/geodesy.js';
 import { ApiError, toErrorReply, wsErrorFrame } from './api-error.js';
 import { type Authenticator, type Principal, requireRole } from './auth.js';
 import type { ApiConfig } from './config.js';
@@ -33,7 +32,8 @@ import { decodeBody, isAborted, markAborted, sendReply } from './http-body.js';
 import type { Logger } from './log.js';
 import type { ApiMetrics } from './metrics.js';
 import type { TokenBuckets } from './rate-limit.js';
-import type { BookedRequest, RequestBook } from './request-book.js';
+import type { RequestBook } from './request-book.js';
+import { type TrackFrame, trackFrameOf, watchRequestOf } from './request-views.js';
 import { validate } from './schemas.js';
 import { type CourierTuple, type WatchBBox, type WatchKind, type WatchRequest, WatchSession } from './watch-session.js';
 
@@ -45,9 +45,6 @@ export const SLOW_CLOSE_MS = 5_000;
 export const MAX_SNAPSHOT_COURIERS = 50_000;
 /** Tracked requests per socket. */
 const MAX_TRACKS = 256;
-/** Assumed courier speed for track ETAs when nothing better is known (urban bike/car mix, m/s), × road circuity. */
-const TRACK_SPEED = 6;
-const CIRCUITY = 1.35;
 
 /** Collects fence crossings as the CourierIndex reports them (synchronously, inside move); drained by the hub. */
 export class FenceFeed {
@@ -220,28 +217,12 @@ export class StreamHub {
 
   /** A request's state for the map, or undefined when the API does not know it. */
   watchRequest(id: string): WatchRequest | undefined {
-    const booked = this.deps.book.get(id);
-    const summary = this.deps.loop.status(id);
-    if (booked === undefined || summary === undefined) return undefined;
-    const r: WatchRequest = { id, kind: booked.kind, status: summary.status, pickup: booked.pickup, dropoff: booked.dropoff };
-    const courierId = summary.legs.find((l) => l.courierId !== undefined && l.status !== 'cancelled' && l.status !== 'failed')?.courierId;
-    if (courierId !== undefined) r.courierId = courierId;
-    return r;
+    return watchRequestOf(this.deps, id);
   }
 
-  /** The `{ t:'request' }` body a requester sees (also the GET reply's live part): status, courier position, ETA. */
-  trackFrame(id: string): { t: 'request'; id: string; status: string; courier?: { lat: number; lng: number }; eta?: number } | undefined {
-    const booked = this.deps.book.get(id);
-    const summary = this.deps.loop.status(id);
-    if (booked === undefined || summary === undefined) return undefined;
-    const frame: { t: 'request'; id: string; status: string; courier?: { lat: number; lng: number }; eta?: number } = { t: 'request', id, status: summary.status };
-    const leg = summary.legs.find((l) => l.courierId !== undefined && (l.status === 'assigned' || l.status === 'picked_up'));
-    const c = leg?.courierId === undefined ? undefined : this.deps.couriers.get(leg.courierId);
-    if (leg !== undefined && c !== undefined && !Number.isNaN(c.lat)) {
-      frame.courier = { lat: c.lat, lng: c.lng };
-      frame.eta = etaSeconds(c.lat, c.lng, booked, leg.status === 'picked_up');
-    }
-    return frame;
+  /** The `{ t:'request' }` body a requester sees (also the GET reply's live part). */
+  trackFrame(id: string): TrackFrame | undefined {
+    return trackFrameOf(this.deps, id);
   }
 
   private requestChanged(id: string): void {
@@ -531,9 +512,3 @@ export class StreamHub {
 }
 
 /** Seconds until the load reaches the dropoff from the courier's position (via the pickup unless picked up). */
-function etaSeconds(lat: number, lng: number, r: BookedRequest, pickedUp: boolean): number {
-  const toDrop = pickedUp
-    ? distanceMeters(lat, lng, r.dropoff.lat, r.dropoff.lng)
-    : distanceMeters(lat, lng, r.pickup.lat, r.pickup.lng) + distanceMeters(r.pickup.lat, r.pickup.lng, r.dropoff.lat, r.dropoff.lng);
-  return Math.round((toDrop * CIRCUITY) / TRACK_SPEED);
-}

@@ -22,6 +22,7 @@ import uWS from '@trufflesuite/uws-js-unofficial';
 import type { HttpResponse, WebSocket, WebSocketBehavior } from '@trufflesuite/uws-js-unofficial';
 import { Packr } from 'msgpackr';
 import type { DispatchEvent, DispatchLoop } from '../dispatch/dispatch-loop.js';
+import type { CourierStatus } from '../engine/courier-attributes.js';
 import type { CourierIndex, FenceEvent } from '../engine/courier-index.js';
 import type { GeofenceIndex } from '../engine/geofence-index.js';
 import { ApiError, toErrorReply, wsErrorFrame } from './api-error.js';
@@ -106,6 +107,7 @@ export class StreamHub {
   private readonly watchers = new Set<Socket>();
   private readonly trackers = new Map<string, Set<Socket>>();
   private timer: NodeJS.Timeout | undefined;
+  private readonly peeked: { lat: number; lng: number; status: CourierStatus } = { lat: 0, lng: 0, status: 'offline' };
 
   constructor(deps: StreamDeps) {
     this.deps = deps;
@@ -159,11 +161,11 @@ export class StreamHub {
 
   /** A courier moved or changed status: watch sessions see its latest position. */
   courierChanged(id: string): void {
-    if (this.watchers.size > 0) {
-      const c = this.deps.couriers.get(id);
-      if (c === undefined) for (const s of this.watchers) s.getUserData().watch?.noteGone(id);
-      else if (!Number.isNaN(c.lat)) for (const s of this.watchers) s.getUserData().watch?.noteCourier(id, c.lat, c.lng, c.status);
-    }
+    if (this.watchers.size === 0) return;
+    // runs on every ping while dispatchers watch: read into one reused object, allocate nothing
+    const c = this.peeked;
+    if (this.deps.couriers.peek(id, c)) for (const s of this.watchers) s.getUserData().watch?.noteCourier(id, c.lat, c.lng, c.status);
+    else if (!this.deps.couriers.has(id)) for (const s of this.watchers) s.getUserData().watch?.noteGone(id);
   }
 
   /** Routes fence crossings reported since the last call to the watches whose bbox holds the courier. */

@@ -275,6 +275,18 @@ describe('CourierIndex.move', () => {
     expect(index.get('a')?.cell).not.toBe(cell);
   });
 
+  it('peeks a courier\'s position and status into a caller\'s object, and says when there is none', () => {
+    const index = new CourierIndex();
+    const out = { lat: 0, lng: 0, status: 'offline' as CourierStatus };
+    expect(index.peek('a', out)).toBe(false);
+    index.upsert('a', { vehicle: 'car', capabilities: [], capacity: 1, status: 'available' });
+    expect(index.peek('a', out)).toBe(false); // registered, no ping yet
+    index.move('a', 48.85, 2.35, 1);
+    index.setStatus('a', 'busy');
+    expect(index.peek('a', out)).toBe(true);
+    expect(out).toEqual({ lat: 48.85, lng: 2.35, status: 'busy' });
+  });
+
   it('rejects an unknown vehicle or capability with E_BAD_PROFILE and keeps the old profile', () => {
     const index = new CourierIndex();
     index.upsert('a', { vehicle: 'van', capabilities: ['medical'], capacity: 4 });

@@ -278,6 +278,19 @@ export class CourierIndex {
     };
   }
 
+  /**
+   * Position and status of a courier written into `out` (no allocation: for per-ping paths such as map
+   * fan-out); false when the courier is unknown or has no position yet.
+   */
+  peek(id: string, out: { lat: number; lng: number; status: CourierStatus }): boolean {
+    const slot = this.slotOf.get(id);
+    if (slot === undefined || this.where[2 * slot] < 0) return false;
+    out.lat = this.place[3 * slot];
+    out.lng = this.place[3 * slot + 1];
+    out.status = COURIER_STATUSES[this.attr[slot] & STATUS_BITS];
+    return true;
+  }
+
   /** Ids of the fences a courier is inside, sorted. */
   fencesOf(id: string): readonly string[] {
     const slot = this.slotOf.get(id);

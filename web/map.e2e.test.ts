@@ -116,7 +116,8 @@ describe('live map in Chromium against the demo city', () => {
     expect(c).toBeDefined();
     const res = await fetch(`${demo.base}/v1/requests`, {
       method: 'POST', headers: auth,
-      body: JSON.stringify({ kind: 'delivery', pickup: { lat: c.lat + 0.002, lng: c.lng + 0.002 }, dropoff: { lat: c.lat - 0.01, lng: c.lng + 0.015 }, readyAt: Date.now(), urgency: 'urgent' }),
+      // a far dropoff (~25 km) keeps the request on the map while the sped-up demo driver carries it
+      body: JSON.stringify({ kind: 'delivery', pickup: { lat: c.lat + 0.002, lng: c.lng + 0.002 }, dropoff: { lat: c.lat - 0.15, lng: c.lng + 0.25 }, readyAt: Date.now(), urgency: 'urgent' }),
     });
     expect(res.status).toBe(201);
     const id = ((await res.json()) as { id: string }).id;
@@ -140,9 +141,11 @@ describe('live map in Chromium against the demo city', () => {
     for (let attempt = 0; attempt < 5 && !shown; attempt++) {
       const px = await inPage((g, rid) => {
         const r = g.board.requests.get(rid);
+        if (r === undefined) return undefined;
         const p = g.map.project([r.pickup.lng, r.pickup.lat]);
         return [p.x, p.y];
       }, id);
+      if (px === undefined) throw new Error(`request ${id} left the map before its details could be checked`);
       await page.mouse.click(px[0], px[1]);
       shown = await page
         .waitForFunction((rid) => document.getElementById('details')!.textContent!.includes(rid), id, { timeout: 4000 })

@@ -37,6 +37,11 @@ export interface SubmitView {
   idempotencyKey?: string;
 }
 
+/** Default time an ended request stays in memory. */
+export const DEFAULT_ENDED_RETENTION_MS = 3_600_000;
+// sweeping ended requests once a minute keeps the sweep off the 50 ms tick path
+const FORGET_EVERY_MS = 60_000;
+
 /** What the pump needs; each part owned by the caller. */
 export interface DispatchPumpDeps {
   loop: DispatchLoop;
@@ -53,11 +58,16 @@ export interface DispatchPumpDeps {
   onPlanError?: (err: unknown) => void;
   /** When set, every publish is committed here first; frames of durable transitions wait for the commit. */
   journal?: TransitionJournal;
+  /** Ended requests stay in memory this long (default 1 h: long enough for a requester to read the outcome). */
+  endedRetentionMs?: number;
+  /** Called with the ids of requests dropped from memory, so their owners (the request book) forget them too. */
+  onForget?: (requestIds: readonly string[]) => void;
 }
 
 /** Drives a DispatchLoop from a timer and publishes what it does. */
 export class DispatchPump {
   private readonly deps: DispatchPumpDeps;
+  private nextForget = 0;
   private timer: NodeJS.Timeout | undefined;
   private kicked = false;
   private planning: Promise<void> | undefined;
@@ -113,6 +123,11 @@ export class DispatchPump {
     const now = clock();
     try {
       loop.expire(now);
+      if (now >= this.nextForget) {
+        this.nextForget = now + FORGET_EVERY_MS;
+        const gone = loop.forgetEnded(now, this.deps.endedRetentionMs ?? DEFAULT_ENDED_RETENTION_MS);
+        if (gone.length > 0) this.deps.onForget?.(gone);
+      }
       const due = loop.dueAt();
       if (this.planning === undefined && due !== undefined && due <= now) {
         const batch = loop.takeBatch(now);

@@ -51,6 +51,14 @@ export class RequestBook {
     for (const leg of r.legs) this.legToParent.set(leg, r.id);
   }
 
+  /** Forgets a request and its legs (its Idempotency-Key reply stays until evicted). */
+  forget(id: string): void {
+    const r = this.byId.get(id);
+    if (r === undefined) return;
+    this.byId.delete(id);
+    for (const leg of r.legs) this.legToParent.delete(leg);
+  }
+
   /** The request, or undefined. */
   get(id: string): BookedRequest | undefined {
     return this.byId.get(id);

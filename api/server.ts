@@ -101,6 +101,9 @@ export function createServer(config: Readonly<ApiConfig>, deps: ServerDeps): Ser
     },
     onPlanError: (err) => deps.logger.error({ err }, 'dispatch batch failed; its requests wait for the next batch'),
     journal: deps.journal,
+    onForget: (ids) => {
+      for (const id of ids) book.forget(id);
+    },
   });
   const hub = new StreamHub({
     config, auth, clock, limits, book, pump,

@@ -223,6 +223,27 @@ describe('DispatchLoop, each kind end to end on small-city', () => {
   });
 });
 
+describe('DispatchLoop memory over time', () => {
+  it('forgets a request once it ended longer ago than the retention, and keeps live ones', () => {
+    const { loop } = world(GREEDY);
+    ok(loop.submit(delivery('d1', T0), T0));
+    ok(loop.submit(delivery('d2', T0), T0));
+    const offers = loop.tick(T0);
+    const first = offers.find((o) => o.requestId === 'd1')!;
+    ok(loop.accept(first.id, first.courierId, T0 + 1_000));
+    ok(loop.progress('d1', first.courierId, 'picked_up', T0 + 2_000));
+    ok(loop.progress('d1', first.courierId, 'delivered', T0 + 3_000));
+    const hour = 3_600_000;
+    expect(loop.forgetEnded(T0 + 3_000 + hour - 1, hour)).toEqual([]);
+    expect(loop.forgetEnded(T0 + 3_000 + hour, hour)).toEqual(['d1']);
+    expect(loop.status('d1')).toBeUndefined();
+    expect(loop.lifecycle.request('d1')).toBeUndefined();
+    expect(loop.status('d2')).toBeDefined(); // still live: offered, never ended
+    expect(loop.forgetEnded(T0 + 10 * hour, hour)).toEqual([]);
+    expect(loop.checkInvariants()).toEqual([]);
+  });
+});
+
 describe('DispatchLoop batch window', () => {
   it('an emergency is dispatched at once in batched mode while a routine request waits for the window', () => {
     const { loop } = world(BATCHED);

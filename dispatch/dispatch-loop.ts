@@ -330,6 +330,30 @@ export class DispatchLoop {
     return { id: parent.id, kind: parent.kind, status: deriveStatus(legs.map((l) => l.status)), legs };
   }
 
+  /**
+   * Drops requests that ended (delivered, cancelled, failed) more than `retentionMs` ago from memory —
+   * their legs, offers and lifecycle records — so a server running for weeks holds only recent history
+   * (the store keeps all of it). Returns the request ids forgotten.
+   */
+  forgetEnded(now: number, retentionMs: number): string[] {
+    assertTime(now);
+    const forgotten: string[] = [];
+    for (const parent of this.parents.values()) {
+      const views = parent.legIds.map((id) => this.lifecycle.request(id));
+      if (views.some((v) => v === undefined || !ENDED.has(v.status))) continue;
+      const endedAt = Math.max(...views.map((v) => v!.updatedAt));
+      if (endedAt > now - retentionMs) continue;
+      for (const id of parent.legIds) {
+        this.lifecycle.forget(id);
+        this.legs.delete(id);
+        this.retryAt.delete(id);
+      }
+      this.parents.delete(parent.id);
+      forgotten.push(parent.id);
+    }
+    return forgotten;
+  }
+
   /** The leg as it is matched (pickup, dropoff, limits), or undefined. */
   leg(legId: string): Readonly<DispatchRequest> | undefined {
     return this.legs.get(legId)?.dispatch;
@@ -505,6 +529,8 @@ export function deriveStatus(legs: readonly RequestStatus[]): RequestStatus {
   if (best !== undefined) return best;
   return legs.length > 0 && legs.every((s) => s === 'cancelled') ? 'cancelled' : 'failed';
 }
+
+const ENDED: ReadonlySet<RequestStatus> = new Set(['delivered', 'cancelled', 'failed']);
 
 const RANK: Readonly<Record<RequestStatus, number>> = { pending: 0, offered: 1, assigned: 2, picked_up: 3, delivered: 4, cancelled: 5, failed: 5 };
 

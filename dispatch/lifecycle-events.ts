@@ -5,8 +5,9 @@
  */
 import type { CourierStatus } from '../engine/courier-attributes.js';
 
-export type RequestKind = 'delivery' | 'rescue' | 'blood';
-export type Urgency = 'routine' | 'urgent' | 'emergency';
+import type { RequestKind, Urgency } from './dispatch-request.js';
+
+export type { RequestKind, Urgency } from './dispatch-request.js';
 export type RequestStatus = 'pending' | 'offered' | 'assigned' | 'picked_up' | 'delivered' | 'cancelled' | 'failed';
 export type OfferStatus = 'live' | 'accepted' | 'declined' | 'expired' | 'revoked';
 

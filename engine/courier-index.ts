@@ -19,7 +19,7 @@ import type { CellSpeeds } from './cell-speeds.js';
 import { type Capability, type CourierProfile, type CourierStatus, type Vehicle, COURIER_STATUSES, VEHICLES, capabilitiesOf, statusCode } from './courier-attributes.js';
 import { type CourierFilter, STATUS_BITS, compileFilter, encodeAttr, passes, scanCouriers } from './courier-filter.js';
 import { EngineError, assertCoordinate } from './errors.js';
-import { chord2, chord2ToMeters, metersToChord2 } from './geodesy.js';
+import { chord2ToMeters, metersToChord2, writeUnitVector } from './geodesy.js';
 import type { GeofenceIndex } from './geofence-index.js';
 import { H3Buckets, INSIDE } from './h3-buckets.js';
 import { widen } from './rtree-nearest.js';
@@ -114,6 +114,8 @@ export class CourierIndex {
 
   private cells: H3Buckets;
   private top = new TopK();
+  /** Scratch for the unit vector of a ping or query point (no allocation per call). */
+  private readonly unit = new Float64Array(3);
   private counters = { moves: 0, cellChanges: 0, staleIgnored: 0, positioned: 0 };
   /** Bumped on every mutation; snapshots carry it so readers can tell how fresh they are. */
   version = 0;
@@ -178,12 +180,11 @@ export class CourierIndex {
       this.counters.staleIgnored++;
       return 'stale';
     }
-    const phi = lat * (Math.PI / 180);
-    const lam = lng * (Math.PI / 180);
-    const c = Math.cos(phi);
-    const x = c * Math.cos(lam);
-    const y = c * Math.sin(lam);
-    const z = Math.sin(phi);
+    const v = this.unit;
+    writeUnitVector(lat, lng, v, 0);
+    const x = v[0];
+    const y = v[1];
+    const z = v[2];
     this.counters.moves++;
     this.version++;
     const cells = this.cells;
@@ -309,12 +310,11 @@ export class CourierIndex {
     if (typeof radius !== 'number' || !(radius >= 0)) throw new EngineError('E_BAD_QUERY', `radius must be >= 0 metres, got ${String(radius)}`);
     if (k === 0 || this.counters.positioned === 0) return [];
     const filter = compileFilter(options, this.slotOf);
-    const phi = lat * (Math.PI / 180);
-    const lam = lng * (Math.PI / 180);
-    const c = Math.cos(phi);
-    const qx = c * Math.cos(lam);
-    const qy = c * Math.sin(lam);
-    const qz = Math.sin(phi);
+    const v = this.unit;
+    writeUnitVector(lat, lng, v, 0);
+    const qx = v[0];
+    const qy = v[1];
+    const qz = v[2];
     const radius2 = metersToChord2(radius);
     const top = this.top;
     top.reset(Math.min(k, this.counters.positioned));

@@ -23,7 +23,7 @@ import { type CompiledFilter, type CourierFilter, STATUS_BITS, compileFilter, co
 import type { CourierIndex } from './courier-index.js';
 import type { CellSpeeds } from './cell-speeds.js';
 import { EngineError, assertCoordinate } from './errors.js';
-import { chord2ToMeters, metersToChord2 } from './geodesy.js';
+import { chord2ToMeters, metersToChord2, writeUnitVector } from './geodesy.js';
 import { widen } from './rtree-nearest.js';
 import { NodeQueue } from './node-queue.js';
 import { TopK } from './top-k.js';
@@ -156,6 +156,7 @@ export class CourierSnapshot {
   private readonly nodeCap: Float64Array;
   private readonly nodeCount: Uint32Array;
   private readonly queue = new NodeQueue();
+  private readonly unit = new Float64Array(3);
   private readonly idStart: Uint32Array;
   private readonly idBytes: Uint8Array;
   private readonly top = new TopK();
@@ -262,13 +263,12 @@ export class CourierSnapshot {
     const f: CompiledFilter = compileFilter(options, undefined);
     f.excludeSlots = this.excludedIndices(options.exclude);
     const radius2 = metersToChord2(options.radius ?? Infinity);
-    // same expression as writeUnitVector and the live index, so distances agree to the last bit
-    const phi = lat * (Math.PI / 180);
-    const lam = lng * (Math.PI / 180);
-    const c = Math.cos(phi);
-    const qx = c * Math.cos(lam);
-    const qy = c * Math.sin(lam);
-    const qz = Math.sin(phi);
+    // writeUnitVector, as the live index uses, so distances agree to the last bit
+    const v = this.unit;
+    writeUnitVector(lat, lng, v, 0);
+    const qx = v[0];
+    const qy = v[1];
+    const qz = v[2];
     const top = this.top;
     top.reset(k);
     // status counts bound the k-th distance early when status is the whole filter (as for live queries)

@@ -466,6 +466,13 @@ describe('DispatchLoop under a seeded random event sequence', () => {
   }
 });
 
+/** Where two strings first differ, with a little context. */
+function firstDifference(a: string, b: string): string {
+  let i = 0;
+  while (i < a.length && a[i] === b[i]) i++;
+  return `before …${a.slice(Math.max(0, i - 80), i + 80)}… after …${b.slice(Math.max(0, i - 80), i + 80)}…`;
+}
+
 function reservedUnits(sites: SiteIndex, scenario: Scenario): number {
   return scenario.sites.filter((s) => s.kind === 'blood_bank').reduce((n, s) => n + sites.lots(s.id).reduce((m, l) => m + l.reserved, 0), 0);
 }
@@ -479,3 +486,75 @@ function stockInReach(sites: SiteIndex, at: { lat: number; lng: number }, recipi
   const hits = sites.nearby(at.lat, at.lng, { kind: 'blood_bank', open: true, k: 100, stock: { product: 'platelets', recipient, units: 1, asOf: now } });
   return hits.map((h) => h.units!);
 }
+
+describe('DispatchLoop rollback of a drained transition', () => {
+  it('puts memory back exactly as it was before the verb, at any step of a random walk', () => {
+    const scenario = generateScenario({ seed: 23, couriers: 80, requests: 400, donors: 200, bloodBanks: 3, hospitals: 4 });
+    const { loop, couriers, sites } = world({ ...DEFAULT_POLICY, mode: 'greedy' }, scenario);
+    const rng = new Prng(5);
+    const banks = scenario.sites.filter((s) => s.kind === 'blood_bank').map((s) => s.id);
+    const submitted: string[] = [];
+    const fingerprint = (): Record<string, string> =>
+      Object.fromEntries(Object.entries({
+        requests: loop.lifecycle.allRequests(),
+        couriers: loop.lifecycle.allCouriers(),
+        offers: submitted.flatMap((id) => (loop.status(id)?.legs ?? []).flatMap((l) => loop.lifecycle.offersOf(l.id))),
+        parents: submitted.map((id) => loop.status(id)),
+        indexed: scenario.couriers.map((c) => couriers.get(c.id)!.status),
+        lots: banks.map((b) => sites.lots(b)),
+        occupancy: scenario.sites.map((s) => sites.get(s.id)!.occupancy),
+      }).map(([k, v]) => [k, JSON.stringify(v)]));
+    let now = T0;
+    let next = 0;
+    const undone = new Map<string, number>();
+    for (let step = 0; step < 2_500; step++) {
+      now += rng.int(1_500);
+      const takeBack = rng.chance(0.35);
+      const before = takeBack ? fingerprint() : undefined;
+      const u = rng.next();
+      let verb = 'none';
+      if (u < 0.2 && next < scenario.requests.length) {
+        const sub = submissionOf(scenario.requests[next++], now);
+        verb = loop.submit(sub, now).ok ? `submit:${sub.kind}` : 'submit:refused';
+        if (verb !== 'submit:refused') submitted.push(sub.id);
+      } else if (u < 0.4) {
+        verb = loop.tick(now).length > 0 ? 'tick:offers' : 'tick';
+      } else if (u < 0.6) {
+        const live = loop.lifecycle.liveOffers();
+        if (live.length > 0) {
+          const o = rng.pick(live);
+          verb = (rng.chance(0.7) ? loop.accept(o.id, o.courierId, now) : loop.decline(o.id, o.courierId, now)).ok ? 'respond' : 'respond:refused';
+        }
+      } else if (u < 0.75) {
+        const carried = loop.lifecycle.allRequests().filter((r) => r.status === 'assigned' || r.status === 'picked_up');
+        if (carried.length > 0) {
+          const r = rng.pick(carried);
+          verb = loop.progress(r.id, r.courierId!, r.status === 'assigned' ? 'picked_up' : 'delivered', now).ok ? `progress:${r.status}` : 'progress:refused';
+        }
+      } else if (u < 0.82 && submitted.length > 0) {
+        verb = loop.cancel(rng.pick(submitted), now, 'requester').ok ? 'cancel' : 'cancel:refused';
+      } else if (u < 0.9) {
+        verb = 'expire';
+        loop.expire(now);
+      } else {
+        const c = rng.pick(scenario.couriers);
+        verb = loop.setCourierStatus(c.id, rng.chance(0.6) ? 'available' : 'offline', now).ok ? 'status' : 'status:refused';
+      }
+      const { events, rollback } = loop.drainTransition();
+      if (events.length > 0 && before !== undefined) {
+        if (verb.startsWith('submit:') && verb !== 'submit:refused') submitted.pop();
+        rollback();
+        rollback(); // a second run changes nothing more
+        const after = fingerprint();
+        for (const k of Object.keys(before)) if (after[k] !== before[k]) throw new Error(`step ${step}: ${verb} rolled back, ${k} differs: ${firstDifference(before[k], after[k])}`);
+        undone.set(verb, (undone.get(verb) ?? 0) + 1);
+      }
+      const problems = loop.checkInvariants();
+      if (problems.length > 0) throw new Error(`step ${step} (${verb}): ${problems.slice(0, 5).join('; ')}`);
+    }
+    // every kind of state change was taken back somewhere in the walk
+    for (const k of ['submit:delivery', 'submit:blood', 'submit:rescue', 'tick:offers', 'respond', 'progress:assigned', 'progress:picked_up', 'cancel', 'status']) {
+      expect(undone.get(k) ?? 0, k).toBeGreaterThan(0);
+    }
+  });
+});

@@ -28,6 +28,7 @@
  * A release after pickup is ignored: those units are in the courier's box, not on the bank's shelf.
  */
 import type { BloodProduct, BloodType } from '../engine/blood-types.js';
+import type { CourierStatus } from '../engine/courier-attributes.js';
 import type { CellSpeeds } from '../engine/cell-speeds.js';
 import type { CourierIndex } from '../engine/courier-index.js';
 import { CourierSnapshot, writeCourierSnapshot } from '../engine/courier-snapshot.js';
@@ -53,6 +54,7 @@ import {
 } from './request-lifecycle.js';
 import { checkInvariants as checkLifecycleInvariants } from './lifecycle-invariants.js';
 import { type Leg, type RequestSubmission, type SubmitResult, buildLegs } from './submission-legs.js';
+import { type Rollback, UndoLog } from './undo-log.js';
 
 export type { BloodSubmission, DeliverySubmission, RescueSubmission, RequestSubmission, SubmissionBase, SubmitFailure, SubmitPlan, SubmitResult } from './submission-legs.js';
 
@@ -99,8 +101,6 @@ export interface DispatchLoopOptions {
   sites: SiteIndex;
   donors: DonorIndex;
   speeds?: CellSpeeds;
-  /** Default: a fresh RequestLifecycle with `offerTtlMs`. */
-  lifecycle?: RequestLifecycle;
   policy: DispatchPolicy;
   /** OFFER_TTL for the lifecycle the loop creates (default 15 s). */
   offerTtlMs?: number;
@@ -145,6 +145,8 @@ export class DispatchLoop {
   private readonly retryAt = new Map<string, number>();
   private readonly retryMs: number;
   private outbox: DispatchEvent[] = [];
+  /** How to take back what happened since the last drain (a commit the store refuses). */
+  private readonly undo = new UndoLog();
   private readonly anomalies: string[] = [];
   private batchCount = 0;
   private readonly counters: DispatchLoopStats = {
@@ -158,7 +160,7 @@ export class DispatchLoop {
     this.donors = options.donors;
     this.speeds = options.speeds;
     this.policy = options.policy;
-    this.lifecycle = options.lifecycle ?? new RequestLifecycle({ offerTtlMs: options.offerTtlMs });
+    this.lifecycle = new RequestLifecycle({ offerTtlMs: options.offerTtlMs, undo: this.undo });
     this.window = new BatchWindow(options.policy);
     this.retryMs = options.retryMs ?? DEFAULT_RETRY_MS;
     if (!(this.retryMs >= 0) || !Number.isFinite(this.retryMs)) throw new Error(`retryMs must be a finite number of ms >= 0, got ${String(options.retryMs)}`);
@@ -171,9 +173,17 @@ export class DispatchLoop {
     const built = buildLegs(request, now, { sites: this.sites, donors: this.donors, policy: this.policy });
     if (built.ok === false) return this.refuse(built);
     const parent: Parent = { id: request.id, kind: request.kind, legIds: built.legs.map((l) => l.id), status: 'pending' };
+    const held = built.legs.filter((l) => l.held);
+    if (held.length > 0) {
+      this.undo.record(() => {
+        for (const leg of held) releaseAllocation(this.sites, leg.reservations);
+      });
+    }
     this.parents.set(parent.id, parent);
+    this.undo.record(() => this.parents.delete(parent.id));
     for (const leg of built.legs) {
       this.legs.set(leg.id, leg);
+      this.undo.record(() => this.legs.delete(leg.id));
       const added = this.lifecycle.addRequest({ id: leg.id, kind: request.kind, urgency: request.urgency, deadline: leg.dispatch.deadline, reservations: leg.reservations }, now);
       if (!added.ok) throw new Error(`leg '${leg.id}' already exists in the lifecycle: give the loop its own lifecycle or unique request ids`);
       this.apply(added.events);
@@ -308,15 +318,28 @@ export class DispatchLoop {
     if (!this.couriers.has(courierId)) return { ok: false, reason: 'unknown-courier' };
     const res = this.run(this.lifecycle.setCourierStatus(courierId, status, now));
     // a courier the lifecycle already had in that state gets no event, yet the index may say otherwise
-    if (res.ok) this.couriers.setStatus(courierId, this.lifecycle.courier(courierId)!.status);
+    if (res.ok) this.setIndexedStatus(courierId, this.lifecycle.courier(courierId)!.status);
     return res;
   }
 
-  /** Events since the last drain, in order (offers are `offer.created` events carrying the driver's details). */
+  /** Events since the last drain, in order (offers are `offer.created` events carrying the driver's details); their changes are kept for good. */
   drainEvents(): DispatchEvent[] {
+    this.undo.clear();
     const out = this.outbox;
     this.outbox = [];
     return out;
+  }
+
+  /**
+   * Events since the last drain, with the rollback that takes their changes back out of memory (lifecycle,
+   * courier statuses, reservations, occupancy) when the store refuses to commit them. Rollbacks of several
+   * drains must run newest first.
+   */
+  drainTransition(): { events: DispatchEvent[]; rollback: Rollback } {
+    const rollback = this.undo.take();
+    const events = this.outbox;
+    this.outbox = [];
+    return { events, rollback };
   }
 
   /** A request (or leg) as requesters see it, or undefined. */
@@ -451,7 +474,7 @@ export class DispatchLoop {
       this.outbox.push(e);
       switch (e.type) {
         case 'courier.status':
-          if (this.couriers.has(e.courierId)) this.couriers.setStatus(e.courierId, e.status);
+          this.setIndexedStatus(e.courierId, e.status);
           if (e.status === 'available') this.unparkAll(e.at);
           break;
         case 'request.cancelled':
@@ -476,34 +499,63 @@ export class DispatchLoop {
     }
   }
 
+  /** Sets a courier's status in the index (when it is there), recording how to set it back. */
+  private setIndexedStatus(courierId: string, status: CourierStatus): void {
+    const before = this.couriers.get(courierId)?.status;
+    if (before === undefined || before === status) return;
+    this.couriers.setStatus(courierId, status);
+    this.undo.record(() => {
+      if (this.couriers.has(courierId)) this.couriers.setStatus(courierId, before);
+    });
+  }
+
   private issue(legId: string): void {
     const leg = this.legs.get(legId);
     if (leg === undefined || !leg.held) return;
     leg.held = false;
+    const issued: ReservationRef[] = [];
     for (const r of leg.reservations) {
-      if (this.sites.has(r.siteId) && this.sites.issueUnits(r.siteId, lotOf(r), r.count)) this.counters.unitsIssued += r.count;
-      else this.counters.unitsMissing += r.count;
+      if (this.sites.has(r.siteId) && this.sites.issueUnits(r.siteId, lotOf(r), r.count)) {
+        this.counters.unitsIssued += r.count;
+        issued.push(r);
+      } else this.counters.unitsMissing += r.count;
     }
+    this.undo.record(() => {
+      leg.held = true;
+      for (const r of issued) if (this.sites.has(r.siteId)) this.sites.returnUnits(r.siteId, lotOf(r), r.count);
+    });
   }
 
   private release(legId: string, refs: readonly ReservationRef[]): void {
     const leg = this.legs.get(legId);
     if (leg === undefined) return;
     if (leg.releasedOnce) this.anomalies.push(`reservations of leg ${legId} were released twice`);
+    const was = { releasedOnce: leg.releasedOnce, held: leg.held };
     leg.releasedOnce = true;
-    if (!leg.held) return; // picked up already: the units are in the courier's box
+    if (!leg.held) {
+      this.undo.record(() => Object.assign(leg, was));
+      return; // picked up already: the units are in the courier's box
+    }
     leg.held = false;
     const { released, failed } = releaseAllocation(this.sites, refs);
     this.counters.unitsReleased += released;
     this.counters.unitsMissing += failed.reduce((n, r) => n + r.count, 0);
+    const back = refs.filter((r) => !failed.includes(r));
+    this.undo.record(() => {
+      Object.assign(leg, was);
+      for (const r of back) if (this.sites.has(r.siteId)) this.sites.reserveUnits(r.siteId, lotOf(r), r.count);
+    });
   }
 
   private fillRecipient(legId: string): void {
     const leg = this.legs.get(legId);
     const siteId = leg?.recipientSiteId;
     if (leg === undefined || siteId === undefined || !this.sites.has(siteId)) return;
-    const site = this.sites.get(siteId)!;
-    this.sites.setOccupancy(siteId, site.occupancy + (leg.dispatch.load ?? 1));
+    const before = this.sites.get(siteId)!.occupancy;
+    this.sites.setOccupancy(siteId, before + (leg.dispatch.load ?? 1));
+    this.undo.record(() => {
+      if (this.sites.has(siteId)) this.sites.setOccupancy(siteId, before);
+    });
   }
 
   private refreshParent(e: LifecycleEvent): void {
@@ -515,6 +567,9 @@ export class DispatchLoop {
     if (status === parent.status) return;
     const previous = parent.status;
     parent.status = status;
+    this.undo.record(() => {
+      parent.status = previous;
+    });
     this.outbox.push(Object.freeze({ seq: e.seq, at: e.at, type: 'blood.status', requestId: parent.id, status, previous }));
   }
 }

@@ -13,6 +13,7 @@
  * changes nothing; a programmer's mistake (bad `now`, unknown kind) throws.
  */
 import type { CourierStatus } from '../engine/courier-attributes.js';
+import type { UndoLog } from './undo-log.js';
 import type { RequestKind, Urgency, RequestStatus, OfferStatus, ReservationRef, NewRequest, RequestView, CourierView, Offer, Assignment, LifecycleEventBody, LifecycleEvent, Rejected, Done, AddRequestReason, AttachReason, CourierStatusReason, OfferReason, RespondReason, CancelReason, FailReason, ProgressReason, ForgetReason } from './lifecycle-events.js';
 
 export type { RequestKind, Urgency, RequestStatus, OfferStatus, ReservationRef, NewRequest, RequestView, CourierView, Offer, Assignment, LifecycleEventBody, LifecycleEvent, Rejected, Done, AddRequestReason, AttachReason, CourierStatusReason, OfferReason, RespondReason, CancelReason, FailReason, ProgressReason, ForgetReason } from './lifecycle-events.js';
@@ -25,12 +26,15 @@ export interface RequestLifecycleOptions {
   offerTtlMs?: number;
   /** Called with each event after the verb that produced it has finished changing state. */
   onEvent?: (event: LifecycleEvent) => void;
+  /** Where every mutation records how to take it back (a commit the store refuses is undone). */
+  undo?: UndoLog;
 }
 
 /** Holds every request, courier and offer and moves them through §3's transitions. */
 export class RequestLifecycle {
   readonly offerTtlMs: number;
   private readonly onEvent: ((event: LifecycleEvent) => void) | undefined;
+  private readonly undo: UndoLog | undefined;
   private readonly requests = new Map<string, RequestRecord>();
   private readonly couriers = new Map<string, CourierRecord>();
   private readonly offers = new Map<string, OfferRecord>();
@@ -48,6 +52,7 @@ export class RequestLifecycle {
     }
     this.offerTtlMs = ttl;
     this.onEvent = options.onEvent;
+    this.undo = options.undo;
   }
 
   /** Sequence number of the last event emitted (0 before any). */
@@ -68,6 +73,10 @@ export class RequestLifecycle {
     };
     this.requests.set(r.id, r);
     this.pending.add(r);
+    this.undo?.record(() => {
+      this.requests.delete(r.id);
+      this.pending.delete(r);
+    });
     const out: LifecycleEvent[] = [];
     this.emit(out, now, { type: 'request.created', requestId: r.id, kind: r.kind, urgency: r.urgency, deadline: r.deadline });
     return this.done(out);
@@ -79,7 +88,11 @@ export class RequestLifecycle {
     const r = this.requests.get(requestId);
     if (!r) return reject('unknown-request');
     if (r.status === 'delivered') return reject('request-terminal');
+    const before = r.reservations.length;
     r.reservations.push(...copyRefs(refs));
+    this.undo?.record(() => {
+      r.reservations.length = before;
+    });
     const out: LifecycleEvent[] = [];
     if (r.status === 'cancelled' || r.status === 'failed') this.releaseReservations(r, r.status, now, out);
     return this.done(out);
@@ -94,6 +107,7 @@ export class RequestLifecycle {
     const c = this.couriers.get(courierId);
     if (!c) {
       this.couriers.set(courierId, { id: courierId, status, updatedAt: now, offer: undefined, assignment: undefined });
+      this.undo?.record(() => this.couriers.delete(courierId));
       this.emit(out, now, { type: 'courier.status', courierId, status, previous: undefined });
       return this.done(out);
     }
@@ -125,11 +139,18 @@ export class RequestLifecycle {
       id: `offer-${++this.offerCount}`, requestId, courierId, createdAt: now, expiresAt: now + this.offerTtlMs,
       status: 'live', closedAt: undefined, details: details === undefined ? undefined : Object.freeze({ ...details }),
     };
+    this.saveRequest(r);
+    this.saveCourier(c);
     this.offers.set(o.id, o);
     this.live.set(o.id, o);
     r.offer = o;
     r.offerIds.push(o.id);
     c.offer = o;
+    this.undo?.record(() => {
+      this.offers.delete(o.id);
+      this.live.delete(o.id);
+      r.offerIds.pop();
+    });
     const out: LifecycleEvent[] = [];
     this.emit(out, now, { type: 'offer.created', offerId: o.id, requestId, courierId, expiresAt: o.expiresAt, details: o.details });
     this.moveRequest(r, 'offered', now);
@@ -148,6 +169,8 @@ export class RequestLifecycle {
     const c = this.couriers.get(o.courierId)!;
     this.closeOffer(o, 'accepted', now);
     const a: AssignmentRecord = { requestId: r.id, courierId, offerId, assignedAt: now, pickedUpAt: undefined, deliveredAt: undefined, endedAt: undefined };
+    this.saveRequest(r);
+    this.saveCourier(c);
     r.assignment = a;
     c.assignment = a;
     const out: LifecycleEvent[] = [];
@@ -229,6 +252,7 @@ export class RequestLifecycle {
     if (a.courierId !== courierId) return reject('not-assigned-courier');
     if (r.status !== (status === 'picked_up' ? 'assigned' : 'picked_up')) return reject('out-of-order');
     const out: LifecycleEvent[] = [];
+    this.saveAssignment(a);
     this.moveRequest(r, status, now);
     if (status === 'picked_up') {
       a.pickedUpAt = now;
@@ -322,6 +346,7 @@ export class RequestLifecycle {
   }
 
   private moveRequest(r: RequestRecord, status: RequestStatus, now: number): void {
+    this.saveRequest(r);
     r.status = status;
     r.updatedAt = now;
     if (status === 'pending') this.pending.add(r);
@@ -329,6 +354,7 @@ export class RequestLifecycle {
   }
 
   private moveCourier(c: CourierRecord, status: CourierStatus, now: number, out: LifecycleEvent[]): void {
+    this.saveCourier(c);
     const previous = c.status;
     c.status = status;
     c.updatedAt = now;
@@ -336,11 +362,21 @@ export class RequestLifecycle {
   }
 
   private closeOffer(o: OfferRecord, status: Exclude<OfferStatus, 'live'>, now: number): void {
+    const r = this.requests.get(o.requestId)!;
+    const c = this.couriers.get(o.courierId)!;
+    this.saveRequest(r);
+    this.saveCourier(c);
+    const was = { status: o.status, closedAt: o.closedAt, live: this.live.has(o.id) };
+    this.undo?.record(() => {
+      o.status = was.status;
+      o.closedAt = was.closedAt;
+      if (was.live) this.live.set(o.id, o);
+    });
     o.status = status;
     o.closedAt = now;
     this.live.delete(o.id);
-    this.requests.get(o.requestId)!.offer = undefined;
-    this.couriers.get(o.courierId)!.offer = undefined;
+    r.offer = undefined;
+    c.offer = undefined;
   }
 
   /** Ends a live offer other than by acceptance; the courier becomes available again. */
@@ -348,7 +384,10 @@ export class RequestLifecycle {
     const r = this.requests.get(o.requestId)!;
     const c = this.couriers.get(o.courierId)!;
     this.closeOffer(o, outcome, now);
-    if (outcome !== 'revoked') r.excluded.add(c.id);
+    if (outcome !== 'revoked' && !r.excluded.has(c.id)) {
+      r.excluded.add(c.id);
+      this.undo?.record(() => r.excluded.delete(c.id));
+    }
     this.emit(out, now, { type: `offer.${outcome}`, offerId: o.id, requestId: r.id, courierId: c.id });
     if (backToPending) {
       this.moveRequest(r, 'pending', now);
@@ -358,8 +397,10 @@ export class RequestLifecycle {
   }
 
   private endAssignment(a: AssignmentRecord, now: number, out: LifecycleEvent[]): void {
-    a.endedAt = now;
     const c = this.couriers.get(a.courierId)!;
+    this.saveAssignment(a);
+    this.saveCourier(c);
+    a.endedAt = now;
     c.assignment = undefined;
     this.moveCourier(c, 'available', now, out);
   }
@@ -376,9 +417,34 @@ export class RequestLifecycle {
   /** Hands back every reservation not yet released; each is released exactly once. */
   private releaseReservations(r: RequestRecord, cause: 'cancelled' | 'failed', now: number, out: LifecycleEvent[]): void {
     if (r.released === r.reservations.length) return;
+    this.saveRequest(r);
     const reservations = Object.freeze(r.reservations.slice(r.released));
     r.released = r.reservations.length;
     this.emit(out, now, { type: 'reservation.released', requestId: r.id, reservations, cause });
+  }
+
+  /** Records how to restore a request's fields and its place among the pending (before they change). */
+  private saveRequest(r: RequestRecord): void {
+    if (this.undo === undefined) return;
+    const was = { updatedAt: r.updatedAt, status: r.status, offer: r.offer, assignment: r.assignment, released: r.released, failReason: r.failReason, cancelledBy: r.cancelledBy };
+    const pending = this.pending.has(r);
+    this.undo.record(() => {
+      Object.assign(r, was);
+      if (pending) this.pending.add(r);
+      else this.pending.delete(r);
+    });
+  }
+
+  private saveCourier(c: CourierRecord): void {
+    if (this.undo === undefined) return;
+    const was = { status: c.status, updatedAt: c.updatedAt, offer: c.offer, assignment: c.assignment };
+    this.undo.record(() => Object.assign(c, was));
+  }
+
+  private saveAssignment(a: AssignmentRecord): void {
+    if (this.undo === undefined) return;
+    const was = { pickedUpAt: a.pickedUpAt, deliveredAt: a.deliveredAt, endedAt: a.endedAt };
+    this.undo.record(() => Object.assign(a, was));
   }
 
   private sortedPending(): RequestRecord[] {

@@ -325,6 +325,24 @@ describe('SiteIndex', () => {
     expect(() => index.reserveUnits('ghost', keys[0], 1)).toThrow(expect.objectContaining({ code: 'E_UNKNOWN_SITE' }));
   });
 
+  it('puts issued units back as reserved, listing an emptied lot again in FEFO order', () => {
+    const index = new SiteIndex();
+    index.upsert('bank', { kind: 'blood_bank', name: 'Bank', lat: 0, lng: 0 });
+    const early = { product: 'red_cells' as const, bloodType: 'O-' as const, expiresAt: NOW + DAY };
+    const late = { product: 'red_cells' as const, bloodType: 'A+' as const, expiresAt: NOW + 2 * DAY };
+    index.setInventory('bank', [{ ...early, count: 2 }, { ...late, count: 1 }]);
+    expect(index.reserveUnits('bank', early, 2)).toBe(true);
+    expect(index.issueUnits('bank', early, 2)).toBe(true);
+    expect(index.lots('bank').map((l) => l.bloodType)).toEqual(['A+']);
+    index.returnUnits('bank', early, 2);
+    expect(index.lots('bank')).toEqual([
+      { ...early, available: 0, reserved: 2 },
+      { ...late, available: 1, reserved: 0 },
+    ]);
+    index.returnUnits('bank', late, 1);
+    expect(index.lots('bank')[1]).toEqual({ ...late, available: 1, reserved: 1 });
+  });
+
   it('counts only unreserved units, so two requests never take the same unit', () => {
     const index = new SiteIndex();
     index.upsert('bank', { kind: 'blood_bank', name: 'Bank', lat: 0, lng: 0 });

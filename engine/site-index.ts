@@ -276,6 +276,17 @@ export class SiteIndex {
     return true;
   }
 
+  /** Puts `count` issued units of a lot back on the shelf as reserved (an issue taken back); an emptied lot is listed again. */
+  returnUnits(id: string, lot: LotKey, count: number): void {
+    const slot = this.slot(id);
+    let held = this.findLot(id, lot, count);
+    if (held === undefined) {
+      held = { product: bloodProductCode(lot.product), type: bloodTypeCode(lot.bloodType), expiresAt: lot.expiresAt, available: 0, reserved: 0 };
+      this.stock[slot] = [...this.stock[slot], held].sort(fefo);
+    }
+    held.reserved += count;
+  }
+
   /** Sites matching every filter given, nearest first (ties by id). */
   nearby(lat: number, lng: number, options: SiteNearbyOptions = {}): SiteHit[] {
     this.prepare(options);

@@ -150,6 +150,36 @@ CREATE TABLE cell_speeds (
 );
 `,
   },
+  {
+    version: 2,
+    name: 'idempotency keys, request reference and role',
+    sql: `
+ALTER TABLE requests
+  ADD COLUMN reference text CHECK (char_length(reference) <= 128),   -- the client's own reference
+  ADD COLUMN requester_role text;                                    -- requester | dispatcher | admin; NULL on older rows
+-- idempotency moves to idempotency_keys; the column stays, informational
+ALTER TABLE requests DROP CONSTRAINT IF EXISTS requests_requester_id_idempotency_key_key;
+CREATE INDEX requests_parent ON requests (parent_id) WHERE parent_id IS NOT NULL;
+
+-- the first answer to a create under an Idempotency-Key; principal is '<role>:<sub>'
+CREATE TABLE idempotency_keys (
+  principal text NOT NULL,
+  key text NOT NULL,
+  request_id text NOT NULL,
+  body_hash text NOT NULL,
+  status integer NOT NULL,
+  reply jsonb NOT NULL,
+  created_at timestamptz NOT NULL,
+  PRIMARY KEY (principal, key)
+);
+CREATE INDEX idempotency_keys_created ON idempotency_keys (created_at);   -- the purge
+
+-- one request's whole history (getRequest), ended rows included; migration 1 indexes only the live ones
+CREATE INDEX offers_request ON offers (request_id);
+CREATE INDEX assignments_request ON assignments (request_id);
+CREATE INDEX reservations_request ON reservations (request_id);
+`,
+  },
 ]);
 
 /** The version the code expects. */

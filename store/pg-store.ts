@@ -5,10 +5,13 @@
  *
  * An optional `schema` puts every table in that schema (created if missing) through each connection's
  * search_path, with `public` behind it for PostGIS: the contract suite runs in a throwaway schema per run.
+ * A transaction whose COMMIT gets no answer rejects with CommitOutcomeUnknown (store-errors.ts): it may have
+ * committed.
  */
 import pg from 'pg';
 import { SqlStore } from './sql-store.js';
 import type { SqlDriver, SqlSession } from './sql.js';
+import { CommitOutcomeUnknown, rolledBackForSure } from './store-errors.js';
 
 /** How PgStore connects. */
 export interface PgStoreOptions {
@@ -70,10 +73,21 @@ function pgDriver(pool: pg.Pool): SqlDriver {
     async transaction<T>(fn: (tx: SqlSession) => Promise<T>): Promise<T> {
       const client = await pool.connect();
       let broken: Error | undefined;
+      // pg-pool listens only on idle clients: a connection dying while checked out would otherwise emit an
+      // unhandled 'error' and crash the process (the query in flight rejects on its own)
+      const onError = (err: Error): void => {
+        broken = err;
+      };
+      client.on('error', onError);
       try {
         await client.query('BEGIN');
         const result = await fn(clientSession(client));
-        await client.query('COMMIT');
+        try {
+          await client.query('COMMIT');
+        } catch (err) {
+          // a lost connection (or a FATAL such as a shutdown) after COMMIT was sent leaves its outcome unknown
+          throw rolledBackForSure(err) ? err : new CommitOutcomeUnknown(err);
+        }
         return result;
       } catch (err) {
         await client.query('ROLLBACK').catch((rollbackErr: Error) => {
@@ -81,6 +95,7 @@ function pgDriver(pool: pg.Pool): SqlDriver {
         });
         throw err;
       } finally {
+        client.removeListener('error', onError);
         client.release(broken);
       }
     },

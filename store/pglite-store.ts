@@ -4,7 +4,9 @@
  *   SqlStore (shared SQL) ──► PGlite driver ──► PGlite (one in-process connection) ──► dataDir (or memory://)
  *
  * The first start of a process spends ~10 s initialising the WASM and PostGIS. PGlite queues concurrent
- * queries and transactions on its single connection, so callers need no locking of their own.
+ * queries and transactions on its single connection, so callers need no locking of their own. Its server errors
+ * carry the SQLSTATE in `code` as pg's do (store-errors.ts classifies both); its commits run in-process, so
+ * they are never ambiguous.
  */
 import { mkdirSync } from 'node:fs';
 import { PGlite } from '@electric-sql/pglite';

@@ -6,12 +6,14 @@ import type { BloodProduct } from '../engine/blood-types.js';
 import { runMigrations } from './migrations.js';
 import * as q from './sql.js';
 import type { SqlDriver, SqlSession } from './sql.js';
+import { StoreClosed } from './store-errors.js';
 import type {
   AssignmentRow,
   CellSpeedRow,
   CourierRow,
   DonorRow,
   GeofenceRow,
+  IdempotencyRow,
   LotRow,
   OfferRow,
   PositionBatch,
@@ -20,6 +22,7 @@ import type {
   SiteRow,
   Store,
   StoredCourier,
+  StoredRequest,
   StoredState,
   Transition,
 } from './store.js';
@@ -28,8 +31,12 @@ import type {
 export abstract class SqlStore implements Store {
   abstract readonly kind: 'pg' | 'pglite';
   private closed = false;
+  /** The driver, refusing every call with StoreClosed once close() has begun. */
+  protected readonly db: SqlDriver;
 
-  constructor(protected readonly db: SqlDriver) {}
+  constructor(driver: SqlDriver) {
+    this.db = whileOpen(driver, () => this.closed);
+  }
 
   migrate(): Promise<number> {
     return runMigrations(this.db);
@@ -112,6 +119,7 @@ export abstract class SqlStore implements Store {
       const fresh = await tx.query(q.MARK_TRANSITION, [String(t.seq), t.at]);
       if (fresh.length === 0) return; // replay of a committed seq
       await step(tx, q.T_REQUESTS, t.requests, t.at);
+      await step(tx, q.T_IDEMPOTENCY, t.idempotency, t.at);
       await step(tx, q.T_REQUEST_STATUS, t.requestStatus, t.at);
       await step(tx, q.T_OFFERS, t.offers, t.at);
       await step(tx, q.T_OFFER_STATUS, t.offerStatus, t.at);
@@ -158,6 +166,38 @@ export abstract class SqlStore implements Store {
     });
   }
 
+  async findIdempotency(principal: string, key: string, notBefore: number): Promise<IdempotencyRow | undefined> {
+    if (!Number.isFinite(notBefore)) throw new Error(`findIdempotency(notBefore) takes ms since the epoch, got ${String(notBefore)}`);
+    const rows = await this.db.query<IdempotencyRow>(q.FIND_IDEMPOTENCY, [principal, key, notBefore]);
+    return rows[0];
+  }
+
+  async purgeIdempotency(olderThan: number): Promise<number> {
+    if (!Number.isFinite(olderThan)) throw new Error(`purgeIdempotency(olderThan) takes ms since the epoch, got ${String(olderThan)}`);
+    const rows = await this.db.query<{ n: number }>(q.PURGE_IDEMPOTENCY, [olderThan]);
+    return rows[0]?.n ?? 0;
+  }
+
+  async getRequest(id: string): Promise<StoredRequest | undefined> {
+    return this.db.transaction(async (tx) => {
+      await tx.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+      const [row] = await tx.query<Nullable<RequestRow>>(q.GET_REQUEST, [id]);
+      if (!row || (row.parentId !== null && row.parentId !== id)) return undefined;
+      const legs = (await tx.query<Nullable<RequestRow>>(q.GET_LEGS, [id])).map(dropNulls) as RequestRow[];
+      const ids = q.textArray([id, ...legs.map((l) => l.id)]);
+      const assignments = await tx.query<Nullable<AssignmentRow>>(q.GET_ASSIGNMENTS, [ids]);
+      const reservations = await tx.query<Nullable<StoredRequest['reservations'][number]>>(q.GET_RESERVATIONS, [ids]);
+      const offers = await tx.query<Nullable<OfferRow>>(q.GET_OFFERS, [ids]);
+      return {
+        request: dropNulls(row) as RequestRow,
+        legs,
+        assignments: assignments.map(dropNulls) as AssignmentRow[],
+        reservations: reservations.map(dropNulls) as StoredRequest['reservations'],
+        offers: offers.map(dropNulls) as OfferRow[],
+      };
+    });
+  }
+
   async saveCellSpeeds(rows: CellSpeedRow[]): Promise<void> {
     if (rows.length === 0) return;
     const last = [...new Map(rows.map((r) => [r.cell, r])).values()];
@@ -182,6 +222,28 @@ export abstract class SqlStore implements Store {
 
 type SiteDbRow = Omit<SiteRow, 'capacity'> & { capacity: number | null; occupancy: number; open: boolean };
 type Nullable<T> = { [K in keyof T]: T[K] | null };
+
+/** The driver while isClosed() is false; afterwards every call but close() rejects with StoreClosed. */
+function whileOpen(driver: SqlDriver, isClosed: () => boolean): SqlDriver {
+  const open = (): void => {
+    if (isClosed()) throw new StoreClosed();
+  };
+  return {
+    async query<R>(text: string, params?: unknown[]): Promise<R[]> {
+      open();
+      return driver.query<R>(text, params);
+    },
+    async exec(script: string): Promise<void> {
+      open();
+      return driver.exec(script);
+    },
+    async transaction<T>(fn: (tx: SqlSession) => Promise<T>): Promise<T> {
+      open();
+      return driver.transaction(fn);
+    },
+    close: () => driver.close(),
+  };
+}
 
 /** Runs one transition step when it has rows ($1 the rows, $2 the transition's time where the SQL uses it). */
 async function step(tx: SqlSession, sql: string, rows: readonly unknown[] | undefined, at: number): Promise<void> {

@@ -83,8 +83,13 @@ export const DELETE_GEOFENCE = 'DELETE FROM geofences WHERE id = $1::text';
 
 /**
  * Hot path. $1 ids, $2 lat, $3 lng, $4 ts (ms), $5 status (NULL / empty = keep). The latest ping per id in the
- * batch wins; a ping older than the stored one and an id with no courier row are skipped.
+ * batch wins; a ping older than the stored one and an id with no courier row are skipped. A stored ping more
+ * than FUTURE_PING_SLACK ahead of the database clock (a bogus timestamp an older build accepted) is
+ * overwritten by any ping, so that courier is not frozen until the bogus time passes.
  */
+// wider than any honest clock skew between an app server and the database, far below a bogus future time
+const FUTURE_PING_SLACK = "interval '60 seconds'";
+
 export const WRITE_POSITIONS = `
 UPDATE couriers c
 SET geom = ${point('u.lat', 'u.lng')}, last_ping_at = ${ts('u.ts')}, status = COALESCE(NULLIF(u.status, ''), c.status)
@@ -93,7 +98,7 @@ FROM (
   FROM unnest($1::text::text[], $2::text::float8[], $3::text::float8[], $4::text::float8[], $5::text::text[]) AS u(id, lat, lng, ts, status)
   ORDER BY id, ts DESC
 ) u
-WHERE c.id = u.id AND (c.last_ping_at IS NULL OR c.last_ping_at <= ${ts('u.ts')})`;
+WHERE c.id = u.id AND (c.last_ping_at IS NULL OR c.last_ping_at <= ${ts('u.ts')} OR c.last_ping_at > now() + ${FUTURE_PING_SLACK})`;
 
 export const APPEND_HISTORY = `
 INSERT INTO location_history (courier_id, at, geom)
@@ -116,15 +121,21 @@ export const MARK_TRANSITION = `
 INSERT INTO applied_transitions (seq, at) VALUES ($1::text::bigint, ${ts('$2')})
 ON CONFLICT (seq) DO NOTHING RETURNING seq`;
 
+/** A plain INSERT: an existing id is a primary-key violation, never an overwrite of someone else's request. */
 export const T_REQUESTS = `
-INSERT INTO requests (id, parent_id, kind, urgency, requester_id, payload, status, created_at, updated_at, idempotency_key)
+INSERT INTO requests (id, parent_id, kind, urgency, requester_id, payload, status, created_at, updated_at, idempotency_key,
+  reference, requester_role)
 SELECT x.id, x."parentId", x.kind, x.urgency, x."requesterId", COALESCE(x.payload, '{}'), x.status,
-  ${ts('x."createdAt"')}, ${ts('x."updatedAt"')}, x."idempotencyKey"
+  ${ts('x."createdAt"')}, ${ts('x."updatedAt"')}, x."idempotencyKey", x.reference, x."requesterRole"
 FROM jsonb_to_recordset($1::text::jsonb) AS x(id text, "parentId" text, kind text, urgency text, "requesterId" text,
-  payload jsonb, status text, "createdAt" float8, "updatedAt" float8, "idempotencyKey" text)
-ON CONFLICT (id) DO UPDATE SET parent_id = EXCLUDED.parent_id, kind = EXCLUDED.kind, urgency = EXCLUDED.urgency,
-  requester_id = EXCLUDED.requester_id, payload = EXCLUDED.payload, status = EXCLUDED.status,
-  updated_at = EXCLUDED.updated_at, idempotency_key = EXCLUDED.idempotency_key`;
+  payload jsonb, status text, "createdAt" float8, "updatedAt" float8, "idempotencyKey" text, reference text, "requesterRole" text)`;
+
+/** A plain INSERT: a (principal, key) already there is a primary-key violation that rolls the transition back. */
+export const T_IDEMPOTENCY = `
+INSERT INTO idempotency_keys (principal, key, request_id, body_hash, status, reply, created_at)
+SELECT x.principal, x.key, x."requestId", x."bodyHash", x.status, x.reply, ${ts('x."createdAt"')}
+FROM jsonb_to_recordset($1::text::jsonb) AS x(principal text, key text, "requestId" text, "bodyHash" text, status int,
+  reply jsonb, "createdAt" float8)`;
 
 export const T_REQUEST_STATUS = `
 UPDATE requests r SET status = x.status, updated_at = ${ts('$2')}
@@ -213,15 +224,18 @@ FROM couriers ORDER BY id`;
 
 export const LOAD_GEOFENCES = 'SELECT id, kind, ST_AsGeoJSON(geometry)::json AS geometry FROM geofences ORDER BY id';
 
+const REQUEST_COLUMNS = `id, parent_id AS "parentId", kind, urgency, requester_id AS "requesterId", payload, status,
+  ${ms('created_at')} AS "createdAt", ${ms('updated_at')} AS "updatedAt", idempotency_key AS "idempotencyKey",
+  reference, requester_role AS "requesterRole"`;
+
 export const LOAD_OPEN_REQUESTS = `
-SELECT id, parent_id AS "parentId", kind, urgency, requester_id AS "requesterId", payload, status,
-  ${ms('created_at')} AS "createdAt", ${ms('updated_at')} AS "updatedAt", idempotency_key AS "idempotencyKey"
+SELECT ${REQUEST_COLUMNS}
 FROM requests WHERE status NOT IN ('delivered', 'cancelled', 'failed') ORDER BY created_at, id`;
 
-export const LOAD_LIVE_OFFERS = `
-SELECT id, request_id AS "requestId", courier_id AS "courierId", status, ${ms('created_at')} AS "createdAt",
-  ${ms('expires_at')} AS "expiresAt", details
-FROM offers WHERE status = 'live' ORDER BY created_at, id`;
+const OFFER_COLUMNS = `id, request_id AS "requestId", courier_id AS "courierId", status, ${ms('created_at')} AS "createdAt",
+  ${ms('expires_at')} AS "expiresAt", details`;
+
+export const LOAD_LIVE_OFFERS = `SELECT ${OFFER_COLUMNS} FROM offers WHERE status = 'live' ORDER BY created_at, id`;
 
 export const LOAD_LIVE_ASSIGNMENTS = `
 SELECT request_id AS "requestId", courier_id AS "courierId", offer_id AS "offerId", ${ms('created_at')} AS "createdAt"
@@ -238,6 +252,41 @@ SELECT GREATEST((SELECT max(seq) FROM events), (SELECT max(seq) FROM applied_tra
 export const LOAD_CELL_SPEEDS = 'SELECT cell, mps, samples FROM cell_speeds ORDER BY cell';
 
 export const LOAD_SCHEMA_VERSION = 'SELECT COALESCE(max(version), 0)::int AS v FROM schema_migrations';
+
+// ── idempotency keys ──
+
+/** $1 principal, $2 key, $3 notBefore (ms): the row only when created at or after notBefore. */
+export const FIND_IDEMPOTENCY = `
+SELECT principal, key, request_id AS "requestId", body_hash AS "bodyHash", status, reply, ${ms('created_at')} AS "createdAt"
+FROM idempotency_keys WHERE principal = $1::text AND key = $2::text AND created_at >= ${ts('$3')}`;
+
+/** $1 olderThan (ms): deletes the rows created before it; returns their number. */
+export const PURGE_IDEMPOTENCY = `
+WITH d AS (DELETE FROM idempotency_keys WHERE created_at < ${ts('$1')} RETURNING 1)
+SELECT count(*)::int AS n FROM d`;
+
+// ── getRequest: $1 the request id, or an array literal of it and its leg ids ──
+
+/** The row with that id. */
+export const GET_REQUEST = `SELECT ${REQUEST_COLUMNS} FROM requests WHERE id = $1::text`;
+
+/** The rows naming it as their parent, itself excluded (a delivery is its own single leg). */
+export const GET_LEGS = `SELECT ${REQUEST_COLUMNS} FROM requests WHERE parent_id = $1::text AND id <> $1::text ORDER BY created_at, id`;
+
+/** Every assignment of the ids, ended ones included, oldest first. */
+export const GET_ASSIGNMENTS = `
+SELECT request_id AS "requestId", courier_id AS "courierId", offer_id AS "offerId", ${ms('created_at')} AS "createdAt",
+  ${ms('ended_at')} AS "endedAt"
+FROM assignments WHERE request_id = ANY($1::text::text[]) ORDER BY created_at, id`;
+
+/** Every reservation of the ids, with its release or issue time once closed. */
+export const GET_RESERVATIONS = `
+SELECT request_id AS "requestId", site_id AS "siteId", product, blood_type AS "bloodType", ${ms('expires_at')} AS "expiresAt",
+  count, ${ms('released_at')} AS "releasedAt", ${ms('issued_at')} AS "issuedAt"
+FROM reservations WHERE request_id = ANY($1::text::text[]) ORDER BY id`;
+
+/** Every offer of the ids, oldest first. */
+export const GET_OFFERS = `SELECT ${OFFER_COLUMNS} FROM offers WHERE request_id = ANY($1::text::text[]) ORDER BY created_at, id`;
 
 /** k nearest ids of a table with a `geom` column; $1 lat, $2 lng, $3 k. */
 export function nearestSql(table: 'couriers' | 'sites' | 'donors'): string {

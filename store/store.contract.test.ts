@@ -14,7 +14,18 @@ import { SCHEMA_VERSION } from './migrations.js';
 import { PgStore } from './pg-store.js';
 import { PGliteStore } from './pglite-store.js';
 import type { SqlStore } from './sql-store.js';
-import { type CourierRow, type ReservationRow, type SiteRow, type Store, type Transition, openStore } from './store.js';
+import { CommitOutcomeUnknown, StoreClosed, storeFailureKind } from './store-errors.js';
+import {
+  type CourierRow,
+  type IdempotencyRow,
+  type RequestRow,
+  type ReservationRow,
+  type SiteRow,
+  type Store,
+  type StoredRequest,
+  type Transition,
+  openStore,
+} from './store.js';
 
 interface Implementation {
   name: string;
@@ -54,6 +65,8 @@ if (databaseUrl) {
 }
 
 const T0 = Date.UTC(2030, 0, 1);
+// pings an hour old: in the past of the database clock, as real pings are (T0 would count as a bogus future ping)
+const P0 = Date.now() - 3_600_000;
 
 describe.each(implementations)('the $name store', (impl) => {
   let store: SqlStore;
@@ -70,7 +83,10 @@ describe.each(implementations)('the $name store', (impl) => {
   it('migrations run once and are idempotent (version recorded)', async () => {
     expect(await store.migrate()).toBe(SCHEMA_VERSION);
     expect(await store.migrate()).toBe(SCHEMA_VERSION);
-    expect(await store.appliedMigrations()).toEqual([{ version: 1, name: 'initial schema' }]);
+    expect(await store.appliedMigrations()).toEqual([
+      { version: 1, name: 'initial schema' },
+      { version: 2, name: 'idempotency keys, request reference and role' },
+    ]);
     expect((await store.loadState()).schemaVersion).toBe(SCHEMA_VERSION);
   });
 
@@ -126,11 +142,11 @@ describe.each(implementations)('the $name store', (impl) => {
     for (let i = 0; i < n; i++) couriers.push({ id: `wp-${i}`, vehicle: 'bike', capabilities: [], capacity: 1 });
     await store.upsertCouriers(couriers);
     const ids = couriers.map((c) => c.id);
-    const first = positions(n, (i) => [10 + i * 1e-4, 20 + i * 1e-4, T0 + 1000]);
+    const first = positions(n, (i) => [10 + i * 1e-4, 20 + i * 1e-4, P0 + 1000]);
     await store.writePositions({ ids, ...first, status: ids.map(() => 'available') });
     // second batch: even couriers move; odd ones send a stale ping (ignored); one unknown id (skipped);
     // courier 0 appears twice and the later ping wins
-    const moved = positions(n + 2, (i) => (i >= n ? [1, 1, T0 + 3000] : [30 + i * 1e-4, 40 + i * 1e-4, i % 2 === 0 ? T0 + 2000 : T0 + 500]));
+    const moved = positions(n + 2, (i) => (i >= n ? [1, 1, P0 + 3000] : [30 + i * 1e-4, 40 + i * 1e-4, i % 2 === 0 ? P0 + 2000 : P0 + 500]));
     moved.lat[n] = 5;
     moved.lng[n] = 6;
     await store.writePositions({ ids: [...ids, 'wp-0', 'wp-unknown'], ...moved });
@@ -138,10 +154,10 @@ describe.each(implementations)('the $name store', (impl) => {
     const s = await store.loadState();
     const got = new Map(s.couriers.filter((c) => c.id.startsWith('wp-')).map((c) => [c.id, c]));
     expect(got.size).toBe(n);
-    expect(got.get('wp-0')).toMatchObject({ lat: 5, lng: 6, lastPingAt: T0 + 3000, status: 'available' });
+    expect(got.get('wp-0')).toMatchObject({ lat: 5, lng: 6, lastPingAt: P0 + 3000, status: 'available' });
     for (let i = 1; i < n; i++) {
       const c = got.get(`wp-${i}`)!;
-      const [lat, lng, ts] = i % 2 === 0 ? [30 + i * 1e-4, 40 + i * 1e-4, T0 + 2000] : [10 + i * 1e-4, 20 + i * 1e-4, T0 + 1000];
+      const [lat, lng, ts] = i % 2 === 0 ? [30 + i * 1e-4, 40 + i * 1e-4, P0 + 2000] : [10 + i * 1e-4, 20 + i * 1e-4, P0 + 1000];
       expect(c.lat).toBeCloseTo(lat, 9);
       expect(c.lng).toBeCloseTo(lng, 9);
       expect(c.lastPingAt).toBe(ts);
@@ -256,7 +272,7 @@ describe.each(implementations)('the $name store', (impl) => {
     for (let i = 0; i < 200; i++) sites.push({ id: `knn-${i}`, kind: 'hospital', name: `H${i}`, lat: -40 + rng() * 2, lng: 160 + rng() * 2 });
     await store.upsertSites(sites);
     await store.upsertCouriers(sites.map((s) => ({ id: s.id, vehicle: 'car', capabilities: [], capacity: 1 })));
-    await store.writePositions({ ids: sites.map((s) => s.id), ...positions(sites.length, (i) => [sites[i].lat, sites[i].lng, T0]) });
+    await store.writePositions({ ids: sites.map((s) => s.id), ...positions(sites.length, (i) => [sites[i].lat, sites[i].lng, P0]) });
     for (let q = 0; q < 20; q++) {
       const lat = -40 + rng() * 2;
       const lng = 160 + rng() * 2;
@@ -266,13 +282,214 @@ describe.each(implementations)('the $name store', (impl) => {
     }
   });
 
-  it('ping() is true while open and false after close, without throwing', async () => {
+  it('after close ping() answers false without throwing and every other call rejects with StoreClosed, an unavailable failure', async () => {
     const other = await impl.open();
     expect(await other.ping()).toBe(true);
     await other.close();
     await expect(other.ping()).resolves.toBe(false);
     await other.close(); // twice is fine
+    const calls: (() => Promise<unknown>)[] = [
+      () => other.loadState(),
+      () => other.commitTransition({ seq: 1, at: T0, requests: [request('cl-r', 'pending')] }),
+      () => other.writePositions({ ids: ['cl-c'], ...positions(1, () => [1, 1, P0]) }),
+      () => other.findIdempotency('requester:cl', 'k', 0),
+      () => other.getRequest('cl-r'),
+      () => other.migrate(),
+    ];
+    for (const call of calls) {
+      const err = await call().then(() => undefined, (e: unknown) => e);
+      expect(err).toBeInstanceOf(StoreClosed);
+      expect((err as Error).message).toBe('the store is closed: open a new one to read or write');
+      expect(storeFailureKind(err)).toBe('unavailable');
+    }
   }, 120_000);
+
+  it('idempotency rows commit with their request and findIdempotency answers only that principal and key from notBefore on', async () => {
+    const row: IdempotencyRow = {
+      principal: 'requester:alice',
+      key: 'ik-1',
+      requestId: 'ik-r1',
+      bodyHash: 'sha256:1f2e',
+      status: 201,
+      reply: { id: 'ik-r1', status: 'pending', legs: ['ik-r1'] },
+      createdAt: T0 + 500,
+    };
+    await commit(store, { seq: 7_001, at: T0 + 500, requests: [request('ik-r1', 'pending')], idempotency: [row], events: [{ seq: 7_001, at: T0 + 500, type: 'request.created', requestId: 'ik-r1' }] });
+
+    expect(await store.findIdempotency('requester:alice', 'ik-1', T0)).toEqual(row);
+    expect(await store.findIdempotency('requester:alice', 'ik-1', T0 + 500)).toEqual(row);
+    expect(await store.findIdempotency('requester:alice', 'ik-1', T0 + 501)).toBeUndefined();
+    expect(await store.findIdempotency('requester:alice', 'ik-other', T0)).toBeUndefined();
+    expect(await store.findIdempotency('dispatcher:alice', 'ik-1', T0)).toBeUndefined();
+    expect(await store.findIdempotency('requester:bob', 'ik-1', T0)).toBeUndefined();
+    expect((await store.getRequest('ik-r1'))?.request).toEqual(request('ik-r1', 'pending'));
+  });
+
+  it('a transition reusing a stored (principal, key) is refused as invalid, leaves nothing behind and does not burn its seq', async () => {
+    const first: IdempotencyRow = { principal: 'requester:dana', key: 'dk-1', requestId: 'dk-r1', bodyHash: 'h1', status: 201, reply: { id: 'dk-r1' }, createdAt: T0 };
+    await commit(store, { seq: 7_011, at: T0, requests: [request('dk-r1', 'pending')], idempotency: [first] });
+    const before = await store.loadState();
+
+    const again: Transition = {
+      seq: 7_012,
+      at: T0 + 1,
+      requests: [request('dk-r2', 'pending')],
+      idempotency: [{ ...first, requestId: 'dk-r2', bodyHash: 'h2', reply: { id: 'dk-r2' }, createdAt: T0 + 1 }],
+      events: [{ seq: 7_012, at: T0 + 1, type: 'request.created', requestId: 'dk-r2' }],
+    };
+    const err = await store.commitTransition(again).then(() => undefined, (e: unknown) => e);
+    expect((err as { code?: string }).code).toBe('23505');
+    expect(storeFailureKind(err)).toBe('invalid');
+
+    const after = await store.loadState();
+    expect(after.requests.filter((r) => r.id.startsWith('dk-'))).toEqual([request('dk-r1', 'pending')]);
+    expect(after.lastEventSeq).toBe(before.lastEventSeq);
+    expect(await store.getRequest('dk-r2')).toBeUndefined();
+    expect(await store.findIdempotency('requester:dana', 'dk-1', 0)).toEqual(first);
+
+    // the same seq with a fresh key commits
+    const corrected = { ...again.idempotency![0], key: 'dk-2' };
+    await commit(store, { ...again, idempotency: [corrected] });
+    expect((await store.getRequest('dk-r2'))?.request).toEqual(request('dk-r2', 'pending'));
+    expect(await store.findIdempotency('requester:dana', 'dk-2', 0)).toEqual(corrected);
+    expect((await store.loadState()).lastEventSeq).toBeGreaterThanOrEqual(7_012);
+  });
+
+  it('a transition creating a request id that exists is refused as invalid and changes nothing', async () => {
+    const mine: RequestRow = { ...request('ex-r1', 'pending'), requesterId: 'alice', payload: { note: 'mine' } };
+    await commit(store, { seq: 7_021, at: T0, requests: [mine] });
+
+    const theirs: Transition = {
+      seq: 7_022,
+      at: T0 + 1,
+      requests: [{ ...mine, requesterId: 'mallory', payload: { note: 'theirs' }, status: 'cancelled' }],
+      idempotency: [{ principal: 'requester:mallory', key: 'ex-k', requestId: 'ex-r1', bodyHash: 'h', status: 201, reply: {}, createdAt: T0 + 1 }],
+      events: [{ seq: 7_022, at: T0 + 1, type: 'request.created', requestId: 'ex-r1' }],
+    };
+    const err = await store.commitTransition(theirs).then(() => undefined, (e: unknown) => e);
+    expect((err as { code?: string }).code).toBe('23505');
+    expect(storeFailureKind(err)).toBe('invalid');
+
+    expect(await store.getRequest('ex-r1')).toEqual({ request: mine, legs: [], assignments: [], reservations: [], offers: [] });
+    expect(await store.findIdempotency('requester:mallory', 'ex-k', 0)).toBeUndefined();
+
+    // the seq is still free for a request with a new id
+    await commit(store, { ...theirs, requests: [{ ...theirs.requests![0], id: 'ex-r2' }], idempotency: [] });
+    expect((await store.getRequest('ex-r2'))?.request.requesterId).toBe('mallory');
+  });
+
+  it('reference and requesterRole round-trip through loadState and are absent when not given', async () => {
+    const withBoth: RequestRow = { ...request('rf-r1', 'pending'), reference: 'PO-1234/ward 7', requesterRole: 'dispatcher' };
+    await commit(store, { seq: 7_031, at: T0, requests: [withBoth, request('rf-r2', 'pending')] });
+    const s = await store.loadState();
+    expect(s.requests.filter((r) => r.id.startsWith('rf-'))).toEqual([withBoth, request('rf-r2', 'pending')]);
+  });
+
+  it('two requests of one requester may carry the same idempotencyKey, which is informational since schema 2', async () => {
+    const a: RequestRow = { ...request('sk-r1', 'pending'), idempotencyKey: 'same' };
+    const b: RequestRow = { ...request('sk-r2', 'pending'), idempotencyKey: 'same' };
+    await commit(store, { seq: 7_035, at: T0, requests: [a, b] });
+    expect((await store.loadState()).requests.filter((r) => r.id.startsWith('sk-'))).toEqual([a, b]);
+  });
+
+  it('a reference longer than 128 characters is refused as invalid', async () => {
+    const t: Transition = { seq: 7_041, at: T0, requests: [{ ...request('rl-r1', 'pending'), reference: 'x'.repeat(129) }] };
+    const err = await store.commitTransition(t).then(() => undefined, (e: unknown) => e);
+    expect((err as { code?: string }).code).toBe('23514');
+    expect(storeFailureKind(err)).toBe('invalid');
+    await commit(store, { ...t, requests: [{ ...request('rl-r1', 'pending'), reference: 'x'.repeat(128) }] });
+    expect((await store.getRequest('rl-r1'))?.request.reference).toBe('x'.repeat(128));
+  });
+
+  it('purgeIdempotency deletes exactly the rows created before olderThan and returns how many', async () => {
+    // 2001: older than every other test's rows, so the counts are this test's own
+    const old = Date.UTC(2001, 0, 1);
+    const row = (key: string, createdAt: number): IdempotencyRow => ({ principal: 'admin:root', key, requestId: `pi-${key}`, bodyHash: 'h', status: 201, reply: { id: `pi-${key}` }, createdAt });
+    await commit(store, { seq: 7_051, at: old, idempotency: [row('a', old), row('b', old + 1_000), row('c', old + 2_000)] });
+    expect(await store.purgeIdempotency(old + 1_000)).toBe(1);
+    expect(await store.purgeIdempotency(old + 1_000)).toBe(0);
+    expect(await store.findIdempotency('admin:root', 'a', 0)).toBeUndefined();
+    expect(await store.findIdempotency('admin:root', 'b', 0)).toEqual(row('b', old + 1_000));
+    expect(await store.purgeIdempotency(old + 2_001)).toBe(2);
+    expect(await store.findIdempotency('admin:root', 'c', 0)).toBeUndefined();
+  });
+
+  it('getRequest returns a parent with its legs and every assignment, reservation and offer, closed ones included', async () => {
+    const parent: RequestRow = { ...request('gr-p', 'pending'), kind: 'blood', urgency: 'urgent', requesterRole: 'requester', idempotencyKey: 'gk', reference: 'ward-7' };
+    const leg = (id: string): RequestRow => ({ id, parentId: 'gr-p', kind: 'delivery', urgency: 'urgent', status: 'pending', createdAt: T0, updatedAt: T0, payload: { leg: id } });
+    const oNeg: ReservationRow = { requestId: 'gr-p.1', siteId: 'gr-bank', product: 'red_cells', bloodType: 'O-', expiresAt: T0 + 86_400_000, count: 2 };
+    const aPos: ReservationRow = { ...oNeg, bloodType: 'A+', count: 1 };
+    const held: ReservationRow = { ...oNeg, requestId: 'gr-p.2', product: 'plasma', count: 3 };
+    const offer = (id: string, requestId: string, courierId: string, createdAt: number) => ({ id, requestId, courierId, status: 'live' as const, createdAt, expiresAt: createdAt + 15_000 });
+    await commit(store, {
+      seq: 7_061,
+      at: T0,
+      requests: [parent, leg('gr-p.1'), leg('gr-p.2')],
+      reservationsMade: [oNeg, aPos, held],
+      offers: [offer('gr-o1', 'gr-p.1', 'gr-c1', T0), offer('gr-o2', 'gr-p.2', 'gr-c3', T0)],
+    });
+    await commit(store, {
+      seq: 7_062,
+      at: T0 + 1_000,
+      offerStatus: [{ id: 'gr-o1', status: 'accepted' }, { id: 'gr-o2', status: 'accepted' }],
+      assignmentsStarted: [
+        { requestId: 'gr-p.1', courierId: 'gr-c1', offerId: 'gr-o1', createdAt: T0 + 1_000 },
+        { requestId: 'gr-p.2', courierId: 'gr-c3', offerId: 'gr-o2', createdAt: T0 + 1_000 },
+      ],
+    });
+    await commit(store, {
+      seq: 7_063,
+      at: T0 + 2_000,
+      assignmentsEnded: [{ requestId: 'gr-p.1' }],
+      offers: [{ ...offer('gr-o3', 'gr-p.1', 'gr-c2', T0 + 2_000), status: 'accepted', details: { etaS: 300 } }],
+      assignmentsStarted: [{ requestId: 'gr-p.1', courierId: 'gr-c2', offerId: 'gr-o3', createdAt: T0 + 2_000 }],
+      reservationsReleased: [aPos],
+    });
+    await commit(store, { seq: 7_064, at: T0 + 3_000, reservationsIssued: [oNeg], requestStatus: [{ id: 'gr-p.1', status: 'picked_up' }] });
+
+    const expected: StoredRequest = {
+      request: parent,
+      legs: [{ ...leg('gr-p.1'), status: 'picked_up', updatedAt: T0 + 3_000 }, leg('gr-p.2')],
+      assignments: [
+        { requestId: 'gr-p.1', courierId: 'gr-c1', offerId: 'gr-o1', createdAt: T0 + 1_000, endedAt: T0 + 2_000 },
+        { requestId: 'gr-p.2', courierId: 'gr-c3', offerId: 'gr-o2', createdAt: T0 + 1_000 },
+        { requestId: 'gr-p.1', courierId: 'gr-c2', offerId: 'gr-o3', createdAt: T0 + 2_000 },
+      ],
+      reservations: [{ ...oNeg, issuedAt: T0 + 3_000 }, { ...aPos, releasedAt: T0 + 2_000 }, held],
+      offers: [
+        { ...offer('gr-o1', 'gr-p.1', 'gr-c1', T0), status: 'accepted' },
+        { ...offer('gr-o2', 'gr-p.2', 'gr-c3', T0), status: 'accepted' },
+        { ...offer('gr-o3', 'gr-p.1', 'gr-c2', T0 + 2_000), status: 'accepted', details: { etaS: 300 } },
+      ],
+    };
+    expect(await store.getRequest('gr-p')).toEqual(expected);
+    expect(await store.getRequest('gr-p.1')).toBeUndefined();
+    expect(await store.getRequest('gr-unknown')).toBeUndefined();
+  });
+
+  it('getRequest of a delivery that is its own single leg has no legs and its own assignments and offers', async () => {
+    const own: RequestRow = { ...request('gs-d', 'assigned'), parentId: 'gs-d' };
+    const o = { id: 'gs-o1', requestId: 'gs-d', courierId: 'gs-c1', status: 'accepted' as const, createdAt: T0, expiresAt: T0 + 15_000 };
+    await commit(store, { seq: 7_071, at: T0, requests: [own], offers: [o], assignmentsStarted: [{ requestId: 'gs-d', courierId: 'gs-c1', offerId: 'gs-o1', createdAt: T0 }] });
+    expect(await store.getRequest('gs-d')).toEqual({
+      request: own,
+      legs: [],
+      assignments: [{ requestId: 'gs-d', courierId: 'gs-c1', offerId: 'gs-o1', createdAt: T0 }],
+      reservations: [],
+      offers: [o],
+    });
+  });
+
+  it('writePositions overwrites a stored ping from the far future with the next one, then ignores older pings again', async () => {
+    await store.upsertCouriers([{ id: 'fut-c', vehicle: 'car', capabilities: [], capacity: 1 }]);
+    const now = Date.now();
+    const tenYears = 10 * 365 * 86_400_000;
+    await store.writePositions({ ids: ['fut-c'], ...positions(1, () => [1, 1, now + tenYears]) });
+    await store.writePositions({ ids: ['fut-c'], ...positions(1, () => [2, 2, now]) });
+    await store.writePositions({ ids: ['fut-c'], ...positions(1, () => [3, 3, now - 1_000]) });
+    const s = await store.loadState();
+    expect(s.couriers.filter((c) => c.id === 'fut-c')).toEqual([{ id: 'fut-c', vehicle: 'car', capabilities: [], capacity: 1, status: 'offline', lat: 2, lng: 2, lastPingAt: now }]);
+  });
 });
 
 describe('the PGlite store', () => {
@@ -290,7 +507,7 @@ describe('the PGlite store', () => {
       expect(s.sites).toEqual([{ id: 'p-site', kind: 'food_bank', name: 'F', lat: 3, lng: 4, capacity: 9, occupancy: 0, open: true }]);
       expect(s.requests).toEqual([request('p-r', 'pending')]);
       expect(s.lastEventSeq).toBe(7);
-      expect(await second.appliedMigrations()).toHaveLength(1);
+      expect((await second.appliedMigrations()).map((m) => m.version)).toEqual([1, 2]);
       await second.close();
     } finally {
       rmSync(dataDir, { recursive: true, force: true });
@@ -308,6 +525,54 @@ describe('the pg store', () => {
   it('openStore on an unreachable server rejects instead of hanging', async () => {
     await expect(openStore({ databaseUrl: 'postgres://postgres@127.0.0.1:1/nowhere', dataDir: 'unused' })).rejects.toThrow();
   });
+
+  it.skipIf(!databaseUrl)('a COMMIT whose connection dies rejects with CommitOutcomeUnknown, and one the server refuses keeps its own error', async () => {
+    const schema = `gd_commit_${process.pid}_${Math.random().toString(36).slice(2, 10)}`;
+    const store = new PgStore({ databaseUrl: databaseUrl!, schema });
+    const admin = new pg.Client({ connectionString: databaseUrl });
+    await admin.connect();
+    try {
+      await store.migrate();
+      // a deferred trigger runs inside COMMIT: it refuses one event type and stalls on another (naming its
+      // backend after the schema so this run terminates only its own)
+      await admin.query(`
+CREATE FUNCTION ${schema}.at_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.type = 'test.refused' THEN RAISE unique_violation USING MESSAGE = 'refused at commit'; END IF;
+  IF NEW.type = 'test.stalled' THEN PERFORM set_config('application_name', TG_TABLE_SCHEMA, false); PERFORM pg_sleep(30); END IF;
+  RETURN NULL;
+END $$;
+CREATE CONSTRAINT TRIGGER at_commit AFTER INSERT ON ${schema}.events DEFERRABLE INITIALLY DEFERRED
+  FOR EACH ROW EXECUTE FUNCTION ${schema}.at_commit();`);
+
+      const stalled = store.commitTransition({ seq: 1, at: T0, events: [{ seq: 1, at: T0, type: 'test.stalled' }] }).then(() => undefined, (e: unknown) => e);
+      let terminated = false;
+      for (let i = 0; i < 200 && !terminated; i++) {
+        const rows = await admin.query("SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE application_name = $1 AND query = 'COMMIT'", [schema]);
+        terminated = rows.rows.length === 1;
+        if (!terminated) await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(terminated).toBe(true);
+      const lost = await stalled;
+      expect(lost).toBeInstanceOf(CommitOutcomeUnknown);
+      expect(((lost as Error).cause as { code?: string }).code).toBe('57P01');
+      expect(storeFailureKind(lost)).toBe('ambiguous');
+
+      const refused = await store.commitTransition({ seq: 2, at: T0, events: [{ seq: 2, at: T0, type: 'test.refused' }] }).then(() => undefined, (e: unknown) => e);
+      expect(refused).not.toBeInstanceOf(CommitOutcomeUnknown);
+      expect((refused as Error).message).toBe('refused at commit');
+      expect(storeFailureKind(refused)).toBe('invalid');
+
+      // both were rolled back (the trigger runs before the commit record), and the pool still works
+      expect((await store.loadState()).lastEventSeq).toBe(0);
+      await store.commitTransition({ seq: 2, at: T0, events: [{ seq: 2, at: T0, type: 'request.created' }] });
+      expect((await store.loadState()).lastEventSeq).toBe(2);
+    } finally {
+      await store.dropSchema().catch(() => undefined);
+      await store.close();
+      await admin.end();
+    }
+  }, 30_000);
 });
 
 /** A request row for the lifecycle tests. */

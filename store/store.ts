@@ -63,10 +63,25 @@ export interface RequestRow {
   createdAt: number;
   updatedAt: number;
   requesterId?: string;
-  /** Unique per requester (the `Idempotency-Key` header). */
+  /** The principal's role when it created the request: requester | dispatcher | admin (absent on rows older than schema 2). */
+  requesterRole?: string;
+  /** The `Idempotency-Key` it was created under; informational (idempotency lives in IdempotencyRow). */
   idempotencyKey?: string;
+  /** The client's own reference, at most 128 characters. */
+  reference?: string;
   parentId?: string;
   payload?: Record<string, unknown>;
+}
+
+/** The first answer to a create under an Idempotency-Key, kept 24 h; `principal` is `'<role>:<sub>'`, one row per (principal, key). */
+export interface IdempotencyRow {
+  principal: string;
+  key: string;
+  requestId: string;
+  bodyHash: string;
+  status: number;
+  reply: Record<string, unknown>;
+  createdAt: number;
 }
 
 /** One offer of one request (leg) to one courier. */
@@ -117,8 +132,10 @@ export interface Transition {
   /** Idempotency key: a transition with a seq already committed is a no-op. Use the last event's seq. */
   seq: number;
   at: number;
-  /** Created requests (full rows; an existing id is overwritten). */
+  /** Created requests (full rows); an existing id is a primary-key violation that rolls everything back, never an overwrite. */
   requests?: RequestRow[];
+  /** Idempotency keys of the created requests; a (principal, key) already stored rolls everything back. */
+  idempotency?: IdempotencyRow[];
   /** Status changes of existing requests (cancelled, delivered, failed, pending, offered …). */
   requestStatus?: { id: string; status: RequestStatus }[];
   /** Created offers (full rows). */
@@ -168,7 +185,23 @@ export interface StoredState {
   cellSpeeds: CellSpeedRow[];
 }
 
-/** Positions of many couriers; parallel arrays, `ts` in ms. A ping older than the stored one is ignored. */
+/**
+ * Everything stored about one parent request: its row, its legs (none for a delivery or rescue, which is its own
+ * single leg), and every assignment, reservation and offer of it and its legs, closed ones included.
+ */
+export interface StoredRequest {
+  request: RequestRow;
+  /** Rows whose parentId is the request's id, other than itself, oldest first. */
+  legs: RequestRow[];
+  /** Oldest first; ended ones carry endedAt. */
+  assignments: AssignmentRow[];
+  /** In the order made; closed ones carry releasedAt or issuedAt. */
+  reservations: (ReservationRow & { releasedAt?: number; issuedAt?: number })[];
+  /** Oldest first, whatever their status. */
+  offers: OfferRow[];
+}
+
+/** Positions of many couriers; parallel arrays, `ts` in ms. A ping older than the stored one is ignored (unless the stored one is over 60 s in the future). */
 export interface PositionBatch {
   ids: string[];
   lat: Float64Array;
@@ -201,9 +234,16 @@ export interface Store {
   commitTransition(t: Transition): Promise<void>;
   /** Reads everything recovery needs, in one consistent snapshot. */
   loadState(): Promise<StoredState>;
+  /** The idempotency row of (principal, key) when it was created at or after notBefore (ms), else undefined. */
+  findIdempotency(principal: string, key: string, notBefore: number): Promise<IdempotencyRow | undefined>;
+  /** Deletes idempotency rows created before olderThan (ms); returns how many. */
+  purgeIdempotency(olderThan: number): Promise<number>;
+  /** Everything stored about a parent request, in one snapshot; undefined for an unknown id or a leg's id. */
+  getRequest(id: string): Promise<StoredRequest | undefined>;
   saveCellSpeeds(rows: CellSpeedRow[]): Promise<void>;
   /** Ids of the k nearest rows (PostGIS KNN on the geography column); couriers without a position are skipped. */
   nearest(table: 'couriers' | 'sites' | 'donors', lat: number, lng: number, k: number): Promise<string[]>;
+  /** Closes the database (twice is fine); every later call but ping() rejects with StoreClosed (storeFailureKind 'unavailable'). */
   close(): Promise<void>;
 }
 

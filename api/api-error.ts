@@ -2,6 +2,7 @@
  * API errors and THE one place where error codes become HTTP statuses and WebSocket error frames.
  *
  *   EngineError (engine/errors.ts) ─┐
+ *   CommitFailure (store journal) ──┤
  *   ApiError (this file) ───────────┼─► toErrorReply(err) ─► { status, code, message } ─► HTTP reply
  *   anything else ──────────────────┘        │
  *                                            └─► wsErrorFrame(err) ─► { t: 'error', code, message }
@@ -10,6 +11,7 @@
  * caller logs the original.
  */
 import { EngineError, type EngineErrorCode } from '../engine/errors.js';
+import { CommitFailure, type CommitFailureKind } from '../store/dispatch-journal.js';
 
 /** A failure at the API boundary with an HTTP status and a stable `E_…` code. */
 export class ApiError extends Error {
@@ -38,11 +40,20 @@ const ENGINE_STATUS = {
   E_BAD_SNAPSHOT: 500,
 } as const satisfies Record<EngineErrorCode, number>;
 
+/** What a caller hears when the store did not take its change (store/dispatch-journal.ts says what memory holds). */
+const COMMIT_REPLY: Readonly<Record<CommitFailureKind, { status: number; code: string; message: string }>> = {
+  refused: { status: 409, code: 'E_STORE_REFUSED', message: 'the store refused this change; nothing was stored' },
+  unavailable: { status: 503, code: 'E_STORE_UNAVAILABLE', message: 'the store is unavailable; nothing was acknowledged, retry later' },
+  dropped: { status: 503, code: 'E_STORE_UNAVAILABLE', message: 'not stored (an earlier change was refused); nothing was acknowledged, retry' },
+  uncertain: { status: 504, code: 'E_COMMIT_UNCERTAIN', message: 'the store did not confirm in time; the change is kept and will be stored when the store answers: read it back before retrying' },
+};
+
 const INTERNAL = Object.freeze({ status: 500, code: 'E_INTERNAL', message: 'internal error' });
 
 /** Maps any thrown value to the status, code and client-safe message of an error reply. */
 export function toErrorReply(err: unknown): { status: number; code: string; message: string } {
   if (err instanceof ApiError) return { status: err.status, code: err.code, message: err.message };
+  if (err instanceof CommitFailure) return { ...COMMIT_REPLY[err.kind] };
   if (err instanceof EngineError) {
     const status: number | undefined = (ENGINE_STATUS as Record<string, number>)[err.code];
     if (status === undefined || status >= 500) return { ...INTERNAL };

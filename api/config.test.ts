@@ -20,7 +20,11 @@ describe('loadConfig', () => {
     expect(c.ws.maxPayloadBytes).toBe(1024 * 1024);
     expect(c.ws.maxBackpressureBytes).toBe(1024 * 1024);
     expect(c.offerTtlMs).toBe(15000);
-    expect(c.dispatch).toEqual({ mode: 'batched', windowMs: 2000 });
+    expect(c.dispatch).toEqual({ mode: 'batched', windowMs: 2000, tickMs: 50 });
+    expect(c.requests).toEqual({ openPerRequester: 1000, idempotencyTtlMs: 86_400_000 });
+    expect(c.ws).toMatchObject({ maxFrameBytes: 65536, socketsPerPrincipal: 8, socketsPerDispatcher: 64, slowCloseMs: 5000 });
+    expect(c.bulkBodyLimitBytes).toBe(4 * 1024 * 1024);
+    expect([c.seedCity, c.positionFlushMs, c.cellSpeedsSaveMs, c.drainGraceMs]).toEqual(['small-city', 1000, 60_000, 1000]);
     expect(c.dataDir).toBe('./data');
     expect(c.rateLimit.ingestPerSecond).toBe(50);
     expect(c.rateLimit.gatewayIngestPerSecond).toBe(200_000);

@@ -9,11 +9,16 @@
  * | JWT_PUBLIC_KEY             | —                  | PEM public key (RS256/ES256); `\n` escapes are accepted |
  * | JWT_ALGORITHM              | HS256, or from key | HS256, RS256 or ES256; pinned: tokens with any other `alg` are refused |
  * | API_KEYS                   | (none)             | `role:sub:sha256hex,…` — sha256 hex of each key, never the key itself |
- * | BODY_LIMIT_BYTES           | 65536              | largest HTTP body |
+ * | BODY_LIMIT_BYTES           | 65536              | largest HTTP body (all but the bulk routes) |
+ * | BULK_BODY_LIMIT_BYTES      | 4194304            | largest body of POST /v1/locations (10,000 items) |
  * | RATE_PER_SEC / RATE_BURST  | 100 / 200          | requests per principal (token bucket) |
  * | INGEST_PER_SEC / INGEST_BURST | 50 / 100        | location pings per driver |
  * | GATEWAY_INGEST_PER_SEC / GATEWAY_INGEST_BURST | 200000 / 400000 | location pings per admin gateway key |
- * | WS_MAX_PAYLOAD_BYTES       | 1048576            | largest WebSocket frame |
+ * | WS_MAX_PAYLOAD_BYTES       | 1048576            | largest WebSocket frame (admin gateways' `locs`) |
+ * | WS_MAX_FRAME_BYTES         | 65536              | largest frame from any other role (refused before it is decoded) |
+ * | WS_SOCKETS_PER_PRINCIPAL   | 8                  | open sockets per driver / requester |
+ * | WS_SOCKETS_PER_DISPATCHER  | 64                 | open sockets per dispatcher / admin |
+ * | WS_SLOW_CLOSE_MS           | 5000               | a watch socket over the backpressure limit this long is closed |
  * | WS_MAX_BACKPRESSURE_BYTES  | 1048576            | buffered outbound bytes before a socket is skipped/dropped |
  * | WS_IDLE_TIMEOUT_SEC        | 120                | 0, or 8..960 in steps of 4 (uWS rule) |
  * | WS_WATCH_HZ_DEFAULT / WS_WATCH_HZ_MAX | 2 / 10  | dispatcher map update rate |
@@ -21,8 +26,16 @@
  * | OFFER_TTL_MS               | 15000              | an offer expires after this (PRODUCT §3) |
  * | DISPATCH_MODE              | batched            | greedy or batched |
  * | DISPATCH_WINDOW_MS         | 2000               | batch window for non-emergency requests |
+ * | DISPATCH_TICK_MS           | 50                 | dispatch timer: offer expiry and batch checks |
+ * | OPEN_REQUESTS_PER_REQUESTER | 1000              | open requests one principal may hold |
+ * | IDEMPOTENCY_TTL_MS         | 86400000           | how long an Idempotency-Key answer is kept |
  * | REDIS_URL                  | —                  | optional fan-out between instances |
- * | DATA_DIR                   | ./data             | embedded PGlite store |
+ * | DATA_DIR                   | ./data             | embedded PGlite store (`memory://` for a throwaway one) |
+ * | DATABASE_SCHEMA            | —                  | PostgreSQL schema for every table (created when missing) |
+ * | SEED_CITY                  | small-city         | fixture city an empty store starts with; `none` starts empty |
+ * | POSITION_FLUSH_MS          | 1000               | pings are written behind at this period (what a crash may lose) |
+ * | CELL_SPEEDS_SAVE_MS        | 60000              | learned cell speeds are saved at this period |
+ * | DRAIN_GRACE_MS             | 1000               | on SIGTERM, /ready answers 503 this long before listening stops |
  * | MAP_STYLE_URL              | —                  | base map style for the live map (offline style when unset) |
  * | DATABASE_URL               | —                  | real PostgreSQL + PostGIS instead of PGlite |
  * | LOG_LEVEL                  | info               | pino level |
@@ -41,6 +54,8 @@ export interface ApiConfig {
   jwt: { secret?: string; publicKey?: string; algorithm: 'HS256' | 'RS256' | 'ES256' };
   apiKeys: readonly { hash: string; role: Role; sub: string }[];
   bodyLimitBytes: number;
+  /** Body limit of the bulk routes (10,000 items). */
+  bulkBodyLimitBytes: number;
   rateLimit: {
     perSecond: number;
     burst: number;
@@ -50,12 +65,32 @@ export interface ApiConfig {
     gatewayIngestPerSecond: number;
     gatewayIngestBurst: number;
   };
-  ws: { maxPayloadBytes: number; maxBackpressureBytes: number; idleTimeoutSec: number; watchHzDefault: number; watchHzMax: number; maxSockets: number };
+  ws: {
+    maxPayloadBytes: number;
+    /** Largest frame from a role other than admin. */
+    maxFrameBytes: number;
+    maxBackpressureBytes: number;
+    idleTimeoutSec: number;
+    watchHzDefault: number;
+    watchHzMax: number;
+    maxSockets: number;
+    /** Open sockets per principal: drivers and requesters, dispatchers and admins. */
+    socketsPerPrincipal: number;
+    socketsPerDispatcher: number;
+    slowCloseMs: number;
+  };
   offerTtlMs: number;
-  dispatch: { mode: 'greedy' | 'batched'; windowMs: number };
+  dispatch: { mode: 'greedy' | 'batched'; windowMs: number; tickMs: number };
+  requests: { openPerRequester: number; idempotencyTtlMs: number };
   redisUrl?: string;
   dataDir: string;
   databaseUrl?: string;
+  databaseSchema?: string;
+  /** The fixture city an empty store is seeded with, or 'none'. */
+  seedCity: 'small-city' | 'small-multi-city' | 'none';
+  positionFlushMs: number;
+  cellSpeedsSaveMs: number;
+  drainGraceMs: number;
   logLevel: string;
   devTokens: boolean;
   /** MapLibre style URL the live map loads; undefined keeps the bundled offline style. */
@@ -67,6 +102,10 @@ export interface ApiConfig {
 const BODY_LIMIT_DEFAULT = 64 * 1024;
 /** 1 MiB: a MessagePack `locs` frame of 10,000 pings is ~350 KiB, so the largest allowed batch fits. */
 const WS_PAYLOAD_DEFAULT = 1024 * 1024;
+/** 64 KiB: far above any frame a driver, dispatcher or requester sends (a watch is < 200 B); only gateways need more. */
+const WS_FRAME_DEFAULT = 64 * 1024;
+/** 4 MiB: 10,000 JSON location items with 64-character ids and every optional field fit (~1.7 MB), with room. */
+const BULK_BODY_LIMIT_DEFAULT = 4 * 1024 * 1024;
 /** 1 MiB of unsent bytes per socket: a few seconds of a busy dispatcher map; beyond it the client is too slow. */
 const WS_BACKPRESSURE_DEFAULT = 1024 * 1024;
 /** Shortest HS256 secret: 32 bytes = the 256-bit HMAC key RFC 7518 §3.2 asks for. */
@@ -93,6 +132,7 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Ap
     jwt: readJwt(read, problems, secret, publicKey, devTokens),
     apiKeys: readApiKeys(env.API_KEYS, problems),
     bodyLimitBytes: read.int('BODY_LIMIT_BYTES', BODY_LIMIT_DEFAULT, 1, 64 * 1024 * 1024),
+    bulkBodyLimitBytes: read.int('BULK_BODY_LIMIT_BYTES', BULK_BODY_LIMIT_DEFAULT, 1, 256 * 1024 * 1024),
     rateLimit: {
       // 100/s per principal: far above a person clicking or a dashboard polling, low enough to stop a loop
       perSecond: read.int('RATE_PER_SEC', 100, 1, 10_000_000),
@@ -106,6 +146,7 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Ap
     },
     ws: {
       maxPayloadBytes: read.int('WS_MAX_PAYLOAD_BYTES', WS_PAYLOAD_DEFAULT, 1024, 64 * 1024 * 1024),
+      maxFrameBytes: read.int('WS_MAX_FRAME_BYTES', WS_FRAME_DEFAULT, 256, 64 * 1024 * 1024),
       maxBackpressureBytes: read.int('WS_MAX_BACKPRESSURE_BYTES', WS_BACKPRESSURE_DEFAULT, 1024, 1024 * 1024 * 1024),
       idleTimeoutSec: read.int('WS_IDLE_TIMEOUT_SEC', 120, 0, 960),
       // 2 Hz is smooth enough for a map of moving dots; 10 Hz caps the fan-out cost of one dispatcher
@@ -113,15 +154,35 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Ap
       watchHzMax: read.int('WS_WATCH_HZ_MAX', 10, 1, 60),
       // PRODUCT §6 targets 100,000 open sockets per instance; twice that before refusing upgrades
       maxSockets: read.int('WS_MAX_SOCKETS', 200_000, 1, 10_000_000),
+      // 8: a phone and a tablet reconnecting a few times; one token holding hundreds is a leak or an attack
+      socketsPerPrincipal: read.int('WS_SOCKETS_PER_PRINCIPAL', 8, 1, 1_000_000),
+      // 64: a dispatch room's screens share one login
+      socketsPerDispatcher: read.int('WS_SOCKETS_PER_DISPATCHER', 64, 1, 1_000_000),
+      slowCloseMs: read.int('WS_SLOW_CLOSE_MS', 5_000, 50, 600_000),
     },
     offerTtlMs: read.int('OFFER_TTL_MS', 15_000, 1000, 600_000),
     dispatch: {
       mode: read.oneOf('DISPATCH_MODE', ['greedy', 'batched'] as const, 'batched'),
       windowMs: read.int('DISPATCH_WINDOW_MS', 2000, 0, 60_000),
+      // 50 ms keeps offer expiry within a frame of OFFER_TTL and costs nothing when idle
+      tickMs: read.int('DISPATCH_TICK_MS', 50, 5, 10_000),
+    },
+    requests: {
+      // a busy hospital desk has tens open; a thousand is a loop gone wrong
+      openPerRequester: read.int('OPEN_REQUESTS_PER_REQUESTER', 1000, 1, 10_000_000),
+      // 24 h: a client retrying after a day-long outage is told what happened instead of creating twice
+      idempotencyTtlMs: read.int('IDEMPOTENCY_TTL_MS', 86_400_000, 1000, 30 * 86_400_000),
     },
     redisUrl: read.url('REDIS_URL', ['redis:', 'rediss:']),
     dataDir: read.string('DATA_DIR') ?? './data',
     databaseUrl: read.url('DATABASE_URL', ['postgres:', 'postgresql:']),
+    databaseSchema: read.pattern('DATABASE_SCHEMA', /^[a-z_][a-z0-9_]{0,62}$/, 'a lower-case SQL identifier'),
+    seedCity: read.oneOf('SEED_CITY', ['small-city', 'small-multi-city', 'none'] as const, 'small-city'),
+    // PRODUCT §4: at most POSITION_FLUSH_MS of pings may be lost in a crash
+    positionFlushMs: read.int('POSITION_FLUSH_MS', 1000, 10, 60_000),
+    // a minute of learned speeds is little to lose and one statement a minute costs nothing
+    cellSpeedsSaveMs: read.int('CELL_SPEEDS_SAVE_MS', 60_000, 100, 86_400_000),
+    drainGraceMs: read.int('DRAIN_GRACE_MS', 1000, 0, 60_000),
     logLevel: read.oneOf('LOG_LEVEL', LOG_LEVELS, 'info'),
     devTokens,
     mapStyleUrl: read.url('MAP_STYLE_URL', ['http:', 'https:']),
@@ -135,7 +196,7 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Ap
   if (config.rateLimit.gatewayIngestBurst < config.rateLimit.gatewayIngestPerSecond) problems.push('GATEWAY_INGEST_BURST must be at least GATEWAY_INGEST_PER_SEC');
 
   if (problems.length > 0) throw new Error(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
-  for (const key of ['redisUrl', 'databaseUrl'] as const) if (config[key] === undefined) delete config[key];
+  for (const key of ['redisUrl', 'databaseUrl', 'databaseSchema'] as const) if (config[key] === undefined) delete config[key];
   return deepFreeze(config);
 }
 
@@ -231,6 +292,14 @@ class EnvReader {
     if ((allowed as readonly string[]).includes(v)) return v as T;
     this.problems.push(`${name} must be one of ${allowed.join(', ')}, got '${v}'`);
     return fallback;
+  }
+
+  pattern(name: string, re: RegExp, what: string): string | undefined {
+    const v = this.string(name);
+    if (v === undefined) return undefined;
+    if (re.test(v)) return v;
+    this.problems.push(`${name} must be ${what}, got '${v.slice(0, 64)}'`);
+    return undefined;
   }
 
   url(name: string, protocols: readonly string[]): string | undefined {

@@ -34,21 +34,25 @@ export async function runDemo(options: Options): Promise<void> {
   const config = loadConfig({ LOG_LEVEL: 'warn', ...process.env });
   if (!config.jwt.secret) throw new Error('the demo signs HS256 tokens for its drivers: unset JWT_PUBLIC_KEY (or set JWT_SECRET)');
   const instance = await startInstance(config);
+  const scenario = instance.scenario;
+  if (scenario === undefined) throw new Error('the demo drives the fixture city: unset SEED_CITY=none');
   printAccess(instance);
   const auth = new Authenticator(config.jwt, config.apiKeys);
   const base = `http://127.0.0.1:${instance.port}`;
   const rng = new Prng(7);
   const stats = { offers: 0, accepted: 0, declined: 0, revoked: 0, delivered: 0, requests: 0, refused: 0, fenceEvents: 0, deltas: 0 };
 
-  const chosen = pickDrivers(instance.scenario.couriers, options.drivers);
+  const chosen = pickDrivers(scenario.couriers, options.drivers);
   const simulated = new Set(chosen.map((c) => c.id));
-  for (const c of instance.scenario.couriers) if (!simulated.has(c.id)) instance.engine.couriers.setStatus(c.id, 'offline');
+  // through the same verb a dispatcher's PUT .../status takes: stored, and known to the dispatch lifecycle
+  const others = scenario.couriers.filter((c) => !simulated.has(c.id) && instance.engine.couriers.get(c.id)?.status !== 'offline');
+  await instance.server.pump.setCourierStatuses(others.map((c) => c.id), 'offline').acknowledged;
   const drivers = await Promise.all(chosen.map((c) => SimDriver.start(c, base, auth.signToken({ sub: c.id, role: 'driver' }, 24 * 3600), new Prng(1000 + rng.int(1_000_000)), options.speed, stats)));
   console.log(`demo: ${drivers.length} simulated drivers on real WebSockets (${drivers.filter((d) => d.coldChain).length} with cold chain); a request every ${options.every} s`);
 
   const dispatcher = watchCity(instance, auth.signToken({ sub: 'demo-dispatcher', role: 'dispatcher' }, 24 * 3600), stats);
   const requester = auth.signToken({ sub: 'demo-requester', role: 'requester' }, 24 * 3600);
-  const queue = interleave(instance.scenario.requests);
+  const queue = interleave(scenario.requests);
   let next = 0;
   const requestTimer = setInterval(() => {
     const r = queue[next++ % queue.length];
@@ -203,7 +207,7 @@ async function submit(base: string, token: string, r: RequestFixture, instance: 
 
 /** A dispatcher watching the whole city, counting deltas and fence crossings. */
 function watchCity(instance: Instance, token: string, stats: Record<string, number>): WebSocket {
-  const city = instance.scenario.cities[0];
+  const city = instance.scenario!.cities[0];
   const socket = new WebSocket(`ws://127.0.0.1:${instance.port}/v1/stream?access_token=${token}`);
   socket.on('open', () => socket.send(JSON.stringify({ t: 'watch', bbox: [city.lng - 0.6, city.lat - 0.4, city.lng + 0.6, city.lat + 0.4], hz: 2 })));
   socket.on('message', (data) => {

@@ -5,59 +5,61 @@
  *   kick() ─────────┴─► tick(now) ─► loop.expire(now)   (offers past OFFER_TTL, overdue legs fail)
  *                                 └► loop.dueAt() ≤ now and no batch in flight?
  *                                      └► takeBatch ─► planner (worker pool) ─await─► applyPlan ─► offers
- *   submit / accept / decline / cancel / progress / status ─► loop verb ─► publish()
- *   publish() ─► loop.drainEvents() ─► journal? (store commit) ─► sink (StreamHub: drivers, requesters, dispatchers)
- *                 frames of assignment-changing transitions wait for their commit; committed() is what HTTP awaits
+ *   submit / accept / decline / cancel / progress / status ─► loop verb ─► publish() ─► Commit
+ *   publish() ─► loop.drainTransition() ─► journal.record(events, rollback) ─► stored? ─► sink (drivers,
+ *                requesters, dispatchers), in publish order; rolled back? ─► sink.rolledBack (nothing was said)
  *
- * Emergencies (and every request in greedy mode) are due at once: submit kicks a tick on the next turn of
- * the event loop instead of waiting for the timer.
+ * Every verb is refused up front (503) while the store is unreachable, so memory never runs ahead of it, and
+ * the tick pauses then (no offer is made that could not be stored). Emergencies (and every request in greedy
+ * mode) are due at once: submit kicks a tick on the next turn of the event loop instead of waiting for the timer.
  */
-import type { DispatchEvent, DispatchLoop, RequestSubmission, RequestSummary, SubmitResult } from '../dispatch/dispatch-loop.js';
-import type { LatLng } from '../dispatch/dispatch-request.js';
+import type { DispatchEvent, DispatchLoop, RequestSubmission, RequestSummary, SubmitPlan } from '../dispatch/dispatch-loop.js';
+import type { Rollback } from '../dispatch/undo-log.js';
+import type { Commit, JournalRequest } from '../store/dispatch-journal.js';
 import type { Planner } from '../workers/dispatch-pool.js';
 import { ApiError } from './api-error.js';
 
-/** Where published events go. */
-export type EventSink = (events: readonly DispatchEvent[], now: number) => void;
+/** Where published events go once the store holds them. */
+export interface EventSink {
+  /** Events of a stored transition, in publish order. */
+  deliver(events: readonly DispatchEvent[], now: number): void;
+  /** Events whose changes were taken back out of memory (never delivered): views may need a refresh. */
+  rolledBack(events: readonly DispatchEvent[]): void;
+}
 
-/** Commits published transitions before they are acknowledged (store/dispatch-journal.ts). */
+/** Commits published transitions before anyone hears of them (store/dispatch-journal.ts). */
 export interface TransitionJournal {
-  /** `attempt` settles after the first commit try (rejects when it failed); `done` once committed; `durable`: frames must wait for it. */
-  record(events: readonly DispatchEvent[]): { attempt: Promise<void>; done: Promise<void>; durable: boolean };
+  record(events: readonly DispatchEvent[], rollback: Rollback): Commit;
   /** Registers a submission (with where the map draws it) before its events are recorded. */
-  describe(request: { id: string; requesterId: string; submission: RequestSubmission; pickup: LatLng; dropoff: LatLng; legs: string[]; plan?: Record<string, unknown>; idempotencyKey?: string }): void;
+  describe(request: JournalRequest): void;
   isHealthy(): boolean;
 }
 
-/** How a submission is drawn and answered, computed from its plan (for the journal's request row). */
-export interface SubmitView {
-  pickup: LatLng;
-  dropoff: LatLng;
-  plan?: Record<string, unknown>;
-  idempotencyKey?: string;
-}
+/** How a submission is stored and answered, computed from its plan. */
+export type SubmitView = Omit<JournalRequest, 'id' | 'requesterId' | 'submission' | 'legs'>;
 
 /** Default time an ended request stays in memory. */
 export const DEFAULT_ENDED_RETENTION_MS = 3_600_000;
 // sweeping ended requests once a minute keeps the sweep off the 50 ms tick path
 const FORGET_EVERY_MS = 60_000;
+// a shutdown waits this long for frames whose commits are still out (a hung store must not hold it forever)
+const STOP_WAIT_MS = 5_000;
 
 /** What the pump needs; each part owned by the caller. */
 export interface DispatchPumpDeps {
   loop: DispatchLoop;
   planner: Planner;
   sink: EventSink;
+  journal: TransitionJournal;
   clock: () => number;
   /** Timer period; 50 ms keeps offer expiry within a frame of OFFER_TTL and costs nothing when idle. */
   tickMs?: number;
-  /** Called with (ms from submission to offer) for each offer. */
+  /** Called with (ms from submission to offer on its way to the driver) for each offer. */
   onOfferLatency?: (ms: number) => void;
   /** Called after each batch with its planning time (ms) and the legs still waiting. */
   onPlanned?: (ms: number, pending: number) => void;
   /** Called with the error of a batch whose planning failed (its legs are handed back). */
   onPlanError?: (err: unknown) => void;
-  /** When set, every publish is committed here first; frames of durable transitions wait for the commit. */
-  journal?: TransitionJournal;
   /** Ended requests stay in memory this long (default 1 h: long enough for a requester to read the outcome). */
   endedRetentionMs?: number;
   /** Called with the ids of requests dropped from memory, so their owners (the request book) forget them too. */
@@ -73,10 +75,8 @@ export class DispatchPump {
   private planning: Promise<void> | undefined;
   /** Submission time per leg, for request → offer latency; deleted at the first offer. */
   private readonly submittedAt = new Map<string, number>();
-  /** First commit attempt of the last publish (what an HTTP verb awaits before answering). */
-  private lastAttempt: Promise<void> = Promise.resolve();
-  /** Tail of frame deliveries waiting for commits, so frames never overtake each other. */
-  private delivery: Promise<void> | undefined;
+  /** Tail of frame deliveries waiting for their commits, so frames never overtake each other. Never rejects. */
+  private delivery: Promise<void> = Promise.resolve();
 
   constructor(deps: DispatchPumpDeps) {
     this.deps = deps;
@@ -89,17 +89,12 @@ export class DispatchPump {
     this.timer.unref();
   }
 
-  /** Stops the timer and waits for a batch being planned. */
+  /** Stops the timer and waits for a batch being planned and for frames still waiting on the store (bounded). */
   async stop(): Promise<void> {
     if (this.timer !== undefined) clearInterval(this.timer);
     this.timer = undefined;
     await this.planning;
-    await this.delivery;
-  }
-
-  /** Resolves when the transitions published so far are committed; rejects when the store refused (answer 503). */
-  committed(): Promise<void> {
-    return this.lastAttempt;
+    await Promise.race([this.delivery, new Promise((r) => setTimeout(r, STOP_WAIT_MS).unref())]);
   }
 
   /** Resolves when no batch is being planned. */
@@ -117,9 +112,10 @@ export class DispatchPump {
     });
   }
 
-  /** Expires offers, fails overdue legs and starts a batch when one is due. Never throws. */
+  /** Expires offers, fails overdue legs and starts a batch when one is due. Never throws; pauses while the store is down. */
   tick(): void {
-    const { loop, planner, clock } = this.deps;
+    const { loop, planner, clock, journal } = this.deps;
+    if (!journal.isHealthy()) return;
     const now = clock();
     try {
       loop.expire(now);
@@ -128,6 +124,7 @@ export class DispatchPump {
         const gone = loop.forgetEnded(now, this.deps.endedRetentionMs ?? DEFAULT_ENDED_RETENTION_MS);
         if (gone.length > 0) this.deps.onForget?.(gone);
       }
+      this.publish();
       const due = loop.dueAt();
       if (this.planning === undefined && due !== undefined && due <= now) {
         const batch = loop.takeBatch(now);
@@ -159,10 +156,101 @@ export class DispatchPump {
     this.publish();
   }
 
-  /** Hands every event since the last publish to the sink. */
-  publish(): void {
-    const events = this.deps.loop.drainEvents();
-    if (events.length === 0) return;
+  /** Hands the changes since the last publish to the journal; their frames follow once they are stored. */
+  publish(): Commit {
+    const { events, rollback } = this.deps.loop.drainTransition();
+    if (events.length === 0) return NOTHING;
+    const commit = this.deps.journal.record(events, rollback);
+    this.delivery = this.delivery
+      .then(() => commit.stored)
+      .then(
+        () => this.deliver(events),
+        () => this.undelivered(events),
+      );
+    return commit;
+  }
+
+  /** Submits a request; the plan and its commit, or ApiError 409/422 with the loop's reason (nothing kept). */
+  submit(request: RequestSubmission, view: (plan: SubmitPlan) => SubmitView): { plan: SubmitPlan; commit: Commit } {
+    const now = this.deps.clock();
+    this.refuseWhileDown();
+    const res = this.deps.loop.submit(request, now);
+    if (!res.ok) {
+      this.publish();
+      if (res.reason === 'duplicate-request') throw new ApiError(409, 'E_DUPLICATE_REQUEST', `request '${request.id}' exists`);
+      throw new ApiError(422, codeOf(res.reason), `request cannot be served: ${res.reason}${res.shortfall ? ` (short by ${res.shortfall} units)` : ''}`);
+    }
+    for (const leg of res.legs) this.submittedAt.set(leg, now);
+    const v = view(res);
+    const submission = request.kind === 'rescue' ? { ...request, dropoff: v.dropoff } : request;
+    this.deps.journal.describe({ ...v, id: request.id, requesterId: request.requesterId, submission, legs: res.legs });
+    const commit = this.publish();
+    if (res.dueAt <= now) this.kick();
+    return { plan: res, commit };
+  }
+
+  /** A driver takes its offer. */
+  accept(offerId: string, courierId: string): Commit {
+    this.refuseWhileDown();
+    return this.respond(this.deps.loop.accept(offerId, courierId, this.deps.clock()));
+  }
+
+  /** A driver turns its offer down. */
+  decline(offerId: string, courierId: string): Commit {
+    this.refuseWhileDown();
+    const commit = this.respond(this.deps.loop.decline(offerId, courierId, this.deps.clock()));
+    this.kick();
+    return commit;
+  }
+
+  /** Cancels a request. */
+  cancel(requestId: string, by: string): Commit {
+    this.refuseWhileDown();
+    return this.respond(this.deps.loop.cancel(requestId, this.deps.clock(), by));
+  }
+
+  /** The assigned courier reports pickup or delivery. */
+  progress(requestId: string, courierId: string, status: 'picked_up' | 'delivered'): Commit {
+    this.refuseWhileDown();
+    const commit = this.respond(this.deps.loop.progress(requestId, courierId, status, this.deps.clock()));
+    if (status === 'delivered') this.kick();
+    return commit;
+  }
+
+  /** A courier comes on or goes off shift. */
+  setCourierStatus(courierId: string, status: 'available' | 'offline'): Commit {
+    this.refuseWhileDown();
+    const commit = this.respond(this.deps.loop.setCourierStatus(courierId, status, this.deps.clock()));
+    if (status === 'available') this.kick();
+    return commit;
+  }
+
+  /** Many couriers come on or go off shift in one stored transition (a fleet's shift change); unknown and busy ones are skipped. */
+  setCourierStatuses(courierIds: readonly string[], status: 'available' | 'offline'): Commit {
+    this.refuseWhileDown();
+    const now = this.deps.clock();
+    for (const id of courierIds) this.deps.loop.setCourierStatus(id, status, now);
+    const commit = this.publish();
+    if (status === 'available') this.kick();
+    return commit;
+  }
+
+  /** A request's status and legs as the loop sees them. */
+  summary(requestId: string): RequestSummary | undefined {
+    return this.deps.loop.status(requestId);
+  }
+
+  private respond(res: { ok: true } | { ok: false; reason: string }): Commit {
+    const commit = this.publish();
+    if (!res.ok) throw refusal(res.reason);
+    return commit;
+  }
+
+  private refuseWhileDown(): void {
+    if (!this.deps.journal.isHealthy()) throw storeDown();
+  }
+
+  private deliver(events: readonly DispatchEvent[]): void {
     const now = this.deps.clock();
     for (const e of events) {
       if (e.type !== 'offer.created') continue;
@@ -171,91 +259,24 @@ export class DispatchPump {
       this.submittedAt.delete(e.requestId);
       this.deps.onOfferLatency?.(now - at);
     }
-    const journal = this.deps.journal;
-    if (journal === undefined) {
-      this.deliver(events, now);
-      return;
-    }
-    const rec = journal.record(events);
-    this.lastAttempt = rec.attempt;
-    if (!rec.durable && this.delivery === undefined) {
-      this.deliver(events, now); // offers need no commit first: one live at a crash just expires
-      return;
-    }
-    const tail: Promise<void> = Promise.all([this.delivery, rec.durable ? rec.done : undefined]).then(() => this.deliver(events, this.deps.clock()));
-    this.delivery = tail;
-    void tail.finally(() => {
-      if (this.delivery === tail) this.delivery = undefined;
-    });
-  }
-
-  private deliver(events: readonly DispatchEvent[], now: number): void {
     try {
-      this.deps.sink(events, now);
+      this.deps.sink.deliver(events, now);
     } catch (err) {
       this.deps.onPlanError?.(err); // a broken socket write must not stop the loop
     }
   }
 
-  /** Submits a request; the plan, or ApiError 409/422 with the loop's reason. `view` describes it for the journal. */
-  submit(request: RequestSubmission, view?: (plan: SubmitResult & { ok: true }) => SubmitView): SubmitResult & { ok: true } {
-    const now = this.deps.clock();
-    if (this.deps.journal !== undefined && !this.deps.journal.isHealthy()) throw storeDown();
-    const res = this.deps.loop.submit(request, now);
-    if (!res.ok) {
-      this.publish();
-      if (res.reason === 'duplicate-request') throw new ApiError(409, 'E_DUPLICATE_REQUEST', `request '${request.id}' exists`);
-      throw new ApiError(422, codeOf(res.reason), `request cannot be served: ${res.reason}${res.shortfall ? ` (short by ${res.shortfall} units)` : ''}`);
+  private undelivered(events: readonly DispatchEvent[]): void {
+    try {
+      this.deps.sink.rolledBack(events);
+    } catch (err) {
+      this.deps.onPlanError?.(err);
     }
-    for (const leg of res.legs) this.submittedAt.set(leg, now);
-    if (this.deps.journal !== undefined && view !== undefined) {
-      const v = view(res);
-      const submission = request.kind === 'rescue' ? { ...request, dropoff: v.dropoff } : request;
-      this.deps.journal.describe({ id: request.id, requesterId: request.requesterId, submission, legs: res.legs, ...v });
-    }
-    this.publish();
-    if (res.dueAt <= now) this.kick();
-    return res;
-  }
-
-  /** A driver takes its offer. */
-  accept(offerId: string, courierId: string): void {
-    this.respond(this.deps.loop.accept(offerId, courierId, this.deps.clock()));
-  }
-
-  /** A driver turns its offer down. */
-  decline(offerId: string, courierId: string): void {
-    this.respond(this.deps.loop.decline(offerId, courierId, this.deps.clock()));
-    this.kick();
-  }
-
-  /** Cancels a request. */
-  cancel(requestId: string, by: string): void {
-    this.respond(this.deps.loop.cancel(requestId, this.deps.clock(), by));
-  }
-
-  /** The assigned courier reports pickup or delivery. */
-  progress(requestId: string, courierId: string, status: 'picked_up' | 'delivered'): void {
-    this.respond(this.deps.loop.progress(requestId, courierId, status, this.deps.clock()));
-    if (status === 'delivered') this.kick();
-  }
-
-  /** A courier comes on or goes off shift. */
-  setCourierStatus(courierId: string, status: 'available' | 'offline'): void {
-    this.respond(this.deps.loop.setCourierStatus(courierId, status, this.deps.clock()));
-    if (status === 'available') this.kick();
-  }
-
-  /** A request's status and legs as the loop sees them. */
-  summary(requestId: string): RequestSummary | undefined {
-    return this.deps.loop.status(requestId);
-  }
-
-  private respond(res: { ok: true } | { ok: false; reason: string }): void {
-    this.publish();
-    if (!res.ok) throw refusal(res.reason);
+    if (events.some((e) => e.type === 'request.created' || e.type === 'request.pending' || e.type === 'courier.status')) this.kick();
   }
 }
+
+const NOTHING: Commit = { acknowledged: Promise.resolve(), stored: Promise.resolve() };
 
 /** THE mapping of dispatch refusals to API errors (statuses via toErrorReply). */
 export function refusal(reason: string): ApiError {
@@ -279,7 +300,7 @@ export function refusal(reason: string): ApiError {
   }
 }
 
-/** The store did not take a transition: nothing was acknowledged. */
+/** The store did not take a change: nothing was acknowledged. */
 export function storeDown(cause?: unknown): ApiError {
   return new ApiError(503, 'E_STORE_UNAVAILABLE', 'the store is unavailable; nothing was acknowledged, retry later', { cause });
 }

@@ -1,7 +1,9 @@
 /**
  * HTTP bodies in and replies out over uWebSockets.js.
  *
- *   res.onData chunks ─► readBody (copy each chunk; stop at `limit` → 413, nothing more buffered)
+ *   res.onData chunks ─► readBody (copy each chunk; past `limit` nothing more is buffered: the rest is read and
+ *                        dropped, then 413, so the client reads the answer; a body that goes on past the
+ *                        drain cap is cut off with the 413 at once)
  *                          │ onDone(Buffer)
  *                          ▼
  *                        decodeBody (JSON, or MessagePack for application/msgpack; no __proto__ & co.)
@@ -54,15 +56,19 @@ export function watchAborted(res: HttpResponse): void {
   res.onAborted(() => aborted.add(res));
 }
 
+/** Bytes past the limit read and dropped before a 413 is sent, so an honest client that sent too much can read it. */
+export const DRAIN_CAP_BYTES = 16 * 1024 * 1024;
+
 /**
- * Reads the whole body, calling `onDone` with a copy, or `onFail` with 413 E_BODY_TOO_LARGE as soon as the
- * total passes `limit` (the rest is not buffered; the reply then closes the connection). An aborted request
- * calls neither. Must be called synchronously in the route handler.
+ * Reads the whole body, calling `onDone` with a copy, or `onFail` with 413 E_BODY_TOO_LARGE once a body past
+ * `limit` has been read to its end (nothing past the limit is buffered; the reply then closes the connection).
+ * An aborted request calls neither. Must be called synchronously in the route handler.
  */
 export function readBody(res: HttpResponse, limit: number, onDone: (body: Buffer) => void, onFail: (err: ApiError) => void): void {
   const chunks: Buffer[] = [];
   let total = 0;
   let finished = false;
+  let over = false;
   res.onAborted(() => {
     aborted.add(res);
     finished = true;
@@ -72,12 +78,15 @@ export function readBody(res: HttpResponse, limit: number, onDone: (body: Buffer
     if (finished) return;
     total += chunk.byteLength;
     if (total > limit) {
-      finished = true;
+      over = true;
       chunks.length = 0;
+      if (!isLast && total <= limit + DRAIN_CAP_BYTES) return;
+      finished = true;
       closeAfterReply.add(res);
-      onFail(new ApiError(413, 'E_BODY_TOO_LARGE', `body exceeds ${limit} bytes`));
+      onFail(new ApiError(413, 'E_BODY_TOO_LARGE', `body exceeds ${limit} bytes; send at most ${limit} bytes${limit < 1024 * 1024 ? ', or use the bulk routes for batches' : ''}`));
       return;
     }
+    if (over) return;
     // uWS neuters the ArrayBuffer when the callback returns, so every chunk is copied
     if (chunk.byteLength > 0) chunks.push(Buffer.from(new Uint8Array(chunk)));
     if (isLast) {

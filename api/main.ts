@@ -6,10 +6,13 @@
  *        (an empty store is seeded with fixtures/small-city.json first)
  *   recover(state) ─► engine (couriers, sites + stock, donors, fences, speeds) + DispatchLoop with open requests,
  *                     live assignments and reservations; offers live at the crash expired ─► committed
- *   DispatchJournal (transitions committed before acknowledged) + PositionWriteBehind (pings) ─► /ready
+ *   DispatchJournal (every change committed before acknowledged; refused ones rolled back) + PositionWriteBehind
+ *   (pings, at most POSITION_FLUSH_MS lost) + StoreChores (cell speeds saved, old Idempotency-Keys purged) ─► /ready
  *   DispatchPool ─► createServer ─► listen(PORT)
  *   SIGTERM / SIGINT ─► drain (ready 503, stop accepting, finish batches, close sockets 1001)
- *                    ─► flush positions, wait for commits ─► close the store ─► exit
+ *                    ─► flush positions, save speeds, wait for commits ─► close the store ─► exit
+ *
+ * There is no other wiring of the server: the end-to-end tests start it here too (api/test-server.ts).
  *
  *   npm start                (PORT=8080; dev tokens printed unless JWT_SECRET / JWT_PUBLIC_KEY is set)
  */
@@ -53,8 +56,10 @@ export interface Instance {
   server: Server;
   port: number;
   logger: Logger;
-  scenario: Scenario;
+  /** The fixture city an empty store was (or would have been) seeded with; undefined with SEED_CITY=none. */
+  scenario: Scenario | undefined;
   store: Store;
+  journal: DispatchJournal;
   /** What recovery rebuilt, with its timings. */
   recovery: Recovered['report'] & { loadStateMs: number };
   /** Dev tokens by label (empty unless dev tokens are on). */
@@ -118,15 +123,24 @@ export async function seedCity(store: Store, scenario: Scenario, now: number): P
   }
 }
 
-/** Builds and starts one instance from a configuration (the demo and `npm start` share it). */
+/** Builds and starts one instance from a configuration: `npm start`, the demo and every end-to-end test start here. */
 export async function startInstance(config: Readonly<ApiConfig>, options: { logger?: Logger; now?: number } = {}): Promise<Instance> {
   const logger = options.logger ?? createLogger(config.logLevel);
   const now = options.now ?? Date.now();
-  const scenario = loadScenario('small-city');
-  const store = await openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+  const scenario = config.seedCity === 'none' ? undefined : loadScenario(config.seedCity);
+  const store = await openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, ...(config.databaseSchema ? { schema: config.databaseSchema } : {}) });
+  try {
+    return await startOn(store, config, logger, now, scenario);
+  } catch (err) {
+    await store.close().catch(() => undefined);
+    throw err;
+  }
+}
+
+async function startOn(store: Store, config: Readonly<ApiConfig>, logger: Logger, now: number, scenario: Scenario | undefined): Promise<Instance> {
   const loadStarted = performance.now();
   let state = await store.loadState();
-  if (state.sites.length === 0 && state.couriers.length === 0) {
+  if (scenario !== undefined && state.sites.length === 0 && state.couriers.length === 0) {
     await seedCity(store, scenario, now);
     state = await store.loadState();
     logger.info({ city: scenario.cities[0].name }, 'empty store seeded with the fixture city');
@@ -140,53 +154,103 @@ export async function startInstance(config: Readonly<ApiConfig>, options: { logg
     createLoop: (e) => new DispatchLoop({ couriers: e.couriers, sites: e.sites, donors: e.donors, speeds: e.speeds, policy, offerTtlMs: config.offerTtlMs }),
   });
   const engine: Engine = { ...recovered.engine, fenceFeed };
-  const journal = new DispatchJournal(store, recovered.loop, recovered.seqBase, (healthy, err) =>
-    healthy ? logger.info('store commits resumed') : logger.error({ err }, 'store commit failed; acknowledgements answer 503 until it is back'));
-  if (recovered.expiry !== undefined) await journal.commit(recovered.expiry).attempt;
+  const journal = new DispatchJournal(store, recovered.loop, recovered.seqBase, {
+    onHealthChange: (healthy, err) => (healthy ? logger.info('store commits resumed') : logger.error({ err }, 'store unreachable; writes answer 503 until it is back')),
+  });
+  if (recovered.expiry !== undefined) await journal.commit(recovered.expiry).acknowledged;
   const positions = new PositionWriteBehind(store, {
+    flushEveryMs: config.positionFlushMs,
     onHealthChange: (healthy, err) => (healthy ? logger.info('position writes resumed') : logger.error({ err }, 'position writes failing; pings kept in memory (bounded)')),
   });
-  recovered.engine.couriers.onMove = (id, lat, lng, ts) => positions.record(id, lat, lng, ts);
   positions.start();
   const book = new RequestBook();
   for (const r of recovered.requests) {
-    book.record({ id: r.id, kind: r.kind, owner: r.owner, urgency: r.urgency, createdAt: r.createdAt, pickup: r.pickup, dropoff: r.dropoff, legs: r.legs });
-    if (r.idempotencyKey !== undefined) {
-      const body = { id: r.id, kind: r.kind, urgency: r.urgency, createdAt: r.createdAt, pickup: r.pickup, dropoff: r.dropoff, ...(r.plan ? { plan: r.plan } : {}) };
-      book.remember(r.owner, r.idempotencyKey, { status: 201, body });
-    }
+    book.record({
+      id: r.id, kind: r.kind, owner: r.owner, ownerRole: r.ownerRole, urgency: r.urgency, createdAt: r.createdAt, pickup: r.pickup, dropoff: r.dropoff, legs: r.legs,
+      ...(r.reference !== undefined ? { reference: r.reference } : {}),
+      ...(r.plan !== undefined ? { plan: r.plan } : {}),
+    });
   }
   const recovery = { ...recovered.report, loadStateMs };
   logger.info({ ...recovery, dropped: recovery.dropped.slice(0, 20), store: store.kind }, 'state recovered from the store');
+  const chores = new StoreChores(store, engine.speeds, config, logger);
+  chores.start();
   const pool = new DispatchPool();
   const server = createServer(config, {
-    ...engine, loop: recovered.loop, planner: pool.planner, metrics: new ApiMetrics(), logger, drainGraceMs: 1000, journal, book,
-    dependencyDown: () => (!journal.isHealthy() ? 'store: transitions not committing' : !positions.isHealthy() ? 'store: position writes failing' : undefined),
+    ...engine, loop: recovered.loop, planner: pool.planner, metrics: new ApiMetrics(), logger, journal, book, store, positions,
+    dependencyDown: () => (!journal.isHealthy() ? 'store: not reachable, writes refused' : !positions.isHealthy() ? 'store: position writes failing' : undefined),
   });
   const port = await server.listen();
-  logger.info({ port, couriers: engine.couriers.size, sites: engine.sites.size, donors: engine.donors.size, city: scenario.cities[0].name }, 'serving');
+  logger.info({ port, couriers: engine.couriers.size, sites: engine.sites.size, donors: engine.donors.size, city: scenario?.cities[0].name }, 'serving');
   const tokens = config.devTokens ? devTokens(config, scenario) : [];
   let stopped: Promise<void> | undefined;
   const stop = async (): Promise<void> => {
     await server.drain();
     await pool.close();
     await positions.close();
+    await chores.stop();
     await Promise.race([journal.settled(), new Promise((r) => setTimeout(r, SETTLE_WAIT_MS))]);
     await store.close();
   };
   return {
-    config, engine, server, port, logger, scenario, tokens, store, recovery,
+    config, engine, server, port, logger, scenario, tokens, store, recovery, journal,
     stop: () => (stopped ??= stop()),
   };
 }
+
+/**
+ * The store's periodic chores: learned cell speeds saved (and restored by recovery), expired
+ * Idempotency-Keys purged. Both are best effort: a failure is logged and tried again next time.
+ */
+class StoreChores {
+  private timers: NodeJS.Timeout[] = [];
+
+  constructor(
+    private readonly store: Store,
+    private readonly speeds: CellSpeeds,
+    private readonly config: Readonly<ApiConfig>,
+    private readonly logger: Logger,
+  ) {}
+
+  start(): void {
+    this.timers.push(setInterval(() => void this.saveSpeeds(), this.config.cellSpeedsSaveMs).unref());
+    this.timers.push(setInterval(() => void this.purgeKeys(), IDEMPOTENCY_PURGE_MS).unref());
+  }
+
+  async stop(): Promise<void> {
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    await this.saveSpeeds();
+  }
+
+  async saveSpeeds(): Promise<void> {
+    const rows = this.speeds.toJSON().cells.map(([cell, mps, samples]) => ({ cell, mps, samples }));
+    try {
+      await this.store.saveCellSpeeds(rows);
+    } catch (err) {
+      this.logger.warn({ err }, 'saving learned cell speeds failed; trying again later');
+    }
+  }
+
+  private async purgeKeys(): Promise<void> {
+    try {
+      await this.store.purgeIdempotency(Date.now() - this.config.requests.idempotencyTtlMs);
+    } catch (err) {
+      this.logger.warn({ err }, 'purging expired Idempotency-Keys failed; trying again later');
+    }
+  }
+}
+
+/** Expired Idempotency-Keys are purged hourly: lookups ignore them anyway, this only keeps the table small. */
+const IDEMPOTENCY_PURGE_MS = 3_600_000;
 
 /** How long a shutdown waits for commits still queued (a database that is down must not hold it forever). */
 const SETTLE_WAIT_MS = 5_000;
 
 /** One dev token per role (24 h): the driver acts as the fixture's courier c1. */
-export function devTokens(config: Readonly<ApiConfig>, scenario: Scenario): Instance['tokens'] {
+export function devTokens(config: Readonly<ApiConfig>, scenario: Scenario | undefined): Instance['tokens'] {
   const auth = new Authenticator(config.jwt, config.apiKeys);
-  const driver = scenario.couriers[1]?.id ?? 'c1';
+  const driver = scenario?.couriers[1]?.id ?? 'c1';
   const people: { label: string; role: Role; sub: string }[] = [
     { label: 'admin', role: 'admin', sub: 'admin' },
     { label: 'dispatcher', role: 'dispatcher', sub: 'dispatcher' },

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { type BookedRequest, RequestBook } from './request-book.js';
 
 const blood: BookedRequest = {
-  id: 'r1', kind: 'blood', owner: 'hospital-1', urgency: 'emergency', createdAt: 0,
+  id: 'r1', kind: 'blood', owner: 'hospital-1', ownerRole: 'requester', urgency: 'emergency', createdAt: 0,
   pickup: { lat: 51.5, lng: -0.1 }, dropoff: { lat: 51.52, lng: -0.12 }, legs: ['r1/bb1', 'r1/bb2'],
 };
 
@@ -18,10 +18,24 @@ describe('RequestBook', () => {
     book.forget('r1'); // forgetting twice is harmless
   });
 
-  it('replays an Idempotency-Key reply per requester only', () => {
+  it('counts open requests per owner (role and sub), dropping ended ones only once the limit is reached', () => {
     const book = new RequestBook();
-    book.remember('hospital-1', 'k1', { status: 201, body: { id: 'r1' } });
-    expect(book.replay('hospital-1', 'k1')).toEqual({ status: 201, body: { id: 'r1' } });
-    expect(book.replay('hospital-2', 'k1')).toBeUndefined();
+    const ended = new Set<string>();
+    let asked = 0;
+    const isOpen = (id: string): boolean => {
+      asked++;
+      return !ended.has(id);
+    };
+    for (let i = 0; i < 3; i++) book.record({ ...blood, id: `a${i}`, legs: [`a${i}`] });
+    book.record({ ...blood, id: 'd1', legs: ['d1'], ownerRole: 'dispatcher' }); // same sub, another principal
+    expect(book.atLimit('requester', 'hospital-1', 4, isOpen)).toBe(false);
+    expect(asked).toBe(0);
+    expect(book.atLimit('requester', 'hospital-1', 3, isOpen)).toBe(true);
+    ended.add('a1');
+    expect(book.atLimit('requester', 'hospital-1', 3, isOpen)).toBe(false);
+    book.forget('a0');
+    book.forget('a2');
+    expect(book.atLimit('requester', 'hospital-1', 1, isOpen)).toBe(false);
+    expect(book.atLimit('dispatcher', 'hospital-1', 1, isOpen)).toBe(true);
   });
 });

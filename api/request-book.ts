@@ -1,62 +1,62 @@
 /**
  * What the API remembers about requests beyond the dispatch loop: who created each one (ownership), where
- * it goes (for the map), which leg belongs to which request, and Idempotency-Key replies.
+ * it goes (for the map), the plan it was answered with, which leg belongs to which request, and how many
+ * each principal holds open.
  *
- *   POST /v1/requests ─ Idempotency-Key seen for this requester? ─► the stored reply, unchanged
- *                     └ new ─► DispatchLoop.submit ─► record(owner, legs) + remember(key, reply)
+ *   POST /v1/requests ─► DispatchLoop.submit ─► record(owner, legs, plan) (forgotten again if the store refuses)
  *   lifecycle event (leg id) ─► parentOf(leg) ─► owner's track streams, dispatcher watches
+ *   GET /v1/requests/{id} ─► get(id), or the store once the request has left memory
  */
+import type { RequestKind } from '../dispatch/dispatch-request.js';
+import type { LatLng } from '../dispatch/dispatch-request.js';
 
 /** A request as the API knows it. */
 export interface BookedRequest {
   id: string;
-  kind: 'delivery' | 'rescue' | 'blood';
+  kind: RequestKind;
+  /** The creator's sub; ownership is `ownerRole` and `owner` together. */
   owner: string;
+  ownerRole: string;
   urgency: string;
   createdAt: number;
-  pickup: { lat: number; lng: number };
-  dropoff: { lat: number; lng: number };
+  pickup: LatLng;
+  dropoff: LatLng;
   legs: string[];
+  /** The client's own reference. */
+  reference?: string;
+  /** The plan the create answer carried (sources, recipient, shortfall, call-out, dueAt). */
+  plan?: Record<string, unknown>;
 }
 
-/** A reply kept for Idempotency-Key retries. */
-export interface StoredReply {
-  status: number;
-  body: unknown;
+/** The key a principal's requests and Idempotency-Keys are scoped to. */
+export function principalKey(role: string, sub: string): string {
+  return `${role}:${sub}`;
 }
 
-/** Idempotency keys kept per requester (oldest evicted first): a day of retries for a busy hospital desk. */
-export const IDEMPOTENCY_KEYS_PER_REQUESTER = 1000;
-/** Requesters whose keys are kept (least recently active evicted first), so many requesters cannot grow memory. */
-export const IDEMPOTENCY_REQUESTERS = 10_000;
-
-/** Requests by id and by leg, with a bounded LRU of idempotent replies per requester. */
+/** Requests by id and by leg, and the open ones per owner. */
 export class RequestBook {
   private readonly byId = new Map<string, BookedRequest>();
   private readonly legToParent = new Map<string, string>();
-  /** requester → (key → reply); Map iteration order is insertion order, so re-inserting marks recent use. */
-  private readonly replies = new Map<string, Map<string, StoredReply>>();
-  private counter = 0;
-
-  constructor(private readonly limits = { perRequester: IDEMPOTENCY_KEYS_PER_REQUESTER, requesters: IDEMPOTENCY_REQUESTERS }) {}
-
-  /** A fresh request id (`r<n>-<random>`): unguessable enough that ids leak nothing about volume. */
-  nextId(): string {
-    return `r${(++this.counter).toString(36)}${Math.random().toString(36).slice(2, 8)}`;
-  }
+  /** Owner key → ids recorded and not known to have ended (pruned when a bound is checked). */
+  private readonly openByOwner = new Map<string, Set<string>>();
 
   /** Records an accepted request and its legs. */
   record(r: BookedRequest): void {
     this.byId.set(r.id, r);
     for (const leg of r.legs) this.legToParent.set(leg, r.id);
+    const key = principalKey(r.ownerRole, r.owner);
+    let open = this.openByOwner.get(key);
+    if (open === undefined) this.openByOwner.set(key, (open = new Set()));
+    open.add(r.id);
   }
 
-  /** Forgets a request and its legs (its Idempotency-Key reply stays until evicted). */
+  /** Forgets a request and its legs. */
   forget(id: string): void {
     const r = this.byId.get(id);
     if (r === undefined) return;
     this.byId.delete(id);
     for (const leg of r.legs) this.legToParent.delete(leg);
+    this.closeFor(r);
   }
 
   /** The request, or undefined. */
@@ -70,24 +70,17 @@ export class RequestBook {
     return this.byId.get(parent);
   }
 
-  /** The stored reply of an earlier call with this key, or undefined. */
-  replay(requester: string, key: string): StoredReply | undefined {
-    const keys = this.replies.get(requester);
-    const hit = keys?.get(key);
-    if (keys === undefined || hit === undefined) return undefined;
-    this.touch(requester, keys);
-    keys.delete(key);
-    keys.set(key, hit);
-    return hit;
-  }
-
-  /** Stores the reply for a key, evicting the least recently used key and requester beyond the limits. */
-  remember(requester: string, key: string, reply: StoredReply): void {
-    const keys = this.replies.get(requester) ?? new Map<string, StoredReply>();
-    this.touch(requester, keys);
-    keys.set(key, reply);
-    if (keys.size > this.limits.perRequester) keys.delete(keys.keys().next().value as string);
-    if (this.replies.size > this.limits.requesters) this.replies.delete(this.replies.keys().next().value as string);
+  /**
+   * True when this owner already holds `limit` open requests. Only at the limit are its requests asked
+   * `isOpen` one by one (ended ones leave the count), so the check is O(1) until then.
+   */
+  atLimit(role: string, sub: string, limit: number, isOpen: (id: string) => boolean): boolean {
+    const key = principalKey(role, sub);
+    const open = this.openByOwner.get(key);
+    if (open === undefined || open.size < limit) return false;
+    for (const id of open) if (!isOpen(id)) open.delete(id);
+    if (open.size === 0) this.openByOwner.delete(key);
+    return open.size >= limit;
   }
 
   /** Number of requests recorded. */
@@ -95,8 +88,10 @@ export class RequestBook {
     return this.byId.size;
   }
 
-  private touch(requester: string, keys: Map<string, StoredReply>): void {
-    this.replies.delete(requester);
-    this.replies.set(requester, keys);
+  private closeFor(r: BookedRequest): void {
+    const key = principalKey(r.ownerRole, r.owner);
+    const open = this.openByOwner.get(key);
+    open?.delete(r.id);
+    if (open?.size === 0) this.openByOwner.delete(key);
   }
 }

@@ -1,56 +1,139 @@
 /**
- * Requests over HTTP: a POST /v1/requests body becomes a dispatch-loop submission (sites resolved to
- * points, optional fields dropped), is committed before it is answered, and is shown back to its owner
- * and dispatchers with its live legs, courier and ETA.
+ * Requests over HTTP: a POST /v1/requests body becomes a dispatch-loop submission (server-made id, sites
+ * resolved to points), is committed before it is answered, and is shown back to its owner and dispatchers
+ * with its legs, sources, courier and ETA — from memory while it is live, from the store afterwards.
+ *
+ *   POST ─► bound (open requests per owner) ─► submit ─► book.record ─► commit ─┬ stored ─► 201 + view + plan
+ *                                                                              └ refused ─► memory as before, book forgets, 503/409
+ *   GET  ─► book (live) ─► liveRequestView ; else store.getRequest ─► storedRequestView ; owner or dispatcher only
+ *   cancel ─► requester: only until pickup (409 after) ; dispatcher / admin: any time before the end
  */
+import { randomBytes } from 'node:crypto';
 import type { RequestSubmission, SubmitPlan } from '../dispatch/dispatch-loop.js';
 import type { SiteIndex } from '../engine/site-index.js';
+import type { Store } from '../store/store.js';
 import { ApiError } from './api-error.js';
 import type { Principal } from './auth.js';
+import type { DispatchPump } from './dispatch-pump.js';
 import { storeDown } from './dispatch-pump.js';
-import type { HttpDeps, Reply } from './http-routes.js';
-import type { BookedRequest, RequestBook } from './request-book.js';
+import type { CreateReply, IdempotencyKeys } from './idempotency.js';
+import type { ApiMetrics } from './metrics.js';
+import { type BookedRequest, type RequestBook, principalKey } from './request-book.js';
+import { type RequestView, type RequestViewSources, liveRequestView, planFor, storedRequestView } from './request-views.js';
 import type { RequestCreateBody } from './schemas.js';
 
-/** Submits a request and answers 201 with its plan once the store holds it (503 if it cannot). */
-export async function createRequest(deps: HttpDeps, b: RequestCreateBody, principal: Principal, now: number, idempotencyKey?: string): Promise<Reply> {
-  const id = b.id ?? deps.book.nextId();
-  const base = { id, urgency: b.urgency ?? 'routine', createdAt: now, requesterId: principal.sub, ...(b.deadline !== undefined ? { deadline: b.deadline } : {}) };
-  let submission: RequestSubmission;
-  if (b.kind === 'delivery') {
-    const pickup = point(deps.sites, b.pickup, b.pickupSiteId, 'pickup')!;
-    submission = { ...base, kind: 'delivery', pickup, dropoff: b.dropoff, ...opt({ readyAt: b.readyAt, coldChain: b.coldChain, load: b.load }) };
-  } else if (b.kind === 'rescue') {
-    submission = { ...base, kind: 'rescue', pickup: b.pickup, ...opt({ dropoff: b.dropoff, readyAt: b.readyAt, pickupBy: b.pickupBy, coldChain: b.coldChain, load: b.load }) };
-  } else {
-    const hospital = point(deps.sites, b.dropoff, b.hospitalSiteId, 'hospital')!;
-    submission = { ...base, kind: 'blood', dropoff: hospital, blood: { product: b.product, bloodType: b.bloodType, units: b.units } };
-  }
-  const where = (p: SubmitPlan): { pickup: { lat: number; lng: number }; dropoff: { lat: number; lng: number } } => {
-    const first = p.sources?.[0];
-    const pickup = submission.kind === 'blood' ? (first ? { lat: first.lat, lng: first.lng } : submission.dropoff) : submission.pickup;
-    const dropoff = submission.dropoff ?? (p.recipient ? { lat: p.recipient.lat, lng: p.recipient.lng } : undefined);
-    return { pickup, dropoff: dropoff ?? pickup };
+/** What request handling works with; each part owned by the caller. */
+export interface RequestDeps extends RequestViewSources {
+  sites: SiteIndex;
+  pump: DispatchPump;
+  idempotency: IdempotencyKeys;
+  store: Pick<Store, 'getRequest'>;
+  metrics: ApiMetrics;
+  limits: { openPerRequester: number };
+}
+
+/** A fresh request id: 96 random bits, so ids are unique across restarts and leak nothing about volume. */
+export function newRequestId(): string {
+  return `r_${randomBytes(12).toString('base64url')}`;
+}
+
+/** Submits a request and answers 201 with its view and plan once the store holds it. */
+export async function createRequest(deps: RequestDeps, b: RequestCreateBody, principal: Principal, now: number, key?: { key: string; bodyHash: string }): Promise<CreateReply> {
+  const isOpen = (id: string): boolean => {
+    const s = deps.pump.summary(id)?.status;
+    return s !== undefined && s !== 'delivered' && s !== 'cancelled' && s !== 'failed';
   };
-  const plan = deps.pump.submit(submission, (p) => ({ ...where(p), plan: planBody(p), ...(idempotencyKey !== undefined ? { idempotencyKey } : {}) }));
+  if (deps.book.atLimit(principal.role, principal.sub, deps.limits.openPerRequester, isOpen)) {
+    throw new ApiError(429, 'E_TOO_MANY_OPEN_REQUESTS', `at most ${deps.limits.openPerRequester} open requests per principal; wait for some to end or cancel them`);
+  }
+  const id = newRequestId();
+  const submission = submissionOf(deps.sites, b, id, principal, now);
+  let booked: BookedRequest | undefined;
+  let reply: RequestView | undefined;
+  const { commit } = deps.pump.submit(submission, (plan) => {
+    const { pickup, dropoff } = whereOf(submission, plan);
+    const body = planBody(plan);
+    booked = {
+      id, kind: b.kind, owner: principal.sub, ownerRole: principal.role, urgency: submission.urgency, createdAt: now, legs: plan.legs, pickup, dropoff, plan: body,
+      ...(b.reference !== undefined ? { reference: b.reference } : {}),
+    };
+    reply = { ...liveRequestView(deps, booked, deps.pump.summary(id), principal.role), plan: planFor(principal.role, body) };
+    return {
+      pickup, dropoff, plan: body, requesterRole: principal.role,
+      ...(b.reference !== undefined ? { reference: b.reference } : {}),
+      ...(key !== undefined ? { idempotency: { principal: principalKey(principal.role, principal.sub), key: key.key, bodyHash: key.bodyHash, status: 201, reply: reply as unknown as Record<string, unknown> } } : {}),
+    };
+  });
+  deps.book.record(booked!);
+  commit.stored.catch(() => deps.book.forget(id)); // taken back out of memory: the book forgets it too
+  await commit.acknowledged;
+  deps.metrics.requestsCreated.inc({ kind: b.kind, urgency: submission.urgency });
+  const sources = booked!.plan?.sources as { count: number }[] | undefined;
+  if (sources) deps.metrics.bloodUnitsReserved.inc(sources.reduce((n, s) => n + s.count, 0));
+  return { status: 201, body: reply as unknown as Record<string, unknown> };
+}
+
+/** The request as `p` may see it: live from memory, or from the store; another requester's looks missing. */
+export async function readRequest(deps: RequestDeps, id: string, p: Principal): Promise<RequestView> {
+  const live = deps.book.get(id);
+  if (live !== undefined) return liveRequestView(deps, ownedOrMissing(live.owner, live.ownerRole, p) && live, deps.pump.summary(id), p.role);
+  let stored;
   try {
-    await deps.pump.committed();
+    stored = await deps.store.getRequest(id);
   } catch (err) {
-    try {
-      deps.pump.cancel(id, 'store-unavailable'); // not acknowledged: its reservations go back; the cancel is stored after the create
-    } catch {
-      // already terminal
-    }
     throw storeDown(err);
   }
-  const { pickup, dropoff } = where(plan);
-  const booked: BookedRequest = {
-    id, kind: b.kind, owner: principal.sub, urgency: base.urgency, createdAt: now, legs: plan.legs, pickup, dropoff,
-  };
-  deps.book.record(booked);
-  deps.metrics.requestsCreated.inc({ kind: b.kind, urgency: base.urgency });
-  if (plan.sources) deps.metrics.bloodUnitsReserved.inc(plan.sources.reduce((n, s) => n + s.count, 0));
-  return { status: 201, body: { ...requestView(deps, booked), plan: planBody(plan) } };
+  if (stored === undefined) throw missing();
+  ownedOrMissing(stored.request.requesterId, stored.request.requesterRole, p);
+  return storedRequestView(stored, p.role);
+}
+
+/** The live request if the caller may act on it; another requester's request looks missing (ids are not probeable). */
+export function ownedRequest(book: RequestBook, id: string, p: Principal): BookedRequest {
+  const r = book.get(id);
+  if (r === undefined) throw missing();
+  ownedOrMissing(r.owner, r.ownerRole, p);
+  return r;
+}
+
+/** Cancels a request: its owner until pickup, a dispatcher or admin until it ends. */
+export async function cancelRequest(deps: RequestDeps, id: string, p: Principal): Promise<RequestView> {
+  const r = ownedRequest(deps.book, id, p);
+  const summary = deps.pump.summary(id);
+  if (p.role === 'requester' && summary !== undefined && summary.legs.some((l) => l.status === 'picked_up' || l.status === 'delivered')) {
+    throw new ApiError(409, 'E_ALREADY_PICKED_UP', 'the load is already with the courier: only a dispatcher can cancel it now');
+  }
+  await deps.pump.cancel(id, p.sub).acknowledged;
+  return liveRequestView(deps, r, deps.pump.summary(id), p.role);
+}
+
+function ownedOrMissing(owner: string | undefined, ownerRole: string | undefined, p: Principal): true {
+  // rows from before roles were stored carry none: the sub alone decides for them
+  if (p.role === 'requester' && (owner !== p.sub || (ownerRole !== undefined && ownerRole !== p.role))) throw missing();
+  return true;
+}
+
+function missing(): ApiError {
+  return new ApiError(404, 'E_UNKNOWN_REQUEST', 'no such request');
+}
+
+function submissionOf(sites: SiteIndex, b: RequestCreateBody, id: string, principal: Principal, now: number): RequestSubmission {
+  const base = { id, urgency: b.urgency ?? 'routine', createdAt: now, requesterId: principal.sub, ...(b.deadline !== undefined ? { deadline: b.deadline } : {}) };
+  if (b.kind === 'delivery') {
+    const pickup = point(sites, b.pickup, b.pickupSiteId, 'pickup')!;
+    return { ...base, kind: 'delivery', pickup, dropoff: b.dropoff, ...opt({ readyAt: b.readyAt, coldChain: b.coldChain, load: b.load }) };
+  }
+  if (b.kind === 'rescue') return { ...base, kind: 'rescue', pickup: b.pickup, ...opt({ dropoff: b.dropoff, readyAt: b.readyAt, pickupBy: b.pickupBy, coldChain: b.coldChain, load: b.load }) };
+  const hospital = point(sites, b.dropoff, b.hospitalSiteId, 'hospital')!;
+  return { ...base, kind: 'blood', dropoff: hospital, blood: { product: b.product, bloodType: b.bloodType, units: b.units } };
+}
+
+/** Where the map draws a request: the first bank for blood (else the hospital), the chosen recipient for a rescue. */
+function whereOf(s: RequestSubmission, p: SubmitPlan): { pickup: { lat: number; lng: number }; dropoff: { lat: number; lng: number } } {
+  const first = p.sources?.[0];
+  const pickup = s.kind === 'blood' ? (first ? { lat: first.lat, lng: first.lng } : s.dropoff) : s.pickup;
+  const dropoff = s.dropoff ?? (p.recipient ? { lat: p.recipient.lat, lng: p.recipient.lng } : undefined);
+  return { pickup, dropoff: dropoff ?? pickup };
 }
 
 function planBody(plan: SubmitPlan): Record<string, unknown> {
@@ -74,25 +157,4 @@ function opt<T extends Record<string, unknown>>(o: T): Partial<T> {
   const out: Partial<T> = {};
   for (const k in o) if (o[k] !== undefined) out[k] = o[k];
   return out;
-}
-
-/** The request if the caller may see it; another requester's request looks missing (ids are not probeable). */
-export function ownedRequest(book: RequestBook, id: string, p: Principal): BookedRequest {
-  const r = book.get(id);
-  if (r === undefined || (p.role === 'requester' && r.owner !== p.sub)) throw new ApiError(404, 'E_UNKNOWN_REQUEST', 'no such request');
-  return r;
-}
-
-/** A request as its owner and dispatchers see it. */
-export function requestView(deps: HttpDeps, r: BookedRequest): Record<string, unknown> {
-  const live = deps.hub.trackFrame(r.id);
-  const summary = deps.pump.summary(r.id);
-  const legs = (summary?.legs ?? []).map((l) => ({ id: l.id, status: l.status, ...opt({ courierId: l.courierId, offerId: l.offerId, siteId: l.siteId }) }));
-  const assigned = legs.find((l) => l.courierId !== undefined && (l.status === 'assigned' || l.status === 'picked_up'));
-  return {
-    id: r.id, kind: r.kind, status: summary?.status ?? 'pending', urgency: r.urgency, createdAt: r.createdAt, pickup: r.pickup, dropoff: r.dropoff, legs,
-    ...(assigned ? { assignment: { courierId: assigned.courierId, offerId: assigned.offerId } } : {}),
-    ...(live?.courier ? { courier: live.courier } : {}),
-    ...(live?.eta !== undefined ? { eta: live.eta } : {}),
-  };
 }

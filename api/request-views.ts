@@ -1,8 +1,11 @@
 /**
  * How a request looks to the people watching it, read from the request book, the dispatch loop and the
- * courier index: the map's request entry (dispatchers) and the track frame (requesters).
+ * courier index: the map's request entry (dispatchers), the track frame (requesters), and the full view
+ * the create answer and GET /v1/requests/{id} share — also for a request only the store still holds.
  */
-import type { DispatchLoop } from '../dispatch/dispatch-loop.js';
+import type { DispatchLoop, RequestSummary } from '../dispatch/dispatch-loop.js';
+import type { StoredRequest } from '../store/store.js';
+import type { RequestPayload } from '../store/recovery.js';
 import type { CourierIndex } from '../engine/courier-index.js';
 import { distanceMeters } from '../engine/geodesy.js';
 import type { BookedRequest, RequestBook } from './request-book.js';
@@ -57,4 +60,76 @@ function remainingMeters(lat: number, lng: number, r: BookedRequest, pickedUp: b
   return pickedUp
     ? distanceMeters(lat, lng, r.dropoff.lat, r.dropoff.lng)
     : distanceMeters(lat, lng, r.pickup.lat, r.pickup.lng) + distanceMeters(r.pickup.lat, r.pickup.lng, r.dropoff.lat, r.dropoff.lng);
+}
+
+/** The view of a request in the create answer and GET /v1/requests/{id}: the same fields either way. */
+export interface RequestView {
+  id: string;
+  kind: string;
+  status: string;
+  urgency: string;
+  createdAt: number;
+  reference?: string;
+  pickup: { lat: number; lng: number };
+  dropoff: { lat: number; lng: number };
+  legs: { id: string; status: string; courierId?: string; offerId?: string; siteId?: string }[];
+  assignment?: { courierId: string; offerId?: string };
+  courier?: { lat: number; lng: number };
+  eta?: number;
+  /** Sources (banks, lots with product/type/expiry/count), recipient, shortfall, call-out, dueAt. */
+  plan: Record<string, unknown>;
+}
+
+/** A live request as `role` may see it (requesters see how many donors were called, never who). */
+export function liveRequestView(src: RequestViewSources, r: BookedRequest, summary: RequestSummary | undefined, role: string): RequestView {
+  const live = trackFrameOf(src, r.id);
+  const legs = (summary?.legs ?? []).map((l) => ({ id: l.id, status: l.status, ...defined({ courierId: l.courierId, offerId: l.offerId, siteId: l.siteId }) }));
+  const assigned = legs.find((l) => l.courierId !== undefined && (l.status === 'assigned' || l.status === 'picked_up'));
+  return {
+    id: r.id, kind: r.kind, status: summary?.status ?? 'pending', urgency: r.urgency, createdAt: r.createdAt,
+    ...(r.reference !== undefined ? { reference: r.reference } : {}),
+    pickup: r.pickup, dropoff: r.dropoff, legs,
+    ...(assigned ? { assignment: { courierId: assigned.courierId!, ...defined({ offerId: assigned.offerId }) } } : {}),
+    ...(live?.courier ? { courier: live.courier } : {}),
+    ...(live?.eta !== undefined ? { eta: live.eta } : {}),
+    plan: planFor(role, r.plan ?? {}),
+  };
+}
+
+/** A request only the store holds (ended and gone from memory, or from before a restart). */
+export function storedRequestView(s: StoredRequest, role: string): RequestView {
+  const r = s.request;
+  const payload = (r.payload ?? {}) as Partial<RequestPayload>;
+  const rows = s.legs.length > 0 ? s.legs : [r];
+  const legs = rows.map((leg) => {
+    const a = [...s.assignments].reverse().find((x) => x.requestId === leg.id);
+    const slash = leg.id.lastIndexOf('/');
+    return {
+      id: leg.id, status: leg.status,
+      ...defined({ courierId: a?.courierId, offerId: a?.offerId, siteId: r.kind === 'blood' && slash >= 0 ? leg.id.slice(slash + 1) : undefined }),
+    };
+  });
+  const live = s.assignments.find((a) => a.endedAt === undefined && legs.some((l) => l.id === a.requestId && (l.status === 'assigned' || l.status === 'picked_up')));
+  const here = payload.pickup ?? payload.dropoff ?? { lat: 0, lng: 0 };
+  return {
+    id: r.id, kind: r.kind, status: r.status, urgency: r.urgency, createdAt: r.createdAt,
+    ...(r.reference !== undefined ? { reference: r.reference } : {}),
+    pickup: here, dropoff: payload.dropoff ?? here, legs,
+    ...(live ? { assignment: { courierId: live.courierId, ...defined({ offerId: live.offerId }) } } : {}),
+    plan: planFor(role, payload.plan ?? {}),
+  };
+}
+
+/** The plan as `role` may see it: a requester learns how many donors a call-out reached, not who they are. */
+export function planFor(role: string, plan: Record<string, unknown>): Record<string, unknown> {
+  const callout = plan.callout as { waves?: { radius: number; donorIds: string[] }[]; called?: number; target?: number; enough?: boolean } | undefined;
+  if (callout === undefined || role === 'dispatcher' || role === 'admin') return plan;
+  const waves = (callout.waves ?? []).map((w) => ({ radius: w.radius, donors: w.donorIds.length }));
+  return { ...plan, callout: { called: callout.called, target: callout.target, enough: callout.enough, waves } };
+}
+
+function defined<T extends Record<string, unknown>>(o: T): Partial<T> {
+  const out: Partial<T> = {};
+  for (const k in o) if (o[k] !== undefined) out[k] = o[k];
+  return out;
 }

@@ -7,7 +7,7 @@ const square = [[[13.3, 52.5], [13.4, 52.5], [13.4, 52.6], [13.3, 52.5]]];
 
 /** At least one good value for every validator. */
 const GOOD: Record<ValidatorName, unknown[]> = {
-  id: ['courier-1', 'a:b@c.d~e_f'],
+  id: ['courier-1', 'a:b.c_d-e', 'x'.repeat(64)],
   courierProfile: [{ vehicle: 'bike', capabilities: ['cold_chain'], capacity: 2 }, { vehicle: 'van', capacity: 40 }],
   location: [{ lat: 52.5, lng: 13.4, ts: T }, { lat: -33.9, lng: 151.2, ts: T, speed: 8.3, heading: 270, accuracy: 5 }],
   locationItem: [{ id: 'c1', lat: 0, lng: 0, ts: T }],
@@ -22,7 +22,7 @@ const GOOD: Record<ValidatorName, unknown[]> = {
   nearbyQuery: [{ lat: '52.5', lng: '13.4' }, { lat: '1', lng: '2', kind: 'site', k: '50', radius: '2500', siteKind: 'hospital' }, { lat: '1', lng: '2', kind: 'donor', bloodType: 'unknown', product: 'plasma', units: '2' }],
   requestCreate: [
     { kind: 'delivery', pickup: { lat: 1, lng: 2 }, dropoff: { lat: 1.01, lng: 2.01 }, readyAt: T },
-    { kind: 'delivery', pickupSiteId: 'rest-9', dropoff: { lat: 1.01, lng: 2.01 }, urgency: 'urgent' },
+    { kind: 'delivery', pickupSiteId: 'rest-9', dropoff: { lat: 1.01, lng: 2.01 }, urgency: 'urgent', reference: 'order #42 / table 7' },
     { kind: 'rescue', pickup: { lat: 1, lng: 2 } },
     { kind: 'rescue', pickup: { lat: 1, lng: 2 }, dropoff: { lat: 1, lng: 3 }, deadline: T, coldChain: true, load: 3 },
     { kind: 'blood', hospitalSiteId: 'h1', product: 'red_cells', bloodType: 'A+', units: 4, urgency: 'emergency' },
@@ -62,14 +62,25 @@ describe('validators', () => {
   test('NaN and infinities are rejected (MessagePack can carry them)', () => {
     expect(failure('location', { lat: NaN, lng: 1, ts: T })).toMatch(/^\/lat/);
     expect(failure('location', { lat: 1, lng: Infinity, ts: T })).toMatch(/^\/lng/);
-    expect(failure('wsLocs', { t: 'locs', items: [['c1', 1, 2, NaN]] })).toMatch(/^\/items\/0\/3/);
   });
 
   test('out-of-range coordinates name the field, and |lat| > 90 hints at swapped lat/lng', () => {
     expect(failure('location', { lat: 120.5, lng: 30.1, ts: T })).toMatch(/^\/lat: must be <= 90 .*swapped/);
     expect(failure('site', { kind: 'hospital', name: 'H', lat: 1, lng: 181 })).toMatch(/^\/lng: must be <= 180$/);
     expect(failure('requestCreate', { kind: 'rescue', pickup: { lat: -91, lng: 0 } })).toMatch(/^\/pickup\/lat: .*swapped/);
-    expect(failure('wsLocs', { t: 'locs', items: [['c1', 95, 2, T]] })).toMatch(/^\/items\/0\/1: .*swapped/);
+  });
+
+  test('ids follow PRODUCT §4 and a request body may not name its own id', () => {
+    expect(failure('id', 'a@b')).toMatch(/pattern/);
+    expect(failure('id', 'x'.repeat(65))).toMatch(/64/);
+    expect(failure('requestCreate', { kind: 'rescue', id: 'mine', pickup: { lat: 1, lng: 2 } })).toBe("/: unknown field 'id': request ids are made by the server; put your own id in 'reference'");
+    expect(failure('requestCreate', { kind: 'rescue', reference: 'r'.repeat(129), pickup: { lat: 1, lng: 2 } })).toMatch(/^\/reference/);
+  });
+
+  test('a gateway frame is checked as a whole here; its items are checked one by one on ingest', () => {
+    expect(() => validate('wsLocs', { t: 'locs', items: [['c1', 95, 2, T], 'junk'] })).not.toThrow();
+    expect(failure('wsLocs', { t: 'locs', items: 'junk' })).toMatch(/^\/items/);
+    expect(failure('wsLocs', { t: 'locs', items: new Array(10_001).fill(['c1', 1, 2, T]) })).toMatch(/10000/);
   });
 
   test('unknown fields are rejected with their name', () => {
@@ -89,7 +100,7 @@ describe('validators', () => {
   });
 
   test('strings and arrays are bounded', () => {
-    expect(failure('id', 'x'.repeat(129))).toMatch(/must NOT have more than 128 characters/);
+    expect(failure('id', 'x'.repeat(65))).toMatch(/must NOT have more than 64 characters/);
     expect(failure('id', 'has space')).toMatch(/pattern/);
     expect(failure('wsLocs', { t: 'locs', items: Array.from({ length: 10_001 }, () => ['c', 0, 0, T]) })).toMatch(/more than 10000 items/);
     expect(failure('locationBatch', { items: new Array(10_001).fill({}) })).toBe('/: a location batch is an array of at most 10000 items, or { items: [...] }');

@@ -16,8 +16,12 @@ import { ApiError } from './api-error.js';
 
 export { buildOpenApi } from './openapi.js';
 
-/** Longest id (courier, site, donor, request, offer, fence). */
-export const MAX_ID_LENGTH = 128;
+/** Longest id (courier, site, donor, request, offer, fence): PRODUCT §4 `[A-Za-z0-9._:-]{1,64}`. */
+export const MAX_ID_LENGTH = 64;
+/** THE id pattern of every id a client names or sends back (admin-chosen ids, offer and request ids). */
+export const ID_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/;
+/** Longest client `reference` of a request. */
+export const MAX_REFERENCE_LENGTH = 128;
 /** Most items in one batch (HTTP location batch, WS `locs`, inventory): ~350 KiB as MessagePack pings. */
 export const MAX_BATCH_ITEMS = 10_000;
 /** Latest timestamp accepted (ms): year 2286; anything larger is seconds-vs-ms confusion or garbage. */
@@ -46,7 +50,7 @@ export interface NearbyQuery {
   lat: number; lng: number; kind: 'courier' | 'donor' | 'site'; k: number; radius?: number;
   siteKind?: SiteKind; capability?: Capability; bloodType?: RecipientType; product?: BloodProduct; units?: number; status?: 'offline' | 'available' | 'offered' | 'busy';
 }
-interface RequestBase { id?: string; urgency?: Urgency; deadline?: number }
+interface RequestBase { reference?: string; urgency?: Urgency; deadline?: number }
 export interface DeliveryRequestBody extends RequestBase { kind: 'delivery'; pickup?: LatLng; pickupSiteId?: string; dropoff: LatLng; readyAt?: number; coldChain?: boolean; load?: number }
 export interface RescueRequestBody extends RequestBase { kind: 'rescue'; pickup: LatLng; dropoff?: LatLng; readyAt?: number; pickupBy?: number; coldChain?: boolean; load?: number }
 export interface BloodRequestBody extends RequestBase { kind: 'blood'; hospitalSiteId?: string; dropoff?: LatLng; product: BloodProduct; bloodType: RecipientType; units: number; urgency: Urgency }
@@ -61,7 +65,7 @@ export interface WsWatchFrame { t: 'watch'; bbox: [number, number, number, numbe
 export interface WsTrackFrame { t: 'track'; requestId: string }
 export type WsClientFrame = WsLocFrame | WsOfferFrame | WsLocsFrame | WsWatchFrame | WsTrackFrame;
 
-const id = { type: 'string', minLength: 1, maxLength: MAX_ID_LENGTH, pattern: '^[A-Za-z0-9._:@~-]+$' } as const;
+const id = { type: 'string', minLength: 1, maxLength: MAX_ID_LENGTH, pattern: ID_PATTERN.source } as const;
 const lat = { type: 'number', minimum: -90, maximum: 90 } as const;
 const lng = { type: 'number', minimum: -180, maximum: 180 } as const;
 const time = { type: 'number', minimum: 0, maximum: MAX_TIME_MS } as const;
@@ -84,14 +88,16 @@ const bbox = { type: 'array', minItems: 4, maxItems: 4, prefixItems: [lng, lat, 
 const obj = (required: readonly string[], properties: Record<string, unknown>, extra: Record<string, unknown> = {}) =>
   ({ type: 'object', additionalProperties: false, required: [...required], properties, ...extra }) as const;
 
-const requestCommon = { id, urgency, deadline: time } as const;
+// no `id`: request ids are made by the server; a client's own goes in `reference`
+const requestCommon = { reference: { type: 'string', minLength: 1, maxLength: MAX_REFERENCE_LENGTH }, urgency, deadline: time } as const;
 
 const wsLoc = obj(['t', 'lat', 'lng', 'ts'], { t: { const: 'loc' }, ...fix });
 const wsAccept = obj(['t', 'offerId'], { t: { const: 'accept' }, offerId: id });
 const wsDecline = obj(['t', 'offerId'], { t: { const: 'decline' }, offerId: id });
 const wsLocs = obj(['t', 'items'], {
   t: { const: 'locs' },
-  items: { type: 'array', maxItems: MAX_BATCH_ITEMS, items: { type: 'array', minItems: 4, maxItems: 4, prefixItems: [id, lat, lng, time], items: false } },
+  // each item is checked on ingest, so one bad item is rejected by index and the rest applied
+  items: { type: 'array', maxItems: MAX_BATCH_ITEMS },
 });
 const wsWatch = obj(['t', 'bbox'], {
   t: { const: 'watch' }, bbox,
@@ -275,8 +281,13 @@ export function checkLocationBatch(batch: LocationBatchBody): { items: LocationI
 function describe(e: ErrorObject): string {
   const path = e.instancePath || '/';
   switch (e.keyword) {
-    case 'additionalProperties':
-      return `${path}: unknown field '${String(e.params.additionalProperty)}'`;
+    case 'additionalProperties': {
+      const field = String(e.params.additionalProperty);
+      const hint = field === 'id' && path === '/' && (e.parentSchema as { properties?: Record<string, unknown> } | undefined)?.properties?.reference !== undefined
+        ? ': request ids are made by the server; put your own id in \'reference\''
+        : '';
+      return `${path}: unknown field '${field}'${hint}`;
+    }
     case 'required':
       return `${path}: missing required field '${String(e.params.missingProperty)}'`;
     case 'discriminator': {

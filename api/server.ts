@@ -3,14 +3,15 @@
  *
  *   createServer(config, deps) ─► App ─┬─ registerHttpRoutes (http-routes.ts)
  *                                      ├─ ws('/v1/stream', StreamHub.behavior())  (stream.ts)
- *                                      └─ DispatchPump (timer ─► DispatchLoop ─► planner) ─► StreamHub.publish
+ *                                      └─ DispatchPump (timer ─► DispatchLoop ─► planner) ─► journal ─► StreamHub.deliver
  *
  *   listen()  ─► port (0 = any free one)
  *   drain()   ─► /ready 503, upgrades refused, listen socket closed, in-flight batch finished,
  *                sockets closed with 1001
  *   close()   ─► drain(), then timers stopped
  *
- * Dependencies are explicit and owned by the caller (api/main.ts, tests): nothing here is a module singleton.
+ * Dependencies are explicit and owned by the caller (api/main.ts, the one composition root): nothing here is
+ * a module singleton.
  */
 import uWS from '@trufflesuite/uws-js-unofficial';
 import type { DispatchLoop } from '../dispatch/dispatch-loop.js';
@@ -21,8 +22,12 @@ import type { SiteIndex } from '../engine/site-index.js';
 import type { Planner } from '../workers/dispatch-pool.js';
 import { Authenticator } from './auth.js';
 import type { ApiConfig } from './config.js';
+import type { Store } from '../store/store.js';
 import { DispatchPump, type TransitionJournal } from './dispatch-pump.js';
+import type { EntityWriter } from './entity-routes.js';
 import { registerHttpRoutes } from './http-routes.js';
+import { IdempotencyKeys } from './idempotency.js';
+import type { PositionSinks } from './ingest.js';
 import type { Logger } from './log.js';
 import type { ApiMetrics } from './metrics.js';
 import { TokenBuckets } from './rate-limit.js';
@@ -47,17 +52,16 @@ export interface ServerDeps {
   logger: Logger;
   /** Time in ms since the epoch (default Date.now). */
   clock?: () => number;
-  /** Commits transitions before they are acknowledged (the store); absent = memory only. */
-  journal?: TransitionJournal;
+  /** Commits every change before it is acknowledged: dispatch transitions and the admin writes (store/dispatch-journal.ts). */
+  journal: TransitionJournal & EntityWriter;
+  /** What reads need from the store: requests gone from memory, Idempotency-Keys. */
+  store: Pick<Store, 'getRequest' | 'findIdempotency'>;
+  /** Accepted pings are written behind here. */
+  positions: PositionSinks;
   /** The request book, e.g. refilled by recovery; default a fresh one. */
   book?: RequestBook;
   /** Why a dependency is down (store, Redis), or undefined when all are up; /ready answers 503 while set. */
   dependencyDown?: () => string | undefined;
-  /** Tuning for tests: dispatch timer period and how long a socket may stay over the backpressure limit. */
-  tickMs?: number;
-  slowCloseMs?: number;
-  /** How long drain() keeps answering /ready 503 before it stops accepting (so a load balancer notices first). */
-  drainGraceMs?: number;
 }
 
 /** A running (or ready to run) server. */
@@ -92,8 +96,8 @@ export function createServer(config: Readonly<ApiConfig>, deps: ServerDeps): Ser
     loop: deps.loop,
     planner: deps.planner,
     clock,
-    tickMs: deps.tickMs,
-    sink: (events) => hubRef?.publish(events),
+    tickMs: config.dispatch.tickMs,
+    sink: { deliver: (events) => hubRef?.deliver(events), rolledBack: (events) => hubRef?.rolledBack(events) },
     onOfferLatency: (ms) => deps.metrics.offerLatency.observe(ms / 1000),
     onPlanned: (ms, pending) => {
       deps.metrics.dispatchLatency.observe(ms / 1000);
@@ -107,10 +111,9 @@ export function createServer(config: Readonly<ApiConfig>, deps: ServerDeps): Ser
   });
   const hub = new StreamHub({
     config, auth, clock, limits, book, pump,
-    couriers: deps.couriers, fences: deps.fences, fenceFeed: deps.fenceFeed, loop: deps.loop,
+    couriers: deps.couriers, fences: deps.fences, fenceFeed: deps.fenceFeed, loop: deps.loop, positions: deps.positions,
     metrics: deps.metrics, logger: deps.logger,
     draining: () => draining,
-    slowCloseMs: deps.slowCloseMs,
   });
   hubRef = hub;
 
@@ -118,9 +121,13 @@ export function createServer(config: Readonly<ApiConfig>, deps: ServerDeps): Ser
   app.ws('/v1/stream', hub.behavior());
   registerStaticFiles(app, undefined, config.mapStyleUrl === undefined ? {} : { mapStyleUrl: config.mapStyleUrl }); // the live map (dist/web) at `/`; exact routes, so they win over the API's 404
   registerHttpRoutes(app, {
-    config, auth, clock, limits, book, hub, pump,
-    couriers: deps.couriers, sites: deps.sites, donors: deps.donors, fences: deps.fences,
+    config, auth, clock, book, pump,
+    limits: { ...limits, openPerRequester: config.requests.openPerRequester },
+    couriers: deps.couriers, sites: deps.sites, donors: deps.donors, fences: deps.fences, loop: deps.loop,
     policy: deps.loop.policy, metrics: deps.metrics, logger: deps.logger,
+    writer: deps.journal, store: deps.store, ingest: hub.ingest,
+    idempotency: new IdempotencyKeys(deps.store, config.requests.idempotencyTtlMs, clock),
+    courierChanged: (id) => hub.courierChanged(id),
     notReady: () => (draining ? 'draining' : deps.dependencyDown?.()),
     inFlight,
   });
@@ -129,7 +136,7 @@ export function createServer(config: Readonly<ApiConfig>, deps: ServerDeps): Ser
   const drain = (): Promise<void> => {
     drained ??= (async () => {
       draining = true;
-      if (deps.drainGraceMs) await new Promise((r) => setTimeout(r, deps.drainGraceMs));
+      if (config.drainGraceMs > 0) await new Promise((r) => setTimeout(r, config.drainGraceMs));
       if (listenSocket !== undefined) uWS.us_listen_socket_close(listenSocket);
       listenSocket = undefined;
       // answers already promised (store commits, worker plans) are finished, bounded so a hung

@@ -1,13 +1,15 @@
 /**
- * End-to-end over the WebSocket `/v1/stream`: real server, real `ws` clients, [send, expect] steps.
+ * End-to-end over the WebSocket `/v1/stream`: the instance as `npm start` builds it on a throwaway store
+ * (PGlite, and PostgreSQL when TEST_DATABASE_URL is set), real `ws` clients, [send, expect] steps.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { StreamClient, type TestServer, call, eventually, startTestServer } from './test-server.js';
+import { loadScenario } from '../fixtures/load-scenario.js';
+import { StreamClient, type TestServer, TEST_STORES, call, eventually, startTestServer } from './test-server.js';
 
 const FENCE = { type: 'Polygon', coordinates: [[[-0.14, 51.5], [-0.1, 51.5], [-0.1, 51.52], [-0.14, 51.52], [-0.14, 51.5]]] };
 const BBOX = [-0.2, 51.4, 0, 51.6];
 
-describe('stream end to end', () => {
+describe.each(TEST_STORES)('stream end to end on %s', (store) => {
   let t: TestServer;
   let admin: string;
   const sockets: StreamClient[] = [];
@@ -23,7 +25,7 @@ describe('stream end to end', () => {
   };
 
   beforeAll(async () => {
-    t = await startTestServer({ OFFER_TTL_MS: '1000' });
+    t = await startTestServer({ OFFER_TTL_MS: '1000' }, store);
     admin = t.token('admin', 'ops');
     expect((await call(t.base, 'PUT', '/v1/geofences/centre', { token: admin, body: { kind: 'low_emission', geometry: FENCE } })).status).toBe(200);
   });
@@ -173,11 +175,19 @@ describe('stream end to end', () => {
     const ack = await gateway.next((f) => f.t === 'ack', 'ack');
     expect(gateway.lastBinary).toBe(true);
     expect(ack).toMatchObject({ accepted: 1, rejected: [{ index: 1, code: 'E_UNKNOWN_COURIER' }] });
-    // a frame that breaks the schema is refused whole, and the socket stays open
-    gateway.send({ t: 'locs', items: [['g1', 95, 0, 1]] }, true);
+    // every item is checked on its own: bad ones are refused by index, the good one applied
+    const now = Date.now();
+    gateway.send({ t: 'locs', items: [['g1', 95, 0, now], ['g1', 51.42, -0.2, now + 1], ['g1', 51.4, -0.2, 1], 'junk', ['g1', 51.5, -0.2, now + 3_600_000]] }, true);
+    const mixed = await gateway.next((f) => f.t === 'ack', 'ack of a mixed batch');
+    expect(mixed).toMatchObject({ accepted: 1, rejected: [
+      { index: 0, code: 'E_BAD_COORDINATE' }, { index: 2, code: 'E_STALE' }, { index: 3, code: 'E_VALIDATION' }, { index: 4, code: 'E_FUTURE_TIMESTAMP' },
+    ] });
+    // a frame that breaks the frame schema is refused whole, and the socket stays open
+    gateway.send({ t: 'locs', items: 'junk' }, true);
     expect((await gateway.next((f) => f.t === 'error', 'schema refusal')).code).toBe('E_VALIDATION');
     expect(gateway.closed).toBeUndefined();
-    await eventually(() => (t.engine.couriers.get('g1')?.lat === 51.41 ? true : undefined), 'g1 moved');
+    const nearby = await call(t.base, 'GET', '/v1/nearby?lat=51.42&lng=-0.2&kind=courier&k=1', { token: admin });
+    expect(nearby.body.results[0]).toMatchObject({ id: 'g1', lat: 51.42 });
   });
 });
 
@@ -202,13 +212,10 @@ describe('stream limits', () => {
   });
 
   it('closes a dispatcher that stays over the backpressure limit and keeps serving the others', async () => {
-    const t = await startTestServer({ WS_MAX_BACKPRESSURE_BYTES: '1024' }, { slowCloseMs: 300 });
+    // the fixture city's 2,000 couriers (seeded into the store as `npm start` does) moved by a gateway
+    const t = await startTestServer({ WS_MAX_BACKPRESSURE_BYTES: '1024', WS_SLOW_CLOSE_MS: '300', SEED_CITY: 'small-city' });
     try {
-      const n = 4000;
-      for (let i = 0; i < n; i++) {
-        t.engine.couriers.upsert(`s${i}`, { vehicle: 'bike', capabilities: [], capacity: 1 });
-        t.engine.couriers.move(`s${i}`, 51.4 + (i % 100) / 500, -0.2 + Math.floor(i / 100) / 200, 1);
-      }
+      const city = loadScenario('small-city').couriers;
       const slow = await StreamClient.connect(t.ws, { token: t.token('dispatcher', 'slow') });
       const fast = await StreamClient.connect(t.ws, { token: t.token('dispatcher', 'fast') });
       const gateway = await StreamClient.connect(t.ws, { token: t.token('admin', 'gw') });
@@ -216,12 +223,11 @@ describe('stream limits', () => {
       await slow.next((f) => f.t === 'snapshot', 'slow snapshot');
       await fast.next((f) => f.t === 'snapshot', 'fast snapshot');
       slow.pause();
-      let ts = 2;
+      let step = 0;
       const pump = setInterval(() => {
-        ts++;
-        const items = [];
-        for (let i = 0; i < n; i++) items.push([`s${i}`, 51.4 + (i % 100) / 500 + (ts % 2) * 1e-4, -0.2 + Math.floor(i / 100) / 200, ts]);
-        gateway.send({ t: 'locs', items }, true);
+        step++;
+        const ts = Date.now();
+        gateway.send({ t: 'locs', items: city.map((c) => [c.id, c.lat + (step % 2) * 1e-4, c.lng, ts]) }, true);
       }, 40);
       try {
         await eventually(() => (t.server.hub.size === 2 ? true : undefined), 'the slow dispatcher to be closed', 15_000);

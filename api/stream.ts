@@ -2,17 +2,19 @@
  * WebSocket `GET /v1/stream`: one endpoint, the role from the token.
  *
  *   upgrade ─► authenticate (?access_token= / Authorization / X-API-Key) ─ 401/403/503 ─► HTTP reply, no socket
- *          └► res.upgrade(SocketState)
- *   message ─► rate limit ─► decode (JSON text / MessagePack binary; remembers which) ─► validate by `t`
- *             ├ loc (driver)         ─► CourierIndex.move ─► watchers
- *             ├ locs (admin gateway) ─► CourierIndex.move × n ─► watchers ─► { t:'ack' }
- *             ├ accept / decline     ─► DispatchPump ─► events
+ *          └► sockets of this principal at its bound? ─► 429 E_TOO_MANY_SOCKETS ; else res.upgrade(SocketState)
+ *   message ─► rate limit and size limit (before anything is decoded: a flood costs a counter, not a parse)
+ *          ─► decode (JSON text / MessagePack binary; remembers which) ─► validate by `t`
+ *             ├ loc (driver)         ─► PositionIngest.one (ingest.ts: the path every ping takes)
+ *             ├ locs (admin gateway) ─► PositionIngest.batch ─► { t:'ack', accepted, rejected:[{index, code}] }
+ *             ├ accept / decline     ─► DispatchPump ─► committed, or { t:'error' } (store refused: nothing changed)
  *             ├ watch (dispatcher)   ─► { t:'snapshot' } ─► WatchSession (deltas at hz)
  *             └ track (requester)    ─► { t:'request' } now and on each change
- *   bad frame ─► { t:'error', code, message }, socket stays open; a flood (many refused frames in a row) closes it
+ *   bad frame ─► { t:'error', code, message }, socket stays open; FLOOD_STRIKES refused or garbage frames in a
+ *                row close it (1008)
  *
- *   dispatch events ─► publish ─► offer / assigned / revoked to the driver's socket,
- *                                 request to trackers, request changes into watch sessions
+ *   stored dispatch events ─► deliver ─► offer / assigned / revoked to the driver's socket,
+ *                                        request to trackers, request changes into watch sessions
  *   flush timer ─► each watch due and under the backpressure limit ─► { t:'delta' }; a socket over the limit
  *                  for slowCloseMs is closed (1008), the others are unaffected
  *
@@ -28,20 +30,21 @@ import type { GeofenceIndex } from '../engine/geofence-index.js';
 import { ApiError, toErrorReply, wsErrorFrame } from './api-error.js';
 import { type Authenticator, type Principal, requireRole } from './auth.js';
 import type { ApiConfig } from './config.js';
-import type { DispatchPump } from './dispatch-pump.js';
+import type { DispatchPump, EventSink } from './dispatch-pump.js';
 import { decodeBody, isAborted, markAborted, sendReply } from './http-body.js';
+import { PositionIngest, type PositionSinks } from './ingest.js';
 import type { Logger } from './log.js';
 import type { ApiMetrics } from './metrics.js';
 import type { TokenBuckets } from './rate-limit.js';
-import type { RequestBook } from './request-book.js';
+import { type RequestBook, principalKey } from './request-book.js';
 import { type TrackFrame, trackFrameOf, watchRequestOf } from './request-views.js';
 import { validate } from './schemas.js';
 import { type CourierTuple, type WatchBBox, type WatchKind, type WatchRequest, WatchSession } from './watch-session.js';
 
-/** Refused frames in a row before a flooding socket is closed. */
+/** Refused or garbage frames in a row before a socket is closed (1008): a buggy client gets a few chances, a hostile one not many. */
 export const FLOOD_STRIKES = 20;
-/** A watch socket over the backpressure limit this long is closed: 5 s is 10–50 missed map frames. */
-export const SLOW_CLOSE_MS = 5_000;
+/** Codes of frames that count towards closing a socket: floods and garbage, not outcomes such as E_STALE. */
+const STRIKE_CODES = new Set(['E_RATE_LIMITED', 'E_FRAME_TOO_LARGE', 'E_BAD_JSON', 'E_VALIDATION', 'E_UNKNOWN_FRAME', 'E_FORBIDDEN']);
 /** Couriers sent in one snapshot at most: a whole-city bbox of a 100k fleet would be megabytes; zoom in. */
 export const MAX_SNAPSHOT_COURIERS = 50_000;
 /** Tracked requests per socket. */
@@ -73,13 +76,14 @@ export interface StreamDeps {
   loop: DispatchLoop;
   pump: DispatchPump;
   book: RequestBook;
+  /** Where accepted positions are written behind. */
+  positions: PositionSinks;
   limits: { general: TokenBuckets; ingest: TokenBuckets; gateway: TokenBuckets };
   metrics: ApiMetrics;
   logger: Logger;
   clock: () => number;
   /** True while the server drains: upgrades are refused. */
   draining: () => boolean;
-  slowCloseMs?: number;
 }
 
 /** Per-connection state (uWS user data). */
@@ -100,9 +104,13 @@ type Socket = WebSocket<SocketState>;
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false });
 
 /** Every open socket, by role: drivers by courier id, dispatchers with a watch, requesters by tracked request. */
-export class StreamHub {
+export class StreamHub implements EventSink {
+  /** The one path every ping takes (HTTP routes use it too); its moves fan out through this hub. */
+  readonly ingest: PositionIngest;
   private readonly deps: StreamDeps;
   private readonly sockets = new Set<Socket>();
+  /** Open sockets per principal (role:sub), for the per-principal bound. */
+  private readonly perPrincipal = new Map<string, number>();
   private readonly drivers = new Map<string, Socket>();
   private readonly watchers = new Set<Socket>();
   private readonly trackers = new Map<string, Set<Socket>>();
@@ -111,6 +119,7 @@ export class StreamHub {
 
   constructor(deps: StreamDeps) {
     this.deps = deps;
+    this.ingest = new PositionIngest({ couriers: deps.couriers, positions: deps.positions, fanOut: this, metrics: deps.metrics, clock: deps.clock });
   }
 
   /** Open sockets. */
@@ -180,8 +189,13 @@ export class StreamHub {
     }
   }
 
-  /** The EventSink of the DispatchPump: offers to drivers, request changes to trackers and watches. */
-  publish(events: readonly DispatchEvent[]): void {
+  /** Changes the store refused were taken back: watchers re-read the couriers they touched. */
+  rolledBack(events: readonly DispatchEvent[]): void {
+    for (const e of events) if (e.type === 'courier.status') this.courierChanged(e.courierId);
+  }
+
+  /** The EventSink of the DispatchPump (stored events only): offers to drivers, request changes to trackers and watches. */
+  deliver(events: readonly DispatchEvent[]): void {
     const changed = new Set<string>();
     for (const e of events) {
       switch (e.type) {
@@ -262,6 +276,10 @@ export class StreamHub {
       if (this.deps.draining()) throw new ApiError(503, 'E_DRAINING', 'server is shutting down; reconnect to another instance');
       if (this.sockets.size >= this.deps.config.ws.maxSockets) throw new ApiError(503, 'E_TOO_MANY_SOCKETS', 'too many open sockets on this instance');
       const principal = this.deps.auth.authenticate({ authorization, apiKey, accessToken }, this.deps.clock());
+      const bound = principal.role === 'dispatcher' || principal.role === 'admin' ? this.deps.config.ws.socketsPerDispatcher : this.deps.config.ws.socketsPerPrincipal;
+      if ((this.perPrincipal.get(principalKey(principal.role, principal.sub)) ?? 0) >= bound) {
+        throw new ApiError(429, 'E_TOO_MANY_SOCKETS', `at most ${bound} open sockets per ${principal.role}; close one first`);
+      }
       const state: SocketState = { principal, seq: 0, binary: false, open: true, strikes: 0, watch: undefined, overSince: undefined, tracks: new Map() };
       if (isAborted(res)) return;
       res.cork(() => res.upgrade(state, key, protocol, extensions, context));
@@ -275,6 +293,8 @@ export class StreamHub {
   private opened(s: Socket): void {
     const st = s.getUserData();
     this.sockets.add(s);
+    const key = principalKey(st.principal.role, st.principal.sub);
+    this.perPrincipal.set(key, (this.perPrincipal.get(key) ?? 0) + 1);
     this.deps.metrics.openSockets.inc({ role: st.principal.role });
     if (st.principal.role === 'driver') {
       const previous = this.drivers.get(st.principal.sub);
@@ -289,6 +309,10 @@ export class StreamHub {
     const st = s.getUserData();
     st.open = false;
     if (!this.sockets.delete(s)) return;
+    const key = principalKey(st.principal.role, st.principal.sub);
+    const n = (this.perPrincipal.get(key) ?? 1) - 1;
+    if (n > 0) this.perPrincipal.set(key, n);
+    else this.perPrincipal.delete(key);
     this.deps.metrics.openSockets.dec({ role: st.principal.role });
     if (this.drivers.get(st.principal.sub) === s) this.drivers.delete(st.principal.sub);
     this.watchers.delete(s);
@@ -303,30 +327,35 @@ export class StreamHub {
     const st = s.getUserData();
     st.binary = isBinary;
     try {
+      this.admit(st, message.byteLength);
       // decoded before the callback returns: uWS neuters `message` afterwards
       const frame = decodeBody(Buffer.from(message), isBinary ? 'application/msgpack' : 'application/json');
       const t = typeof frame === 'object' && frame !== null && !Array.isArray(frame) ? (frame as { t?: unknown }).t : undefined;
       if (typeof t !== 'string') throw new ApiError(400, 'E_VALIDATION', 'a frame is an object with a string `t`');
-      this.limit(st, t, frame);
       this.handle(s, st, t, frame);
       st.strikes = 0;
     } catch (err) {
-      const reply = toErrorReply(err);
-      if (reply.status >= 500) this.deps.logger.error({ err }, 'stream frame failed');
-      this.send(s, wsErrorFrame(err));
-      if (reply.code === 'E_RATE_LIMITED' && ++st.strikes >= FLOOD_STRIKES) this.safeEnd(s, 1008, 'rate limit exceeded');
+      this.refuse(s, st, err);
     }
   }
 
-  private limit(st: SocketState, t: string, frame: unknown): void {
-    const { limits, clock } = this.deps;
-    const now = clock();
-    let verdict: { ok: true } | { ok: false; retryAfterSec: number };
-    if (t === 'loc') verdict = limits.ingest.take(`ws:${st.principal.sub}`, now);
-    else if (t === 'locs') {
-      const items = (frame as { items?: unknown }).items;
-      verdict = limits.gateway.take(`ws:${st.principal.sub}`, now, Array.isArray(items) ? Math.max(1, items.length) : 1);
-    } else verdict = limits.general.take(`ws:${st.principal.sub}`, now);
+  /** Answers a refused frame with an error frame; floods and garbage count towards closing the socket. */
+  private refuse(s: Socket, st: SocketState, err: unknown, extra?: Record<string, unknown>): void {
+    const reply = toErrorReply(err);
+    if (reply.status >= 500 && reply.code === 'E_INTERNAL') this.deps.logger.error({ err }, 'stream frame failed');
+    this.send(s, { ...wsErrorFrame(err), ...extra });
+    if (STRIKE_CODES.has(reply.code) && ++st.strikes >= FLOOD_STRIKES) this.safeEnd(s, 1008, 'too many refused frames');
+  }
+
+  /** Rate and size limits, checked before a frame is decoded: drivers pay from the ingest bucket, gateways from theirs. */
+  private admit(st: SocketState, bytes: number): void {
+    const { limits, clock, config } = this.deps;
+    const p = st.principal;
+    if (p.role !== 'admin' && bytes > config.ws.maxFrameBytes) {
+      throw new ApiError(413, 'E_FRAME_TOO_LARGE', `frames are at most ${config.ws.maxFrameBytes} bytes`);
+    }
+    const bucket = p.role === 'driver' ? limits.ingest : p.role === 'admin' ? limits.gateway : limits.general;
+    const verdict = bucket.take(`ws:${principalKey(p.role, p.sub)}`, clock());
     if (!verdict.ok) throw new ApiError(429, 'E_RATE_LIMITED', `too many frames; retry after ${verdict.retryAfterSec} s`);
   }
 
@@ -336,22 +365,26 @@ export class StreamHub {
       case 'loc': {
         requireRole(p, 'driver');
         const m = validate<{ lat: number; lng: number; ts: number }>('wsLoc', frame);
-        this.deps.couriers.move(p.sub, m.lat, m.lng, m.ts);
-        this.deps.metrics.pingsAccepted.inc();
-        this.courierChanged(p.sub);
-        this.drainFences();
+        this.ingest.one(p.sub, m.lat, m.lng, m.ts);
         return;
       }
-      case 'locs':
+      case 'locs': {
         requireRole(p, 'admin');
-        this.send(s, this.ingestBatch(validate<{ items: [string, number, number, number][] }>('wsLocs', frame).items));
+        const items = validate<{ items: unknown[] }>('wsLocs', frame).items;
+        // one token was paid on arrival; the rest of the batch pays per ping
+        const verdict = items.length > 1 ? this.deps.limits.gateway.take(`ws:${principalKey(p.role, p.sub)}`, this.deps.clock(), items.length - 1) : { ok: true as const };
+        if (!verdict.ok) throw new ApiError(429, 'E_RATE_LIMITED', `too many pings; retry after ${verdict.retryAfterSec} s`);
+        this.send(s, { t: 'ack', ...this.ingest.batch(items) });
         return;
+      }
       case 'accept':
       case 'decline': {
         requireRole(p, 'driver');
         const m = validate<{ offerId: string }>(t === 'accept' ? 'wsAccept' : 'wsDecline', frame);
-        if (t === 'accept') this.deps.pump.accept(m.offerId, p.sub);
-        else this.deps.pump.decline(m.offerId, p.sub);
+        const commit = t === 'accept' ? this.deps.pump.accept(m.offerId, p.sub) : this.deps.pump.decline(m.offerId, p.sub);
+        commit.acknowledged.catch((err: unknown) => {
+          if (st.open) this.refuse(s, st, err, { offerId: m.offerId });
+        });
         return;
       }
       case 'watch':
@@ -365,26 +398,6 @@ export class StreamHub {
       default:
         throw new ApiError(400, 'E_UNKNOWN_FRAME', `unknown frame type '${t.slice(0, 32)}' (loc, locs, accept, decline, watch, track)`);
     }
-  }
-
-  /** Applies a gateway batch; bad items are reported by index, the rest applied. */
-  private ingestBatch(items: readonly (readonly [string, number, number, number])[]): Record<string, unknown> {
-    const rejected: { index: number; code: string }[] = [];
-    let accepted = 0;
-    for (let i = 0; i < items.length; i++) {
-      const [id, lat, lng, ts] = items[i];
-      try {
-        this.deps.couriers.move(id, lat, lng, ts);
-        accepted++;
-        this.courierChanged(id);
-      } catch (err) {
-        rejected.push({ index: i, code: toErrorReply(err).code });
-      }
-    }
-    this.deps.metrics.pingsAccepted.inc(accepted);
-    if (rejected.length > 0) this.deps.metrics.pingsRejected.inc(rejected.length);
-    this.drainFences();
-    return { t: 'ack', accepted, rejected };
   }
 
   private watch(s: Socket, st: SocketState, m: { bbox: WatchBBox; kinds?: WatchKind[]; hz?: number }): void {
@@ -458,7 +471,7 @@ export class StreamHub {
     const now = this.deps.clock();
     this.drainFences();
     const limit = this.deps.config.ws.maxBackpressureBytes;
-    const slowCloseMs = this.deps.slowCloseMs ?? SLOW_CLOSE_MS;
+    const slowCloseMs = this.deps.config.ws.slowCloseMs;
     for (const s of this.watchers) {
       const st = s.getUserData();
       const session = st.watch;

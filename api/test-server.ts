@@ -1,21 +1,28 @@
 /**
- * End-to-end test harness: a REAL server on a free port (fresh engine, loop, metrics per call) and real
- * clients — fetch for HTTP, `ws` for the stream — with bounded waits that fail with a clear message.
+ * End-to-end test harness: the instance exactly as `npm start` builds it (api/main.ts startInstance: store,
+ * journal, write-behind, worker pool) on a free port and a throwaway store — embedded PGlite in memory, or
+ * PostgreSQL in a schema of its own — and real clients: fetch for HTTP, `ws` for the stream, with bounded
+ * waits that fail with a clear message. Only configuration differs from production (test-sized limits).
  */
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { pack, unpack } from 'msgpackr';
+import pg from 'pg';
 import WebSocket from 'ws';
-import { DispatchLoop } from '../dispatch/dispatch-loop.js';
-import { DEFAULT_POLICY } from '../dispatch/dispatch-request.js';
-import { inlinePlanner } from '../workers/dispatch-pool.js';
 import { Authenticator, type Role } from './auth.js';
 import { type ApiConfig, loadConfig } from './config.js';
-import { createLogger } from './log.js';
-import { type Engine, createEngine } from './main.js';
-import { ApiMetrics } from './metrics.js';
-import { type Server, type ServerDeps, createServer } from './server.js';
+import { type Engine, type Instance, startInstance } from './main.js';
+import type { Server } from './server.js';
 
 /** The HS256 secret of every test server (tests sign their own tokens, expired and forged ones included). */
 export const TEST_SECRET = 'test-secret-that-is-at-least-32-characters-long';
+
+/** Which store a test server runs on. */
+export type TestStore = 'pglite' | 'pg';
+
+/** The stores end-to-end suites run on: the embedded one always, PostgreSQL when TEST_DATABASE_URL is set. */
+export const TEST_STORES: readonly TestStore[] = process.env.TEST_DATABASE_URL ? ['pglite', 'pg'] : ['pglite'];
 
 /** A running test server. */
 export interface TestServer {
@@ -24,33 +31,56 @@ export interface TestServer {
   port: number;
   config: Readonly<ApiConfig>;
   engine: Engine;
-  loop: DispatchLoop;
   server: Server;
+  instance: Instance;
   token(role: Role, sub: string, ttlSeconds?: number, now?: number): string;
   close(): Promise<void>;
 }
 
-/** Starts a server with test-sized limits; `env` overrides configuration, `deps` server options. */
-export async function startTestServer(env: Record<string, string> = {}, deps: Partial<ServerDeps> = {}): Promise<TestServer> {
+/** Starts an instance with test-sized limits on a throwaway store; `env` overrides configuration. */
+export async function startTestServer(env: Record<string, string> = {}, store: TestStore = 'pglite'): Promise<TestServer> {
+  const schema = store === 'pg' ? `gd_e2e_${process.pid}_${Math.random().toString(36).slice(2, 10)}` : undefined;
+  const databaseUrl = process.env.TEST_DATABASE_URL;
+  if (store === 'pg' && !databaseUrl) throw new Error('a pg test server needs TEST_DATABASE_URL (postgres://…)');
+  const dataDir = store === 'pglite' ? freshDataDir() : undefined;
   const config = loadConfig({
     HOST: '127.0.0.1', PORT: '0', JWT_SECRET: TEST_SECRET, LOG_LEVEL: 'silent', DISPATCH_MODE: 'greedy', BODY_LIMIT_BYTES: '8192',
-    WS_WATCH_HZ_DEFAULT: '10', WS_WATCH_HZ_MAX: '20', ...env,
+    WS_WATCH_HZ_DEFAULT: '10', WS_WATCH_HZ_MAX: '20', SEED_CITY: 'none', DATA_DIR: dataDir ?? 'memory://', DRAIN_GRACE_MS: '0', DISPATCH_TICK_MS: '20',
+    ...(store === 'pg' ? { DATABASE_URL: databaseUrl!, DATABASE_SCHEMA: schema! } : {}),
+    ...env,
   });
-  const engine = createEngine();
-  const loop = new DispatchLoop({
-    couriers: engine.couriers, sites: engine.sites, donors: engine.donors, speeds: engine.speeds,
-    policy: { ...DEFAULT_POLICY, mode: config.dispatch.mode, windowMs: config.dispatch.windowMs }, offerTtlMs: config.offerTtlMs,
-  });
-  const server = createServer(config, { ...engine, loop, planner: inlinePlanner, metrics: new ApiMetrics(), logger: createLogger('silent'), tickMs: 20, ...deps });
-  const port = await server.listen();
+  const instance = await startInstance(config);
   const auth = new Authenticator(config.jwt, config.apiKeys);
+  let closed: Promise<void> | undefined;
   return {
-    base: `http://127.0.0.1:${port}`,
-    ws: `ws://127.0.0.1:${port}/v1/stream`,
-    port, config, engine, loop, server,
+    base: `http://127.0.0.1:${instance.port}`,
+    ws: `ws://127.0.0.1:${instance.port}/v1/stream`,
+    port: instance.port, config, engine: instance.engine, server: instance.server, instance,
     token: (role, sub, ttl = 3600, now = Date.now()) => auth.signToken({ sub, role }, ttl, now),
-    close: () => server.close(),
+    close: () => (closed ??= (async () => {
+      await instance.stop();
+      if (schema !== undefined) await dropSchema(databaseUrl!, schema);
+      if (dataDir !== undefined) rmSync(dataDir, { recursive: true, force: true });
+    })()),
   };
+}
+
+/** A temp DATA_DIR holding a copy of the run's empty store (vitest.global-setup.ts), or an empty one. */
+function freshDataDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'geodispatch-e2e-'));
+  const template = process.env.TEST_PGLITE_TEMPLATE;
+  if (template !== undefined) cpSync(template, dir, { recursive: true });
+  return dir;
+}
+
+async function dropSchema(url: string, schema: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+  } finally {
+    await client.end();
+  }
 }
 
 /** A decoded HTTP reply. */

@@ -1,55 +1,91 @@
 /**
- * The dispatch loop's transitions, committed to the store in order before anyone is told about them.
+ * Every acknowledged state change, committed to the store in order before anyone is told about it.
  *
- *   DispatchPump.publish() ─► record(events) ─► transitionOf(events) ─► queue ─► store.commitTransition (one at a time)
- *        │                                                                  │ ok   ─► attempt + done resolve
- *        │                                                                  │ fail ─► attempt rejects (HTTP 503), the
- *        │                                                                  │         transition stays first in line and is
- *        │                                                                  │         retried after a capped back-off
- *        └─► frames to sockets wait for `done` (so an `assigned` frame is never ahead of its commit)
+ *   dispatch verb (memory changed, with its rollback) ─► record(events, rollback) ─┐
+ *   admin write (memory not touched yet)              ─► write(run, apply) ───────┤
+ *                                                                                 ▼
+ *                                                queue ─► one store call at a time, oldest first
+ *      stored ───────────► `stored` resolves (frames go out); a write's apply() changes memory now
+ *      refused (invalid) ─► that change is dropped: 409 to its caller; dispatch changes queued after it were
+ *                           built on it, so they are rolled back too (503, retry); the queue goes on
+ *      unreachable ───────► every queued dispatch change rolled back newest first, every caller 503,
+ *                           unhealthy (/ready 503, new verbs refused) until a ping answers again
+ *      outcome unknown ───► (the COMMIT's answer was lost, or the call timed out) callers hear 504 at once;
+ *      (commit lost/timeout) memory is kept and the same transition is retried until the store has it
+ *                           (a seq is applied at most once, so a retry of a committed one changes nothing)
  *
- * Transition seq = seqBase + the seq of its last lifecycle event, so numbering continues above what the
- * store held at start (recovery.ts) and a retried transition is applied once (the store ignores a seen seq).
+ * A refused commit therefore never leaves memory changed, and one bad change can never wedge the queue.
  */
 import type { DispatchEvent, DispatchLoop } from '../dispatch/dispatch-loop.js';
-import type { RequestPayload } from './recovery.js';
-import type { OfferRow, RequestRow, ReservationRow, Store, Transition } from './store.js';
+import type { Rollback } from '../dispatch/undo-log.js';
+import { storeFailureKind } from './store-errors.js';
+import type { Store, Transition } from './store.js';
+import { type JournalRequest, type RequestRegistry, TransitionBuilder } from './transition-builder.js';
 
-/** What the journal knows of a request beyond its events (registered before the submit's events publish). */
-export interface JournalRequest extends RequestPayload {
-  id: string;
-  requesterId: string;
-  idempotencyKey?: string;
+export type { JournalRequest } from './transition-builder.js';
+
+/** Why a change was not (or not yet) stored. */
+export type CommitFailureKind =
+  /** The store refused this change itself (it would break a constraint): it is dropped. */
+  | 'refused'
+  /** The store could not be reached: nothing was stored and memory is as before. */
+  | 'unavailable'
+  /** Built on a change the store refused: dropped with it, memory as before; a retry may succeed. */
+  | 'dropped'
+  /** The store's answer was lost: the change is kept and will be stored when the store answers. */
+  | 'uncertain';
+
+/** A change the store did not take (yet); `kind` says what memory holds. */
+export class CommitFailure extends Error {
+  constructor(readonly kind: CommitFailureKind, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'CommitFailure';
+  }
 }
 
-/** One recorded transition's fate: `attempt` settles after the first try (rejects when it failed), `done` once it is in. */
-export interface Recorded {
-  attempt: Promise<void>;
-  done: Promise<void>;
-  /** Changes an assignment, a request's life or a reservation: whoever is told must hear after the commit. */
-  durable: boolean;
+/** One queued change's fate. */
+export interface Commit {
+  /** Resolves once stored; rejects with CommitFailure (for 'uncertain' as soon as the outcome is unknown). */
+  readonly acknowledged: Promise<void>;
+  /** Resolves once stored (also after an 'uncertain' answer); rejects when the change was dropped or rolled back. */
+  readonly stored: Promise<void>;
 }
 
-/** Back-off after a failed commit: doubles from 100 ms to at most 5 s, so a database back within seconds costs seconds. */
-const RETRY_MIN_MS = 100;
-const RETRY_MAX_MS = 5_000;
+/** Tuning; every field has a default. */
+export interface JournalOptions {
+  /** A store call slower than this has an unknown outcome (default 10 s). */
+  callTimeoutMs?: number;
+  /** First back-off after a failure; doubles per failure (default 100 ms). */
+  backoffMinMs?: number;
+  /** Back-off cap (default 5 s): a database back within seconds costs seconds. */
+  backoffMaxMs?: number;
+  /** Called once per change of health (the API's /ready answers 503 while false). */
+  onHealthChange?: (healthy: boolean, cause?: unknown) => void;
+}
 
-/** Orders and commits the loop's transitions. */
-export class DispatchJournal {
+/** The store calls the journal makes. */
+export type JournalStore = Pick<Store, 'commitTransition' | 'ping'>;
+
+/** Orders and commits the loop's transitions and the admin writes. */
+export class DispatchJournal implements RequestRegistry {
   private readonly queue: Entry[] = [];
   private readonly requests = new Map<string, JournalRequest>();
   private readonly parentOfLeg = new Map<string, string>();
+  private readonly options: Required<Omit<JournalOptions, 'onHealthChange'>> & Pick<JournalOptions, 'onHealthChange'>;
   private running = false;
+  private probing = false;
   private healthy = true;
   private failures = 0;
   private committedCount = 0;
 
   constructor(
-    private readonly store: Pick<Store, 'commitTransition'>,
+    private readonly store: JournalStore,
     private readonly loop: DispatchLoop,
     private readonly seqBase: number,
-    private readonly onHealthChange?: (healthy: boolean, cause?: unknown) => void,
-  ) {}
+    options: JournalOptions = {},
+  ) {
+    this.options = { callTimeoutMs: 10_000, backoffMinMs: 100, backoffMaxMs: 5_000, ...options };
+  }
 
   /** Registers a request's submission before its events are recorded (its row carries it for recovery). */
   describe(request: JournalRequest): void {
@@ -57,52 +93,63 @@ export class DispatchJournal {
     for (const leg of request.legs) this.parentOfLeg.set(leg, request.id);
   }
 
-  /** Queues the transition of these events; resolves nothing and commits nothing when none changes state. */
-  record(events: readonly DispatchEvent[]): Recorded {
-    const t = this.transitionOf(events);
-    if (t === undefined) return { attempt: Promise.resolve(), done: Promise.resolve(), durable: false };
-    return this.commit(t);
+  /** The registration of the request a leg (or the request itself) belongs to. */
+  parent(legId: string): JournalRequest | undefined {
+    return this.requests.get(this.parentOfLeg.get(legId) ?? legId);
   }
 
-  /** Commits a prepared transition (recovery's expiry) in line with the others. */
-  commit(t: Transition): Recorded {
-    const entry = new Entry(t);
-    this.queue.push(entry);
-    void this.run();
-    return { attempt: entry.attempt.promise, done: entry.done.promise, durable: isDurable(t) };
+  /**
+   * Queues the transition of events whose changes memory already holds; `rollback` takes them back out if
+   * the store refuses. Nothing to store → resolved at once.
+   */
+  record(events: readonly DispatchEvent[], rollback: Rollback): Commit {
+    const t = TransitionBuilder.build(this, this.loop, this.seqBase, events);
+    if (t === undefined) return DONE;
+    return this.enqueue(new Entry({ transition: t, rollback }));
   }
 
-  /** False while the last commit failed (until one succeeds). */
+  /** Commits a prepared transition (recovery's expiry) in line with the others; memory already holds it. */
+  commit(t: Transition): Commit {
+    return this.enqueue(new Entry({ transition: t, rollback: () => undefined }));
+  }
+
+  /** A store-first change: `run` writes it, then `apply` puts it in memory; acknowledged once both are done. */
+  write(run: (store: Store) => Promise<void>, apply: () => void): Commit {
+    return this.enqueue(new Entry({ run, apply }));
+  }
+
+  /** False after the store could not be reached, until it answers again. */
   isHealthy(): boolean {
     return this.healthy;
   }
 
-  /** Transitions waiting (the one being tried included). */
+  /** Changes waiting (the one being stored included). */
   get backlog(): number {
     return this.queue.length;
   }
 
-  /** Transitions committed since start. */
+  /** Changes stored since start. */
   get committed(): number {
     return this.committedCount;
   }
 
-  /** Resolves once everything recorded so far is committed. */
+  /** Resolves once everything queued so far is stored or dropped. */
   async settled(): Promise<void> {
     const last = this.queue.at(-1);
-    if (last !== undefined) await last.done.promise;
+    if (last !== undefined) await last.stored.promise.catch(() => undefined);
   }
 
-  /** The transition of one publish, or undefined when it holds no state change worth storing. */
-  transitionOf(events: readonly DispatchEvent[]): Transition | undefined {
-    const b = new TransitionBuilder(this, this.loop, this.seqBase);
-    for (const e of events) b.add(e);
-    return b.build();
-  }
-
-  /** @internal the request a leg belongs to, and its registration. */
-  parent(legId: string): JournalRequest | undefined {
-    return this.requests.get(this.parentOfLeg.get(legId) ?? legId);
+  private enqueue(entry: Entry): Commit {
+    if (!this.healthy) {
+      // the store is down (or an unknown outcome is being retried): this change cannot be stored now; it is
+      // the newest one in memory, so taking it back alone is exact
+      entry.rollback();
+      entry.fail(new CommitFailure('unavailable', 'the store is unavailable; nothing was stored'));
+      return entry.commit;
+    }
+    this.queue.push(entry);
+    void this.run();
+    return entry.commit;
   }
 
   private async run(): Promise<void> {
@@ -112,12 +159,16 @@ export class DispatchJournal {
       while (this.queue.length > 0) {
         const entry = this.queue[0];
         try {
-          await this.store.commitTransition(entry.t);
+          await withTimeout(entry.execute(this.store), this.options.callTimeoutMs);
         } catch (err) {
-          this.failures++;
-          this.setHealthy(false, err);
-          for (const e of this.queue) e.fail(err);
-          await sleep(Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** Math.min(10, this.failures - 1)));
+          const kind = err instanceof CallTimeout ? 'ambiguous' : storeFailureKind(err);
+          if (kind === 'invalid') this.dropRefused(err);
+          // a change whose outcome is unknown is never taken back (it may be stored): it is tried until known
+          else if (kind === 'ambiguous' || entry.isUncertain) await this.waitToRetry(err);
+          else {
+            this.dropAll(err);
+            this.startProbe();
+          }
           continue;
         }
         this.queue.shift();
@@ -125,22 +176,74 @@ export class DispatchJournal {
         this.committedCount++;
         this.setHealthy(true);
         entry.succeed();
-        this.forgetTerminal(entry.t);
+        this.forgetTerminal(entry.transition);
       }
     } finally {
       this.running = false;
     }
   }
 
+  /** The head was refused: it goes, and so do the dispatch changes queued after it (they were built on it). */
+  private dropRefused(err: unknown): void {
+    const head = this.queue[0];
+    const doomed = head.applied ? this.queue.filter((e) => e.applied) : [head];
+    for (let i = doomed.length - 1; i >= 0; i--) doomed[i].rollback();
+    for (const e of doomed) {
+      e.fail(e === head
+        ? new CommitFailure('refused', 'the store refused this change; nothing was stored', { cause: err })
+        : new CommitFailure('dropped', 'not stored: an earlier change was refused; nothing was stored, retry', { cause: err }));
+    }
+    const gone = new Set(doomed);
+    this.queue.splice(0, this.queue.length, ...this.queue.filter((e) => !gone.has(e)));
+  }
+
+  /** The store is unreachable: every queued change is taken back and refused. */
+  private dropAll(err: unknown): void {
+    this.setHealthy(false, err);
+    const all = this.queue.splice(0);
+    for (let i = all.length - 1; i >= 0; i--) all[i].rollback();
+    for (const e of all) e.fail(new CommitFailure('unavailable', 'the store is unavailable; nothing was stored', { cause: err }));
+  }
+
+  /** The head's outcome is unknown: callers are told so, and the same change is tried again after a back-off. */
+  private async waitToRetry(err: unknown): Promise<void> {
+    this.setHealthy(false, err);
+    for (const e of this.queue) e.uncertain(err);
+    this.failures++;
+    await sleep(this.backoff());
+  }
+
+  /** Pings the store after each back-off until it answers, then accepts changes again. */
+  private startProbe(): void {
+    if (this.probing) return;
+    this.probing = true;
+    void (async () => {
+      try {
+        while (!this.healthy) {
+          this.failures++;
+          await sleep(this.backoff());
+          if (await this.store.ping().catch(() => false)) this.setHealthy(true);
+        }
+      } finally {
+        this.probing = false;
+        this.failures = 0;
+      }
+    })();
+  }
+
+  private backoff(): number {
+    return Math.min(this.options.backoffMaxMs, this.options.backoffMinMs * 2 ** Math.min(10, Math.max(0, this.failures - 1)));
+  }
+
   private setHealthy(healthy: boolean, cause?: unknown): void {
     if (healthy === this.healthy) return;
     this.healthy = healthy;
-    this.onHealthChange?.(healthy, cause);
+    this.options.onHealthChange?.(healthy, cause);
   }
 
   /** Registrations of finished requests are dropped so memory follows the open requests only. */
-  private forgetTerminal(t: Transition): void {
-    for (const s of t.requestStatus ?? []) {
+  private forgetTerminal(t: Transition | undefined): void {
+    for (const s of t?.requestStatus ?? []) {
       if (s.status !== 'delivered' && s.status !== 'cancelled' && s.status !== 'failed') continue;
       const parent = this.requests.get(s.id);
       if (parent === undefined) continue;
@@ -150,152 +253,82 @@ export class DispatchJournal {
   }
 }
 
-/** Collects one publish's events into the fields of a Transition. */
-class TransitionBuilder {
-  private readonly requests: RequestRow[] = [];
-  private readonly status = new Map<string, NonNullable<Transition['requestStatus']>[number]>();
-  private readonly offers: OfferRow[] = [];
-  private readonly offerStatus: NonNullable<Transition['offerStatus']> = [];
-  private readonly ended: { requestId: string }[] = [];
-  private readonly started: NonNullable<Transition['assignmentsStarted']> = [];
-  private readonly made: ReservationRow[] = [];
-  private readonly released: ReservationRow[] = [];
-  private readonly issued: ReservationRow[] = [];
-  private readonly couriers = new Map<string, NonNullable<Transition['courierStatus']>[number]>();
-  private readonly events: NonNullable<Transition['events']> = [];
-  private readonly written = new Set<string>();
-  private seq = 0;
-  private at = 0;
-
-  constructor(private readonly journal: DispatchJournal, private readonly loop: DispatchLoop, private readonly seqBase: number) {}
-
-  add(e: DispatchEvent): void {
-    this.seq = Math.max(this.seq, e.seq);
-    this.at = e.at;
-    if (e.type === 'blood.status') {
-      this.setStatus(e.requestId, e.status);
-      return; // derived: its seq is its leg event's
-    }
-    const { seq, at, type, ...rest } = e as DispatchEvent & Record<string, unknown>;
-    const requestId = (e as { requestId?: string }).requestId;
-    const courierId = (e as { courierId?: string }).courierId;
-    delete rest.requestId;
-    delete rest.courierId;
-    this.events.push({ seq: this.seqBase + seq, at, type, requestId, courierId, payload: rest });
-    switch (e.type) {
-      case 'request.created':
-        this.created(e.requestId, e.at);
-        break;
-      case 'request.offered':
-      case 'request.pending':
-        this.setStatus(e.requestId, e.type === 'request.offered' ? 'offered' : 'pending');
-        break;
-      case 'request.assigned':
-        this.setStatus(e.requestId, 'assigned');
-        this.started.push({ requestId: e.requestId, courierId: e.courierId, offerId: e.offerId, createdAt: e.at });
-        break;
-      case 'request.picked_up':
-        this.setStatus(e.requestId, 'picked_up');
-        this.issued.push(...this.heldBy(e.requestId));
-        break;
-      case 'request.delivered':
-      case 'request.cancelled':
-      case 'request.failed':
-        this.setStatus(e.requestId, e.type.slice('request.'.length) as 'delivered' | 'cancelled' | 'failed');
-        this.ended.push({ requestId: e.requestId });
-        break;
-      case 'offer.created':
-        this.offers.push({ id: e.offerId, requestId: e.requestId, courierId: e.courierId, status: 'live', createdAt: e.at, expiresAt: e.expiresAt, ...(e.details ? { details: { ...e.details } } : {}) });
-        break;
-      case 'offer.accepted':
-      case 'offer.declined':
-      case 'offer.expired':
-      case 'offer.revoked':
-        this.offerStatus.push({ id: e.offerId, status: e.type.slice('offer.'.length) as 'accepted' | 'declined' | 'expired' | 'revoked' });
-        break;
-      case 'courier.status':
-        this.couriers.set(e.courierId, { id: e.courierId, status: e.status });
-        break;
-      case 'reservation.released':
-        this.released.push(...e.reservations.map((r) => ({ requestId: e.requestId, siteId: r.siteId, product: r.product, bloodType: r.bloodType, expiresAt: r.expiresAt, count: r.count })));
-        break;
-    }
-  }
-
-  build(): Transition | undefined {
-    if (this.events.length === 0 && this.status.size === 0) return undefined;
-    const t: Transition = { seq: this.seqBase + this.seq, at: this.at };
-    if (this.requests.length > 0) t.requests = this.requests;
-    if (this.status.size > 0) t.requestStatus = [...this.status.values()];
-    if (this.offers.length > 0) t.offers = this.offers;
-    if (this.offerStatus.length > 0) t.offerStatus = this.offerStatus;
-    if (this.ended.length > 0) t.assignmentsEnded = this.ended;
-    if (this.started.length > 0) t.assignmentsStarted = this.started;
-    if (this.made.length > 0) t.reservationsMade = this.made;
-    if (this.released.length > 0) t.reservationsReleased = this.released;
-    if (this.issued.length > 0) t.reservationsIssued = this.issued;
-    if (this.couriers.size > 0) t.courierStatus = [...this.couriers.values()];
-    if (this.events.length > 0) t.events = this.events;
-    return t;
-  }
-
-  private created(legId: string, at: number): void {
-    const parent = this.journal.parent(legId);
-    const leg = this.loop.lifecycle.request(legId);
-    if (parent !== undefined && !this.written.has(parent.id)) {
-      this.written.add(parent.id);
-      const s = parent.submission;
-      const payload: RequestPayload = { submission: s, pickup: parent.pickup, dropoff: parent.dropoff, legs: parent.legs, ...(parent.plan ? { plan: parent.plan } : {}) };
-      this.requests.push({
-        id: parent.id, kind: s.kind, urgency: s.urgency, status: 'pending', createdAt: s.createdAt, updatedAt: at, requesterId: parent.requesterId,
-        ...(parent.idempotencyKey !== undefined ? { idempotencyKey: parent.idempotencyKey } : {}),
-        payload: payload as unknown as Record<string, unknown>,
-      });
-    }
-    if (parent === undefined || legId !== parent.id) {
-      this.requests.push({
-        id: legId, kind: leg?.kind ?? 'delivery', urgency: leg?.urgency ?? 'routine', status: 'pending', createdAt: leg?.createdAt ?? at, updatedAt: at,
-        ...(parent !== undefined ? { parentId: parent.id, requesterId: parent.requesterId } : {}),
-      });
-    }
-    this.made.push(...this.heldBy(legId));
-  }
-
-  private heldBy(legId: string): ReservationRow[] {
-    const r = this.loop.lifecycle.request(legId);
-    return (r?.reservations ?? []).map((x) => ({ requestId: legId, siteId: x.siteId, product: x.product, bloodType: x.bloodType, expiresAt: x.expiresAt, count: x.count }));
-  }
-
-  private setStatus(id: string, status: NonNullable<Transition['requestStatus']>[number]['status']): void {
-    this.status.delete(id); // re-insert: the last status wins and keeps its place after earlier ones
-    this.status.set(id, { id, status });
-  }
-}
-
-/** True when the transition is one PRODUCT's acknowledgement rule covers (not just offers coming and going). */
-export function isDurable(t: Transition): boolean {
-  if (t.requests || t.assignmentsStarted || t.assignmentsEnded || t.reservationsMade || t.reservationsReleased || t.reservationsIssued) return true;
-  return (t.requestStatus ?? []).some((s) => s.status !== 'offered' && s.status !== 'pending');
-}
-
+/** One queued change: a transition memory already holds, or a store-first write. */
 class Entry {
-  readonly attempt = deferred();
-  readonly done = deferred();
-  private tried = false;
+  readonly acknowledged = deferred();
+  readonly stored = deferred();
+  readonly commit: Commit = { acknowledged: this.acknowledged.promise, stored: this.stored.promise };
+  readonly transition: Transition | undefined;
+  private readonly undo: Rollback | undefined;
+  private readonly run: ((store: Store) => Promise<void>) | undefined;
+  private readonly apply: (() => void) | undefined;
+  private told = false;
+  private uncertainTold = false;
 
-  constructor(readonly t: Transition) {}
+  constructor(spec: { transition: Transition; rollback: Rollback } | { run: (store: Store) => Promise<void>; apply: () => void }) {
+    if ('transition' in spec) {
+      this.transition = spec.transition;
+      this.undo = spec.rollback;
+    } else {
+      this.run = spec.run;
+      this.apply = spec.apply;
+    }
+  }
 
-  fail(err: unknown): void {
-    if (this.tried) return;
-    this.tried = true;
-    this.attempt.reject(err);
+  /** True once its caller was told the outcome is unknown. */
+  get isUncertain(): boolean {
+    return this.told && this.uncertainTold;
+  }
+
+  /** True when memory already holds this change (a dispatch transition). */
+  get applied(): boolean {
+    return this.transition !== undefined;
+  }
+
+  execute(store: JournalStore): Promise<void> {
+    return this.transition !== undefined ? store.commitTransition(this.transition) : this.run!(store as Store);
+  }
+
+  rollback(): void {
+    this.undo?.();
   }
 
   succeed(): void {
-    this.tried = true;
-    this.attempt.resolve();
-    this.done.resolve();
+    try {
+      this.apply?.();
+    } catch (err) {
+      // stored, but memory could not take it (a dry run before the write should have caught this)
+      this.acknowledged.reject(err);
+      this.told = true;
+    }
+    this.acknowledged.resolve();
+    this.stored.resolve();
   }
+
+  fail(err: CommitFailure): void {
+    if (!this.told) this.acknowledged.reject(err);
+    this.told = true;
+    this.stored.reject(err);
+  }
+
+  uncertain(cause: unknown): void {
+    if (this.told) return;
+    this.told = true;
+    this.uncertainTold = true;
+    this.acknowledged.reject(new CommitFailure('uncertain', 'the store did not confirm in time; the change is kept and will be stored when the store answers', { cause }));
+  }
+}
+
+const DONE: Commit = { acknowledged: Promise.resolve(), stored: Promise.resolve() };
+
+class CallTimeout extends Error {}
+
+function withTimeout(p: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<void>((_, reject) => {
+    timer = setTimeout(() => reject(new CallTimeout(`store call took longer than ${ms} ms`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
 
 function deferred(): { promise: Promise<void>; resolve: () => void; reject: (err: unknown) => void } {
@@ -305,7 +338,7 @@ function deferred(): { promise: Promise<void>; resolve: () => void; reject: (err
     resolve = res;
     reject = rej;
   });
-  promise.catch(() => undefined); // a failed attempt nobody awaits is not an unhandled rejection
+  promise.catch(() => undefined); // a failure nobody awaits is not an unhandled rejection
   return { promise, resolve, reject };
 }
 

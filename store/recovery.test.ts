@@ -49,6 +49,12 @@ async function world(): Promise<{ loop: DispatchLoop; journal: DispatchJournal; 
   return { loop, journal: new DispatchJournal(store, loop, 1), sites, couriers };
 }
 
+/** The loop's events since the last drain with their rollback, as the API's pump hands them to the journal. */
+function drained(loop: DispatchLoop): Parameters<DispatchJournal['record']> {
+  const { events, rollback } = loop.drainTransition();
+  return [events, rollback];
+}
+
 describe('recover', () => {
   it('rebuilds assignments and exact reservations, and expires offers that were live', async () => {
     const { loop, journal, sites } = await world();
@@ -57,20 +63,20 @@ describe('recover', () => {
       if (!res.ok) throw new Error(res.reason);
       const pickup = s.kind === 'blood' ? { lat: 51.5, lng: -0.1 } : s.pickup;
       journal.describe({ id: s.id, requesterId: s.requesterId, submission: s, pickup, dropoff: s.dropoff ?? pickup, legs: res.legs });
-      journal.record(loop.drainEvents());
+      journal.record(...drained(loop));
       return res.legs;
     };
     const [bloodLeg] = submit({ id: 'b1', kind: 'blood', urgency: 'emergency', createdAt: T0, requesterId: 'h', dropoff: { lat: 51.51, lng: -0.12 }, blood: { product: 'red_cells', bloodType: 'O+', units: 3 } });
     submit({ id: 'd1', kind: 'delivery', urgency: 'urgent', createdAt: T0, requesterId: 'r', pickup: { lat: 51.5, lng: -0.1 }, dropoff: { lat: 51.52, lng: -0.1 } });
     submit({ id: 'd2', kind: 'delivery', urgency: 'routine', createdAt: T0 + 1, requesterId: 'r', pickup: { lat: 51.5, lng: -0.1 }, dropoff: { lat: 51.52, lng: -0.1 } });
     const offers = loop.tick(T0 + 10, inlinePlanner);
-    journal.record(loop.drainEvents());
+    journal.record(...drained(loop));
     expect(offers.length).toBe(3);
     const bloodOffer = offers.find((o) => o.requestId === bloodLeg)!;
     const d1Offer = offers.find((o) => o.requestId === 'd1')!;
     expect(loop.accept(bloodOffer.id, bloodOffer.courierId, T0 + 20).ok).toBe(true);
     expect(loop.accept(d1Offer.id, d1Offer.courierId, T0 + 20).ok).toBe(true);
-    journal.record(loop.drainEvents()); // d2's offer stays live: the crash comes now
+    journal.record(...drained(loop)); // d2's offer stays live: the crash comes now
     await journal.settled();
     expect(sites.lots('bank')[0]).toMatchObject({ available: 7, reserved: 3 });
 
@@ -93,11 +99,11 @@ describe('recover', () => {
 
     // the expiry is stored once; the rebuilt loop re-dispatches d2 and cancelling b1 hands its 3 units back
     const again = new DispatchJournal(store, rebuilt.loop, rebuilt.seqBase);
-    await again.commit(rebuilt.expiry!).attempt;
+    await again.commit(rebuilt.expiry!).acknowledged;
     expect((await store.loadState()).offers).toEqual([]);
     expect(rebuilt.loop.tick(T0 + 60_010, inlinePlanner).map((o) => o.requestId)).toEqual(['d2']);
     expect(rebuilt.loop.cancel('b1', T0 + 60_020).ok).toBe(true);
-    again.record(rebuilt.loop.drainEvents());
+    again.record(...drained(rebuilt.loop));
     await again.settled();
     const after = await store.loadState();
     expect(after.inventory.get('bank')).toMatchObject([{ count: 10, reserved: 0 }]);

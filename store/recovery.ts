@@ -19,7 +19,7 @@
  */
 import { CellSpeeds } from '../engine/cell-speeds.js';
 import type { CourierStatus } from '../engine/courier-attributes.js';
-import { CourierIndex, type FenceEvent, type MoveOutcome } from '../engine/courier-index.js';
+import { CourierIndex, type FenceEvent } from '../engine/courier-index.js';
 import { DonorIndex } from '../engine/donor-index.js';
 import { GeofenceIndex } from '../engine/geofence-index.js';
 import { type InventoryLot, SiteIndex } from '../engine/site-index.js';
@@ -30,22 +30,11 @@ import type { RequestRow, ReservationRow, StoredState, Transition } from './stor
 
 /** The engine indexes recovery builds (the same shape as api/main.ts's Engine minus its fence feed). */
 export interface RecoveredEngine {
-  couriers: RecordingCourierIndex;
+  couriers: CourierIndex;
   sites: SiteIndex;
   donors: DonorIndex;
   fences: GeofenceIndex;
   speeds: CellSpeeds;
-}
-
-/** A CourierIndex that hands every accepted move to `onMove` once set (the position write-behind; unset while recovering). */
-export class RecordingCourierIndex extends CourierIndex {
-  onMove: ((id: string, lat: number, lng: number, ts: number) => void) | undefined;
-
-  override move(id: string, lat: number, lng: number, ts: number): MoveOutcome {
-    const out = super.move(id, lat, lng, ts);
-    if (out !== 'stale' && this.onMove !== undefined) this.onMove(id, lat, lng, ts);
-    return out;
-  }
 }
 
 /** What the API's request book needs to answer GET /v1/requests/{id} and Idempotency-Key retries again. */
@@ -53,6 +42,9 @@ export interface RecoveredRequest {
   id: string;
   kind: RequestSubmission['kind'];
   owner: string;
+  /** The creator's role (ownership is role and sub); 'requester' for rows from before roles were stored. */
+  ownerRole: string;
+  reference?: string;
   urgency: string;
   createdAt: number;
   pickup: LatLng;
@@ -119,7 +111,7 @@ export function recover(state: StoredState, options: RecoveryOptions): Recovered
   const fences = new GeofenceIndex();
   for (const f of state.geofences) fences.put(f.id, { kind: f.kind, geometry: f.geometry as never });
   const speeds = restoreSpeeds(state);
-  const couriers = new RecordingCourierIndex({ fences, speeds, onFenceEvent: options.onFenceEvent, initialCapacity: Math.max(1024, state.couriers.length) });
+  const couriers = new CourierIndex({ fences, speeds, onFenceEvent: options.onFenceEvent, initialCapacity: Math.max(1024, state.couriers.length) });
   const sites = new SiteIndex();
   const donors = new DonorIndex();
   const engine: RecoveredEngine = { couriers, sites, donors, fences, speeds };
@@ -129,7 +121,8 @@ export function recover(state: StoredState, options: RecoveryOptions): Recovered
   }
   for (const c of state.couriers) {
     couriers.upsert(c.id, { vehicle: c.vehicle, capabilities: c.capabilities, capacity: c.capacity });
-    if (c.lat !== undefined && c.lng !== undefined) couriers.move(c.id, c.lat, c.lng, c.lastPingAt ?? now);
+    // a timestamp ahead of the clock (written by an older build that took any) would make every later ping stale
+    if (c.lat !== undefined && c.lng !== undefined) couriers.move(c.id, c.lat, c.lng, Math.min(c.lastPingAt ?? now, now));
     // an offer does not survive a crash, and 'busy' comes back only with a live assignment below
     couriers.setStatus(c.id, c.status === 'offline' ? 'offline' : 'available');
   }
@@ -209,7 +202,8 @@ class Replay {
     if (missing.length > 0) this.dropped.push({ id: parent.id, reason: `legs not rebuilt: ${missing.join(', ')}` });
     const s = payload.submission;
     return {
-      id: parent.id, kind: s.kind, owner: parent.requesterId ?? s.requesterId, urgency: s.urgency, createdAt: s.createdAt,
+      id: parent.id, kind: s.kind, owner: parent.requesterId ?? s.requesterId, ownerRole: parent.requesterRole ?? 'requester', urgency: s.urgency, createdAt: s.createdAt,
+      ...(parent.reference !== undefined ? { reference: parent.reference } : {}),
       pickup: payload.pickup, dropoff: payload.dropoff, legs: res.legs.filter((l) => wanted.has(l)),
       ...(parent.idempotencyKey !== undefined ? { idempotencyKey: parent.idempotencyKey } : {}),
       ...(payload.plan !== undefined ? { plan: payload.plan } : {}),

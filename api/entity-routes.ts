@@ -1,0 +1,139 @@
+/**
+ * The admin writes of PRODUCT §4 — courier profiles and statuses, sites, stock, donors, geofences — each
+ * stored before it is acknowledged.
+ *
+ *   PUT body (validated) ─► dry run on a scratch index (so applying it later cannot fail)
+ *        ─► journal.write(store call, apply to memory) ─► stored ─► memory changed ─► 200
+ *                                                    └─ refused / unreachable ─► 409 / 503, memory untouched
+ *   PUT /v1/couriers/{id}/status ─► DispatchPump (a lifecycle transition, committed like every other)
+ */
+import type { BloodProduct } from '../engine/blood-types.js';
+import type { CourierProfile } from '../engine/courier-attributes.js';
+import { encodeAttr } from '../engine/courier-filter.js';
+import type { CourierIndex } from '../engine/courier-index.js';
+import { DonorIndex, type DonorProfile } from '../engine/donor-index.js';
+import { type FenceInput, GeofenceIndex } from '../engine/geofence-index.js';
+import { type InventoryLot, SiteIndex, type SiteProfile } from '../engine/site-index.js';
+import type { Commit } from '../store/dispatch-journal.js';
+import type { Store } from '../store/store.js';
+import { ApiError } from './api-error.js';
+import { requireSelf } from './auth.js';
+import type { DispatchPump } from './dispatch-pump.js';
+import type { AddRoute } from './http-routes.js';
+import { type DonorBody, ID_PATTERN } from './schemas.js';
+
+/** Store-first writes: `run` stores, then `apply` changes memory (store/dispatch-journal.ts). */
+export interface EntityWriter {
+  write(run: (store: Store) => Promise<void>, apply: () => void): Commit;
+}
+
+/** What the entity routes change; each part owned by the caller. */
+export interface EntityDeps {
+  couriers: CourierIndex;
+  sites: SiteIndex;
+  donors: DonorIndex;
+  fences: GeofenceIndex;
+  pump: DispatchPump;
+  writer: EntityWriter;
+  /** A courier's profile or status changed: watchers see it. */
+  courierChanged(id: string): void;
+}
+
+/** Registers the admin writes on `add`. */
+export function registerEntityRoutes(add: AddRoute, deps: EntityDeps): void {
+  const { couriers, sites, donors, fences, pump, writer } = deps;
+
+  add('put', '/v1/couriers/:id', {
+    roles: ['admin', 'dispatcher'],
+    body: 'courierProfile',
+    run: async ({ params, body }) => {
+      const id = entityId(params[0]);
+      const profile = body as CourierProfile;
+      encodeAttr(profile, 'offline'); // throws E_BAD_PROFILE here, before the store, if the index would refuse it
+      await writer.write((store) => store.upsertCouriers([{ id, ...profile }]), () => {
+        couriers.upsert(id, profile);
+        deps.courierChanged(id);
+      }).acknowledged;
+      return { status: 200, body: courierView(couriers, id) };
+    },
+  });
+  add('put', '/v1/couriers/:id/status', {
+    roles: ['driver', 'dispatcher', 'admin'],
+    body: 'courierStatus',
+    run: async ({ params, body, principal }) => {
+      const id = entityId(params[0]);
+      requireSelf(principal, id);
+      if (!couriers.has(id)) throw new ApiError(404, 'E_UNKNOWN_COURIER', `courier '${id}' is not registered`);
+      await pump.setCourierStatus(id, (body as { status: 'available' | 'offline' }).status).acknowledged;
+      return { status: 200, body: courierView(couriers, id) };
+    },
+  });
+
+  add('put', '/v1/sites/:id', {
+    roles: ['admin'],
+    body: 'site',
+    run: async ({ params, body }) => {
+      const id = entityId(params[0]);
+      const profile = body as SiteProfile;
+      new SiteIndex().upsert(id, profile);
+      await writer.write((store) => store.upsertSites([{ id, ...profile }]), () => sites.upsert(id, profile)).acknowledged;
+      return { status: 200, body: sites.get(id) };
+    },
+  });
+  add('put', '/v1/sites/:id/inventory', {
+    roles: ['admin'],
+    body: 'inventory',
+    run: async ({ params, body }) => {
+      const id = entityId(params[0]);
+      if (!sites.has(id)) throw new ApiError(404, 'E_UNKNOWN_SITE', `site '${id}' is not registered: PUT /v1/sites/${id} first`);
+      const lots = (body as { units: InventoryLot[] }).units;
+      const scratch = new SiteIndex();
+      scratch.upsert(id, sites.get(id)!);
+      scratch.setInventory(id, lots);
+      await writer.write((store) => store.upsertInventory(id, lots.map((l) => ({ ...l }))), () => sites.setInventory(id, lots)).acknowledged;
+      return { status: 200, body: { id, lots: sites.lots(id) } };
+    },
+  });
+  add('put', '/v1/donors/:id', {
+    roles: ['admin'],
+    body: 'donor',
+    run: async ({ params, body }) => {
+      const id = entityId(params[0]);
+      const profile = donorProfile(body as DonorBody);
+      new DonorIndex().upsert(id, profile);
+      await writer.write((store) => store.upsertDonors([{ id, ...profile }]), () => donors.upsert(id, profile)).acknowledged;
+      return { status: 200, body: donors.get(id) };
+    },
+  });
+  add('put', '/v1/geofences/:id', {
+    roles: ['admin'],
+    body: 'geofence',
+    run: async ({ params, body }) => {
+      const id = entityId(params[0]);
+      const fence = body as FenceInput;
+      new GeofenceIndex().put(id, fence);
+      await writer.write((store) => store.putGeofence({ id, kind: fence.kind, geometry: fence.geometry as never }), () => fences.put(id, fence)).acknowledged;
+      return { status: 200, body: { id, kind: fence.kind } };
+    },
+  });
+}
+
+/** An admin-chosen id from the path, or 400. */
+export function entityId(raw: string): string {
+  if (!ID_PATTERN.test(raw)) throw new ApiError(400, 'E_VALIDATION', 'ids are 1..64 characters of A-Z a-z 0-9 . _ : -');
+  return raw;
+}
+
+/** A courier's profile, status and last position. */
+export function courierView(couriers: CourierIndex, id: string): Record<string, unknown> {
+  const c = couriers.get(id);
+  if (c === undefined) throw new ApiError(404, 'E_UNKNOWN_COURIER', `courier '${id}' is not registered`);
+  const positioned = !Number.isNaN(c.lat);
+  return { id, vehicle: c.vehicle, capabilities: c.capabilities, capacity: c.capacity, status: c.status, ...(positioned ? { lat: c.lat, lng: c.lng, ts: c.ts } : {}) };
+}
+
+function donorProfile(b: DonorBody): DonorProfile {
+  const lastDonation: Partial<Record<BloodProduct, number>> = { ...(b.lastDonation ?? {}) };
+  if (b.lastDonationAt !== undefined) lastDonation.whole_blood = b.lastDonationAt;
+  return { bloodType: b.bloodType, lat: b.lat, lng: b.lng, available: b.available, lastDonation };
+}

@@ -1,0 +1,111 @@
+/**
+ * Positions in: the one path every ping takes, whichever of the four ways it arrives.
+ *
+ *   POST /v1/couriers/{id}/location ─┐ (body checked by its schema: speed, heading, accuracy)
+ *   POST /v1/locations (batch) ──────┤
+ *   WS { t:'loc' } ──────────────────┼─► PositionIngest.one / batch
+ *   WS { t:'locs' } (gateway) ───────┘        │ per ping: id, coordinates, ts ≤ now + 60 s (E_FUTURE_TIMESTAMP)
+ *                                             ▼
+ *                       CourierIndex.move ── older than the last accepted one ─► E_STALE (nothing changes)
+ *                             │ moved
+ *                             ├─► write-behind (positions + sampled history, at most POSITION_FLUSH_MS lost in a crash)
+ *                             ├─► metrics (accepted / rejected by code)
+ *                             └─► fan-out: watch sessions see the courier; fence crossings routed once per call
+ *
+ * A bad ping from one driver never touches another's state: each ping is checked and applied on its own, and
+ * a batch answers `{ accepted, rejected: [{ index, code }] }` with the good ones applied.
+ */
+import type { CourierIndex } from '../engine/courier-index.js';
+import { ApiError, toErrorReply } from './api-error.js';
+import type { ApiMetrics } from './metrics.js';
+import { ID_PATTERN } from './schemas.js';
+
+/** PRODUCT §4: a ping more than this far ahead of the server clock is refused (a phone clock a minute off is normal; an hour is not). */
+export const MAX_FUTURE_MS = 60_000;
+
+/** Where accepted positions go besides the index. */
+export interface PositionSinks {
+  /** The write-behind buffer (store/write-behind.ts). */
+  record(id: string, lat: number, lng: number, ts: number): void;
+}
+
+/** Who hears about a moved courier. */
+export interface MoveFanOut {
+  courierChanged(id: string): void;
+  drainFences(): void;
+}
+
+/** What ingest works on; each part owned by the caller. */
+export interface IngestDeps {
+  couriers: CourierIndex;
+  positions: PositionSinks;
+  fanOut: MoveFanOut;
+  metrics: ApiMetrics;
+  clock: () => number;
+}
+
+/** One rejected item of a batch. */
+export interface RejectedPing {
+  index: number;
+  code: string;
+}
+
+/** Applies pings to the courier index and everything that follows a move. */
+export class PositionIngest {
+  constructor(private readonly deps: IngestDeps) {}
+
+  /** One ping; throws ApiError / EngineError with the code (E_STALE 409, E_FUTURE_TIMESTAMP 400, E_UNKNOWN_COURIER 404 …). */
+  one(id: string, lat: number, lng: number, ts: number): void {
+    try {
+      this.apply(id, lat, lng, ts, this.deps.clock());
+    } catch (err) {
+      this.deps.metrics.pingsRejected.inc();
+      throw err;
+    }
+    this.deps.metrics.pingsAccepted.inc();
+    this.deps.fanOut.drainFences();
+  }
+
+  /**
+   * Many pings as `[id, lat, lng, ts]` tuples (anything else in an item is rejected by index); every good
+   * one is applied. `skip` holds indices already rejected by the caller (with their codes), reported in order.
+   */
+  batch(items: readonly unknown[], skip: readonly RejectedPing[] = []): { accepted: number; rejected: RejectedPing[] } {
+    const now = this.deps.clock();
+    const rejected: RejectedPing[] = [];
+    const skipped = new Map(skip.map((r) => [r.index, r.code]));
+    let accepted = 0;
+    for (let i = 0; i < items.length; i++) {
+      const early = skipped.get(i);
+      if (early !== undefined) {
+        rejected.push({ index: i, code: early });
+        continue;
+      }
+      const item = items[i];
+      try {
+        if (!Array.isArray(item) || item.length !== 4) throw new ApiError(400, 'E_VALIDATION', 'an item is [id, lat, lng, ts]');
+        this.apply(item[0], item[1], item[2], item[3], now);
+        accepted++;
+      } catch (err) {
+        rejected.push({ index: i, code: toErrorReply(err).code });
+      }
+    }
+    this.deps.metrics.pingsAccepted.inc(accepted);
+    if (rejected.length > 0) this.deps.metrics.pingsRejected.inc(rejected.length);
+    this.deps.fanOut.drainFences();
+    return { accepted, rejected };
+  }
+
+  private apply(id: unknown, lat: unknown, lng: unknown, ts: unknown, now: number): void {
+    if (typeof id !== 'string' || !ID_PATTERN.test(id)) throw new ApiError(400, 'E_VALIDATION', 'a courier id is 1..64 characters of A-Z a-z 0-9 . _ : -');
+    if (typeof lat !== 'number' || typeof lng !== 'number') throw new ApiError(400, 'E_VALIDATION', 'lat and lng are numbers');
+    if (typeof ts !== 'number' || !Number.isFinite(ts) || ts < 0) throw new ApiError(400, 'E_BAD_TIMESTAMP', 'ts is milliseconds since the epoch');
+    if (ts > now + MAX_FUTURE_MS) {
+      throw new ApiError(400, 'E_FUTURE_TIMESTAMP', `ts is ${Math.round((ts - now) / 1000)} s ahead of the server clock (at most ${MAX_FUTURE_MS / 1000} s): send milliseconds since the epoch from a synchronised clock`);
+    }
+    const outcome = this.deps.couriers.move(id, lat, lng, ts);
+    if (outcome === 'stale') throw new ApiError(409, 'E_STALE', 'this ping is older than the last one accepted for this courier; it was ignored');
+    this.deps.positions.record(id, lat, lng, ts);
+    this.deps.fanOut.courierChanged(id);
+  }
+}

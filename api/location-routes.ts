@@ -1,0 +1,87 @@
+/**
+ * Where couriers are: pings in over HTTP (one, or a fleet gateway's batch) through the one ingest path, and
+ * `GET /v1/nearby` out — donors only to dispatchers and admins (their positions and blood types are health data).
+ */
+import type { CourierIndex } from '../engine/courier-index.js';
+import type { DonorIndex } from '../engine/donor-index.js';
+import type { SiteIndex } from '../engine/site-index.js';
+import type { DispatchPolicy } from '../dispatch/dispatch-request.js';
+import { ApiError } from './api-error.js';
+import { requireSelf } from './auth.js';
+import type { AddRoute } from './http-routes.js';
+import type { PositionIngest } from './ingest.js';
+import { entityId } from './entity-routes.js';
+import { type LocationBatchBody, type LocationBody, checkLocationBatch, validate } from './schemas.js';
+
+/** What the location routes read and write; each part owned by the caller. */
+export interface LocationDeps {
+  couriers: CourierIndex;
+  sites: SiteIndex;
+  donors: DonorIndex;
+  ingest: PositionIngest;
+  policy: Readonly<DispatchPolicy>;
+}
+
+/** Registers ping ingest and nearby queries on `add`. */
+export function registerLocationRoutes(add: AddRoute, deps: LocationDeps): void {
+  add('post', '/v1/couriers/:id/location', {
+    roles: ['driver', 'admin'],
+    body: 'location',
+    bucket: 'ingest',
+    run: ({ params, body, principal }) => {
+      const id = entityId(params[0]);
+      requireSelf(principal, id, 'admin');
+      const ping = body as LocationBody;
+      deps.ingest.one(id, ping.lat, ping.lng, ping.ts);
+      return { status: 204 };
+    },
+  });
+  add('post', '/v1/locations', {
+    roles: ['admin'],
+    body: 'locationBatch',
+    bodyLimit: 'bulk',
+    bucket: 'gateway',
+    run: ({ body }) => {
+      const list = Array.isArray(body) ? body : (body as { items: unknown[] }).items;
+      const checked = checkLocationBatch(body as LocationBatchBody);
+      const tuples: unknown[] = new Array(list.length);
+      checked.items.forEach((p, i) => {
+        tuples[checked.indices[i]] = [p.id, p.lat, p.lng, p.ts];
+      });
+      return { status: 200, body: deps.ingest.batch(tuples, checked.rejected) };
+    },
+  });
+  add('get', '/v1/nearby', {
+    roles: ['driver', 'dispatcher', 'requester', 'admin'],
+    run: ({ query, now, principal }) => ({ status: 200, body: nearby(deps, query, now, principal.role) }),
+  });
+}
+
+function nearby(deps: LocationDeps, q: URLSearchParams, now: number, role: string): { results: Record<string, unknown>[] } {
+  const raw: Record<string, unknown> = {};
+  for (const [key, value] of q) {
+    if (key === 'access_token') continue;
+    raw[key] = value;
+  }
+  const p = validate('nearbyQuery', raw);
+  const k = p.k ?? 10;
+  if (p.kind === 'courier') {
+    const hits = deps.couriers.nearby(p.lat, p.lng, { k, radius: p.radius, capability: p.capability, ...(p.status ? { status: p.status } : {}) });
+    return {
+      results: hits.map((h) => ({
+        id: h.id, kind: 'courier', lat: h.lat, lng: h.lng, distance: Math.round(h.distance), status: h.status, vehicle: h.vehicle,
+        eta: Math.round((h.distance * deps.policy.circuity) / deps.policy.vehicleSpeed[h.vehicle]),
+      })),
+    };
+  }
+  if (p.kind === 'donor') {
+    if (role !== 'dispatcher' && role !== 'admin') throw new ApiError(403, 'E_FORBIDDEN', 'donor positions and blood types are health data: dispatchers and admins only');
+    const hits = deps.donors.nearby(p.lat, p.lng, { k, radius: p.radius, asOf: now, ...(p.bloodType ? { recipient: p.bloodType, product: p.product ?? 'whole_blood' } : {}) });
+    return { results: hits.map((h) => ({ id: h.id, kind: 'donor', lat: h.lat, lng: h.lng, distance: Math.round(h.distance), bloodType: h.bloodType })) };
+  }
+  const stock = p.product !== undefined && p.bloodType !== undefined ? { product: p.product, recipient: p.bloodType, units: p.units ?? 1, asOf: now } : undefined;
+  const hits = deps.sites.nearby(p.lat, p.lng, { k, radius: p.radius, ...(p.siteKind ? { kind: p.siteKind } : {}), ...(stock ? { stock } : {}) });
+  return {
+    results: hits.map((h) => ({ id: h.id, kind: 'site', siteKind: h.kind, name: h.name, lat: h.lat, lng: h.lng, distance: Math.round(h.distance), ...(h.units !== undefined ? { units: h.units } : {}) })),
+  };
+}

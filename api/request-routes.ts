@@ -1,0 +1,59 @@
+/**
+ * Requests and offers over HTTP: create (with Idempotency-Key), read, cancel, progress, accept, decline —
+ * every write acknowledged only once the store holds it.
+ */
+import { ApiError } from './api-error.js';
+import type { AddRoute } from './http-routes.js';
+import { type IdempotencyKeys, bodyHash, checkKey } from './idempotency.js';
+import { principalKey } from './request-book.js';
+import { type RequestDeps, cancelRequest, createRequest, readRequest } from './request-handlers.js';
+import { liveRequestView } from './request-views.js';
+import type { RequestCreateBody } from './schemas.js';
+
+/** Registers the request and offer routes on `add`. */
+export function registerRequestRoutes(add: AddRoute, deps: RequestDeps & { idempotency: IdempotencyKeys }): void {
+  const { pump, book } = deps;
+
+  add('post', '/v1/requests', {
+    roles: ['requester', 'dispatcher'],
+    body: 'requestCreate',
+    run: async ({ body, principal, idempotencyKey, now }) => {
+      const b = body as RequestCreateBody;
+      if (idempotencyKey === undefined) return createRequest(deps, b, principal, now);
+      const key = checkKey(idempotencyKey);
+      const hash = bodyHash(b);
+      const owner = principalKey(principal.role, principal.sub);
+      const reply = await deps.idempotency.run(owner, key, hash, () => createRequest(deps, b, principal, now, { key, bodyHash: hash }));
+      if (reply.headers === undefined) deps.idempotency.remember({ principal: owner, key, bodyHash: hash, status: reply.status, reply: reply.body, requestId: String(reply.body.id), createdAt: now });
+      return reply;
+    },
+  });
+  add('get', '/v1/requests/:id', {
+    roles: ['requester', 'dispatcher', 'admin'],
+    run: async ({ params, principal }) => ({ status: 200, body: await readRequest(deps, params[0], principal) }),
+  });
+  add('post', '/v1/requests/:id/cancel', {
+    roles: ['requester', 'dispatcher', 'admin'],
+    run: async ({ params, principal }) => ({ status: 200, body: await cancelRequest(deps, params[0], principal) }),
+  });
+  add('post', '/v1/requests/:id/progress', {
+    roles: ['driver'],
+    body: 'progress',
+    run: async ({ params, body, principal }) => {
+      const r = book.get(params[0]);
+      if (r === undefined) throw new ApiError(404, 'E_UNKNOWN_REQUEST', 'no such request');
+      await pump.progress(r.id, principal.sub, (body as { status: 'picked_up' | 'delivered' }).status).acknowledged;
+      return { status: 200, body: liveRequestView(deps, r, pump.summary(r.id), principal.role) };
+    },
+  });
+  for (const verb of ['accept', 'decline'] as const) {
+    add('post', `/v1/offers/:id/${verb}`, {
+      roles: ['driver'],
+      run: async ({ params, principal }) => {
+        const offerId = params[0];
+        await (verb === 'accept' ? pump.accept(offerId, principal.sub) : pump.decline(offerId, principal.sub)).acknowledged;
+        return { status: 200, body: { offerId, status: verb === 'accept' ? 'accepted' : 'declined' } };
+      },
+    });
+  }
+}

@@ -138,11 +138,26 @@ describe.each(TEST_STORES)('HTTP API end to end on %s', (store) => {
 
   it('takes a fleet batch and reports bad items by index', async () => {
     await put('/v1/couriers/f1', { vehicle: 'bike', capacity: 1 })();
+    const now = Date.now();
     await run([
-      [post('/v1/locations', [{ id: 'f1', lat: 51.5, lng: -0.1, ts: Date.now() }, { id: 'f1', lat: 99, lng: 0, ts: 1 }, { id: 'ghost', lat: 51.5, lng: -0.1, ts: 1 }], admin), {
-        status: 200, body: (b) => expect(b).toEqual({ accepted: 1, rejected: [{ index: 1, code: 'E_VALIDATION' }, { index: 2, code: 'E_UNKNOWN_COURIER' }] }),
+      [post('/v1/locations', [{ id: 'f1', lat: 51.5, lng: -0.1, ts: now }, { id: 'f1', lat: 99, lng: 0, ts: 1 }, { id: 'ghost', lat: 51.5, lng: -0.1, ts: 1 }, { id: 'f1', lat: 51.5, lng: -0.1, ts: now - 1 }, { id: 'f1', lat: 51.5, lng: -0.1, ts: now + 3_600_000 }], admin), {
+        status: 200, body: (b) => expect(b).toEqual({ accepted: 1, rejected: [{ index: 1, code: 'E_VALIDATION' }, { index: 2, code: 'E_UNKNOWN_COURIER' }, { index: 3, code: 'E_STALE' }, { index: 4, code: 'E_FUTURE_TIMESTAMP' }] }),
       }],
     ]);
+  });
+
+  it('takes 10,000 items in one batch body (past the 64 KiB limit of other bodies), and answers a larger body 413 the client reads', async () => {
+    await put('/v1/couriers/f2', { vehicle: 'van', capacity: 9 })();
+    const t0 = Date.now() - 20_000;
+    const items = Array.from({ length: 10_000 }, (_, i) => ({ id: 'f2', lat: 51.5 + i * 1e-6, lng: -0.1, ts: t0 + i, speed: 5, heading: 90, accuracy: 8 }));
+    const big = await call(t.base, 'POST', '/v1/locations', { token: admin, body: items });
+    expect(big.status).toBe(200);
+    expect(big.body).toEqual({ accepted: 10_000, rejected: [] });
+    const tooBig = await call(t.base, 'POST', '/v1/locations', { token: admin, raw: JSON.stringify(items.map((x) => ({ ...x, pad: 'p'.repeat(400) }))), headers: { 'content-type': 'application/json' } });
+    expect(tooBig.status).toBe(413);
+    expect(tooBig.body.error.code).toBe('E_BODY_TOO_LARGE');
+    const small = await call(t.base, 'POST', '/v1/couriers/f2/location', { token: admin, raw: JSON.stringify({ lat: 1, lng: 1, ts: 1, pad: 'p'.repeat(70_000) }), headers: { 'content-type': 'application/json' } });
+    expect(small.status).toBe(413);
   });
 });
 

@@ -13,6 +13,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStore } from '../store/store.js';
 import { startTcpProxy } from '../store/tcp-proxy.js';
+import { testDatabaseUrl } from '../store/test-database.js';
 import { Authenticator, type Role } from './auth.js';
 import { type ServerProcess, startServerProcess } from './server-process.js';
 import { type HttpReply, StreamClient, call, eventually } from './test-server.js';
@@ -247,11 +248,9 @@ describe('the failures of issue 9, replayed against `node dist/api/main.js` on i
   });
 });
 
-const databaseUrl = process.env.TEST_DATABASE_URL;
-
 describe('5: a write the store refuses changes nothing in memory (PostgreSQL through a cut connection)', () => {
   it('answers 503 while the connection is cut, keeps the driver on shift, and takes the same write once the store is back', async () => {
-    if (databaseUrl === undefined) throw new Error('this test needs PostgreSQL with PostGIS: set TEST_DATABASE_URL (npm test sets it when 127.0.0.1:5432 answers)');
+    const databaseUrl = testDatabaseUrl();
     const url = new URL(databaseUrl);
     const schema = `gd_integrity_${process.pid}`;
     const admin = new pg.Client({ connectionString: databaseUrl });

@@ -19,7 +19,11 @@ export function buildOpenApi(): object {
   return {
     openapi: '3.1.0',
     jsonSchemaDialect: 'https://json-schema.org/draft/2020-12/schema',
-    info: { title: 'GeoDispatch API', version: '1', description: 'Real-time geo-dispatch: couriers, donors, sites, requests and offers. Bodies are JSON or MessagePack (application/msgpack); replies follow Accept.' },
+    info: { title: 'GeoDispatch API', version: '1', description:
+        'Real-time geo-dispatch: couriers, donors, sites, requests and offers. Bodies are JSON or MessagePack (application/msgpack); replies follow Accept. ' +
+        'Every 2xx to a write means it is stored. 503 E_STORE_UNAVAILABLE: nothing was stored or changed, retry later; 409 E_STORE_REFUSED: the store refused this change, nothing changed; ' +
+        '504 E_COMMIT_UNCERTAIN: the store did not confirm in time, the change is kept and will be stored — read it back before retrying. ' +
+        'Positions are written behind: a crash may lose the last POSITION_FLUSH_MS of pings. Request ids are made by the server; put your own in `reference`.' },
     security: [{ bearer: [] }, { apiKey: [] }],
     paths: {
       '/v1/couriers/{id}': { put: op('Upsert a courier profile (admin, dispatcher)', { body: 'courierProfile', id: true, ok: 200 }) },
@@ -91,5 +95,5 @@ function open(summary: string, type: string): Json {
 
 function errorResponses(): Json {
   const e = { $ref: '#/components/responses/Error' };
-  return { '400': e, '401': e, '403': e, '404': e, '413': e, '429': e, '500': e };
+  return { '400': e, '401': e, '403': e, '404': e, '409': e, '413': e, '422': e, '429': e, '500': e, '503': e, '504': e };
 }

@@ -121,6 +121,8 @@ describe.each(TEST_STORES)('stream end to end on %s', (store) => {
       [() => driver.send({ t: 'teleport' }), 'E_UNKNOWN_FRAME'],
       [() => driver.send({ t: 'watch', bbox: BBOX }), 'E_FORBIDDEN'],
       [() => driver.send({ t: 'accept', offerId: 'no-such-offer' }), 'E_UNKNOWN_OFFER'],
+      [() => driver.send({ t: 'loc', lat: 51.48, lng: -0.1, ts: 1 }), 'E_STALE'],
+      [() => driver.send({ t: 'loc', lat: 51.48, lng: -0.1, ts: Date.now() + 3_600_000 }), 'E_FUTURE_TIMESTAMP'],
     ];
     for (const [i, [send, code]] of steps.entries()) {
       send();

@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { PgStore } from './pg-store.js';
 import type { Store } from './store.js';
 import { startTcpProxy, type CutMode, type TcpProxy } from './tcp-proxy.js';
+import { testDatabaseUrl } from './test-database.js';
 import { PositionWriteBehind, type PositionStore } from './write-behind.js';
 
 type PosBatch = Parameters<PositionStore['writePositions']>[0];
@@ -81,18 +82,17 @@ describe('PositionWriteBehind through an outage of a fake store, on real timers'
   });
 });
 
-const url = process.env.TEST_DATABASE_URL;
-
-describe.runIf(url)('PositionWriteBehind through a cut connection to the real PostgreSQL', () => {
+describe('PositionWriteBehind through a cut connection to the real PostgreSQL', () => {
   it.each<CutMode>(['reset', 'blackhole'])('%s: ingest goes on from memory, healthy=false, then writes resume in order and every courier ends at its latest position', async (mode) => {
-    const proxy = await startTcpProxy({ host: new URL(url!).hostname, port: Number(new URL(url!).port || 5432) });
+    const url = testDatabaseUrl();
+    const proxy = await startTcpProxy({ host: new URL(url).hostname, port: Number(new URL(url).port || 5432) });
     cleanups.push(() => proxy.close());
-    const viaProxy = new URL(url!);
+    const viaProxy = new URL(url);
     viaProxy.hostname = proxy.host;
     viaProxy.port = String(proxy.port);
     const schema = `outage_${mode}_${process.pid}_${Date.now().toString(36)}`;
     const store = new PgStore({ databaseUrl: viaProxy.toString(), schema, connectTimeoutMs: 500 });
-    cleanups.push(() => dropSchema(url!, schema), () => store.close());
+    cleanups.push(() => dropSchema(url, schema), () => store.close());
     await store.migrate();
 
     const n = 2_000;

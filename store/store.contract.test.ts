@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { distanceMeters } from '../engine/geodesy.js';
 import { seededRandom } from '../fixtures/prng.js';
 import { SCHEMA_VERSION } from './migrations.js';
+import { testDatabaseUrl } from './test-database.js';
 import { PgStore } from './pg-store.js';
 import { PGliteStore } from './pglite-store.js';
 import type { SqlStore } from './sql-store.js';
@@ -526,9 +527,10 @@ describe('the pg store', () => {
     await expect(openStore({ databaseUrl: 'postgres://postgres@127.0.0.1:1/nowhere', dataDir: 'unused' })).rejects.toThrow();
   });
 
-  it.skipIf(!databaseUrl)('a COMMIT whose connection dies rejects with CommitOutcomeUnknown, and one the server refuses keeps its own error', async () => {
+  it('a COMMIT whose connection dies rejects with CommitOutcomeUnknown, and one the server refuses keeps its own error', async () => {
+    const databaseUrl = testDatabaseUrl();
     const schema = `gd_commit_${process.pid}_${Math.random().toString(36).slice(2, 10)}`;
-    const store = new PgStore({ databaseUrl: databaseUrl!, schema });
+    const store = new PgStore({ databaseUrl, schema });
     const admin = new pg.Client({ connectionString: databaseUrl });
     await admin.connect();
     try {

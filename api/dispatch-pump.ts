@@ -181,7 +181,13 @@ export class DispatchPump {
       throw new ApiError(422, codeOf(res.reason), `request cannot be served: ${res.reason}${res.shortfall ? ` (short by ${res.shortfall} units)` : ''}`);
     }
     for (const leg of res.legs) this.submittedAt.set(leg, now);
-    const v = view(res);
+    let v: SubmitView;
+    try {
+      v = view(res);
+    } catch (err) {
+      this.deps.loop.drainTransition().rollback(); // never described, never stored: taken back at once
+      throw err;
+    }
     const submission = request.kind === 'rescue' ? { ...request, dropoff: v.dropoff } : request;
     this.deps.journal.describe({ ...v, id: request.id, requesterId: request.requesterId, submission, legs: res.legs });
     const commit = this.publish();

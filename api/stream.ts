@@ -432,7 +432,9 @@ export class StreamHub implements EventSink {
   private track(s: Socket, st: SocketState, requestId: string): void {
     const booked = this.deps.book.get(requestId);
     // another requester's request is indistinguishable from a missing one: ids must not be probeable
-    if (booked === undefined || (st.principal.role === 'requester' && booked.owner !== st.principal.sub)) throw new ApiError(404, 'E_UNKNOWN_REQUEST', 'no such request');
+    if (booked === undefined || (st.principal.role === 'requester' && (booked.owner !== st.principal.sub || booked.ownerRole !== 'requester'))) {
+      throw new ApiError(404, 'E_UNKNOWN_REQUEST', 'no such request');
+    }
     if (!st.tracks.has(requestId) && st.tracks.size >= MAX_TRACKS) throw new ApiError(400, 'E_TOO_MANY_TRACKS', `at most ${MAX_TRACKS} tracked requests per socket`);
     st.tracks.set(requestId, NaN);
     let subs = this.trackers.get(requestId);

@@ -143,7 +143,7 @@ export class DispatchJournal implements RequestRegistry {
     if (!this.healthy) {
       // the store is down (or an unknown outcome is being retried): this change cannot be stored now; it is
       // the newest one in memory, so taking it back alone is exact
-      entry.rollback();
+      this.takeBack(entry);
       entry.fail(new CommitFailure('unavailable', 'the store is unavailable; nothing was stored'));
       return entry.commit;
     }
@@ -187,7 +187,7 @@ export class DispatchJournal implements RequestRegistry {
   private dropRefused(err: unknown): void {
     const head = this.queue[0];
     const doomed = head.applied ? this.queue.filter((e) => e.applied) : [head];
-    for (let i = doomed.length - 1; i >= 0; i--) doomed[i].rollback();
+    for (let i = doomed.length - 1; i >= 0; i--) this.takeBack(doomed[i]);
     for (const e of doomed) {
       e.fail(e === head
         ? new CommitFailure('refused', 'the store refused this change; nothing was stored', { cause: err })
@@ -201,7 +201,7 @@ export class DispatchJournal implements RequestRegistry {
   private dropAll(err: unknown): void {
     this.setHealthy(false, err);
     const all = this.queue.splice(0);
-    for (let i = all.length - 1; i >= 0; i--) all[i].rollback();
+    for (let i = all.length - 1; i >= 0; i--) this.takeBack(all[i]);
     for (const e of all) e.fail(new CommitFailure('unavailable', 'the store is unavailable; nothing was stored', { cause: err }));
   }
 
@@ -239,6 +239,17 @@ export class DispatchJournal implements RequestRegistry {
     if (healthy === this.healthy) return;
     this.healthy = healthy;
     this.options.onHealthChange?.(healthy, cause);
+  }
+
+  /** Rolls an entry's change out of memory and forgets the requests it would have created. */
+  private takeBack(entry: Entry): void {
+    entry.rollback();
+    for (const r of entry.transition?.requests ?? []) {
+      const parent = this.requests.get(r.id);
+      if (parent === undefined) continue;
+      this.requests.delete(r.id);
+      for (const leg of parent.legs) this.parentOfLeg.delete(leg);
+    }
   }
 
   /** Registrations of finished requests are dropped so memory follows the open requests only. */

@@ -9,6 +9,8 @@ import { DEFAULT_POLICY } from '../dispatch/dispatch-request.js';
 import { CourierIndex } from '../engine/courier-index.js';
 import { DonorIndex } from '../engine/donor-index.js';
 import { SiteIndex } from '../engine/site-index.js';
+import { latLngToCell } from 'h3-js';
+import { CellSpeeds } from '../engine/cell-speeds.js';
 import { DispatchJournal } from './dispatch-journal.js';
 import { recover } from './recovery.js';
 import { type Store, openStore } from './store.js';
@@ -109,5 +111,17 @@ describe('recover', () => {
     expect(after.inventory.get('bank')).toMatchObject([{ count: 10, reserved: 0 }]);
     expect(after.reservations).toEqual([]);
     expect(after.requests.map((r) => r.id).sort()).toEqual(['d1', 'd2']);
+  }, 60_000);
+});
+
+describe('recover, learned speeds', () => {
+  it('restores the cell speeds the server saved, so ETAs after a restart use what was learned before it', async () => {
+    const learned = new CellSpeeds();
+    const cell = latLngToCell(51.5, -0.1, 7);
+    for (let i = 0; i < 5; i++) expect(learned.observe(cell, 120, 10_000)).toBe(true); // 12 m/s
+    await store.saveCellSpeeds(learned.toJSON().cells.map(([c, mps, samples]) => ({ cell: c, mps, samples })));
+    const rebuilt = recover(await store.loadState(), { now: T0, createLoop: (e) => new DispatchLoop({ ...e, policy }) });
+    expect(rebuilt.engine.speeds.speedOf(cell)).toEqual(learned.speedOf(cell));
+    expect(rebuilt.engine.speeds.speedOf(cell)?.samples).toBe(5);
   }, 60_000);
 });

@@ -8,7 +8,7 @@ import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pack, unpack } from 'msgpackr';
-import pg from 'pg';
+import { dropTestSchema, testSchemaName } from '../store/test-database.js';
 import WebSocket from 'ws';
 import { Authenticator, type Role } from './auth.js';
 import { type ApiConfig, loadConfig } from './config.js';
@@ -39,7 +39,7 @@ export interface TestServer {
 
 /** Starts an instance with test-sized limits on a throwaway store; `env` overrides configuration. */
 export async function startTestServer(env: Record<string, string> = {}, store: TestStore = 'pglite'): Promise<TestServer> {
-  const schema = store === 'pg' ? `gd_e2e_${process.pid}_${Math.random().toString(36).slice(2, 10)}` : undefined;
+  const schema = store === 'pg' ? testSchemaName('gd_e2e') : undefined;
   const databaseUrl = process.env.TEST_DATABASE_URL;
   if (store === 'pg' && !databaseUrl) throw new Error('a pg test server needs TEST_DATABASE_URL (postgres://…)');
   const dataDir = store === 'pglite' ? freshDataDir() : undefined;
@@ -59,7 +59,7 @@ export async function startTestServer(env: Record<string, string> = {}, store: T
     token: (role, sub, ttl = 3600, now = Date.now()) => auth.signToken({ sub, role }, ttl, now),
     close: () => (closed ??= (async () => {
       await instance.stop();
-      if (schema !== undefined) await dropSchema(databaseUrl!, schema);
+      if (schema !== undefined) await dropTestSchema(databaseUrl!, schema);
       if (dataDir !== undefined) rmSync(dataDir, { recursive: true, force: true });
     })()),
   };
@@ -71,16 +71,6 @@ function freshDataDir(): string {
   const template = process.env.TEST_PGLITE_TEMPLATE;
   if (template !== undefined) cpSync(template, dir, { recursive: true });
   return dir;
-}
-
-async function dropSchema(url: string, schema: string): Promise<void> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-  } finally {
-    await client.end();
-  }
 }
 
 /** A decoded HTTP reply. */

@@ -1,10 +1,9 @@
 import net from 'node:net';
-import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PgStore } from './pg-store.js';
 import type { Store } from './store.js';
 import { startTcpProxy, type CutMode, type TcpProxy } from './tcp-proxy.js';
-import { testDatabaseUrl } from './test-database.js';
+import { dropTestSchema, testDatabaseUrl } from './test-database.js';
 import { PositionWriteBehind, type PositionStore } from './write-behind.js';
 
 type PosBatch = Parameters<PositionStore['writePositions']>[0];
@@ -92,7 +91,7 @@ describe('PositionWriteBehind through a cut connection to the real PostgreSQL', 
     viaProxy.port = String(proxy.port);
     const schema = `outage_${mode}_${process.pid}_${Date.now().toString(36)}`;
     const store = new PgStore({ databaseUrl: viaProxy.toString(), schema, connectTimeoutMs: 500 });
-    cleanups.push(() => dropSchema(url, schema), () => store.close());
+    cleanups.push(() => dropTestSchema(url, schema), () => store.close());
     await store.migrate();
 
     const n = 2_000;
@@ -163,12 +162,6 @@ function spyStore(store: Store): PositionStore & { batches: string[][] } {
     purgeHistory: (t) => store.purgeHistory(t),
     ping: () => store.ping(),
   };
-}
-
-async function dropSchema(databaseUrl: string, schema: string): Promise<void> {
-  const client = new pg.Client({ connectionString: databaseUrl });
-  await client.connect();
-  try { await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`); } finally { await client.end(); }
 }
 
 async function echoServer(): Promise<{ port: number; close: () => Promise<void> }> {

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { distanceMeters } from '../engine/geodesy.js';
 import { seededRandom } from '../fixtures/prng.js';
 import { SCHEMA_VERSION } from './migrations.js';
-import { testDatabaseUrl } from './test-database.js';
+import { dropTestSchema, testDatabaseUrl } from './test-database.js';
 import { PgStore } from './pg-store.js';
 import { PGliteStore } from './pglite-store.js';
 import type { SqlStore } from './sql-store.js';
@@ -53,15 +53,7 @@ if (databaseUrl) {
   implementations.push({
     name: 'pg',
     open: async () => (await openStore({ databaseUrl, dataDir: 'unused', schema })) as PgStore,
-    cleanup: async () => {
-      const client = new pg.Client({ connectionString: databaseUrl });
-      await client.connect();
-      try {
-        await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-      } finally {
-        await client.end();
-      }
-    },
+    cleanup: () => dropTestSchema(databaseUrl, schema),
   });
 }
 

@@ -1,4 +1,4 @@
-import pg from 'pg';
+import { dropTestSchema } from './test-database.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStore, type Store } from './store.js';
 import { PositionWriteBehind, type PositionStore, type WriteBehindOptions } from './write-behind.js';
@@ -294,7 +294,7 @@ if (process.env.TEST_DATABASE_URL) {
     open: async () => {
       const schema = `wb_${process.pid}_${Date.now().toString(36)}`;
       const store = await openStore({ databaseUrl: url, dataDir: '', schema });
-      return { store, drop: () => dropSchema(url, schema) };
+      return { store, drop: () => dropTestSchema(url, schema) };
     },
   });
 }
@@ -335,8 +335,3 @@ describe.each(stores)('PositionWriteBehind over the real store ($name)', ({ open
   }, 120_000);
 });
 
-async function dropSchema(url: string, schema: string): Promise<void> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try { await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`); } finally { await client.end(); }
-}

@@ -83,8 +83,40 @@ describe.each(TEST_STORES)('HTTP API end to end on %s', (store) => {
       [raw(JSON.stringify({ lat: 51.5, lng: -0.1, ts: 1, pad: 'x'.repeat(20_000) })), { status: 413, code: 'E_BODY_TOO_LARGE' }],
       [get('/v1/nearby?lat=abc&lng=0', admin), { status: 400, code: 'E_VALIDATION' }],
       [put('/v1/sites/s-bad', { kind: 'castle', name: 'x', lat: 1, lng: 1 }), { status: 400, code: 'E_VALIDATION' }],
+      [raw('{"lat": 51.5, "lng": -0.1, "ts": 1.5}'), { status: 400, code: 'E_VALIDATION' }],
+      [raw('{"lat": 51.5, "lng": -0.1, "ts": 5e-324}'), { status: 400, code: 'E_VALIDATION' }],
+      [() => call(t.base, 'POST', '/v1/requests', { token: requester, raw: '{"kind":"rescue","pickup":{"lat":1,"lng":1},"reference":"a\\u0000b"}', headers: { 'content-type': 'application/json' } }), { status: 400, code: 'E_BAD_JSON' }],
+      [put('/v1/sites/s-odd', { kind: 'hospital', name: 'half \ud800 pair', lat: 1, lng: 1 }), { status: 400, code: 'E_BAD_JSON' }],
+      [get('/v1/requests/a%00b', requester), { status: 404, code: 'E_UNKNOWN_REQUEST' }],
+      [get('/v1/requests/..%2F..%2Fetc', requester), { status: 404, code: 'E_UNKNOWN_REQUEST' }],
+      [post('/v1/offers/%00/accept', undefined, t.token('driver', 'bad1')), { status: 404, code: 'E_UNKNOWN_OFFER' }],
       [get('/health'), { status: 200 }], // still serving
     ]);
+  });
+
+  it('refuses a blood request to a site that is not a hospital, and a deadline already past', async () => {
+    await put('/v1/sites/not-a-hospital', { kind: 'restaurant', name: 'Diner', lat: 51.5, lng: -0.12 })();
+    await run([
+      [post('/v1/requests', { kind: 'blood', hospitalSiteId: 'not-a-hospital', product: 'red_cells', bloodType: 'O+', units: 1, urgency: 'urgent' }, requester), { status: 422, code: 'E_NOT_A_HOSPITAL' }],
+      [post('/v1/requests', { kind: 'delivery', pickup: LONDON, dropoff: LONDON, deadline: Date.now() - 1000 }, requester), { status: 422, code: 'E_DEADLINE_PASSED' }],
+    ]);
+  });
+
+  it('charges a body its size from the rate budget: a 64 KiB body costs 16 requests, so parsing cannot eat a principal\'s whole share', async () => {
+    const t2 = await startTestServer({ RATE_PER_SEC: '1', RATE_BURST: '20', BODY_LIMIT_BYTES: '65536' }, store);
+    try {
+      const token = t2.token('admin', 'big-bodies');
+      const big = { kind: 'hospital', name: 'x'.repeat(180), lat: 1, lng: 1 };
+      const raw = JSON.stringify(big).padEnd(60_000, ' ');
+      const send = () => call(t2.base, 'PUT', '/v1/sites/b1', { token, raw, headers: { 'content-type': 'application/json' } });
+      expect((await send()).status).toBe(200); // 15 tokens: 1 for the request, 14 more for 60,000 bytes
+      const second = await send();
+      expect(second.status).toBe(429);
+      expect(second.body.error.code).toBe('E_RATE_LIMITED');
+      expect((await call(t2.base, 'GET', '/v1/nearby?lat=1&lng=1', { token })).status).toBe(200); // small calls still fit
+    } finally {
+      await t2.close();
+    }
   });
 
   it('refuses missing, expired, forged and alg:none tokens with 401, and the wrong role or another driver with 403', async () => {

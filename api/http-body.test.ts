@@ -3,7 +3,7 @@ import uWS from '@trufflesuite/uws-js-unofficial';
 import { Packr } from 'msgpackr';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { ApiError } from './api-error.js';
-import { decodeBody, encodeReply, isAborted, readBody, sendError, sendReply } from './http-body.js';
+import { decodeBody, encodeReply, isAborted, jsonNestsDeeper, readBody, sendError, sendReply } from './http-body.js';
 
 const LIMIT = 1024;
 const packr = new Packr({ useRecords: false });
@@ -49,6 +49,21 @@ describe('decodeBody', () => {
   test('deeply nested bodies are refused without exhausting the stack', () => {
     const deep = '['.repeat(5000) + ']'.repeat(5000);
     expect(codeOf(() => decodeBody(Buffer.from(deep), 'application/json'))).toBe('400 E_BAD_JSON');
+  });
+
+  test('JSON nesting is counted before parsing, and brackets inside strings do not count', () => {
+    expect(jsonNestsDeeper(Buffer.from('['.repeat(33) + ']'.repeat(33)), 32)).toBe(true);
+    expect(jsonNestsDeeper(Buffer.from('['.repeat(32) + ']'.repeat(32)), 32)).toBe(false);
+    expect(jsonNestsDeeper(Buffer.from(`{"s":"${'['.repeat(100)}\\"","t":[1]}`), 2)).toBe(false);
+    expect(jsonNestsDeeper(Buffer.from('[{"a":[{"b":[]}]}]'), 4)).toBe(true);
+  });
+
+  test('strings no database can store are refused: NUL and unpaired surrogates, in values and keys, JSON and MessagePack', () => {
+    for (const body of ['{"name":"a\\u0000b"}', '{"name":"\\ud800"}', '{"name":"x\\udc00"}', '{"a\\u0000":1}', '{"list":["ok","\\udbff"]}']) {
+      expect(codeOf(() => decodeBody(Buffer.from(body), 'application/json')), body).toBe('400 E_BAD_JSON');
+    }
+    expect(decodeBody(Buffer.from('{"name":"\\ud83d\\ude91 ambulance"}'), 'application/json')).toEqual({ name: '\u{1F691} ambulance' });
+    expect(codeOf(() => decodeBody(Buffer.from(packr.pack({ reference: 'a\u0000' })), 'application/msgpack'))).toBe('400 E_BAD_JSON');
   });
 });
 

@@ -111,6 +111,8 @@ export function decodeBody(body: Buffer, contentType: string | undefined): unkno
     return value;
   }
   if (body.length === 0) throw new ApiError(400, 'E_BAD_JSON', 'body is empty; send a JSON object');
+  // a deeply nested body costs a full parse before the walk below could refuse it: count brackets first
+  if (jsonNestsDeeper(body, MAX_BODY_DEPTH)) throw new ApiError(400, 'E_BAD_JSON', `body nests deeper than ${MAX_BODY_DEPTH} levels`);
   let value: unknown;
   try {
     value = JSON.parse(body.toString('utf8'));
@@ -161,11 +163,18 @@ function isMsgpack(mediaType: string | undefined): boolean {
   return /\bapplication\/(?:x-)?msgpack\b/i.test(mediaType);
 }
 
-/** Walks the decoded value without recursion (a hostile body could nest deeply) and refuses forbidden keys. */
+/**
+ * Walks the decoded value without recursion (a hostile body could nest deeply) and refuses forbidden keys and
+ * strings no database can store: a NUL character, or half of a UTF-16 surrogate pair.
+ */
 function assertSafeKeys(root: unknown, forbidden: ReadonlySet<string>): void {
   const stack: { value: unknown; depth: number }[] = [{ value: root, depth: 0 }];
   while (stack.length > 0) {
     const { value, depth } = stack.pop() as { value: unknown; depth: number };
+    if (typeof value === 'string') {
+      assertStorable(value);
+      continue;
+    }
     if (typeof value !== 'object' || value === null) continue;
     if (depth > MAX_BODY_DEPTH) throw new ApiError(400, 'E_BAD_JSON', `body nests deeper than ${MAX_BODY_DEPTH} levels`);
     if (Array.isArray(value)) {
@@ -178,9 +187,34 @@ function assertSafeKeys(root: unknown, forbidden: ReadonlySet<string>): void {
     }
     for (const key of Object.keys(value)) {
       if (forbidden.has(key)) throw new ApiError(400, 'E_BAD_JSON', `key '${key}' is not allowed`);
+      assertStorable(key);
       stack.push({ value: (value as Record<string, unknown>)[key], depth: depth + 1 });
     }
   }
+}
+
+// a NUL, or a high surrogate without its low half, or a low one without its high half (code units, no `u` flag)
+const UNSTORABLE = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+function assertStorable(s: string): void {
+  if (UNSTORABLE.test(s)) throw new ApiError(400, 'E_BAD_JSON', 'strings may not hold NUL characters or unpaired UTF-16 surrogates');
+}
+
+/** True when the JSON text opens more than `max` arrays/objects at once (brackets inside strings do not count). */
+export function jsonNestsDeeper(body: Uint8Array, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < body.length; i++) {
+    const c = body[i];
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: the next byte is escaped
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > max) return true;
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return false;
 }
 
 const STATUS_TEXT: Record<number, string> = {

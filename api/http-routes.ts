@@ -20,6 +20,7 @@ import { type LocationDeps, registerLocationRoutes } from './location-routes.js'
 import type { Logger } from './log.js';
 import type { ApiMetrics } from './metrics.js';
 import type { TokenBuckets } from './rate-limit.js';
+import { principalKey } from './request-book.js';
 import type { RequestDeps } from './request-handlers.js';
 import { registerRequestRoutes } from './request-routes.js';
 import { type ValidatorName, buildOpenApi, validate } from './schemas.js';
@@ -132,10 +133,11 @@ function handle(deps: HttpDeps, pattern: string, spec: RouteSpec, res: HttpRespo
     const apiKey = req.getHeader('x-api-key') || undefined;
     const now = deps.clock();
     const principal: Principal = spec.roles === 'public' ? { sub: '', role: 'admin', via: 'jwt' } : deps.auth.authenticate({ authorization, apiKey }, now);
+    const bucket = deps.limits[spec.bucket ?? 'general'];
+    const bucketKey = principalKey(principal.role, principal.sub);
     if (spec.roles !== 'public') {
       requireRole(principal, ...spec.roles);
-      const bucket = deps.limits[spec.bucket ?? 'general'];
-      const verdict = bucket.take(principal.sub, now);
+      const verdict = bucket.take(bucketKey, now);
       if (!verdict.ok) throw new RateLimited(verdict.retryAfterSec);
     }
     const run = (body: unknown): void => {
@@ -160,7 +162,15 @@ function handle(deps: HttpDeps, pattern: string, spec: RouteSpec, res: HttpRespo
       spec.bodyLimit === 'bulk' ? deps.config.bulkBodyLimitBytes : deps.config.bodyLimitBytes,
       (buf) => {
         try {
-          run(validate(schema, decodeBody(buf, contentType)));
+          // the first token paid for the request: a body pays for its size before it is parsed, a batch for its items
+          const pay = (tokens: number): void => {
+            const verdict = tokens > 0 ? bucket.take(bucketKey, deps.clock(), tokens) : undefined;
+            if (verdict !== undefined && !verdict.ok) throw new RateLimited(verdict.retryAfterSec);
+          };
+          if (spec.bodyLimit !== 'bulk') pay(Math.ceil(buf.length / BODY_TOKEN_BYTES) - 1);
+          const body = decodeBody(buf, contentType);
+          if (spec.bodyLimit === 'bulk') pay(itemsOf(body) - 1);
+          run(validate(schema, body));
         } catch (err) {
           fail(err);
         }
@@ -170,6 +180,15 @@ function handle(deps: HttpDeps, pattern: string, spec: RouteSpec, res: HttpRespo
   } catch (err) {
     fail(err);
   }
+}
+
+/** Bytes of body one rate-limit token pays for: a 64 KiB body costs 16 requests' worth, so a principal cannot spend its whole budget on parsing. */
+export const BODY_TOKEN_BYTES = 4096;
+
+/** Items of a batch body (`[…]` or `{ items: […] }`), at least 1. */
+function itemsOf(body: unknown): number {
+  const list = Array.isArray(body) ? body : (body as { items?: unknown } | null)?.items;
+  return Array.isArray(list) ? Math.max(1, list.length) : 1;
 }
 
 function sendRaw(res: HttpResponse, status: number, text: string, contentType: string): void {

@@ -62,19 +62,20 @@ describe('PositionIngest', () => {
       ['b', 10, 10, NOW - 20],
       'junk',
       ['bad id!', 0.5, 0.5, NOW],
+      ['a', 0.5, 0.5, 5e-324],
       ['b', 10.001, 10, NOW],
     ], [{ index: 5, code: 'E_VALIDATION' }]);
     expect(out).toEqual({
       accepted: 2,
       rejected: [
         { index: 1, code: 'E_UNKNOWN_COURIER' }, { index: 2, code: 'E_BAD_COORDINATE' }, { index: 3, code: 'E_FUTURE_TIMESTAMP' },
-        { index: 4, code: 'E_STALE' }, { index: 5, code: 'E_VALIDATION' }, { index: 6, code: 'E_VALIDATION' },
+        { index: 4, code: 'E_STALE' }, { index: 5, code: 'E_VALIDATION' }, { index: 6, code: 'E_VALIDATION' }, { index: 7, code: 'E_BAD_TIMESTAMP' },
       ],
     });
     expect(w.recorded.map((r) => r[0])).toEqual(['b', 'a', 'b']);
     expect(w.changed).toEqual(['b', 'a', 'b']);
     expect(w.drains()).toBe(2);
     expect(await w.count('geodispatch_pings_accepted_total')).toBe(3);
-    expect(await w.count('geodispatch_pings_rejected_total')).toBe(6);
+    expect(await w.count('geodispatch_pings_rejected_total')).toBe(7);
   });
 });

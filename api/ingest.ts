@@ -99,7 +99,7 @@ export class PositionIngest {
   private apply(id: unknown, lat: unknown, lng: unknown, ts: unknown, now: number): void {
     if (typeof id !== 'string' || !ID_PATTERN.test(id)) throw new ApiError(400, 'E_VALIDATION', 'a courier id is 1..64 characters of A-Z a-z 0-9 . _ : -');
     if (typeof lat !== 'number' || typeof lng !== 'number') throw new ApiError(400, 'E_VALIDATION', 'lat and lng are numbers');
-    if (typeof ts !== 'number' || !Number.isFinite(ts) || ts < 0) throw new ApiError(400, 'E_BAD_TIMESTAMP', 'ts is milliseconds since the epoch');
+    if (typeof ts !== 'number' || !Number.isInteger(ts) || ts < 0) throw new ApiError(400, 'E_BAD_TIMESTAMP', 'ts is whole milliseconds since the epoch');
     if (ts > now + MAX_FUTURE_MS) {
       throw new ApiError(400, 'E_FUTURE_TIMESTAMP', `ts is ${Math.round((ts - now) / 1000)} s ahead of the server clock (at most ${MAX_FUTURE_MS / 1000} s): send milliseconds since the epoch from a synchronised clock`);
     }

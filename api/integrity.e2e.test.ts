@@ -242,6 +242,9 @@ describe('the failures of issue 9, replayed against `node dist/api/main.js` on i
     const still = await get(srv.base, `/v1/requests/${mine.body.id}`, WARD);
     expectStatus(still, 200, "the ward's request read by the ward");
     expect(still.body.status).toBe('cancelled');
+    const cancelAgain = await post(srv.base, `/v1/requests/${mine.body.id}/cancel`, undefined, WARD);
+    expectStatus(cancelAgain, 409, 'cancelling an ended request after the restart');
+    expectStatus(await post(srv.base, `/v1/requests/${mine.body.id}/cancel`, undefined, thief), 404, "cancelling the ward's request as another requester");
     expectStatus(await get(srv.base, `/v1/requests/${mine.body.id}`, thief), 404, "the ward's request read by another requester");
     const replay = await post(srv.base, '/v1/requests', body, WARD, { 'idempotency-key': 'ward-own-1' });
     expect([replay.status, replay.body.id]).toEqual([201, mine.body.id]);

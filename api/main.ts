@@ -16,6 +16,7 @@
  *
  *   npm start                (PORT=8080; dev tokens printed unless JWT_SECRET / JWT_PUBLIC_KEY is set)
  */
+import { randomBytes } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
 import { DispatchLoop } from '../dispatch/dispatch-loop.js';
 import { DEFAULT_POLICY, type DispatchPolicy } from '../dispatch/dispatch-request.js';
@@ -151,7 +152,8 @@ async function startOn(store: Store, config: Readonly<ApiConfig>, logger: Logger
   const recovered = recover(state, {
     now,
     onFenceEvent: fenceFeed.push,
-    createLoop: (e) => new DispatchLoop({ couriers: e.couriers, sites: e.sites, donors: e.donors, speeds: e.speeds, policy, offerTtlMs: config.offerTtlMs }),
+    // offer ids are stored: a random boot id keeps them unique across restarts (the counter starts again at 1)
+    createLoop: (e) => new DispatchLoop({ couriers: e.couriers, sites: e.sites, donors: e.donors, speeds: e.speeds, policy, offerTtlMs: config.offerTtlMs, offerIdPrefix: `o-${randomBytes(5).toString('hex')}-` }),
   });
   const engine: Engine = { ...recovered.engine, fenceFeed };
   const journal = new DispatchJournal(store, recovered.loop, recovered.seqBase, {

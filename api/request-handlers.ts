@@ -46,6 +46,7 @@ export async function createRequest(deps: RequestDeps, b: RequestCreateBody, pri
   if (deps.book.atLimit(principal.role, principal.sub, deps.limits.openPerRequester, isOpen)) {
     throw new ApiError(429, 'E_TOO_MANY_OPEN_REQUESTS', `at most ${deps.limits.openPerRequester} open requests per principal; wait for some to end or cancel them`);
   }
+  if (b.deadline !== undefined && b.deadline <= now) throw new ApiError(422, 'E_DEADLINE_PASSED', 'the deadline is already past');
   const id = newRequestId();
   const submission = submissionOf(deps.sites, b, id, principal, now);
   let booked: BookedRequest | undefined;
@@ -98,6 +99,11 @@ export function ownedRequest(book: RequestBook, id: string, p: Principal): Booke
 
 /** Cancels a request: its owner until pickup, a dispatcher or admin until it ends. */
 export async function cancelRequest(deps: RequestDeps, id: string, p: Principal): Promise<RequestView> {
+  if (deps.book.get(id) === undefined) {
+    // gone from memory: it ended (the store still shows it to its owner) or never was
+    const ended = await readRequest(deps, id, p);
+    throw new ApiError(409, 'E_CONFLICT', `not possible now: the request is ${ended.status}`);
+  }
   const r = ownedRequest(deps.book, id, p);
   const summary = deps.pump.summary(id);
   if (p.role === 'requester' && summary !== undefined && summary.legs.some((l) => l.status === 'picked_up' || l.status === 'delivered')) {
@@ -124,6 +130,10 @@ function submissionOf(sites: SiteIndex, b: RequestCreateBody, id: string, princi
     return { ...base, kind: 'delivery', pickup, dropoff: b.dropoff, ...opt({ readyAt: b.readyAt, coldChain: b.coldChain, load: b.load }) };
   }
   if (b.kind === 'rescue') return { ...base, kind: 'rescue', pickup: b.pickup, ...opt({ dropoff: b.dropoff, readyAt: b.readyAt, pickupBy: b.pickupBy, coldChain: b.coldChain, load: b.load }) };
+  const named = b.hospitalSiteId === undefined ? undefined : sites.get(b.hospitalSiteId);
+  if (named !== undefined && named.kind !== 'hospital') {
+    throw new ApiError(422, 'E_NOT_A_HOSPITAL', `site '${b.hospitalSiteId}' is a ${named.kind}, not a hospital: blood goes to a hospital (or give a dropoff point)`);
+  }
   const hospital = point(sites, b.dropoff, b.hospitalSiteId, 'hospital')!;
   return { ...base, kind: 'blood', dropoff: hospital, blood: { product: b.product, bloodType: b.bloodType, units: b.units } };
 }

@@ -8,7 +8,7 @@ import { type IdempotencyKeys, bodyHash, checkKey } from './idempotency.js';
 import { principalKey } from './request-book.js';
 import { type RequestDeps, cancelRequest, createRequest, readRequest } from './request-handlers.js';
 import { liveRequestView } from './request-views.js';
-import type { RequestCreateBody } from './schemas.js';
+import { ID_PATTERN, type RequestCreateBody } from './schemas.js';
 
 /** Registers the request and offer routes on `add`. */
 export function registerRequestRoutes(add: AddRoute, deps: RequestDeps & { idempotency: IdempotencyKeys }): void {
@@ -21,7 +21,8 @@ export function registerRequestRoutes(add: AddRoute, deps: RequestDeps & { idemp
       const b = body as RequestCreateBody;
       if (idempotencyKey === undefined) return createRequest(deps, b, principal, now);
       const key = checkKey(idempotencyKey);
-      const hash = bodyHash(b);
+      // the defaults are part of what was asked: leaving urgency out and sending 'routine' are the same request
+      const hash = bodyHash({ ...b, urgency: b.urgency ?? 'routine' });
       const owner = principalKey(principal.role, principal.sub);
       const reply = await deps.idempotency.run(owner, key, hash, () => createRequest(deps, b, principal, now, { key, bodyHash: hash }));
       if (reply.headers === undefined) deps.idempotency.remember({ principal: owner, key, bodyHash: hash, status: reply.status, reply: reply.body, requestId: String(reply.body.id), createdAt: now });
@@ -30,17 +31,17 @@ export function registerRequestRoutes(add: AddRoute, deps: RequestDeps & { idemp
   });
   add('get', '/v1/requests/:id', {
     roles: ['requester', 'dispatcher', 'admin'],
-    run: async ({ params, principal }) => ({ status: 200, body: await readRequest(deps, params[0], principal) }),
+    run: async ({ params, principal }) => ({ status: 200, body: await readRequest(deps, requestId(params[0]), principal) }),
   });
   add('post', '/v1/requests/:id/cancel', {
     roles: ['requester', 'dispatcher', 'admin'],
-    run: async ({ params, principal }) => ({ status: 200, body: await cancelRequest(deps, params[0], principal) }),
+    run: async ({ params, principal }) => ({ status: 200, body: await cancelRequest(deps, requestId(params[0]), principal) }),
   });
   add('post', '/v1/requests/:id/progress', {
     roles: ['driver'],
     body: 'progress',
     run: async ({ params, body, principal }) => {
-      const r = book.get(params[0]);
+      const r = book.get(requestId(params[0]));
       if (r === undefined) throw new ApiError(404, 'E_UNKNOWN_REQUEST', 'no such request');
       await pump.progress(r.id, principal.sub, (body as { status: 'picked_up' | 'delivered' }).status).acknowledged;
       return { status: 200, body: liveRequestView(deps, r, pump.summary(r.id), principal.role) };
@@ -51,9 +52,16 @@ export function registerRequestRoutes(add: AddRoute, deps: RequestDeps & { idemp
       roles: ['driver'],
       run: async ({ params, principal }) => {
         const offerId = params[0];
+        if (!ID_PATTERN.test(offerId)) throw new ApiError(404, 'E_UNKNOWN_OFFER', 'no such offer');
         await (verb === 'accept' ? pump.accept(offerId, principal.sub) : pump.decline(offerId, principal.sub)).acknowledged;
         return { status: 200, body: { offerId, status: verb === 'accept' ? 'accepted' : 'declined' } };
       },
     });
   }
+}
+
+/** A request id from the path; anything that could not be one is simply not found. */
+function requestId(raw: string): string {
+  if (!ID_PATTERN.test(raw)) throw new ApiError(404, 'E_UNKNOWN_REQUEST', 'no such request');
+  return raw;
 }

@@ -68,7 +68,8 @@ export type WsClientFrame = WsLocFrame | WsOfferFrame | WsLocsFrame | WsWatchFra
 const id = { type: 'string', minLength: 1, maxLength: MAX_ID_LENGTH, pattern: ID_PATTERN.source } as const;
 const lat = { type: 'number', minimum: -90, maximum: 90 } as const;
 const lng = { type: 'number', minimum: -180, maximum: 180 } as const;
-const time = { type: 'number', minimum: 0, maximum: MAX_TIME_MS } as const;
+// whole milliseconds: a fraction is a unit mix-up, and one as tiny as 5e-324 underflows the database's timestamps
+const time = { type: 'integer', minimum: 0, maximum: MAX_TIME_MS } as const;
 const bloodType = { enum: [...BLOOD_TYPES] } as const;
 const recipientType = { enum: [...BLOOD_TYPES, 'unknown'] } as const;
 const product = { enum: [...BLOOD_PRODUCTS] } as const;

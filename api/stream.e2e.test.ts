@@ -72,6 +72,23 @@ describe.each(TEST_STORES)('stream end to end on %s', (store) => {
     expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
   });
 
+  it('hands a driver who (re)connects the offer it holds and then the leg it carries', async () => {
+    await courier('drv5', 51.42, -0.18);
+    const created = await call(t.base, 'POST', '/v1/requests', { token: t.token('requester', 'ward-11'), body: { kind: 'delivery', pickup: { lat: 51.421, lng: -0.18 }, dropoff: { lat: 51.43, lng: -0.18 } } });
+    expect(created.status).toBe(201);
+    const id = created.body.id as string;
+    await eventually(async () => ((await call(t.base, 'GET', `/v1/requests/${id}`, { token: t.token('dispatcher', 'desk') })).body.status === 'offered' ? true : undefined), 'the offer made before the driver connects');
+    const late = await open(t.token('driver', 'drv5'));
+    const offer = await late.next((f) => f.t === 'offer' && f.requestId === id, 'the held offer on connect');
+    late.send({ t: 'accept', offerId: offer.offerId });
+    await late.next((f) => f.t === 'assigned' && f.requestId === id, 'assigned');
+    late.close();
+    const again = await open(t.token('driver', 'drv5'));
+    expect(await again.next((f) => f.t === 'assigned', 'the carried leg on reconnect')).toMatchObject({ requestId: id, legId: id, offerId: offer.offerId });
+    const view = await call(t.base, 'GET', `/v1/requests/${id}`, { token: t.token('dispatcher', 'desk') });
+    expect(view.body.assignment).toEqual({ courierId: 'drv5', offerId: offer.offerId });
+  });
+
   it('lets a driver accept over HTTP, refuses another driver the same offer, and revokes an offer left to expire', async () => {
     await courier('drv2', 51.45, -0.05);
     const driver = await open(t.token('driver', 'drv2'));

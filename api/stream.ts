@@ -32,6 +32,7 @@ import { type Authenticator, type Principal, requireRole } from './auth.js';
 import type { ApiConfig } from './config.js';
 import type { DispatchPump, EventSink } from './dispatch-pump.js';
 import { decodeBody, isAborted, markAborted, sendReply } from './http-body.js';
+import { BODY_TOKEN_BYTES } from './http-routes.js';
 import { PositionIngest, type PositionSinks } from './ingest.js';
 import type { Logger } from './log.js';
 import type { ApiMetrics } from './metrics.js';
@@ -200,9 +201,7 @@ export class StreamHub implements EventSink {
     for (const e of events) {
       switch (e.type) {
         case 'offer.created': {
-          const d = (e.details ?? {}) as Record<string, unknown>;
-          const requestId = typeof d.parentId === 'string' ? d.parentId : e.requestId;
-          this.toDriver(e.courierId, { t: 'offer', offerId: e.offerId, requestId, legId: e.requestId, kind: d.kind, pickup: d.pickup, dropoff: d.dropoff, eta: d.eta, expiresAt: e.expiresAt });
+          this.toDriver(e.courierId, offerFrame({ id: e.offerId, requestId: e.requestId, details: e.details, expiresAt: e.expiresAt }));
           this.deps.metrics.offersTotal.inc({ outcome: 'sent' });
           break;
         }
@@ -301,8 +300,19 @@ export class StreamHub implements EventSink {
       this.drivers.set(st.principal.sub, s);
       // one live socket per driver: a reconnecting phone replaces its stale connection
       if (previous !== undefined && previous !== s) this.safeEnd(previous, 4000, 'replaced by a newer connection');
+      this.catchUp(s, st.principal.sub);
     }
     this.deps.logger.debug({ role: st.principal.role }, 'stream opened');
+  }
+
+  /** A driver (re)connecting hears the offer it holds and the leg it carries: frames sent while it was away are not lost. */
+  private catchUp(s: Socket, courierId: string): void {
+    const lifecycle = this.deps.loop.lifecycle;
+    const offer = lifecycle.liveOfferOf(courierId);
+    if (offer !== undefined) this.send(s, offerFrame(offer));
+    const carried = lifecycle.courier(courierId)?.requestId;
+    const assignment = carried === undefined ? undefined : lifecycle.assignmentOf(carried);
+    if (assignment !== undefined) this.send(s, { t: 'assigned', offerId: assignment.offerId, requestId: this.parentId(carried!), legId: carried });
   }
 
   private closed(s: Socket): void {
@@ -355,7 +365,9 @@ export class StreamHub implements EventSink {
       throw new ApiError(413, 'E_FRAME_TOO_LARGE', `frames are at most ${config.ws.maxFrameBytes} bytes`);
     }
     const bucket = p.role === 'driver' ? limits.ingest : p.role === 'admin' ? limits.gateway : limits.general;
-    const verdict = bucket.take(`ws:${principalKey(p.role, p.sub)}`, clock());
+    // a frame pays for its size as an HTTP body does, so nobody spends a whole budget on parsing (gateways pay per ping below)
+    const cost = p.role === 'admin' ? 1 : Math.max(1, Math.ceil(bytes / BODY_TOKEN_BYTES));
+    const verdict = bucket.take(`ws:${principalKey(p.role, p.sub)}`, clock(), cost);
     if (!verdict.ok) throw new ApiError(429, 'E_RATE_LIMITED', `too many frames; retry after ${verdict.retryAfterSec} s`);
   }
 
@@ -528,4 +540,9 @@ export class StreamHub implements EventSink {
   }
 }
 
-/** Seconds until the load reaches the dropoff from the courier's position (via the pickup unless picked up). */
+/** The `{ t:'offer' }` frame of an offer: the parent request, the leg, where and when, and when it expires. */
+function offerFrame(o: { id: string; requestId: string; details: Readonly<Record<string, unknown>> | undefined; expiresAt: number }): Record<string, unknown> {
+  const d = o.details ?? {};
+  const requestId = typeof d.parentId === 'string' ? d.parentId : o.requestId;
+  return { t: 'offer', offerId: o.id, requestId, legId: o.requestId, kind: d.kind, pickup: d.pickup, dropoff: d.dropoff, eta: d.eta, expiresAt: o.expiresAt };
+}

@@ -104,6 +104,8 @@ export interface DispatchLoopOptions {
   policy: DispatchPolicy;
   /** OFFER_TTL for the lifecycle the loop creates (default 15 s). */
   offerTtlMs?: number;
+  /** Prefix of offer ids (RequestLifecycleOptions.offerIdPrefix); one of its own per process when offers are stored. */
+  offerIdPrefix?: string;
   /** How long a leg no courier could take sits out before it is matched again, unless a courier becomes available first (default DEFAULT_RETRY_MS). */
   retryMs?: number;
 }
@@ -160,7 +162,7 @@ export class DispatchLoop {
     this.donors = options.donors;
     this.speeds = options.speeds;
     this.policy = options.policy;
-    this.lifecycle = new RequestLifecycle({ offerTtlMs: options.offerTtlMs, undo: this.undo });
+    this.lifecycle = new RequestLifecycle({ offerTtlMs: options.offerTtlMs, undo: this.undo, offerIdPrefix: options.offerIdPrefix });
     this.window = new BatchWindow(options.policy);
     this.retryMs = options.retryMs ?? DEFAULT_RETRY_MS;
     if (!(this.retryMs >= 0) || !Number.isFinite(this.retryMs)) throw new Error(`retryMs must be a finite number of ms >= 0, got ${String(options.retryMs)}`);
@@ -348,7 +350,9 @@ export class DispatchLoop {
     if (parent === undefined) return undefined;
     const legs = parent.legIds.map((id) => {
       const r = this.lifecycle.request(id);
-      return { id, status: r?.status ?? 'cancelled', courierId: r?.courierId, offerId: r?.offerId, siteId: this.legs.get(id)?.siteId };
+      // the live offer while offered, else the offer that was accepted
+      const offerId = r?.offerId ?? this.lifecycle.assignmentOf(id)?.offerId;
+      return { id, status: r?.status ?? 'cancelled', courierId: r?.courierId, offerId, siteId: this.legs.get(id)?.siteId };
     });
     return { id: parent.id, kind: parent.kind, status: deriveStatus(legs.map((l) => l.status)), legs };
   }

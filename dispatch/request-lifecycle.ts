@@ -28,6 +28,11 @@ export interface RequestLifecycleOptions {
   onEvent?: (event: LifecycleEvent) => void;
   /** Where every mutation records how to take it back (a commit the store refuses is undone). */
   undo?: UndoLog;
+  /**
+   * Prefix of offer ids (default 'offer-'): give each process its own (e.g. a random boot id) when offers are
+   * stored, so ids stay unique across restarts.
+   */
+  offerIdPrefix?: string;
 }
 
 /** Holds every request, courier and offer and moves them through §3's transitions. */
@@ -35,6 +40,7 @@ export class RequestLifecycle {
   readonly offerTtlMs: number;
   private readonly onEvent: ((event: LifecycleEvent) => void) | undefined;
   private readonly undo: UndoLog | undefined;
+  private readonly offerIdPrefix: string;
   private readonly requests = new Map<string, RequestRecord>();
   private readonly couriers = new Map<string, CourierRecord>();
   private readonly offers = new Map<string, OfferRecord>();
@@ -53,6 +59,7 @@ export class RequestLifecycle {
     this.offerTtlMs = ttl;
     this.onEvent = options.onEvent;
     this.undo = options.undo;
+    this.offerIdPrefix = options.offerIdPrefix ?? 'offer-';
   }
 
   /** Sequence number of the last event emitted (0 before any). */
@@ -136,7 +143,7 @@ export class RequestLifecycle {
     if (c.status === 'busy') return reject('courier-busy');
     if (c.status === 'offered') return reject('courier-has-offer');
     const o: OfferRecord = {
-      id: `offer-${++this.offerCount}`, requestId, courierId, createdAt: now, expiresAt: now + this.offerTtlMs,
+      id: `${this.offerIdPrefix}${++this.offerCount}`, requestId, courierId, createdAt: now, expiresAt: now + this.offerTtlMs,
       status: 'live', closedAt: undefined, details: details === undefined ? undefined : Object.freeze({ ...details }),
     };
     this.saveRequest(r);

@@ -145,9 +145,7 @@ export const T_OFFERS = `
 INSERT INTO offers (id, request_id, courier_id, status, created_at, expires_at, details)
 SELECT x.id, x."requestId", x."courierId", x.status, ${ts('x."createdAt"')}, ${ts('x."expiresAt"')}, x.details
 FROM jsonb_to_recordset($1::text::jsonb) AS x(id text, "requestId" text, "courierId" text, status text,
-  "createdAt" float8, "expiresAt" float8, details jsonb)
-ON CONFLICT (id) DO UPDATE SET request_id = EXCLUDED.request_id, courier_id = EXCLUDED.courier_id, status = EXCLUDED.status,
-  created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at, details = EXCLUDED.details`;
+  "createdAt" float8, "expiresAt" float8, details jsonb)`;
 
 export const T_OFFER_STATUS = `
 UPDATE offers o SET status = x.status, closed_at = CASE WHEN x.status = 'live' THEN NULL ELSE ${ts('$2')} END

@@ -333,5 +333,18 @@ describe.each(stores)('PositionWriteBehind over the real store ($name)', ({ open
     }
     expect(wb.stats()).toMatchObject({ shed: 0, failures: 0 });
   }, 120_000);
+
+  it('drops the one row the store refuses and writes the rest, staying healthy', async () => {
+    const ids = Array.from({ length: 40 }, (_, i) => `poison${i}`);
+    await store.upsertCouriers(ids.map((id) => ({ id, vehicle: 'car' as const, capabilities: [], capacity: 1 })));
+    const wb = new PositionWriteBehind(store, { batchSize: 16, maxBuffered: 64 });
+    const t0 = Date.now() - 60_000;
+    ids.forEach((id, i) => wb.record(id, 51.5 + i * 1e-4, -0.1, i === 13 ? 5e-324 : t0 + i)); // 5e-324 ms underflows to_timestamp
+    expect(await wb.flush()).toBe(true);
+    expect(wb.isHealthy()).toBe(true);
+    expect(wb.stats()).toMatchObject({ poisoned: 2, failures: 0 }); // the position row and its history sample
+    const stored = new Map((await store.loadState()).couriers.map((c) => [c.id, c]));
+    for (const [i, id] of ids.entries()) expect(stored.get(id)?.lastPingAt, id).toBe(i === 13 ? undefined : t0 + i);
+  }, 60_000);
 });
 

@@ -15,7 +15,10 @@
  *        loop: writePositions(≤ batchSize, oldest first) ; appendHistory(≤ batchSize)
  *        purgeHistory(now − retention) every `purgeEveryMs`; ping() when idle for `pingEveryMs`
  *        any throw / timeout / ping() false ─► healthy = false, batch returned to the head of the line
+ *        a batch the store refuses as invalid ─► halved until the bad rows are found; they are dropped (counted
+ *                                                as poisoned), the rest written: one bad row never stops the others
  */
+import { storeFailureKind } from './store-errors.js';
 import type { Store } from './store.js';
 
 /** The slice of the Store the write-behind calls. */
@@ -60,6 +63,8 @@ export interface WriteBehindStats {
   historyBuffered: number;
   historyWritten: number;
   historyShed: number;
+  /** Rows the store refused as invalid (found by halving a refused batch) and dropped. */
+  poisoned: number;
   purged: number;
   failures: number;
   consecutiveFailures: number;
@@ -136,7 +141,7 @@ export class PositionWriteBehind {
   #nextPurgeAt = 0;
   #pump: Promise<void> | null = null;
   #timer: ReturnType<typeof setInterval> | null = null;
-  #stats = { written: 0, coalesced: 0, shed: 0, staleDropped: 0, historyWritten: 0, historyShed: 0, purged: 0, failures: 0, lastFlushMs: 0, throughput: 0, lastError: undefined as string | undefined };
+  #stats = { written: 0, coalesced: 0, shed: 0, staleDropped: 0, historyWritten: 0, historyShed: 0, poisoned: 0, purged: 0, failures: 0, lastFlushMs: 0, throughput: 0, lastError: undefined as string | undefined };
 
   constructor(store: PositionStore, options: WriteBehindOptions = {}, clock: Clock = Date) {
     this.#store = store;
@@ -302,7 +307,7 @@ export class PositionWriteBehind {
     try {
       // A row without a status in a batch with statuses is written as null: the store keeps the stored status.
       const batch = anyStatus ? { ids, lat, lng, ts, status: status as string[] } : { ids, lat, lng, ts };
-      await this.#call(this.#store.writePositions(batch));
+      await this.#isolating(batch, (b) => this.#store.writePositions(b));
     } catch (err) {
       for (let i = n - 1; i >= 0; i--) { this.#dirty[slots[i]] = 0; this.#prepend(slots[i]); } // back to the head, in order
       this.#flight = null;
@@ -334,7 +339,7 @@ export class PositionWriteBehind {
       const k = (from + i) % cap;
       ids[i] = this.#hIds[k]!; lat[i] = this.#hLat[k]; lng[i] = this.#hLng[k]; ts[i] = this.#hTs[k];
     }
-    await this.#call(this.#store.appendHistory({ ids, lat, lng, ts }));
+    await this.#isolating({ ids, lat, lng, ts }, (b) => this.#store.appendHistory(b));
     // Samples overwritten while in flight already moved #hHead past them; never move it back.
     this.#hHead = Math.max(this.#hHead, from + n);
     this.#stats.historyWritten += n;
@@ -425,9 +430,35 @@ export class PositionWriteBehind {
     this.#onHealthChange?.(healthy, cause);
   }
 
+  /** Writes a batch; when the store refuses it as invalid, halves it until the refused rows are found and drops them. */
+  async #isolating<B extends Batch>(batch: B, write: (b: B) => Promise<void>): Promise<void> {
+    try {
+      await this.#call(write(batch));
+    } catch (err) {
+      if (storeFailureKind(err) !== 'invalid') throw err;
+      const n = batch.ids.length;
+      if (n === 1) {
+        this.#stats.poisoned++;
+        this.#stats.lastError = err instanceof Error ? err.message : String(err);
+        return;
+      }
+      const half = n >> 1;
+      await this.#isolating(slice(batch, 0, half), write);
+      await this.#isolating(slice(batch, half, n), write);
+    }
+  }
+
   #call<T>(p: Promise<T>): Promise<T> {
     return withTimeout(p, this.#o.callTimeoutMs);
   }
+}
+
+type Batch = { ids: string[]; lat: Float64Array; lng: Float64Array; ts: Float64Array; status?: string[] };
+
+function slice<B extends Batch>(b: B, from: number, to: number): B {
+  const out: Batch = { ids: b.ids.slice(from, to), lat: b.lat.slice(from, to), lng: b.lng.slice(from, to), ts: b.ts.slice(from, to) };
+  if (b.status !== undefined) out.status = b.status.slice(from, to);
+  return out as B;
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {

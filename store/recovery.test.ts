@@ -31,7 +31,7 @@ afterAll(async () => {
 async function world(): Promise<{ loop: DispatchLoop; journal: DispatchJournal; sites: SiteIndex; couriers: CourierIndex }> {
   const couriers = new CourierIndex();
   const sites = new SiteIndex();
-  const loop = new DispatchLoop({ couriers, sites, donors: new DonorIndex(), policy });
+  const loop = new DispatchLoop({ couriers, sites, donors: new DonorIndex(), policy, offerIdPrefix: 'boot1-' });
   const siteRows = [
     { id: 'bank', kind: 'blood_bank' as const, name: 'Bank', lat: 51.5, lng: -0.1 },
     { id: 'hosp', kind: 'hospital' as const, name: 'Hospital', lat: 51.51, lng: -0.12 },
@@ -85,7 +85,8 @@ describe('recover', () => {
     const state = await store.loadState();
     const d2Offer = offers.find((o) => o.requestId === 'd2')!;
     expect(state.offers.map((o) => o.requestId)).toEqual(['d2']);
-    const rebuilt = recover(state, { now: T0 + 60_000, createLoop: (e) => new DispatchLoop({ ...e, policy }) });
+    // each process numbers its offers under its own prefix, as api/main.ts does
+    const rebuilt = recover(state, { now: T0 + 60_000, createLoop: (e) => new DispatchLoop({ ...e, policy, offerIdPrefix: 'boot2-' }) });
 
     expect(rebuilt.report.dropped).toEqual([]);
     expect(rebuilt.requests.map((r) => r.id).sort()).toEqual(['b1', 'd1', 'd2']);

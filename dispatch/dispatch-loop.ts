@@ -247,6 +247,19 @@ export class DispatchLoop {
     return offers;
   }
 
+  /**
+   * Recovery: a leg that was assigned at the crash goes back to its courier under the offer id the courier
+   * accepted, so reads, frames and the store keep naming the same offer. False when the leg or courier cannot take it.
+   */
+  restoreAssignment(legId: string, courierId: string, offerId: string, now: number): boolean {
+    const leg = this.legs.get(legId);
+    if (leg === undefined) return false;
+    const offer = this.offerLeg(leg, courierId, now, { pickupEta: 0, dropoffEta: 0 }, offerId);
+    if (offer === undefined) return false;
+    const accepted = this.accept(offer.id, courierId, now);
+    return accepted.ok;
+  }
+
   /** Hands a batch's legs back unplanned (its worker failed): they are due again at once. */
   abandonBatch(batch: DispatchBatch, now: number): void {
     for (const r of batch.requests) this.inFlight.delete(r.id);
@@ -431,13 +444,13 @@ export class DispatchLoop {
     return result;
   }
 
-  private offerLeg(leg: Leg, courierId: string, now: number, eta: { pickupEta: number; dropoffEta: number }): Offer | undefined {
+  private offerLeg(leg: Leg, courierId: string, now: number, eta: { pickupEta: number; dropoffEta: number }, restoredId?: string): Offer | undefined {
     if (this.lifecycle.request(leg.id)?.status !== 'pending') return undefined;
     if (this.couriers.get(courierId)?.status !== 'available') return undefined;
     if (this.lifecycle.courier(courierId) === undefined) this.run(this.lifecycle.setCourierStatus(courierId, 'available', now));
     const d = leg.dispatch;
     const details = { kind: d.kind, parentId: leg.parentId, pickup: d.pickup, dropoff: d.dropoff, eta: eta.pickupEta, dropoffEta: eta.dropoffEta };
-    const res = this.lifecycle.offer(leg.id, courierId, now, details);
+    const res = this.lifecycle.offer(leg.id, courierId, now, details, restoredId);
     if (!res.ok) return undefined;
     this.run(res);
     this.counters.offers++;

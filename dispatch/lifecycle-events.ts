@@ -120,7 +120,8 @@ export type OfferReason =
   | 'declined-before'
   | 'courier-offline'
   | 'courier-busy'
-  | 'courier-has-offer';
+  | 'courier-has-offer'
+  | 'offer-id-taken';
 export type RespondReason = 'unknown-offer' | 'not-offer-owner' | 'offer-expired' | 'offer-revoked' | 'offer-closed';
 export type CancelReason = 'unknown-request' | 'request-terminal';
 export type FailReason = 'unknown-request' | 'request-terminal' | 'request-assigned';

@@ -129,8 +129,11 @@ export class RequestLifecycle {
     return this.done(out);
   }
 
-  /** Offers a pending request to an available courier; the offer lives until `now + offerTtlMs`. */
-  offer(requestId: string, courierId: string, now: number, details?: Readonly<Record<string, unknown>>): Done<{ offer: Offer }> | Rejected<OfferReason> {
+  /**
+   * Offers a pending request to an available courier; the offer lives until `now + offerTtlMs`. `restoredId` is
+   * for recovery only: an assignment that comes back keeps the id of the offer its courier accepted.
+   */
+  offer(requestId: string, courierId: string, now: number, details?: Readonly<Record<string, unknown>>, restoredId?: string): Done<{ offer: Offer }> | Rejected<OfferReason> {
     assertTime(now);
     const r = this.requests.get(requestId);
     if (!r) return reject('unknown-request');
@@ -142,8 +145,9 @@ export class RequestLifecycle {
     if (c.status === 'offline') return reject('courier-offline');
     if (c.status === 'busy') return reject('courier-busy');
     if (c.status === 'offered') return reject('courier-has-offer');
+    if (restoredId !== undefined && this.offers.has(restoredId)) return reject('offer-id-taken');
     const o: OfferRecord = {
-      id: `${this.offerIdPrefix}${++this.offerCount}`, requestId, courierId, createdAt: now, expiresAt: now + this.offerTtlMs,
+      id: restoredId ?? `${this.offerIdPrefix}${++this.offerCount}`, requestId, courierId, createdAt: now, expiresAt: now + this.offerTtlMs,
       status: 'live', closedAt: undefined, details: details === undefined ? undefined : Object.freeze({ ...details }),
     };
     this.saveRequest(r);
@@ -326,6 +330,14 @@ export class RequestLifecycle {
   assignmentOf(requestId: string): Assignment | undefined {
     const a = this.requests.get(requestId)?.assignment;
     return a && { ...a };
+  }
+
+  /** Recovery: a courier that declined this request before the restart is not offered it again. */
+  restoreExclusion(requestId: string, courierId: string): boolean {
+    const r = this.requests.get(requestId);
+    if (r === undefined) return false;
+    r.excluded.add(courierId);
+    return true;
   }
 
   /** Couriers that declined or let expire an offer of this request; re-dispatch goes without them. */

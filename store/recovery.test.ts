@@ -19,16 +19,16 @@ const T0 = Date.UTC(2026, 0, 5, 9);
 const policy = { ...DEFAULT_POLICY, mode: 'greedy' as const };
 const EXPIRES = T0 + 10 * 86_400_000;
 
-let store: Store;
+let sharedStore: Store;
 beforeAll(async () => {
-  store = await openStore({ dataDir: 'memory://' });
+  sharedStore = await openStore({ dataDir: 'memory://' });
 }, 60_000);
 afterAll(async () => {
-  await store?.close();
+  await sharedStore?.close();
 });
 
 /** The world before the crash: three couriers near a bank and a hospital, stock in the bank. */
-async function world(): Promise<{ loop: DispatchLoop; journal: DispatchJournal; sites: SiteIndex; couriers: CourierIndex }> {
+async function world(store: Store = sharedStore): Promise<{ loop: DispatchLoop; journal: DispatchJournal; sites: SiteIndex; couriers: CourierIndex }> {
   const couriers = new CourierIndex();
   const sites = new SiteIndex();
   const loop = new DispatchLoop({ couriers, sites, donors: new DonorIndex(), policy, offerIdPrefix: 'boot1-' });
@@ -59,6 +59,7 @@ function drained(loop: DispatchLoop): Parameters<DispatchJournal['record']> {
 
 describe('recover', () => {
   it('rebuilds assignments and exact reservations, and expires offers that were live', async () => {
+    const store = sharedStore;
     const { loop, journal, sites } = await world();
     const submit = (s: Parameters<DispatchLoop['submit']>[0]): string[] => {
       const res = loop.submit(s, T0);
@@ -115,13 +116,54 @@ describe('recover', () => {
   }, 60_000);
 });
 
+describe('recover, what a driver was told', () => {
+  it('keeps the accepted offer id, keeps decliners off a request, and leaves no stand-in unit on an emptied bank', async () => {
+    const store = await openStore({ dataDir: 'memory://' });
+    try {
+      const { loop, journal } = await world(store);
+      const submit = (sub: Parameters<DispatchLoop['submit']>[0], pickup: { lat: number; lng: number }): string[] => {
+        const res = loop.submit(sub, T0);
+        if (!res.ok) throw new Error(res.reason);
+        journal.describe({ id: sub.id, requesterId: sub.requesterId, submission: sub, pickup, dropoff: sub.dropoff ?? pickup, legs: res.legs });
+        journal.record(...drained(loop));
+        return res.legs;
+      };
+      // all ten units of the bank: once picked up, the bank has no stored stock left
+      const [bloodLeg] = submit({ id: 'b2', kind: 'blood', urgency: 'emergency', createdAt: T0, requesterId: 'h', dropoff: { lat: 51.51, lng: -0.12 }, blood: { product: 'red_cells', bloodType: 'O+', units: 10 } }, { lat: 51.5, lng: -0.1 });
+      submit({ id: 'd3', kind: 'delivery', urgency: 'urgent', createdAt: T0, requesterId: 'r', pickup: { lat: 51.5, lng: -0.1 }, dropoff: { lat: 51.52, lng: -0.1 } }, { lat: 51.5, lng: -0.1 });
+      const offers = loop.tick(T0 + 10, inlinePlanner);
+      const bloodOffer = offers.find((o) => o.requestId === bloodLeg)!;
+      const d3Offer = offers.find((o) => o.requestId === 'd3')!;
+      expect(loop.accept(bloodOffer.id, bloodOffer.courierId, T0 + 20).ok).toBe(true);
+      expect(loop.progress(bloodLeg, bloodOffer.courierId, 'picked_up', T0 + 30).ok).toBe(true);
+      expect(loop.decline(d3Offer.id, d3Offer.courierId, T0 + 20).ok).toBe(true);
+      journal.record(...drained(loop));
+      await journal.settled();
+
+      const rebuilt = recover(await store.loadState(), { now: T0 + 60_000, createLoop: (e) => new DispatchLoop({ ...e, policy, offerIdPrefix: 'boot2-' }) });
+      expect(rebuilt.report.dropped).toEqual([]);
+      expect(rebuilt.loop.lifecycle.assignmentOf(bloodLeg)).toMatchObject({ courierId: bloodOffer.courierId, offerId: bloodOffer.id });
+      expect(rebuilt.loop.status('b2')?.status).toBe('picked_up');
+      // the picked-up leg's units left the shelf before the crash: nothing on it now, not even the replay's stand-in
+      expect(rebuilt.engine.sites.lots('bank')).toEqual([]);
+      expect(rebuilt.loop.lifecycle.excludedCouriers('d3')).toEqual([d3Offer.courierId]);
+      const [again] = rebuilt.loop.tick(T0 + 60_010, inlinePlanner);
+      expect(again?.requestId).toBe('d3');
+      expect(again?.courierId).not.toBe(d3Offer.courierId);
+      expect(rebuilt.loop.checkInvariants()).toEqual([]);
+    } finally {
+      await store.close();
+    }
+  }, 60_000);
+});
+
 describe('recover, learned speeds', () => {
   it('restores the cell speeds the server saved, so ETAs after a restart use what was learned before it', async () => {
     const learned = new CellSpeeds();
     const cell = latLngToCell(51.5, -0.1, 7);
     for (let i = 0; i < 5; i++) expect(learned.observe(cell, 120, 10_000)).toBe(true); // 12 m/s
-    await store.saveCellSpeeds(learned.toJSON().cells.map(([c, mps, samples]) => ({ cell: c, mps, samples })));
-    const rebuilt = recover(await store.loadState(), { now: T0, createLoop: (e) => new DispatchLoop({ ...e, policy }) });
+    await sharedStore.saveCellSpeeds(learned.toJSON().cells.map(([c, mps, samples]) => ({ cell: c, mps, samples })));
+    const rebuilt = recover(await sharedStore.loadState(), { now: T0, createLoop: (e) => new DispatchLoop({ ...e, policy }) });
     expect(rebuilt.engine.speeds.speedOf(cell)).toEqual(learned.speedOf(cell));
     expect(rebuilt.engine.speeds.speedOf(cell)?.samples).toBe(5);
   }, 60_000);

@@ -7,8 +7,8 @@
  *        ├─► open requests, oldest first, replayed through DispatchLoop.submit with their stored submission:
  *        │     blood: before each one only ITS reserved lots are on the shelves of ITS banks, so allocation
  *        │     reserves exactly what the store says it held (a leg with none left gets one placeholder unit,
- *        │     released at once, so the leg keeps its id and bank)
- *        ├─► live assignments: a one-assignment plan + accept (courier busy), then picked_up when stored so
+ *        │     taken off the shelf at once, so the leg keeps its id and bank); declines stay excluded
+ *        ├─► live assignments: offered and accepted under the stored offer id (courier busy), then picked_up when stored so
  *        ├─► inventory: the stored lots; units reserved above stay reserved (SiteIndex.setInventory keeps them)
  *        ├─► donors last (no call-out fires during the replay)
  *        └─► offers live at the crash are NOT re-made: their requests stay pending and are dispatched again,
@@ -162,7 +162,8 @@ class Replay {
   assignments = 0;
   private readonly legsOf = new Map<string, RequestRow[]>();
   private readonly reservationsOf = new Map<string, ReservationRow[]>();
-  private readonly assignmentOf = new Map<string, { courierId: string }>();
+  private readonly declinedBy = new Map<string, string[]>();
+  private readonly assignmentOf = new Map<string, { courierId: string; offerId: string | undefined }>();
 
   constructor(
     state: StoredState,
@@ -173,7 +174,8 @@ class Replay {
   ) {
     for (const r of state.requests) if (r.parentId !== undefined && r.parentId !== r.id) push(this.legsOf, r.parentId, r);
     for (const r of state.reservations) push(this.reservationsOf, r.requestId, r);
-    for (const a of state.assignments) this.assignmentOf.set(a.requestId, { courierId: a.courierId });
+    for (const a of state.assignments) this.assignmentOf.set(a.requestId, { courierId: a.courierId, offerId: a.offerId });
+    for (const d of state.declines) push(this.declinedBy, d.requestId, d.courierId);
   }
 
   request(parent: RequestRow): RecoveredRequest | undefined {
@@ -185,7 +187,9 @@ class Replay {
     const legRows = this.legsOf.get(parent.id) ?? [parent];
     const placeholders = payload.submission.kind === 'blood' ? this.stageBlood(payload.submission, legRows) : [];
     const res = this.loop.submit({ ...payload.submission } as RequestSubmission, this.now);
-    for (const p of placeholders) this.engine.sites.releaseUnits(p.siteId, p.lot, 1);
+    // a placeholder only made allocation give its bank a leg: it leaves the shelf (released, it would be a phantom
+    // unit later requests could take, and it stays when the bank has no stored stock to replace its shelf)
+    for (const p of placeholders) this.engine.sites.issueUnits(p.siteId, p.lot, 1);
     if (!res.ok) {
       this.dropped.push({ id: parent.id, reason: res.reason });
       return undefined;
@@ -197,6 +201,7 @@ class Replay {
         continue;
       }
       this.restoreLeg(leg, legRows.find((l) => l.id === leg)!);
+      for (const courierId of this.declinedBy.get(leg) ?? []) this.loop.lifecycle.restoreExclusion(leg, courierId);
     }
     const missing = [...wanted].filter((id) => !res.legs.includes(id));
     if (missing.length > 0) this.dropped.push({ id: parent.id, reason: `legs not rebuilt: ${missing.join(', ')}` });
@@ -241,15 +246,20 @@ class Replay {
       return;
     }
     couriers.setStatus(a.courierId, 'available');
-    const plan = { assignments: [{ requestId: legId, courierId: a.courierId, pickupEta: 0, dropoffEta: 0, lateness: 0, cost: 0 }], unassigned: [], totalCost: 0, totalPickupEta: 0, solveMs: 0 };
-    const [offer] = this.loop.applyPlan(plan, this.now);
-    const accepted = offer === undefined ? undefined : this.loop.accept(offer.id, a.courierId, this.now);
-    if (accepted === undefined || !accepted.ok) {
+    if (!this.reassign(legId, a.courierId, a.offerId)) {
       this.dropped.push({ id: legId, reason: `assignment to ${a.courierId} not restored` });
       return;
     }
     this.assignments++;
     if (row.status === 'picked_up') this.loop.progress(legId, a.courierId, 'picked_up', this.now);
+  }
+
+  /** The leg goes back to its courier: under the offer it accepted when the store has its id (rows from before it was kept get a new one). */
+  private reassign(legId: string, courierId: string, offerId: string | undefined): boolean {
+    if (offerId !== undefined) return this.loop.restoreAssignment(legId, courierId, offerId, this.now);
+    const plan = { assignments: [{ requestId: legId, courierId, pickupEta: 0, dropoffEta: 0, lateness: 0, cost: 0 }], unassigned: [], totalCost: 0, totalPickupEta: 0, solveMs: 0 };
+    const [offer] = this.loop.applyPlan(plan, this.now);
+    return offer !== undefined && this.loop.accept(offer.id, courierId, this.now).ok;
   }
 }
 

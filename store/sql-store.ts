@@ -147,6 +147,7 @@ export abstract class SqlStore implements Store {
       const offers = await tx.query<Nullable<OfferRow>>(q.LOAD_LIVE_OFFERS);
       const assignments = await tx.query<Nullable<AssignmentRow>>(q.LOAD_LIVE_ASSIGNMENTS);
       const reservations = await tx.query<ReservationRow>(q.LOAD_HELD_RESERVATIONS);
+      const declines = await tx.query<{ requestId: string; courierId: string }>(q.LOAD_OPEN_DECLINES);
       const seq = await tx.query<{ seq: number }>(q.LOAD_LAST_SEQ);
       const cellSpeeds = await tx.query<CellSpeedRow>(q.LOAD_CELL_SPEEDS);
       return {
@@ -160,6 +161,7 @@ export abstract class SqlStore implements Store {
         offers: offers.map(dropNulls) as OfferRow[],
         assignments: assignments.map(dropNulls) as AssignmentRow[],
         reservations,
+        declines,
         lastEventSeq: seq[0]?.seq ?? 0,
         cellSpeeds,
       };

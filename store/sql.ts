@@ -239,6 +239,13 @@ export const LOAD_LIVE_ASSIGNMENTS = `
 SELECT request_id AS "requestId", courier_id AS "courierId", offer_id AS "offerId", ${ms('created_at')} AS "createdAt"
 FROM assignments WHERE ended_at IS NULL ORDER BY id`;
 
+/** Couriers that declined an offer of a request still open (recovery keeps them off it). */
+export const LOAD_OPEN_DECLINES = `
+SELECT DISTINCT o.request_id AS "requestId", o.courier_id AS "courierId"
+FROM offers o JOIN requests r ON r.id = o.request_id
+WHERE o.status = 'declined' AND r.status NOT IN ('delivered', 'cancelled', 'failed')
+ORDER BY 1, 2`;
+
 export const LOAD_HELD_RESERVATIONS = `
 SELECT request_id AS "requestId", site_id AS "siteId", product, blood_type AS "bloodType",
   ${ms('expires_at')} AS "expiresAt", count

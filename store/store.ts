@@ -180,6 +180,8 @@ export interface StoredState {
   assignments: AssignmentRow[];
   /** Reservations neither released nor issued. */
   reservations: ReservationRow[];
+  /** Who declined an offer of an open request: never offered it again. */
+  declines: { requestId: string; courierId: string }[];
   /** Highest committed event / transition seq (0 when none): continue numbering above it. */
   lastEventSeq: number;
   cellSpeeds: CellSpeedRow[];

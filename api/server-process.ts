@@ -26,10 +26,10 @@ const HERE = new URL('..', import.meta.url).pathname;
 const ROOT = HERE.endsWith('/dist/') ? HERE.slice(0, -'dist/'.length) : HERE;
 const ENTRY = `${ROOT}dist/api/main.js`;
 
-/** Starts `node dist/api/main.js` with `env` on top of a clean environment (no DATABASE_URL, NODE_ENV from the shell). */
+/** Starts `node dist/api/main.js` with `env` on top of a clean environment (no DATABASE_URL, REDIS_URL, NODE_ENV, JWT settings from the shell). */
 export async function startServerProcess(env: Record<string, string>, timeoutMs = 60_000): Promise<ServerProcess> {
   const full: NodeJS.ProcessEnv = { ...process.env };
-  for (const key of ['DATABASE_URL', 'DATABASE_SCHEMA', 'NODE_ENV', 'DATA_DIR', 'SEED_CITY', 'JWT_SECRET', 'JWT_PUBLIC_KEY', 'PORT']) delete full[key];
+  for (const key of ['DATABASE_URL', 'DATABASE_SCHEMA', 'NODE_ENV', 'DATA_DIR', 'SEED_CITY', 'JWT_SECRET', 'JWT_PUBLIC_KEY', 'JWT_ALGORITHM', 'API_KEYS', 'REDIS_URL', 'GEODISPATCH_DEV', 'PORT']) delete full[key];
   Object.assign(full, { PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn' }, env);
   const child = spawn(process.execPath, [ENTRY], { cwd: ROOT, env: full, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
@@ -37,7 +37,10 @@ export async function startServerProcess(env: Record<string, string>, timeoutMs 
   child.stderr!.on('data', (b) => (out += String(b)));
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start within ${timeoutMs} ms:\n${out}`)), timeoutMs);
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`server did not start within ${timeoutMs} ms:\n${out}`));
+    }, timeoutMs);
     const onExit = (code: number | null): void => {
       clearTimeout(timer);
       reject(new Error(`server exited (${code}) before listening:\n${out}`));

@@ -8,7 +8,7 @@ import { watchFences, type Reply } from './client.js';
 import type { CrashState } from './crash-state.js';
 import { near, sameGeometry } from './equality.js';
 import { type DonorValue, type LegModel, type RequestModel, deriveStatus, describeOp, legFacts, legProblem, mayHave, pingLog } from './model.js';
-import { BANKS, CENTER, COURIERS, DONOR_INTERVAL_MS, FLUSH_MS, RADIUS_M, WHOLE_BLOOD_TYPES } from './world.js';
+import { BANKS, CENTER, COURIERS, DONOR_INTERVAL_MS, DURABLE_AFTER_MS, RADIUS_M, WHOLE_BLOOD_TYPES } from './world.js';
 
 /** The model checked against the running server's answers. */
 export class ApiChecks {
@@ -91,7 +91,7 @@ export class ApiChecks {
       const durable = pings.filter((p) => p.durable).pop();
       if (durable !== undefined) {
         const later = pings.slice(pings.indexOf(durable)).filter((p) => mayHave(p.op));
-        if (hit === undefined) this.state.violate(describeOp(durable.op), `${id} at a position no older than this ping (acknowledged > ${2 * FLUSH_MS} ms before the kill)`, 'not listed by GET /v1/nearby');
+        if (hit === undefined) this.state.violate(describeOp(durable.op), `${id} at a position no older than this ping (acknowledged > ${DURABLE_AFTER_MS} ms before the kill)`, 'not listed by GET /v1/nearby');
         else if (!later.some((p) => near(p.lat, hit.lat) && near(p.lng, hit.lng))) {
           this.state.violate(describeOp(durable.op), `${id} at this ping's position or a later one (${later.map((p) => `${p.lat},${p.lng}`).join(' | ')})`, `${hit.lat},${hit.lng}; pings: ${pingLog(pings)}`);
         }

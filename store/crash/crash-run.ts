@@ -29,7 +29,7 @@ import { AdminOperations } from './operations-admin.js';
 import { RequestOperations } from './operations-requests.js';
 import { ApiChecks } from './api-checks.js';
 import { StoreChecks } from './store-checks.js';
-import { COURIERS, DONORS, FENCES, FLUSH_MS, serverEnv } from './world.js';
+import { COURIERS, DONORS, DURABLE_AFTER_MS, FENCES, serverEnv } from './world.js';
 
 export { type Violation, describeViolation };
 
@@ -238,7 +238,7 @@ class CrashRun {
     // only what THIS server acknowledged long enough before ITS kill must have survived it
     for (const list of this.state.pings.values()) {
       for (const p of list) {
-        if (p.op.outcome !== 'acked' || p.op.sentAt < server.startedAt || p.op.doneAt >= killAt - 2 * FLUSH_MS) continue;
+        if (p.op.outcome !== 'acked' || p.op.sentAt < server.startedAt || p.op.doneAt >= killAt - DURABLE_AFTER_MS) continue;
         p.durable = true;
         p.killAt = killAt;
       }

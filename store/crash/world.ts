@@ -7,6 +7,12 @@
 export const SECRET = 'crash-property-secret-0123456789-abcdefghijklmnop';
 /** Pings are written behind at this period; one acknowledged 2× this before a kill must survive it (PRODUCT §4). */
 export const FLUSH_MS = 200;
+/**
+ * A ping acknowledged this long before a SIGKILL must have survived it: the next flush plus the time its write
+ * takes. The write is what varies — on a 2-core machine running other test files (or a soak beside the suite)
+ * a PGlite write of a batch has taken over 300 ms — so the bound is generous; a clean stop checks every ping.
+ */
+export const DURABLE_AFTER_MS = 1_500;
 /** Short enough that ignored offers expire inside a cycle's load now and then. */
 export const OFFER_TTL_MS = 2500;
 /** A small world: every point within ~2 km, so every courier is in reach of every pickup. */

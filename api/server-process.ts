@@ -35,7 +35,13 @@ export async function startServerProcess(env: Record<string, string>, timeoutMs 
   let out = '';
   child.stdout!.on('data', (b) => (out += String(b)));
   child.stderr!.on('data', (b) => (out += String(b)));
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  // a harness that exits (or is stopped with Ctrl-C: see store/crash-soak.ts) takes its server with it
+  const orphanGuard = (): void => void child.kill('SIGKILL');
+  process.once('exit', orphanGuard);
+  const exited = new Promise<void>((r) => child.once('exit', () => {
+    process.off('exit', orphanGuard);
+    r();
+  }));
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');

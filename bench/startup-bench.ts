@@ -3,7 +3,7 @@
  * `loadState()` + `recover()` timed, against the same run's baseline: the same rows read with a plain
  * `SELECT * FROM couriers` + `SELECT * FROM sites` (no JSON shaping, no rebuild).
  *
- *   node dist/store/startup-bench.js [--couriers 1000000] [--sites 100000] [--runs 2]
+ *   node dist/bench/startup-bench.js [--couriers 1000000] [--sites 100000] [--runs 2]
  *   DATABASE_URL=postgres://… also measures real PostgreSQL (a fresh schema, dropped after)
  *
  * Prints one JSON line per figure (bench/bench-report.ts) and the store kind in `store`.
@@ -11,12 +11,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { report, parseArgs } from '../bench/bench-report.js';
+import { report, parseArgs } from './bench-report.js';
 import { DEFAULT_POLICY } from '../dispatch/dispatch-request.js';
 import { DispatchLoop } from '../dispatch/dispatch-loop.js';
 import { seededRandom } from '../fixtures/prng.js';
-import { recover } from './recovery.js';
-import { type Store, openStore } from './store.js';
+import { recover } from '../store/recovery.js';
+import { type Store, openStore } from '../store/store.js';
 
 /** Rows per upsert / position statement while filling: large enough to amortise, small enough for one JSON parameter. */
 const FILL_BATCH = 20_000;

@@ -3,15 +3,15 @@
  * PGlite always (in a temp dataDir), PostgreSQL when DATABASE_URL or TEST_DATABASE_URL is set (in a
  * throwaway schema). Prints one line per figure and one JSON line per figure.
  *
- *   npm run build && node dist/store/write-throughput.js [--couriers 100000] [--batches 40] [--batch 5000]
+ *   npm run build && node dist/bench/store-write-bench.js [--couriers 100000] [--batches 40] [--batch 5000]
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { seededRandom } from '../fixtures/prng.js';
-import { PgStore } from './pg-store.js';
-import { PGliteStore } from './pglite-store.js';
-import type { CourierRow, Store } from './store.js';
+import { PgStore } from '../store/pg-store.js';
+import { PGliteStore } from '../store/pglite-store.js';
+import type { CourierRow, Store } from '../store/store.js';
 
 const args = parseArgs(process.argv.slice(2));
 const COURIERS = args.couriers ?? 100_000;
@@ -95,7 +95,7 @@ function parseArgs(argv: string[]): { couriers?: number; batches?: number; batch
   for (let i = 0; i < argv.length; i += 2) {
     const key = argv[i].replace(/^--/, '');
     const value = Number(argv[i + 1]);
-    if (!['couriers', 'batches', 'batch'].includes(key) || !(value > 0)) throw new Error(`usage: write-throughput [--couriers N] [--batches N] [--batch N], got '${argv[i]} ${argv[i + 1]}'`);
+    if (!['couriers', 'batches', 'batch'].includes(key) || !(value > 0)) throw new Error(`usage: store-write-bench [--couriers N] [--batches N] [--batch N], got '${argv[i]} ${argv[i + 1]}'`);
     out[key] = value;
   }
   return out;

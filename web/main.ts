@@ -7,7 +7,7 @@
  *       every 250 ms ─► request markers, assignment lines, (density) ─► GeoJSON sources
  *       every 500 ms ─► side panel
  *     moveend ─► setBBox (debounced re-subscribe) + sites around the view (/v1/nearby?kind=site) + graticule
- *     click ─► request marker under the pointer, else the nearest courier within 10 px ─► details
+ *     click ─► request markers under the pointer (top one in full, the rest listed), else the nearest courier within 10 px ─► details
  *
  * URL: ?token=…  ?style=<style URL>  ?lat= &lng= &zoom=  ?hz=
  */
@@ -30,6 +30,8 @@ const DEFAULT_VIEW = { lng: -0.1278, lat: 51.5074, zoom: 11 };
 const DEFAULT_HZ = 4;
 /** A style URL that has not loaded after this long is replaced by the offline style (no internet). */
 const STYLE_TIMEOUT_MS = 8000;
+/** Other requests under a click listed by id: enough for a busy restaurant's queue, short enough to read. */
+const MAX_LISTED = 8;
 
 async function main(): Promise<void> {
   const params = new URLSearchParams(location.search);
@@ -168,9 +170,11 @@ async function main(): Promise<void> {
 
   map.on('click', (e: MapMouseEvent) => {
     const box: [[number, number], [number, number]] = [[e.point.x - 5, e.point.y - 5], [e.point.x + 5, e.point.y + 5]];
-    const hit = map.getLayer('requests') ? map.queryRenderedFeatures(box, { layers: ['requests'] })[0] : undefined;
-    if (hit !== undefined) {
-      showRequest(String(hit.properties.id));
+    // several requests often share a pickup (one restaurant, one bank): the top one in full, the others listed
+    const hits = map.getLayer('requests') ? map.queryRenderedFeatures(box, { layers: ['requests'] }) : [];
+    const ids = [...new Set(hits.map((f) => String(f.properties.id)))];
+    if (ids.length > 0) {
+      showRequest(ids[0], ids.slice(1));
       return;
     }
     const pxToWorld = 1 / (512 * 2 ** map.getZoom());
@@ -186,14 +190,19 @@ async function main(): Promise<void> {
     const jobs = [...board.requests.values()].filter((r) => r.courierId === id).map((r) => `${r.kind} ${r.id} (${r.status})`);
     panel.details(`courier ${id}\nstatus ${fleet.statusOf(i)}\nat     ${fleet.lat[i].toFixed(5)}, ${fleet.lng[i].toFixed(5)}\njobs   ${jobs.join(', ') || 'none'}`);
   };
-  const showRequest = (id: string): void => {
+  const showRequest = (id: string, others: readonly string[] = []): void => {
     const r = board.requests.get(id);
     const head = r === undefined ? `request ${id}` : `request ${id}\nkind    ${r.kind}\nstatus  ${r.status}\nurgency ${r.urgency ?? '…'}\ncourier ${r.courierId ?? '–'}`;
-    panel.details(head);
+    const also = others.slice(0, MAX_LISTED).map((o) => {
+      const other = board.requests.get(o);
+      return `  ${o}${other === undefined ? '' : ` ${other.kind} ${other.status}`}`;
+    });
+    const tail = also.length === 0 ? '' : `\nalso here${others.length > MAX_LISTED ? ` (${others.length}, first ${MAX_LISTED})` : ''}\n${also.join('\n')}`;
+    panel.details(head + tail);
     void api<{ eta?: number; legs?: { id: string; status: string; courierId?: string; siteId?: string }[] }>(token, `/v1/requests/${encodeURIComponent(id)}`).then((v) => {
       if (v === undefined) return;
       const legs = (v.legs ?? []).map((l) => `  ${l.id} ${l.status}${l.courierId ? ` · ${l.courierId}` : ''}${l.siteId ? ` from ${l.siteId}` : ''}`).join('\n');
-      panel.details(`${head}${v.eta !== undefined ? `\neta     ${v.eta} s` : ''}\nlegs\n${legs}`);
+      panel.details(`${head}${v.eta !== undefined ? `\neta     ${v.eta} s` : ''}\nlegs\n${legs}${tail}`);
     });
   };
 

@@ -10,7 +10,8 @@
  */
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import { BLOOD_PRODUCTS, BLOOD_TYPES, type BloodProduct, type BloodType, type RecipientType } from '../engine/blood-types.js';
-import { CAPABILITIES, VEHICLES, type Capability, type Vehicle } from '../engine/courier-attributes.js';
+import { URGENCIES, type Urgency } from '../dispatch/request-vocabulary.js';
+import { CAPABILITIES, COURIER_STATUSES, VEHICLES, type Capability, type Vehicle } from '../engine/courier-attributes.js';
 import { SITE_KINDS, type SiteKind } from '../engine/site-index.js';
 import { ApiError } from './api-error.js';
 
@@ -27,7 +28,6 @@ export const MAX_BATCH_ITEMS = 10_000;
 /** Latest timestamp accepted (ms): year 2286; anything larger is seconds-vs-ms confusion or garbage. */
 const MAX_TIME_MS = 1e13;
 
-export type Urgency = 'routine' | 'urgent' | 'emergency';
 export interface LatLng { lat: number; lng: number }
 export interface CourierProfileBody { vehicle: Vehicle; capabilities: Capability[]; capacity: number }
 export interface LocationBody { lat: number; lng: number; ts: number; speed?: number; heading?: number; accuracy?: number }
@@ -73,7 +73,7 @@ const time = { type: 'integer', minimum: 0, maximum: MAX_TIME_MS } as const;
 const bloodType = { enum: [...BLOOD_TYPES] } as const;
 const recipientType = { enum: [...BLOOD_TYPES, 'unknown'] } as const;
 const product = { enum: [...BLOOD_PRODUCTS] } as const;
-const urgency = { enum: ['routine', 'urgent', 'emergency'] } as const;
+const urgency = { enum: [...URGENCIES] } as const;
 const latLng = { type: 'object', additionalProperties: false, required: ['lat', 'lng'], properties: { lat, lng } } as const;
 // speeds in m/s (a van on a motorway is ~40; 150 catches km/h sent as m/s), heading in degrees, accuracy in metres
 const fix = {
@@ -157,7 +157,7 @@ export const SCHEMAS = {
     bloodType: recipientType,
     product,
     units: { type: 'integer', minimum: 1, maximum: 10_000 },
-    status: { enum: ['offline', 'available', 'offered', 'busy'] },
+    status: { enum: [...COURIER_STATUSES] },
   }),
   requestCreate: {
     type: 'object',

@@ -24,6 +24,7 @@ import uWS from '@trufflesuite/uws-js-unofficial';
 import type { HttpResponse, WebSocket, WebSocketBehavior } from '@trufflesuite/uws-js-unofficial';
 import { Packr } from 'msgpackr';
 import type { DispatchEvent, DispatchLoop } from '../dispatch/dispatch-loop.js';
+import { isTerminal } from '../dispatch/request-vocabulary.js';
 import type { CourierStatus } from '../engine/courier-attributes.js';
 import type { CourierIndex, FenceEvent } from '../engine/courier-index.js';
 import type { GeofenceIndex } from '../engine/geofence-index.js';
@@ -459,7 +460,7 @@ export class StreamHub implements EventSink {
   private *liveRequestIds(): Iterable<string> {
     const seen = new Set<string>();
     for (const r of this.deps.loop.lifecycle.allRequests()) {
-      if (r.status === 'delivered' || r.status === 'cancelled' || r.status === 'failed') continue;
+      if (isTerminal(r.status)) continue;
       const parent = this.deps.book.parentOf(r.id);
       if (parent === undefined || seen.has(parent.id)) continue;
       seen.add(parent.id);

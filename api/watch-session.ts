@@ -11,6 +11,7 @@
  *
  * No I/O: the stream decides when to flush (only when the socket's buffer has room) and encodes the frame.
  */
+import { isTerminal } from '../dispatch/request-vocabulary.js';
 import type { CourierStatus } from '../engine/courier-attributes.js';
 
 /** `[minLng, minLat, maxLng, maxLat]`, as in the watch frame. */
@@ -57,7 +58,6 @@ export interface WatchOptions {
 /** Fence crossings kept between two flushes; beyond it the oldest go (a crossing storm must not grow memory). */
 export const MAX_PENDING_FENCES = 1024;
 
-const TERMINAL = new Set(['delivered', 'cancelled', 'failed']);
 
 /** Pending changes of one watch, coalesced to the latest state per courier and per request. */
 export class WatchSession {
@@ -92,7 +92,7 @@ export class WatchSession {
   /** Records what the snapshot showed, so later exits become `removed`. */
   seed(couriers: readonly CourierTuple[], requests: readonly WatchRequest[]): void {
     for (const c of couriers) this.shown.add(c[0]);
-    for (const r of requests) if (!TERMINAL.has(r.status)) this.shownRequests.add(r.id);
+    for (const r of requests) if (!isTerminal(r.status)) this.shownRequests.add(r.id);
   }
 
   /** A courier's latest position and status. */
@@ -124,7 +124,7 @@ export class WatchSession {
     const touches = this.contains(r.pickup.lat, r.pickup.lng) || this.contains(r.dropoff.lat, r.dropoff.lng);
     if (!touches && !this.shownRequests.has(r.id)) return;
     this.requests.set(r.id, r);
-    if (TERMINAL.has(r.status)) this.shownRequests.delete(r.id);
+    if (isTerminal(r.status)) this.shownRequests.delete(r.id);
     else this.shownRequests.add(r.id);
   }
 

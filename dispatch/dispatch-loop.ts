@@ -34,6 +34,7 @@ import type { CourierIndex } from '../engine/courier-index.js';
 import { CourierSnapshot, writeCourierSnapshot } from '../engine/courier-snapshot.js';
 import type { DonorIndex } from '../engine/donor-index.js';
 import type { SiteIndex } from '../engine/site-index.js';
+import { isTerminal } from './request-vocabulary.js';
 import { planBatch } from './assign-batch.js';
 import { BatchWindow, skipsWindow } from './batch-window.js';
 import { releaseAllocation } from './blood-allocation.js';
@@ -380,7 +381,7 @@ export class DispatchLoop {
     const forgotten: string[] = [];
     for (const parent of this.parents.values()) {
       const views = parent.legIds.map((id) => this.lifecycle.request(id));
-      if (views.some((v) => v === undefined || !ENDED.has(v.status))) continue;
+      if (views.some((v) => v === undefined || !isTerminal(v.status))) continue;
       const endedAt = Math.max(...views.map((v) => v!.updatedAt));
       if (endedAt > now - retentionMs) continue;
       for (const id of parent.legIds) {
@@ -601,8 +602,6 @@ export function deriveStatus(legs: readonly RequestStatus[]): RequestStatus {
   if (best !== undefined) return best;
   return legs.length > 0 && legs.every((s) => s === 'cancelled') ? 'cancelled' : 'failed';
 }
-
-const ENDED: ReadonlySet<RequestStatus> = new Set(['delivered', 'cancelled', 'failed']);
 
 const RANK: Readonly<Record<RequestStatus, number>> = { pending: 0, offered: 1, assigned: 2, picked_up: 3, delivered: 4, cancelled: 5, failed: 5 };
 

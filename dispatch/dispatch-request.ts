@@ -10,8 +10,9 @@ export interface LatLng {
   lng: number;
 }
 
-export type RequestKind = 'delivery' | 'rescue' | 'blood';
-export type Urgency = 'routine' | 'urgent' | 'emergency';
+import type { RequestKind, Urgency } from './request-vocabulary.js';
+
+export type { RequestKind, Urgency } from './request-vocabulary.js';
 
 /** A request as matching sees it: one pickup, one dropoff, one courier. */
 export interface DispatchRequest {

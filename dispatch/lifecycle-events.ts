@@ -5,10 +5,9 @@
  */
 import type { CourierStatus } from '../engine/courier-attributes.js';
 
-import type { RequestKind, Urgency } from './dispatch-request.js';
+import type { RequestKind, RequestStatus, Urgency } from './request-vocabulary.js';
 
-export type { RequestKind, Urgency } from './dispatch-request.js';
-export type RequestStatus = 'pending' | 'offered' | 'assigned' | 'picked_up' | 'delivered' | 'cancelled' | 'failed';
+export type { RequestKind, RequestStatus, Urgency } from './request-vocabulary.js';
 export type OfferStatus = 'live' | 'accepted' | 'declined' | 'expired' | 'revoked';
 
 

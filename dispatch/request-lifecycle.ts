@@ -14,6 +14,7 @@
  */
 import type { CourierStatus } from '../engine/courier-attributes.js';
 import type { UndoLog } from './undo-log.js';
+import { REQUEST_KINDS, isTerminal } from './request-vocabulary.js';
 import type { RequestKind, Urgency, RequestStatus, OfferStatus, ReservationRef, NewRequest, RequestView, CourierView, Offer, Assignment, LifecycleEventBody, LifecycleEvent, Rejected, Done, AddRequestReason, AttachReason, CourierStatusReason, OfferReason, RespondReason, CancelReason, FailReason, ProgressReason, ForgetReason } from './lifecycle-events.js';
 
 export type { RequestKind, Urgency, RequestStatus, OfferStatus, ReservationRef, NewRequest, RequestView, CourierView, Offer, Assignment, LifecycleEventBody, LifecycleEvent, Rejected, Done, AddRequestReason, AttachReason, CourierStatusReason, OfferReason, RespondReason, CancelReason, FailReason, ProgressReason, ForgetReason } from './lifecycle-events.js';
@@ -474,7 +475,6 @@ export class RequestLifecycle {
 }
 
 const URGENCY_RANK: Readonly<Record<Urgency, number>> = { emergency: 0, urgent: 1, routine: 2 };
-const KINDS: readonly string[] = ['delivery', 'rescue', 'blood'];
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 type OfferRecord = Mutable<Offer>;
@@ -524,9 +524,6 @@ function refuseResponse(o: OfferRecord | undefined, courierId: string, now: numb
   return undefined;
 }
 
-function isTerminal(status: RequestStatus): boolean {
-  return status === 'delivered' || status === 'cancelled' || status === 'failed';
-}
 
 /** True while a courier holds the request: assigned or picked up. */
 export function isCarried(status: RequestStatus | undefined): boolean {
@@ -565,7 +562,7 @@ function assertId(id: string, what: string): void {
 
 function assertNewRequest(req: NewRequest): void {
   assertId(req.id, 'request id');
-  if (!KINDS.includes(req.kind)) throw new Error(`request kind must be one of ${KINDS.join(', ')}, got '${String(req.kind)}'`);
+  if (!(REQUEST_KINDS as readonly string[]).includes(req.kind)) throw new Error(`request kind must be one of ${REQUEST_KINDS.join(', ')}, got '${String(req.kind)}'`);
   if (!Object.hasOwn(URGENCY_RANK, req.urgency)) throw new Error(`urgency must be emergency, urgent or routine, got '${String(req.urgency)}'`);
   if (req.deadline !== undefined && !Number.isFinite(req.deadline)) throw new Error(`deadline must be a finite time in ms, got ${String(req.deadline)}`);
 }

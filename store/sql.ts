@@ -7,6 +7,8 @@
  * statement whatever its size. JSON keys are the TypeScript field names, quoted in the record definitions.
  */
 
+import { TERMINAL_STATUSES } from '../dispatch/request-vocabulary.js';
+
 /** What a connection (or an open transaction) can do. */
 export interface SqlSession {
   /** One statement with $n parameters; returns its rows. */
@@ -22,6 +24,8 @@ export interface SqlDriver extends SqlSession {
   close(): Promise<void>;
 }
 
+/** The statuses a request never leaves, as an SQL list: `status NOT IN ${ENDED}` is "still open". */
+const ENDED = `(${[...TERMINAL_STATUSES].map((s) => `'${s}'`).join(', ')})`;
 /** timestamptz → ms since the epoch (a float8, so both drivers hand back a JS number). */
 const ms = (col: string): string => `round(extract(epoch FROM ${col}) * 1000)::float8`;
 /** ms since the epoch → timestamptz (to_timestamp rounds to µs, so equal ms give equal keys). */
@@ -228,7 +232,7 @@ const REQUEST_COLUMNS = `id, parent_id AS "parentId", kind, urgency, requester_i
 
 export const LOAD_OPEN_REQUESTS = `
 SELECT ${REQUEST_COLUMNS}
-FROM requests WHERE status NOT IN ('delivered', 'cancelled', 'failed') ORDER BY created_at, id`;
+FROM requests WHERE status NOT IN ${ENDED} ORDER BY created_at, id`;
 
 const OFFER_COLUMNS = `id, request_id AS "requestId", courier_id AS "courierId", status, ${ms('created_at')} AS "createdAt",
   ${ms('expires_at')} AS "expiresAt", details`;
@@ -243,7 +247,7 @@ FROM assignments WHERE ended_at IS NULL ORDER BY id`;
 export const LOAD_OPEN_DECLINES = `
 SELECT DISTINCT o.request_id AS "requestId", o.courier_id AS "courierId"
 FROM offers o JOIN requests r ON r.id = o.request_id
-WHERE o.status = 'declined' AND r.status NOT IN ('delivered', 'cancelled', 'failed')
+WHERE o.status = 'declined' AND r.status NOT IN ${ENDED}
 ORDER BY 1, 2`;
 
 export const LOAD_HELD_RESERVATIONS = `

@@ -8,19 +8,19 @@
  */
 import type { CustomLayerInterface, CustomRenderMethodInput, Map as MapLibreMap } from 'maplibre-gl';
 import type { CourierFleet } from './courier-fleet.js';
-import { COURIER_STATUSES, STATUS_RGB } from './palette.js';
+import { COURIER_STATUSES, OFFLINE_CODE, STATUS_RGB } from './palette.js';
 
 const VERTEX = `#version 300 es
 uniform mat4 u_matrix;
 uniform float u_size;
 uniform float u_offline_scale;
-uniform vec3 u_colors[4];
+uniform vec3 u_colors[${COURIER_STATUSES.length}];
 in vec2 a_pos;
 in float a_status;
 out vec3 v_color;
 void main() {
-  // offline couriers (status 3) smaller, or hidden with scale 0 (clipped: size 0 still rasterizes 1 px)
-  float size = a_status > 2.5 ? u_size * u_offline_scale : u_size;
+  // offline couriers smaller, or hidden with scale 0 (clipped: size 0 still rasterizes 1 px)
+  float size = abs(a_status - ${OFFLINE_CODE}.0) < 0.5 ? u_size * u_offline_scale : u_size;
   gl_Position = size > 0.0 ? u_matrix * vec4(a_pos, 0.0, 1.0) : vec4(2.0, 2.0, 2.0, 1.0);
   gl_PointSize = size;
   v_color = u_colors[int(a_status + 0.5)];

@@ -1,8 +1,14 @@
 /** Colours shared by the map layers and the side panel, so a dot in the legend matches a dot on the map. */
 
-/** Courier statuses of PRODUCT §3, in the order the panel lists them; the index is the GPU status code. */
-export const COURIER_STATUSES = ['available', 'offered', 'busy', 'offline'] as const;
-export type CourierStatus = (typeof COURIER_STATUSES)[number];
+import { COURIER_STATUSES, type CourierStatus } from '../engine/courier-attributes.js';
+import { REQUEST_KINDS } from '../dispatch/request-vocabulary.js';
+
+/** The engine's courier statuses (PRODUCT §3); a status's index there is its GPU status code. */
+export { COURIER_STATUSES, type CourierStatus, REQUEST_KINDS };
+/** GPU code of offline couriers, drawn smaller or hidden. */
+export const OFFLINE_CODE: number = COURIER_STATUSES.indexOf('offline');
+/** The order the panel lists statuses in: working ones first, offline last. */
+export const PANEL_STATUSES: readonly CourierStatus[] = [...COURIER_STATUSES.filter((s) => s !== 'offline'), 'offline'];
 
 /** RGB 0..1 per status (available green, offered amber, busy blue, offline grey). */
 export const STATUS_RGB: Record<CourierStatus, [number, number, number]> = {
@@ -12,8 +18,6 @@ export const STATUS_RGB: Record<CourierStatus, [number, number, number]> = {
   offline: [0.55, 0.57, 0.6],
 };
 
-/** Request kinds of PRODUCT §1. */
-export const REQUEST_KINDS = ['delivery', 'rescue', 'blood'] as const;
 export const KIND_COLOR: Record<string, string> = { delivery: '#7048e8', rescue: '#0ca678', blood: '#e03131' };
 
 /** Site kinds of PRODUCT §4. */
@@ -30,5 +34,5 @@ export function statusCss(s: CourierStatus): string {
 /** Status code for the GPU (index in COURIER_STATUSES); unknown statuses draw as offline. */
 export function statusCode(s: string): number {
   const i = (COURIER_STATUSES as readonly string[]).indexOf(s);
-  return i < 0 ? 3 : i;
+  return i < 0 ? OFFLINE_CODE : i;
 }

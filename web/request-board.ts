@@ -10,6 +10,7 @@
  * frame that first showed it offered, so its resolution is the watch interval (250 ms at 4 Hz); requests
  * first seen already offered give no sample.
  */
+import { isTerminal } from '../dispatch/request-vocabulary.js';
 import type { FenceCrossing, WatchRequest } from './watch-socket.js';
 
 /** A request on the map, with what the page learnt beside the stream. */
@@ -25,7 +26,6 @@ export interface BoardEvent {
   text: string;
 }
 
-const TERMINAL = new Set(['delivered', 'cancelled', 'failed']);
 /** Samples kept for the p95: the last 500 offers (minutes of a busy city), so the figure follows the present. */
 const MAX_SAMPLES = 500;
 const MAX_EVENTS = 60;
@@ -61,7 +61,7 @@ export class RequestBoard {
       }
     }
     this.version++;
-    if (TERMINAL.has(r.status)) {
+    if (isTerminal(r.status)) {
       this.requests.delete(r.id);
       this.pendingSince.delete(r.id);
       return false;

@@ -4,7 +4,7 @@
  */
 import type { CourierFleet } from './courier-fleet.js';
 import type { FrameMeter } from './frame-meter.js';
-import { COURIER_STATUSES, KIND_COLOR, REQUEST_KINDS, statusCss } from './palette.js';
+import { KIND_COLOR, PANEL_STATUSES, REQUEST_KINDS, statusCss } from './palette.js';
 import type { RequestBoard } from './request-board.js';
 
 /** Writes the panel from the page's state. */
@@ -14,7 +14,7 @@ export class SidePanel {
   /** Refreshes counts, p95, events and frame time. */
   render(fleet: CourierFleet, board: RequestBoard, meter: FrameMeter, startedAt: number): void {
     const counts = fleet.counts();
-    this.el('status-counts').innerHTML = COURIER_STATUSES.map((s) => row(s, counts[s], statusCss(s))).join('') + row('total', fleet.size, 'transparent');
+    this.el('status-counts').innerHTML = PANEL_STATUSES.map((s) => row(s, counts[s], statusCss(s))).join('') + row('total', fleet.size, 'transparent');
     const open = board.openByKind();
     this.el('request-counts').innerHTML = REQUEST_KINDS.map((k) => row(k, open[k] ?? 0, KIND_COLOR[k])).join('');
     const tto = board.timeToOffer();

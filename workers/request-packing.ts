@@ -13,6 +13,7 @@
  */
 import { capabilitiesOf, capabilityMask } from '../engine/courier-attributes.js';
 import type { DispatchPlan, DispatchRequest, PlannedAssignment, RequestKind, UnassignedReason, Urgency } from '../dispatch/dispatch-request.js';
+import { REQUEST_KINDS, URGENCIES } from '../dispatch/request-vocabulary.js';
 
 /** A batch of requests or a plan, packed: `numbers.buffer` is transferable, `text` is one flat string. */
 export interface Packed {
@@ -146,8 +147,7 @@ export function unpackPlan(packed: Packed): DispatchPlan {
 }
 
 // Code tables: a value's position is its code, so appending keeps old codes stable.
-const KINDS: readonly RequestKind[] = ['delivery', 'rescue', 'blood'];
-const URGENCIES: readonly Urgency[] = ['routine', 'urgent', 'emergency'];
+const KINDS: readonly RequestKind[] = REQUEST_KINDS;
 const REASONS: readonly UnassignedReason[] = ['no-courier-in-radius', 'no-feasible-courier', 'outbid', 'deadline-passed'];
 
 const HEAD = 2; // format, request count

@@ -2,10 +2,12 @@
  * Where couriers are: pings in over HTTP (one, or a fleet gateway's batch) through the one ingest path, and
  * `GET /v1/nearby` out — donors only to dispatchers and admins (their positions and blood types are health data).
  */
-import type { CourierIndex } from '../engine/courier-index.js';
+import type { CellSpeeds } from '../engine/cell-speeds.js';
+import type { CourierHit, CourierIndex } from '../engine/courier-index.js';
 import type { DonorIndex } from '../engine/donor-index.js';
 import type { SiteIndex } from '../engine/site-index.js';
 import type { DispatchPolicy } from '../dispatch/dispatch-request.js';
+import { driveSeconds } from '../dispatch/travel-time.js';
 import { ApiError } from './api-error.js';
 import { requireSelf } from './auth.js';
 import type { AddRoute } from './http-routes.js';
@@ -20,6 +22,8 @@ export interface LocationDeps {
   donors: DonorIndex;
   ingest: PositionIngest;
   policy: Readonly<DispatchPolicy>;
+  /** Learned cell speeds, so a courier's `eta` is timed as dispatch times it (the dispatch loop's). */
+  speeds?: CellSpeeds;
 }
 
 /** Registers ping ingest and nearby queries on `add`. */
@@ -67,10 +71,11 @@ function nearby(deps: LocationDeps, q: URLSearchParams, now: number, role: strin
   const k = p.k ?? 10;
   if (p.kind === 'courier') {
     const hits = deps.couriers.nearby(p.lat, p.lng, { k, radius: p.radius, capability: p.capability, ...(p.status ? { status: p.status } : {}) });
+    const here = { lat: p.lat, lng: p.lng };
     return {
       results: hits.map((h) => ({
         id: h.id, kind: 'courier', lat: h.lat, lng: h.lng, distance: Math.round(h.distance), status: h.status, vehicle: h.vehicle,
-        eta: Math.round((h.distance * deps.policy.circuity) / deps.policy.vehicleSpeed[h.vehicle]),
+        eta: Math.round(courierEta(deps, h, here)),
       })),
     };
   }
@@ -84,4 +89,10 @@ function nearby(deps: LocationDeps, q: URLSearchParams, now: number, role: strin
   return {
     results: hits.map((h) => ({ id: h.id, kind: 'site', siteKind: h.kind, name: h.name, lat: h.lat, lng: h.lng, distance: Math.round(h.distance), ...(h.units !== undefined ? { units: h.units } : {}) })),
   };
+}
+
+// Seconds for a courier to drive to the query point; its bucket cell is the one its dispatch snapshot reads speeds from.
+function courierEta(deps: LocationDeps, h: CourierHit, to: { lat: number; lng: number }): number {
+  const fromCell = deps.speeds === undefined ? undefined : deps.couriers.get(h.id)?.cell;
+  return driveSeconds(h, to, { policy: deps.policy, vehicle: h.vehicle, speeds: deps.speeds, fromCell });
 }

@@ -4,10 +4,10 @@
  * the create answer and GET /v1/requests/{id} share — also for a request only the store still holds.
  */
 import type { DispatchLoop, RequestSummary } from '../dispatch/dispatch-loop.js';
+import { driveSeconds } from '../dispatch/travel-time.js';
 import type { StoredRequest } from '../store/store.js';
 import type { RequestPayload } from '../store/recovery.js';
-import type { CourierIndex } from '../engine/courier-index.js';
-import { distanceMeters } from '../engine/geodesy.js';
+import type { CourierIndex, CourierView } from '../engine/courier-index.js';
 import type { BookedRequest, RequestBook } from './request-book.js';
 import type { WatchRequest } from './watch-session.js';
 
@@ -49,17 +49,17 @@ export function trackFrameOf(src: RequestViewSources, id: string): TrackFrame | 
   const c = leg?.courierId === undefined ? undefined : src.couriers.get(leg.courierId);
   if (leg !== undefined && c !== undefined && !Number.isNaN(c.lat)) {
     frame.courier = { lat: c.lat, lng: c.lng };
-    // the policy's road circuity and the courier's vehicle speed, as dispatch scored the route
-    const { circuity, vehicleSpeed } = src.loop.policy;
-    frame.eta = Math.round((remainingMeters(c.lat, c.lng, booked, leg.status === 'picked_up') * circuity) / vehicleSpeed[c.vehicle]);
+    frame.eta = Math.round(remainingSeconds(src, c, booked, leg.status === 'picked_up'));
   }
   return frame;
 }
 
-function remainingMeters(lat: number, lng: number, r: BookedRequest, pickedUp: boolean): number {
-  return pickedUp
-    ? distanceMeters(lat, lng, r.dropoff.lat, r.dropoff.lng)
-    : distanceMeters(lat, lng, r.pickup.lat, r.pickup.lng) + distanceMeters(r.pickup.lat, r.pickup.lng, r.dropoff.lat, r.dropoff.lng);
+// Seconds of driving left (to the dropoff, via the pickup until picked up), timed as dispatch times every
+// route: the loop's policy, the courier's vehicle, the learned speed where each stretch starts.
+function remainingSeconds(src: RequestViewSources, c: CourierView, r: BookedRequest, pickedUp: boolean): number {
+  const drive = { policy: src.loop.policy, vehicle: c.vehicle, speeds: src.loop.speeds };
+  const fromCourier = { ...drive, fromCell: c.cell };
+  return pickedUp ? driveSeconds(c, r.dropoff, fromCourier) : driveSeconds(c, r.pickup, fromCourier) + driveSeconds(r.pickup, r.dropoff, drive);
 }
 
 /** The view of a request in the create answer and GET /v1/requests/{id}: the same fields either way. */

@@ -124,7 +124,7 @@ export function createServer(config: Readonly<ApiConfig>, deps: ServerDeps): Ser
     config, auth, clock, book, pump,
     limits: { ...limits, openPerRequester: config.requests.openPerRequester },
     couriers: deps.couriers, sites: deps.sites, donors: deps.donors, fences: deps.fences, loop: deps.loop,
-    policy: deps.loop.policy, metrics: deps.metrics, logger: deps.logger,
+    policy: deps.loop.policy, speeds: deps.loop.speeds, metrics: deps.metrics, logger: deps.logger,
     writer: deps.journal, store: deps.store, ingest: hub.ingest,
     idempotency: new IdempotencyKeys(deps.store, config.requests.idempotencyTtlMs, clock),
     courierChanged: (id) => hub.courierChanged(id),

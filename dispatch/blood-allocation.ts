@@ -3,7 +3,8 @@
  * can take the same units (PRODUCT.md §2).
  *
  *   need ──► SiteIndex.nearby(blood_bank, open, radius, any compatible unexpired stock)
- *              │ per bank: ETA to the hospital; usable lots = compatible, product, expiresAt ≥ now + ETA
+ *              │ per bank: ETA to the hospital (travel-time.ts: the configured policy, learned speeds);
+ *              │           usable lots = compatible, product, expiresAt ≥ now + ETA
  *              ▼
  *            banks by ETA ──► shortest prefix (≤ maxBanks) whose usable units cover the need
  *              │
@@ -26,13 +27,14 @@ import {
   compatibleDonorTypes,
   donorPreference,
 } from '../engine/blood-types.js';
+import type { CellSpeeds } from '../engine/cell-speeds.js';
 import type { Capability } from '../engine/courier-attributes.js';
 import type { DonorIndex } from '../engine/donor-index.js';
-import { distanceMeters } from '../engine/geodesy.js';
 import type { SiteIndex } from '../engine/site-index.js';
-import { DEFAULT_POLICY, type DispatchRequest, type LatLng, type Urgency } from './dispatch-request.js';
+import { DEFAULT_POLICY, type DispatchPolicy, type DispatchRequest, type LatLng, type Urgency } from './dispatch-request.js';
 import { type DonorCallout, type CalloutOptions, planDonorCallout } from './donor-callout.js';
 import type { ReservationRef } from './request-lifecycle.js';
+import { PLANNING_VEHICLE, driveSeconds } from './travel-time.js';
 
 /** Banks one request may be split across: each is a courier leg, and more than 3 rarely arrive together. */
 export const DEFAULT_MAX_BANKS = 3;
@@ -56,7 +58,11 @@ export interface BloodNeed {
 /** How the allocation runs. */
 export interface AllocationOptions {
   now: number;
-  /** Seconds from a bank to the hospital (default: great-circle × 1.35 circuity ÷ 8.5 m/s by car). */
+  /** The deployment's policy: its circuity and car speed time each bank's transit (default DEFAULT_POLICY). */
+  policy?: Readonly<DispatchPolicy>;
+  /** Learned cell speeds for that transit (default: the policy's car speed everywhere). */
+  speeds?: CellSpeeds;
+  /** Seconds from a bank to the hospital (default: driveSeconds by PLANNING_VEHICLE under `policy` and `speeds`). */
   transitSeconds?: (from: LatLng, to: LatLng) => number;
   /** At most this many banks (default DEFAULT_MAX_BANKS). */
   maxBanks?: number;
@@ -182,9 +188,9 @@ export function bloodPickupLegs(allocation: BloodAllocation, need: BloodNeed, no
   });
 }
 
-/** Default transit: great-circle metres × city circuity ÷ car speed. */
+/** Transit under DEFAULT_POLICY with no learned speeds: what allocateBlood uses when given neither. */
 export function defaultTransitSeconds(from: LatLng, to: LatLng): number {
-  return (distanceMeters(from.lat, from.lng, to.lat, to.lng) * DEFAULT_POLICY.circuity) / DEFAULT_POLICY.vehicleSpeed.car;
+  return driveSeconds(from, to, { policy: DEFAULT_POLICY, vehicle: PLANNING_VEHICLE });
 }
 
 interface UsableLot {
@@ -220,7 +226,7 @@ function usableBanks(
   types: BloodType[],
   tiers: Map<BloodType, number>,
 ): { banks: Bank[]; lateBanks: number } {
-  const transit = options.transitSeconds ?? defaultTransitSeconds;
+  const transit = options.transitSeconds ?? bankTransit(options.policy ?? DEFAULT_POLICY, options.speeds);
   const hits = sites.nearby(need.hospital.lat, need.hospital.lng, {
     kind: 'blood_bank',
     open: true,
@@ -308,6 +314,12 @@ function reserve(sites: SiteIndex, product: BloodProduct, banks: Bank[], picks: 
     });
   });
   return sources;
+}
+
+// Bank → hospital seconds under the configured policy and the learned speeds around the bank.
+function bankTransit(policy: Readonly<DispatchPolicy>, speeds: CellSpeeds | undefined): (from: LatLng, to: LatLng) => number {
+  const drive = { policy, vehicle: PLANNING_VEHICLE, speeds };
+  return (from, to) => driveSeconds(from, to, drive);
 }
 
 function transportOf(product: BloodProduct): Transport {

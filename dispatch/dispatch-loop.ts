@@ -139,7 +139,8 @@ export class DispatchLoop {
   private readonly couriers: CourierIndex;
   private readonly sites: SiteIndex;
   private readonly donors: DonorIndex;
-  private readonly speeds: CellSpeeds | undefined;
+  /** Learned cell speeds every ETA of this deployment is timed with (travel-time.ts); undefined: vehicle speeds only. */
+  readonly speeds: CellSpeeds | undefined;
   private readonly window: BatchWindow;
   private readonly parents = new Map<string, Parent>();
   private readonly legs = new Map<string, Leg>();
@@ -173,7 +174,7 @@ export class DispatchLoop {
   submit(request: RequestSubmission, now: number): SubmitResult {
     assertTime(now);
     if (this.parents.has(request.id) || this.legs.has(request.id) || this.lifecycle.request(request.id)) return this.refuse({ ok: false, reason: 'duplicate-request' as const });
-    const built = buildLegs(request, now, { sites: this.sites, donors: this.donors, policy: this.policy });
+    const built = buildLegs(request, now, { sites: this.sites, donors: this.donors, policy: this.policy, speeds: this.speeds });
     if (built.ok === false) return this.refuse(built);
     const parent: Parent = { id: request.id, kind: request.kind, legIds: built.legs.map((l) => l.id), status: 'pending' };
     const held = built.legs.filter((l) => l.held);

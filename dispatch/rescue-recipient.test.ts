@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { EARTH_RADIUS_M, distanceMeters } from '../engine/geodesy.js';
 import { SiteIndex, type SiteProfile } from '../engine/site-index.js';
 import { Prng } from '../fixtures/prng.js';
+import { DEFAULT_POLICY } from './dispatch-request.js';
 import { RESCUE_RECIPIENT_KINDS, chooseRescueRecipient } from './rescue-recipient.js';
 
 const NOW = Date.UTC(2025, 0, 15, 12);
@@ -45,7 +46,7 @@ describe('chooseRescueRecipient', () => {
     const sites = new SiteIndex();
     site(sites, 'fb', 10_000);
     // 10 km × 1.5 ÷ 5 m/s = 3000 s
-    const options = { now: NOW, speed: 5, circuity: 1.5 };
+    const options = { now: NOW, policy: { ...DEFAULT_POLICY, circuity: 1.5, vehicleSpeed: { ...DEFAULT_POLICY.vehicleSpeed, car: 5 } } };
     expect(chooseRescueRecipient(sites, PICKUP, 1, { ...options, deadline: NOW + 3_001_000 })).toMatchObject({ ok: true, siteId: 'fb' });
     expect(chooseRescueRecipient(sites, PICKUP, 1, { ...options, deadline: NOW + 2_999_000 })).toEqual({ ok: false, reason: 'none-before-deadline' });
     expect(chooseRescueRecipient(sites, PICKUP, 1, { now: NOW, deadline: NOW - 1 })).toEqual({ ok: false, reason: 'none-before-deadline' });

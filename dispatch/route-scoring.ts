@@ -5,7 +5,7 @@
  *   courier (snapshot i) ──drive──► pickup ──wait for readyAt──► leave ──drive──► dropoff
  *                        travel s            pickupEta s (from now)          dropoffEta s (from now)
  *
- *   drive seconds = great-circle metres × policy.circuity ÷ speed
+ *   drive seconds = great-circle metres × policy.circuity ÷ speed   (dispatch/travel-time.ts, as every ETA)
  *     to the pickup:   the courier's learned neighbourhood speed when plausible, else its vehicle's speed
  *     pickup→dropoff:  request.legSpeed when plausible, else the vehicle's speed
  *
@@ -23,6 +23,7 @@ import type { CourierSnapshot } from '../engine/courier-snapshot.js';
 import { capabilityMask } from '../engine/courier-attributes.js';
 import { distanceMeters } from '../engine/geodesy.js';
 import type { DispatchPolicy, DispatchRequest, Urgency } from './dispatch-request.js';
+import { driveSpeed, travelSeconds } from './travel-time.js';
 
 /** Why one courier cannot serve one request. */
 export type RouteInfeasibility = 'missing-capability' | 'over-capacity' | 'pickup-window-missed' | 'deadline-missed';
@@ -58,11 +59,6 @@ export const URGENCY_WEIGHT: Readonly<Record<Urgency, number>> = Object.freeze({
  */
 export const DRIVE_WEIGHT = 0.1;
 
-// 1 m/s is walking pace: a slower learned speed is parked or queued couriers, not traffic;
-// 40 m/s (144 km/h) is beyond any city street, so faster is GPS noise.
-const MIN_PLAUSIBLE_SPEED = 1;
-const MAX_PLAUSIBLE_SPEED = 40;
-
 /** Scores courier `i` of the snapshot for `request` (status is not checked: a busy courier's route scores too). */
 export function scoreRoute(snapshot: CourierSnapshot, courierIndex: number, request: DispatchRequest, policy: DispatchPolicy, now: number): RouteScore {
   const out = emptyScore();
@@ -95,11 +91,11 @@ export function scoreTrip(
   now: number,
   out: RouteScore,
 ): RouteScore {
-  const travel = (pickupMeters * policy.circuity) / speedToPickup;
+  const travel = travelSeconds(pickupMeters, policy.circuity, speedToPickup);
   let arrive = now + travel * 1000;
   if (request.readyAt !== undefined && request.readyAt > arrive) arrive = request.readyAt;
   const pickupEta = (arrive - now) / 1000;
-  const dropoffEta = pickupEta + (pickupToDropoffMeters * policy.circuity) / speedOfLeg;
+  const dropoffEta = pickupEta + travelSeconds(pickupToDropoffMeters, policy.circuity, speedOfLeg);
   let lateness = 0;
   let reason: RouteInfeasibility | undefined;
   if (request.pickupBy !== undefined && arrive > request.pickupBy) {
@@ -140,23 +136,17 @@ export function legMeters(request: DispatchRequest): number {
 
 /** Driving speed (m/s) of courier i to a pickup: learned neighbourhood speed when plausible, else its vehicle's. */
 export function courierSpeed(snapshot: CourierSnapshot, i: number, policy: DispatchPolicy): number {
-  const live = snapshot.localSpeed(i);
-  return plausibleSpeed(live) ? live : policy.vehicleSpeed[snapshot.vehicle(i)];
+  return driveSpeed(snapshot.localSpeed(i), policy.vehicleSpeed[snapshot.vehicle(i)]);
 }
 
 /** Speed (m/s) of the pickup → dropoff leg: request.legSpeed when plausible, else the vehicle's speed. */
 export function legSpeed(request: DispatchRequest, vehicleSpeed: number): number {
-  const s = request.legSpeed;
-  return s !== undefined && plausibleSpeed(s) ? s : vehicleSpeed;
+  return driveSpeed(request.legSpeed ?? NaN, vehicleSpeed);
 }
 
 /** A fresh, feasible, all-zero score to fill with scoreTrip. */
 export function emptyScore(): RouteScore {
   return { pickupEta: 0, dropoffEta: 0, lateness: 0, travel: 0, feasible: true, reason: undefined };
-}
-
-function plausibleSpeed(s: number): boolean {
-  return s >= MIN_PLAUSIBLE_SPEED && s <= MAX_PLAUSIBLE_SPEED; // false for NaN
 }
 
 function infeasible(out: RouteScore, reason: RouteInfeasibility): RouteScore {

@@ -4,6 +4,7 @@
  * (and reserved) from. Refusals are values; nothing is reserved when a submission is refused.
  */
 import type { BloodProduct, RecipientType } from '../engine/blood-types.js';
+import type { CellSpeeds } from '../engine/cell-speeds.js';
 import type { Capability } from '../engine/courier-attributes.js';
 import type { DonorIndex } from '../engine/donor-index.js';
 import type { SiteIndex } from '../engine/site-index.js';
@@ -80,11 +81,12 @@ export interface SubmitPlan {
 /** What `submit` answers: the plan, or why not (with the call-out a blood shortfall triggered). */
 export type SubmitResult = SubmitPlan | { ok: false; reason: SubmitFailure; shortfall?: number; callout?: DonorCallout };
 
-/** What building legs reads: stock and recipients, donors for call-outs, the policy's circuity. */
+/** What building legs reads: stock and recipients, donors for call-outs, the policy and learned speeds that time each trip. */
 export interface LegDeps {
   sites: SiteIndex;
   donors: DonorIndex;
   policy: Readonly<DispatchPolicy>;
+  speeds?: CellSpeeds;
 }
 
 /** The legs of a submission, or why it cannot be served. */
@@ -138,7 +140,7 @@ function buildRescue(r: RescueSubmission, now: number, deps: LegDeps): Built | {
   let dropoff = r.dropoff;
   let recipient: SubmitPlan['recipient'];
   if (dropoff === undefined) {
-    const chosen = chooseRescueRecipient(deps.sites, r.pickup, r.load ?? 1, { now, deadline, circuity: deps.policy.circuity });
+    const chosen = chooseRescueRecipient(deps.sites, r.pickup, r.load ?? 1, { now, deadline, policy: deps.policy, speeds: deps.speeds });
     if (!chosen.ok) return { ok: false, reason: chosen.reason };
     recipient = { siteId: chosen.siteId, lat: chosen.lat, lng: chosen.lng, distance: chosen.distance, etaSeconds: chosen.etaSeconds };
     dropoff = { lat: chosen.lat, lng: chosen.lng };
@@ -158,7 +160,7 @@ function buildBlood(r: BloodSubmission, now: number, deps: LegDeps): Built | { o
     requestId: r.id, hospital: r.dropoff, product: r.blood.product, recipient: r.blood.bloodType, units: r.blood.units, urgency: r.urgency,
   };
   if (r.deadline !== undefined) need.deadline = r.deadline;
-  const allocation = allocateBlood(deps.sites, need, { now, donors: deps.donors });
+  const allocation = allocateBlood(deps.sites, need, { now, donors: deps.donors, policy: deps.policy, speeds: deps.speeds });
   const callout = allocation.ok === true ? undefined : allocation.callout;
   if (allocation.ok === false) return { ok: false, reason: allocation.reason, shortfall: allocation.shortfall, ...(callout === undefined ? {} : { callout }) };
   const legs = bloodPickupLegs(allocation, need, now).map((dispatch, i) => {

@@ -29,7 +29,7 @@
  * | DISPATCH_TICK_MS           | 50                 | dispatch timer: offer expiry and batch checks |
  * | OPEN_REQUESTS_PER_REQUESTER | 1000              | open requests one principal may hold |
  * | IDEMPOTENCY_TTL_MS         | 86400000           | how long an Idempotency-Key answer is kept |
- * | REDIS_URL                  | —                  | optional fan-out between instances |
+ * | REDIS_URL                  | —                  | validated, not used yet (reserved for scale-out) |
  * | DATA_DIR                   | ./data             | embedded PGlite store (`memory://` for a throwaway one) |
  * | DATABASE_SCHEMA            | —                  | PostgreSQL schema for every table (created when missing) |
  * | SEED_CITY                  | small-city         | fixture city an empty store starts with; `none` starts empty |

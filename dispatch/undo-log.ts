@@ -45,10 +45,3 @@ export class UndoLog {
     this.steps = [];
   }
 }
-
-/** A rollback that runs several, newest first. */
-export function rollbackAll(rollbacks: readonly Rollback[]): Rollback {
-  return () => {
-    for (let i = rollbacks.length - 1; i >= 0; i--) rollbacks[i]();
-  };
-}

@@ -276,9 +276,3 @@ export async function openStore(config: StoreConfig): Promise<Store> {
   }
   return store;
 }
-
-/** A stored event from a dispatch/lifecycle event: `requestId` / `courierId` lifted into columns, the rest in `payload`. */
-export function eventRowOf(event: { seq: number; at: number; type: string; requestId?: string; courierId?: string }): EventRow {
-  const { seq, at, type, requestId, courierId, ...rest } = event as { seq: number; at: number; type: string; requestId?: string; courierId?: string } & Record<string, unknown>;
-  return { seq, at, type, requestId, courierId, payload: rest };
-}

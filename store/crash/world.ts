@@ -31,8 +31,6 @@ export const BANKS = ['bank-0', 'bank-1'];
 export const HOSPITALS = ['hosp-0', 'hosp-1'];
 /** Restaurants: pickup sites of deliveries (the first two exist from the start). */
 export const RESTAURANTS = ['rest-0', 'rest-1', 'rest-2', 'rest-3'];
-/** Recipients of rescues sent without a dropoff. */
-export const RECIPIENTS = ['fb-0', 'sh-0'];
 /** Every site the run may write, and whether it is built with the world. */
 export const SITES: readonly { id: string; kind: string; setup: boolean }[] = [
   ...BANKS.map((id) => ({ id, kind: 'blood_bank', setup: true })),

@@ -20,11 +20,8 @@ import { randomBytes } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
 import { DispatchLoop } from '../dispatch/dispatch-loop.js';
 import { DEFAULT_POLICY, type DispatchPolicy } from '../dispatch/dispatch-request.js';
-import { CellSpeeds } from '../engine/cell-speeds.js';
-import { CourierIndex } from '../engine/courier-index.js';
-import { DonorIndex } from '../engine/donor-index.js';
-import { GeofenceIndex } from '../engine/geofence-index.js';
-import { SiteIndex } from '../engine/site-index.js';
+import type { CellSpeeds } from '../engine/cell-speeds.js';
+import { type EngineIndexes, createEngineIndexes } from '../engine/engine-indexes.js';
 import type { Scenario } from '../fixtures/city-scenario.js';
 import { loadScenario } from '../fixtures/load-scenario.js';
 import { DispatchJournal } from '../store/dispatch-journal.js';
@@ -40,20 +37,11 @@ import { RequestBook } from './request-book.js';
 import { type Server, createServer } from './server.js';
 import { FenceFeed } from './stream.js';
 
-/** The engine of one instance. */
-export interface Engine {
-  couriers: CourierIndex;
-  sites: SiteIndex;
-  donors: DonorIndex;
-  fences: GeofenceIndex;
-  speeds: CellSpeeds;
-  fenceFeed: FenceFeed;
-}
 
 /** A running instance. */
 export interface Instance {
   config: Readonly<ApiConfig>;
-  engine: Engine;
+  engine: EngineIndexes;
   server: Server;
   port: number;
   logger: Logger;
@@ -69,20 +57,11 @@ export interface Instance {
   stop(): Promise<void>;
 }
 
-/** Fresh, empty engine indexes wired for fence events. */
-export function createEngine(): Engine {
-  const fences = new GeofenceIndex();
-  const speeds = new CellSpeeds();
-  const fenceFeed = new FenceFeed();
-  const couriers = new CourierIndex({ fences, speeds, onFenceEvent: fenceFeed.push });
-  return { couriers, sites: new SiteIndex(), donors: new DonorIndex(), fences, speeds, fenceFeed };
-}
-
 /**
  * Loads a fixture city into the engine, shifted so its day starts `now`: stock expires and donors become
  * eligible relative to today, not to the day the fixture was generated.
  */
-export function loadCity(engine: Engine, scenario: Scenario, now: number): void {
+export function loadCity(engine: EngineIndexes, scenario: Scenario, now: number): void {
   const shift = now - scenario.dayStart;
   for (const s of scenario.sites) {
     engine.sites.upsert(s.id, s);
@@ -105,7 +84,7 @@ export function loadCity(engine: Engine, scenario: Scenario, now: number): void 
 
 /** Seeds an empty store with a fixture city, shifted so its day starts `now` (as loadCity does in memory). */
 export async function seedCity(store: Store, scenario: Scenario, now: number): Promise<void> {
-  const engine = createEngine();
+  const engine = createEngineIndexes();
   loadCity(engine, scenario, now);
   await store.upsertSites(scenario.sites.map((s) => ({ id: s.id, kind: s.kind, name: s.name, lat: s.lat, lng: s.lng, capacity: s.capacity, occupancy: s.occupancy, open: s.open })));
   for (const s of scenario.sites) {
@@ -155,7 +134,7 @@ async function startOn(store: Store, config: Readonly<ApiConfig>, logger: Logger
     // offer ids are stored: a random boot id keeps them unique across restarts (the counter starts again at 1)
     createLoop: (e) => new DispatchLoop({ couriers: e.couriers, sites: e.sites, donors: e.donors, speeds: e.speeds, policy, offerTtlMs: config.offerTtlMs, offerIdPrefix: `o-${randomBytes(5).toString('hex')}-` }),
   });
-  const engine: Engine = { ...recovered.engine, fenceFeed };
+  const engine = recovered.engine;
   const journal = new DispatchJournal(store, recovered.loop, recovered.seqBase, {
     onHealthChange: (healthy, err) => (healthy ? logger.info('store commits resumed') : logger.error({ err }, 'store unreachable; writes answer 503 until it is back')),
   });
@@ -179,7 +158,7 @@ async function startOn(store: Store, config: Readonly<ApiConfig>, logger: Logger
   chores.start();
   const pool = new DispatchPool();
   const server = createServer(config, {
-    ...engine, loop: recovered.loop, planner: pool.planner, metrics: new ApiMetrics(), logger, journal, book, store, positions,
+    ...engine, fenceFeed, loop: recovered.loop, planner: pool.planner, metrics: new ApiMetrics(), logger, journal, book, store, positions,
     dependencyDown: () => (!journal.isHealthy() ? 'store: not reachable, writes refused' : !positions.isHealthy() ? 'store: position writes failing' : undefined),
   });
   const port = await server.listen();

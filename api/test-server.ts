@@ -12,7 +12,8 @@ import { dropTestSchema, testSchemaName } from '../store/test-database.js';
 import WebSocket from 'ws';
 import { Authenticator, type Role } from './auth.js';
 import { type ApiConfig, loadConfig } from './config.js';
-import { type Engine, type Instance, startInstance } from './main.js';
+import type { EngineIndexes } from '../engine/engine-indexes.js';
+import { type Instance, startInstance } from './main.js';
 import type { Server } from './server.js';
 
 /** The HS256 secret of every test server (tests sign their own tokens, expired and forged ones included). */
@@ -30,7 +31,7 @@ export interface TestServer {
   ws: string;
   port: number;
   config: Readonly<ApiConfig>;
-  engine: Engine;
+  engine: EngineIndexes;
   server: Server;
   instance: Instance;
   token(role: Role, sub: string, ttlSeconds?: number, now?: number): string;

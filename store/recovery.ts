@@ -19,23 +19,14 @@
  */
 import { CellSpeeds } from '../engine/cell-speeds.js';
 import type { CourierStatus } from '../engine/courier-attributes.js';
-import { CourierIndex, type FenceEvent } from '../engine/courier-index.js';
-import { DonorIndex } from '../engine/donor-index.js';
+import type { FenceEvent } from '../engine/courier-index.js';
+import { type EngineIndexes, createEngineIndexes } from '../engine/engine-indexes.js';
 import { GeofenceIndex } from '../engine/geofence-index.js';
-import { type InventoryLot, SiteIndex } from '../engine/site-index.js';
+import type { InventoryLot } from '../engine/site-index.js';
 import type { BloodProduct, BloodType } from '../engine/blood-types.js';
 import type { DispatchLoop, RequestSubmission } from '../dispatch/dispatch-loop.js';
 import type { LatLng } from '../dispatch/dispatch-request.js';
 import type { RequestRow, ReservationRow, StoredState, Transition } from './store.js';
-
-/** The engine indexes recovery builds (the same shape as api/main.ts's Engine minus its fence feed). */
-export interface RecoveredEngine {
-  couriers: CourierIndex;
-  sites: SiteIndex;
-  donors: DonorIndex;
-  fences: GeofenceIndex;
-  speeds: CellSpeeds;
-}
 
 /** What the API's request book needs to answer GET /v1/requests/{id} and Idempotency-Key retries again. */
 export interface RecoveredRequest {
@@ -85,7 +76,7 @@ export interface RecoveryReport {
 
 /** The result: engine, loop, book entries, the transition to commit, and where event numbering goes on. */
 export interface Recovered {
-  engine: RecoveredEngine;
+  engine: EngineIndexes;
   loop: DispatchLoop;
   requests: RecoveredRequest[];
   report: RecoveryReport;
@@ -101,7 +92,7 @@ export interface RecoveryOptions {
   /** Fence crossings of the rebuilt CourierIndex (api: FenceFeed.push). */
   onFenceEvent?: (event: FenceEvent) => void;
   /** Builds the (empty) dispatch loop over the rebuilt indexes. */
-  createLoop: (engine: RecoveredEngine) => DispatchLoop;
+  createLoop: (engine: EngineIndexes) => DispatchLoop;
 }
 
 /** Rebuilds the engine and dispatch state from a stored state; never throws for one bad request (it is dropped and reported). */
@@ -110,11 +101,8 @@ export function recover(state: StoredState, options: RecoveryOptions): Recovered
   const { now } = options;
   const fences = new GeofenceIndex();
   for (const f of state.geofences) fences.put(f.id, { kind: f.kind, geometry: f.geometry as never });
-  const speeds = restoreSpeeds(state);
-  const couriers = new CourierIndex({ fences, speeds, onFenceEvent: options.onFenceEvent, initialCapacity: Math.max(1024, state.couriers.length) });
-  const sites = new SiteIndex();
-  const donors = new DonorIndex();
-  const engine: RecoveredEngine = { couriers, sites, donors, fences, speeds };
+  const engine = createEngineIndexes({ fences, speeds: restoreSpeeds(state), onFenceEvent: options.onFenceEvent, initialCapacity: Math.max(1024, state.couriers.length) });
+  const { couriers, sites, donors } = engine;
 
   for (const s of state.sites) {
     sites.upsert(s.id, { kind: s.kind, name: s.name, lat: s.lat, lng: s.lng, capacity: s.capacity, occupancy: s.occupancy, open: s.open });
@@ -167,7 +155,7 @@ class Replay {
 
   constructor(
     state: StoredState,
-    private readonly engine: RecoveredEngine,
+    private readonly engine: EngineIndexes,
     private readonly loop: DispatchLoop,
     private readonly now: number,
     private readonly dropped: RecoveryReport['dropped'],

@@ -1,0 +1,128 @@
+/**
+ * The drivers' side of the stream: their pings in, their answers to offers, and offers and assignments out.
+ *
+ *   loc (driver)         ─► PositionIngest.one (ingest.ts: the path every ping takes)
+ *   locs (admin gateway) ─► the rest of the batch pays per ping ─► PositionIngest.batch ─► { t:'ack', accepted, rejected }
+ *   accept / decline     ─► DispatchPump ─► committed, or { t:'error', offerId } (store refused: nothing changed)
+ *   driver connects      ─► replaces its older socket (4000) ─► the live offer and the carried leg again
+ *   stored events        ─► hear ─► offer / assigned / revoked on the driver's one socket (offers counted by outcome)
+ */
+import type { DispatchEvent, DispatchLoop } from '../dispatch/dispatch-loop.js';
+import { ApiError } from './api-error.js';
+import type { Principal } from './auth.js';
+import type { DispatchPump } from './dispatch-pump.js';
+import type { PositionIngest } from './ingest.js';
+import type { ApiMetrics } from './metrics.js';
+import type { TokenBuckets } from './rate-limit.js';
+import { type RequestBook, principalKey } from './request-book.js';
+import { type Socket, type SocketState, type StreamSockets, safeEnd } from './stream-sockets.js';
+
+/** What the driver side works with; each part owned by the caller. */
+export interface DriverOfferDeps {
+  ingest: PositionIngest;
+  pump: DispatchPump;
+  loop: DispatchLoop;
+  book: RequestBook;
+  /** The admin gateways' bucket: a `locs` batch pays per ping. */
+  gateway: TokenBuckets;
+  metrics: ApiMetrics;
+  clock: () => number;
+  sockets: Pick<StreamSockets, 'send' | 'refuse'>;
+}
+
+/** Drivers by courier id (one live socket each): their pings, their answers, the offers they hear. */
+export class DriverOffers {
+  private readonly deps: DriverOfferDeps;
+  private readonly drivers = new Map<string, Socket>();
+
+  constructor(deps: DriverOfferDeps) {
+    this.deps = deps;
+  }
+
+  /** A driver's socket opened: it replaces the driver's older one and hears what it holds. */
+  connected(s: Socket, courierId: string): void {
+    const previous = this.drivers.get(courierId);
+    this.drivers.set(courierId, s);
+    // one live socket per driver: a reconnecting phone replaces its stale connection
+    if (previous !== undefined && previous !== s) safeEnd(previous, 4000, 'replaced by a newer connection');
+    this.catchUp(s, courierId);
+  }
+
+  /** A socket closed: forgotten if it was the driver's live one. */
+  disconnected(s: Socket, courierId: string): void {
+    if (this.drivers.get(courierId) === s) this.drivers.delete(courierId);
+  }
+
+  /** A driver's `loc`. */
+  loc(courierId: string, m: { lat: number; lng: number; ts: number }): void {
+    this.deps.ingest.one(courierId, m.lat, m.lng, m.ts);
+  }
+
+  /** A gateway's `locs`: acknowledged with what was accepted and what was rejected. */
+  locs(s: Socket, p: Principal, items: unknown[]): void {
+    // one token was paid on arrival; the rest of the batch pays per ping
+    const verdict = items.length > 1 ? this.deps.gateway.take(`ws:${principalKey(p.role, p.sub)}`, this.deps.clock(), items.length - 1) : { ok: true as const };
+    if (!verdict.ok) throw new ApiError(429, 'E_RATE_LIMITED', `too many pings; retry after ${verdict.retryAfterSec} s`);
+    this.deps.sockets.send(s, { t: 'ack', ...this.deps.ingest.batch(items) });
+  }
+
+  /** A driver's `accept` / `decline`; a commit the store refuses comes back as an error frame naming the offer. */
+  answer(s: Socket, st: SocketState, t: 'accept' | 'decline', offerId: string): void {
+    const p = st.principal;
+    const commit = t === 'accept' ? this.deps.pump.accept(offerId, p.sub) : this.deps.pump.decline(offerId, p.sub);
+    commit.acknowledged.catch((err: unknown) => {
+      if (st.open) this.deps.sockets.refuse(s, st, err, { offerId });
+    });
+  }
+
+  /** A stored dispatch event: offer / assigned / revoked to the driver it concerns; offers counted by outcome. */
+  hear(e: DispatchEvent): void {
+    switch (e.type) {
+      case 'offer.created': {
+        this.toDriver(e.courierId, offerFrame({ id: e.offerId, requestId: e.requestId, details: e.details, expiresAt: e.expiresAt }));
+        this.deps.metrics.offersTotal.inc({ outcome: 'sent' });
+        break;
+      }
+      case 'request.assigned':
+        this.toDriver(e.courierId, { t: 'assigned', offerId: e.offerId, requestId: this.parentId(e.requestId), legId: e.requestId });
+        break;
+      case 'offer.expired':
+      case 'offer.revoked':
+        this.toDriver(e.courierId, { t: 'revoked', offerId: e.offerId, requestId: this.parentId(e.requestId), legId: e.requestId, reason: e.type === 'offer.expired' ? 'expired' : 'revoked' });
+        break;
+      case 'request.cancelled':
+        if (e.courierId !== undefined) this.toDriver(e.courierId, { t: 'revoked', requestId: this.parentId(e.requestId), legId: e.requestId, reason: 'cancelled' });
+        break;
+    }
+    if (e.type === 'offer.accepted' || e.type === 'offer.declined' || e.type === 'offer.expired' || e.type === 'offer.revoked') {
+      this.deps.metrics.offersTotal.inc({ outcome: e.type.slice('offer.'.length) });
+    }
+  }
+
+  /** Sends a frame to the courier's socket, if it has one open. */
+  private toDriver(courierId: string, frame: Record<string, unknown>): void {
+    const s = this.drivers.get(courierId);
+    if (s !== undefined) this.deps.sockets.send(s, frame);
+  }
+
+  private parentId(legId: string): string {
+    return this.deps.book.parentOf(legId)?.id ?? legId;
+  }
+
+  /** A driver (re)connecting hears the offer it holds and the leg it carries: frames sent while it was away are not lost. */
+  private catchUp(s: Socket, courierId: string): void {
+    const lifecycle = this.deps.loop.lifecycle;
+    const offer = lifecycle.liveOfferOf(courierId);
+    if (offer !== undefined) this.deps.sockets.send(s, offerFrame(offer));
+    const carried = lifecycle.courier(courierId)?.requestId;
+    const assignment = carried === undefined ? undefined : lifecycle.assignmentOf(carried);
+    if (assignment !== undefined) this.deps.sockets.send(s, { t: 'assigned', offerId: assignment.offerId, requestId: this.parentId(carried!), legId: carried });
+  }
+}
+
+/** The `{ t:'offer' }` frame of an offer: the parent request, the leg, where and when, and when it expires. */
+function offerFrame(o: { id: string; requestId: string; details: Readonly<Record<string, unknown>> | undefined; expiresAt: number }): Record<string, unknown> {
+  const d = o.details ?? {};
+  const requestId = typeof d.parentId === 'string' ? d.parentId : o.requestId;
+  return { t: 'offer', offerId: o.id, requestId, legId: o.requestId, kind: d.kind, pickup: d.pickup, dropoff: d.dropoff, eta: d.eta, expiresAt: o.expiresAt };
+}

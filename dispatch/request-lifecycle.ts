@@ -10,12 +10,14 @@
  *   courier:  offline ⇄ available ⇄ offered ──accept──► busy ──delivered / cancel──► available
  *
  * Every transition is a LifecycleEvent with a strictly increasing `seq`. A rejected call ({ ok: false })
- * changes nothing; a programmer's mistake (bad `now`, unknown kind) throws.
+ * changes nothing; a programmer's mistake (bad `now`, unknown kind) throws. This file holds the transitions;
+ * the records they move, their undo-recorded updates and the read views are in lifecycle-records.ts.
  */
 import type { CourierStatus } from '../engine/courier-attributes.js';
 import type { UndoLog } from './undo-log.js';
-import { REQUEST_KINDS, isTerminal } from './request-vocabulary.js';
-import type { RequestKind, Urgency, RequestStatus, OfferStatus, ReservationRef, NewRequest, RequestView, CourierView, Offer, Assignment, LifecycleEventBody, LifecycleEvent, Rejected, Done, AddRequestReason, AttachReason, CourierStatusReason, OfferReason, RespondReason, CancelReason, FailReason, ProgressReason, ForgetReason } from './lifecycle-events.js';
+import { isTerminal } from './request-vocabulary.js';
+import { type AssignmentRecord, type CourierRecord, LifecycleRecords, type OfferRecord, type RequestRecord, assertId, assertNewRequest, copyRefs, newRequestRecord, refuseResponse } from './lifecycle-records.js';
+import type { RequestStatus, ReservationRef, NewRequest, Offer, Assignment, LifecycleEventBody, LifecycleEvent, Rejected, Done, AddRequestReason, AttachReason, CourierStatusReason, OfferReason, RespondReason, CancelReason, FailReason, ProgressReason, ForgetReason } from './lifecycle-events.js';
 
 export type { RequestKind, Urgency, RequestStatus, OfferStatus, ReservationRef, NewRequest, RequestView, CourierView, Offer, Assignment, LifecycleEventBody, LifecycleEvent, Rejected, Done, AddRequestReason, AttachReason, CourierStatusReason, OfferReason, RespondReason, CancelReason, FailReason, ProgressReason, ForgetReason } from './lifecycle-events.js';
 
@@ -37,29 +39,22 @@ export interface RequestLifecycleOptions {
 }
 
 /** Holds every request, courier and offer and moves them through §3's transitions. */
-export class RequestLifecycle {
+export class RequestLifecycle extends LifecycleRecords {
   readonly offerTtlMs: number;
   private readonly onEvent: ((event: LifecycleEvent) => void) | undefined;
-  private readonly undo: UndoLog | undefined;
   private readonly offerIdPrefix: string;
-  private readonly requests = new Map<string, RequestRecord>();
-  private readonly couriers = new Map<string, CourierRecord>();
-  private readonly offers = new Map<string, OfferRecord>();
-  /** Live offers in creation order; with one TTL that is also expiry order. */
-  private readonly live = new Map<string, OfferRecord>();
-  private readonly pending = new Set<RequestRecord>();
   private seq = 0;
   private created = 0;
   private offerCount = 0;
 
   constructor(options: RequestLifecycleOptions = {}) {
+    super(options.undo);
     const ttl = options.offerTtlMs ?? DEFAULT_OFFER_TTL_MS;
     if (!(typeof ttl === 'number' && Number.isFinite(ttl) && ttl > 0)) {
       throw new Error(`offerTtlMs must be a positive finite number of ms, got ${String(ttl)}`);
     }
     this.offerTtlMs = ttl;
     this.onEvent = options.onEvent;
-    this.undo = options.undo;
     this.offerIdPrefix = options.offerIdPrefix ?? 'offer-';
   }
 
@@ -73,12 +68,7 @@ export class RequestLifecycle {
     assertTime(now);
     assertNewRequest(req);
     if (this.requests.has(req.id)) return reject('duplicate-request');
-    const r: RequestRecord = {
-      id: req.id, kind: req.kind, urgency: req.urgency, deadline: req.deadline, createdAt: now, updatedAt: now,
-      order: this.created++, status: 'pending', offer: undefined, assignment: undefined,
-      reservations: copyRefs(req.reservations ?? []), released: 0, excluded: new Set(), offerIds: [],
-      failReason: undefined, cancelledBy: undefined,
-    };
+    const r = newRequestRecord(req, now, this.created++);
     this.requests.set(r.id, r);
     this.pending.add(r);
     this.undo?.record(() => {
@@ -287,75 +277,6 @@ export class RequestLifecycle {
     return { ok: true };
   }
 
-  /** The request, or undefined. */
-  request(id: string): RequestView | undefined {
-    const r = this.requests.get(id);
-    return r && viewRequest(r);
-  }
-
-  /** The courier, or undefined. */
-  courier(id: string): CourierView | undefined {
-    const c = this.couriers.get(id);
-    return c && viewCourier(c);
-  }
-
-  /** The offer (live or closed), or undefined. */
-  offerById(id: string): Offer | undefined {
-    const o = this.offers.get(id);
-    return o && { ...o };
-  }
-
-  /** The live offer a courier holds, or undefined. */
-  liveOfferOf(courierId: string): Offer | undefined {
-    const o = this.couriers.get(courierId)?.offer;
-    return o && { ...o };
-  }
-
-  /** Every offer ever made for a request, oldest first. */
-  offersOf(requestId: string): Offer[] {
-    const r = this.requests.get(requestId);
-    return r ? r.offerIds.map((id) => ({ ...this.offers.get(id)! })) : [];
-  }
-
-  /** Every live offer, oldest first. */
-  liveOffers(): Offer[] {
-    return [...this.live.values()].map((o) => ({ ...o }));
-  }
-
-  /** Pending requests in dispatch order: emergency, urgent, routine; oldest first within each. */
-  pendingRequests(): RequestView[] {
-    return this.sortedPending().map(viewRequest);
-  }
-
-  /** The assignment of a request (also after it ended), or undefined. */
-  assignmentOf(requestId: string): Assignment | undefined {
-    const a = this.requests.get(requestId)?.assignment;
-    return a && { ...a };
-  }
-
-  /** Recovery: a courier that declined this request before the restart is not offered it again. */
-  restoreExclusion(requestId: string, courierId: string): boolean {
-    const r = this.requests.get(requestId);
-    if (r === undefined) return false;
-    r.excluded.add(courierId);
-    return true;
-  }
-
-  /** Couriers that declined or let expire an offer of this request; re-dispatch goes without them. */
-  excludedCouriers(requestId: string): string[] {
-    return [...(this.requests.get(requestId)?.excluded ?? [])];
-  }
-
-  /** Every request, in creation order. */
-  allRequests(): RequestView[] {
-    return [...this.requests.values()].map(viewRequest);
-  }
-
-  /** Every courier, in registration order. */
-  allCouriers(): CourierView[] {
-    return [...this.couriers.values()].map(viewCourier);
-  }
-
   private emit(out: LifecycleEvent[], now: number, body: LifecycleEventBody): void {
     out.push(Object.freeze({ seq: ++this.seq, at: now, ...body }));
   }
@@ -365,38 +286,12 @@ export class RequestLifecycle {
     return { ok: true, events: out };
   }
 
-  private moveRequest(r: RequestRecord, status: RequestStatus, now: number): void {
-    this.saveRequest(r);
-    r.status = status;
-    r.updatedAt = now;
-    if (status === 'pending') this.pending.add(r);
-    else this.pending.delete(r);
-  }
-
   private moveCourier(c: CourierRecord, status: CourierStatus, now: number, out: LifecycleEvent[]): void {
     this.saveCourier(c);
     const previous = c.status;
     c.status = status;
     c.updatedAt = now;
     this.emit(out, now, { type: 'courier.status', courierId: c.id, status, previous });
-  }
-
-  private closeOffer(o: OfferRecord, status: Exclude<OfferStatus, 'live'>, now: number): void {
-    const r = this.requests.get(o.requestId)!;
-    const c = this.couriers.get(o.courierId)!;
-    this.saveRequest(r);
-    this.saveCourier(c);
-    const was = { status: o.status, closedAt: o.closedAt, live: this.live.has(o.id) };
-    this.undo?.record(() => {
-      o.status = was.status;
-      o.closedAt = was.closedAt;
-      if (was.live) this.live.set(o.id, o);
-    });
-    o.status = status;
-    o.closedAt = now;
-    this.live.delete(o.id);
-    r.offer = undefined;
-    c.offer = undefined;
   }
 
   /** Ends a live offer other than by acceptance; the courier becomes available again. */
@@ -442,127 +337,18 @@ export class RequestLifecycle {
     r.released = r.reservations.length;
     this.emit(out, now, { type: 'reservation.released', requestId: r.id, reservations, cause });
   }
-
-  /** Records how to restore a request's fields and its place among the pending (before they change). */
-  private saveRequest(r: RequestRecord): void {
-    if (this.undo === undefined) return;
-    const was = { updatedAt: r.updatedAt, status: r.status, offer: r.offer, assignment: r.assignment, released: r.released, failReason: r.failReason, cancelledBy: r.cancelledBy };
-    const pending = this.pending.has(r);
-    this.undo.record(() => {
-      Object.assign(r, was);
-      if (pending) this.pending.add(r);
-      else this.pending.delete(r);
-    });
-  }
-
-  private saveCourier(c: CourierRecord): void {
-    if (this.undo === undefined) return;
-    const was = { status: c.status, updatedAt: c.updatedAt, offer: c.offer, assignment: c.assignment };
-    this.undo.record(() => Object.assign(c, was));
-  }
-
-  private saveAssignment(a: AssignmentRecord): void {
-    if (this.undo === undefined) return;
-    const was = { pickedUpAt: a.pickedUpAt, deliveredAt: a.deliveredAt, endedAt: a.endedAt };
-    this.undo.record(() => Object.assign(a, was));
-  }
-
-  private sortedPending(): RequestRecord[] {
-    return [...this.pending].sort(
-      (a, b) => URGENCY_RANK[a.urgency] - URGENCY_RANK[b.urgency] || a.createdAt - b.createdAt || a.order - b.order,
-    );
-  }
-}
-
-const URGENCY_RANK: Readonly<Record<Urgency, number>> = { emergency: 0, urgent: 1, routine: 2 };
-
-type Mutable<T> = { -readonly [K in keyof T]: T[K] };
-type OfferRecord = Mutable<Offer>;
-type AssignmentRecord = Mutable<Assignment>;
-
-interface RequestRecord {
-  readonly id: string;
-  readonly kind: RequestKind;
-  readonly urgency: Urgency;
-  readonly deadline: number | undefined;
-  readonly createdAt: number;
-  /** Creation counter: breaks ties between requests created in the same ms. */
-  readonly order: number;
-  updatedAt: number;
-  status: RequestStatus;
-  offer: OfferRecord | undefined;
-  assignment: AssignmentRecord | undefined;
-  reservations: ReservationRef[];
-  /** reservations[0, released) have been handed back. */
-  released: number;
-  excluded: Set<string>;
-  offerIds: string[];
-  failReason: string | undefined;
-  cancelledBy: string | undefined;
-}
-
-interface CourierRecord {
-  readonly id: string;
-  status: CourierStatus;
-  updatedAt: number;
-  offer: OfferRecord | undefined;
-  assignment: AssignmentRecord | undefined;
 }
 
 function reject<R extends string>(reason: R): Rejected<R> {
   return { ok: false, reason };
 }
 
-function refuseResponse(o: OfferRecord | undefined, courierId: string, now: number): RespondReason | undefined {
-  if (!o) return 'unknown-offer';
-  if (o.courierId !== courierId) return 'not-offer-owner';
-  if (o.status === 'expired') return 'offer-expired';
-  if (o.status === 'revoked') return 'offer-revoked';
-  if (o.status !== 'live') return 'offer-closed';
-  // live on [createdAt, expiresAt): expire(now) takes it at exactly expiresAt, so a reply then is too late
-  if (now >= o.expiresAt) return 'offer-expired';
-  return undefined;
-}
-
-
 /** True while a courier holds the request: assigned or picked up. */
 export function isCarried(status: RequestStatus | undefined): boolean {
   return status === 'assigned' || status === 'picked_up';
-}
-
-function viewRequest(r: RequestRecord): RequestView {
-  return {
-    id: r.id, kind: r.kind, urgency: r.urgency, deadline: r.deadline, createdAt: r.createdAt, updatedAt: r.updatedAt,
-    status: r.status, offerId: r.offer?.id, courierId: r.assignment?.courierId, reservations: r.reservations.slice(),
-    released: r.reservations.slice(0, r.released), failReason: r.failReason, cancelledBy: r.cancelledBy,
-  };
-}
-
-function viewCourier(c: CourierRecord): CourierView {
-  return { id: c.id, status: c.status, updatedAt: c.updatedAt, offerId: c.offer?.id, requestId: c.assignment?.requestId };
-}
-
-function copyRefs(refs: readonly ReservationRef[]): ReservationRef[] {
-  if (!Array.isArray(refs)) throw new Error('reservations must be an array of ReservationRef');
-  return refs.map((ref) => {
-    if (!(Number.isInteger(ref.count) && ref.count > 0) || !Number.isFinite(ref.expiresAt)) {
-      throw new Error(`reservation at site '${ref.siteId}' needs a positive integer count and a finite expiresAt`);
-    }
-    return Object.freeze({ siteId: ref.siteId, product: ref.product, bloodType: ref.bloodType, expiresAt: ref.expiresAt, count: ref.count });
-  });
 }
 
 function assertTime(now: number): void {
   if (typeof now !== 'number' || !Number.isFinite(now)) throw new Error(`now must be a finite time in ms since the epoch, got ${String(now)}`);
 }
 
-function assertId(id: string, what: string): void {
-  if (typeof id !== 'string' || id === '') throw new Error(`${what} must be a non-empty string`);
-}
-
-function assertNewRequest(req: NewRequest): void {
-  assertId(req.id, 'request id');
-  if (!(REQUEST_KINDS as readonly string[]).includes(req.kind)) throw new Error(`request kind must be one of ${REQUEST_KINDS.join(', ')}, got '${String(req.kind)}'`);
-  if (!Object.hasOwn(URGENCY_RANK, req.urgency)) throw new Error(`urgency must be emergency, urgent or routine, got '${String(req.urgency)}'`);
-  if (req.deadline !== undefined && !Number.isFinite(req.deadline)) throw new Error(`deadline must be a finite time in ms, got ${String(req.deadline)}`);
-}

@@ -108,14 +108,14 @@ describe('PositionWriteBehind through a cut connection to the real PostgreSQL', 
     const model = new Map<string, Row>();
     let ts = Date.UTC(2025, 0, 1);
     const rand = prng(mode === 'reset' ? 1 : 2);
-    const round = (order: string[]) => {
-      const t0 = performance.now();
+    // record() is synchronous (it returns nothing to wait on), so pings never wait on a dead connection; what
+    // the outage may change is only what is buffered and written, checked below (no timing assertions here)
+    const round = (order: string[]): void => {
       for (const id of order) {
         const r = { lat: Math.round((48.8 + rand() * 0.1) * 1e6) / 1e6, lng: Math.round((2.3 + rand() * 0.1) * 1e6) / 1e6, ts: ts++ };
         wb.record(id, r.lat, r.lng, r.ts);
         model.set(id, r);
       }
-      return performance.now() - t0;
     };
     const ids = Array.from({ length: n }, (_, i) => `o${i}`);
     for (let k = 0; k < 3; k++) { round(ids); await sleep(30); }
@@ -123,17 +123,16 @@ describe('PositionWriteBehind through a cut connection to the real PostgreSQL', 
 
     proxy.cut(mode);
     const firstOrder = shuffle(ids, rand);
-    let slowestRoundMs = round(firstOrder);
+    round(firstOrder);
     let maxBuffered = 0;
     for (let k = 0; k < 15 || wb.isHealthy(); k++) {
       await sleep(50);
-      slowestRoundMs = Math.max(slowestRoundMs, round(shuffle(ids, rand)));
+      round(shuffle(ids, rand));
       maxBuffered = Math.max(maxBuffered, wb.stats().buffered);
       if (k > 200) throw new Error('write-behind never noticed the cut');
     }
     expect(wb.isHealthy()).toBe(false);
     expect(maxBuffered).toBeLessThanOrEqual(n); // 30,000+ pings coalesced into one slot per courier
-    expect(slowestRoundMs).toBeLessThan(50); // 2,000 records never waited on the dead connection
     const writtenBeforeRestore = spy.batches.length;
 
     proxy.restore();

@@ -3,23 +3,26 @@
  *
  *   record(id, lat, lng, ts, status?)          ── synchronous, O(1), no I/O
  *        │
- *        ├─► position buffer: Map id → slot over typed arrays, a linked list in arrival order,
- *        │     one slot per courier (a newer ping overwrites in place and keeps its place in line);
+ *        ├─► PositionBuffer (position-buffer.ts): Map id → slot over typed arrays, a linked list in arrival
+ *        │     order, one slot per courier (a newer ping overwrites in place and keeps its place in line);
  *        │     full of distinct couriers → the oldest-waiting courier's entry is shed (counted)
  *        │
- *        └─► history ring: at most one sample per courier per `historyEveryMs`;
+ *        └─► HistoryRing (history-ring.ts): at most one sample per courier per `historyEveryMs`;
  *              full → the oldest sample is overwritten (counted)
  *
  *   tick(now) / start() timer ─► pump (one store call in flight at a time)
- *        unhealthy? ── ping() after an exponential, capped back-off ── true → resume
+ *        unhealthy? ── ping() after an exponential, capped back-off (WriterHealth) ── true → resume
  *        loop: writePositions(≤ batchSize, oldest first) ; appendHistory(≤ batchSize)
  *        purgeHistory(now − retention) every `purgeEveryMs`; ping() when idle for `pingEveryMs`
  *        any throw / timeout / ping() false ─► healthy = false, batch returned to the head of the line
  *        a batch the store refuses as invalid ─► halved until the bad rows are found; they are dropped (counted
  *                                                as poisoned), the rest written: one bad row never stops the others
  */
+import { HistoryRing } from './history-ring.js';
+import { type PositionBatch, PositionBuffer } from './position-buffer.js';
 import { storeFailureKind } from './store-errors.js';
 import type { Store } from './store.js';
+import { WriterHealth } from './writer-health.js';
 
 /** The slice of the Store the write-behind calls. */
 export type PositionStore = Pick<Store, 'writePositions' | 'appendHistory' | 'purgeHistory' | 'ping'>;
@@ -95,7 +98,6 @@ const DEFAULT_PING_EVERY = 5_000; // /ready reflects a dead database within ~5 s
 const DEFAULT_BACKOFF_MIN = 250;
 const DEFAULT_BACKOFF_MAX = 30_000; // a returning database is found within 30 s, and is not hammered meanwhile
 const DEFAULT_CALL_TIMEOUT = 10_000; // a half-open TCP connection must not hold the single in-flight slot forever
-const NIL = -1;
 
 /**
  * Bounded, coalescing write-behind of courier positions and sampled history into a Store.
@@ -106,47 +108,19 @@ export class PositionWriteBehind {
   readonly #store: PositionStore;
   readonly #clock: Clock;
   readonly #o: Required<Omit<WriteBehindOptions, 'onHealthChange'>>;
-  readonly #onHealthChange: ((healthy: boolean, cause?: unknown) => void) | undefined;
-
-  // Position slots: typed arrays indexed by slot, a doubly linked list in arrival order (head = oldest).
-  readonly #slotOf = new Map<string, number>();
-  readonly #ids: (string | undefined)[];
-  readonly #status: (string | undefined)[];
-  readonly #lat: Float64Array;
-  readonly #lng: Float64Array;
-  readonly #ts: Float64Array;
-  readonly #next: Int32Array;
-  readonly #prev: Int32Array;
-  readonly #dirty: Uint8Array; // in flight and re-recorded since the batch was copied
-  readonly #free: Int32Array;
-  #freeTop: number;
-  #head = NIL;
-  #tail = NIL;
-  #listed = 0;
-  #flight: Int32Array | null = null; // slots of the batch in flight, in order; detached from the list
-
-  // History ring addressed by absolute sequence numbers: slot = seq % capacity.
-  readonly #hIds: (string | undefined)[];
-  readonly #hLat: Float64Array;
-  readonly #hLng: Float64Array;
-  readonly #hTs: Float64Array;
-  #hHead = 0;
-  #hTail = 0;
-  readonly #lastSampled = new Map<string, number>();
-
-  #healthy = true;
-  #consecutiveFailures = 0;
+  readonly #positions: PositionBuffer;
+  readonly #history: HistoryRing;
+  readonly #health: WriterHealth;
   #retryAt = 0;
   #lastContact = 0;
   #nextPurgeAt = 0;
   #pump: Promise<void> | null = null;
   #timer: ReturnType<typeof setInterval> | null = null;
-  #stats = { written: 0, coalesced: 0, shed: 0, staleDropped: 0, historyWritten: 0, historyShed: 0, poisoned: 0, purged: 0, failures: 0, lastFlushMs: 0, throughput: 0, lastError: undefined as string | undefined };
+  #stats = { written: 0, historyWritten: 0, poisoned: 0, purged: 0, failures: 0, lastFlushMs: 0, throughput: 0, lastError: undefined as string | undefined };
 
   constructor(store: PositionStore, options: WriteBehindOptions = {}, clock: Clock = Date) {
     this.#store = store;
     this.#clock = clock;
-    this.#onHealthChange = options.onHealthChange;
     this.#o = {
       maxBuffered: options.maxBuffered ?? DEFAULT_MAX_BUFFERED,
       batchSize: options.batchSize ?? DEFAULT_BATCH,
@@ -165,21 +139,9 @@ export class PositionWriteBehind {
       throw new Error(`PositionWriteBehind: need maxBuffered ≥ 2 and 1 ≤ batchSize ≤ maxBuffered / 2 (got ${cap}, ${batchSize}); raise maxBuffered or lower batchSize`);
     }
     if (!(hCap >= 1)) throw new Error('PositionWriteBehind: maxHistoryBuffered must be ≥ 1');
-    this.#ids = new Array(cap);
-    this.#status = new Array(cap);
-    this.#lat = new Float64Array(cap);
-    this.#lng = new Float64Array(cap);
-    this.#ts = new Float64Array(cap);
-    this.#next = new Int32Array(cap);
-    this.#prev = new Int32Array(cap);
-    this.#dirty = new Uint8Array(cap);
-    this.#free = new Int32Array(cap);
-    for (let i = 0; i < cap; i++) this.#free[i] = cap - 1 - i; // pop order 0, 1, 2, …
-    this.#freeTop = cap;
-    this.#hIds = new Array(hCap);
-    this.#hLat = new Float64Array(hCap);
-    this.#hLng = new Float64Array(hCap);
-    this.#hTs = new Float64Array(hCap);
+    this.#positions = new PositionBuffer(cap);
+    this.#history = new HistoryRing(hCap, this.#o.historyEveryMs);
+    this.#health = new WriterHealth({ backoffMinMs: this.#o.backoffMinMs, backoffMaxMs: this.#o.backoffMaxMs, onHealthChange: options.onHealthChange });
   }
 
   /**
@@ -187,41 +149,27 @@ export class PositionWriteBehind {
    * buffered for that courier is dropped (counted as staleDropped). `status` omitted keeps the buffered one.
    */
   record(id: string, lat: number, lng: number, ts: number, status?: string): void {
-    this.#sampleHistory(id, lat, lng, ts);
-    let s = this.#slotOf.get(id);
-    if (s !== undefined) {
-      if (ts < this.#ts[s]) { this.#stats.staleDropped++; return; }
-      this.#stats.coalesced++;
-      if (this.#flight !== null && this.#isInFlight(s)) this.#dirty[s] = 1;
-    } else {
-      if (this.#freeTop === 0 && !this.#shedOldest()) { this.#stats.shed++; return; }
-      s = this.#free[--this.#freeTop];
-      this.#slotOf.set(id, s);
-      this.#ids[s] = id;
-      this.#status[s] = undefined;
-      this.#append(s);
-    }
-    this.#lat[s] = lat;
-    this.#lng[s] = lng;
-    this.#ts[s] = ts;
-    if (status !== undefined) this.#status[s] = status;
+    this.#history.sample(id, lat, lng, ts);
+    this.#positions.record(id, lat, lng, ts, status);
   }
 
   /** True while the store accepts writes; false from the first failure until a write or ping succeeds. */
   isHealthy(): boolean {
-    return this.#healthy;
+    return this.#health.isHealthy();
   }
 
   /** Counters: buffered (couriers waiting, in-flight included), written, shed, failures, throughput (rows/s). */
   stats(): WriteBehindStats {
-    const inFlight = this.#flight?.length ?? 0;
+    const p = this.#positions, s = this.#stats;
     return {
-      ...this.#stats,
-      buffered: this.#listed + inFlight,
-      inFlight,
-      historyBuffered: this.#hTail - this.#hHead,
-      consecutiveFailures: this.#consecutiveFailures,
-      healthy: this.#healthy,
+      written: s.written, coalesced: p.coalesced, shed: p.shed, staleDropped: p.staleDropped,
+      historyWritten: s.historyWritten, historyShed: this.#history.shed, poisoned: s.poisoned, purged: s.purged,
+      failures: s.failures, lastFlushMs: s.lastFlushMs, throughput: s.throughput, lastError: s.lastError,
+      buffered: p.waiting + p.inFlight,
+      inFlight: p.inFlight,
+      historyBuffered: this.#history.buffered,
+      consecutiveFailures: this.#health.consecutiveFailures,
+      healthy: this.#health.isHealthy(),
     };
   }
 
@@ -232,7 +180,7 @@ export class PositionWriteBehind {
   tick(now: number = this.#clock.now()): Promise<void> {
     if (this.#pump !== null) return this.#pump;
     if (now < this.#retryAt) return Promise.resolve();
-    if (this.#healthy && this.#listed === 0 && this.#hTail === this.#hHead && now < this.#nextPurgeAt && now - this.#lastContact < this.#o.pingEveryMs) {
+    if (this.#health.isHealthy() && this.#positions.waiting === 0 && this.#history.buffered === 0 && now < this.#nextPurgeAt && now - this.#lastContact < this.#o.pingEveryMs) {
       return Promise.resolve();
     }
     this.#pump = this.#run().finally(() => { this.#pump = null; });
@@ -244,7 +192,7 @@ export class PositionWriteBehind {
     if (this.#pump !== null) await this.#pump;
     this.#retryAt = 0;
     await this.tick(this.#clock.now());
-    return this.#listed === 0 && this.#flight === null && this.#hTail === this.#hHead;
+    return this.#positions.waiting === 0 && this.#positions.inFlight === 0 && this.#history.buffered === 0;
   }
 
   /** Starts the internal timer (every flushEveryMs); the timer does not keep the process alive. */
@@ -263,13 +211,13 @@ export class PositionWriteBehind {
 
   async #run(): Promise<void> {
     try {
-      if (!this.#healthy || this.#clock.now() - this.#lastContact >= this.#o.pingEveryMs) {
+      if (!this.#health.isHealthy() || this.#clock.now() - this.#lastContact >= this.#o.pingEveryMs) {
         const ok = await this.#call(this.#store.ping());
         if (!ok) throw new Error('store ping() answered false');
         this.#contact();
       }
       for (;;) {
-        const pos = this.#listed > 0, hist = this.#hTail > this.#hHead;
+        const pos = this.#positions.waiting > 0, hist = this.#history.buffered > 0;
         if (!pos && !hist) break;
         if (pos) await this.#writePositionBatch();
         if (hist) await this.#writeHistoryBatch();
@@ -279,7 +227,7 @@ export class PositionWriteBehind {
         this.#stats.purged += await this.#call(this.#store.purgeHistory(now - this.#o.historyRetentionMs));
         this.#nextPurgeAt = now + this.#o.purgeEveryMs;
         this.#contact();
-        this.#pruneSampled(now);
+        this.#history.prune(now);
       }
     } catch (err) {
       this.#fail(err);
@@ -287,42 +235,17 @@ export class PositionWriteBehind {
   }
 
   async #writePositionBatch(): Promise<void> {
-    const n = Math.min(this.#o.batchSize, this.#listed);
-    const slots = new Int32Array(n);
-    const ids: string[] = new Array(n);
-    const lat = new Float64Array(n), lng = new Float64Array(n), ts = new Float64Array(n);
-    const status: (string | undefined)[] = new Array(n);
-    let anyStatus = false;
-    for (let i = 0; i < n; i++) {
-      const s = this.#head;
-      this.#unlink(s);
-      slots[i] = s;
-      ids[i] = this.#ids[s]!;
-      lat[i] = this.#lat[s]; lng[i] = this.#lng[s]; ts[i] = this.#ts[s];
-      status[i] = this.#status[s];
-      if (status[i] !== undefined) anyStatus = true;
-    }
-    this.#flight = slots;
+    const batch = this.#positions.take(this.#o.batchSize);
+    const n = batch.ids.length;
     const t0 = performance.now();
     try {
-      // A row without a status in a batch with statuses is written as null: the store keeps the stored status.
-      const batch = anyStatus ? { ids, lat, lng, ts, status: status as string[] } : { ids, lat, lng, ts };
       await this.#isolating(batch, (b) => this.#store.writePositions(b));
     } catch (err) {
-      for (let i = n - 1; i >= 0; i--) { this.#dirty[slots[i]] = 0; this.#prepend(slots[i]); } // back to the head, in order
-      this.#flight = null;
+      this.#positions.putBack();
       throw err;
     }
     const ms = performance.now() - t0;
-    this.#flight = null;
-    for (let i = 0; i < n; i++) {
-      const s = slots[i];
-      if (this.#dirty[s] === 1) { this.#dirty[s] = 0; this.#append(s); continue; } // re-recorded meanwhile: back in line
-      this.#slotOf.delete(this.#ids[s]!);
-      this.#ids[s] = undefined;
-      this.#status[s] = undefined;
-      this.#free[this.#freeTop++] = s;
-    }
+    this.#positions.release();
     this.#stats.written += n;
     this.#stats.lastFlushMs = ms;
     this.#stats.throughput = ms > 0 ? Math.round((n * 1000) / ms) : 0;
@@ -330,108 +253,28 @@ export class PositionWriteBehind {
   }
 
   async #writeHistoryBatch(): Promise<void> {
-    const cap = this.#o.maxHistoryBuffered;
-    const from = this.#hHead;
-    const n = Math.min(this.#o.batchSize, this.#hTail - from);
-    const ids: string[] = new Array(n);
-    const lat = new Float64Array(n), lng = new Float64Array(n), ts = new Float64Array(n);
-    for (let i = 0; i < n; i++) {
-      const k = (from + i) % cap;
-      ids[i] = this.#hIds[k]!; lat[i] = this.#hLat[k]; lng[i] = this.#hLng[k]; ts[i] = this.#hTs[k];
-    }
-    await this.#isolating({ ids, lat, lng, ts }, (b) => this.#store.appendHistory(b));
-    // Samples overwritten while in flight already moved #hHead past them; never move it back.
-    this.#hHead = Math.max(this.#hHead, from + n);
-    this.#stats.historyWritten += n;
+    const { batch, upTo } = this.#history.peek(this.#o.batchSize);
+    await this.#isolating(batch, (b) => this.#store.appendHistory(b));
+    this.#history.consume(upTo);
+    this.#stats.historyWritten += batch.ids.length;
     this.#contact();
-  }
-
-  #sampleHistory(id: string, lat: number, lng: number, ts: number): void {
-    const last = this.#lastSampled.get(id);
-    if (last !== undefined && ts - last < this.#o.historyEveryMs) return;
-    this.#lastSampled.set(id, ts);
-    const cap = this.#o.maxHistoryBuffered;
-    if (this.#hTail - this.#hHead === cap) { this.#hHead++; this.#stats.historyShed++; }
-    const k = this.#hTail % cap;
-    this.#hIds[k] = id; this.#hLat[k] = lat; this.#hLng[k] = lng; this.#hTs[k] = ts;
-    this.#hTail++;
-  }
-
-  // Couriers not sampled for a whole interval would be sampled at their next ping anyway: forget them,
-  // so the map tracks the active fleet rather than every courier ever seen.
-  #pruneSampled(now: number): void {
-    const horizon = now - this.#o.historyEveryMs;
-    for (const [id, t] of this.#lastSampled) if (t < horizon) this.#lastSampled.delete(id);
-  }
-
-  // The buffer is full of distinct couriers: drop the courier that has waited longest (head of the line).
-  // Its database row keeps its previous position until its next ping. False when every slot is in flight.
-  #shedOldest(): boolean {
-    const s = this.#head;
-    if (s === NIL) return false;
-    this.#unlink(s);
-    this.#slotOf.delete(this.#ids[s]!);
-    this.#ids[s] = undefined;
-    this.#status[s] = undefined;
-    this.#free[this.#freeTop++] = s;
-    this.#stats.shed++;
-    return true;
-  }
-
-  #isInFlight(s: number): boolean {
-    // In-flight slots are detached from the list: prev and next are NIL while not the sole listed element.
-    return this.#prev[s] === NIL && this.#next[s] === NIL && this.#head !== s;
-  }
-
-  #append(s: number): void {
-    this.#prev[s] = this.#tail;
-    this.#next[s] = NIL;
-    if (this.#tail === NIL) this.#head = s; else this.#next[this.#tail] = s;
-    this.#tail = s;
-    this.#listed++;
-  }
-
-  #prepend(s: number): void {
-    this.#next[s] = this.#head;
-    this.#prev[s] = NIL;
-    if (this.#head === NIL) this.#tail = s; else this.#prev[this.#head] = s;
-    this.#head = s;
-    this.#listed++;
-  }
-
-  #unlink(s: number): void {
-    const p = this.#prev[s], n = this.#next[s];
-    if (p === NIL) this.#head = n; else this.#next[p] = n;
-    if (n === NIL) this.#tail = p; else this.#prev[n] = p;
-    this.#prev[s] = NIL;
-    this.#next[s] = NIL;
-    this.#listed--;
   }
 
   #contact(): void {
     this.#lastContact = this.#clock.now();
-    this.#consecutiveFailures = 0;
     this.#retryAt = 0;
-    this.#setHealthy(true);
+    this.#health.succeeded();
   }
 
   #fail(err: unknown): void {
     this.#stats.failures++;
-    this.#consecutiveFailures++;
     this.#stats.lastError = err instanceof Error ? err.message : String(err);
-    const backoff = Math.min(this.#o.backoffMaxMs, this.#o.backoffMinMs * 2 ** Math.min(30, this.#consecutiveFailures - 1));
-    this.#retryAt = this.#clock.now() + backoff;
-    this.#setHealthy(false, err);
-  }
-
-  #setHealthy(healthy: boolean, cause?: unknown): void {
-    if (this.#healthy === healthy) return;
-    this.#healthy = healthy;
-    this.#onHealthChange?.(healthy, cause);
+    const now = this.#clock.now();
+    this.#retryAt = now + this.#health.failed(err);
   }
 
   /** Writes a batch; when the store refuses it as invalid, halves it until the refused rows are found and drops them. */
-  async #isolating<B extends Batch>(batch: B, write: (b: B) => Promise<void>): Promise<void> {
+  async #isolating<B extends PositionBatch>(batch: B, write: (b: B) => Promise<void>): Promise<void> {
     try {
       await this.#call(write(batch));
     } catch (err) {
@@ -453,10 +296,8 @@ export class PositionWriteBehind {
   }
 }
 
-type Batch = { ids: string[]; lat: Float64Array; lng: Float64Array; ts: Float64Array; status?: string[] };
-
-function slice<B extends Batch>(b: B, from: number, to: number): B {
-  const out: Batch = { ids: b.ids.slice(from, to), lat: b.lat.slice(from, to), lng: b.lng.slice(from, to), ts: b.ts.slice(from, to) };
+function slice<B extends PositionBatch>(b: B, from: number, to: number): B {
+  const out: PositionBatch = { ids: b.ids.slice(from, to), lat: b.lat.slice(from, to), lng: b.lng.slice(from, to), ts: b.ts.slice(from, to) };
   if (b.status !== undefined) out.status = b.status.slice(from, to);
   return out as B;
 }

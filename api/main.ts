@@ -144,7 +144,7 @@ async function startOn(store: Store, config: Readonly<ApiConfig>, logger: Logger
     onHealthChange: (healthy, err) => (healthy ? logger.info('position writes resumed') : logger.error({ err }, 'position writes failing; pings kept in memory (bounded)')),
   });
   positions.start();
-  const book = new RequestBook();
+  const book = new RequestBook(recovered.loop.parents);
   for (const r of recovered.requests) {
     book.record({
       id: r.id, kind: r.kind, owner: r.owner, ownerRole: r.ownerRole, urgency: r.urgency, createdAt: r.createdAt, pickup: r.pickup, dropoff: r.dropoff, legs: r.legs,

@@ -6,9 +6,12 @@ const blood: BookedRequest = {
   pickup: { lat: 51.5, lng: -0.1 }, dropoff: { lat: 51.52, lng: -0.12 }, legs: ['r1/bb1', 'r1/bb2'],
 };
 
+/** The dispatch loop's answer for the legs used here: blood's bank legs belong to it, the rest are their own request. */
+const parents = { parentOf: (id: string): string | undefined => (blood.legs.includes(id) ? blood.id : undefined) };
+
 describe('RequestBook', () => {
   it('finds a request by its own id and by its legs, and forgets both', () => {
-    const book = new RequestBook();
+    const book = new RequestBook(parents);
     book.record(blood);
     expect(book.get('r1')).toBe(blood);
     expect(book.parentOf('r1/bb2')?.id).toBe('r1');
@@ -19,7 +22,7 @@ describe('RequestBook', () => {
   });
 
   it('counts open requests per owner (role and sub), dropping ended ones only once the limit is reached', () => {
-    const book = new RequestBook();
+    const book = new RequestBook(parents);
     const ended = new Set<string>();
     let asked = 0;
     const isOpen = (id: string): boolean => {

@@ -4,11 +4,13 @@
  * each principal holds open.
  *
  *   POST /v1/requests ─► DispatchLoop.submit ─► record(owner, legs, plan) (forgotten again if the store refuses)
- *   lifecycle event (leg id) ─► parentOf(leg) ─► owner's track streams, dispatcher watches
+ *   lifecycle event (leg id) ─► parentOf(leg): the loop's parents name the request ─► owner's track streams,
+ *                                                                                   dispatcher watches
  *   GET /v1/requests/{id} ─► get(id), or the store once the request has left memory
  */
 import type { RequestKind } from '../dispatch/dispatch-request.js';
 import type { LatLng } from '../dispatch/dispatch-request.js';
+import type { ParentLookup } from '../dispatch/request-parents.js';
 
 /** A request as the API knows it. */
 export interface BookedRequest {
@@ -33,29 +35,29 @@ export function principalKey(role: string, sub: string): string {
   return `${role}:${sub}`;
 }
 
-/** Requests by id and by leg, and the open ones per owner. */
+/** Requests by id (by leg through the loop's parents), and the open ones per owner. */
 export class RequestBook {
   private readonly byId = new Map<string, BookedRequest>();
-  private readonly legToParent = new Map<string, string>();
   /** Owner key → ids recorded and not known to have ended (pruned when a bound is checked). */
   private readonly openByOwner = new Map<string, Set<string>>();
 
-  /** Records an accepted request and its legs. */
+  /** `parents`: which request a leg belongs to (the dispatch loop's `parents`). */
+  constructor(private readonly parents: Pick<ParentLookup, 'parentOf'>) {}
+
+  /** Records an accepted request. */
   record(r: BookedRequest): void {
     this.byId.set(r.id, r);
-    for (const leg of r.legs) this.legToParent.set(leg, r.id);
     const key = principalKey(r.ownerRole, r.owner);
     let open = this.openByOwner.get(key);
     if (open === undefined) this.openByOwner.set(key, (open = new Set()));
     open.add(r.id);
   }
 
-  /** Forgets a request and its legs. */
+  /** Forgets a request. */
   forget(id: string): void {
     const r = this.byId.get(id);
     if (r === undefined) return;
     this.byId.delete(id);
-    for (const leg of r.legs) this.legToParent.delete(leg);
     this.closeFor(r);
   }
 
@@ -66,8 +68,7 @@ export class RequestBook {
 
   /** The request a leg (or the request itself) belongs to. */
   parentOf(legOrRequestId: string): BookedRequest | undefined {
-    const parent = this.legToParent.get(legOrRequestId) ?? legOrRequestId;
-    return this.byId.get(parent);
+    return this.byId.get(this.parents.parentOf(legOrRequestId) ?? legOrRequestId);
   }
 
   /**

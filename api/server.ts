@@ -86,7 +86,7 @@ export function createServer(config: Readonly<ApiConfig>, deps: ServerDeps): Ser
     ingest: new TokenBuckets({ perSecond: config.rateLimit.ingestPerSecond, burst: config.rateLimit.ingestBurst }),
     gateway: new TokenBuckets({ perSecond: config.rateLimit.gatewayIngestPerSecond, burst: config.rateLimit.gatewayIngestBurst }),
   };
-  const book = deps.book ?? new RequestBook();
+  const book = deps.book ?? new RequestBook(deps.loop.parents);
   let draining = false;
   const inFlight = { count: 0 };
   let listenSocket: uWS.us_listen_socket | undefined;

@@ -71,7 +71,7 @@ function fiveEtas(policy: DispatchPolicy, speeds: CellSpeeds): FiveEtas {
   expect(offer.requestId).toBe('d1');
   expect(loop.accept(offer.id, 'c1', NOW).ok).toBe(true);
   expect(loop.progress('d1', 'c1', 'picked_up', NOW).ok).toBe(true);
-  const book = new RequestBook();
+  const book = new RequestBook(loop.parents);
   book.record({ id: 'd1', kind: 'delivery', owner: 'req', ownerRole: 'requester', urgency: 'routine', createdAt: NOW, pickup: A, dropoff: B, legs: ['d1'] });
   const trackView = trackFrameOf({ book, loop, couriers }, 'd1')?.eta;
 

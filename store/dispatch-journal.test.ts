@@ -168,3 +168,26 @@ describe('DispatchJournal after an unknown outcome', () => {
     expect(store.calls).toHaveLength(4);
   });
 });
+
+describe('DispatchJournal and the loop\'s parents', () => {
+  it('writes a blood request\'s parent row and its legs\' parentId from the loop\'s parents, even when the loop forgot it before the publish', async () => {
+    const transitions: Transition[] = [];
+    const store: JournalStore = { commitTransition: async (t) => void transitions.push(t), ping: async () => true };
+    const sites = new SiteIndex();
+    sites.upsert('bank', { kind: 'blood_bank', name: 'Bank', lat: 51.5, lng: -0.1 });
+    sites.setInventory('bank', [{ product: 'red_cells', bloodType: 'O+', count: 5, expiresAt: T0 + 10 * 86_400_000 }]);
+    const loop = new DispatchLoop({ couriers: new CourierIndex(), sites, donors: new DonorIndex(), policy: { ...DEFAULT_POLICY, mode: 'greedy' } });
+    const journal = new DispatchJournal(store, loop, 1);
+    const dropoff = { lat: 51.51, lng: -0.12 };
+    const submission = { id: 'b1', kind: 'blood' as const, urgency: 'urgent' as const, createdAt: T0, requesterId: 'h1', dropoff, blood: { product: 'red_cells' as const, bloodType: 'O+' as const, units: 2 } };
+    const res = loop.submit(submission, T0);
+    if (!res.ok) throw new Error(`expected the blood request to be accepted, got ${res.reason}`);
+    journal.describe({ id: 'b1', requesterId: 'h1', submission, pickup: { lat: 51.5, lng: -0.1 }, dropoff, legs: res.legs });
+    expect(loop.cancel('b1', T0).ok).toBe(true);
+    expect(loop.forgetEnded(T0, 0)).toEqual(['b1']);
+    const { events, rollback } = loop.drainTransition();
+    await journal.record(events, rollback).stored;
+    const rows = transitions.flatMap((t) => t.requests ?? []);
+    expect(rows.map((r) => [r.id, r.parentId])).toEqual([['b1', undefined], ['b1/bank', 'b1']]);
+  });
+});

@@ -21,6 +21,7 @@ import type { Rollback } from '../dispatch/undo-log.js';
 import { storeFailureKind } from './store-errors.js';
 import type { Store, Transition } from './store.js';
 import { type JournalRequest, type RequestRegistry, TransitionBuilder } from './transition-builder.js';
+import { WriterHealth } from './writer-health.js';
 
 export type { JournalRequest } from './transition-builder.js';
 
@@ -69,13 +70,11 @@ export type JournalStore = Pick<Store, 'commitTransition' | 'ping'>;
 /** Orders and commits the loop's transitions and the admin writes. */
 export class DispatchJournal implements RequestRegistry {
   private readonly queue: Entry[] = [];
+  /** Registrations by request id; which request a leg belongs to is the loop's answer (loop.parents). */
   private readonly requests = new Map<string, JournalRequest>();
-  private readonly parentOfLeg = new Map<string, string>();
-  private readonly options: Required<Omit<JournalOptions, 'onHealthChange'>> & Pick<JournalOptions, 'onHealthChange'>;
+  private readonly callTimeoutMs: number;
+  private readonly health: WriterHealth;
   private running = false;
-  private probing = false;
-  private healthy = true;
-  private failures = 0;
   private committedCount = 0;
 
   constructor(
@@ -84,18 +83,19 @@ export class DispatchJournal implements RequestRegistry {
     private readonly seqBase: number,
     options: JournalOptions = {},
   ) {
-    this.options = { callTimeoutMs: 10_000, backoffMinMs: 100, backoffMaxMs: 5_000, ...options };
+    this.callTimeoutMs = options.callTimeoutMs ?? 10_000;
+    // at most 2^10 × backoffMinMs between tries, even when backoffMaxMs is higher
+    this.health = new WriterHealth({ backoffMinMs: options.backoffMinMs ?? 100, backoffMaxMs: options.backoffMaxMs ?? 5_000, maxDoublings: 10, onHealthChange: options.onHealthChange });
   }
 
   /** Registers a request's submission before its events are recorded (its row carries it for recovery). */
   describe(request: JournalRequest): void {
     this.requests.set(request.id, request);
-    for (const leg of request.legs) this.parentOfLeg.set(leg, request.id);
   }
 
   /** The registration of the request a leg (or the request itself) belongs to. */
   parent(legId: string): JournalRequest | undefined {
-    return this.requests.get(this.parentOfLeg.get(legId) ?? legId);
+    return this.requests.get(this.loop.parents.parentOf(legId) ?? legId);
   }
 
   /**
@@ -120,7 +120,7 @@ export class DispatchJournal implements RequestRegistry {
 
   /** False after the store could not be reached, until it answers again. */
   isHealthy(): boolean {
-    return this.healthy;
+    return this.health.isHealthy();
   }
 
   /** Changes waiting (the one being stored included). */
@@ -140,7 +140,7 @@ export class DispatchJournal implements RequestRegistry {
   }
 
   private enqueue(entry: Entry): Commit {
-    if (!this.healthy) {
+    if (!this.health.isHealthy()) {
       // the store is down (or an unknown outcome is being retried): this change cannot be stored now; it is
       // the newest one in memory, so taking it back alone is exact
       this.takeBack(entry);
@@ -159,7 +159,7 @@ export class DispatchJournal implements RequestRegistry {
       while (this.queue.length > 0) {
         const entry = this.queue[0];
         try {
-          await withTimeout(entry.execute(this.store), this.options.callTimeoutMs);
+          await withTimeout(entry.execute(this.store), this.callTimeoutMs);
         } catch (err) {
           const kind = err instanceof CallTimeout ? 'ambiguous' : storeFailureKind(err);
           if (kind === 'invalid') this.dropRefused(err);
@@ -167,14 +167,13 @@ export class DispatchJournal implements RequestRegistry {
           else if (kind === 'ambiguous' || entry.isUncertain) await this.waitToRetry(err);
           else {
             this.dropAll(err);
-            this.startProbe();
+            this.health.probe(() => this.store.ping());
           }
           continue;
         }
         this.queue.shift();
-        this.failures = 0;
         this.committedCount++;
-        this.setHealthy(true);
+        this.health.succeeded();
         entry.succeed();
         this.forgetTerminal(entry.transition);
       }
@@ -199,7 +198,7 @@ export class DispatchJournal implements RequestRegistry {
 
   /** The store is unreachable: every queued change is taken back and refused. */
   private dropAll(err: unknown): void {
-    this.setHealthy(false, err);
+    this.health.markUnhealthy(err);
     const all = this.queue.splice(0);
     for (let i = all.length - 1; i >= 0; i--) this.takeBack(all[i]);
     for (const e of all) e.fail(new CommitFailure('unavailable', 'the store is unavailable; nothing was stored', { cause: err }));
@@ -207,59 +206,21 @@ export class DispatchJournal implements RequestRegistry {
 
   /** The head's outcome is unknown: callers are told so, and the same change is tried again after a back-off. */
   private async waitToRetry(err: unknown): Promise<void> {
-    this.setHealthy(false, err);
+    const wait = this.health.failed(err);
     for (const e of this.queue) e.uncertain(err);
-    this.failures++;
-    await sleep(this.backoff());
-  }
-
-  /** Pings the store after each back-off until it answers, then accepts changes again. */
-  private startProbe(): void {
-    if (this.probing) return;
-    this.probing = true;
-    void (async () => {
-      try {
-        while (!this.healthy) {
-          this.failures++;
-          await sleep(this.backoff());
-          if (await this.store.ping().catch(() => false)) this.setHealthy(true);
-        }
-      } finally {
-        this.probing = false;
-        this.failures = 0;
-      }
-    })();
-  }
-
-  private backoff(): number {
-    return Math.min(this.options.backoffMaxMs, this.options.backoffMinMs * 2 ** Math.min(10, Math.max(0, this.failures - 1)));
-  }
-
-  private setHealthy(healthy: boolean, cause?: unknown): void {
-    if (healthy === this.healthy) return;
-    this.healthy = healthy;
-    this.options.onHealthChange?.(healthy, cause);
+    await sleep(wait);
   }
 
   /** Rolls an entry's change out of memory and forgets the requests it would have created. */
   private takeBack(entry: Entry): void {
     entry.rollback();
-    for (const r of entry.transition?.requests ?? []) {
-      const parent = this.requests.get(r.id);
-      if (parent === undefined) continue;
-      this.requests.delete(r.id);
-      for (const leg of parent.legs) this.parentOfLeg.delete(leg);
-    }
+    for (const r of entry.transition?.requests ?? []) this.requests.delete(r.id);
   }
 
   /** Registrations of finished requests are dropped so memory follows the open requests only. */
   private forgetTerminal(t: Transition | undefined): void {
     for (const s of t?.requestStatus ?? []) {
-      if (s.status !== 'delivered' && s.status !== 'cancelled' && s.status !== 'failed') continue;
-      const parent = this.requests.get(s.id);
-      if (parent === undefined) continue;
-      this.requests.delete(s.id);
-      for (const leg of parent.legs) this.parentOfLeg.delete(leg);
+      if (s.status === 'delivered' || s.status === 'cancelled' || s.status === 'failed') this.requests.delete(s.id);
     }
   }
 }

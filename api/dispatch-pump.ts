@@ -49,7 +49,6 @@ const STOP_WAIT_MS = 5_000;
 export interface DispatchPumpDeps {
   loop: DispatchLoop;
   planner: Planner;
-  sink: EventSink;
   journal: TransitionJournal;
   clock: () => number;
   /** Timer period; 50 ms keeps offer expiry within a frame of OFFER_TTL and costs nothing when idle. */
@@ -77,12 +76,19 @@ export class DispatchPump {
   private readonly submittedAt = new Map<string, number>();
   /** Tail of frame deliveries waiting for their commits, so frames never overtake each other. Never rejects. */
   private delivery: Promise<void> = Promise.resolve();
+  /** Who hears stored events (the stream hub subscribes once it is built; the pump is built first because the hub calls its verbs). */
+  private readonly sinks: EventSink[] = [];
 
   constructor(deps: DispatchPumpDeps) {
     this.deps = deps;
   }
 
   /** Starts the timer. */
+  /** Stored events (and rolled-back ones) go to `sink` too, in publish order. */
+  addSink(sink: EventSink): void {
+    this.sinks.push(sink);
+  }
+
   start(): void {
     if (this.timer !== undefined) return;
     this.timer = setInterval(() => this.tick(), this.deps.tickMs ?? 50);
@@ -265,18 +271,22 @@ export class DispatchPump {
       this.submittedAt.delete(e.requestId);
       this.deps.onOfferLatency?.(now - at);
     }
-    try {
-      this.deps.sink.deliver(events, now);
-    } catch (err) {
-      this.deps.onPlanError?.(err); // a broken socket write must not stop the loop
+    for (const sink of this.sinks) {
+      try {
+        sink.deliver(events, now);
+      } catch (err) {
+        this.deps.onPlanError?.(err); // a broken socket write must not stop the loop
+      }
     }
   }
 
   private undelivered(events: readonly DispatchEvent[]): void {
-    try {
-      this.deps.sink.rolledBack(events);
-    } catch (err) {
-      this.deps.onPlanError?.(err);
+    for (const sink of this.sinks) {
+      try {
+        sink.rolledBack(events);
+      } catch (err) {
+        this.deps.onPlanError?.(err);
+      }
     }
     if (events.some((e) => e.type === 'request.created' || e.type === 'request.pending' || e.type === 'courier.status')) this.kick();
   }

@@ -90,14 +90,12 @@ export function createServer(config: Readonly<ApiConfig>, deps: ServerDeps): Ser
   let draining = false;
   const inFlight = { count: 0 };
   let listenSocket: uWS.us_listen_socket | undefined;
-  let hubRef: StreamHub | undefined;
 
   const pump = new DispatchPump({
     loop: deps.loop,
     planner: deps.planner,
     clock,
     tickMs: config.dispatch.tickMs,
-    sink: { deliver: (events) => hubRef?.deliver(events), rolledBack: (events) => hubRef?.rolledBack(events) },
     onOfferLatency: (ms) => deps.metrics.offerLatency.observe(ms / 1000),
     onPlanned: (ms, pending) => {
       deps.metrics.dispatchLatency.observe(ms / 1000);
@@ -115,7 +113,7 @@ export function createServer(config: Readonly<ApiConfig>, deps: ServerDeps): Ser
     metrics: deps.metrics, logger: deps.logger,
     draining: () => draining,
   });
-  hubRef = hub;
+  pump.addSink(hub);
 
   const app = uWS.App();
   app.ws('/v1/stream', hub.behavior());

@@ -10,14 +10,16 @@
  *     ├─ speed sample → CellSpeeds (res-7 parent cached on the bucket)
  *     └─ fences whose bbox touches the cell (cached per bucket) → enter / exit callbacks
  *
- * Per-courier state lives in slot-indexed typed arrays; positions are duplicated into the courier's
- * bucket so nearest scans read contiguous memory. Ids map to slots; freed slots are reused.
+ * Per-courier state lives in slot-indexed typed arrays (courier-slots.ts); positions are duplicated into
+ * the courier's bucket so nearest scans read contiguous memory. Fence membership: courier-fences.ts.
  */
 import type { Area, AreaInput } from './area.js';
 import { toArea } from './area.js';
 import type { CellSpeeds } from './cell-speeds.js';
-import { type Capability, type CourierProfile, type CourierStatus, type Vehicle, COURIER_STATUSES, VEHICLES, capabilitiesOf, statusCode } from './courier-attributes.js';
+import { type CourierProfile, type CourierStatus, type Vehicle, COURIER_STATUSES, VEHICLES, statusCode } from './courier-attributes.js';
+import { type FenceEvent, CourierFences } from './courier-fences.js';
 import { type CourierFilter, STATUS_BITS, compileFilter, encodeAttr, passes, scanCouriers } from './courier-filter.js';
+import { type CourierView, CourierSlots } from './courier-slots.js';
 import { EngineError, assertCoordinate } from './errors.js';
 import { chord2ToMeters, metersToChord2, writeUnitVector } from './geodesy.js';
 import type { GeofenceIndex } from './geofence-index.js';
@@ -25,7 +27,9 @@ import { H3Buckets, INSIDE } from './h3-buckets.js';
 import { widen } from './rtree-nearest.js';
 import { TopK } from './top-k.js';
 
+export type { FenceEvent } from './courier-fences.js';
 export type { CourierFilter } from './courier-filter.js';
+export type { CourierView } from './courier-slots.js';
 
 /** Options of a nearest query. */
 export interface NearbyOptions extends CourierFilter {
@@ -46,31 +50,8 @@ export interface CourierHit {
   vehicle: Vehicle;
 }
 
-/** A courier's full state. */
-export interface CourierView {
-  id: string;
-  lat: number;
-  lng: number;
-  /** Timestamp of the last accepted ping (NaN before the first). */
-  ts: number;
-  status: CourierStatus;
-  vehicle: Vehicle;
-  capabilities: Capability[];
-  capacity: number;
-  /** H3 cell of the current position at the index resolution (undefined before the first ping). */
-  cell: string | undefined;
-}
-
 /** What a move did. */
 export type MoveOutcome = 'moved' | 'moved-cell' | 'stale';
-
-/** A courier crossed a geofence boundary. */
-export interface FenceEvent {
-  type: 'enter' | 'exit';
-  courierId: string;
-  fenceId: string;
-  ts: number;
-}
 
 /** Construction options; collaborators are optional and owned by the caller. */
 export interface CourierIndexOptions {
@@ -96,23 +77,11 @@ export interface CourierIndexStats {
 /** Moving couriers bucketed by H3 cell, with nearest and area queries. */
 export class CourierIndex {
   readonly resolution: number;
-  private readonly fences: GeofenceIndex | undefined;
+  private readonly fences: CourierFences | undefined;
   private readonly speeds: CellSpeeds | undefined;
   private readonly speedResolution: number;
-  private readonly onFenceEvent: ((event: FenceEvent) => void) | undefined;
-
-  private slotOf = new Map<string, number>();
-  private ids: (string | undefined)[] = [];
-  private freeSlots: number[] = [];
-  private highWater = 0;
-  // per slot, interleaved so a ping touches one cache line of each: place = [lat, lng, ts of last ping],
-  // where = [bucket node, position in the bucket]
-  private place: Float64Array;
-  private attr: Uint32Array;
-  private where: Int32Array;
-  private fenceMembership = new Map<number, string[]>();
-
-  private cells: H3Buckets;
+  private readonly slots: CourierSlots;
+  private readonly cells: H3Buckets;
   private top = new TopK();
   /** Scratch for the unit vector of a ping or query point (no allocation per call). */
   private readonly unit = new Float64Array(3);
@@ -125,45 +94,42 @@ export class CourierIndex {
     if (!Number.isInteger(this.resolution) || this.resolution < 0 || this.resolution > 15) {
       throw new Error(`resolution must be an integer 0..15, got ${String(options.resolution)}`);
     }
-    this.fences = options.fences;
     this.speeds = options.speeds;
     this.speedResolution = options.speeds?.resolution ?? 7;
     if (this.speeds !== undefined && this.speedResolution > this.resolution) {
       throw new Error(`courier resolution ${this.resolution} is coarser than the speed cells (res ${this.speedResolution}): raise resolution or lower the CellSpeeds resolution`);
     }
-    this.onFenceEvent = options.onFenceEvent;
     const cap = Math.max(16, options.initialCapacity ?? 1024);
     this.cells = new H3Buckets(this.resolution, cap);
-    this.place = new Float64Array(3 * cap);
-    this.attr = new Uint32Array(cap);
-    this.where = new Int32Array(2 * cap);
+    this.slots = new CourierSlots(cap);
+    this.fences = options.fences === undefined ? undefined : new CourierFences(options.fences, this.cells, options.onFenceEvent);
   }
 
   /** Number of couriers known (with or without a position). */
   get size(): number {
-    return this.slotOf.size;
+    return this.slots.slotOf.size;
   }
 
   /** True when the courier is known. */
   has(id: string): boolean {
-    return this.slotOf.has(id);
+    return this.slots.slotOf.has(id);
   }
 
   /** Creates or updates a courier's profile; position and last ping are kept. Throws E_BAD_PROFILE. */
   upsert(id: string, profile: CourierProfile): void {
     if (typeof id !== 'string' || id.length === 0) throw new EngineError('E_BAD_PROFILE', 'courier id must be a non-empty string');
-    const existing = this.slotOf.get(id);
-    const fallbackStatus = existing === undefined ? 'offline' : COURIER_STATUSES[this.attr[existing] & STATUS_BITS];
+    const existing = this.slots.slotOf.get(id);
+    const fallbackStatus = existing === undefined ? 'offline' : COURIER_STATUSES[this.slots.attr[existing] & STATUS_BITS];
     const attr = encodeAttr(profile, fallbackStatus);
-    const slot = existing ?? this.allocate(id);
+    const slot = existing ?? this.slots.allocate(id);
     this.setAttr(slot, attr);
   }
 
   /** Sets a courier's status. Throws E_UNKNOWN_COURIER / E_BAD_PROFILE. */
   setStatus(id: string, status: CourierStatus): void {
-    const slot = this.slotFor(id);
+    const slot = this.slots.slotFor(id);
     const code = statusCode(status);
-    this.setAttr(slot, (this.attr[slot] & ~STATUS_BITS) | code);
+    this.setAttr(slot, (this.slots.attr[slot] & ~STATUS_BITS) | code);
   }
 
   /**
@@ -171,11 +137,15 @@ export class CourierIndex {
    * Throws E_BAD_COORDINATE / E_BAD_TIMESTAMP / E_UNKNOWN_COURIER, leaving the courier untouched.
    */
   move(id: string, lat: number, lng: number, ts: number): MoveOutcome {
-    const slot = this.slotOf.get(id);
+    const slots = this.slots;
+    const slot = slots.slotOf.get(id);
     if (slot === undefined) throw new EngineError('E_UNKNOWN_COURIER', `courier '${id}' is not registered: upsert its profile first`);
     assertCoordinate(lat, lng);
     if (typeof ts !== 'number' || !Number.isFinite(ts)) throw new EngineError('E_BAD_TIMESTAMP', `ping timestamp must be a finite number of ms, got ${String(ts)}`);
-    const prevTs = this.place[3 * slot + 2];
+    // only upsert regrows these arrays, and fence callbacks run after the last write: safe to hold
+    const place = slots.place;
+    const where = slots.where;
+    const prevTs = place[3 * slot + 2];
     if (ts < prevTs) {
       this.counters.staleIgnored++;
       return 'stale';
@@ -188,10 +158,10 @@ export class CourierIndex {
     this.counters.moves++;
     this.version++;
     const cells = this.cells;
-    let bno = this.where[2 * slot];
+    let bno = where[2 * slot];
     let outcome: MoveOutcome = 'moved';
     if (bno >= 0) {
-      const at = cells.info[4 * bno] + this.where[2 * slot + 1];
+      const at = cells.info[4 * bno] + where[2 * slot + 1];
       const xyz = cells.pool.xyz;
       if (this.speeds !== undefined) {
         const ox = xyz[3 * at] - x;
@@ -201,11 +171,11 @@ export class CourierIndex {
       }
       // cheapest test first: inscribed circle, then the hexagon's edge planes, then the neighbour
       // across the crossed edge; H3 only when those cannot tell
-      const where = cells.inside(bno, x, y, z) ? INSIDE : cells.locate(bno, x, y, z);
-      let target = where === INSIDE ? bno : -1;
+      const edge = cells.inside(bno, x, y, z) ? INSIDE : cells.locate(bno, x, y, z);
+      let target = edge === INSIDE ? bno : -1;
       let cell: string | undefined;
-      if (where >= 0) {
-        const nb = cells.neighbourAcross(bno, where);
+      if (edge >= 0) {
+        const nb = cells.neighbourAcross(bno, edge);
         if (nb >= 0 && cells.locate(nb, x, y, z) === INSIDE) target = nb;
       }
       if (target < 0) {
@@ -223,7 +193,7 @@ export class CourierIndex {
         const from = bno;
         this.detach(slot);
         bno = target >= 0 ? this.attachTo(slot, target, x, y, z) : this.attach(slot, cell as string, x, y, z);
-        if (where >= 0 && target < 0) cells.learnNeighbour(from, where, bno);
+        if (edge >= 0 && target < 0) cells.learnNeighbour(from, edge, bno);
         outcome = 'moved-cell';
         this.counters.cellChanges++;
       }
@@ -232,51 +202,33 @@ export class CourierIndex {
       this.counters.positioned++;
       outcome = 'moved-cell';
     }
-    this.place[3 * slot] = lat;
-    this.place[3 * slot + 1] = lng;
-    this.place[3 * slot + 2] = ts;
-    if (this.fences !== undefined) this.updateFences(slot, bno, lat, lng, ts);
+    place[3 * slot] = lat;
+    place[3 * slot + 1] = lng;
+    place[3 * slot + 2] = ts;
+    if (this.fences !== undefined) this.fences.update(slot, id, bno, lat, lng, ts);
     return outcome;
   }
 
   /** Removes a courier; returns false when it was unknown. Emits exit events for fences it was inside. */
   remove(id: string): boolean {
-    const slot = this.slotOf.get(id);
+    const slot = this.slots.slotOf.get(id);
     if (slot === undefined) return false;
-    if (this.where[2 * slot] >= 0) {
+    if (this.slots.where[2 * slot] >= 0) {
       this.detach(slot);
       this.counters.positioned--;
     }
-    const inside = this.fenceMembership.get(slot);
-    if (inside !== undefined) {
-      this.fenceMembership.delete(slot);
-      for (const fenceId of inside) this.onFenceEvent?.({ type: 'exit', courierId: id, fenceId, ts: this.place[3 * slot + 2] });
-    }
-    this.slotOf.delete(id);
-    this.ids[slot] = undefined;
-    this.freeSlots.push(slot);
+    this.fences?.leave(slot, id, this.slots.place[3 * slot + 2]);
+    this.slots.release(id, slot);
     this.version++;
     return true;
   }
 
   /** A courier's full state, or undefined. */
   get(id: string): CourierView | undefined {
-    const slot = this.slotOf.get(id);
+    const slot = this.slots.slotOf.get(id);
     if (slot === undefined) return undefined;
-    const a = this.attr[slot];
-    const bno = this.where[2 * slot];
-    const positioned = bno >= 0;
-    return {
-      id,
-      lat: positioned ? this.place[3 * slot] : NaN,
-      lng: positioned ? this.place[3 * slot + 1] : NaN,
-      ts: this.place[3 * slot + 2] === -Infinity ? NaN : this.place[3 * slot + 2],
-      status: COURIER_STATUSES[a & STATUS_BITS],
-      vehicle: VEHICLES[(a >>> 4) & 0xf],
-      capabilities: capabilitiesOf((a >>> 8) & 0xff),
-      capacity: a >>> 16,
-      cell: positioned ? this.cells.cells[bno] : undefined,
-    };
+    const bno = this.slots.where[2 * slot];
+    return this.slots.view(slot, bno >= 0 ? this.cells.cells[bno] : undefined);
   }
 
   /**
@@ -284,18 +236,19 @@ export class CourierIndex {
    * fan-out); false when the courier is unknown or has no position yet.
    */
   peek(id: string, out: { lat: number; lng: number; status: CourierStatus }): boolean {
-    const slot = this.slotOf.get(id);
-    if (slot === undefined || this.where[2 * slot] < 0) return false;
-    out.lat = this.place[3 * slot];
-    out.lng = this.place[3 * slot + 1];
-    out.status = COURIER_STATUSES[this.attr[slot] & STATUS_BITS];
+    const slots = this.slots;
+    const slot = slots.slotOf.get(id);
+    if (slot === undefined || slots.where[2 * slot] < 0) return false;
+    out.lat = slots.place[3 * slot];
+    out.lng = slots.place[3 * slot + 1];
+    out.status = COURIER_STATUSES[slots.attr[slot] & STATUS_BITS];
     return true;
   }
 
   /** Ids of the fences a courier is inside, sorted. */
   fencesOf(id: string): readonly string[] {
-    const slot = this.slotOf.get(id);
-    return slot === undefined ? [] : (this.fenceMembership.get(slot) ?? []);
+    const slot = this.slots.slotOf.get(id);
+    return slot === undefined || this.fences === undefined ? [] : this.fences.of(slot);
   }
 
   /**
@@ -309,7 +262,7 @@ export class CourierIndex {
     if (!Number.isInteger(k) || k < 0) throw new EngineError('E_BAD_QUERY', `k must be a non-negative integer, got ${String(k)}`);
     if (typeof radius !== 'number' || !(radius >= 0)) throw new EngineError('E_BAD_QUERY', `radius must be >= 0 metres, got ${String(radius)}`);
     if (k === 0 || this.counters.positioned === 0) return [];
-    const filter = compileFilter(options, this.slotOf);
+    const filter = compileFilter(options, this.slots.slotOf);
     const v = this.unit;
     writeUnitVector(lat, lng, v, 0);
     const qx = v[0];
@@ -330,14 +283,15 @@ export class CourierIndex {
     const slots = new Int32Array(n);
     const keys = new Float64Array(n);
     top.drainSorted(slots, keys);
+    const { ids, place, attr } = this.slots;
     const out: CourierHit[] = new Array(n);
     for (let i = 0; i < n; i++) {
       const s = slots[i];
-      const a = this.attr[s];
+      const a = attr[s];
       out[i] = {
-        id: this.ids[s] as string,
-        lat: this.place[3 * s],
-        lng: this.place[3 * s + 1],
+        id: ids[s] as string,
+        lat: place[3 * s],
+        lng: place[3 * s + 1],
         distance: chord2ToMeters(keys[i]),
         status: COURIER_STATUSES[a & STATUS_BITS],
         vehicle: VEHICLES[(a >>> 4) & 0xf],
@@ -349,9 +303,10 @@ export class CourierIndex {
   /** Ids of positioned couriers inside a bbox or polygon that match the filter (unordered). */
   within(area: AreaInput | Area, filter: CourierFilter = {}): string[] {
     const region = 'contains' in area && 'boxes' in area ? (area as Area) : toArea(area as AreaInput);
-    const f = compileFilter(filter, this.slotOf);
+    const f = compileFilter(filter, this.slots.slotOf);
     const cells = this.cells;
     const pool = cells.pool;
+    const { ids, place } = this.slots;
     const seen = new Set<number>();
     const out: string[] = [];
     for (const box of region.boxes) {
@@ -360,7 +315,7 @@ export class CourierIndex {
         seen.add(b);
         for (let i = cells.info[4 * b], end = i + cells.info[4 * b + 1]; i < end; i++) {
           const s = pool.slots[i];
-          if (passes(pool.attrs[i], s, f) && region.contains(this.place[3 * s], this.place[3 * s + 1])) out.push(this.ids[s] as string);
+          if (passes(pool.attrs[i], s, f) && region.contains(place[3 * s], place[3 * s + 1])) out.push(ids[s] as string);
         }
       });
     }
@@ -369,39 +324,32 @@ export class CourierIndex {
 
   /** Calls fn for every positioned courier (slot order), with its packed state; for snapshots and persistence. */
   forEachPositioned(fn: (id: string, lat: number, lng: number, status: CourierStatus, ts: number) => void): void {
-    for (let s = 0; s < this.highWater; s++) {
-      const id = this.ids[s];
-      if (id !== undefined && this.where[2 * s] >= 0) fn(id, this.place[3 * s], this.place[3 * s + 1], COURIER_STATUSES[this.attr[s] & STATUS_BITS], this.place[3 * s + 2]);
-    }
+    this.slots.forEachPositioned(fn);
   }
 
   /** Counters for monitoring. */
   stats(): CourierIndexStats {
-    return { couriers: this.slotOf.size, positioned: this.counters.positioned, cells: this.cells.occupied, moves: this.counters.moves, cellChanges: this.counters.cellChanges, staleIgnored: this.counters.staleIgnored };
+    return { couriers: this.slots.slotOf.size, positioned: this.counters.positioned, cells: this.cells.occupied, moves: this.counters.moves, cellChanges: this.counters.cellChanges, staleIgnored: this.counters.staleIgnored };
   }
 
   /** Bytes held in typed arrays (slot arrays plus buckets); JS-heap costs of ids come on top. */
   typedBytes(): number {
-    return this.place.byteLength + this.attr.byteLength + this.where.byteLength + this.cells.byteSize();
+    return this.slots.byteSize() + this.cells.byteSize();
   }
 
   /** Read-only view of the arrays, for the snapshot writer in this package. */
   get internals(): CourierInternals {
-    return { ids: this.ids, place: this.place, attr: this.attr, cells: this.cells, version: this.version, resolution: this.resolution };
-  }
-
-  private slotFor(id: string): number {
-    const slot = this.slotOf.get(id);
-    if (slot === undefined) throw new EngineError('E_UNKNOWN_COURIER', `courier '${id}' is not registered`);
-    return slot;
+    const { ids, place, attr } = this.slots;
+    return { ids, place, attr, cells: this.cells, version: this.version, resolution: this.resolution };
   }
 
   private setAttr(slot: number, attr: number): void {
-    const before = this.attr[slot];
-    this.attr[slot] = attr;
-    const bno = this.where[2 * slot];
+    const slots = this.slots;
+    const before = slots.attr[slot];
+    slots.attr[slot] = attr;
+    const bno = slots.where[2 * slot];
     if (bno >= 0) {
-      this.cells.pool.attrs[this.cells.info[4 * bno] + this.where[2 * slot + 1]] = attr;
+      this.cells.pool.attrs[this.cells.info[4 * bno] + slots.where[2 * slot + 1]] = attr;
       if ((before & STATUS_BITS) !== (attr & STATUS_BITS)) {
         this.cells.countStatus(bno, before & STATUS_BITS, -1);
         this.cells.countStatus(bno, attr & STATUS_BITS, 1);
@@ -410,71 +358,31 @@ export class CourierIndex {
     this.version++;
   }
 
-  private allocate(id: string): number {
-    let slot = this.freeSlots.pop();
-    if (slot === undefined) {
-      slot = this.highWater++;
-      if (slot === this.attr.length) this.growSlots();
-    }
-    this.slotOf.set(id, slot);
-    this.ids[slot] = id;
-    this.place[3 * slot + 2] = -Infinity;
-    this.where[2 * slot] = -1;
-    this.where[2 * slot + 1] = -1;
-    return slot;
-  }
-
-  private growSlots(): void {
-    const cap = Math.ceil(this.attr.length * 1.5);
-    this.place = grow(this.place, new Float64Array(3 * cap));
-    this.attr = grow(this.attr, new Uint32Array(cap));
-    this.where = grow(this.where, new Int32Array(2 * cap));
-  }
-
   private attach(slot: number, cell: string, x: number, y: number, z: number): number {
     return this.attachTo(slot, this.cells.bucketFor(cell), x, y, z);
   }
 
   private attachTo(slot: number, b: number, x: number, y: number, z: number): number {
     const cells = this.cells;
+    const where = this.slots.where;
+    const a = this.slots.attr[slot];
     cells.revive(b);
     cells.cover(b, x, y, z);
-    this.where[2 * slot] = b;
-    this.where[2 * slot + 1] = cells.add(b, slot, x, y, z, this.attr[slot]);
-    cells.countStatus(b, this.attr[slot] & STATUS_BITS, 1);
+    where[2 * slot] = b;
+    where[2 * slot + 1] = cells.add(b, slot, x, y, z, a);
+    cells.countStatus(b, a & STATUS_BITS, 1);
     return b;
   }
 
   private detach(slot: number): void {
-    const pos = this.where[2 * slot + 1];
-    const b = this.where[2 * slot];
-    this.cells.countStatus(b, this.attr[slot] & STATUS_BITS, -1); // before removeAt, which may prune the bucket
+    const where = this.slots.where;
+    const pos = where[2 * slot + 1];
+    const b = where[2 * slot];
+    this.cells.countStatus(b, this.slots.attr[slot] & STATUS_BITS, -1); // before removeAt, which may prune the bucket
     const moved = this.cells.removeAt(b, pos);
-    if (moved >= 0) this.where[2 * moved + 1] = pos;
-    this.where[2 * slot] = -1;
-    this.where[2 * slot + 1] = -1;
-  }
-
-  private updateFences(slot: number, b: number, lat: number, lng: number, ts: number): void {
-    const fences = this.fences as GeofenceIndex;
-    const cells = this.cells;
-    if (cells.fenceVersion[b] !== fences.version) {
-      cells.fenceCandidates[b] = fences.candidates(cells.boxOf(b));
-      cells.fenceVersion[b] = fences.version;
-    }
-    const before = this.fenceMembership.get(slot);
-    const candidates = cells.fenceCandidates[b] as readonly number[];
-    if (candidates.length === 0 && before === undefined) return;
-    const now: string[] = [];
-    for (const no of candidates) if (fences.contains(no, lat, lng)) now.push(fences.idOf(no));
-    now.sort();
-    const id = this.ids[slot] as string;
-    if (before !== undefined) {
-      for (const f of before) if (!now.includes(f)) this.onFenceEvent?.({ type: 'exit', courierId: id, fenceId: f, ts });
-    }
-    for (const f of now) if (before === undefined || !before.includes(f)) this.onFenceEvent?.({ type: 'enter', courierId: id, fenceId: f, ts });
-    if (now.length === 0) this.fenceMembership.delete(slot);
-    else this.fenceMembership.set(slot, now);
+    if (moved >= 0) where[2 * moved + 1] = pos;
+    where[2 * slot] = -1;
+    where[2 * slot + 1] = -1;
   }
 }
 
@@ -487,9 +395,4 @@ export interface CourierInternals {
   cells: H3Buckets;
   version: number;
   resolution: number;
-}
-
-function grow<T extends Float64Array | Uint32Array | Int32Array>(old: T, next: T): T {
-  next.set(old as never);
-  return next;
 }

@@ -120,6 +120,25 @@ export interface BBox {
   maxLat: number;
 }
 
+/**
+ * A lng/lat box covering the sphere cap around unit vector (x, y, z) with chord radius `chord`
+ * (minLng > maxLng when it crosses ±180; full longitude range when it reaches a pole).
+ */
+export function capToBox(x: number, y: number, z: number, chord: number): BBox {
+  const lat = Math.asin(Math.max(-1, Math.min(1, z))) / DEG;
+  const lng = Math.atan2(y, x) / DEG;
+  const r = 2 * Math.asin(Math.min(1, chord / 2));
+  const rDeg = r / DEG;
+  if (lat + rDeg >= 90 || lat - rDeg <= -90) return { minLng: -180, minLat: Math.max(-90, lat - rDeg), maxLng: 180, maxLat: Math.min(90, lat + rDeg) };
+  const dLng = Math.asin(Math.min(1, Math.sin(r) / Math.cos(lat * DEG))) / DEG;
+  if (dLng >= 180) return { minLng: -180, minLat: lat - rDeg, maxLng: 180, maxLat: lat + rDeg };
+  let minLng = lng - dLng;
+  let maxLng = lng + dLng;
+  if (minLng < -180) minLng += 360;
+  if (maxLng > 180) maxLng -= 360;
+  return { minLng, minLat: lat - rDeg, maxLng, maxLat: lat + rDeg };
+}
+
 /** Splits a rectangle that crosses the antimeridian into the one or two plain rectangles it covers. */
 export function splitAntimeridian(box: BBox): BBox[] {
   if (box.minLng <= box.maxLng) return [box];

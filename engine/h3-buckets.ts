@@ -21,7 +21,7 @@ import { BucketPool } from './bucket-pool.js';
 import { inradiusMeters, vertexRadius, writeEdgeNormals } from './h3-cell-geometry.js';
 import { countMatching } from './courier-filter.js';
 import { NodeQueue } from './node-queue.js';
-import { type BBox, angleToBox, metersToChord2 } from './geodesy.js';
+import { type BBox, angleToBox, capToBox, metersToChord2 } from './geodesy.js';
 
 // The inscribed-circle shortcut keeps 2 % clear of the true inradius, absorbing the planar
 // approximation used to measure it (< 0.01 % at cell scale).
@@ -294,18 +294,7 @@ export class H3Buckets {
 
   /** A lng/lat box covering a bucket's cap (minLng > maxLng when it crosses ±180). */
   boxOf(b: number): BBox {
-    const lat = Math.asin(Math.max(-1, Math.min(1, this.geo[4 * b + 2]))) / DEG;
-    const lng = Math.atan2(this.geo[4 * b + 1], this.geo[4 * b]) / DEG;
-    const r = 2 * Math.asin(Math.min(1, this.geo[4 * b + 3] / 2));
-    const rDeg = r / DEG;
-    if (lat + rDeg >= 90 || lat - rDeg <= -90) return { minLng: -180, minLat: Math.max(-90, lat - rDeg), maxLng: 180, maxLat: Math.min(90, lat + rDeg) };
-    const dLng = Math.asin(Math.min(1, Math.sin(r) / Math.cos(lat * DEG))) / DEG;
-    if (dLng >= 180) return { minLng: -180, minLat: lat - rDeg, maxLng: 180, maxLat: lat + rDeg };
-    let minLng = lng - dLng;
-    let maxLng = lng + dLng;
-    if (minLng < -180) minLng += 360;
-    if (maxLng > 180) maxLng -= 360;
-    return { minLng, minLat: lat - rDeg, maxLng, maxLat: lat + rDeg };
+    return capToBox(this.geo[4 * b], this.geo[4 * b + 1], this.geo[4 * b + 2], this.geo[4 * b + 3]);
   }
 
   /** H3 parent of a bucket at a coarser resolution, cached (used for per-cell speeds). */
@@ -409,31 +398,20 @@ export class H3Buckets {
 
   private growTables(): void {
     const cap = Math.ceil(this.inner2.length * 1.5);
-    const geo = new Float64Array(4 * cap);
-    geo.set(this.geo);
-    const info = new Int32Array(4 * cap);
-    info.set(this.info);
-    const inner2 = new Float64Array(cap);
-    inner2.set(this.inner2);
-    const statusCounts = new Int32Array(4 * cap);
-    statusCounts.set(this.statusCounts);
-    this.statusCounts = statusCounts;
-    const edgeNormals = new Float32Array(18 * cap);
-    edgeNormals.set(this.edgeNormals);
-    this.edgeNormals = edgeNormals;
-    const edgeCount = new Uint8Array(cap);
-    edgeCount.set(this.edgeCount);
-    this.edgeCount = edgeCount;
-    const edgeNeighbour = new Int32Array(6 * cap);
-    edgeNeighbour.set(this.edgeNeighbour);
-    this.edgeNeighbour = edgeNeighbour;
-    const fenceVersion = new Int32Array(cap);
-    fenceVersion.set(this.fenceVersion);
-    this.geo = geo;
-    this.info = info;
-    this.inner2 = inner2;
-    this.fenceVersion = fenceVersion;
+    this.geo = grown(this.geo, new Float64Array(4 * cap));
+    this.info = grown(this.info, new Int32Array(4 * cap));
+    this.inner2 = grown(this.inner2, new Float64Array(cap));
+    this.fenceVersion = grown(this.fenceVersion, new Int32Array(cap));
+    this.statusCounts = grown(this.statusCounts, new Int32Array(4 * cap));
+    this.edgeNormals = grown(this.edgeNormals, new Float32Array(18 * cap));
+    this.edgeCount = grown(this.edgeCount, new Uint8Array(cap));
+    this.edgeNeighbour = grown(this.edgeNeighbour, new Int32Array(6 * cap));
   }
+}
+
+function grown<T extends Float64Array | Float32Array | Int32Array | Uint8Array>(old: T, next: T): T {
+  next.set(old as never);
+  return next;
 }
 
 // an upper bound from (|q − c| + r) as chord², nudged up so rounding never makes it undercut the truth

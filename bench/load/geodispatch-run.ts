@@ -1,0 +1,153 @@
+/**
+ * The GeoDispatch side of a run: find or start the server, create the couriers, then the timed phases.
+ *
+ *   server (--url | --spawn) ─► PUT /v1/couriers ×N ─► per mode: WS ingest, /metrics accepted counter until it settles
+ *                            ─► GET /v1/nearby closed loop ─► POST /v1/requests open loop
+ */
+import { generateMoveStream } from '../../fixtures/move-stream.js';
+import { mintToken, type Role } from './dev-tokens.js';
+import { HttpClient, type LoopResult } from './http-client.js';
+import { authHeaders, describeFailures, runNearby, runRequests, setupCouriers } from './http-queries.js';
+import type { Config, LoadRun } from './load-config.js';
+import { log } from './load-report.js';
+import { PingCursor, type IngestMode } from './ping-frames.js';
+import { connectServer, readCounter, spawnServer, type ServerTarget } from './server-target.js';
+import type { Workload } from './workload.js';
+import { runIngest, type Credential, type IngestResult, type PingerLane } from './ws-pingers.js';
+
+const ACCEPTED_METRIC = 'geodispatch_pings_accepted_total';
+
+/** What the GeoDispatch phases measured, per ingest mode and per HTTP loop. */
+export interface GeoDispatchResults {
+  ingest: Map<IngestMode, IngestResult & { accepted?: number; acceptedMs?: number }>;
+  nearby?: LoopResult;
+  requests?: LoopResult;
+}
+
+/** Runs every GeoDispatch phase against one server; the server and client are registered for cleanup. */
+export async function runGeoDispatch(run: LoadRun, w: Workload): Promise<GeoDispatchResults> {
+  const { cfg, notes, cleanups } = run;
+  const client = new HttpClient(cfg.httpConcurrency);
+  cleanups.push(async () => client.close());
+  const target = await resolveServer(run, client);
+  const url = target.url;
+  const admin = adminCredential(cfg, target);
+  const adminAuth = authHeaders(admin);
+
+  let t = performance.now();
+  const setup = await setupCouriers(client, url, adminAuth, w.couriers, cfg.httpConcurrency, 120_000);
+  log(`setup: ${w.couriers.length} couriers created in ${((performance.now() - t) / 1000).toFixed(1)} s (${Math.round((setup.profiles.ok * 1000) / setup.profiles.elapsedMs)} PUT/s), start positions posted`);
+
+  const out: GeoDispatchResults = { ingest: new Map() };
+  const tsShift = Date.now() - w.pings.ts[0];
+  for (const mode of cfg.modes) {
+    const lanes = ingestLanes(run, mode, w, admin, target, tsShift);
+    if (lanes === undefined) continue;
+    const before = await scrapeAccepted(notes, client, url);
+    const started = performance.now();
+    log(`ws ingest ${mode}: ${lanes.length} connections, target ${cfg.rate} pings/s for ${cfg.durationS} s`);
+    const r = await runIngest({ url, mode, lanes, batch: cfg.batch, rate: mode === 'json-single' ? Math.min(cfg.rate, cfg.driverRate) : cfg.rate, durationMs: cfg.durationS * 1000, maxPings: cfg.maxPings });
+    const after = before === undefined ? undefined : await settleAccepted(run, client, url, before);
+    out.ingest.set(mode, { ...r, accepted: after?.accepted, acceptedMs: after === undefined ? undefined : after.at - started });
+    if (r.errorSample) notes.push(`ws ${mode}: server error frames, e.g. ${r.errorSample}`);
+    if (r.closedEarly > 0) notes.push(`ws ${mode}: ${r.closedEarly}/${r.connections} sockets closed by the server during the phase`);
+  }
+  if (!out.ingest.size) notes.push('no WS ingest mode could run');
+
+  const bounds = { maxCount: cfg.maxQueries, durationMs: cfg.durationS * 1000 };
+  log(`http nearby: ${cfg.httpConcurrency} in flight for ${cfg.durationS} s`);
+  out.nearby = await runNearby(client, url, adminAuth, w.queries, cfg.k, cfg.radiusM, cfg.httpConcurrency, bounds);
+  if (out.nearby.failed > 0) notes.push(`GET /v1/nearby failures: ${describeFailures(out.nearby)}`);
+
+  if (w.requests.length > 0 && cfg.requestRate > 0) {
+    const requester = requestCredential(run, target, admin);
+    log(`http requests: ${cfg.requestRate}/s for ${cfg.durationS} s`);
+    out.requests = await runRequests(client, url, authHeaders(requester), cfg.runId, w.requests, cfg.requestRate, cfg.httpConcurrency, { maxCount: Math.ceil(cfg.requestRate * cfg.durationS), durationMs: cfg.durationS * 1000 });
+    if (out.requests.failed > 0) notes.push(`POST /v1/requests failures: ${describeFailures(out.requests)}`);
+  }
+  return out;
+}
+
+async function resolveServer({ cfg, cleanups }: LoadRun, client: HttpClient): Promise<ServerTarget> {
+  const target = cfg.spawn ? await spawnServer((u) => healthy(client, u), log) : await connectServer(cfg.url, client);
+  cleanups.push(() => target.stop());
+  return target;
+}
+
+function adminCredential(cfg: Config, target: ServerTarget): Credential {
+  if (cfg.token) return { token: cfg.token };
+  if (cfg.apiKey) return { apiKey: cfg.apiKey };
+  const dev = target.devTokens.get('admin');
+  if (dev) return { token: dev };
+  const secret = cfg.jwtSecret ?? target.jwtSecret;
+  if (secret) return { token: mintToken(secret, 'load-admin', 'admin') };
+  throw new Error('no admin credentials: pass --token <admin JWT>, --api-key <key>, --jwt-secret <JWT_SECRET>, or --spawn');
+}
+
+// POST /v1/requests is for requesters and dispatchers; an admin token is the last resort
+function requestCredential({ cfg, notes }: LoadRun, target: ServerTarget, admin: Credential): Credential {
+  if (cfg.requestToken) return { token: cfg.requestToken };
+  for (const role of ['dispatcher', 'requester'] as const) {
+    const dev = target.devTokens.get(role);
+    if (dev) return { token: dev };
+  }
+  const secret = cfg.jwtSecret ?? target.jwtSecret;
+  if (secret) return { token: mintToken(secret, 'load-dispatcher', 'dispatcher') };
+  notes.push('POST /v1/requests sent with the admin credential (no --request-token, dev dispatcher token or JWT secret)');
+  return admin;
+}
+
+/** Lanes for one mode, or undefined (with a note) when the mode cannot run with the credentials at hand. */
+function ingestLanes({ cfg, notes }: LoadRun, mode: IngestMode, w: Workload, admin: Credential, target: ServerTarget, tsShift: number): PingerLane[] | undefined {
+  const secret = cfg.jwtSecret ?? target.jwtSecret;
+  if (mode !== 'json-single') {
+    const cursor = new PingCursor(w.pings, w.ids, tsShift);
+    // with the secret each gateway socket is its own principal, as separate gateways would be (own rate bucket)
+    const own = secret !== undefined && cfg.token === undefined && cfg.apiKey === undefined;
+    return Array.from({ length: cfg.connections }, (_, i) => ({ credential: own ? { token: mintToken(secret, `load-gateway-${i}`, 'admin') } : admin, cursor }));
+  }
+  if (!secret) {
+    notes.push('json-single skipped: driver tokens need the JWT secret (--jwt-secret, or --spawn); gateway JSON batches ran instead');
+    return undefined;
+  }
+  // driver i is courier c_i and streams only its own track, on its own socket
+  const drivers = Math.min(cfg.drivers, w.ids.length);
+  const lanes: PingerLane[] = [];
+  const perDriver = Math.max(10, Math.ceil(cfg.pingPool / drivers / 4));
+  for (let i = 0; i < drivers; i++) {
+    const track = generateMoveStream({ lat: w.start.lat.subarray(i, i + 1), lng: w.start.lng.subarray(i, i + 1) }, { seed: cfg.seed + i, count: perDriver, intervalMs: 1000 });
+    lanes.push({ credential: { token: mintToken(secret, w.ids[i], 'driver' satisfies Role) }, cursor: new PingCursor(track, [w.ids[i]], Date.now() - track.ts[0]) });
+  }
+  return lanes;
+}
+
+async function healthy(client: HttpClient, url: string): Promise<boolean> {
+  const r = await client.request('GET', `${url}/health`).catch(() => undefined);
+  return r !== undefined && r.status === 200;
+}
+
+async function scrapeAccepted(notes: string[], client: HttpClient, url: string): Promise<number | undefined> {
+  const r = await client.request('GET', `${url}/metrics`).catch(() => undefined);
+  const v = r && r.status === 200 ? readCounter(r.body, ACCEPTED_METRIC) : undefined;
+  if (v === undefined && !notes.some((n) => n.includes(ACCEPTED_METRIC))) notes.push(`/metrics has no ${ACCEPTED_METRIC}: ingest figures are client send rates, not server-accepted rates`);
+  return v;
+}
+
+/** Polls the accepted counter until it stops rising (server queue drained), at most 10 s; `at` = last rise. */
+async function settleAccepted({ cfg, notes }: LoadRun, client: HttpClient, url: string, before: number): Promise<{ accepted: number; at: number } | undefined> {
+  let last = before;
+  let at = performance.now();
+  const until = at + (cfg.quick ? 4_000 : 10_000);
+  let quiet = 0;
+  while (performance.now() < until && quiet < 3) {
+    await new Promise((r) => setTimeout(r, 150));
+    const v = await scrapeAccepted(notes, client, url);
+    if (v === undefined) return undefined;
+    if (v > last) {
+      last = v;
+      at = performance.now();
+      quiet = 0;
+    } else quiet++;
+  }
+  return { accepted: last - before, at };
+}

@@ -7,7 +7,8 @@ import type { CourierHit, CourierIndex } from '../engine/courier-index.js';
 import type { DonorIndex } from '../engine/donor-index.js';
 import type { SiteIndex } from '../engine/site-index.js';
 import type { DispatchPolicy } from '../dispatch/dispatch-request.js';
-import { driveSeconds } from '../dispatch/travel-time.js';
+import { driveSpeed, travelSeconds } from '../dispatch/travel-time.js';
+import { distanceMeters } from '../engine/geodesy.js';
 import { ApiError } from './api-error.js';
 import { requireSelf } from './auth.js';
 import type { AddRoute } from './http-routes.js';
@@ -91,8 +92,10 @@ function nearby(deps: LocationDeps, q: URLSearchParams, now: number, role: strin
   };
 }
 
-// Seconds for a courier to drive to the query point; its bucket cell is the one its dispatch snapshot reads speeds from.
+// Seconds for a courier to drive to the query point, at the learned speed its dispatch snapshot reads (its
+// bucket's speed cell, cached: a query must not pay an H3 call per courier), else its vehicle's.
 function courierEta(deps: LocationDeps, h: CourierHit, to: { lat: number; lng: number }): number {
-  const fromCell = deps.speeds === undefined ? undefined : deps.couriers.get(h.id)?.cell;
-  return driveSeconds(h, to, { policy: deps.policy, vehicle: h.vehicle, speeds: deps.speeds, fromCell });
+  const learned = deps.speeds === undefined ? NaN : deps.couriers.localSpeed(h.id, deps.speeds);
+  const speed = driveSpeed(learned, deps.policy.vehicleSpeed[h.vehicle]);
+  return travelSeconds(distanceMeters(h.lat, h.lng, to.lat, to.lng), deps.policy.circuity, speed);
 }

@@ -232,6 +232,19 @@ export class CourierIndex {
   }
 
   /**
+   * Learned m/s of the `speeds` cell holding the courier's bucket (the parent cell is cached per bucket, as the
+   * snapshot reads it: no H3 call per query), NaN when the courier has no position or the cell no estimate.
+   */
+  localSpeed(id: string, speeds: CellSpeeds): number {
+    const slot = this.slots.slotOf.get(id);
+    if (slot === undefined) return NaN;
+    const bno = this.slots.where[2 * slot];
+    if (bno < 0) return NaN;
+    const estimate = speeds.speedOf(this.cells.speedCellOf(bno, speeds.resolution));
+    return estimate === undefined ? NaN : Math.fround(estimate.metersPerSecond);
+  }
+
+  /**
    * Position and status of a courier written into `out` (no allocation: for per-ping paths such as map
    * fan-out); false when the courier is unknown or has no position yet.
    */

@@ -8,7 +8,6 @@ import type { DonorIndex } from '../engine/donor-index.js';
 import type { SiteIndex } from '../engine/site-index.js';
 import type { DispatchPolicy } from '../dispatch/dispatch-request.js';
 import { driveSpeed, travelSeconds } from '../dispatch/travel-time.js';
-import { distanceMeters } from '../engine/geodesy.js';
 import { ApiError } from './api-error.js';
 import { requireSelf } from './auth.js';
 import type { AddRoute } from './http-routes.js';
@@ -72,11 +71,10 @@ function nearby(deps: LocationDeps, q: URLSearchParams, now: number, role: strin
   const k = p.k ?? 10;
   if (p.kind === 'courier') {
     const hits = deps.couriers.nearby(p.lat, p.lng, { k, radius: p.radius, capability: p.capability, ...(p.status ? { status: p.status } : {}) });
-    const here = { lat: p.lat, lng: p.lng };
     return {
       results: hits.map((h) => ({
         id: h.id, kind: 'courier', lat: h.lat, lng: h.lng, distance: Math.round(h.distance), status: h.status, vehicle: h.vehicle,
-        eta: Math.round(courierEta(deps, h, here)),
+        eta: Math.round(courierEta(deps, h)),
       })),
     };
   }
@@ -94,8 +92,8 @@ function nearby(deps: LocationDeps, q: URLSearchParams, now: number, role: strin
 
 // Seconds for a courier to drive to the query point, at the learned speed its dispatch snapshot reads (its
 // bucket's speed cell, cached: a query must not pay an H3 call per courier), else its vehicle's.
-function courierEta(deps: LocationDeps, h: CourierHit, to: { lat: number; lng: number }): number {
+function courierEta(deps: LocationDeps, h: CourierHit): number {
   const learned = deps.speeds === undefined ? NaN : deps.couriers.localSpeed(h.id, deps.speeds);
   const speed = driveSpeed(learned, deps.policy.vehicleSpeed[h.vehicle]);
-  return travelSeconds(distanceMeters(h.lat, h.lng, to.lat, to.lng), deps.policy.circuity, speed);
+  return travelSeconds(h.distance, deps.policy.circuity, speed); // h.distance: the great-circle metres to `to`
 }

@@ -104,6 +104,15 @@ export class CellSpeeds {
     return true;
   }
 
+  /**
+   * m/s of a cell already at `resolution` — one Map lookup, no H3 call, no allocation — NaN when it has no
+   * estimate: for per-query paths (most cells have none, and speedOf would then validate and fold the id).
+   */
+  metersPerSecondOf(cell: string): number {
+    const slot = this.slots.get(cell);
+    return slot === undefined ? NaN : this.speeds[slot];
+  }
+
   /** The estimate for `cell` (at `resolution`, or finer: folded to its parent), or undefined. */
   speedOf(cell: string): CellSpeed | undefined {
     let slot = this.slots.get(cell);

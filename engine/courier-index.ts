@@ -240,8 +240,7 @@ export class CourierIndex {
     if (slot === undefined) return NaN;
     const bno = this.slots.where[2 * slot];
     if (bno < 0) return NaN;
-    const estimate = speeds.speedOf(this.cells.speedCellOf(bno, speeds.resolution));
-    return estimate === undefined ? NaN : Math.fround(estimate.metersPerSecond);
+    return Math.fround(speeds.metersPerSecondOf(this.cells.speedCellOf(bno, speeds.resolution)));
   }
 
   /**

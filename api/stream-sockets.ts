@@ -14,14 +14,11 @@ import type uWS from '@trufflesuite/uws-js-unofficial';
 import type { HttpResponse, WebSocket } from '@trufflesuite/uws-js-unofficial';
 import { Packr } from 'msgpackr';
 import { ApiError, toErrorReply, wsErrorFrame } from './api-error.js';
-import type { Authenticator, Principal } from './auth.js';
-import type { ApiConfig } from './config.js';
+import type { Principal } from './auth.js';
 import { decodeBody, isAborted, markAborted, sendReply } from './http-body.js';
 import { BODY_TOKEN_BYTES } from './http-routes.js';
-import type { Logger } from './log.js';
-import type { ApiMetrics } from './metrics.js';
-import type { TokenBuckets } from './rate-limit.js';
 import { principalKey } from './request-book.js';
+import type { StreamDeps } from './stream.js';
 import type { WatchSession } from './watch-session.js';
 
 /** Refused or garbage frames in a row before a socket is closed (1008): a buggy client gets a few chances, a hostile one not many. */
@@ -47,15 +44,7 @@ export type Socket = WebSocket<SocketState>;
 export type FrameHandler = (s: Socket, st: SocketState, t: string, frame: unknown) => void;
 
 /** What the socket registry works with; each part owned by the caller. */
-export interface StreamSocketDeps {
-  config: Readonly<ApiConfig>;
-  auth: Authenticator;
-  limits: { general: TokenBuckets; ingest: TokenBuckets; gateway: TokenBuckets };
-  metrics: ApiMetrics;
-  logger: Logger;
-  clock: () => number;
-  /** True while the server drains: upgrades are refused. */
-  draining: () => boolean;
+export interface StreamSocketDeps extends Pick<StreamDeps, 'config' | 'auth' | 'limits' | 'metrics' | 'logger' | 'clock' | 'draining'> {
   /** Where admitted frames go. */
   handle: FrameHandler;
 }

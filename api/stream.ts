@@ -133,11 +133,6 @@ export class StreamHub implements EventSink {
     this.watches.courierChanged(id);
   }
 
-  /** Routes fence crossings reported since the last call to the watches whose bbox holds the courier. */
-  drainFences(): void {
-    this.watches.drainFences();
-  }
-
   /** Changes the store refused were taken back: watchers re-read the couriers they touched. */
   rolledBack(events: readonly DispatchEvent[]): void {
     for (const e of events) if (e.type === 'courier.status') this.courierChanged(e.courierId);

@@ -117,7 +117,8 @@ export class CellSpeeds {
   speedOf(cell: string): CellSpeed | undefined {
     let slot = this.slots.get(cell);
     if (slot === undefined) {
-      if (typeof cell !== 'string' || !isValidCell(cell) || getResolution(cell) < this.options.resolution) return undefined;
+      // a cell at the speeds' own resolution that missed has no estimate: only finer cells are folded
+      if (typeof cell !== 'string' || !isValidCell(cell) || getResolution(cell) <= this.options.resolution) return undefined;
       slot = this.slots.get(this.toCell(cell));
       if (slot === undefined) return undefined;
     }

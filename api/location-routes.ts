@@ -70,7 +70,7 @@ function nearby(deps: LocationDeps, q: URLSearchParams, now: number, role: strin
   const p = validate('nearbyQuery', raw);
   const k = p.k ?? 10;
   if (p.kind === 'courier') {
-    const hits = deps.couriers.nearby(p.lat, p.lng, { k, radius: p.radius, capability: p.capability, ...(p.status ? { status: p.status } : {}) });
+    const hits = deps.couriers.nearby(p.lat, p.lng, { k, radius: p.radius, capability: p.capability, speeds: deps.speeds, ...(p.status ? { status: p.status } : {}) });
     return {
       results: hits.map((h) => ({
         id: h.id, kind: 'courier', lat: h.lat, lng: h.lng, distance: Math.round(h.distance), status: h.status, vehicle: h.vehicle,
@@ -93,7 +93,6 @@ function nearby(deps: LocationDeps, q: URLSearchParams, now: number, role: strin
 // Seconds for a courier to drive to the query point, at the learned speed its dispatch snapshot reads (its
 // bucket's speed cell, cached: a query must not pay an H3 call per courier), else its vehicle's.
 function courierEta(deps: LocationDeps, h: CourierHit): number {
-  const learned = deps.speeds === undefined ? NaN : deps.couriers.localSpeed(h.id, deps.speeds);
-  const speed = driveSpeed(learned, deps.policy.vehicleSpeed[h.vehicle]);
+  const speed = driveSpeed(h.speed ?? NaN, deps.policy.vehicleSpeed[h.vehicle]);
   return travelSeconds(h.distance, deps.policy.circuity, speed); // h.distance: the great-circle metres to `to`
 }

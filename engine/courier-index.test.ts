@@ -306,6 +306,20 @@ describe('CourierIndex.move', () => {
     expect(est?.samples).toBe(1);
     expect(est?.metersPerSecond).toBeCloseTo(10, 1);
   });
+
+  it('gives each nearest hit its cell\'s learned speed when asked, NaN where the cell has none', () => {
+    const speeds = new CellSpeeds();
+    const index = new CourierIndex({ speeds });
+    for (const id of ['a', 'far']) index.upsert(id, { vehicle: 'car', capabilities: [], capacity: 1, status: 'available' });
+    index.move('a', 51.5, -0.1, 0);
+    index.move('a', 51.5, -0.1 + 100 / (111_195 * Math.cos((51.5 * Math.PI) / 180)), 10_000);
+    index.move('far', 48.85, 2.35, 0); // Paris: a cell nobody has driven through
+    const hits = index.nearby(51.5, -0.1, { k: 2, speeds });
+    expect(hits.map((h) => h.id)).toEqual(['a', 'far']);
+    expect(hits[0].speed).toBeCloseTo(speeds.speedAt(hits[0].lat, hits[0].lng)!.metersPerSecond, 5);
+    expect(hits[1].speed).toBeNaN();
+    expect(index.nearby(51.5, -0.1, { k: 1 })[0]).not.toHaveProperty('speed');
+  });
 });
 
 describe('CourierIndex geofence events', () => {

@@ -37,6 +37,8 @@ export interface NearbyOptions extends CourierFilter {
   k?: number;
   /** Great-circle radius in metres (default unbounded). */
   radius?: number;
+  /** Learned cell speeds: each hit then carries `speed`, read from its bucket's cached speed cell. */
+  speeds?: CellSpeeds;
 }
 
 /** One courier in a query result. */
@@ -48,6 +50,8 @@ export interface CourierHit {
   distance: number;
   status: CourierStatus;
   vehicle: Vehicle;
+  /** Learned m/s of the courier's speed cell (NaN: no estimate); only when the query passed `speeds`. */
+  speed?: number;
 }
 
 /** What a move did. */
@@ -232,18 +236,6 @@ export class CourierIndex {
   }
 
   /**
-   * Learned m/s of the `speeds` cell holding the courier's bucket (the parent cell is cached per bucket, as the
-   * snapshot reads it: no H3 call per query), NaN when the courier has no position or the cell no estimate.
-   */
-  localSpeed(id: string, speeds: CellSpeeds): number {
-    const slot = this.slots.slotOf.get(id);
-    if (slot === undefined) return NaN;
-    const bno = this.slots.where[2 * slot];
-    if (bno < 0) return NaN;
-    return Math.fround(speeds.metersPerSecondOf(this.cells.speedCellOf(bno, speeds.resolution)));
-  }
-
-  /**
    * Position and status of a courier written into `out` (no allocation: for per-ping paths such as map
    * fan-out); false when the courier is unknown or has no position yet.
    */
@@ -308,6 +300,12 @@ export class CourierIndex {
         status: COURIER_STATUSES[a & STATUS_BITS],
         vehicle: VEHICLES[(a >>> 4) & 0xf],
       };
+    }
+    // per hit, not per id: the bucket is at hand, so no id → slot lookup (a cache miss each under load)
+    const speeds = options.speeds;
+    if (speeds !== undefined) {
+      const where = this.slots.where;
+      for (let i = 0; i < n; i++) out[i].speed = Math.fround(speeds.metersPerSecondOf(cells.speedCellOf(where[2 * slots[i]], speeds.resolution)));
     }
     return out;
   }

@@ -56,11 +56,17 @@ export class PositionIngest {
 
   /** One ping; throws ApiError / EngineError with the code (E_STALE 409, E_FUTURE_TIMESTAMP 400, E_UNKNOWN_COURIER 404 …). */
   one(id: string, lat: number, lng: number, ts: number): void {
+    const now = this.deps.clock();
+    let refused: PingRejection | undefined;
     try {
-      this.apply(id, lat, lng, ts, this.deps.clock());
+      refused = this.apply(id, lat, lng, ts, now);
     } catch (err) {
       this.deps.metrics.pingsRejected.inc();
       throw err;
+    }
+    if (refused !== undefined) {
+      this.deps.metrics.pingsRejected.inc();
+      throw rejectionError(refused, ts, now);
     }
     this.deps.metrics.pingsAccepted.inc();
     this.deps.fanOut.drainFences();
@@ -69,26 +75,32 @@ export class PositionIngest {
   /**
    * Many pings as `[id, lat, lng, ts]` tuples (anything else in an item is rejected by index); every good
    * one is applied. `skip` holds indices already rejected by the caller (with their codes), reported in order.
+   * A rejected item costs a code, not an exception (a gateway replaying old pings must not cost more than
+   * sending new ones).
    */
   batch(items: readonly unknown[], skip: readonly RejectedPing[] = []): { accepted: number; rejected: RejectedPing[] } {
     const now = this.deps.clock();
     const rejected: RejectedPing[] = [];
-    const skipped = new Map(skip.map((r) => [r.index, r.code]));
+    const skipped = skip.length === 0 ? undefined : new Map(skip.map((r) => [r.index, r.code]));
     let accepted = 0;
     for (let i = 0; i < items.length; i++) {
-      const early = skipped.get(i);
+      const early = skipped?.get(i);
       if (early !== undefined) {
         rejected.push({ index: i, code: early });
         continue;
       }
       const item = items[i];
-      try {
-        if (!Array.isArray(item) || item.length !== 4) throw new ApiError(400, 'E_VALIDATION', 'an item is [id, lat, lng, ts]');
-        this.apply(item[0], item[1], item[2], item[3], now);
-        accepted++;
-      } catch (err) {
-        rejected.push({ index: i, code: toErrorReply(err).code });
+      let code: string | undefined;
+      if (!Array.isArray(item) || item.length !== 4) code = 'E_VALIDATION';
+      else {
+        try {
+          code = this.apply(item[0], item[1], item[2], item[3], now)?.code;
+        } catch (err) {
+          code = toErrorReply(err).code; // the engine's own refusals (unknown courier, bad coordinate)
+        }
       }
+      if (code === undefined) accepted++;
+      else rejected.push({ index: i, code });
     }
     this.deps.metrics.pingsAccepted.inc(accepted);
     if (rejected.length > 0) this.deps.metrics.pingsRejected.inc(rejected.length);
@@ -96,16 +108,35 @@ export class PositionIngest {
     return { accepted, rejected };
   }
 
-  private apply(id: unknown, lat: unknown, lng: unknown, ts: unknown, now: number): void {
-    if (typeof id !== 'string' || !ID_PATTERN.test(id)) throw new ApiError(400, 'E_VALIDATION', 'a courier id is 1..64 characters of A-Z a-z 0-9 . _ : -');
-    if (typeof lat !== 'number' || typeof lng !== 'number') throw new ApiError(400, 'E_VALIDATION', 'lat and lng are numbers');
-    if (typeof ts !== 'number' || !Number.isInteger(ts) || ts < 0) throw new ApiError(400, 'E_BAD_TIMESTAMP', 'ts is whole milliseconds since the epoch');
-    if (ts > now + MAX_FUTURE_MS) {
-      throw new ApiError(400, 'E_FUTURE_TIMESTAMP', `ts is ${Math.round((ts - now) / 1000)} s ahead of the server clock (at most ${MAX_FUTURE_MS / 1000} s): send milliseconds since the epoch from a synchronised clock`);
-    }
-    const outcome = this.deps.couriers.move(id, lat, lng, ts);
-    if (outcome === 'stale') throw new ApiError(409, 'E_STALE', 'this ping is older than the last one accepted for this courier; it was ignored');
+  /** Applies one ping: undefined when applied, else why not. The engine throws EngineError for its own refusals. */
+  private apply(id: unknown, lat: unknown, lng: unknown, ts: unknown, now: number): PingRejection | undefined {
+    if (typeof id !== 'string' || !ID_PATTERN.test(id)) return BAD_ID;
+    if (typeof lat !== 'number' || typeof lng !== 'number') return BAD_COORDINATES;
+    if (typeof ts !== 'number' || !Number.isInteger(ts) || ts < 0) return BAD_TIMESTAMP;
+    if (ts > now + MAX_FUTURE_MS) return FUTURE_TIMESTAMP;
+    if (this.deps.couriers.move(id, lat, lng, ts) === 'stale') return STALE;
     this.deps.positions.record(id, lat, lng, ts);
     this.deps.fanOut.courierChanged(id);
+    return undefined;
   }
+}
+
+/** Why ingest refused a ping before the engine did: preallocated, so a refusal allocates nothing. */
+interface PingRejection {
+  readonly status: number;
+  readonly code: string;
+  readonly message: string;
+}
+
+const rejection = (status: number, code: string, message: string): PingRejection => Object.freeze({ status, code, message });
+const BAD_ID = rejection(400, 'E_VALIDATION', 'a courier id is 1..64 characters of A-Z a-z 0-9 . _ : -');
+const BAD_COORDINATES = rejection(400, 'E_VALIDATION', 'lat and lng are numbers');
+const BAD_TIMESTAMP = rejection(400, 'E_BAD_TIMESTAMP', 'ts is whole milliseconds since the epoch');
+const FUTURE_TIMESTAMP = rejection(400, 'E_FUTURE_TIMESTAMP', `ts is ahead of the server clock by more than ${MAX_FUTURE_MS / 1000} s: send milliseconds since the epoch from a synchronised clock`);
+const STALE = rejection(409, 'E_STALE', 'this ping is older than the last one accepted for this courier; it was ignored');
+
+/** The error a single ping's caller gets; a future timestamp says by how much. */
+function rejectionError(r: PingRejection, ts: number, now: number): ApiError {
+  if (r !== FUTURE_TIMESTAMP) return new ApiError(r.status, r.code, r.message);
+  return new ApiError(r.status, r.code, `ts is ${Math.round((ts - now) / 1000)} s ahead of the server clock (at most ${MAX_FUTURE_MS / 1000} s): send milliseconds since the epoch from a synchronised clock`);
 }

@@ -101,7 +101,7 @@ function requestCredential({ cfg, notes }: LoadRun, target: ServerTarget, admin:
 function ingestLanes({ cfg, notes }: LoadRun, mode: IngestMode, w: Workload, admin: Credential, target: ServerTarget, tsShift: number): PingerLane[] | undefined {
   const secret = cfg.jwtSecret ?? target.jwtSecret;
   if (mode !== 'json-single') {
-    const cursor = new PingCursor(w.pings, w.ids, tsShift);
+    const cursor = new PingCursor(w.pings, w.ids, tsShift, Date.now);
     // with the secret each gateway socket is its own principal, as separate gateways would be (own rate bucket)
     const own = secret !== undefined && cfg.token === undefined && cfg.apiKey === undefined;
     return Array.from({ length: cfg.connections }, (_, i) => ({ credential: own ? { token: mintToken(secret, `load-gateway-${i}`, 'admin') } : admin, cursor }));
@@ -116,7 +116,7 @@ function ingestLanes({ cfg, notes }: LoadRun, mode: IngestMode, w: Workload, adm
   const perDriver = Math.max(10, Math.ceil(cfg.pingPool / drivers / 4));
   for (let i = 0; i < drivers; i++) {
     const track = generateMoveStream({ lat: w.start.lat.subarray(i, i + 1), lng: w.start.lng.subarray(i, i + 1) }, { seed: cfg.seed + i, count: perDriver, intervalMs: 1000 });
-    lanes.push({ credential: { token: mintToken(secret, w.ids[i], 'driver' satisfies Role) }, cursor: new PingCursor(track, [w.ids[i]], Date.now() - track.ts[0]) });
+    lanes.push({ credential: { token: mintToken(secret, w.ids[i], 'driver' satisfies Role) }, cursor: new PingCursor(track, [w.ids[i]], Date.now() - track.ts[0], Date.now) });
   }
   return lanes;
 }

@@ -29,6 +29,22 @@ describe('PingCursor', () => {
     expect(c.taken).toBe(4);
   });
 
+  it('never stamps a ping past the clock, and each courier\'s timestamps still never go back', () => {
+    let now = 2500;
+    const c = new PingCursor(stream, ids, 0, () => now);
+    const seen = new Map<string, number>();
+    for (let round = 0; round < 8; round++) {
+      for (const [id, , , ts] of c.take(2)) {
+        expect(ts).toBeLessThanOrEqual(now);
+        expect(ts).toBeGreaterThanOrEqual(seen.get(id) ?? -Infinity);
+        seen.set(id, ts);
+      }
+      now += round % 2 === 0 ? 0 : 700; // a fast replay: several batches within one clock tick
+    }
+    expect(c.taken).toBe(16);
+    expect(seen.get('c0')).toBe(now - 700); // capped: the shifted timestamps ran far ahead by then
+  });
+
   it('reuses the caller\'s item arrays', () => {
     const c = new PingCursor(stream, ids);
     const out: PingItem[] = [];

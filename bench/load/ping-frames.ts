@@ -19,7 +19,13 @@ export type IngestMode = 'msgpack' | 'json-batch' | 'json-single';
 // Records are a msgpackr extension the server need not understand: plain maps and arrays only.
 const packr = new Packr({ useRecords: false });
 
-/** Walks a ping pool in order, forever: pass k of the pool is shifted by k × span so timestamps keep rising. */
+/**
+ * Walks a ping pool in order, forever: pass k of the pool is shifted by k × span so timestamps keep rising.
+ * With a clock, no timestamp is later than the clock's reading when its batch is taken: a load run replays
+ * the pool far faster than real time, and a server refuses pings more than a minute ahead of its clock
+ * (E_FUTURE_TIMESTAMP). Clamping keeps each courier's timestamps non-decreasing (the min of two
+ * non-decreasing sequences), so none is refused as stale either.
+ */
 export class PingCursor {
   private next = 0;
   private pass = 0;
@@ -29,8 +35,9 @@ export class PingCursor {
    * @param stream pings (courier index, position, ts) — typically from generateMoveStream
    * @param ids courier id of each courier index
    * @param tsShift added to every timestamp (rebases fixture time onto the wall clock)
+   * @param clock when given, timestamps are capped at its reading (epoch ms)
    */
-  constructor(private readonly stream: MoveStream, private readonly ids: readonly string[], private readonly tsShift = 0) {
+  constructor(private readonly stream: MoveStream, private readonly ids: readonly string[], private readonly tsShift = 0, private readonly clock?: () => number) {
     const n = stream.index.length;
     if (n === 0) throw new Error('PingCursor needs a non-empty ping stream');
     // one pass later every courier's ts is past its last ping of the previous pass
@@ -41,9 +48,11 @@ export class PingCursor {
   take(count: number, out: PingItem[] = []): PingItem[] {
     const s = this.stream;
     out.length = count;
+    const cap = this.clock === undefined ? Infinity : this.clock();
     for (let i = 0; i < count; i++) {
       const k = this.next;
-      const ts = s.ts[k] + this.tsShift + this.pass * this.span;
+      const shifted = s.ts[k] + this.tsShift + this.pass * this.span;
+      const ts = shifted < cap ? shifted : cap;
       const item = out[i];
       if (item === undefined) out[i] = [this.ids[s.index[k]], s.lat[k], s.lng[k], ts];
       else {

@@ -7,12 +7,37 @@
  * queries and transactions on its single connection, so callers need no locking of their own. Its server errors
  * carry the SQLSTATE in `code` as pg's do (store-errors.ts classifies both); its commits run in-process, so
  * they are never ambiguous.
+ *
+ * Memory (PRODUCT §6: `npm start` ≤ 350 MB): PGlite holds its extension files in memory and its WASM heap
+ * for the life of the process, so three choices keep it small —
+ *   - the slim PostGIS bundle (postgis-bundle.ts: ~35 MB of files instead of ~91 MB, one library compiled);
+ *   - shared_buffers of PGLITE_SHARED_BUFFERS (default 32MB, not 128MB: the store holds a few MB per 10,000
+ *     couriers and the OS caches the data files);
+ *   - a new data directory is initialised (initdb) by a child process that then exits: initdb's WASM
+ *     instance (~190 MB resident) would otherwise stay with the server — a worker thread is not enough, the
+ *     process keeps the pages its threads freed.
  */
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
 import { PGlite } from '@electric-sql/pglite';
-import { postgis } from '@electric-sql/pglite-postgis';
+import { slimBundle, slimPostgis } from './postgis-bundle.js';
 import { SqlStore } from './sql-store.js';
 import type { SqlDriver, SqlSession } from './sql.js';
+
+/** PGlite's settings: small buffers (see the file's head); override with PGLITE_SHARED_BUFFERS=128MB. */
+export function pgliteSettings(env: NodeJS.ProcessEnv = process.env): string[] {
+  const buffers = env.PGLITE_SHARED_BUFFERS ?? '32MB';
+  if (!/^\d+(kB|MB|GB)$/.test(buffers)) throw new Error(`PGLITE_SHARED_BUFFERS must look like 32MB, got ${buffers}`);
+  return [`shared_buffers=${buffers}`, 'wal_buffers=1MB'];
+}
+
+/** Opens PGlite with PostGIS (the slim bundle) on dataDir. */
+export function openPGlite(dataDir: string): Promise<PGlite> {
+  return PGlite.create({ dataDir, extensions: { postgis: slimPostgis() }, postgresqlconf: pgliteSettings() });
+}
 
 /** PGlite + PostGIS in this process. */
 export class PGliteStore extends SqlStore {
@@ -24,11 +49,44 @@ export class PGliteStore extends SqlStore {
 
   /** Opens (creating when missing) the database in dataDir; `memory://` keeps it in memory. Does not migrate. */
   static async open(dataDir: string): Promise<PGliteStore> {
-    if (!dataDir.includes('://')) mkdirSync(dataDir, { recursive: true });
-    const db = await PGlite.create({ dataDir, extensions: { postgis } });
+    if (!dataDir.includes('://')) {
+      mkdirSync(dataDir, { recursive: true });
+      if (!existsSync(join(dataDir, 'PG_VERSION'))) await initialiseApart(dataDir);
+    }
+    const db = await openPGlite(dataDir);
     return new PGliteStore(pgliteDriver(db), dataDir);
   }
 }
+
+/**
+ * Runs initdb for a new data directory in a child process, whose memory goes when it exits. The child is an
+ * inline module given absolute module URLs, so it runs the same from dist/ and from sources under vitest.
+ */
+async function initialiseApart(dataDir: string): Promise<void> {
+  const require = createRequire(import.meta.url);
+  const modules = [require.resolve('@electric-sql/pglite'), require.resolve('@electric-sql/pglite-postgis')].map((p) => pathToFileURL(p).href);
+  const args = [...modules, pathToFileURL(slimBundle()).href, dataDir, JSON.stringify(pgliteSettings())];
+  const child = spawn(process.execPath, ['--input-type=module', '-e', INITDB_SCRIPT, '--', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (b: Buffer) => (stderr = (stderr + b.toString('utf8')).slice(-2000)));
+  await new Promise<void>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', (code, signal) =>
+      code === 0 ? resolve() : reject(new Error(`initialising the embedded store in ${dataDir} failed (${signal ?? `exit ${code}`}): ${stderr.trim()}`)),
+    );
+  });
+}
+
+// argv: pglite module URL, pglite-postgis module URL, slim bundle URL, data dir, settings (JSON array)
+const INITDB_SCRIPT = `
+const [pgliteUrl, postgisUrl, bundleUrl, dataDir, settings] = process.argv.slice(-5);
+const { PGlite } = await import(pgliteUrl);
+const { postgis } = await import(postgisUrl);
+const slim = { name: 'postgis', setup: async (pg, o) => ({ ...(await postgis.setup(pg, o)), bundlePath: new URL(bundleUrl) }) };
+const db = await PGlite.create({ dataDir, extensions: { postgis: slim }, postgresqlconf: JSON.parse(settings) });
+await db.exec('CREATE EXTENSION IF NOT EXISTS postgis');
+await db.close();
+`;
 
 interface PGliteSession {
   query<R>(text: string, params?: unknown[]): Promise<{ rows: R[] }>;

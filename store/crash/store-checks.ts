@@ -3,9 +3,8 @@
  * stock and reservations add up, one live assignment per leg and courier, one request per reference, every
  * entity, request, leg and offer as the acknowledged operations left it.
  */
-import { PGlite } from '@electric-sql/pglite';
-import { postgis } from '@electric-sql/pglite-postgis';
 import { Prng, streamSeed } from '../../fixtures/prng.js';
+import { openPGlite } from '../pglite-store.js';
 import { SqlStore } from '../sql-store.js';
 import type { SqlDriver, SqlSession } from '../sql.js';
 import type { StoredRequest, StoredState } from '../store.js';
@@ -265,7 +264,7 @@ class StoreAudit extends SqlStore {
   readonly kind = 'pglite' as const;
 
   static async open(dataDir: string): Promise<StoreAudit> {
-    const db = await PGlite.create({ dataDir, extensions: { postgis } });
+    const db = await openPGlite(dataDir);
     const session = (s: { query<R>(text: string, params?: unknown[]): Promise<{ rows: R[] }>; exec(script: string): Promise<unknown> }): SqlSession => ({
       query: async <R>(text: string, params?: unknown[]) => (await s.query<R>(text, params)).rows,
       exec: async (script: string) => {

@@ -78,6 +78,9 @@ export function summarise(p: CpuProfile, fromUs: number, toUs: number): { total:
 }
 
 function main(argv: string[]): void {
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err; // a reader such as head that stopped early
+  });
   const file = argv.find((a) => !a.startsWith('--') && !/^\d/.test(a));
   if (!file) {
     process.stdout.write('usage: profile-summary FILE.cpuprofile [--top N] [--from S] [--to S] [--windows] [--json]\n');

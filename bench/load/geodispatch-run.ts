@@ -69,7 +69,8 @@ export async function runGeoDispatch(run: LoadRun, w: Workload): Promise<GeoDisp
 }
 
 async function resolveServer({ cfg, cleanups }: LoadRun, client: HttpClient): Promise<ServerTarget> {
-  const target = cfg.spawn ? await spawnServer((u) => healthy(client, u), log) : await connectServer(cfg.url, client);
+  const nodeArgs = cfg.profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${cfg.profileDir}`];
+  const target = cfg.spawn ? await spawnServer((u) => healthy(client, u), log, nodeArgs) : await connectServer(cfg.url, client);
   cleanups.push(() => target.stop());
   return target;
 }

@@ -41,6 +41,8 @@ export interface Config {
   pgUrl: string;
   maxSeconds: number;
   runId: string;
+  /** With --spawn: the server runs under `node --cpu-prof` and writes its profile here on exit. */
+  profileDir?: string;
 }
 
 /** The config plus what the phases accumulate: notes printed at the end, cleanups run last registered first. */
@@ -104,6 +106,7 @@ export function readConfig(argv: string[]): Config {
     pgUrl: a.get('pg-url') ?? 'postgres://postgres@127.0.0.1:5432/test',
     maxSeconds: num('max-seconds', quick ? 58 : 900, 5),
     runId: `${Date.now().toString(36)}_${process.pid}`,
+    profileDir: a.get('profile'),
   };
 }
 
@@ -125,6 +128,8 @@ const USAGE = `GeoDispatch load generator (bench/load/README.md)
   --token JWT | --api-key KEY   admin (fleet gateway) credential; --request-token JWT for POST /v1/requests
   --jwt-secret S        the server's JWT_SECRET (or env JWT_SECRET): mint admin/driver/dispatcher tokens
   --spawn               start dist/api/main.js on a free port (GEODISPATCH_DEV=1, own JWT_SECRET)
+  --profile DIR         with --spawn: run the server under node --cpu-prof, profile written to DIR on exit
+                        (read it with node dist/bench/profile-summary.js FILE --windows)
   --peers-only          only the Redis and PostGIS baselines
   --no-redis --no-postgis --redis-url U --pg-url U
   --seed N --cities N --max-seconds S --quick

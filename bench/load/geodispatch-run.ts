@@ -14,6 +14,7 @@ import { PingCursor, type IngestMode } from './ping-frames.js';
 import { connectServer, readCounter, spawnServer, type ServerTarget } from './server-target.js';
 import type { Workload } from './workload.js';
 import { runIngest, type Credential, type IngestResult, type PingerLane } from './ws-pingers.js';
+import { runWrk, type WrkResult } from './wrk-runner.js';
 
 const ACCEPTED_METRIC = 'geodispatch_pings_accepted_total';
 
@@ -21,6 +22,8 @@ const ACCEPTED_METRIC = 'geodispatch_pings_accepted_total';
 export interface GeoDispatchResults {
   ingest: Map<IngestMode, IngestResult & { accepted?: number; acceptedMs?: number }>;
   nearby?: LoopResult;
+  /** With --http-client wrk: nearest queries and /health of the same server, each for the phase's duration. */
+  wrk?: { nearby: WrkResult; health: WrkResult; connections: number };
   requests?: LoopResult;
 }
 
@@ -55,9 +58,14 @@ export async function runGeoDispatch(run: LoadRun, w: Workload): Promise<GeoDisp
   if (!out.ingest.size) notes.push('no WS ingest mode could run');
 
   const bounds = { maxCount: cfg.maxQueries, durationMs: cfg.durationS * 1000 };
-  log(`http nearby: ${cfg.httpConcurrency} in flight for ${cfg.durationS} s`);
-  out.nearby = await runNearby(client, url, adminAuth, w.queries, cfg.k, cfg.radiusM, cfg.httpConcurrency, bounds);
-  if (out.nearby.failed > 0) notes.push(`GET /v1/nearby failures: ${describeFailures(out.nearby)}`);
+  if (cfg.httpClient === 'wrk') {
+    out.wrk = await runNearbyWrk(cfg, url, adminAuth, w);
+    if (out.wrk.nearby.failed > 0) notes.push(`GET /v1/nearby under wrk: ${out.wrk.nearby.failed} answers were not 2xx (or socket errors)`);
+  } else {
+    log(`http nearby: ${cfg.httpConcurrency} in flight for ${cfg.durationS} s`);
+    out.nearby = await runNearby(client, url, adminAuth, w.queries, cfg.k, cfg.radiusM, cfg.httpConcurrency, bounds);
+    if (out.nearby.failed > 0) notes.push(`GET /v1/nearby failures: ${describeFailures(out.nearby)}`);
+  }
 
   if (w.requests.length > 0 && cfg.requestRate > 0) {
     const requester = requestCredential(run, target, admin);
@@ -66,6 +74,17 @@ export async function runGeoDispatch(run: LoadRun, w: Workload): Promise<GeoDisp
     if (out.requests.failed > 0) notes.push(`POST /v1/requests failures: ${describeFailures(out.requests)}`);
   }
   return out;
+}
+
+/** Nearest queries through wrk (the workload's points, cycled), then /health for as long: the server's ceiling. */
+async function runNearbyWrk(cfg: Config, url: string, auth: Record<string, string>, w: Workload): Promise<NonNullable<GeoDispatchResults['wrk']>> {
+  const n = Math.min(w.queries.lat.length, 2000);
+  const paths = Array.from({ length: n }, (_, i) => `/v1/nearby?lat=${w.queries.lat[i]}&lng=${w.queries.lng[i]}&kind=courier&k=${cfg.k}&radius=${cfg.radiusM}`);
+  const common = { url, connections: cfg.httpConcurrency, threads: 1, durationS: cfg.durationS };
+  log(`http nearby (wrk): ${cfg.httpConcurrency} connections for ${cfg.durationS} s, then /health for as long`);
+  const nearby = await runWrk({ ...common, paths, headers: auth });
+  const health = await runWrk({ ...common, paths: ['/health'], headers: {} });
+  return { nearby, health, connections: cfg.httpConcurrency };
 }
 
 async function resolveServer({ cfg, cleanups }: LoadRun, client: HttpClient): Promise<ServerTarget> {

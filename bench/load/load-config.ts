@@ -4,6 +4,7 @@
  */
 import { parseArgs } from '../bench-report.js';
 import type { IngestMode } from './ping-frames.js';
+import { wrkAvailable } from './wrk-runner.js';
 
 /** Everything a run reads from its flags and environment. */
 export interface Config {
@@ -43,6 +44,8 @@ export interface Config {
   runId: string;
   /** With --spawn: the server runs under `node --cpu-prof` and writes its profile here on exit. */
   profileDir?: string;
+  /** Who sends the HTTP nearest queries: Node's client, or Debian's wrk (C) with a /health run beside it. */
+  httpClient: 'node' | 'wrk';
 }
 
 /** The config plus what the phases accumulate: notes printed at the end, cleanups run last registered first. */
@@ -104,10 +107,21 @@ export function readConfig(argv: string[]): Config {
     postgis: !a.has('no-postgis'),
     redisUrl: a.get('redis-url') ?? 'redis://127.0.0.1:6379',
     pgUrl: a.get('pg-url') ?? 'postgres://postgres@127.0.0.1:5432/test',
-    maxSeconds: num('max-seconds', quick ? 58 : 900, 5),
+    maxSeconds: num('max-seconds', quick ? 170 : 900, 5),
     runId: `${Date.now().toString(36)}_${process.pid}`,
     profileDir: a.get('profile'),
+    httpClient: chooseHttpClient(a.get('http-client') ?? 'auto'),
   };
+}
+
+function chooseHttpClient(v: string): 'node' | 'wrk' {
+  if (v === 'node') return 'node';
+  if (v === 'wrk') {
+    if (!wrkAvailable()) throw new Error('--http-client wrk: wrk is not on PATH (apt-get install wrk)');
+    return 'wrk';
+  }
+  if (v === 'auto') return wrkAvailable() ? 'wrk' : 'node';
+  throw new Error(`--http-client must be auto, node or wrk, got ${v}`);
 }
 
 const USAGE = `GeoDispatch load generator (bench/load/README.md)
@@ -122,6 +136,9 @@ const USAGE = `GeoDispatch load generator (bench/load/README.md)
   --modes LIST          msgpack,json-batch,json-single (default all)
   --drivers D           driver sockets in json-single mode (default 200; quick 50), --driver-rate (default 20000)
   --http-concurrency C  GET /v1/nearby in flight, also Redis GEOSEARCH (default 32; quick 16); --pg-concurrency
+  --http-client W       auto | node | wrk: wrk (Debian's C client) sends the nearest queries, then /health of the
+                        same server for as long (the nearest rate as a share of the server's ceiling);
+                        auto = wrk when on PATH (default)
   --request-rate R      POST /v1/requests per second (default 500; quick 100; 0 = off)
   --k K --radius M      nearest query (default 10, 5000 m)
   --url U               server (default http://127.0.0.1:$PORT or :8080); loopback only

@@ -79,6 +79,7 @@ describe.each(implementations)('the $name store', (impl) => {
     expect(await store.appliedMigrations()).toEqual([
       { version: 1, name: 'initial schema' },
       { version: 2, name: 'idempotency keys, request reference and role' },
+      { version: 3, name: 'no spatial index on the couriers written behind' },
     ]);
     expect((await store.loadState()).schemaVersion).toBe(SCHEMA_VERSION);
   });
@@ -500,7 +501,7 @@ describe('the PGlite store', () => {
       expect(s.sites).toEqual([{ id: 'p-site', kind: 'food_bank', name: 'F', lat: 3, lng: 4, capacity: 9, occupancy: 0, open: true }]);
       expect(s.requests).toEqual([request('p-r', 'pending')]);
       expect(s.lastEventSeq).toBe(7);
-      expect((await second.appliedMigrations()).map((m) => m.version)).toEqual([1, 2]);
+      expect((await second.appliedMigrations()).map((m) => m.version)).toEqual([1, 2, 3]);
       await second.close();
     } finally {
       rmSync(dataDir, { recursive: true, force: true });

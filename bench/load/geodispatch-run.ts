@@ -10,7 +10,7 @@ import { HttpClient, type LoopResult } from './http-client.js';
 import { authHeaders, describeFailures, runNearby, runRequests, setupCouriers } from './http-queries.js';
 import type { Config, LoadRun } from './load-config.js';
 import { log } from './load-report.js';
-import { PingCursor, type IngestMode } from './ping-frames.js';
+import { PingCursor, splitByCourier, type IngestMode } from './ping-frames.js';
 import { connectServer, readCounter, spawnServer, type ServerTarget } from './server-target.js';
 import type { Workload } from './workload.js';
 import { runIngest, type Credential, type IngestResult, type PingerLane } from './ws-pingers.js';
@@ -121,10 +121,11 @@ function requestCredential({ cfg, notes }: LoadRun, target: ServerTarget, admin:
 function ingestLanes({ cfg, notes }: LoadRun, mode: IngestMode, w: Workload, admin: Credential, target: ServerTarget, tsShift: number): PingerLane[] | undefined {
   const secret = cfg.jwtSecret ?? target.jwtSecret;
   if (mode !== 'json-single') {
-    const cursor = new PingCursor(w.pings, w.ids, tsShift, Date.now);
-    // with the secret each gateway socket is its own principal, as separate gateways would be (own rate bucket)
+    // each gateway socket owns its couriers (as real gateways own their drivers), so no courier's pings race
+    // each other across sockets; with the secret each socket is also its own principal (own rate bucket)
+    const parts = splitByCourier(w.pings, cfg.connections);
     const own = secret !== undefined && cfg.token === undefined && cfg.apiKey === undefined;
-    return Array.from({ length: cfg.connections }, (_, i) => ({ credential: own ? { token: mintToken(secret, `load-gateway-${i}`, 'admin') } : admin, cursor }));
+    return parts.map((part, i) => ({ credential: own ? { token: mintToken(secret, `load-gateway-${i}`, 'admin') } : admin, cursor: new PingCursor(part, w.ids, tsShift, Date.now) }));
   }
   if (!secret) {
     notes.push('json-single skipped: driver tokens need the JWT secret (--jwt-secret, or --spawn); gateway JSON batches ran instead');

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { MoveStream } from '../../fixtures/move-stream.js';
-import { decodeMsgpack, encodeJsonBatch, encodeJsonSingle, encodeMsgpackBatch, PingCursor, type PingItem } from './ping-frames.js';
+import { decodeMsgpack, encodeJsonBatch, encodeJsonSingle, encodeMsgpackBatch, PingCursor, type PingItem, splitByCourier } from './ping-frames.js';
 
 const stream: MoveStream = {
   index: Int32Array.from([0, 1, 0]),
@@ -52,6 +52,23 @@ describe('PingCursor', () => {
     c.take(1, out);
     expect(out[0]).toBe(first);
     expect(out[0]).toEqual(['c1', 48.8566, 2.3522, 2000]);
+  });
+});
+
+describe('splitByCourier', () => {
+  it('gives each courier to exactly one part, keeping every ping and its order', () => {
+    const big: MoveStream = {
+      index: Int32Array.from([0, 1, 2, 0, 3, 1, 2, 0]),
+      lat: Float64Array.from([0, 1, 2, 3, 4, 5, 6, 7]),
+      lng: Float64Array.from([0, 1, 2, 3, 4, 5, 6, 7]),
+      ts: Float64Array.from([10, 11, 12, 13, 14, 15, 16, 17]),
+    };
+    const parts = splitByCourier(big, 2);
+    expect(parts.map((p) => Array.from(p.index))).toEqual([[0, 2, 0, 2, 0], [1, 3, 1]]);
+    expect(Array.from(parts[0].ts)).toEqual([10, 12, 13, 16, 17]);
+    expect(parts.reduce((n, p) => n + p.index.length, 0)).toBe(big.index.length);
+    expect(splitByCourier(big, 8)).toHaveLength(4); // parts with no courier are dropped
+    expect(() => splitByCourier(big, 0)).toThrow();
   });
 });
 

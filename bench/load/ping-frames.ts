@@ -75,6 +75,30 @@ export class PingCursor {
   }
 }
 
+/**
+ * The stream cut into `parts` by courier (courier i goes to part i % parts), order kept: one per gateway
+ * socket, as real gateways each own their drivers. A shared stream would put one courier's consecutive pings
+ * on different sockets, and the server, draining sockets in its own order, would refuse the later-applied
+ * older one as E_STALE.
+ */
+export function splitByCourier(stream: MoveStream, parts: number): MoveStream[] {
+  if (!Number.isInteger(parts) || parts < 1) throw new Error(`splitByCourier needs parts >= 1, got ${parts}`);
+  const counts = new Int32Array(parts);
+  for (let k = 0; k < stream.index.length; k++) counts[stream.index[k] % parts]++;
+  const out = Array.from(counts, (n) => ({ index: new Int32Array(n), lat: new Float64Array(n), lng: new Float64Array(n), ts: new Float64Array(n) }));
+  const fill = new Int32Array(parts);
+  for (let k = 0; k < stream.index.length; k++) {
+    const p = stream.index[k] % parts;
+    const j = fill[p]++;
+    const o = out[p];
+    o.index[j] = stream.index[k];
+    o.lat[j] = stream.lat[k];
+    o.lng[j] = stream.lng[k];
+    o.ts[j] = stream.ts[k];
+  }
+  return out.filter((o) => o.index.length > 0);
+}
+
 /** A gateway batch as a MessagePack binary frame. */
 export function encodeMsgpackBatch(items: readonly PingItem[]): Uint8Array {
   return packr.pack({ t: 'locs', items });

@@ -31,6 +31,7 @@
  * | IDEMPOTENCY_TTL_MS         | 86400000           | how long an Idempotency-Key answer is kept |
  * | REDIS_URL                  | —                  | validated, not used yet (reserved for scale-out) |
  * | DATA_DIR                   | ./data             | embedded PGlite store (`memory://` for a throwaway one) |
+ * | PGLITE_SHARED_BUFFERS      | 32MB               | the embedded store's shared_buffers (resident memory)   |
  * | DATABASE_SCHEMA            | —                  | PostgreSQL schema for every table (created when missing) |
  * | SEED_CITY                  | small-city         | fixture city an empty store starts with; `none` starts empty |
  * | POSITION_FLUSH_MS          | 1000               | pings are written behind at this period (what a crash may lose) |
@@ -86,6 +87,8 @@ export interface ApiConfig {
   dataDir: string;
   databaseUrl?: string;
   databaseSchema?: string;
+  /** The embedded store's shared_buffers (PGlite keeps it resident). */
+  pgliteSharedBuffers: string;
   /** The fixture city an empty store is seeded with, or 'none'. */
   seedCity: 'small-city' | 'small-multi-city' | 'none';
   positionFlushMs: number;
@@ -177,6 +180,9 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Ap
     dataDir: read.string('DATA_DIR') ?? './data',
     databaseUrl: read.url('DATABASE_URL', ['postgres:', 'postgresql:']),
     databaseSchema: read.pattern('DATABASE_SCHEMA', /^[a-z_][a-z0-9_]{0,62}$/, 'a lower-case SQL identifier'),
+    // the embedded store's data is a few MB per 10,000 couriers and the OS caches its files: 128MB (Postgres's
+    // default) only made `npm start` bigger
+    pgliteSharedBuffers: read.pattern('PGLITE_SHARED_BUFFERS', /^\d+(kB|MB|GB)$/, 'a size such as 32MB') ?? '32MB',
     seedCity: read.oneOf('SEED_CITY', ['small-city', 'small-multi-city', 'none'] as const, 'small-city'),
     // PRODUCT §4: at most POSITION_FLUSH_MS of pings may be lost in a crash
     positionFlushMs: read.int('POSITION_FLUSH_MS', 1000, 10, 60_000),

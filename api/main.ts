@@ -108,7 +108,7 @@ export async function startInstance(config: Readonly<ApiConfig>, options: { logg
   const logger = options.logger ?? createLogger(config.logLevel);
   const now = options.now ?? Date.now();
   const scenario = config.seedCity === 'none' ? undefined : loadScenario(config.seedCity);
-  const store = await openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, ...(config.databaseSchema ? { schema: config.databaseSchema } : {}) });
+  const store = await openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, pgliteSharedBuffers: config.pgliteSharedBuffers, ...(config.databaseSchema ? { schema: config.databaseSchema } : {}) });
   try {
     return await startOn(store, config, logger, now, scenario);
   } catch (err) {

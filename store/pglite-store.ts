@@ -11,7 +11,7 @@
  * Memory (PRODUCT §6: `npm start` ≤ 350 MB): PGlite holds its extension files in memory and its WASM heap
  * for the life of the process, so three choices keep it small —
  *   - the slim PostGIS bundle (postgis-bundle.ts: ~35 MB of files instead of ~91 MB, one library compiled);
- *   - shared_buffers of PGLITE_SHARED_BUFFERS (default 32MB, not 128MB: the store holds a few MB per 10,000
+ *   - shared_buffers of PGLITE_SHARED_BUFFERS (api/config.ts; default 32MB, not 128MB: the store holds a few MB per 10,000
  *     couriers and the OS caches the data files);
  *   - a new data directory is initialised (initdb) by a child process that then exits: initdb's WASM
  *     instance (~190 MB resident) would otherwise stay with the server — a worker thread is not enough, the
@@ -27,16 +27,15 @@ import { slimBundle, slimPostgis } from './postgis-bundle.js';
 import { SqlStore } from './sql-store.js';
 import type { SqlDriver, SqlSession } from './sql.js';
 
-/** PGlite's settings: small buffers (see the file's head); override with PGLITE_SHARED_BUFFERS=128MB. */
-export function pgliteSettings(env: NodeJS.ProcessEnv = process.env): string[] {
-  const buffers = env.PGLITE_SHARED_BUFFERS ?? '32MB';
-  if (!/^\d+(kB|MB|GB)$/.test(buffers)) throw new Error(`PGLITE_SHARED_BUFFERS must look like 32MB, got ${buffers}`);
-  return [`shared_buffers=${buffers}`, 'wal_buffers=1MB'];
+/** PGlite's settings: small buffers (see the file's head; PGLITE_SHARED_BUFFERS in api/config.ts). */
+export function pgliteSettings(sharedBuffers = '32MB'): string[] {
+  if (!/^\d+(kB|MB|GB)$/.test(sharedBuffers)) throw new Error(`shared_buffers must look like 32MB, got ${sharedBuffers}`);
+  return [`shared_buffers=${sharedBuffers}`, 'wal_buffers=1MB'];
 }
 
 /** Opens PGlite with PostGIS (the slim bundle) on dataDir. */
-export function openPGlite(dataDir: string): Promise<PGlite> {
-  return PGlite.create({ dataDir, extensions: { postgis: slimPostgis() }, postgresqlconf: pgliteSettings() });
+export function openPGlite(dataDir: string, sharedBuffers?: string): Promise<PGlite> {
+  return PGlite.create({ dataDir, extensions: { postgis: slimPostgis() }, postgresqlconf: pgliteSettings(sharedBuffers) });
 }
 
 /** PGlite + PostGIS in this process. */
@@ -48,12 +47,12 @@ export class PGliteStore extends SqlStore {
   }
 
   /** Opens (creating when missing) the database in dataDir; `memory://` keeps it in memory. Does not migrate. */
-  static async open(dataDir: string): Promise<PGliteStore> {
+  static async open(dataDir: string, sharedBuffers?: string): Promise<PGliteStore> {
     if (!dataDir.includes('://')) {
       mkdirSync(dataDir, { recursive: true });
-      if (!existsSync(join(dataDir, 'PG_VERSION'))) await initialiseApart(dataDir);
+      if (!existsSync(join(dataDir, 'PG_VERSION'))) await initialiseApart(dataDir, sharedBuffers);
     }
-    const db = await openPGlite(dataDir);
+    const db = await openPGlite(dataDir, sharedBuffers);
     return new PGliteStore(pgliteDriver(db), dataDir);
   }
 }
@@ -62,10 +61,10 @@ export class PGliteStore extends SqlStore {
  * Runs initdb for a new data directory in a child process, whose memory goes when it exits. The child is an
  * inline module given absolute module URLs, so it runs the same from dist/ and from sources under vitest.
  */
-async function initialiseApart(dataDir: string): Promise<void> {
+async function initialiseApart(dataDir: string, sharedBuffers?: string): Promise<void> {
   const require = createRequire(import.meta.url);
   const modules = [require.resolve('@electric-sql/pglite'), require.resolve('@electric-sql/pglite-postgis')].map((p) => pathToFileURL(p).href);
-  const args = [...modules, pathToFileURL(slimBundle()).href, dataDir, JSON.stringify(pgliteSettings())];
+  const args = [...modules, pathToFileURL(slimBundle()).href, dataDir, JSON.stringify(pgliteSettings(sharedBuffers))];
   const child = spawn(process.execPath, ['--input-type=module', '-e', INITDB_SCRIPT, '--', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (b: Buffer) => (stderr = (stderr + b.toString('utf8')).slice(-2000)));

@@ -255,6 +255,8 @@ export interface StoreConfig {
   dataDir: string;
   /** PostgreSQL only: the schema to use (created if missing), e.g. a per-run test schema; default the server's search_path. */
   schema?: string;
+  /** PGlite only: shared_buffers (default 32MB). */
+  pgliteSharedBuffers?: string;
 }
 
 /** Opens the configured store and runs its migrations. */
@@ -266,7 +268,7 @@ export async function openStore(config: StoreConfig): Promise<Store> {
   } else {
     if (typeof config.dataDir !== 'string' || config.dataDir === '') throw new Error("openStore needs dataDir (e.g. './data', or 'memory://' for a throwaway store) when no databaseUrl is set");
     const { PGliteStore } = await import('./pglite-store.js');
-    store = await PGliteStore.open(config.dataDir);
+    store = await PGliteStore.open(config.dataDir, config.pgliteSharedBuffers);
   }
   try {
     await store.migrate();

@@ -12,6 +12,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { gunzipSync, gzipSync } from 'node:zlib';
@@ -87,11 +88,18 @@ export function slimBundle(cacheDir: string = defaultCacheDir()): string {
   const tar = gunzipSync(readFileSync(source));
   const version = postgisVersion(tar);
   const slim = filterTar(tar, (p) => keepInSlimBundle(p, version));
-  mkdirSync(cacheDir, { recursive: true });
-  const tmp = `${target}.${process.pid}.tmp`;
-  writeFileSync(tmp, gzipSync(slim, { level: 6 }));
-  renameSync(tmp, target); // atomic: two servers starting at once never read half a file
-  return target;
+  try {
+    mkdirSync(cacheDir, { recursive: true });
+    const tmp = `${target}.${process.pid}.tmp`;
+    writeFileSync(tmp, gzipSync(slim, { level: 6 }));
+    renameSync(tmp, target); // atomic: two servers starting at once never read half a file
+    return target;
+  } catch (err) {
+    // a read-only install (an image's node_modules owned by another user): the temp dir instead
+    const fallback = join(tmpdir(), 'geodispatch-cache');
+    if (cacheDir === fallback) throw err;
+    return slimBundle(fallback);
+  }
 }
 
 function defaultCacheDir(): string {

@@ -132,7 +132,8 @@ const rejection = (status: number, code: string, message: string): PingRejection
 const BAD_ID = rejection(400, 'E_VALIDATION', 'a courier id is 1..64 characters of A-Z a-z 0-9 . _ : -');
 const BAD_COORDINATES = rejection(400, 'E_VALIDATION', 'lat and lng are numbers');
 const BAD_TIMESTAMP = rejection(400, 'E_BAD_TIMESTAMP', 'ts is whole milliseconds since the epoch');
-const FUTURE_TIMESTAMP = rejection(400, 'E_FUTURE_TIMESTAMP', `ts is ahead of the server clock by more than ${MAX_FUTURE_MS / 1000} s: send milliseconds since the epoch from a synchronised clock`);
+// its message says by how much, so rejectionError writes it (a batch reports only the code)
+const FUTURE_TIMESTAMP = rejection(400, 'E_FUTURE_TIMESTAMP', '');
 const STALE = rejection(409, 'E_STALE', 'this ping is older than the last one accepted for this courier; it was ignored');
 
 /** The error a single ping's caller gets; a future timestamp says by how much. */

@@ -76,6 +76,8 @@ async function initialiseApart(dataDir: string, sharedBuffers?: string): Promise
   });
 }
 
+// openPGlite + CREATE EXTENSION, spelled out because the child cannot import this module under vitest (it runs
+// the .ts sources); the bundle and the settings come from the same functions as openPGlite's.
 // argv: pglite module URL, pglite-postgis module URL, slim bundle URL, data dir, settings (JSON array)
 const INITDB_SCRIPT = `
 const [pgliteUrl, postgisUrl, bundleUrl, dataDir, settings] = process.argv.slice(-5);

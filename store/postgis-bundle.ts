@@ -20,10 +20,11 @@ import type { Extension } from '@electric-sql/pglite';
 import { postgis } from '@electric-sql/pglite-postgis';
 
 const BLOCK = 512;
+// node_modules/@electric-sql/pglite-postgis/dist: the full bundle and, one up, its package.json
+const POSTGIS_DIST = dirname(createRequire(import.meta.url).resolve('@electric-sql/pglite-postgis'));
 
 /** Whether a bundle path is one the embedded store needs (install script of the bundled version only). */
-export function keepInSlimBundle(path: string, version: string): boolean {
-  const p = path.replace(/^\.\//, '');
+export function keepInSlimBundle(p: string, version: string): boolean {
   return (
     p === 'lib/postgresql/postgis-3.so' ||
     p === 'share/postgresql/extension/postgis.control' ||
@@ -32,37 +33,43 @@ export function keepInSlimBundle(path: string, version: string): boolean {
   );
 }
 
-/**
- * Copies the entries of an uncompressed tar for which `keep(path)` holds, plus every directory entry, byte for
- * byte; a pax header travels with the entry it describes.
- */
-export function filterTar(tar: Uint8Array, keep: (path: string) => boolean): Uint8Array {
-  const parts: Uint8Array[] = [];
-  let pending: Uint8Array | undefined; // a pax header ('x') waiting for its entry
+/** One archive member: its path (long names applied), type flag, body, and its bytes with any pax/long-name header. */
+interface TarEntry {
+  path: string;
+  type: string;
+  body: Uint8Array;
+  raw: Uint8Array[];
+}
+
+/** The members of an uncompressed tar, in order; a pax ('x') or GNU long-name ('L') header joins its member. */
+function* tarEntries(tar: Uint8Array): Generator<TarEntry> {
+  let pending: Uint8Array[] = [];
   let longName: string | undefined;
   for (let at = 0; at + BLOCK <= tar.length; ) {
     const header = tar.subarray(at, at + BLOCK);
-    if (header.every((b) => b === 0)) break;
+    if (header.every((b) => b === 0)) return;
     const size = parseInt(text(header, 124, 12).trim() || '0', 8);
     const type = String.fromCharCode(header[156] || 48);
-    const span = BLOCK + Math.ceil(size / BLOCK) * BLOCK;
-    const whole = tar.subarray(at, at + span);
-    at += span;
+    const whole = tar.subarray(at, at + BLOCK + Math.ceil(size / BLOCK) * BLOCK);
+    const body = whole.subarray(BLOCK, BLOCK + size);
+    at += whole.length;
     if (type === 'x' || type === 'L') {
-      pending = pending === undefined ? whole : concat([pending, whole]);
-      if (type === 'x') longName = paxPath(whole.subarray(BLOCK, BLOCK + size)) ?? longName;
-      else longName = text(whole, BLOCK, size);
+      pending.push(whole);
+      longName = type === 'x' ? (paxPath(body) ?? longName) : text(body, 0, size);
       continue;
     }
     const prefix = text(header, 345, 155);
     const path = longName ?? (prefix ? `${prefix}/${text(header, 0, 100)}` : text(header, 0, 100));
-    if (type === '5' || keep(path)) {
-      if (pending !== undefined) parts.push(pending);
-      parts.push(whole);
-    }
-    pending = undefined;
+    yield { path: path.replace(/^\.\//, ''), type, body, raw: [...pending, whole] };
+    pending = [];
     longName = undefined;
   }
+}
+
+/** Copies the members for which `keep(path)` holds, plus every directory, byte for byte, into a new tar. */
+export function filterTar(tar: Uint8Array, keep: (path: string) => boolean): Uint8Array {
+  const parts: Uint8Array[] = [];
+  for (const e of tarEntries(tar)) if (e.type === '5' || keep(e.path)) parts.push(...e.raw);
   parts.push(new Uint8Array(2 * BLOCK));
   return concat(parts);
 }
@@ -80,9 +87,8 @@ export function slimPostgis(cacheDir: string = defaultCacheDir()): Extension {
 
 /** Path of the slim bundle for the installed pglite-postgis, made when missing. */
 export function slimBundle(cacheDir: string = defaultCacheDir()): string {
-  const require = createRequire(import.meta.url);
-  const source = join(dirname(require.resolve('@electric-sql/pglite-postgis')), 'postgis.tar.gz');
-  const pkg = JSON.parse(readFileSync(join(dirname(source), '..', 'package.json'), 'utf8')) as { version: string };
+  const source = join(POSTGIS_DIST, 'postgis.tar.gz');
+  const pkg = JSON.parse(readFileSync(join(POSTGIS_DIST, '..', 'package.json'), 'utf8')) as { version: string };
   const target = join(cacheDir, `pglite-postgis-${pkg.version}-slim.tar.gz`);
   if (existsSync(target)) return target;
   const tar = gunzipSync(readFileSync(source));
@@ -104,9 +110,7 @@ export function slimBundle(cacheDir: string = defaultCacheDir()): string {
 
 function defaultCacheDir(): string {
   // beside the installed packages (node_modules/.cache): made by the install that owns them, removed with them
-  const require = createRequire(import.meta.url);
-  const dist = dirname(require.resolve('@electric-sql/pglite-postgis')); // node_modules/@electric-sql/pglite-postgis/dist
-  return join(dist, '..', '..', '..', '.cache', 'geodispatch');
+  return join(POSTGIS_DIST, '..', '..', '..', '.cache', 'geodispatch');
 }
 
 /** The default version named by postgis.control (`default_version = '3.6.2'`). */
@@ -118,15 +122,7 @@ function postgisVersion(tar: Uint8Array): string {
 }
 
 function entryText(tar: Uint8Array, path: string): string {
-  for (let at = 0; at + BLOCK <= tar.length; ) {
-    const header = tar.subarray(at, at + BLOCK);
-    if (header.every((b) => b === 0)) break;
-    const size = parseInt(text(header, 124, 12).trim() || '0', 8);
-    const prefix = text(header, 345, 155);
-    const name = (prefix ? `${prefix}/${text(header, 0, 100)}` : text(header, 0, 100)).replace(/^\.\//, '');
-    if (name === path) return Buffer.from(tar.subarray(at + BLOCK, at + BLOCK + size)).toString('utf8');
-    at += BLOCK + Math.ceil(size / BLOCK) * BLOCK;
-  }
+  for (const e of tarEntries(tar)) if (e.path === path) return Buffer.from(e.body).toString('utf8');
   throw new Error(`${path} is not in the bundle`);
 }
 

@@ -7,7 +7,7 @@
 import { generateMoveStream } from '../../fixtures/move-stream.js';
 import { mintToken, type Role } from './dev-tokens.js';
 import { HttpClient, type LoopResult } from './http-client.js';
-import { authHeaders, describeFailures, runNearby, runRequests, setupCouriers } from './http-queries.js';
+import { authHeaders, describeFailures, nearbyPath, runNearby, runRequests, setupCouriers } from './http-queries.js';
 import type { Config, LoadRun } from './load-config.js';
 import { log } from './load-report.js';
 import { PingCursor, splitByCourier, type IngestMode } from './ping-frames.js';
@@ -79,7 +79,7 @@ export async function runGeoDispatch(run: LoadRun, w: Workload): Promise<GeoDisp
 /** Nearest queries through wrk (the workload's points, cycled), then /health for as long: the server's ceiling. */
 async function runNearbyWrk(cfg: Config, url: string, auth: Record<string, string>, w: Workload): Promise<NonNullable<GeoDispatchResults['wrk']>> {
   const n = Math.min(w.queries.lat.length, 2000);
-  const paths = Array.from({ length: n }, (_, i) => `/v1/nearby?lat=${w.queries.lat[i]}&lng=${w.queries.lng[i]}&kind=courier&k=${cfg.k}&radius=${cfg.radiusM}`);
+  const paths = Array.from({ length: n }, (_, i) => nearbyPath(w.queries.lat[i], w.queries.lng[i], cfg.k, cfg.radiusM));
   const common = { url, connections: cfg.httpConcurrency, threads: 1, durationS: cfg.durationS };
   log(`http nearby (wrk): ${cfg.httpConcurrency} connections for ${cfg.durationS} s, then /health for as long`);
   const nearby = await runWrk({ ...common, paths, headers: auth });

@@ -43,10 +43,15 @@ export async function setupCouriers(client: HttpClient, url: string, auth: Recor
   return { profiles, locations };
 }
 
+/** The nearest-courier query the load run sends (Node client and wrk alike). */
+export function nearbyPath(lat: number, lng: number, k: number, radiusM: number): string {
+  return `/v1/nearby?lat=${lat}&lng=${lng}&kind=courier&k=${k}&radius=${radiusM}`;
+}
+
 /** Nearest-courier queries over `queries`, `concurrency` in flight. */
 export function runNearby(client: HttpClient, url: string, auth: Record<string, string>, q: { lat: Float64Array; lng: Float64Array }, k: number, radiusM: number, concurrency: number, bounds: LoopBounds): Promise<LoopResult> {
   const n = q.lat.length;
-  return runClosedLoop((i) => client.request('GET', `${url}/v1/nearby?lat=${q.lat[i % n]}&lng=${q.lng[i % n]}&kind=courier&k=${k}&radius=${radiusM}`, undefined, auth), concurrency, bounds);
+  return runClosedLoop((i) => client.request('GET', `${url}${nearbyPath(q.lat[i % n], q.lng[i % n], k, radiusM)}`, undefined, auth), concurrency, bounds);
 }
 
 /** Creates delivery requests at `rate` per second (bodies from the fixture, times moved to now). */

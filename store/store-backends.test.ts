@@ -1,0 +1,102 @@
+/**
+ * What only one Store implementation has: PGlite's data directory surviving a reopen, and PgStore's handling
+ * of an unreachable server and of a COMMIT whose answer is lost or refused (real PostgreSQL; TEST_DATABASE_URL
+ * or the machine's local server). The behaviour every store shares is in store.contract.test.ts.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { describe, expect, it } from 'vitest';
+import { PgStore } from './pg-store.js';
+import type { PGliteStore } from './pglite-store.js';
+import { CommitOutcomeUnknown, storeFailureKind } from './store-errors.js';
+import { type Store, openStore } from './store.js';
+import { testDatabaseUrl } from './test-database.js';
+
+const T0 = Date.UTC(2030, 0, 1);
+const PENDING = { id: 'p-r', kind: 'delivery' as const, urgency: 'routine' as const, status: 'pending' as const, createdAt: T0, updatedAt: T0, requesterId: 'req-1', payload: { note: 'p-r' } };
+
+describe('the PGlite store', () => {
+  it('persists across close and reopen of the same dataDir', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'gd-pglite-'));
+    try {
+      const first = await openStore({ dataDir });
+      expect(first.kind).toBe('pglite');
+      await first.upsertSites([{ id: 'p-site', kind: 'food_bank', name: 'F', lat: 3, lng: 4, capacity: 9 }]);
+      await first.commitTransition({ seq: 7, at: T0, requests: [PENDING], events: [{ seq: 7, at: T0, type: 'request.created', requestId: 'p-r' }] });
+      await first.close();
+
+      const second = (await openStore({ dataDir })) as PGliteStore;
+      const s = await second.loadState();
+      expect(s.sites).toEqual([{ id: 'p-site', kind: 'food_bank', name: 'F', lat: 3, lng: 4, capacity: 9, occupancy: 0, open: true }]);
+      expect(s.requests).toEqual([PENDING]);
+      expect(s.lastEventSeq).toBe(7);
+      expect((await second.appliedMigrations()).map((m) => m.version)).toEqual([1, 2, 3]);
+      await second.close();
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, 180_000);
+});
+
+describe('the pg store', () => {
+  it('ping() is false on a bad URL, without throwing', async () => {
+    const store: Store = new PgStore({ databaseUrl: 'postgres://postgres@127.0.0.1:1/nowhere', connectTimeoutMs: 1000 });
+    await expect(store.ping()).resolves.toBe(false);
+    await store.close();
+  });
+
+  it('openStore on an unreachable server rejects instead of hanging', async () => {
+    await expect(openStore({ databaseUrl: 'postgres://postgres@127.0.0.1:1/nowhere', dataDir: 'unused' })).rejects.toThrow();
+  });
+
+  it('a COMMIT whose connection dies rejects with CommitOutcomeUnknown, and one the server refuses keeps its own error', async () => {
+    const databaseUrl = testDatabaseUrl();
+    const schema = `gd_commit_${process.pid}_${Math.random().toString(36).slice(2, 10)}`;
+    const store = new PgStore({ databaseUrl, schema });
+    const admin = new pg.Client({ connectionString: databaseUrl });
+    await admin.connect();
+    try {
+      await store.migrate();
+      // a deferred trigger runs inside COMMIT: it refuses one event type and stalls on another (naming its
+      // backend after the schema so this run terminates only its own)
+      await admin.query(`
+CREATE FUNCTION ${schema}.at_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.type = 'test.refused' THEN RAISE unique_violation USING MESSAGE = 'refused at commit'; END IF;
+  IF NEW.type = 'test.stalled' THEN PERFORM set_config('application_name', TG_TABLE_SCHEMA, false); PERFORM pg_sleep(30); END IF;
+  RETURN NULL;
+END $$;
+CREATE CONSTRAINT TRIGGER at_commit AFTER INSERT ON ${schema}.events DEFERRABLE INITIALLY DEFERRED
+  FOR EACH ROW EXECUTE FUNCTION ${schema}.at_commit();`);
+
+      const stalled = store.commitTransition({ seq: 1, at: T0, events: [{ seq: 1, at: T0, type: 'test.stalled' }] }).then(() => undefined, (e: unknown) => e);
+      let terminated = false;
+      for (let i = 0; i < 200 && !terminated; i++) {
+        const rows = await admin.query("SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE application_name = $1 AND query = 'COMMIT'", [schema]);
+        terminated = rows.rows.length === 1;
+        if (!terminated) await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(terminated).toBe(true);
+      const lost = await stalled;
+      expect(lost).toBeInstanceOf(CommitOutcomeUnknown);
+      expect(((lost as Error).cause as { code?: string }).code).toBe('57P01');
+      expect(storeFailureKind(lost)).toBe('ambiguous');
+
+      const refused = await store.commitTransition({ seq: 2, at: T0, events: [{ seq: 2, at: T0, type: 'test.refused' }] }).then(() => undefined, (e: unknown) => e);
+      expect(refused).not.toBeInstanceOf(CommitOutcomeUnknown);
+      expect((refused as Error).message).toBe('refused at commit');
+      expect(storeFailureKind(refused)).toBe('invalid');
+
+      // both were rolled back (the trigger runs before the commit record), and the pool still works
+      expect((await store.loadState()).lastEventSeq).toBe(0);
+      await store.commitTransition({ seq: 2, at: T0, events: [{ seq: 2, at: T0, type: 'request.created' }] });
+      expect((await store.loadState()).lastEventSeq).toBe(2);
+    } finally {
+      await store.dropSchema().catch(() => undefined);
+      await store.close();
+      await admin.end();
+    }
+  }, 30_000);
+});

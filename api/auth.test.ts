@@ -1,7 +1,7 @@
 import { createHmac, generateKeyPairSync, sign } from 'node:crypto';
 import { describe, expect, test } from 'vitest';
 import { ApiError } from './api-error.js';
-import { Authenticator, type Principal, requireRole, requireSelf } from './auth.js';
+import { Authenticator, type Principal, requireRole, requireSelf, VERIFIED_TOKEN_CACHE } from './auth.js';
 
 const SECRET = 's'.repeat(40);
 const NOW = 1_700_000_000_000;
@@ -68,6 +68,27 @@ describe('Authenticator with HS256', () => {
     const token = hs256({ alg: 'HS256' }, { sub: 'd', role: 'driver', exp: nowSec + 600, nbf: nowSec + 120 });
     expect(codeOf(() => auth.authenticate({ accessToken: token }, NOW))).toBe('401 E_UNAUTHENTICATED');
     expect(auth.authenticate({ accessToken: token }, NOW + 100_000).sub).toBe('d');
+  });
+
+  test('a remembered token still obeys exp and nbf, and a forged twin of it is still refused', () => {
+    const a = new Authenticator({ secret: SECRET, algorithm: 'HS256' }, []);
+    const token = hs256({ alg: 'HS256' }, { sub: 'd', role: 'driver', exp: nowSec + 600, nbf: nowSec + 120 });
+    expect(a.authenticate({ accessToken: token }, NOW + 100_000)).toEqual({ sub: 'd', role: 'driver', via: 'jwt' });
+    expect(codeOf(() => a.authenticate({ accessToken: token }, NOW))).toBe('401 E_UNAUTHENTICATED');
+    expect(codeOf(() => a.authenticate({ accessToken: token }, NOW + 631_000))).toBe('401 E_TOKEN_EXPIRED');
+    const [h, p] = token.split('.');
+    const forged = `${h}.${p}.${createHmac('sha256', 'x'.repeat(40)).update(`${h}.${p}`).digest('base64url')}`;
+    expect(codeOf(() => a.authenticate({ accessToken: forged }, NOW + 200_000))).toBe('401 E_UNAUTHENTICATED');
+    expect(a.authenticate({ accessToken: token }, NOW + 200_000).sub).toBe('d');
+  });
+
+  test('the memory of verified tokens is bounded: past the bound it starts again and every token still verifies', () => {
+    const a = new Authenticator({ secret: SECRET, algorithm: 'HS256' }, []);
+    const first = a.signToken({ sub: 'first', role: 'driver' }, 600, NOW);
+    a.authenticate({ accessToken: first }, NOW);
+    for (let i = 0; i < VERIFIED_TOKEN_CACHE; i++) a.authenticate({ accessToken: a.signToken({ sub: `d${i}`, role: 'driver' }, 600, NOW) }, NOW);
+    expect((a as unknown as { verified: Map<string, unknown> }).verified.size).toBeLessThanOrEqual(VERIFIED_TOKEN_CACHE);
+    expect(a.authenticate({ accessToken: first }, NOW).sub).toBe('first');
   });
 
   test('malformed, oversized and missing credentials are 401', () => {

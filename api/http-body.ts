@@ -123,9 +123,15 @@ export function decodeBody(body: Buffer, contentType: string | undefined): unkno
   return value;
 }
 
+/** A reply body a hot route already wrote as JSON text (api/nearby-json.ts); sent as is unless Accept asks for MessagePack. */
+export class JsonText {
+  constructor(readonly text: string) {}
+}
+
 /** Encodes a reply as MessagePack when `Accept` asks for it, JSON otherwise. */
 export function encodeReply(payload: unknown, accept: string | undefined): { body: Uint8Array | string; contentType: string } {
-  if (accept !== undefined && isMsgpack(accept)) return { body: packr.pack(payload), contentType: MSGPACK_TYPE };
+  if (accept !== undefined && isMsgpack(accept)) return { body: packr.pack(payload instanceof JsonText ? JSON.parse(payload.text) : payload), contentType: MSGPACK_TYPE };
+  if (payload instanceof JsonText) return { body: payload.text, contentType: JSON_TYPE };
   return { body: payload === undefined ? '' : JSON.stringify(payload), contentType: JSON_TYPE };
 }
 

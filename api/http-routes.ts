@@ -51,7 +51,8 @@ export interface Reply {
 /** Everything a handler may know about its request (copied out of uWS synchronously). */
 interface Call {
   params: string[];
-  query: URLSearchParams;
+  /** The raw query string (no '?'); the one route that reads it parses it (location-routes queryFields). */
+  query: string;
   accept: string | undefined;
   idempotencyKey: string | undefined;
   principal: Principal;
@@ -79,7 +80,8 @@ export type AddRoute = (method: Method, pattern: string, spec: RouteSpec) => voi
 /** Registers every route of PRODUCT §4 (HTTP part) and the 404 fallback on `app`. */
 export function registerHttpRoutes(app: TemplatedApp, deps: HttpDeps): void {
   const add: AddRoute = (method, pattern, spec) => {
-    app[method](pattern, (res, req) => handle(deps, pattern, spec, res, req));
+    const route = new RouteMeters(deps.metrics, `${method.toUpperCase()} ${pattern}`, pattern);
+    app[method](pattern, (res, req) => handle(deps, route, spec, res, req));
   };
 
   add('get', '/health', { roles: 'public', run: () => ({ status: 200, body: { status: 'ok' } }) });
@@ -107,26 +109,48 @@ export function registerHttpRoutes(app: TemplatedApp, deps: HttpDeps): void {
   });
 }
 
-function handle(deps: HttpDeps, pattern: string, spec: RouteSpec, res: HttpResponse, req: HttpRequest): void {
+/** One route's label, path parameter count and metric series, made once at registration (not per request). */
+class RouteMeters {
+  readonly params: number;
+  private readonly duration: { observe(seconds: number): void };
+  private readonly byStatus = new Map<number, { inc(): void }>();
+
+  constructor(
+    private readonly metrics: ApiMetrics,
+    private readonly label: string,
+    readonly pattern: string,
+  ) {
+    this.params = pattern.split('/').filter((s) => s.startsWith(':')).length;
+    this.duration = metrics.httpDuration.labels(label);
+  }
+
+  /** Counts one answer with its status and time taken. */
+  answered(status: number, seconds: number): void {
+    let counter = this.byStatus.get(status);
+    if (counter === undefined) this.byStatus.set(status, (counter = this.metrics.httpRequests.labels(this.label, String(status))));
+    counter.inc();
+    this.duration.observe(seconds);
+  }
+}
+
+function handle(deps: HttpDeps, route: RouteMeters, spec: RouteSpec, res: HttpResponse, req: HttpRequest): void {
   const started = performance.now();
-  const method = req.getMethod().toUpperCase();
   const accept = req.getHeader('accept') || undefined;
   const reply = (r: Reply): void => {
     if (r.rawType !== undefined) sendRaw(res, r.status, String(r.body), r.rawType);
     else sendReply(res, r.status, r.body, accept, r.headers);
-    deps.metrics.httpRequests.inc({ route: `${method} ${pattern}`, status: String(r.status) });
-    deps.metrics.httpDuration.observe({ route: `${method} ${pattern}` }, (performance.now() - started) / 1000);
+    route.answered(r.status, (performance.now() - started) / 1000);
   };
   const fail = (err: unknown): void => {
     const { status, code, message } = toErrorReply(err);
-    if (status >= 500) deps.logger.error({ err, route: pattern }, 'request failed');
+    if (status >= 500) deps.logger.error({ err, route: route.pattern }, 'request failed');
     const headers = err instanceof RateLimited ? { 'retry-after': String(err.retryAfterSec) } : undefined;
     reply({ status, body: { error: { code, message } }, headers });
   };
   try {
     const params: string[] = [];
-    for (let i = 0; i < countParams(pattern); i++) params.push(decodeParam(req.getParameter(i) ?? ''));
-    const query = new URLSearchParams(req.getQuery() ?? '');
+    for (let i = 0; i < route.params; i++) params.push(decodeParam(req.getParameter(i) ?? ''));
+    const query = req.getQuery() ?? '';
     const contentType = req.getHeader('content-type') || undefined;
     const idempotencyKey = req.getHeader('idempotency-key') || undefined;
     const authorization = req.getHeader('authorization') || undefined;
@@ -209,8 +233,4 @@ function decodeParam(raw: string): string {
   } catch {
     throw new ApiError(400, 'E_VALIDATION', 'malformed percent-encoding in the path');
   }
-}
-
-function countParams(pattern: string): number {
-  return pattern.split('/').filter((s) => s.startsWith(':')).length;
 }

@@ -13,6 +13,8 @@ import { requireSelf } from './auth.js';
 import type { AddRoute } from './http-routes.js';
 import type { PositionIngest } from './ingest.js';
 import { entityId } from './entity-routes.js';
+import { JsonText } from './http-body.js';
+import { courierResultsJson } from './nearby-json.js';
 import { type LocationBatchBody, type LocationBody, checkLocationBatch, validate } from './schemas.js';
 
 /** What the location routes read and write; each part owned by the caller. */
@@ -61,22 +63,12 @@ export function registerLocationRoutes(add: AddRoute, deps: LocationDeps): void 
   });
 }
 
-function nearby(deps: LocationDeps, q: URLSearchParams, now: number, role: string): { results: Record<string, unknown>[] } {
-  const raw: Record<string, unknown> = {};
-  for (const [key, value] of q) {
-    if (key === 'access_token') continue;
-    raw[key] = value;
-  }
-  const p = validate('nearbyQuery', raw);
+function nearby(deps: LocationDeps, query: string, now: number, role: string): { results: Record<string, unknown>[] } | JsonText {
+  const p = validate('nearbyQuery', queryFields(query));
   const k = p.k ?? 10;
   if (p.kind === 'courier') {
     const hits = deps.couriers.nearby(p.lat, p.lng, { k, radius: p.radius, capability: p.capability, speeds: deps.speeds, ...(p.status ? { status: p.status } : {}) });
-    return {
-      results: hits.map((h) => ({
-        id: h.id, kind: 'courier', lat: h.lat, lng: h.lng, distance: Math.round(h.distance), status: h.status, vehicle: h.vehicle,
-        eta: Math.round(courierEta(deps, h)),
-      })),
-    };
+    return new JsonText(courierResultsJson(hits, (h) => courierEta(deps, h)));
   }
   if (p.kind === 'donor') {
     if (role !== 'dispatcher' && role !== 'admin') throw new ApiError(403, 'E_FORBIDDEN', 'donor positions and blood types are health data: dispatchers and admins only');
@@ -88,6 +80,25 @@ function nearby(deps: LocationDeps, q: URLSearchParams, now: number, role: strin
   return {
     results: hits.map((h) => ({ id: h.id, kind: 'site', siteKind: h.kind, name: h.name, lat: h.lat, lng: h.lng, distance: Math.round(h.distance), ...(h.units !== undefined ? { units: h.units } : {}) })),
   };
+}
+
+/**
+ * A query string's fields (the last of a repeated name wins), without `access_token`: split by hand when
+ * nothing is encoded (the common case, and a few µs of a nearest query), by URLSearchParams otherwise.
+ */
+export function queryFields(query: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (query.includes('%') || query.includes('+')) {
+    for (const [key, value] of new URLSearchParams(query)) if (key !== 'access_token') out[key] = value;
+    return out;
+  }
+  for (const part of query.split('&')) {
+    if (part === '') continue;
+    const eq = part.indexOf('=');
+    const key = eq < 0 ? part : part.slice(0, eq);
+    if (key !== 'access_token') out[key] = eq < 0 ? '' : part.slice(eq + 1);
+  }
+  return out;
 }
 
 // Seconds for a courier to drive to the query point, at the learned speed its dispatch snapshot reads (its

@@ -31,6 +31,7 @@ import { PositionWriteBehind } from '../store/write-behind.js';
 import { DispatchPool } from '../workers/dispatch-pool.js';
 import { Authenticator, type Role } from './auth.js';
 import { type ApiConfig, loadConfig } from './config.js';
+import { openFileLimit, socketsThatFit } from './file-limit.js';
 import { type Logger, createLogger } from './log.js';
 import { ApiMetrics } from './metrics.js';
 import { RequestBook } from './request-book.js';
@@ -104,8 +105,9 @@ export async function seedCity(store: Store, scenario: Scenario, now: number): P
 }
 
 /** Builds and starts one instance from a configuration: `npm start`, the demo and every end-to-end test start here. */
-export async function startInstance(config: Readonly<ApiConfig>, options: { logger?: Logger; now?: number } = {}): Promise<Instance> {
-  const logger = options.logger ?? createLogger(config.logLevel);
+export async function startInstance(given: Readonly<ApiConfig>, options: { logger?: Logger; now?: number } = {}): Promise<Instance> {
+  const logger = options.logger ?? createLogger(given.logLevel);
+  const config = fitSocketCap(given, logger);
   const now = options.now ?? Date.now();
   const scenario = config.seedCity === 'none' ? undefined : loadScenario(config.seedCity);
   const store = await openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, pgliteSharedBuffers: config.pgliteSharedBuffers, ...(config.databaseSchema ? { schema: config.databaseSchema } : {}) });
@@ -115,6 +117,15 @@ export async function startInstance(config: Readonly<ApiConfig>, options: { logg
     await store.close().catch(() => undefined);
     throw err;
   }
+}
+
+// WS_MAX_SOCKETS above the open-files limit would let accept() fail and spin instead of answering 503
+function fitSocketCap(config: Readonly<ApiConfig>, logger: Logger): Readonly<ApiConfig> {
+  const limit = openFileLimit();
+  const fits = socketsThatFit(config.ws.maxSockets, limit);
+  if (fits === config.ws.maxSockets) return config;
+  logger.warn({ wsMaxSockets: config.ws.maxSockets, openFileLimit: limit, socketCap: fits }, 'WS_MAX_SOCKETS is above what the open-files limit allows; capping open sockets (raise ulimit -n to hold more)');
+  return { ...config, ws: { ...config.ws, maxSockets: fits } };
 }
 
 async function startOn(store: Store, config: Readonly<ApiConfig>, logger: Logger, now: number, scenario: Scenario | undefined): Promise<Instance> {

@@ -37,8 +37,9 @@ export class RequestTracking {
     if (booked === undefined || (st.principal.role === 'requester' && (booked.owner !== st.principal.sub || booked.ownerRole !== 'requester'))) {
       throw new ApiError(404, 'E_UNKNOWN_REQUEST', 'no such request');
     }
-    if (!st.tracks.has(requestId) && st.tracks.size >= MAX_TRACKS) throw new ApiError(400, 'E_TOO_MANY_TRACKS', `at most ${MAX_TRACKS} tracked requests per socket`);
-    st.tracks.set(requestId, NaN);
+    const tracks = (st.tracks ??= new Map());
+    if (!tracks.has(requestId) && tracks.size >= MAX_TRACKS) throw new ApiError(400, 'E_TOO_MANY_TRACKS', `at most ${MAX_TRACKS} tracked requests per socket`);
+    tracks.set(requestId, NaN);
     let subs = this.trackers.get(requestId);
     if (subs === undefined) this.trackers.set(requestId, (subs = new Set()));
     subs.add(s);
@@ -48,6 +49,7 @@ export class RequestTracking {
 
   /** A socket closed: it leaves every request it tracked. */
   untrack(s: Socket, st: SocketState): void {
+    if (st.tracks === undefined) return;
     for (const id of st.tracks.keys()) {
       const subs = this.trackers.get(id);
       subs?.delete(s);
@@ -76,11 +78,12 @@ export class RequestTracking {
     const courierId = summary?.legs.find((l) => l.status === 'assigned' || l.status === 'picked_up')?.courierId;
     const ts = courierId === undefined ? NaN : (this.deps.couriers.get(courierId)?.ts ?? NaN);
     for (const s of subs) {
-      const st = s.getUserData();
-      const last = st.tracks.get(id);
+      const tracks = s.getUserData().tracks;
+      if (tracks === undefined) continue;
+      const last = tracks.get(id);
       // positions go out at most once a second per request, and only when the courier pinged since
       if (Number.isNaN(ts) || ts === last || (last !== undefined && !Number.isNaN(last) && ts - last < 1000)) continue;
-      st.tracks.set(id, ts);
+      tracks.set(id, ts);
       this.deps.sockets.send(s, frame);
     }
   }

@@ -33,8 +33,8 @@ export interface SocketState {
   strikes: number;
   watch: WatchSession | undefined;
   overSince: number | undefined;
-  /** Tracked request id → ts of the courier position last sent. */
-  tracks: Map<string, number>;
+  /** Tracked request id → ts of the courier position last sent; made on the first `track` (most sockets never track). */
+  tracks: Map<string, number> | undefined;
 }
 
 /** A `/v1/stream` socket. */
@@ -84,7 +84,7 @@ export class StreamSockets {
       if ((this.perPrincipal.get(principalKey(principal.role, principal.sub)) ?? 0) >= bound) {
         throw new ApiError(429, 'E_TOO_MANY_SOCKETS', `at most ${bound} open sockets per ${principal.role}; close one first`);
       }
-      const state: SocketState = { principal, seq: 0, binary: false, open: true, strikes: 0, watch: undefined, overSince: undefined, tracks: new Map() };
+      const state: SocketState = { principal, seq: 0, binary: false, open: true, strikes: 0, watch: undefined, overSince: undefined, tracks: undefined };
       if (isAborted(res)) return;
       res.cork(() => res.upgrade(state, key, protocol, extensions, context));
     } catch (err) {

@@ -20,6 +20,8 @@ export interface ServerTarget {
   devTokens: Map<string, string>;
   /** JWT_SECRET when this run set it (lets it mint driver tokens). */
   jwtSecret?: string;
+  /** Process id of a spawned server (its /proc entry); undefined for --url. */
+  pid?: number;
   /** Stops a spawned server; no-op for --url. */
   stop(): Promise<void>;
 }
@@ -46,15 +48,24 @@ export const UNLIMITED_ENV: Readonly<Record<string, string>> = Object.freeze({
   GATEWAY_INGEST_BURST: '100000000',
 });
 
-/** Starts dist/api/main.js on a free port and waits until it is healthy and has printed its admin token. */
-export async function spawnServer(health: (url: string) => Promise<boolean>, log: (s: string) => void, nodeArgs: readonly string[] = []): Promise<ServerTarget> {
+/**
+ * Starts dist/api/main.js on a free port and waits until it is healthy and has printed its admin token;
+ * `extra.env` is added over the inherited environment and UNLIMITED_ENV, `extra.startTimeoutMs` replaces the
+ * 60 s start budget.
+ */
+export async function spawnServer(
+  health: (url: string) => Promise<boolean>,
+  log: (s: string) => void,
+  nodeArgs: readonly string[] = [],
+  extra: { env?: Readonly<Record<string, string>>; startTimeoutMs?: number } = {},
+): Promise<ServerTarget> {
   const main = fileURLToPath(new URL('../../api/main.js', import.meta.url));
   if (!existsSync(main)) throw new ServerUnreachableError(`--spawn: ${main} does not exist; build the server first (npm run build) or pass --url of a running one`);
   const port = await freePort();
   const jwtSecret = randomBytes(24).toString('hex');
   const url = `http://127.0.0.1:${port}`;
   const child = spawn(process.execPath, [...nodeArgs, main], {
-    env: { ...process.env, ...UNLIMITED_ENV, PORT: String(port), GEODISPATCH_DEV: '1', JWT_SECRET: jwtSecret },
+    env: { ...process.env, ...UNLIMITED_ENV, ...extra.env, PORT: String(port), GEODISPATCH_DEV: '1', JWT_SECRET: jwtSecret },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const devTokens = new Map<string, string>();
@@ -69,15 +80,16 @@ export async function spawnServer(health: (url: string) => Promise<boolean>, log
   const stop = (): Promise<void> => stopChild(child);
   log(`spawned ${main} (pid ${child.pid}) on ${url}`);
 
-  const deadline = Date.now() + START_TIMEOUT_MS;
+  const startTimeoutMs = extra.startTimeoutMs ?? START_TIMEOUT_MS;
+  const deadline = Date.now() + startTimeoutMs;
   while (Date.now() < deadline) {
     if (exited !== undefined) throw new ServerUnreachableError(`--spawn: the server ${exited} before it was ready:\n${stderrTail}`);
-    if (devTokens.has('admin') && (await health(url))) return { url, devTokens, jwtSecret, stop };
+    if (devTokens.has('admin') && (await health(url))) return { url, devTokens, jwtSecret, pid: child.pid, stop };
     await sleep(100);
   }
   const why = devTokens.has('admin') ? 'GET /health never answered 200' : "it never printed 'dev token admin: <JWT>' on stdout";
   await stop();
-  throw new ServerUnreachableError(`--spawn: server not ready after ${START_TIMEOUT_MS / 1000} s: ${why}\n${stderrTail}`);
+  throw new ServerUnreachableError(`--spawn: server not ready after ${startTimeoutMs / 1000} s: ${why}\n${stderrTail}`);
 }
 
 /** Checks that a server given by --url answers /health. */

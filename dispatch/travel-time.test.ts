@@ -2,6 +2,7 @@ import { cellToParent, latLngToCell } from 'h3-js';
 import { describe, expect, it } from 'vitest';
 import type { AddRoute } from '../api/http-routes.js';
 import type { PositionIngest } from '../api/ingest.js';
+import { encodeReply } from '../api/http-body.js';
 import { registerLocationRoutes } from '../api/location-routes.js';
 import { RequestBook } from '../api/request-book.js';
 import { trackFrameOf } from '../api/request-views.js';
@@ -99,10 +100,11 @@ function nearbyCourierEta(deps: Parameters<typeof registerLocationRoutes>[1], at
   const routes = new Map<string, Parameters<AddRoute>[2]>();
   registerLocationRoutes((method, pattern, spec) => routes.set(`${method} ${pattern}`, spec), deps);
   const reply = routes.get('get /v1/nearby')!.run({
-    params: [], query: new URLSearchParams({ lat: String(at.lat), lng: String(at.lng) }), accept: undefined, idempotencyKey: undefined,
+    params: [], query: new URLSearchParams({ lat: String(at.lat), lng: String(at.lng) }).toString(), accept: undefined, idempotencyKey: undefined,
     principal: { sub: 'd', role: 'dispatcher', via: 'api-key' }, body: undefined, now: NOW,
   });
-  const body = (reply as { body: { results: { id: string; eta: number }[] } }).body;
+  // what the wire carries: the reply encoded as a JSON client asks for it
+  const body = JSON.parse(String(encodeReply((reply as { body: unknown }).body, undefined).body)) as { results: { id: string; eta: number }[] };
   expect(body.results.map((r) => r.id)).toEqual(['c1']);
   return body.results[0].eta;
 }

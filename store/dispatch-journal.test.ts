@@ -9,7 +9,7 @@ import { DEFAULT_POLICY } from '../dispatch/dispatch-request.js';
 import { CourierIndex } from '../engine/courier-index.js';
 import { DonorIndex } from '../engine/donor-index.js';
 import { SiteIndex } from '../engine/site-index.js';
-import { CommitFailure, DispatchJournal, type JournalStore } from './dispatch-journal.js';
+import { CommitFailure, DispatchJournal, type JournalStore, MAX_GROUP } from './dispatch-journal.js';
 import { CommitOutcomeUnknown } from './store-errors.js';
 import type { Transition } from './store.js';
 
@@ -22,13 +22,25 @@ class ScriptedStore implements JournalStore {
   script: ('ok' | 'hang' | Error)[] = [];
   reachable = true;
 
+  /** Store calls, each with the seqs it carried (a group is one call). */
+  readonly groups: number[][] = [];
+  /** Transitions the store refuses as invalid (a constraint), wherever they come. */
+  refuse: (t: Transition) => boolean = () => false;
+
   async commitTransition(t: Transition): Promise<void> {
-    this.calls.push(t.seq);
+    await this.commitTransitions([t]);
+  }
+
+  // all or none, as one database transaction
+  async commitTransitions(ts: readonly Transition[]): Promise<void> {
+    for (const t of ts) this.calls.push(t.seq);
+    this.groups.push(ts.map((t) => t.seq));
     const next = this.script.shift() ?? 'ok';
     await new Promise((r) => setTimeout(r, 1));
     if (next === 'hang') return new Promise(() => undefined);
     if (next instanceof Error) throw next;
-    if (!this.committed.includes(t.seq)) this.committed.push(t.seq);
+    if (ts.some(this.refuse)) throw sqlError('23505');
+    for (const t of ts) if (!this.committed.includes(t.seq)) this.committed.push(t.seq);
   }
 
   async ping(): Promise<boolean> {
@@ -169,10 +181,47 @@ describe('DispatchJournal after an unknown outcome', () => {
   });
 });
 
+describe('DispatchJournal groups the transitions waiting at its head', () => {
+  it('stores the changes queued behind a store call together, in one call, in order, and acknowledges each', async () => {
+    const store = new ScriptedStore();
+    const { status, journal } = world(store);
+    const changes = [status('k1', 'available'), status('k2', 'available'), status('k3', 'available'), status('k1', 'offline')];
+    await Promise.all(changes.map((c) => c.acknowledged));
+    expect(store.groups.map((g) => g.length)).toEqual([1, 3]);
+    expect(store.committed).toEqual([...store.committed].sort((a, b) => a - b));
+    expect(journal.committed).toBe(4);
+  });
+
+  it('a refused group goes one by one: only the refused change is dropped and taken back, the others are stored', async () => {
+    const store = new ScriptedStore();
+    store.refuse = (t) => t.courierStatus?.some((c) => c.id === 'k3') ?? false;
+    const { status, statusOf, journal } = world(store);
+    const first = status('k1', 'available');
+    const ok = status('k2', 'available');
+    const bad = status('k3', 'available');
+    expect(statusOf('k3')).toBe('available');
+    await Promise.all([first.acknowledged, ok.acknowledged]);
+    expect((await failure(bad.acknowledged)).kind).toBe('refused');
+    expect(store.groups.map((g) => g.length)).toEqual([1, 2, 1, 1]);
+    expect([statusOf('k1'), statusOf('k2'), statusOf('k3')]).toEqual(['available', 'available', 'offline']);
+    expect(journal.committed).toBe(2);
+    expect(journal.backlog).toBe(0);
+  });
+
+  it('never takes more than MAX_GROUP transitions in one call', async () => {
+    const store = new ScriptedStore();
+    const { status, journal } = world(store);
+    const changes = Array.from({ length: MAX_GROUP + 10 }, (_, i) => status(`k${1 + (i % 3)}`, i % 2 ? 'offline' : 'available'));
+    await Promise.all(changes.map((c) => c.acknowledged));
+    expect(Math.max(...store.groups.map((g) => g.length))).toBe(MAX_GROUP);
+    expect(journal.committed).toBe(MAX_GROUP + 10);
+  });
+});
+
 describe('DispatchJournal and the loop\'s parents', () => {
   it('writes a blood request\'s parent row and its legs\' parentId from the loop\'s parents, even when the loop forgot it before the publish', async () => {
     const transitions: Transition[] = [];
-    const store: JournalStore = { commitTransition: async (t) => void transitions.push(t), ping: async () => true };
+    const store: JournalStore = { commitTransition: async (t) => void transitions.push(t), commitTransitions: async (ts) => void transitions.push(...ts), ping: async () => true };
     const sites = new SiteIndex();
     sites.upsert('bank', { kind: 'blood_bank', name: 'Bank', lat: 51.5, lng: -0.1 });
     sites.setInventory('bank', [{ product: 'red_cells', bloodType: 'O+', count: 5, expiresAt: T0 + 10 * 86_400_000 }]);

@@ -4,7 +4,11 @@
  *   dispatch verb (memory changed, with its rollback) ─► record(events, rollback) ─┐
  *   admin write (memory not touched yet)              ─► write(run, apply) ───────┤
  *                                                                                 ▼
- *                                                queue ─► one store call at a time, oldest first
+ *                                                queue ─► one store call at a time, oldest first; the
+ *                                                         dispatch transitions waiting at its head go together
+ *                                                         (up to MAX_GROUP, one database transaction, each
+ *                                                         still its own seq): a busy minute pays one commit per
+ *                                                         group, not one per request, offer or accept
  *      stored ───────────► `stored` resolves (frames go out); a write's apply() changes memory now
  *      refused (invalid) ─► that change is dropped: 409 to its caller; dispatch changes queued after it were
  *                           built on it, so they are rolled back too (503, retry); the queue goes on
@@ -65,7 +69,10 @@ export interface JournalOptions {
 }
 
 /** The store calls the journal makes. */
-export type JournalStore = Pick<Store, 'commitTransition' | 'ping'>;
+export type JournalStore = Pick<Store, 'commitTransition' | 'commitTransitions' | 'ping'>;
+
+/** Transitions stored in one database transaction at most (a refused group is retried one by one). */
+export const MAX_GROUP = 64;
 
 /** Orders and commits the loop's transitions and the admin writes. */
 export class DispatchJournal implements RequestRegistry {
@@ -76,6 +83,8 @@ export class DispatchJournal implements RequestRegistry {
   private readonly health: WriterHealth;
   private running = false;
   private committedCount = 0;
+  /** After a refused group: entries still to be stored one by one, so the refused change is found alone. */
+  private singly = 0;
 
   constructor(
     private readonly store: JournalStore,
@@ -158,11 +167,15 @@ export class DispatchJournal implements RequestRegistry {
     try {
       while (this.queue.length > 0) {
         const entry = this.queue[0];
+        const group = this.headGroup();
         try {
-          await withTimeout(entry.execute(this.store), this.callTimeoutMs);
+          const call = group.length > 1 ? this.store.commitTransitions(group.map((e) => e.transition as Transition)) : entry.execute(this.store);
+          await withTimeout(call, this.callTimeoutMs);
         } catch (err) {
           const kind = err instanceof CallTimeout ? 'ambiguous' : storeFailureKind(err);
-          if (kind === 'invalid') this.dropRefused(err);
+          // a refused group says not which change was refused: its members go one by one, and only that one is dropped
+          if (kind === 'invalid' && group.length > 1) this.singly = group.length;
+          else if (kind === 'invalid') this.dropRefused(err);
           // a change whose outcome is unknown is never taken back (it may be stored): it is tried until known
           else if (kind === 'ambiguous' || entry.isUncertain) await this.waitToRetry(err);
           else {
@@ -171,15 +184,27 @@ export class DispatchJournal implements RequestRegistry {
           }
           continue;
         }
-        this.queue.shift();
-        this.committedCount++;
+        this.queue.splice(0, group.length);
+        if (this.singly > 0) this.singly--;
+        this.committedCount += group.length;
         this.health.succeeded();
-        entry.succeed();
-        this.forgetTerminal(entry.transition);
+        for (const e of group) {
+          e.succeed();
+          this.forgetTerminal(e.transition);
+        }
       }
     } finally {
       this.running = false;
     }
+  }
+
+  /** The head entry and the dispatch transitions right behind it, up to MAX_GROUP (the head alone otherwise). */
+  private headGroup(): Entry[] {
+    const head = this.queue[0];
+    if (!head.applied || this.singly > 0) return [head];
+    let n = 1;
+    while (n < this.queue.length && n < MAX_GROUP && this.queue[n].applied) n++;
+    return this.queue.slice(0, n);
   }
 
   /** The head was refused: it goes, and so do the dispatch changes queued after it (they were built on it). */

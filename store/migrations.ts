@@ -3,7 +3,7 @@
  * `schema_migrations`, so running them again (or from two processes at once) changes nothing.
  * Append new versions; never edit one that has shipped.
  */
-import type { SqlDriver } from './sql.js';
+import { COMMIT_TRANSITIONS_FUNCTION, type SqlDriver } from './sql.js';
 
 /** One schema step. */
 export interface Migration {
@@ -225,6 +225,8 @@ export async function runMigrations(db: SqlDriver): Promise<number> {
       await tx.exec(m.sql);
       await tx.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [m.version, m.name]);
     }
+    // code, not schema: this build's transition statements, replaced on every start under the same lock
+    await tx.exec(COMMIT_TRANSITIONS_FUNCTION);
     return SCHEMA_VERSION;
   });
 }

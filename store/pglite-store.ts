@@ -34,8 +34,28 @@ export function pgliteSettings(sharedBuffers = '32MB'): string[] {
 }
 
 /** Opens PGlite with PostGIS (the slim bundle) on dataDir. */
-export function openPGlite(dataDir: string, sharedBuffers?: string): Promise<PGlite> {
-  return PGlite.create({ dataDir, extensions: { postgis: slimPostgis() }, postgresqlconf: pgliteSettings(sharedBuffers) });
+export async function openPGlite(dataDir: string, sharedBuffers?: string): Promise<PGlite> {
+  const db = await PGlite.create({ dataDir, extensions: { postgis: slimPostgis() }, postgresqlconf: pgliteSettings(sharedBuffers) });
+  keepArrayParsersWeRead(db);
+  return db;
+}
+
+/**
+ * Types whose values the store reads back: the common scalars (an array's parser looks its elements' up in the
+ * same table) and their arrays (capabilities is text[]). Any other type comes back as PostgreSQL's text.
+ */
+const SCALAR_TYPES_READ = [16, 17, 20, 21, 23, 25, 26, 114, 700, 701, 1043, 1082, 1114, 1184, 1700, 2950, 3802];
+const ARRAY_TYPES_READ = [1000, 1001, 1005, 1007, 1009, 1015, 1016, 1021, 1022, 1028, 1115, 1182, 1185, 1231, 199, 2951, 3807];
+const TYPES_READ = [...SCALAR_TYPES_READ, ...ARRAY_TYPES_READ];
+
+/**
+ * PGlite copies its whole per-instance parser table into a new object on every query (parseResults: `{ ...parsers,
+ * ...options.parsers }`); with PostGIS loaded that table holds ~330 entries, one per array type, and the copy was
+ * a fifth of the main thread under request load (bench:offers profile). It keeps only the types above.
+ */
+export function keepArrayParsersWeRead(db: PGlite): void {
+  const all = db.parsers;
+  db.parsers = Object.fromEntries(TYPES_READ.filter((oid) => all[oid] !== undefined).map((oid) => [oid, all[oid]]));
 }
 
 /** PGlite + PostGIS in this process. */

@@ -113,23 +113,18 @@ export abstract class SqlStore implements Store {
   }
 
   async commitTransition(t: Transition): Promise<void> {
-    if (!Number.isSafeInteger(t.seq) || t.seq <= 0) throw new Error(`a transition needs a positive integer seq (its last event's), got ${String(t.seq)}`);
-    if (!Number.isFinite(t.at)) throw new Error(`a transition needs 'at' in ms since the epoch, got ${String(t.at)}`);
+    await this.commitTransitions([t]);
+  }
+
+  async commitTransitions(ts: readonly Transition[]): Promise<void> {
+    for (const t of ts) {
+      if (!Number.isSafeInteger(t.seq) || t.seq <= 0) throw new Error(`a transition needs a positive integer seq (its last event's), got ${String(t.seq)}`);
+      if (!Number.isFinite(t.at)) throw new Error(`a transition needs 'at' in ms since the epoch, got ${String(t.at)}`);
+    }
+    if (ts.length === 0) return;
+    const batch = JSON.stringify(ts.map(stepRows));
     await this.db.transaction(async (tx) => {
-      const fresh = await tx.query(q.MARK_TRANSITION, [String(t.seq), t.at]);
-      if (fresh.length === 0) return; // replay of a committed seq
-      await step(tx, q.T_REQUESTS, t.requests, t.at);
-      await step(tx, q.T_IDEMPOTENCY, t.idempotency, t.at);
-      await step(tx, q.T_REQUEST_STATUS, t.requestStatus, t.at);
-      await step(tx, q.T_OFFERS, t.offers, t.at);
-      await step(tx, q.T_OFFER_STATUS, t.offerStatus, t.at);
-      await step(tx, q.T_ASSIGNMENTS_ENDED, t.assignmentsEnded, t.at);
-      await step(tx, q.T_ASSIGNMENTS_STARTED, t.assignmentsStarted, t.at);
-      await step(tx, q.T_RESERVATIONS_MADE, t.reservationsMade, t.at);
-      await step(tx, q.T_RESERVATIONS_RELEASED, t.reservationsReleased, t.at);
-      await step(tx, q.T_RESERVATIONS_ISSUED, t.reservationsIssued, t.at);
-      if (t.courierStatus?.length) await tx.query(q.T_COURIER_STATUS, [q.jsonRows(t.courierStatus)]);
-      if (t.events?.length) await tx.query(q.T_EVENTS, [q.jsonRows(t.events)]);
+      await tx.query(q.COMMIT_TRANSITIONS, [batch]);
     });
   }
 
@@ -247,9 +242,14 @@ function whileOpen(driver: SqlDriver, isClosed: () => boolean): SqlDriver {
   };
 }
 
-/** Runs one transition step when it has rows ($1 the rows, $2 the transition's time where the SQL uses it). */
-async function step(tx: SqlSession, sql: string, rows: readonly unknown[] | undefined, at: number): Promise<void> {
-  if (rows && rows.length > 0) await tx.query(sql, sql.includes('$2') ? [q.jsonRows(rows), at] : [q.jsonRows(rows)]);
+/** A transition as gd_commit_transitions reads it: seq, at, and each step's rows when it has any. */
+function stepRows(t: Transition): Record<string, unknown> {
+  const out: Record<string, unknown> = { seq: t.seq, at: t.at };
+  for (const [field] of q.TRANSITION_STEPS) {
+    const rows = t[field];
+    if (rows !== undefined && rows.length > 0) out[field] = rows;
+  }
+  return out;
 }
 
 /** The batch length, after checking the parallel arrays agree. */

@@ -118,12 +118,7 @@ INSERT INTO cell_speeds (cell, mps, samples)
 SELECT * FROM unnest($1::text::text[], $2::text::float8[], $3::text::int[])
 ON CONFLICT (cell) DO UPDATE SET mps = EXCLUDED.mps, samples = EXCLUDED.samples`;
 
-// ── commitTransition, in this order, inside one transaction ($2 is always the transition's `at`) ──
-
-/** Returns a row only the first time a seq is seen. */
-export const MARK_TRANSITION = `
-INSERT INTO applied_transitions (seq, at) VALUES ($1::text::bigint, ${ts('$2')})
-ON CONFLICT (seq) DO NOTHING RETURNING seq`;
+// ── commitTransitions: the steps of a transition, in TRANSITION_STEPS order ($1 its rows, $2 always its `at`) ──
 
 /** A plain INSERT: an existing id is a primary-key violation, never an overwrite of someone else's request. */
 export const T_REQUESTS = `
@@ -203,6 +198,66 @@ export const T_EVENTS = `
 INSERT INTO events (seq, at, type, request_id, courier_id, payload)
 SELECT x.seq, ${ts('x.at')}, x.type, x."requestId", x."courierId", COALESCE(x.payload, '{}')
 FROM jsonb_to_recordset($1::text::jsonb) AS x(seq bigint, at float8, type text, "requestId" text, "courierId" text, payload jsonb)`;
+
+/** A transition's steps in the order they run: the Transition field holding its rows, and its statement. */
+export const TRANSITION_STEPS = [
+  ['requests', T_REQUESTS],
+  ['idempotency', T_IDEMPOTENCY],
+  ['requestStatus', T_REQUEST_STATUS],
+  ['offers', T_OFFERS],
+  ['offerStatus', T_OFFER_STATUS],
+  ['assignmentsEnded', T_ASSIGNMENTS_ENDED],
+  ['assignmentsStarted', T_ASSIGNMENTS_STARTED],
+  ['reservationsMade', T_RESERVATIONS_MADE],
+  ['reservationsReleased', T_RESERVATIONS_RELEASED],
+  ['reservationsIssued', T_RESERVATIONS_ISSUED],
+  ['courierStatus', T_COURIER_STATUS],
+  ['events', T_EVENTS],
+] as const;
+
+/** A Transition field that holds rows. */
+export type TransitionStepField = (typeof TRANSITION_STEPS)[number][0];
+
+// a step's statement with its parameters turned into the function's variables: $1 (the rows) → v_rows, $2 (`at`) → v_at
+function asFunctionStatement(sql: string): string {
+  const out = sql.replaceAll('$1::text::jsonb', 'v_rows').replaceAll('$2', 'v_at');
+  if (/\$\d/.test(out)) throw new Error(`a transition step uses a parameter other than its rows ($1) and time ($2):\n${sql}`);
+  return out;
+}
+
+/**
+ * One round trip per group of transitions: gd_commit_transitions(batch) runs, for each transition of the JSON
+ * array `batch` ({ seq, at, <step field>: rows, … }) in order, the same statements as above — a seq already
+ * applied writes nothing — and returns how many were new. Made from the statements of this build and replaced
+ * on every start (runMigrations), so it never drifts from them. Each statement's rows were a round trip (and
+ * in the embedded store a parse and plan) of their own; plpgsql plans them once per connection.
+ */
+export const COMMIT_TRANSITIONS_FUNCTION = `
+CREATE OR REPLACE FUNCTION gd_commit_transitions(batch text) RETURNS integer LANGUAGE plpgsql AS $gd$
+DECLARE
+  v_t jsonb;
+  v_rows jsonb;
+  v_at float8;
+  v_fresh integer;
+  v_stored integer := 0;
+BEGIN
+  FOR v_t IN SELECT value FROM jsonb_array_elements(batch::jsonb) LOOP
+    v_at := (v_t->>'at')::float8;
+    INSERT INTO applied_transitions (seq, at) VALUES ((v_t->>'seq')::bigint, ${ts('v_at')}) ON CONFLICT (seq) DO NOTHING;
+    GET DIAGNOSTICS v_fresh = ROW_COUNT;
+    CONTINUE WHEN v_fresh = 0;
+    v_stored := v_stored + 1;
+${TRANSITION_STEPS.map(([field, sql]) => `    v_rows := v_t->'${field}';
+    IF v_rows IS NOT NULL THEN
+${asFunctionStatement(sql).trim()};
+    END IF;`).join('\n')}
+  END LOOP;
+  RETURN v_stored;
+END
+$gd$`;
+
+/** Calls the function above with a group's JSON. */
+export const COMMIT_TRANSITIONS = 'SELECT gd_commit_transitions($1::text) AS stored';
 
 // ── loadState ──
 

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { PgStore } from './pg-store.js';
-import type { PGliteStore } from './pglite-store.js';
+import { openPGlite, type PGliteStore } from './pglite-store.js';
 import { CommitOutcomeUnknown, storeFailureKind } from './store-errors.js';
 import { type Store, openStore } from './store.js';
 import { testDatabaseUrl } from './test-database.js';
@@ -18,6 +18,21 @@ const T0 = Date.UTC(2030, 0, 1);
 const PENDING = { id: 'p-r', kind: 'delivery' as const, urgency: 'routine' as const, status: 'pending' as const, createdAt: T0, updatedAt: T0, requesterId: 'req-1', payload: { note: 'p-r' } };
 
 describe('the PGlite store', () => {
+  it('keeps a small parser table (PGlite copies it per query) and still reads arrays, numbers, JSON and times as before', async () => {
+    const db = await openPGlite('memory://');
+    try {
+      await db.exec('CREATE EXTENSION IF NOT EXISTS postgis');
+      expect(Object.keys(db.parsers).length).toBeLessThanOrEqual(40);
+      const r = await db.query<Record<string, unknown>>(
+        `SELECT ARRAY['a','b']::text[] AS t, ARRAY[1.5, 2]::float8[] AS f, ARRAY[3]::int[] AS n, ARRAY['{"k":2}']::jsonb[] AS js, ARRAY[true]::bool[] AS bs, 7::int8 AS i, 2.5::float8 AS x,
+                true AS b, '{"a":[1]}'::jsonb AS j, to_timestamp(0) AS ts, 'plain' AS s, ST_X(ST_MakePoint(1.25, 2)) AS lng`,
+      );
+      expect(r.rows[0]).toEqual({ t: ['a', 'b'], f: [1.5, 2], n: [3], js: [{ k: 2 }], bs: [true], i: 7, x: 2.5, b: true, j: { a: [1] }, ts: new Date(0), s: 'plain', lng: 1.25 });
+    } finally {
+      await db.close();
+    }
+  });
+
   it('persists across close and reopen of the same dataDir', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'gd-pglite-'));
     try {

@@ -192,6 +192,9 @@ describe.each(implementations)('the $name store', (impl) => {
       events: [{ seq: 2_002, at: T0 + 1, type: 'request.created', requestId: 'at-r2' }],
     };
     await expect(store.commitTransition(bad)).rejects.toThrow(/assignments_one_live|unique/i);
+    // a group is one database transaction: a good transition grouped with the bad one is not stored either
+    const good: Transition = { seq: 2_003, at: T0 + 2, requests: [request('at-r3', 'pending')], events: [{ seq: 2_003, at: T0 + 2, type: 'request.created', requestId: 'at-r3' }] };
+    await expect(store.commitTransitions([good, bad])).rejects.toThrow(/assignments_one_live|unique/i);
 
     const after = await store.loadState();
     const mine = (s: typeof after) => ({
@@ -211,6 +214,11 @@ describe.each(implementations)('the $name store', (impl) => {
     const fixed = await store.loadState();
     expect(fixed.assignments.filter((a) => a.requestId === 'at-r1')).toEqual([{ requestId: 'at-r1', courierId: 'at-c2', offerId: 'at-o2', createdAt: T0 + 1 }]);
     expect(fixed.requests.map((r) => r.id).filter((id) => id.startsWith('at-'))).toEqual(['at-r1', 'at-r2']);
+    // and the good one, grouped again behind a replay of a stored seq (which writes nothing), is stored
+    await store.commitTransitions([{ ...bad, requestStatus: [{ id: 'at-r1', status: 'cancelled' }] }, good]);
+    const regrouped = await store.loadState();
+    expect(regrouped.requests.map((r) => r.id).filter((id) => id.startsWith('at-'))).toEqual(['at-r1', 'at-r2', 'at-r3']);
+    expect(regrouped.requests.find((r) => r.id === 'at-r1')?.status).toBe('assigned');
     expect(fixed.lastEventSeq).toBeGreaterThanOrEqual(2_002);
   });
 

@@ -234,6 +234,8 @@ export interface Store {
   purgeHistory(olderThan: number): Promise<number>;
   /** Commits one transition atomically, at most once per seq. */
   commitTransition(t: Transition): Promise<void>;
+  /** Commits transitions in order in one database transaction (all or none), each at most once per seq. */
+  commitTransitions(ts: readonly Transition[]): Promise<void>;
   /** Reads everything recovery needs, in one consistent snapshot. */
   loadState(): Promise<StoredState>;
   /** The idempotency row of (principal, key) when it was created at or after notBefore (ms), else undefined. */

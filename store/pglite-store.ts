@@ -1,12 +1,13 @@
 /**
  * The embedded default Store: PGlite (Postgres compiled to WASM) with PostGIS, its files in DATA_DIR.
  *
- *   SqlStore (shared SQL) ──► PGlite driver ──► PGlite (one in-process connection) ──► dataDir (or memory://)
+ *   SqlStore (shared SQL) ──► PGliteThread (pglite-thread.ts) ──► worker thread: PGlite (one connection) ──► dataDir
  *
- * The first start of a process spends ~10 s initialising the WASM and PostGIS. PGlite queues concurrent
- * queries and transactions on its single connection, so callers need no locking of their own. Its server errors
- * carry the SQLSTATE in `code` as pg's do (store-errors.ts classifies both); its commits run in-process, so
- * they are never ambiguous.
+ * The first start of a process spends ~10 s initialising the WASM and PostGIS. PGlite runs on its own thread
+ * (its statements run synchronously in WASM and would otherwise stop the server's thread for as long); the
+ * driver lets one caller (or one transaction) at a time through, so callers need no locking of their own. Its
+ * server errors carry the SQLSTATE in `code` as pg's do (store-errors.ts classifies both); its commits run
+ * in this process, so they are never ambiguous.
  *
  * Memory (PRODUCT §6: `npm start` ≤ 350 MB): PGlite holds its extension files in memory and its WASM heap
  * for the life of the process, so three choices keep it small —
@@ -25,7 +26,8 @@ import { pathToFileURL } from 'node:url';
 import { PGlite } from '@electric-sql/pglite';
 import { slimBundle, slimPostgis } from './postgis-bundle.js';
 import { SqlStore } from './sql-store.js';
-import type { SqlDriver, SqlSession } from './sql.js';
+import { PGliteThread } from './pglite-thread.js';
+import type { SqlDriver } from './sql.js';
 
 /** PGlite's settings: small buffers (see the file's head; PGLITE_SHARED_BUFFERS in api/config.ts). */
 export function pgliteSettings(sharedBuffers = '32MB'): string[] {
@@ -58,7 +60,7 @@ export function keepArrayParsersWeRead(db: PGlite): void {
   db.parsers = Object.fromEntries(TYPES_READ.filter((oid) => all[oid] !== undefined).map((oid) => [oid, all[oid]]));
 }
 
-/** PGlite + PostGIS in this process. */
+/** PGlite + PostGIS in this process, on its own thread. */
 export class PGliteStore extends SqlStore {
   readonly kind = 'pglite' as const;
 
@@ -72,8 +74,7 @@ export class PGliteStore extends SqlStore {
       mkdirSync(dataDir, { recursive: true });
       if (!existsSync(join(dataDir, 'PG_VERSION'))) await initialiseApart(dataDir, sharedBuffers);
     }
-    const db = await openPGlite(dataDir, sharedBuffers);
-    return new PGliteStore(pgliteDriver(db), dataDir);
+    return new PGliteStore(await PGliteThread.start(dataDir, sharedBuffers), dataDir);
   }
 }
 
@@ -108,28 +109,3 @@ const db = await PGlite.create({ dataDir, extensions: { postgis: slim }, postgre
 await db.exec('CREATE EXTENSION IF NOT EXISTS postgis');
 await db.close();
 `;
-
-interface PGliteSession {
-  query<R>(text: string, params?: unknown[]): Promise<{ rows: R[] }>;
-  exec(script: string): Promise<unknown>;
-}
-
-function session(db: PGliteSession): SqlSession {
-  return {
-    async query<R>(text: string, params?: unknown[]): Promise<R[]> {
-      const res = await db.query<R>(text, params);
-      return res.rows;
-    },
-    async exec(script: string): Promise<void> {
-      await db.exec(script);
-    },
-  };
-}
-
-function pgliteDriver(db: PGlite): SqlDriver {
-  return {
-    ...session(db),
-    transaction: <T>(fn: (tx: SqlSession) => Promise<T>): Promise<T> => db.transaction((tx) => fn(session(tx))),
-    close: () => db.close(),
-  };
-}

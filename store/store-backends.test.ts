@@ -10,6 +10,7 @@ import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { PgStore } from './pg-store.js';
 import { openPGlite, type PGliteStore } from './pglite-store.js';
+import { PGliteThread } from './pglite-thread.js';
 import { CommitOutcomeUnknown, storeFailureKind } from './store-errors.js';
 import { type Store, openStore } from './store.js';
 import { testDatabaseUrl } from './test-database.js';
@@ -18,6 +19,32 @@ const T0 = Date.UTC(2030, 0, 1);
 const PENDING = { id: 'p-r', kind: 'delivery' as const, urgency: 'routine' as const, status: 'pending' as const, createdAt: T0, updatedAt: T0, requesterId: 'req-1', payload: { note: 'p-r' } };
 
 describe('the PGlite store', () => {
+  it('runs on its own thread: errors keep their SQLSTATE, a transaction is alone, a thrown one rolls back, a closed one refuses', async () => {
+    const db = await PGliteThread.start('memory://', undefined);
+    try {
+      await db.exec('CREATE TABLE t (id int PRIMARY KEY)');
+      const dup = await db.query('INSERT INTO t VALUES (1), (1)').then(() => undefined, (e: unknown) => e);
+      expect(storeFailureKind(dup)).toBe('invalid');
+      expect((dup as { code?: string }).code).toBe('23505');
+      // another caller's statement waits for the open transaction instead of landing inside it
+      let release!: () => void;
+      const held = new Promise<void>((r) => (release = r));
+      const tx = db.transaction(async (t) => {
+        await t.query('INSERT INTO t VALUES (2)');
+        await held;
+        throw new Error('changed my mind');
+      });
+      const outside = db.query('INSERT INTO t VALUES (3)');
+      release();
+      await expect(tx).rejects.toThrow('changed my mind');
+      await outside;
+      expect(await db.query<{ id: number }>('SELECT id FROM t ORDER BY id')).toEqual([{ id: 3 }]);
+    } finally {
+      await db.close();
+    }
+    expect(storeFailureKind(await db.query('SELECT 1').then(() => undefined, (e: unknown) => e))).toBe('unavailable');
+  });
+
   it('keeps a small parser table (PGlite copies it per query) and still reads arrays, numbers, JSON and times as before', async () => {
     const db = await openPGlite('memory://');
     try {

@@ -10,7 +10,8 @@
  *                from other callers                                          {id, error: fields of the error}
  *
  * Errors cross the thread as plain fields (message, SQLSTATE `code`, constraint …), so store-errors.ts classifies
- * them as before. A worker that dies fails every waiting call, and every later one, with StoreClosed.
+ * them as before. A worker that dies fails every waiting call with StoreClosed and stops the process (a restart
+ * recovers from DATA_DIR, as after a SIGKILL).
  */
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -35,6 +36,7 @@ export class PGliteThread implements SqlDriver {
   private readonly waiting = new Map<number, { resolve: (rows: unknown[]) => void; reject: (err: unknown) => void }>();
   private tail: Promise<unknown> = Promise.resolve();
   private dead: Error | undefined;
+  private closing = false;
 
   private constructor(private readonly worker: Worker) {
     worker.on('message', (m: Answer) => {
@@ -50,7 +52,16 @@ export class PGliteThread implements SqlDriver {
       this.waiting.clear();
     };
     worker.on('error', die);
-    worker.on('exit', (code) => die(new Error(`the embedded store's thread exited (code ${code})`)));
+    worker.on('exit', (code) => {
+      if (this.closing) return;
+      const why = new Error(`the embedded store's thread exited unexpectedly (code ${code}); restart the server: it recovers from DATA_DIR`);
+      die(why);
+      // as PGlite failing on the server's own thread would: the process stops, and a restart recovers from the
+      // data directory (the crash suites' path), rather than serving on with a store that cannot answer
+      setImmediate(() => {
+        throw why;
+      });
+    });
   }
 
   /** Starts the thread and opens the database in dataDir (`memory://` for none) there. */
@@ -101,6 +112,7 @@ export class PGliteThread implements SqlDriver {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     if (this.dead === undefined) await this.alone(() => this.call('close')).catch(() => undefined);
     this.dead ??= new Error('the embedded store was closed');
     await this.worker.terminate();

@@ -3,9 +3,11 @@
  * of an unreachable server and of a COMMIT whose answer is lost or refused (real PostgreSQL; TEST_DATABASE_URL
  * or the machine's local server). The behaviour every store shares is in store.contract.test.ts.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { PgStore } from './pg-store.js';
@@ -19,6 +21,25 @@ const T0 = Date.UTC(2030, 0, 1);
 const PENDING = { id: 'p-r', kind: 'delivery' as const, urgency: 'routine' as const, status: 'pending' as const, createdAt: T0, updatedAt: T0, requesterId: 'req-1', payload: { note: 'p-r' } };
 
 describe('the PGlite store', () => {
+  it('stops the process when its thread dies unexpectedly (a restart recovers from DATA_DIR)', async () => {
+    // the compiled driver in a child process, whose thread is then terminated from outside
+    const script = `
+      const { PGliteThread } = await import(${JSON.stringify(pathToFileURL(join(process.cwd(), 'dist/store/pglite-thread.js')).href)});
+      const db = await PGliteThread.start('memory://', undefined);
+      await db.query('SELECT 1');
+      await db.worker.terminate();
+      setTimeout(() => process.exit(0), 5000);`;
+    const dir = mkdtempSync(join(tmpdir(), 'gd-thread-'));
+    writeFileSync(join(dir, 'die.mjs'), script);
+    const child = spawn(process.execPath, [join(dir, 'die.mjs')], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (b: Buffer) => (stderr += String(b)));
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    expect(code).not.toBe(0);
+    rmSync(dir, { recursive: true, force: true });
+    expect(stderr).toContain("the embedded store's thread exited unexpectedly");
+  });
+
   it('runs on its own thread: errors keep their SQLSTATE, a transaction is alone, a thrown one rolls back, a closed one refuses', async () => {
     const db = await PGliteThread.start('memory://', undefined);
     try {

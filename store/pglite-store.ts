@@ -38,7 +38,7 @@ export function pgliteSettings(sharedBuffers = '32MB'): string[] {
 /** Opens PGlite with PostGIS (the slim bundle) on dataDir. */
 export async function openPGlite(dataDir: string, sharedBuffers?: string): Promise<PGlite> {
   const db = await PGlite.create({ dataDir, extensions: { postgis: slimPostgis() }, postgresqlconf: pgliteSettings(sharedBuffers) });
-  keepArrayParsersWeRead(db);
+  keepParsersWeRead(db);
   return db;
 }
 
@@ -55,7 +55,7 @@ const TYPES_READ = [...SCALAR_TYPES_READ, ...ARRAY_TYPES_READ];
  * ...options.parsers }`); with PostGIS loaded that table holds ~330 entries, one per array type, and the copy was
  * a fifth of the main thread under request load (bench:offers profile). It keeps only the types above.
  */
-export function keepArrayParsersWeRead(db: PGlite): void {
+export function keepParsersWeRead(db: PGlite): void {
   const all = db.parsers;
   db.parsers = Object.fromEntries(TYPES_READ.filter((oid) => all[oid] !== undefined).map((oid) => [oid, all[oid]]));
 }

@@ -9,12 +9,18 @@ import { readFileSync } from 'node:fs';
 /** Files kept for everything that is not a WebSocket: the store, worker threads, HTTP clients, logs. */
 export const FILE_RESERVE = 1024;
 
-/** The soft "Max open files" of /proc/<self>/limits text, or undefined when unlimited or unreadable. */
+/** Soft and hard "Max open files" of /proc/<pid>/limits text (Infinity for unlimited), or undefined without that line. */
+export function parseOpenFileLimits(limits: string): { soft: number; hard: number } | undefined {
+  const m = /^Max open files\s+(\S+)\s+(\S+)/m.exec(limits);
+  if (m === null) return undefined;
+  const num = (v: string): number => (v === 'unlimited' ? Infinity : Number(v));
+  return { soft: num(m[1]), hard: num(m[2]) };
+}
+
+/** The soft "Max open files" of /proc/<pid>/limits text, or undefined when unlimited or absent. */
 export function parseOpenFileLimit(limits: string): number | undefined {
-  const m = /^Max open files\s+(\S+)/m.exec(limits);
-  if (m === null || m[1] === 'unlimited') return undefined;
-  const n = Number(m[1]);
-  return Number.isInteger(n) && n > 0 ? n : undefined;
+  const soft = parseOpenFileLimits(limits)?.soft;
+  return soft !== undefined && Number.isInteger(soft) && soft > 0 ? soft : undefined;
 }
 
 /** This process's soft open-files limit (Linux), or undefined elsewhere. */

@@ -27,10 +27,6 @@ class ScriptedStore implements JournalStore {
   /** Transitions the store refuses as invalid (a constraint), wherever they come. */
   refuse: (t: Transition) => boolean = () => false;
 
-  async commitTransition(t: Transition): Promise<void> {
-    await this.commitTransitions([t]);
-  }
-
   // all or none, as one database transaction
   async commitTransitions(ts: readonly Transition[]): Promise<void> {
     for (const t of ts) this.calls.push(t.seq);
@@ -221,7 +217,7 @@ describe('DispatchJournal groups the transitions waiting at its head', () => {
 describe('DispatchJournal and the loop\'s parents', () => {
   it('writes a blood request\'s parent row and its legs\' parentId from the loop\'s parents, even when the loop forgot it before the publish', async () => {
     const transitions: Transition[] = [];
-    const store: JournalStore = { commitTransition: async (t) => void transitions.push(t), commitTransitions: async (ts) => void transitions.push(...ts), ping: async () => true };
+    const store: JournalStore = { commitTransitions: async (ts) => void transitions.push(...ts), ping: async () => true };
     const sites = new SiteIndex();
     sites.upsert('bank', { kind: 'blood_bank', name: 'Bank', lat: 51.5, lng: -0.1 });
     sites.setInventory('bank', [{ product: 'red_cells', bloodType: 'O+', count: 5, expiresAt: T0 + 10 * 86_400_000 }]);

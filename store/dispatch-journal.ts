@@ -69,7 +69,7 @@ export interface JournalOptions {
 }
 
 /** The store calls the journal makes. */
-export type JournalStore = Pick<Store, 'commitTransition' | 'commitTransitions' | 'ping'>;
+export type JournalStore = Pick<Store, 'commitTransitions' | 'ping'>;
 
 /** Transitions stored in one database transaction at most (a refused group is retried one by one). */
 export const MAX_GROUP = 64;
@@ -169,7 +169,7 @@ export class DispatchJournal implements RequestRegistry {
         const entry = this.queue[0];
         const group = this.headGroup();
         try {
-          const call = group.length > 1 ? this.store.commitTransitions(group.map((e) => e.transition as Transition)) : entry.execute(this.store);
+          const call = entry.applied ? this.store.commitTransitions(group.map((e) => e.transition as Transition)) : entry.write(this.store);
           await withTimeout(call, this.callTimeoutMs);
         } catch (err) {
           const kind = err instanceof CallTimeout ? 'ambiguous' : storeFailureKind(err);
@@ -282,8 +282,9 @@ class Entry {
     return this.transition !== undefined;
   }
 
-  execute(store: JournalStore): Promise<void> {
-    return this.transition !== undefined ? store.commitTransition(this.transition) : this.run!(store as Store);
+  /** Runs a store-first write (an entry without a transition). */
+  write(store: JournalStore): Promise<void> {
+    return this.run!(store as Store);
   }
 
   rollback(): void {

@@ -215,9 +215,6 @@ export const TRANSITION_STEPS = [
   ['events', T_EVENTS],
 ] as const;
 
-/** A Transition field that holds rows. */
-export type TransitionStepField = (typeof TRANSITION_STEPS)[number][0];
-
 // a step's statement with its parameters turned into the function's variables: $1 (the rows) → v_rows, $2 (`at`) → v_at
 function asFunctionStatement(sql: string): string {
   const out = sql.replaceAll('$1::text::jsonb', 'v_rows').replaceAll('$2', 'v_at');

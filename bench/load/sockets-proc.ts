@@ -7,6 +7,7 @@
  *   /proc/<pid>/stat   ─► parseCpuTicks (utime + stime)
  *   /proc/self/limits  ─► parseOpenFilesLimit ─► raiseOpenFiles (prlimit on this process; children inherit)
  */
+import { parseOpenFileLimits } from '../../api/file-limit.js';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 
@@ -41,10 +42,9 @@ export function parseCpuTicks(statText: string): number {
 
 /** `{ soft, hard }` of "Max open files" in the text of /proc/<pid>/limits (Infinity for unlimited). */
 export function parseOpenFilesLimit(limitsText: string): { soft: number; hard: number } {
-  const m = /^Max open files\s+(\S+)\s+(\S+)/m.exec(limitsText);
-  if (m === null) throw new Error('parseOpenFilesLimit: no "Max open files" line');
-  const num = (v: string): number => (v === 'unlimited' ? Infinity : Number(v));
-  return { soft: num(m[1]), hard: num(m[2]) };
+  const limits = parseOpenFileLimits(limitsText);
+  if (limits === undefined) throw new Error('parseOpenFilesLimit: no "Max open files" line');
+  return limits;
 }
 
 /** Reads `lo hi` from /proc/sys/net/ipv4/ip_local_port_range. */

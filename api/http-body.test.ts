@@ -3,7 +3,7 @@ import uWS from '@trufflesuite/uws-js-unofficial';
 import { Packr } from 'msgpackr';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { ApiError } from './api-error.js';
-import { decodeBody, encodeReply, isAborted, jsonNestsDeeper, readBody, sendError, sendReply } from './http-body.js';
+import { JsonBytes, decodeBody, encodeReply, isAborted, jsonNestsDeeper, readBody, sendError, sendReply } from './http-body.js';
 
 const LIMIT = 1024;
 const packr = new Packr({ useRecords: false });
@@ -74,6 +74,13 @@ describe('encodeReply', () => {
     const packed = encodeReply({ ok: 1 }, 'application/msgpack');
     expect(packed.contentType).toBe('application/msgpack');
     expect(packr.unpack(packed.body as Uint8Array)).toEqual({ ok: 1 });
+  });
+
+  test('bytes a route wrote as JSON go out as they are, or as MessagePack of the value they encode', () => {
+    const bytes = new TextEncoder().encode('{"results":[{"id":"ü1","n":2}]}');
+    expect(encodeReply(new JsonBytes(bytes), undefined)).toEqual({ body: bytes, contentType: 'application/json; charset=utf-8' });
+    const packed = encodeReply(new JsonBytes(bytes), 'application/x-msgpack');
+    expect(packr.unpack(packed.body as Uint8Array)).toEqual({ results: [{ id: 'ü1', n: 2 }] });
   });
 });
 

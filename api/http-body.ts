@@ -123,15 +123,20 @@ export function decodeBody(body: Buffer, contentType: string | undefined): unkno
   return value;
 }
 
-/** A reply body a hot route already wrote as JSON text (api/nearby-json.ts); sent as is unless Accept asks for MessagePack. */
-export class JsonText {
-  constructor(readonly text: string) {}
+/** A reply body a hot route already wrote as UTF-8 JSON (api/nearby-json.ts); sent as is unless Accept asks for MessagePack. */
+export class JsonBytes {
+  constructor(readonly bytes: Uint8Array) {}
+
+  /** The value the bytes encode. */
+  value(): unknown {
+    return JSON.parse(Buffer.from(this.bytes.buffer, this.bytes.byteOffset, this.bytes.byteLength).toString('utf8'));
+  }
 }
 
 /** Encodes a reply as MessagePack when `Accept` asks for it, JSON otherwise. */
 export function encodeReply(payload: unknown, accept: string | undefined): { body: Uint8Array | string; contentType: string } {
-  if (accept !== undefined && isMsgpack(accept)) return { body: packr.pack(payload instanceof JsonText ? JSON.parse(payload.text) : payload), contentType: MSGPACK_TYPE };
-  if (payload instanceof JsonText) return { body: payload.text, contentType: JSON_TYPE };
+  if (accept !== undefined && isMsgpack(accept)) return { body: packr.pack(payload instanceof JsonBytes ? payload.value() : payload), contentType: MSGPACK_TYPE };
+  if (payload instanceof JsonBytes) return { body: payload.bytes, contentType: JSON_TYPE };
   return { body: payload === undefined ? '' : JSON.stringify(payload), contentType: JSON_TYPE };
 }
 

@@ -13,9 +13,9 @@ import { requireSelf } from './auth.js';
 import type { AddRoute } from './http-routes.js';
 import type { PositionIngest } from './ingest.js';
 import { entityId } from './entity-routes.js';
-import { JsonText } from './http-body.js';
+import { JsonBytes } from './http-body.js';
 import { courierResultsJson } from './nearby-json.js';
-import { type LocationBatchBody, type LocationBody, checkLocationBatch, validate } from './schemas.js';
+import { type LocationBatchBody, type LocationBody, type NearbyQuery, checkLocationBatch, validate } from './schemas.js';
 
 /** What the location routes read and write; each part owned by the caller. */
 export interface LocationDeps {
@@ -63,12 +63,12 @@ export function registerLocationRoutes(add: AddRoute, deps: LocationDeps): void 
   });
 }
 
-function nearby(deps: LocationDeps, query: string, now: number, role: string): { results: Record<string, unknown>[] } | JsonText {
-  const p = validate('nearbyQuery', queryFields(query));
+function nearby(deps: LocationDeps, query: string, now: number, role: string): { results: Record<string, unknown>[] } | JsonBytes {
+  const p = nearbyQuery(query);
   const k = p.k ?? 10;
   if (p.kind === 'courier') {
     const hits = deps.couriers.nearby(p.lat, p.lng, { k, radius: p.radius, capability: p.capability, speeds: deps.speeds, ...(p.status ? { status: p.status } : {}) });
-    return new JsonText(courierResultsJson(hits, (h) => courierEta(deps, h)));
+    return new JsonBytes(courierResultsJson(hits, (h) => courierEta(deps, h)));
   }
   if (p.kind === 'donor') {
     if (role !== 'dispatcher' && role !== 'admin') throw new ApiError(403, 'E_FORBIDDEN', 'donor positions and blood types are health data: dispatchers and admins only');
@@ -80,6 +80,39 @@ function nearby(deps: LocationDeps, query: string, now: number, role: string): {
   return {
     results: hits.map((h) => ({ id: h.id, kind: 'site', siteKind: h.kind, name: h.name, lat: h.lat, lng: h.lng, distance: Math.round(h.distance), ...(h.units !== undefined ? { units: h.units } : {}) })),
   };
+}
+
+// a plain decimal, as the common query writes lat, lng and radius; a positive integer, as it writes k
+const PLAIN_DECIMAL = /^-?(?:0|[1-9]\d{0,7})(?:\.\d{1,15})?$/;
+const PLAIN_COUNT = /^[1-9]\d{0,3}$/;
+
+/**
+ * The fields of a nearest query, as validate('nearbyQuery') gives them. The common query — courier kind,
+ * plain numbers for lat, lng, k and radius, within range — is read directly (the validator's coercing walk was
+ * a tenth of a nearest query's route); anything else goes through the validator, which also writes the error.
+ * location-routes.test.ts checks both agree.
+ */
+export function nearbyQuery(query: string): NearbyQuery {
+  const fields = queryFields(query);
+  let n = 0;
+  let plain = true;
+  for (const key in fields) {
+    n++;
+    const value = fields[key];
+    if (key === 'lat' || key === 'lng' || key === 'radius') plain &&= PLAIN_DECIMAL.test(value);
+    else if (key === 'k') plain &&= PLAIN_COUNT.test(value);
+    else plain &&= key === 'kind' && value === 'courier';
+  }
+  if (plain && fields.lat !== undefined && fields.lng !== undefined) {
+    const lat = Number(fields.lat);
+    const lng = Number(fields.lng);
+    const k = fields.k === undefined ? 10 : Number(fields.k);
+    const radius = fields.radius === undefined ? undefined : Number(fields.radius);
+    if (lat >= -90 && lat <= 90 && lng >= -180 && lng <= 180 && k <= 1000 && (radius === undefined || (radius >= 0 && radius <= 20_037_509))) {
+      return radius === undefined ? { lat, lng, kind: 'courier', k } : { lat, lng, kind: 'courier', k, radius };
+    }
+  }
+  return validate('nearbyQuery', fields);
 }
 
 /**

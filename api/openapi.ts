@@ -33,7 +33,7 @@ export function buildOpenApi(): object {
       '/v1/sites/{id}': { put: op('Upsert a site (admin)', { body: 'site', id: true, ok: 200 }) },
       '/v1/sites/{id}/inventory': { put: op('Replace a site blood inventory (admin)', { body: 'inventory', id: true, ok: 200 }) },
       '/v1/donors/{id}': { put: op('Upsert a blood donor (admin)', { body: 'donor', id: true, ok: 200 }) },
-      '/v1/nearby': { get: op('Nearest couriers, donors or sites, nearest first (any role)', { query: 'nearbyQuery', ok: 200 }) },
+      '/v1/nearby': { get: op('Nearest couriers, donors or sites, nearest first (any role); courier positions rounded to 7 decimal places', { query: 'nearbyQuery', ok: 200 }) },
       '/v1/requests': { post: op('Create a delivery, rescue or blood request; returns the plan (requester, dispatcher)', { body: 'requestCreate', ok: 201, idempotent: true }) },
       '/v1/requests/{id}': { get: op('Request status, assignment, sources and ETA (owner, dispatcher)', { id: true, ok: 200 }) },
       '/v1/requests/{id}/cancel': { post: op('Cancel a request (owner, dispatcher)', { id: true, ok: 200 }) },

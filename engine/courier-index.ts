@@ -87,6 +87,9 @@ export class CourierIndex {
   private readonly slots: CourierSlots;
   private readonly cells: H3Buckets;
   private top = new TopK();
+  // where a query's hits are drained, best first: reused, so a query allocates only its result objects
+  private hitSlots = new Int32Array(64);
+  private hitKeys = new Float64Array(64);
   /** Scratch for the unit vector of a ping or query point (no allocation per call). */
   private readonly unit = new Float64Array(3);
   private counters = { moves: 0, cellChanges: 0, staleIgnored: 0, positioned: 0 };
@@ -284,8 +287,12 @@ export class CourierIndex {
     const statusOnly = filter.capsRequired === 0 && filter.vehicleMask === 0xff && filter.minCapacity === 0 && filter.excludeSlots === undefined;
     cells.walk(qx, qy, qz, limit, (b) => scanCouriers(cells.pool.xyz, cells.pool.attrs, cells.pool.slots, cells.info[4 * b], cells.info[4 * b] + cells.info[4 * b + 1], qx, qy, qz, filter, radius2, top), statusOnly ? k : 0, filter.statusMask & 0xf);
     const n = top.size;
-    const slots = new Int32Array(n);
-    const keys = new Float64Array(n);
+    if (n > this.hitSlots.length) {
+      this.hitSlots = new Int32Array(n);
+      this.hitKeys = new Float64Array(n);
+    }
+    const slots = this.hitSlots;
+    const keys = this.hitKeys;
     top.drainSorted(slots, keys);
     const { ids, place, attr } = this.slots;
     const out: CourierHit[] = new Array(n);

@@ -56,6 +56,8 @@ describe('nearbyQuery', () => {
       'lat=1&lng=2&k=-3', 'lat=1&lng=2&k=07', 'lat=1&lng=2&kind=courier', 'lat=1&lng=2&kind=site', 'lat=1&lng=2&kind=donor&bloodType=O-',
       'lat=1&lng=2&kind=bus', 'lat=1&lng=2&status=available', 'lat=1&lng=2&capability=cold_chain', 'lat=1&lng=2&extra=1',
       'lat=1&lat=2&lng=3', 'lat=1&lng=2&access_token=x.y.z', 'lat=1&lng=2&radius=-1', 'lat=1.1234567890123456&lng=2',
+      'lat=1&lng=2&', '&lat=1&&lng=2', 'lat=1&lng', 'lat=1&lng=2&k', 'lat=1=2&lng=3', 'lat=1&lng=2&kind=courier&kind=site',
+      'lat=1&lng=2&kind=site&kind=courier', 'lat=1%2E5&lng=2', 'lat=1&lng=2&radius=5&radius=x', 'access_token=t&lat=1&lng=2',
     ];
     for (const q of cases) expect(direct(q), q).toEqual(viaValidator(q));
   });
@@ -63,10 +65,10 @@ describe('nearbyQuery', () => {
   test('seeded random queries over numbers and keys agree with the validator', () => {
     let seed = 5;
     const rnd = (n: number): number => (seed = (seed * 1103515245 + 12345) >>> 0) % n;
-    const keys = ['lat', 'lng', 'k', 'radius', 'kind'];
-    const values = ['0', '-0', '1', '10', '90', '91', '-90.5', '180', '180.01', '51.5074', '1000', '1001', '0.0', '00', 'courier', 'site', '', '1e2'];
-    for (let i = 0; i < 3000; i++) {
-      const q = Array.from({ length: 1 + rnd(5) }, () => `${keys[rnd(keys.length)]}=${values[rnd(values.length)]}`).join('&');
+    const keys = ['lat', 'lng', 'k', 'radius', 'kind', 'access_token', 'status', ''];
+    const values = ['0', '-0', '1', '10', '90', '91', '-90.5', '180', '180.01', '51.5074', '1000', '1001', '0.0', '00', 'courier', 'site', '', '1e2', 'a=b'];
+    for (let i = 0; i < 5000; i++) {
+      const q = Array.from({ length: 1 + rnd(5) }, () => (rnd(9) === 0 ? keys[rnd(keys.length)] : `${keys[rnd(keys.length)]}=${values[rnd(values.length)]}`)).join(rnd(7) === 0 ? '&&' : '&');
       expect(direct(q), q).toEqual(viaValidator(q));
     }
   });

@@ -93,26 +93,41 @@ const PLAIN_COUNT = /^[1-9]\d{0,3}$/;
  * location-routes.test.ts checks both agree.
  */
 export function nearbyQuery(query: string): NearbyQuery {
-  const fields = queryFields(query);
-  let n = 0;
-  let plain = true;
-  for (const key in fields) {
-    n++;
-    const value = fields[key];
-    if (key === 'lat' || key === 'lng' || key === 'radius') plain &&= PLAIN_DECIMAL.test(value);
-    else if (key === 'k') plain &&= PLAIN_COUNT.test(value);
-    else plain &&= key === 'kind' && value === 'courier';
-  }
-  if (plain && fields.lat !== undefined && fields.lng !== undefined) {
-    const lat = Number(fields.lat);
-    const lng = Number(fields.lng);
-    const k = fields.k === undefined ? 10 : Number(fields.k);
-    const radius = fields.radius === undefined ? undefined : Number(fields.radius);
-    if (lat >= -90 && lat <= 90 && lng >= -180 && lng <= 180 && k <= 1000 && (radius === undefined || (radius >= 0 && radius <= 20_037_509))) {
-      return radius === undefined ? { lat, lng, kind: 'courier', k } : { lat, lng, kind: 'courier', k, radius };
+  return plainNearbyQuery(query) ?? validate('nearbyQuery', queryFields(query));
+}
+
+// the common query read straight from the string (no field object, whose keys V8 would hash); undefined for
+// anything it does not read, which the validator then reads
+function plainNearbyQuery(query: string): NearbyQuery | undefined {
+  if (query.includes('%') || query.includes('+')) return undefined;
+  let lat: string | undefined;
+  let lng: string | undefined;
+  let k: string | undefined;
+  let radius: string | undefined;
+  for (let from = 0; from < query.length; ) {
+    let amp = query.indexOf('&', from);
+    if (amp < 0) amp = query.length;
+    const eq = query.indexOf('=', from);
+    if (amp > from) {
+      if (eq < 0 || eq > amp) return undefined;
+      const key = query.slice(from, eq);
+      const value = query.slice(eq + 1, amp);
+      if (key === 'lat') lat = value;
+      else if (key === 'lng') lng = value;
+      else if (key === 'k') k = value;
+      else if (key === 'radius') radius = value;
+      else if (key === 'kind') {
+        if (value !== 'courier') return undefined;
+      } else if (key !== 'access_token') return undefined;
     }
+    from = amp + 1;
   }
-  return validate('nearbyQuery', fields);
+  if (lat === undefined || lng === undefined || !PLAIN_DECIMAL.test(lat) || !PLAIN_DECIMAL.test(lng)) return undefined;
+  if ((k !== undefined && !PLAIN_COUNT.test(k)) || (radius !== undefined && !PLAIN_DECIMAL.test(radius))) return undefined;
+  const out: NearbyQuery = { lat: Number(lat), lng: Number(lng), kind: 'courier', k: k === undefined ? 10 : Number(k) };
+  if (radius !== undefined) out.radius = Number(radius);
+  const ok = out.lat >= -90 && out.lat <= 90 && out.lng >= -180 && out.lng <= 180 && out.k <= 1000 && (out.radius === undefined || (out.radius >= 0 && out.radius <= 20_037_509));
+  return ok ? out : undefined;
 }
 
 /**

@@ -80,6 +80,26 @@ function randomCity(rng: Prng, n: number, centre: [number, number], spreadDeg: n
   return { index, truth };
 }
 
+// every ancestor's packed child records (what the nearest walk reads) equal its children's own table rows
+function kidRecordsOutOfStep(index: CourierIndex): string[] {
+  const cells = index.internals.cells;
+  const wrong: string[] = [];
+  for (let p = 0; p < cells.children.length; p++) {
+    const kids = cells.children[p];
+    if (kids === undefined || cells.cells[p] === undefined) continue;
+    const rec = cells.kidRecords[p] as number[];
+    if (rec.length !== 8 * kids.length) wrong.push(`node ${p}: ${rec.length} numbers for ${kids.length} children`);
+    kids.forEach((c, i) => {
+      if (cells.kidSlot[c] !== i) wrong.push(`node ${c}: slot ${cells.kidSlot[c]}, is child ${i}`);
+      for (let f = 0; f < 4; f++) {
+        if (rec[8 * i + f] !== cells.geo[4 * c + f]) wrong.push(`node ${c}: geo[${f}]`);
+        if (rec[8 * i + 4 + f] !== cells.statusCounts[4 * c + f]) wrong.push(`node ${c}: count[${f}]`);
+      }
+    });
+  }
+  return wrong;
+}
+
 describe('CourierIndex.nearby', () => {
   it('matches the brute-force oracle on random cities with random filters', () => {
     const rng = new Prng(7);
@@ -137,6 +157,7 @@ describe('CourierIndex.nearby', () => {
     }
     expect(index.size).toBe(truth.size);
     expect(index.stats().cellChanges).toBeGreaterThan(0);
+    expect(kidRecordsOutOfStep(index)).toEqual([]);
   });
 
   it('stays exact after thousands of cells empty out and are pruned from the tree', () => {
@@ -157,6 +178,7 @@ describe('CourierIndex.nearby', () => {
       index.move(t.id, t.lat, t.lng, 2);
     }
     expect(index.stats().cells).toBeLessThan(cellsBefore);
+    expect(kidRecordsOutOfStep(index)).toEqual([]);
     for (let q = 0; q < 50; q++) {
       const lat = 40 + rng.next() * 2;
       const lng = -75 + rng.next() * 2;

@@ -62,4 +62,42 @@ describe('TokenBuckets', () => {
     expect(() => new TokenBuckets({ perSecond: 1, burst: 0 })).toThrow(/burst/);
     expect(() => new TokenBuckets({ perSecond: 1, burst: 1, maxKeys: 0 })).toThrow(/maxKeys/);
   });
+
+  test('taking the newest key again without moving it answers as moving every key would (seeded, against that model)', () => {
+    // the model: every take moves its key to the back of the LRU order
+    class Model {
+      readonly order = new Map<string, { tokens: number; at: number }>();
+      constructor(readonly perMs: number, readonly burst: number, readonly maxKeys: number) {}
+      take(key: string, now: number): boolean {
+        let n = 0;
+        for (const [k, b] of this.order) {
+          if (n++ >= 2 || b.tokens + (now - b.at) * this.perMs < this.burst) break;
+          this.order.delete(k);
+        }
+        const b = this.order.get(key) ?? { tokens: this.burst, at: now };
+        this.order.delete(key);
+        b.tokens = Math.min(this.burst, b.tokens + Math.max(0, now - b.at) * this.perMs);
+        b.at = Math.max(b.at, now);
+        this.order.set(key, b);
+        if (this.order.size > this.maxKeys) this.order.delete(this.order.keys().next().value as string);
+        if (b.tokens >= 1) {
+          b.tokens -= 1;
+          return true;
+        }
+        return false;
+      }
+    }
+    let seed = 3;
+    const rnd = (n: number): number => (seed = (seed * 1103515245 + 12345) >>> 0) % n;
+    const buckets = new TokenBuckets({ perSecond: 5, burst: 3, maxKeys: 4 });
+    const model = new Model(5 / 1000, 3, 4);
+    let now = 0;
+    for (let i = 0; i < 20_000; i++) {
+      now += rnd(4) === 0 ? rnd(2000) : rnd(20);
+      const key = `k${rnd(3) === 0 ? rnd(8) : rnd(2)}`;
+      expect(buckets.take(key, now).ok, `take ${i}`).toBe(model.take(key, now));
+      expect(buckets.size).toBe(model.order.size);
+    }
+  });
 });
+

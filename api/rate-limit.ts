@@ -13,6 +13,8 @@ const DEFAULT_MAX_KEYS = 100_000;
 /** Idle buckets dropped per `take`: enough to keep pace with arrivals without a long pause on any one call. */
 const SWEEP_PER_TAKE = 2;
 
+const ADMITTED = Object.freeze({ ok: true as const });
+
 interface Bucket {
   tokens: number;
   /** ms of the last refill. */
@@ -25,6 +27,8 @@ export class TokenBuckets {
   private readonly burst: number;
   private readonly maxKeys: number;
   private readonly buckets = new Map<string, Bucket>();
+  /** The key at the back of `buckets` (the last one taken): taking it again needs no move. */
+  private newest: string | undefined;
 
   constructor(options: { perSecond: number; burst: number; maxKeys?: number }) {
     const { perSecond, burst, maxKeys = DEFAULT_MAX_KEYS } = options;
@@ -44,20 +48,23 @@ export class TokenBuckets {
     // sweep first: it may drop this very key when full, which is the same as finding it full below
     this.sweep(now);
     let bucket = this.buckets.get(key);
+    // a known key moves to the back of the Map, unless it is there already
+    const moves = bucket === undefined || key !== this.newest;
     if (bucket) {
-      this.buckets.delete(key);
+      if (moves) this.buckets.delete(key);
       bucket.tokens = Math.min(this.burst, bucket.tokens + Math.max(0, now - bucket.at) * this.perMs);
       bucket.at = Math.max(bucket.at, now);
     } else {
       bucket = { tokens: this.burst, at: now };
     }
-    this.buckets.set(key, bucket);
+    if (moves) this.buckets.set(key, bucket);
+    this.newest = key;
     if (this.buckets.size > this.maxKeys) this.buckets.delete(this.buckets.keys().next().value as string);
 
     const needed = Math.min(cost, this.burst);
     if (bucket.tokens >= needed) {
       bucket.tokens -= cost;
-      return { ok: true };
+      return ADMITTED;
     }
     return { ok: false, retryAfterSec: Math.max(1, Math.ceil((needed - bucket.tokens) / this.perMs / 1000)) };
   }

@@ -294,25 +294,24 @@ export class CourierIndex {
     const slots = this.hitSlots;
     const keys = this.hitKeys;
     top.drainSorted(slots, keys);
-    const { ids, place, attr } = this.slots;
+    const { ids, place, attr, where } = this.slots;
+    // per hit, not per id: the bucket is at hand, so no id → slot lookup (a cache miss each under load)
+    const speeds = options.speeds;
     const out: CourierHit[] = new Array(n);
     for (let i = 0; i < n; i++) {
       const s = slots[i];
       const a = attr[s];
-      out[i] = {
-        id: ids[s] as string,
-        lat: place[3 * s],
-        lng: place[3 * s + 1],
-        distance: chord2ToMeters(keys[i]),
-        status: COURIER_STATUSES[a & STATUS_BITS],
-        vehicle: VEHICLES[(a >>> 4) & 0xf],
-      };
-    }
-    // per hit, not per id: the bucket is at hand, so no id → slot lookup (a cache miss each under load)
-    const speeds = options.speeds;
-    if (speeds !== undefined) {
-      const where = this.slots.where;
-      for (let i = 0; i < n; i++) out[i].speed = Math.fround(speeds.metersPerSecondOf(cells.speedCellOf(where[2 * slots[i]], speeds.resolution)));
+      const id = ids[s] as string;
+      const lat = place[3 * s];
+      const lng = place[3 * s + 1];
+      const distance = chord2ToMeters(keys[i]);
+      const status = COURIER_STATUSES[a & STATUS_BITS];
+      const vehicle = VEHICLES[(a >>> 4) & 0xf];
+      // one object literal per shape: a speed added afterwards would move every hit through a map transition
+      out[i] =
+        speeds === undefined
+          ? { id, lat, lng, distance, status, vehicle }
+          : { id, lat, lng, distance, status, vehicle, speed: Math.fround(speeds.metersPerSecondOf(cells.speedCellOf(where[2 * s], speeds.resolution))) };
     }
     return out;
   }

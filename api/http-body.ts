@@ -123,7 +123,10 @@ export function decodeBody(body: Buffer, contentType: string | undefined): unkno
   return value;
 }
 
-/** A reply body a hot route already wrote as UTF-8 JSON (api/nearby-json.ts); sent as is unless Accept asks for MessagePack. */
+/**
+ * A reply body a hot route already wrote as UTF-8 JSON (api/nearby-json.ts); sent as is unless Accept asks for
+ * MessagePack. The bytes may be a view of a buffer the route reuses: reply with it in the same call.
+ */
 export class JsonBytes {
   constructor(readonly bytes: Uint8Array) {}
 

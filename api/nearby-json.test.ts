@@ -71,11 +71,13 @@ describe('courierResultsJson', () => {
     }
   });
 
-  test('each reply owns its bytes: a later, larger reply (past the scratch size) leaves an earlier one intact', () => {
-    const first = courierResultsBytes([hit('a1')], () => 5);
-    const before = text(first);
+  test('a reply larger than the buffer grows it; the bytes are a view the next reply overwrites', () => {
     const many = Array.from({ length: 500 }, (_, i) => hit(`courier-with-a-long-id-${i}`, { distance: i }));
     expectSame(many, () => 1);
-    expect(text(first)).toBe(before);
+    const first = courierResultsBytes([hit('a1')], () => 5);
+    const kept = text(first);
+    courierResultsBytes([hit('b2')], () => 6);
+    expect(text(first)).not.toBe(kept);
+    expect(kept).toContain('"a1"');
   });
 });

@@ -126,11 +126,9 @@ class ByteWriter {
     this.at = end;
   }
 
-  /** The bytes written, copied out (the buffer is the next reply's). */
-  take(): Buffer {
-    const out = Buffer.allocUnsafe(this.at);
-    this.buf.copy(out, 0, 0, this.at);
-    return out;
+  /** The bytes written: a view of the buffer, good until the next reply is written. */
+  written(): Uint8Array {
+    return this.buf.subarray(0, this.at);
   }
 
   private escaped(s: string): void {
@@ -142,8 +140,12 @@ class ByteWriter {
 
 const writer = new ByteWriter();
 
-/** `{ "results": [...] }` for courier hits, as UTF-8 JSON bytes; `eta(hit)` is the seconds to the query point. */
-export function courierResultsJson(hits: readonly CourierHit[], eta: (hit: CourierHit) => number): Buffer {
+/**
+ * `{ "results": [...] }` for courier hits, as UTF-8 JSON bytes; `eta(hit)` is the seconds to the query point.
+ * The bytes are a view of a buffer the next call overwrites: send them at once (the route does, synchronously:
+ * uWS copies what it cannot write before `end` returns) or copy them.
+ */
+export function courierResultsJson(hits: readonly CourierHit[], eta: (hit: CourierHit) => number): Uint8Array {
   const w = writer;
   w.at = 0;
   w.room(OPEN.length + CLOSE.length);
@@ -169,5 +171,5 @@ export function courierResultsJson(hits: readonly CourierHit[], eta: (hit: Couri
   }
   w.room(CLOSE.length);
   w.put(CLOSE);
-  return w.take();
+  return w.written();
 }

@@ -245,6 +245,11 @@ export class H3Buckets {
     const geo = this.geo;
     const counts = this.statusCounts;
     const useCounts = k > 0 && statusMask !== 0;
+    // the status mask as 0/1 weights, so a child's matching count is four multiply-adds without branches
+    const w0 = statusMask & 1;
+    const w1 = (statusMask >>> 1) & 1;
+    const w2 = (statusMask >>> 2) & 1;
+    const w3 = (statusMask >>> 3) & 1;
     let upper = Infinity;
     const roots = this.roots;
     for (let pass = 0; pass < 2; pass++) {
@@ -281,7 +286,7 @@ export class H3Buckets {
       for (let i = 0, n = kids.length; i < n; i++) {
         const o = KID_FIELDS * i;
         let have = k;
-        if (useCounts && (have = countInRecord(rec, o + 4, statusMask)) === 0) continue;
+        if (useCounts && (have = w0 * rec[o + 4] + w1 * rec[o + 5] + w2 * rec[o + 6] + w3 * rec[o + 7]) === 0) continue;
         const dx = qx - rec[o];
         const dy = qy - rec[o + 1];
         const dz = qz - rec[o + 2];
@@ -453,11 +458,6 @@ export class H3Buckets {
 function grown<T extends Float64Array | Float32Array | Int32Array | Uint8Array>(old: T, next: T): T {
   next.set(old as never);
   return next;
-}
-
-// countMatching over a child record's counts (a plain array: a function of its own keeps both monomorphic)
-function countInRecord(rec: number[], o: number, mask: number): number {
-  return ((mask & 1) !== 0 ? rec[o] : 0) + ((mask & 2) !== 0 ? rec[o + 1] : 0) + ((mask & 4) !== 0 ? rec[o + 2] : 0) + ((mask & 8) !== 0 ? rec[o + 3] : 0);
 }
 
 // an upper bound from (|q − c| + r) as chord², nudged up so rounding never makes it undercut the truth

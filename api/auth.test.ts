@@ -82,6 +82,20 @@ describe('Authenticator with HS256', () => {
     expect(a.authenticate({ accessToken: token }, NOW + 200_000).sub).toBe('d');
   });
 
+  test('a remembered token behind the Authorization header answers as the header pattern does, whatever its spacing', () => {
+    const a = new Authenticator({ secret: SECRET, algorithm: 'HS256' }, []);
+    const token = a.signToken({ sub: 'd', role: 'driver' }, 600, NOW);
+    const principal = { sub: 'd', role: 'driver', via: 'jwt' };
+    for (let round = 0; round < 2; round++) {
+      // round 0 verifies, round 1 remembers: both must answer the same
+      for (const header of [`Bearer ${token}`, `bearer ${token}`, `Bearer   ${token}  `]) expect(a.authenticate({ authorization: header }, NOW), header).toEqual(principal);
+      for (const header of [`Bearer ${token}\tx`, `Bearer\t${token}`, `Bearer ${token} x`, `Bearer`, `Bearer `, `Bearer ${token.slice(0, -1)}`]) {
+        expect(codeOf(() => a.authenticate({ authorization: header }, NOW)), header).toBe('401 E_UNAUTHENTICATED');
+      }
+      expect(codeOf(() => a.authenticate({ authorization: `Bearer ${token}` }, NOW + 700_000))).toBe('401 E_TOKEN_EXPIRED');
+    }
+  });
+
   test('the memory of verified tokens is bounded: past the bound it starts again and every token still verifies', () => {
     const a = new Authenticator({ secret: SECRET, algorithm: 'HS256' }, []);
     const first = a.signToken({ sub: 'first', role: 'driver' }, 600, NOW);

@@ -14,7 +14,7 @@ import { PingCursor, splitByCourier, type IngestMode } from './ping-frames.js';
 import { connectServer, readCounter, spawnServer, type ServerTarget } from './server-target.js';
 import type { Workload } from './workload.js';
 import { runIngest, type Credential, type IngestResult, type PingerLane } from './ws-pingers.js';
-import { runWrk, type WrkResult } from './wrk-runner.js';
+import { pooledWrk, runWrk, type WrkResult } from './wrk-runner.js';
 
 const ACCEPTED_METRIC = 'geodispatch_pings_accepted_total';
 
@@ -76,16 +76,29 @@ export async function runGeoDispatch(run: LoadRun, w: Workload): Promise<GeoDisp
   return out;
 }
 
-/** Nearest queries through wrk (the workload's points, cycled), then /health for as long: the server's ceiling. */
+/**
+ * Nearest queries through wrk (the workload's points, cycled) against /health of the same server: the server's
+ * ceiling. The phase starts after the ingest's position write-behind has flushed, and the two alternate (twice
+ * each, half the phase each), so neither gets the quieter part of the run.
+ */
 async function runNearbyWrk(cfg: Config, url: string, auth: Record<string, string>, w: Workload): Promise<NonNullable<GeoDispatchResults['wrk']>> {
   const n = Math.min(w.queries.lat.length, 2000);
   const paths = Array.from({ length: n }, (_, i) => nearbyPath(w.queries.lat[i], w.queries.lng[i], cfg.k, cfg.radiusM));
-  const common = { url, connections: cfg.httpConcurrency, threads: 1, durationS: cfg.durationS };
-  log(`http nearby (wrk): ${cfg.httpConcurrency} connections for ${cfg.durationS} s, then /health for as long`);
-  const nearby = await runWrk({ ...common, paths, headers: auth });
-  const health = await runWrk({ ...common, paths: ['/health'], headers: {} });
-  return { nearby, health, connections: cfg.httpConcurrency };
+  // wrk takes whole seconds
+  const common = { url, connections: cfg.httpConcurrency, threads: 1, durationS: Math.max(1, Math.round(cfg.durationS / 2)) };
+  log(`http nearby (wrk): ${cfg.httpConcurrency} connections, alternating with /health, ${cfg.durationS} s each`);
+  await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+  const nearby: WrkResult[] = [];
+  const health: WrkResult[] = [];
+  for (let round = 0; round < 2; round++) {
+    nearby.push(await runWrk({ ...common, paths, headers: auth }));
+    health.push(await runWrk({ ...common, paths: ['/health'], headers: {} }));
+  }
+  return { nearby: pooledWrk(nearby), health: pooledWrk(health), connections: cfg.httpConcurrency };
 }
+
+/** Time given to the server after the ingest phases: twice the default POSITION_FLUSH_MS. */
+const SETTLE_MS = 2000;
 
 async function resolveServer({ cfg, cleanups }: LoadRun, client: HttpClient): Promise<ServerTarget> {
   const nodeArgs = cfg.profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${cfg.profileDir}`];

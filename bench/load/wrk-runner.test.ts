@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { cyclingScript, parseWrk } from './wrk-runner.js';
+import { cyclingScript, parseWrk, pooledWrk } from './wrk-runner.js';
 
 // wrk 4.1 (Debian) against a server answering 404 to every second path
 const SAMPLE = `Running 1s test @ http://127.0.0.1:18777
@@ -17,6 +17,15 @@ const SAMPLE = `Running 1s test @ http://127.0.0.1:18777
 Requests/sec:  21880.26
 Transfer/sec:      2.66MB
 `;
+
+describe('pooledWrk', () => {
+  it('pools counts and time into one rate and keeps the worst of each percentile', () => {
+    const a = { ok: 1000, failed: 1, elapsedMs: 1000, perSecond: 1000, latencyMs: { p50: 1, p75: 2, p90: 3, p99: 9 } };
+    const b = { ok: 3000, failed: 0, elapsedMs: 1000, perSecond: 3000, latencyMs: { p50: 2, p75: 2.5, p90: 2.8, p99: 4 } };
+    expect(pooledWrk([a, b])).toEqual({ ok: 4000, failed: 1, elapsedMs: 2000, perSecond: 2000, latencyMs: { p50: 2, p75: 2.5, p90: 3, p99: 9 } });
+    expect(() => pooledWrk([])).toThrow();
+  });
+});
 
 describe('parseWrk', () => {
   it('counts only 2xx answers as answered, and reads the latency percentiles in ms', () => {

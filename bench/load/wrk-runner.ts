@@ -24,6 +24,24 @@ export interface WrkResult {
   latencyMs: { p50: number; p75: number; p90: number; p99: number };
 }
 
+/**
+ * Several runs of one kind as one: counts and time summed (so the rate is the pooled rate), each latency
+ * percentile the worst of the runs' (percentiles do not pool exactly; the worst never flatters).
+ */
+export function pooledWrk(runs: readonly WrkResult[]): WrkResult {
+  if (runs.length === 0) throw new Error('pooledWrk needs at least one run');
+  const ok = runs.reduce((a, r) => a + r.ok, 0);
+  const elapsedMs = runs.reduce((a, r) => a + r.elapsedMs, 0);
+  const worst = (p: keyof WrkResult['latencyMs']): number => Math.max(...runs.map((r) => r.latencyMs[p]));
+  return {
+    ok,
+    failed: runs.reduce((a, r) => a + r.failed, 0),
+    elapsedMs,
+    perSecond: elapsedMs > 0 ? (ok * 1000) / elapsedMs : 0,
+    latencyMs: { p50: worst('p50'), p75: worst('p75'), p90: worst('p90'), p99: worst('p99') },
+  };
+}
+
 /** Whether `wrk` is on PATH (apt-get install wrk). */
 export function wrkAvailable(): boolean {
   const r = spawnSync('wrk', ['--version'], { encoding: 'utf8' });

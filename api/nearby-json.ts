@@ -26,13 +26,10 @@ const NEXT = bytesOf(',{"id":');
 const KIND_LAT = bytesOf(',"kind":"courier","lat":');
 const LNG = bytesOf(',"lng":');
 const DISTANCE = bytesOf(',"distance":');
-const STATUS = bytesOf(',"status":');
-const VEHICLE = bytesOf(',"vehicle":');
-const ETA = bytesOf(',"eta":');
 const CLOSE = bytesOf(']}');
 const NULL = bytesOf('null');
-// the most a hit takes besides its id, status and vehicle: keys (~75), two positions (≤ 13 each), two integers
-// (≤ 22 each as String writes them)
+// the most a hit takes besides its id and its status-and-vehicle tail: keys (~45), two positions (≤ 13 each),
+// two integers (≤ 22 each as String writes them)
 const HIT_ROOM = 192;
 
 /** JSON bytes written into one buffer that every reply reuses (grown on demand). */
@@ -140,6 +137,16 @@ class ByteWriter {
 
 const writer = new ByteWriter();
 
+// `,"status":…,"vehicle":…,"eta":` for each pair seen (a handful: statuses × vehicles), written once
+const pairs = new Map<string, Map<string, Uint8Array>>();
+function statusAndVehicle(status: string, vehicle: string): Uint8Array {
+  let byVehicle = pairs.get(status);
+  if (byVehicle === undefined) pairs.set(status, (byVehicle = new Map()));
+  let bytes = byVehicle.get(vehicle);
+  if (bytes === undefined) byVehicle.set(vehicle, (bytes = bytesOf(`,"status":${JSON.stringify(status)},"vehicle":${JSON.stringify(vehicle)},"eta":`)));
+  return bytes;
+}
+
 /**
  * `{ "results": [...] }` for courier hits, as UTF-8 JSON bytes; `eta(hit)` is the seconds to the query point.
  * The bytes are a view of a buffer the next call overwrites: send them at once (the route does, synchronously:
@@ -152,7 +159,8 @@ export function courierResultsJson(hits: readonly CourierHit[], eta: (hit: Couri
   w.put(OPEN);
   for (let i = 0; i < hits.length; i++) {
     const h = hits[i];
-    w.room(HIT_ROOM + h.status.length + h.vehicle.length);
+    const tail = statusAndVehicle(h.status, h.vehicle);
+    w.room(HIT_ROOM + tail.length);
     w.put(i > 0 ? NEXT : FIRST);
     w.quoted(h.id);
     w.put(KIND_LAT);
@@ -161,11 +169,7 @@ export function courierResultsJson(hits: readonly CourierHit[], eta: (hit: Couri
     w.position(h.lng);
     w.put(DISTANCE);
     w.integer(Math.round(h.distance));
-    w.put(STATUS);
-    w.quoted(h.status);
-    w.put(VEHICLE);
-    w.quoted(h.vehicle);
-    w.put(ETA);
+    w.put(tail);
     w.integer(Math.round(eta(h)));
     w.buf[w.at++] = 0x7d; // }
   }

@@ -46,10 +46,11 @@ class ByteWriter {
   }
 
   put(bytes: Uint8Array): void {
-    const b = this.buf;
-    let p = this.at;
-    for (let i = 0; i < bytes.length; i++) b[p++] = bytes[i];
-    this.at = p;
+    const n = bytes.length;
+    // a native copy pays off past two dozen bytes (the status-vehicle tail); shorter runs are cheaper by hand
+    if (n > 24) this.buf.set(bytes, this.at);
+    else for (let i = 0, b = this.buf, p = this.at; i < n; i++) b[p + i] = bytes[i];
+    this.at += n;
   }
 
   /** A JSON string literal: byte by byte when plain printable ASCII (ids are short and plain), else JSON.stringify's text as UTF-8. */

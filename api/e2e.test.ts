@@ -168,6 +168,25 @@ describe.each(TEST_STORES)('HTTP API end to end on %s', (store) => {
     expect(bad.body.error.code).toBe('E_VALIDATION');
   });
 
+  it('answers nearest couriers the same in JSON and MessagePack, each concurrent query with its own answer', async () => {
+    const now = Date.now();
+    const spots = [[51.5011, -0.1411], [51.5155, -0.0922], [51.4613, -0.1156], [51.5412, -0.1430]];
+    for (let i = 0; i < spots.length; i++) {
+      await put(`/v1/couriers/nb${i}`, { vehicle: i % 2 ? 'car' : 'bike', capacity: 1 })();
+      const r = await call(t.base, 'POST', `/v1/couriers/nb${i}/location`, { token: admin, body: { lat: spots[i][0], lng: spots[i][1], ts: now } });
+      expect(r.status).toBe(204);
+    }
+    const path = (i: number): string => `/v1/nearby?lat=${spots[i][0]}&lng=${spots[i][1]}&k=1`;
+    const json = await call(t.base, 'GET', path(2), { token: dispatcher });
+    const packed = await call(t.base, 'GET', path(2), { token: dispatcher, msgpack: true });
+    expect(packed.headers.get('content-type')).toContain('msgpack');
+    expect(packed.body).toEqual(json.body);
+    expect(json.body.results[0]).toMatchObject({ id: 'nb2', kind: 'courier', lat: spots[2][0], lng: spots[2][1], distance: 0, vehicle: 'bike' });
+    // the answer bytes are written into one reused buffer: many queries in flight must never see another's
+    const answers = await Promise.all(Array.from({ length: 40 }, (_, j) => call(t.base, 'GET', path(j % spots.length), { token: dispatcher })));
+    answers.forEach((a, j) => expect(a.body.results[0].id, `query ${j}`).toBe(`nb${j % spots.length}`));
+  });
+
   it('takes a fleet batch and reports bad items by index', async () => {
     await put('/v1/couriers/f1', { vehicle: 'bike', capacity: 1 })();
     const now = Date.now();

@@ -6,6 +6,7 @@ import { describeFailures } from './http-queries.js';
 import type { LoopResult } from './http-client.js';
 import type { LoadRun } from './load-config.js';
 import { log } from './load-report.js';
+import { type NativeQueries, postgisNative, redisNative } from './native-peers.js';
 import { PingCursor } from './ping-frames.js';
 import { closePostgis, connectPostgis, ingestPostgis, loadPostgis, queryPostgis, type PostgisPeer } from './postgis-peer.js';
 import { closeRedis, connectRedis, ingestRedis, loadRedis, queryRedis, type RedisPeer } from './redis-peer.js';
@@ -15,7 +16,12 @@ import type { Workload } from './workload.js';
 export interface PeerResults {
   ingest?: { pings: number; elapsedMs: number };
   queries?: LoopResult;
+  /** The same queries through the peer's own C client (with `--http-client wrk`, when the tool is on PATH). */
+  native?: NativeQueries;
 }
+
+/** Query points a native peer cycles (Redis: one redis-benchmark run each). */
+const NATIVE_POINTS = 8;
 
 /** Redis GEOADD / GEOSEARCH on the workload; `gdPings` (pings sent in the WS msgpack phase) sizes the ingest. */
 export async function runRedisPeer({ cfg, notes, cleanups }: LoadRun, w: Workload, gdPings: number | undefined): Promise<PeerResults | undefined> {
@@ -30,7 +36,19 @@ export async function runRedisPeer({ cfg, notes, cleanups }: LoadRun, w: Workloa
   const ingest = await ingestRedis(peer, new PingCursor(w.pings, w.ids), cfg.batch, { maxCount: pings, durationMs: cfg.durationS * 1000 });
   const queries = await queryRedis(peer, w.queries, cfg.k, cfg.radiusM, cfg.httpConcurrency, { maxCount: cfg.maxQueries, durationMs: cfg.durationS * 1000 });
   if (queries.failed > 0) notes.push(`Redis GEOSEARCH failures: ${describeFailures(queries)}`);
-  return { ingest, queries };
+  let native: NativeQueries | undefined;
+  if (cfg.httpClient === 'wrk') {
+    // about the phase's duration in all: sized from the Node client's rate, which the C client beats
+    const guess = queries.ok > 0 ? (queries.ok * 1000) / queries.elapsedMs : 10_000;
+    const perPoint = Math.max(1000, Math.ceil((3 * guess * cfg.durationS) / NATIVE_POINTS));
+    native = await redisNative({ url: cfg.redisUrl, key: peer.key, lat: w.queries.lat, lng: w.queries.lng, points: NATIVE_POINTS, perPoint, k: cfg.k, radiusM: cfg.radiusM, concurrency: cfg.httpConcurrency }).catch((e: Error) => {
+      notes.push(`redis-benchmark peer failed: ${e.message.split('\n')[0]}`);
+      return undefined;
+    });
+    if (native === undefined) notes.push('Redis GEOSEARCH under a C client skipped (redis-benchmark not on PATH: apt-get install redis-tools); the ratio uses the Node client');
+    else log(`redis (redis-benchmark): ${Math.round(native.perSecond)} GEOSEARCH/s over ${NATIVE_POINTS} points`);
+  }
+  return { ingest, queries, native };
 }
 
 /** PostGIS upsert / KNN on the workload. */
@@ -46,7 +64,16 @@ export async function runPostgisPeer({ cfg, notes, cleanups }: LoadRun, w: Workl
   if (ingest.failed > 0) notes.push(`PostGIS upsert failures: ${ingest.firstFailure}`);
   const queries = await queryPostgis(peer, w.queries, cfg.k, cfg.pgConcurrency, { maxCount: cfg.maxQueries, durationMs: cfg.durationS * 1000 });
   if (queries.failed > 0) notes.push(`PostGIS KNN failures: ${describeFailures(queries)}`);
-  return { ingest, queries };
+  let native: NativeQueries | undefined;
+  if (cfg.httpClient === 'wrk') {
+    native = await postgisNative({ url: cfg.pgUrl, pool: peer.pool, table: peer.table, lat: w.queries.lat, lng: w.queries.lng, points: 2000, k: cfg.k, concurrency: cfg.pgConcurrency, durationS: cfg.durationS }).catch((e: Error) => {
+      notes.push(`pgbench peer failed: ${e.message.split('\n')[0]}`);
+      return undefined;
+    });
+    if (native === undefined) notes.push('PostGIS KNN under a C client skipped (pgbench not on PATH: apt-get install postgresql-client); the ratio uses the Node client');
+    else log(`postgis (pgbench): ${Math.round(native.perSecond)} KNN queries/s`);
+  }
+  return { ingest, queries, native };
 }
 
 function skipPeer(notes: string[], why: string): undefined {

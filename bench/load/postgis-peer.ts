@@ -82,10 +82,11 @@ export function queryPostgis(peer: PostgisPeer, q: { lat: Float64Array; lng: Flo
   );
 }
 
-/** Drops the run's table and closes the pool. */
+/** Drops the run's tables and closes the pool. */
 export async function closePostgis(peer: PostgisPeer): Promise<void> {
   try {
-    await peer.pool.query(`DROP TABLE IF EXISTS ${peer.table}`);
+    // with the query points pgbench draws from (native-peers.ts), should a run have stopped inside it
+    await peer.pool.query(`DROP TABLE IF EXISTS ${peer.table}, ${peer.table}_q`);
   } finally {
     await peer.pool.end();
   }

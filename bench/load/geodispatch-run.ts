@@ -4,7 +4,7 @@
  *   server (--url | --spawn) ─► PUT /v1/couriers ×N ─► per mode: WS ingest, /metrics accepted counter until it settles
  *                            ─► GET /v1/nearby closed loop ─► POST /v1/requests open loop
  */
-import { generateMoveStream } from '../../fixtures/move-stream.js';
+import { generateMoveStream, type MoveStream } from '../../fixtures/move-stream.js';
 import { mintToken, type Role } from './dev-tokens.js';
 import { HttpClient, type LoopResult } from './http-client.js';
 import { authHeaders, describeFailures, nearbyPath, runNearby, runRequests, setupCouriers } from './http-queries.js';
@@ -25,6 +25,8 @@ export interface GeoDispatchResults {
   /** With --http-client wrk: nearest queries and /health of the same server, each for the phase's duration. */
   wrk?: { nearby: WrkResult; health: WrkResult; connections: number };
   requests?: LoopResult;
+  /** Every courier's first ping (its start position), MessagePack over WS, as fast as the sockets drain. */
+  firstPings?: IngestResult & { accepted?: number; acceptedMs?: number };
 }
 
 /** Runs every GeoDispatch phase against one server; the server and client are registered for cleanup. */
@@ -38,10 +40,13 @@ export async function runGeoDispatch(run: LoadRun, w: Workload): Promise<GeoDisp
   const adminAuth = authHeaders(admin);
 
   let t = performance.now();
-  const setup = await setupCouriers(client, url, adminAuth, w.couriers, cfg.httpConcurrency, 120_000);
-  log(`setup: ${w.couriers.length} couriers created in ${((performance.now() - t) / 1000).toFixed(1)} s (${Math.round((setup.profiles.ok * 1000) / setup.profiles.elapsedMs)} PUT/s), start positions posted`);
+  // with MessagePack ingest, the start positions are the first-ping phase: each courier's first ever ping
+  const firstPings = cfg.modes.includes('msgpack');
+  const setup = await setupCouriers(client, url, adminAuth, w.couriers, cfg.httpConcurrency, 120_000, !firstPings);
+  log(`setup: ${w.couriers.length} couriers created in ${((performance.now() - t) / 1000).toFixed(1)} s (${Math.round((setup.profiles.ok * 1000) / setup.profiles.elapsedMs)} PUT/s)${firstPings ? '' : ', start positions posted'}`);
 
   const out: GeoDispatchResults = { ingest: new Map() };
+  if (firstPings) out.firstPings = await runFirstPings(run, w, admin, target, client, url);
   const tsShift = Date.now() - w.pings.ts[0];
   for (const mode of cfg.modes) {
     const lanes = ingestLanes(run, mode, w, admin, target, tsShift);
@@ -74,6 +79,23 @@ export async function runGeoDispatch(run: LoadRun, w: Workload): Promise<GeoDisp
     if (out.requests.failed > 0) notes.push(`POST /v1/requests failures: ${describeFailures(out.requests)}`);
   }
   return out;
+}
+
+/** Sends every courier's start position as its first ping (MessagePack `locs` frames) and counts what the server applied. */
+async function runFirstPings(run: LoadRun, w: Workload, admin: Credential, target: ServerTarget, client: HttpClient, url: string): Promise<NonNullable<GeoDispatchResults['firstPings']>> {
+  const { cfg, notes } = run;
+  const n = w.ids.length;
+  const at = Date.now() - 60_000;
+  const stream = { index: Int32Array.from({ length: n }, (_, i) => i), lat: w.start.lat, lng: w.start.lng, ts: new Float64Array(n).fill(at) };
+  const lanes = gatewayLanes(run, stream, w.ids, admin, target, 0);
+  const before = await scrapeAccepted(notes, client, url);
+  const started = performance.now();
+  log(`ws first pings (msgpack): ${n} couriers' first ping over ${lanes.length} connections, as fast as the sockets drain`);
+  const r = await runIngest({ url, mode: 'msgpack', lanes, batch: cfg.batch, rate: Infinity, durationMs: 120_000, maxPings: n });
+  const after = before === undefined ? undefined : await settleAccepted(run, client, url, before);
+  if (after !== undefined && after.accepted < n) notes.push(`first pings: the server applied ${after.accepted} of ${n}`);
+  if (r.errorSample) notes.push(`ws first pings: server error frames, e.g. ${r.errorSample}`);
+  return { ...r, accepted: after?.accepted, acceptedMs: after === undefined ? undefined : after.at - started };
 }
 
 /**
@@ -130,16 +152,21 @@ function requestCredential({ cfg, notes }: LoadRun, target: ServerTarget, admin:
   return admin;
 }
 
-/** Lanes for one mode, or undefined (with a note) when the mode cannot run with the credentials at hand. */
-function ingestLanes({ cfg, notes }: LoadRun, mode: IngestMode, w: Workload, admin: Credential, target: ServerTarget, tsShift: number): PingerLane[] | undefined {
+/**
+ * Gateway sockets for a ping stream: each owns its couriers (as real gateways own their drivers), so no courier's
+ * pings race each other across sockets; with the secret each socket is also its own principal (own rate bucket).
+ */
+function gatewayLanes({ cfg }: LoadRun, stream: MoveStream, ids: readonly string[], admin: Credential, target: ServerTarget, tsShift: number): PingerLane[] {
   const secret = cfg.jwtSecret ?? target.jwtSecret;
-  if (mode !== 'json-single') {
-    // each gateway socket owns its couriers (as real gateways own their drivers), so no courier's pings race
-    // each other across sockets; with the secret each socket is also its own principal (own rate bucket)
-    const parts = splitByCourier(w.pings, cfg.connections);
-    const own = secret !== undefined && cfg.token === undefined && cfg.apiKey === undefined;
-    return parts.map((part, i) => ({ credential: own ? { token: mintToken(secret, `load-gateway-${i}`, 'admin') } : admin, cursor: new PingCursor(part, w.ids, tsShift, Date.now) }));
-  }
+  const own = secret !== undefined && cfg.token === undefined && cfg.apiKey === undefined;
+  return splitByCourier(stream, cfg.connections).map((part, i) => ({ credential: own ? { token: mintToken(secret, `load-gateway-${i}`, 'admin') } : admin, cursor: new PingCursor(part, ids, tsShift, Date.now) }));
+}
+
+/** Lanes for one mode, or undefined (with a note) when the mode cannot run with the credentials at hand. */
+function ingestLanes(run: LoadRun, mode: IngestMode, w: Workload, admin: Credential, target: ServerTarget, tsShift: number): PingerLane[] | undefined {
+  const { cfg, notes } = run;
+  const secret = cfg.jwtSecret ?? target.jwtSecret;
+  if (mode !== 'json-single') return gatewayLanes(run, w.pings, w.ids, admin, target, tsShift);
   if (!secret) {
     notes.push('json-single skipped: driver tokens need the JWT secret (--jwt-secret, or --spawn); gateway JSON batches ran instead');
     return undefined;

@@ -18,8 +18,11 @@ export function authHeaders(c: { token: string } | { apiKey: string }): Record<s
   return 'token' in c ? { authorization: `Bearer ${c.token}` } : { 'x-api-key': c.apiKey };
 }
 
-/** Creates every courier and gives it its start position; throws with the server's answer if setup fails. */
-export async function setupCouriers(client: HttpClient, url: string, auth: Record<string, string>, couriers: readonly CourierFixture[], concurrency: number, timeoutMs: number): Promise<{ profiles: LoopResult; locations: LoopResult }> {
+/**
+ * Creates every courier and, unless `positions` is false (the first-ping phase gives them), its start position;
+ * throws with the server's answer if setup fails.
+ */
+export async function setupCouriers(client: HttpClient, url: string, auth: Record<string, string>, couriers: readonly CourierFixture[], concurrency: number, timeoutMs: number, positions = true): Promise<{ profiles: LoopResult; locations?: LoopResult }> {
   const bounds = { maxCount: couriers.length, durationMs: timeoutMs };
   const profiles = await runClosedLoop(
     (i) => {
@@ -30,6 +33,7 @@ export async function setupCouriers(client: HttpClient, url: string, auth: Recor
     bounds,
   );
   if (profiles.ok < couriers.length) throw new Error(`courier setup: ${profiles.ok}/${couriers.length} PUT /v1/couriers/{id} succeeded (${describeFailures(profiles)})`);
+  if (!positions) return { profiles };
   const now = Date.now();
   const locations = await runClosedLoop(
     (b) => {

@@ -15,6 +15,8 @@ import type { Workload } from './workload.js';
 /** What one peer measured; either part is missing when it did not run. */
 export interface PeerResults {
   ingest?: { pings: number; elapsedMs: number };
+  /** Every courier's first position (Redis: its first GEOADD). */
+  firstAdds?: { pings: number; elapsedMs: number };
   queries?: LoopResult;
   /** The same queries through the peer's own C client (with `--http-client wrk`, when the tool is on PATH). */
   native?: NativeQueries;
@@ -29,7 +31,7 @@ export async function runRedisPeer({ cfg, notes, cleanups }: LoadRun, w: Workloa
   if ('skipped' in c) return skipPeer(notes, c.skipped);
   const peer: RedisPeer = c;
   cleanups.push(() => closeRedis(peer));
-  const loadMs = await loadRedis(peer, w.ids, w.start.lat, w.start.lng);
+  const loadMs = await loadRedis(peer, w.ids, w.start.lat, w.start.lng, cfg.batch);
   log(`redis: ${w.ids.length} start positions loaded in ${(loadMs / 1000).toFixed(1)} s under ${peer.key}`);
   // the same pings in the same order and batch size as the WS msgpack phase (at least one pool's worth)
   const pings = Math.min(cfg.maxPings, Math.max(gdPings ?? 0, w.pings.index.length));
@@ -48,7 +50,7 @@ export async function runRedisPeer({ cfg, notes, cleanups }: LoadRun, w: Workloa
     if (native === undefined) notes.push('Redis GEOSEARCH under a C client skipped (redis-benchmark not on PATH: apt-get install redis-tools); the ratio uses the Node client');
     else log(`redis (redis-benchmark): ${Math.round(native.perSecond)} GEOSEARCH/s over ${NATIVE_POINTS} points`);
   }
-  return { ingest, queries, native };
+  return { ingest, firstAdds: { pings: w.ids.length, elapsedMs: loadMs }, queries, native };
 }
 
 /** PostGIS upsert / KNN on the workload. */

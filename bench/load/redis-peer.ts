@@ -30,10 +30,12 @@ export async function connectRedis(url: string, runId: string): Promise<RedisPee
   return { redis, key: `gd:load:${runId}:couriers` };
 }
 
-/** Loads the couriers' start positions (as the server got them from PUT + first location). */
-export async function loadRedis(peer: RedisPeer, ids: readonly string[], lat: Float64Array, lng: Float64Array): Promise<number> {
+/**
+ * Loads the couriers' start positions, each member's first GEOADD, in `batch`-member commands all pipelined:
+ * the baseline of the first-ping phase (the server gets the same positions as its couriers' first pings).
+ */
+export async function loadRedis(peer: RedisPeer, ids: readonly string[], lat: Float64Array, lng: Float64Array, batch = 5000): Promise<number> {
   const t0 = performance.now();
-  const batch = 5000;
   const pipe = peer.redis.pipeline();
   for (let i = 0; i < ids.length; i += batch) {
     const args: (string | number)[] = [peer.key];

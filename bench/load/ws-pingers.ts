@@ -57,6 +57,10 @@ export interface IngestResult {
   ackLatency: LatencyRecorder;
   /** Sum of `accepted` over ack frames (the server's own count of applied pings). */
   ackAccepted: number;
+  /** From the first send to the last ack frame; the phase waits (up to ACK_WAIT_MS) for the acks of what it sent. */
+  ackedMs?: number;
+  /** performance.now() of the last ack frame (internal: ackedMs is what to read). */
+  lastAckAt?: number;
   /** Error frames by code (E_RATE_LIMITED means the server's limits, not its speed, set the pace). */
   errorCodes: Map<string, number>;
 }
@@ -65,6 +69,8 @@ export interface IngestResult {
 const HIGH_WATER_BYTES = 1 << 20;
 const CONNECT_TIMEOUT_MS = 5_000;
 const DRAIN_TIMEOUT_MS = 10_000;
+// How long a phase waits after draining for the acks of the frames it sent
+const ACK_WAIT_MS = 5_000;
 // How many sockets open at once during setup: enough to be quick, few enough not to trip SYN backlogs
 const CONNECT_PARALLELISM = 64;
 
@@ -140,6 +146,11 @@ export async function runIngest(o: IngestOptions): Promise<IngestResult> {
   }
   await drain(sockets);
   result.elapsedMs = performance.now() - start;
+  // every batch frame is answered (an ack, or an error frame for a refused one): wait for those answers
+  // (a driver's single `loc` is not acked)
+  const answerBy = o.mode === 'json-single' ? 0 : performance.now() + ACK_WAIT_MS;
+  while (answered(result) < result.sentFrames && performance.now() < answerBy && sockets.some((ws) => ws.readyState === WebSocket.OPEN)) await sleep(2);
+  if (result.lastAckAt !== undefined) result.ackedMs = result.lastAckAt - start;
   result.behind += pacer.behind;
   result.closedEarly = sockets.filter((ws) => ws.readyState !== WebSocket.OPEN).length;
   await closeAll(sockets);
@@ -153,6 +164,11 @@ function encodeFrame(mode: IngestMode, cursor: PingCursor, perFrame: number, ite
   return encodeJsonSingle(items[0]);
 }
 
+// frames the server has answered so far
+function answered(result: IngestResult): number {
+  return (result.received.get('ack') ?? 0) + (result.received.get('error') ?? 0);
+}
+
 function watchReplies(ws: WebSocket, result: IngestResult, sentAt: number[]): void {
   ws.on('message', (data: Buffer, isBinary: boolean) => {
     let msg: { t?: unknown; code?: unknown; message?: unknown; accepted?: unknown } | undefined;
@@ -164,6 +180,7 @@ function watchReplies(ws: WebSocket, result: IngestResult, sentAt: number[]): vo
     const t = typeof msg?.t === 'string' ? msg.t : '(unparsed)';
     result.received.set(t, (result.received.get(t) ?? 0) + 1);
     if (t === 'ack') {
+      result.lastAckAt = performance.now();
       const at = sentAt.shift();
       if (at !== undefined) result.ackLatency.record(performance.now() - at);
       if (typeof msg?.accepted === 'number') result.ackAccepted += msg.accepted;

@@ -58,13 +58,14 @@ export function runNearby(client: HttpClient, url: string, auth: Record<string, 
   return runClosedLoop((i) => client.request('GET', `${url}${nearbyPath(q.lat[i % n], q.lng[i % n], k, radiusM)}`, undefined, auth), concurrency, bounds);
 }
 
-/** Creates delivery requests at `rate` per second (bodies from the fixture, times moved to now). */
-export function runRequests(client: HttpClient, url: string, auth: Record<string, string>, runId: string, requests: readonly RequestFixture[], rate: number, maxInFlight: number, bounds: LoopBounds): Promise<LoopResult> {
+/** Creates delivery requests at `rate` per second (bodies from the fixture, times moved to now), the principals in turn. */
+export function runRequests(client: HttpClient, url: string, auths: readonly Record<string, string>[], runId: string, requests: readonly RequestFixture[], rate: number, maxInFlight: number, bounds: LoopBounds): Promise<LoopResult> {
   if (requests.length === 0) throw new Error('runRequests needs at least one fixture request');
+  if (auths.length === 0) throw new Error('runRequests needs at least one credential');
   return runOpenLoop(
     (i) =>
       client.request('POST', `${url}/v1/requests`, requestBody(requests[i % requests.length], Date.now()), {
-        ...auth,
+        ...auths[i % auths.length],
         'idempotency-key': `${runId}-${i}`,
       }),
     rate,

@@ -156,8 +156,8 @@ function requestCredentials({ cfg, notes }: LoadRun, target: ServerTarget, admin
   return [admin];
 }
 
-/** Requests sent per principal at most: under the server's default bound of 1,000 open requests each. */
-const OPEN_PER_PRINCIPAL = 800;
+/** Requests sent per principal at most: well under the server's default bound of 1,000 open requests each (a request can hold legs too). */
+const OPEN_PER_PRINCIPAL = 500;
 
 /**
  * Gateway sockets for a ping stream: each owns its couriers (as real gateways own their drivers), so no courier's

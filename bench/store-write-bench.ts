@@ -3,7 +3,12 @@
  * PGlite always (in a temp dataDir), PostgreSQL when DATABASE_URL or TEST_DATABASE_URL is set (in a
  * throwaway schema). Prints one line per figure and one JSON line per figure.
  *
- *   npm run build && node dist/bench/store-write-bench.js [--couriers 100000] [--batches 40] [--batch 5000]
+ * Then dispatch commits as the journal makes them (groups of 25 transitions: five deliveries' created, offered,
+ * accepted, picked up and delivered), timed over GROWTH_SAMPLE deliveries on nearly empty tables and again after
+ * GROWN deliveries are stored: the ratio says whether a commit slows as the tables grow (it should not: each
+ * transition names its rows by key).
+ *
+ *   npm run build && node dist/bench/store-write-bench.js [--couriers 100000] [--batches 40] [--batch 5000] [--grown 30000]
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,12 +16,16 @@ import { join } from 'node:path';
 import { seededRandom } from '../fixtures/prng.js';
 import { PgStore } from '../store/pg-store.js';
 import { PGliteStore } from '../store/pglite-store.js';
-import type { CourierRow, Store } from '../store/store.js';
+import type { CourierRow, Store, Transition } from '../store/store.js';
 
 const args = parseArgs(process.argv.slice(2));
 const COURIERS = args.couriers ?? 100_000;
 const BATCHES = args.batches ?? 40;
 const BATCH = args.batch ?? 5_000;
+const GROWN = Math.max(args.grown ?? 20_000, 3 * 2_000);
+const GROWTH_SAMPLE = 2_000;
+/** Transitions per commit: the journal's groups under request load average about this many. */
+const GROUP = 25;
 
 await main();
 
@@ -79,6 +88,53 @@ async function measure(store: Store): Promise<void> {
   };
   await timed('writePositions', () => store.writePositions({ ids, lat, lng, ts }));
   await timed('appendHistory', () => store.appendHistory({ ids, lat, lng, ts }));
+  await commitsAsTablesGrow(store);
+}
+
+/** Delivery transitions per second on nearly empty tables and on GROWN stored deliveries, and their ratio. */
+async function commitsAsTablesGrow(store: Store): Promise<void> {
+  let seq = 1;
+  let delivery = 0;
+  const at = Date.now();
+  const deliveries = async (n: number): Promise<number> => {
+    const t0 = performance.now();
+    let group: Transition[] = [];
+    for (let i = 0; i < n; i++) {
+      for (const t of lifecycle(delivery++, () => seq++, at)) group.push(t);
+      if (group.length >= GROUP) {
+        await store.commitTransitions(group);
+        group = [];
+      }
+    }
+    if (group.length > 0) await store.commitTransitions(group);
+    return (n * 5) / ((performance.now() - t0) / 1000);
+  };
+  const small = await deliveries(GROWTH_SAMPLE);
+  await deliveries(GROWN - 2 * GROWTH_SAMPLE);
+  const grown = await deliveries(GROWTH_SAMPLE);
+  for (const [op, rate] of [['commits (small)', small], [`commits (${GROWN})`, grown]] as const) {
+    console.log(`${store.kind.padEnd(7)} ${op.padEnd(15)} ${Math.round(rate).toLocaleString('en-US').padStart(9)} transitions/s in groups of ${GROUP}`);
+  }
+  console.log(`${store.kind.padEnd(7)} commits at ${GROWN} stored deliveries ÷ on empty tables: ×${(grown / small).toFixed(2)}`);
+  console.log(JSON.stringify({ bench: 'store-write', store: store.kind, op: 'commitTransitions', group: GROUP, grown: GROWN, transitionsPerSecondSmall: Math.round(small), transitionsPerSecondGrown: Math.round(grown), ratio: +(grown / small).toFixed(3) }));
+}
+
+/** One delivery's five transitions (created, offered, accepted, picked up, delivered) on courier c<n mod 1000>. */
+function lifecycle(n: number, nextSeq: () => number, at: number): Transition[] {
+  const id = `bench-r${n}`;
+  const offer = `bench-o${n}`;
+  const courier = `c${n % 1_000}`;
+  const step = (t: Omit<Transition, 'seq' | 'at' | 'events'>, type: string): Transition => {
+    const seq = nextSeq();
+    return { seq, at, ...t, events: [{ seq, at, type, requestId: id, courierId: courier }] };
+  };
+  return [
+    step({ requests: [{ id, kind: 'delivery', urgency: 'routine', status: 'pending', requesterId: 'bench', payload: {}, createdAt: at, updatedAt: at }] }, 'request.created'),
+    step({ requestStatus: [{ id, status: 'offered' }], offers: [{ id: offer, requestId: id, courierId: courier, status: 'live', createdAt: at, expiresAt: at + 15_000 }] }, 'request.offered'),
+    step({ requestStatus: [{ id, status: 'assigned' }], offerStatus: [{ id: offer, status: 'accepted' }], assignmentsStarted: [{ requestId: id, courierId: courier, offerId: offer, createdAt: at }], courierStatus: [{ id: courier, status: 'busy' }] }, 'request.assigned'),
+    step({ requestStatus: [{ id, status: 'picked_up' }] }, 'request.picked_up'),
+    step({ requestStatus: [{ id, status: 'delivered' }], assignmentsEnded: [{ requestId: id }], courierStatus: [{ id: courier, status: 'available' }] }, 'request.delivered'),
+  ];
 }
 
 function report(store: string, op: string, rowsPerSecond: number, msPerBatch: number): void {
@@ -86,12 +142,12 @@ function report(store: string, op: string, rowsPerSecond: number, msPerBatch: nu
   console.log(JSON.stringify({ bench: 'store-write', store, op, batch: BATCH, couriers: COURIERS, rowsPerSecond: Math.round(rowsPerSecond), msPerBatch: +msPerBatch.toFixed(2) }));
 }
 
-function parseArgs(argv: string[]): { couriers?: number; batches?: number; batch?: number } {
+function parseArgs(argv: string[]): { couriers?: number; batches?: number; batch?: number; grown?: number } {
   const out: Record<string, number> = {};
   for (let i = 0; i < argv.length; i += 2) {
     const key = argv[i].replace(/^--/, '');
     const value = Number(argv[i + 1]);
-    if (!['couriers', 'batches', 'batch'].includes(key) || !(value > 0)) throw new Error(`usage: store-write-bench [--couriers N] [--batches N] [--batch N], got '${argv[i]} ${argv[i + 1]}'`);
+    if (!['couriers', 'batches', 'batch', 'grown'].includes(key) || !(value > 0)) throw new Error(`usage: store-write-bench [--couriers N] [--batches N] [--batch N] [--grown N], got '${argv[i]} ${argv[i + 1]}'`);
     out[key] = value;
   }
   return out;

@@ -150,10 +150,12 @@ export const T_OFFER_STATUS = `
 UPDATE offers o SET status = x.status, closed_at = CASE WHEN x.status = 'live' THEN NULL ELSE ${ts('$2')} END
 FROM jsonb_to_recordset($1::text::jsonb) AS x(id text, status text) WHERE o.id = x.id`;
 
+// the live row is looked up per given request, never by scanning every live assignment (KEYED_PLANS below)
 export const T_ASSIGNMENTS_ENDED = `
 UPDATE assignments a SET ended_at = ${ts('$2')}
-FROM jsonb_to_recordset($1::text::jsonb) AS x("requestId" text)
-WHERE a.request_id = x."requestId" AND a.ended_at IS NULL`;
+FROM jsonb_to_recordset($1::text::jsonb) AS x("requestId" text),
+  LATERAL (SELECT l.id FROM assignments l WHERE l.request_id = x."requestId" AND l.ended_at IS NULL OFFSET 0) live
+WHERE a.id = live.id`;
 
 export const T_ASSIGNMENTS_STARTED = `
 INSERT INTO assignments (request_id, courier_id, offer_id, created_at, ended_at)
@@ -174,14 +176,21 @@ ins AS (
 )
 UPDATE inventory_units i SET reserved = LEAST(i.count, i.reserved + agg.n) FROM agg WHERE ${LOT_MATCH}`;
 
-/** Releases (column released_at) or issues (issued_at) held reservations; only rows actually closed move inventory. */
+/**
+ * Releases (column released_at) or issues (issued_at) held reservations; only rows actually closed move inventory.
+ * Held rows are looked up per given row, never by scanning every held reservation (KEYED_PLANS below).
+ */
 function closeReservations(column: 'released_at' | 'issued_at', inventorySet: string): string {
   return `
 WITH x AS (SELECT * FROM ${RESERVATION_ROWS}),
 done AS (
-  UPDATE reservations r SET ${column} = ${ts('$2')} FROM x
-  WHERE r.request_id = x."requestId" AND r.site_id = x."siteId" AND r.product = x.product AND r.blood_type = x."bloodType"
-    AND r.expires_at = ${ts('x."expiresAt"')} AND r.released_at IS NULL AND r.issued_at IS NULL
+  UPDATE reservations r SET ${column} = ${ts('$2')}
+  FROM x, LATERAL (
+    SELECT h.id FROM reservations h
+    WHERE h.request_id = x."requestId" AND h.site_id = x."siteId" AND h.product = x.product AND h.blood_type = x."bloodType"
+      AND h.expires_at = ${ts('x."expiresAt"')} AND h.released_at IS NULL AND h.issued_at IS NULL OFFSET 0
+  ) held
+  WHERE r.id = held.id
   RETURNING r.site_id, r.product, r.blood_type, r.expires_at, r.count
 ), agg AS (
   SELECT site_id, product, blood_type, expires_at, sum(count)::int AS n FROM done GROUP BY 1, 2, 3, 4
@@ -228,9 +237,18 @@ function asFunctionStatement(sql: string): string {
  * applied writes nothing — and returns how many were new. Made from the statements of this build and replaced
  * on every start (runMigrations), so it never drifts from them. Each statement's rows were a round trip (and
  * in the embedded store a parse and plan) of their own; plpgsql plans them once per connection.
+ *
+ * KEYED_PLANS: those plans are generic, made before any transition's rows are seen, and jsonb_to_recordset is
+ * always guessed at 100 rows, so a step joining its rows to a table by key was planned as a hash join over a scan
+ * of the whole table — every transition read all requests, offers, couriers or lots, and commits slowed as they
+ * accumulated (the embedded store never runs ANALYZE: it has no autovacuum). A transition brings a handful of
+ * rows, each naming its row by key: the function allows nested loops only, so each given row is looked up in an
+ * index; rows found through a partial index (live assignments, held reservations) are looked up per given row
+ * (LATERAL … OFFSET 0), so a guess of how many rows the index holds cannot turn the lookup into a scan of it.
+ * commit-plans.test.ts runs each step as planned here and counts the rows each plan node reads.
  */
 export const COMMIT_TRANSITIONS_FUNCTION = `
-CREATE OR REPLACE FUNCTION gd_commit_transitions(batch text) RETURNS integer LANGUAGE plpgsql AS $gd$
+CREATE OR REPLACE FUNCTION gd_commit_transitions(batch text) RETURNS integer LANGUAGE plpgsql SET enable_hashjoin = off SET enable_mergejoin = off AS $gd$
 DECLARE
   v_t jsonb;
   v_rows jsonb;

@@ -59,6 +59,37 @@ describe('courier snapshot', () => {
     expect(Number.isNaN(snap.localSpeed(0))).toBe(true);
   });
 
+  it('stays exact snapshot after snapshot while couriers leave, others take their slots and cells empty and fill', () => {
+    // the writer keeps encoded ids per slot and the buckets' H3 order between snapshots: both must follow the index
+    const index = buildIndex(31, 800);
+    const rng = new Prng(32);
+    let next = 800;
+    for (let round = 0; round < 12; round++) {
+      for (let j = 0; j < 60; j++) {
+        const victim = `courier-${rng.int(next)}`;
+        if (index.get(victim) !== undefined) index.remove(victim);
+        const id = `courier-${next++}-${'é'.repeat(round % 3)}`;
+        index.upsert(id, { vehicle: 'bike', capabilities: [], capacity: 1, status: 'available' });
+        // new couriers in a third area far from the others: fresh buckets every round
+        index.move(id, 40 + rng.normal() * 0.05 + round * 0.2, -3.7 + rng.normal() * 0.05, 5000 + round);
+      }
+      const snap = CourierSnapshot.from(writeCourierSnapshot(index));
+      const alive = index.size;
+      expect(snap.count).toBe(alive);
+      for (let i = 0; i < snap.count; i++) {
+        const id = snap.id(i);
+        expect(snap.indexOf(id)).toBe(i);
+        expect([snap.lat(i), snap.lng(i)]).toEqual([index.get(id)?.lat, index.get(id)?.lng]);
+      }
+      for (let q = 0; q < 20; q++) {
+        const lat = 40 + round * 0.2 + rng.normal() * 0.05;
+        const lng = -3.7 + rng.normal() * 0.05;
+        const live = index.nearby(lat, lng, { k: 8 });
+        expect(snap.nearby(lat, lng, { k: 8 }).map((h) => snap.id(h.index)).sort()).toEqual(live.map((h) => h.id).sort());
+      }
+    }
+  });
+
   it('carries the learned speed of each courier\'s neighbourhood', () => {
     const speeds = new CellSpeeds();
     const index = new CourierIndex({ speeds });

@@ -61,8 +61,9 @@ export function writeCourierSnapshot(index: CourierIndex, options: { filter?: Co
   const b = chosen.length;
   const levels = levelSizes(b);
   const nodes = levels.reduce((a, c) => a + c, 0);
-  const encoder = new TextEncoder();
+  const known = encodedIds(src.ids);
   const idBytes: Uint8Array[] = [];
+  const idHash: number[] = [];
   let idTotal = 0;
 
   const layout = new Layout(HEADER_BYTES);
@@ -81,8 +82,10 @@ export function writeCourierSnapshot(index: CourierIndex, options: { filter?: Co
   const oIdStart = layout.take(4 * (n + 1));
   for (const { positions } of chosen) {
     for (const at of positions) {
-      const bytes = encoder.encode(src.ids[pool.slots[at]] as string);
+      const slot = pool.slots[at];
+      const bytes = known.bytesOf(slot, src.ids[slot] as string);
       idBytes.push(bytes);
+      idHash.push(known.hash[slot]);
       idTotal += bytes.length;
     }
   }
@@ -125,10 +128,10 @@ export function writeCourierSnapshot(index: CourierIndex, options: { filter?: Co
       attr[w] = src.attr[s];
       nodeCount[4 * j + (src.attr[s] & STATUS_BITS)]++;
       speed[w] = local === undefined ? NaN : local.metersPerSecond;
-      const bytes = idBytes[idNo++];
+      const bytes = idBytes[idNo];
       idStart[w] = idPos;
       ids.set(bytes, idPos);
-      insertId(idTable, bytes, w);
+      insertId(idTable, idHash[idNo++], w);
       idPos += bytes.length;
       w++;
     }
@@ -363,9 +366,44 @@ function idTableSize(n: number): number {
   return size;
 }
 
-function insertId(table: Int32Array, bytes: Uint8Array, index: number): void {
+/**
+ * Courier ids as UTF-8 bytes and their FNV-1a hashes, per slot of one index, kept between snapshots: a snapshot
+ * is taken per dispatch batch, and encoding every available courier's id each time was a fifth of the server's
+ * thread under request load. A slot whose id changed (reused by another courier) is encoded again.
+ */
+class EncodedIds {
+  private readonly names: (string | undefined)[] = [];
+  private readonly bytes: Uint8Array[] = [];
+  hash = new Uint32Array(0);
+  private readonly encoder = new TextEncoder();
+
+  bytesOf(slot: number, id: string): Uint8Array {
+    if (this.names[slot] === id) return this.bytes[slot];
+    if (slot >= this.hash.length) {
+      const grown = new Uint32Array(Math.max(2 * this.hash.length, slot + 1, 1024));
+      grown.set(this.hash);
+      this.hash = grown;
+    }
+    const bytes = this.encoder.encode(id);
+    this.names[slot] = id;
+    this.bytes[slot] = bytes;
+    this.hash[slot] = fnv1a(bytes);
+    return bytes;
+  }
+}
+
+// keyed by the index's id array: one cache per index, dropped with it
+const encodedIdCaches = new WeakMap<readonly (string | undefined)[], EncodedIds>();
+
+function encodedIds(ids: readonly (string | undefined)[]): EncodedIds {
+  let cache = encodedIdCaches.get(ids);
+  if (cache === undefined) encodedIdCaches.set(ids, (cache = new EncodedIds()));
+  return cache;
+}
+
+function insertId(table: Int32Array, hash: number, index: number): void {
   const mask = table.length - 1;
-  let h = fnv1a(bytes) & mask;
+  let h = hash & mask;
   while (table[h] !== 0) h = (h + 1) & mask;
   table[h] = index + 1;
 }

@@ -86,6 +86,8 @@ export class H3Buckets {
   private nodeTop = 0;
   private liveBuckets = 0;
   private emptyBuckets = new Set<number>();
+  /** Bucket numbers in H3 index order, kept until a node is made or dropped (occupiedInCellOrder). */
+  private cellOrder: number[] | undefined;
   private queue = new NodeQueue();
 
   constructor(resolution: number, initialEntries = 1024) {
@@ -330,9 +332,14 @@ export class H3Buckets {
 
   /** Occupied bucket numbers, in H3 index order (spatially coherent: siblings sit together). */
   occupiedInCellOrder(): number[] {
+    if (this.cellOrder === undefined) {
+      const all: number[] = [];
+      for (let b = 0; b < this.nodeTop; b++) if (this.children[b] === undefined && this.cells[b] !== undefined) all.push(b);
+      this.cellOrder = all.sort((a, b) => ((this.cells[a] as string) < (this.cells[b] as string) ? -1 : 1));
+    }
     const out: number[] = [];
-    for (let b = 0; b < this.nodeTop; b++) if (this.children[b] === undefined && this.cells[b] !== undefined && this.info[4 * b + 1] > 0) out.push(b);
-    return out.sort((a, b) => ((this.cells[a] as string) < (this.cells[b] as string) ? -1 : 1));
+    for (const b of this.cellOrder) if (this.info[4 * b + 1] > 0) out.push(b);
+    return out;
   }
 
   /** Bytes of typed arrays held (node tables and the courier slab). */
@@ -342,6 +349,7 @@ export class H3Buckets {
   }
 
   private createNode(cell: string, bucket: boolean): number {
+    this.cellOrder = undefined;
     const n = this.freeNodes.pop() ?? this.nodeTop++;
     if (n >= this.inner2.length) this.growTables();
     const [lat, lng] = cellToLatLng(cell);
@@ -423,6 +431,7 @@ export class H3Buckets {
   }
 
   private dropNode(n: number): void {
+    this.cellOrder = undefined;
     const p = this.info[4 * n + 3];
     this.nodeByCell.delete(this.cells[n] as string);
     this.cells[n] = undefined;

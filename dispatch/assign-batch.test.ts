@@ -195,3 +195,42 @@ describe('planBatch', () => {
     }
   });
 });
+
+describe('a snapshot of the couriers near the batch (what the dispatch loop takes)', () => {
+  it('plans exactly as the whole fleet would, in every mode, while holding only couriers within reach', () => {
+    const rng = new Prng(77);
+    // three clusters 20–40 km apart, so a tight radius leaves whole clusters out and a wide one keeps them
+    const centres = [
+      { lat: 51.5, lng: -0.12 },
+      { lat: 51.68, lng: -0.12 },
+      { lat: 51.5, lng: 0.45 },
+    ];
+    for (let round = 0; round < 12; round++) {
+      const index = new CourierIndex();
+      for (let i = 0; i < 900; i++) {
+        const c = centres[i % 3];
+        const status = rng.chance(0.7) ? 'available' : COURIER_STATUSES[rng.int(4)];
+        index.upsert(`c${i}`, { vehicle: VEHICLES[rng.int(3)], capabilities: rng.chance(0.4) ? ['cold_chain'] : [], capacity: 1 + rng.int(3), status });
+        index.move(`c${i}`, c.lat + rng.range(-0.05, 0.05), c.lng + rng.range(-0.08, 0.08), NOW - 5000);
+      }
+      const policy = { ...DEFAULT_POLICY, radius: rng.pick([3_000, 8_000, 15_000]) };
+      const home = centres[round % 3];
+      const requests = randomRequests(rng, 1 + rng.int(25), 900).map((r) => ({ ...r, pickup: { lat: home.lat + rng.range(-0.06, 0.06), lng: home.lng + rng.range(-0.1, 0.1) } }));
+      const whole = CourierSnapshot.from(writeCourierSnapshot(index, { filter: { status: 'available' } }));
+      const near = CourierSnapshot.from(writeCourierSnapshot(index, { filter: { status: 'available' }, near: { points: requests.map((r) => r.pickup), radius: policy.radius } }));
+      expect(near.count).toBeLessThan(whole.count);
+      // every courier left out is beyond the radius of every pickup
+      const kept = new Set(Array.from({ length: near.count }, (_, i) => near.id(i)));
+      for (let i = 0; i < whole.count; i++) {
+        if (kept.has(whole.id(i))) continue;
+        for (const r of requests) expect(distanceMeters(r.pickup.lat, r.pickup.lng, whole.lat(i), whole.lng(i))).toBeGreaterThan(policy.radius);
+      }
+      const named = (plan: DispatchPlan) => ({ assignments: plan.assignments.map(({ requestId, courierId, pickupEta, dropoffEta, cost }) => ({ requestId, courierId, pickupEta, dropoffEta, cost })), unassigned: plan.unassigned });
+      for (const mode of ['greedy', 'batched'] as const) {
+        const p = { ...policy, mode };
+        expect(named(planBatch(near, requests, p, NOW))).toEqual(named(planBatch(whole, requests, p, NOW)));
+      }
+      expect(named(planGreedyNearest(near, requests, policy, NOW))).toEqual(named(planGreedyNearest(whole, requests, policy, NOW)));
+    }
+  });
+});

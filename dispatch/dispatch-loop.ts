@@ -9,7 +9,7 @@
  *   RequestParents.add(parent, legs) ─► RequestLifecycle.addRequest(leg) ──► pending ──► BatchSchedule
  *                                            (window — emergency: at once; greedy: at once; batched: windowMs)
  *                                                        │
- *   takeBatch(now) ── snapshot of AVAILABLE couriers + due legs (exclude = decliners) ──► planner (inline or worker)
+ *   takeBatch(now) ── snapshot of AVAILABLE couriers within policy.radius of a due pickup + due legs (exclude = decliners) ──► planner (inline or worker)
  *                                                                                            │ DispatchPlan
  *   applyPlan(plan, now) ◄──────────────────────────────────────────────────────────────────┘
  *        │ state changed since the snapshot? skip, leg waits for the next batch; no courier? parked retryMs
@@ -143,7 +143,9 @@ export class DispatchLoop {
       const dispatch = this.registry.leg(r.id)!.dispatch;
       return exclude.length === 0 ? dispatch : { ...dispatch, exclude };
     });
-    const snapshot = writeCourierSnapshot(this.couriers, { filter: { status: 'available' }, speeds: this.speeds, createdAt: now });
+    // candidates are only ever searched within policy.radius of a pickup: the snapshot holds just those couriers
+    const near = { points: requests.map((r) => r.pickup), radius: this.policy.radius };
+    const snapshot = writeCourierSnapshot(this.couriers, { filter: { status: 'available' }, speeds: this.speeds, createdAt: now, near });
     this.counters.batches++;
     return { id: ++this.batchCount, now, snapshot, requests };
   }

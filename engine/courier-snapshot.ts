@@ -41,16 +41,28 @@ export interface SnapshotHit {
   distance: number;
 }
 
-/** Builds a snapshot of the positioned couriers that pass `filter` (all by default). */
-export function writeCourierSnapshot(index: CourierIndex, options: { filter?: CourierFilter; createdAt?: number; speeds?: CellSpeeds } = {}): SharedArrayBuffer {
+/** Points and a radius in metres: a snapshot `near` them holds only couriers that may lie within it of one. */
+export interface SnapshotRegion {
+  points: readonly { lat: number; lng: number }[];
+  radius: number;
+}
+
+/**
+ * Builds a snapshot of the positioned couriers that pass `filter` (all by default). With `near`, buckets whose
+ * cap lies wholly beyond `near.radius` of every point are left out: queries from those points within that radius
+ * answer exactly as on the whole fleet, and a dispatch batch copies its own city, not every city's couriers.
+ */
+export function writeCourierSnapshot(index: CourierIndex, options: { filter?: CourierFilter; createdAt?: number; speeds?: CellSpeeds; near?: SnapshotRegion } = {}): SharedArrayBuffer {
   const src = index.internals;
   const cells = src.cells;
   const pool = cells.pool;
   const f = compileFilter(options.filter ?? {});
+  const reaches = regionTest(options.near, cells.geo);
   // pick buckets (in H3 order) and the positions of passing couriers in each
   const chosen: { bucket: number; positions: number[] }[] = [];
   let n = 0;
   for (const bucket of cells.occupiedInCellOrder()) {
+    if (!reaches(bucket)) continue;
     const positions: number[] = [];
     for (let i = cells.info[4 * bucket], end = i + cells.info[4 * bucket + 1]; i < end; i++) if (passes(pool.attrs[i], pool.slots[i], f)) positions.push(i);
     if (positions.length > 0) {
@@ -364,6 +376,32 @@ function idTableSize(n: number): number {
   let size = 2;
   while (size < 2 * n) size *= 2;
   return size;
+}
+
+/**
+ * Whether a bucket's cap (centre unit vector c, chord radius r in geo) may hold a point within `near.radius` of
+ * one of `near.points`: by the triangle inequality no point of the cap is nearer to q than |q − c| − r.
+ */
+function regionTest(near: SnapshotRegion | undefined, geo: Float64Array): (bucket: number) => boolean {
+  if (near === undefined || !(near.radius < Infinity)) return () => true;
+  const q = new Float64Array(3 * near.points.length);
+  near.points.forEach((p, i) => writeUnitVector(p.lat, p.lng, q, 3 * i));
+  // a hair wider than the query's own radius test, so float rounding never drops a courier it would keep
+  const reach = Math.sqrt(metersToChord2(near.radius)) * (1 + 1e-9) + 1e-12;
+  return (b) => {
+    const cx = geo[4 * b];
+    const cy = geo[4 * b + 1];
+    const cz = geo[4 * b + 2];
+    const limit = reach + geo[4 * b + 3];
+    const limit2 = limit * limit;
+    for (let i = 0; i < q.length; i += 3) {
+      const dx = q[i] - cx;
+      const dy = q[i + 1] - cy;
+      const dz = q[i + 2] - cz;
+      if (dx * dx + dy * dy + dz * dz <= limit2) return true;
+    }
+    return false;
+  };
 }
 
 /**

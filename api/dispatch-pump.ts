@@ -42,6 +42,8 @@ export type SubmitView = Omit<JournalRequest, 'id' | 'requesterId' | 'submission
 export const DEFAULT_ENDED_RETENTION_MS = 3_600_000;
 // sweeping ended requests once a minute keeps the sweep off the 50 ms tick path
 const FORGET_EVERY_MS = 60_000;
+// the longest a due batch waits for the pace (paceAllows), however long taking the last one took
+const MAX_PACE_MS = 20;
 // a shutdown waits this long for frames whose commits are still out (a hung store must not hold it forever)
 const STOP_WAIT_MS = 5_000;
 
@@ -72,6 +74,12 @@ export class DispatchPump {
   private timer: NodeJS.Timeout | undefined;
   private kicked = false;
   private planning: Promise<void> | undefined;
+  /** When the last batch was taken (performance.now()) and how long taking it took: the pace of the next. */
+  private lastBatchAt = -Infinity;
+  private lastTakeMs = 0;
+  private paced: NodeJS.Timeout | undefined;
+  /** Set by stop(): no tick runs after it, so a chain of kicks ends with the pump. */
+  private stopped = false;
   /** Submission time per leg, for request → offer latency; deleted at the first offer. */
   private readonly submittedAt = new Map<string, number>();
   /** Tail of frame deliveries waiting for their commits, so frames never overtake each other. Never rejects. */
@@ -90,6 +98,7 @@ export class DispatchPump {
   }
 
   start(): void {
+    this.stopped = false;
     if (this.timer !== undefined) return;
     this.timer = setInterval(() => this.tick(), this.deps.tickMs ?? 50);
     this.timer.unref();
@@ -97,8 +106,11 @@ export class DispatchPump {
 
   /** Stops the timer and waits for a batch being planned and for frames still waiting on the store (bounded). */
   async stop(): Promise<void> {
+    this.stopped = true;
     if (this.timer !== undefined) clearInterval(this.timer);
     this.timer = undefined;
+    if (this.paced !== undefined) clearTimeout(this.paced);
+    this.paced = undefined;
     await this.planning;
     await Promise.race([this.delivery, new Promise((r) => setTimeout(r, STOP_WAIT_MS).unref())]);
   }
@@ -121,7 +133,7 @@ export class DispatchPump {
   /** Expires offers, fails overdue legs and starts a batch when one is due. Never throws; pauses while the store is down. */
   tick(): void {
     const { loop, planner, clock, journal } = this.deps;
-    if (!journal.isHealthy()) return;
+    if (this.stopped || !journal.isHealthy()) return;
     const now = clock();
     try {
       loop.expire(now);
@@ -132,8 +144,11 @@ export class DispatchPump {
       }
       this.publish();
       const due = loop.dueAt();
-      if (this.planning === undefined && due !== undefined && due <= now) {
+      if (this.planning === undefined && due !== undefined && due <= now && this.paceAllows()) {
+        const took = performance.now();
         const batch = loop.takeBatch(now);
+        this.lastBatchAt = took;
+        this.lastTakeMs = performance.now() - took;
         if (batch !== undefined) {
           const started = performance.now();
           this.planning = planner(batch.snapshot, batch.requests, loop.policy, batch.now)
@@ -160,6 +175,26 @@ export class DispatchPump {
       this.deps.onPlanError?.(err);
     }
     this.publish();
+  }
+
+  /**
+   * Taking a batch copies the couriers near its pickups (a few ms for a city of ten thousand): taken back to back,
+   * one per request under load, those copies would fill the thread and starve the requests themselves. The next
+   * batch starts no sooner than twice the last take's duration after the last one started (and never waits more
+   * than MAX_PACE_MS), so at most about half the thread copies couriers, and legs arriving meanwhile share one
+   * batch. With a fleet of a few hundred couriers the pace is a fraction of a millisecond. False: a kick is set.
+   */
+  private paceAllows(): boolean {
+    const wait = Math.min(this.lastBatchAt + 2 * this.lastTakeMs, this.lastBatchAt + MAX_PACE_MS) - performance.now();
+    if (wait <= 0) return true;
+    if (this.paced === undefined) {
+      this.paced = setTimeout(() => {
+        this.paced = undefined;
+        this.kick();
+      }, Math.ceil(wait));
+      this.paced.unref();
+    }
+    return false;
   }
 
   /** Hands the changes since the last publish to the journal; their frames follow once they are stored. */

@@ -62,7 +62,7 @@ export function writeCourierSnapshot(index: CourierIndex, options: { filter?: Co
   const chosen: { bucket: number; positions: number[] }[] = [];
   let n = 0;
   for (const bucket of cells.occupiedInCellOrder()) {
-    if (!reaches(bucket)) continue;
+    if (!reaches(bucket) || !holdsStatus(cells.statusCounts, bucket, f.statusMask)) continue;
     const positions: number[] = [];
     for (let i = cells.info[4 * bucket], end = i + cells.info[4 * bucket + 1]; i < end; i++) if (passes(pool.attrs[i], pool.slots[i], f)) positions.push(i);
     if (positions.length > 0) {
@@ -376,6 +376,12 @@ function idTableSize(n: number): number {
   let size = 2;
   while (size < 2 * n) size *= 2;
   return size;
+}
+
+/** Whether a bucket holds a courier of a status in `mask` (its per-status counts; a dispatch snapshot wants only the available). */
+function holdsStatus(counts: Int32Array, bucket: number, mask: number): boolean {
+  for (let s = 0; s < 4; s++) if (((mask >>> s) & 1) === 1 && counts[4 * bucket + s] > 0) return true;
+  return false;
 }
 
 /**

@@ -22,7 +22,7 @@ const args = parseArgs(process.argv.slice(2));
 const COURIERS = args.couriers ?? 100_000;
 const BATCHES = args.batches ?? 40;
 const BATCH = args.batch ?? 5_000;
-const GROWN = Math.max(args.grown ?? 20_000, 3 * 2_000);
+const GROWN = Math.max(args.grown ?? 20_000, 4 * 2_000);
 const GROWTH_SAMPLE = 2_000;
 /** Transitions per commit: the journal's groups under request load average about this many. */
 const GROUP = 25;
@@ -110,13 +110,18 @@ async function commitsAsTablesGrow(store: Store): Promise<void> {
     return (n * 5) / ((performance.now() - t0) / 1000);
   };
   const small = await deliveries(GROWTH_SAMPLE);
-  await deliveries(GROWN - 2 * GROWTH_SAMPLE);
+  await deliveries(GROWN - 3 * GROWTH_SAMPLE);
   const grown = await deliveries(GROWTH_SAMPLE);
-  for (const [op, rate] of [['commits (small)', small], [`commits (${GROWN})`, grown]] as const) {
+  const t0 = performance.now();
+  const maintained = await store.maintain();
+  const maintainMs = performance.now() - t0;
+  const after = await deliveries(GROWTH_SAMPLE);
+  console.log(`${store.kind.padEnd(7)} maintain()      ${maintained.length === 0 ? 'nothing to do (autovacuum)' : `${maintainMs.toFixed(0)} ms over ${maintained.length} tables`}`);
+  for (const [op, rate] of [['commits (small)', small], [`commits (${GROWN})`, grown], ['after maintain', after]] as const) {
     console.log(`${store.kind.padEnd(7)} ${op.padEnd(15)} ${Math.round(rate).toLocaleString('en-US').padStart(9)} transitions/s in groups of ${GROUP}`);
   }
   console.log(`${store.kind.padEnd(7)} commits at ${GROWN} stored deliveries ÷ on empty tables: ×${(grown / small).toFixed(2)}`);
-  console.log(JSON.stringify({ bench: 'store-write', store: store.kind, op: 'commitTransitions', group: GROUP, grown: GROWN, transitionsPerSecondSmall: Math.round(small), transitionsPerSecondGrown: Math.round(grown), ratio: +(grown / small).toFixed(3) }));
+  console.log(JSON.stringify({ bench: 'store-write', store: store.kind, op: 'commitTransitions', group: GROUP, grown: GROWN, transitionsPerSecondSmall: Math.round(small), transitionsPerSecondGrown: Math.round(grown), ratio: +(grown / small).toFixed(3), maintainMs: Math.round(maintainMs), transitionsPerSecondAfterMaintain: Math.round(after) }));
 }
 
 /** One delivery's five transitions (created, offered, accepted, picked up, delivered) on courier c<n mod 1000>. */

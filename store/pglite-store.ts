@@ -60,12 +60,35 @@ export function keepParsersWeRead(db: PGlite): void {
   db.parsers = Object.fromEntries(TYPES_READ.filter((oid) => all[oid] !== undefined).map((oid) => [oid, all[oid]]));
 }
 
+/** Tables whose rows change or come and go after they are written (the rest only grow or barely change). */
+const CHANGING_TABLES = ['requests', 'offers', 'assignments', 'reservations', 'inventory_units', 'couriers', 'idempotency_keys'] as const;
+
 /** PGlite + PostGIS in this process, on its own thread. */
 export class PGliteStore extends SqlStore {
   readonly kind = 'pglite' as const;
 
   private constructor(driver: SqlDriver, readonly dataDir: string) {
     super(driver);
+  }
+
+  /**
+   * PGlite runs PostgreSQL single-user, without autovacuum: rows that dispatch updates (requests, offers,
+   * assignments, reservations, lots, couriers) would leave their old versions and index entries behind forever,
+   * and the planner would never learn the tables' sizes. VACUUM (ANALYZE) of the tables that change does both;
+   * it visits only the pages changed since the last run. The server's store chores run it every few minutes
+   * (api/main.ts); insert-only tables (events, applied_transitions) are left alone, and location history, which
+   * only grows between purges, is vacuumed after each purge instead.
+   */
+  override async maintain(): Promise<string[]> {
+    await this.db.exec(`VACUUM (ANALYZE) ${CHANGING_TABLES.join(', ')}`);
+    return [...CHANGING_TABLES];
+  }
+
+  /** Purged history leaves dead rows whose space only VACUUM hands back (hourly, with the purge, not with maintain). */
+  override async purgeHistory(olderThan: number): Promise<number> {
+    const purged = await super.purgeHistory(olderThan);
+    if (purged > 0) await this.db.exec('VACUUM location_history');
+    return purged;
   }
 
   /** Opens (creating when missing) the database in dataDir; `memory://` keeps it in memory. Does not migrate. */

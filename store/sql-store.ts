@@ -128,6 +128,11 @@ export abstract class SqlStore implements Store {
     });
   }
 
+  /** PostgreSQL's autovacuum keeps its tables; the embedded store overrides this (no autovacuum there). */
+  async maintain(): Promise<string[]> {
+    return [];
+  }
+
   async loadState(): Promise<StoredState> {
     return this.db.transaction(async (tx) => {
       // one snapshot for every table (a no-op on PGlite's single connection)

@@ -81,6 +81,32 @@ describe('the PGlite store', () => {
     }
   });
 
+  it('maintain() vacuums and analyzes the tables dispatch changes (PGlite has no autovacuum)', async () => {
+    const store = await openStore({ dataDir: 'memory://' }) as PGliteStore;
+    try {
+      await store.migrate();
+      // 200 requests each moved through three statuses: dead row versions and index entries behind them
+      for (let i = 0; i < 200; i++) {
+        const id = `m-r${i}`;
+        await store.commitTransition({ seq: 3 * i + 1, at: T0, requests: [{ ...PENDING, id, payload: {} }] });
+        await store.commitTransition({ seq: 3 * i + 2, at: T0, requestStatus: [{ id, status: 'offered' }] });
+        await store.commitTransition({ seq: 3 * i + 3, at: T0, requestStatus: [{ id, status: 'delivered' }] });
+      }
+      // the protected driver, read-only here: what PostgreSQL knows of the table
+      const db = (store as unknown as { db: { query<R>(text: string): Promise<R[]> } }).db;
+      const known = () => db.query<{ reltuples: number; relallvisible: number }>("SELECT reltuples::float8 AS reltuples, relallvisible FROM pg_class WHERE relname = 'requests'");
+      expect(await known()).toEqual([{ reltuples: -1, relallvisible: 0 }]);
+      expect(await store.maintain()).toContain('requests');
+      const [after] = await known();
+      // ANALYZE counted the live rows; VACUUM cleared the dead versions and marked the pages all-visible
+      expect(after.reltuples).toBe(200);
+      expect(after.relallvisible).toBeGreaterThan(0);
+      expect((await store.getRequest('m-r7'))?.request.status).toBe('delivered');
+    } finally {
+      await store.close();
+    }
+  });
+
   it('persists across close and reopen of the same dataDir', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'gd-pglite-'));
     try {

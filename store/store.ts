@@ -245,6 +245,11 @@ export interface Store {
   /** Everything stored about a parent request, in one snapshot; undefined for an unknown id or a leg's id. */
   getRequest(id: string): Promise<StoredRequest | undefined>;
   saveCellSpeeds(rows: CellSpeedRow[]): Promise<void>;
+  /**
+   * Reclaims the space of changed rows and refreshes the planner's statistics where the database does not do it
+   * by itself (the embedded store: PostgreSQL runs autovacuum); returns the tables it went over.
+   */
+  maintain(): Promise<string[]>;
   /** Ids of the k nearest rows (PostGIS KNN on the geography column); couriers without a position are skipped. */
   nearest(table: 'couriers' | 'sites' | 'donors', lat: number, lng: number, k: number): Promise<string[]>;
   /** Closes the database (twice is fine); every later call but ping() rejects with StoreClosed (storeFailureKind 'unavailable'). */

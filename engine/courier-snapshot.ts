@@ -128,7 +128,8 @@ export function writeCourierSnapshot(index: CourierIndex, options: { filter?: Co
     const { bucket, positions } = chosen[j];
     bucketStart[j] = w;
     nodeCap.set(cells.geo.subarray(4 * bucket, 4 * bucket + 4), 4 * j);
-    const local = options.speeds === undefined ? undefined : options.speeds.speedOf(cells.speedCellOf(bucket, options.speeds.resolution));
+    // the bucket's speed cell is at the speeds' resolution: one Map lookup, NaN when nothing was learned there
+    const local = options.speeds === undefined ? NaN : options.speeds.metersPerSecondOf(cells.speedCellOf(bucket, options.speeds.resolution));
     for (const at of positions) {
       const s = pool.slots[at];
       xyz[3 * w] = pool.xyz[3 * at];
@@ -139,7 +140,7 @@ export function writeCourierSnapshot(index: CourierIndex, options: { filter?: Co
       ts[w] = src.place[3 * s + 2];
       attr[w] = src.attr[s];
       nodeCount[4 * j + (src.attr[s] & STATUS_BITS)]++;
-      speed[w] = local === undefined ? NaN : local.metersPerSecond;
+      speed[w] = local;
       const bytes = idBytes[idNo];
       idStart[w] = idPos;
       ids.set(bytes, idPos);

@@ -13,6 +13,7 @@ import { createHash } from 'node:crypto';
 import type { IdempotencyRow, Store } from '../store/store.js';
 import { ApiError } from './api-error.js';
 import { storeDown } from './dispatch-pump.js';
+import { KeyFilter } from './key-filter.js';
 
 /** A create's answer (what the route sends). */
 export interface CreateReply {
@@ -37,16 +38,45 @@ export function checkKey(key: string): string {
   return key;
 }
 
-/** Idempotency-Keys of every principal: in-flight creates, a bounded cache, and the store behind it. */
+/** Keys read per page while the filter loads. */
+const LOAD_PAGE = 10_000;
+
+/**
+ * Idempotency-Keys of every principal: in-flight creates, a bounded cache, and the store behind it. A filter of
+ * the keys that may be stored (KeyFilter: every key of the last TTL, from the store at start, and every key a
+ * create is attempted with, before the attempt) answers most new keys without reading the store, once loaded.
+ * It holds because this process is the store's only writer of keys (GD_ROLE=all).
+ */
 export class IdempotencyKeys {
   private readonly inFlight = new Map<string, Promise<{ row: Pick<IdempotencyRow, 'bodyHash' | 'status' | 'reply'>; replayed: boolean }>>();
   private readonly cache = new Map<string, IdempotencyRow>();
+  private readonly stored: KeyFilter;
+  private loaded = false;
+  /** Store reads a lookup made (for tests and metrics): a loaded filter spares most. */
+  storeReads = 0;
 
   constructor(
-    private readonly store: Pick<Store, 'findIdempotency'>,
+    private readonly store: Pick<Store, 'findIdempotency' | 'listIdempotencyKeys'>,
     private readonly ttlMs: number,
     private readonly clock: () => number,
-  ) {}
+  ) {
+    this.stored = new KeyFilter(ttlMs, clock);
+  }
+
+  /**
+   * Reads every key of the last TTL into the filter, a page at a time; until it is done (or when it fails,
+   * left as it is) every unknown key is read from the store as before.
+   */
+  async load(): Promise<void> {
+    let after: { principal: string; key: string } | undefined;
+    for (;;) {
+      const page = await this.store.listIdempotencyKeys(this.clock() - this.ttlMs, after, LOAD_PAGE);
+      for (const k of page) this.stored.add(`${k.principal}\u0000${k.key}`);
+      if (page.length < LOAD_PAGE) break;
+      after = page[page.length - 1];
+    }
+    this.loaded = true;
+  }
 
   /**
    * Answers a keyed create: the first answer when the key is known (422 when the body differs), else runs
@@ -81,14 +111,19 @@ export class IdempotencyKeys {
   private async resolve(principal: string, key: string, hash: string, create: () => Promise<CreateReply>): Promise<{ row: Pick<IdempotencyRow, 'bodyHash' | 'status' | 'reply'>; replayed: boolean }> {
     const known = await this.find(principal, key);
     if (known !== undefined) return { row: known, replayed: true };
+    // before the attempt: whatever its outcome (stored, refused, unknown), a later lookup reads the store
+    this.stored.add(`${principal}\u0000${key}`);
     const reply = await create();
     return { row: { bodyHash: hash, status: reply.status, reply: reply.body }, replayed: false };
   }
 
   private async find(principal: string, key: string): Promise<IdempotencyRow | undefined> {
     const notBefore = this.clock() - this.ttlMs;
-    const cached = this.cache.get(`${principal}\u0000${key}`);
+    const slot = `${principal}\u0000${key}`;
+    const cached = this.cache.get(slot);
     if (cached !== undefined && cached.createdAt >= notBefore) return cached;
+    if (this.loaded && !this.stored.mayHave(slot)) return undefined;
+    this.storeReads++;
     try {
       return await this.store.findIdempotency(principal, key, notBefore);
     } catch (err) {

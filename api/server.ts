@@ -55,7 +55,7 @@ export interface ServerDeps {
   /** Commits every change before it is acknowledged: dispatch transitions and the admin writes (store/dispatch-journal.ts). */
   journal: TransitionJournal & EntityWriter;
   /** What reads need from the store: requests gone from memory, Idempotency-Keys. */
-  store: Pick<Store, 'getRequest' | 'findIdempotency'>;
+  store: Pick<Store, 'getRequest' | 'findIdempotency' | 'listIdempotencyKeys'>;
   /** Accepted pings are written behind here. */
   positions: PositionSinks;
   /** The request book, e.g. refilled by recovery; default a fresh one. */
@@ -115,6 +115,10 @@ export function createServer(config: Readonly<ApiConfig>, deps: ServerDeps): Ser
   });
   pump.addSink(hub);
 
+  const idempotency = new IdempotencyKeys(deps.store, config.requests.idempotencyTtlMs, clock);
+  // in the background: until it is loaded, every new key is read from the store as before
+  idempotency.load().catch((err: unknown) => deps.logger.warn({ err }, 'loading the stored Idempotency-Keys failed; new keys are read from the store'));
+
   const app = uWS.App();
   app.ws('/v1/stream', hub.behavior());
   registerStaticFiles(app, undefined, config.mapStyleUrl === undefined ? {} : { mapStyleUrl: config.mapStyleUrl }); // the live map (dist/web) at `/`; exact routes, so they win over the API's 404
@@ -124,7 +128,7 @@ export function createServer(config: Readonly<ApiConfig>, deps: ServerDeps): Ser
     couriers: deps.couriers, sites: deps.sites, donors: deps.donors, fences: deps.fences, loop: deps.loop,
     policy: deps.loop.policy, speeds: deps.loop.speeds, metrics: deps.metrics, logger: deps.logger,
     writer: deps.journal, store: deps.store, ingest: hub.ingest,
-    idempotency: new IdempotencyKeys(deps.store, config.requests.idempotencyTtlMs, clock),
+    idempotency,
     courierChanged: (id) => hub.courierChanged(id),
     notReady: () => (draining ? 'draining' : deps.dependencyDown?.()),
     inFlight,

@@ -174,6 +174,12 @@ export abstract class SqlStore implements Store {
     return rows[0];
   }
 
+  async listIdempotencyKeys(notBefore: number, after: { principal: string; key: string } | undefined, limit: number): Promise<{ principal: string; key: string }[]> {
+    if (!Number.isFinite(notBefore)) throw new Error(`listIdempotencyKeys(notBefore) takes ms since the epoch, got ${String(notBefore)}`);
+    if (!Number.isInteger(limit) || limit < 1) throw new Error(`listIdempotencyKeys(limit) takes a positive integer, got ${String(limit)}`);
+    return this.db.query(q.LIST_IDEMPOTENCY_KEYS, [notBefore, after?.principal ?? '', after?.key ?? '', limit]);
+  }
+
   async purgeIdempotency(olderThan: number): Promise<number> {
     if (!Number.isFinite(olderThan)) throw new Error(`purgeIdempotency(olderThan) takes ms since the epoch, got ${String(olderThan)}`);
     const rows = await this.db.query<{ n: number }>(q.PURGE_IDEMPOTENCY, [olderThan]);

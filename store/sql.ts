@@ -339,6 +339,12 @@ export const FIND_IDEMPOTENCY = `
 SELECT principal, key, request_id AS "requestId", body_hash AS "bodyHash", status, reply, ${ms('created_at')} AS "createdAt"
 FROM idempotency_keys WHERE principal = $1::text AND key = $2::text AND created_at >= ${ts('$3')}`;
 
+/** $1 notBefore (ms), $2/$3 the last (principal, key) of the previous page ('' for the first), $4 page size. */
+export const LIST_IDEMPOTENCY_KEYS = `
+SELECT principal, key FROM idempotency_keys
+WHERE created_at >= ${ts('$1')} AND (principal, key) > ($2::text, $3::text)
+ORDER BY principal, key LIMIT $4::int`;
+
 /** $1 olderThan (ms): deletes the rows created before it; returns their number. */
 export const PURGE_IDEMPOTENCY = `
 WITH d AS (DELETE FROM idempotency_keys WHERE created_at < ${ts('$1')} RETURNING 1)

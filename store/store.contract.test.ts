@@ -412,6 +412,26 @@ describe.each(implementations)('the $name store', (impl) => {
     expect(await store.findIdempotency('admin:root', 'c', 0)).toBeUndefined();
   });
 
+  it('listIdempotencyKeys pages through the keys created since notBefore, in (principal, key) order', async () => {
+    // 2040: newer than every other test's rows, so notBefore leaves only this test's
+    const at = Date.UTC(2040, 0, 1);
+    const rows = ['b:2', 'a:9', 'a:10', 'b:1', 'a:1'].map((pk, i): IdempotencyRow => {
+      const [principal, key] = pk.split(':');
+      return { principal: `lk-${principal}`, key, requestId: `lk-${i}`, bodyHash: 'h', status: 201, reply: {}, createdAt: at + i };
+    });
+    await commit(store, { seq: 7_061, at, idempotency: rows });
+    const pages: string[][] = [];
+    let after: { principal: string; key: string } | undefined;
+    for (;;) {
+      const page = await store.listIdempotencyKeys(at + 1, after, 2);
+      pages.push(page.map((k) => `${k.principal}:${k.key}`));
+      if (page.length < 2) break;
+      after = page[page.length - 1];
+    }
+    // 'b:2' was created before notBefore; text order puts key '10' before '9'
+    expect(pages).toEqual([['lk-a:1', 'lk-a:10'], ['lk-a:9', 'lk-b:1'], []]);
+  });
+
   it('getRequest returns a parent with its legs and every assignment, reservation and offer, closed ones included', async () => {
     const parent: RequestRow = { ...request('gr-p', 'pending'), kind: 'blood', urgency: 'urgent', requesterRole: 'requester', idempotencyKey: 'gk', reference: 'ward-7' };
     const leg = (id: string): RequestRow => ({ id, parentId: 'gr-p', kind: 'delivery', urgency: 'urgent', status: 'pending', createdAt: T0, updatedAt: T0, payload: { leg: id } });

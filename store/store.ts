@@ -240,6 +240,11 @@ export interface Store {
   loadState(): Promise<StoredState>;
   /** The idempotency row of (principal, key) when it was created at or after notBefore (ms), else undefined. */
   findIdempotency(principal: string, key: string, notBefore: number): Promise<IdempotencyRow | undefined>;
+  /**
+   * (principal, key) of the idempotency rows created at or after notBefore (ms), in key order, `limit` at a time
+   * after the page ending at `after`: the API's filter of keys that may be stored is loaded from these at start.
+   */
+  listIdempotencyKeys(notBefore: number, after: { principal: string; key: string } | undefined, limit: number): Promise<{ principal: string; key: string }[]>;
   /** Deletes idempotency rows created before olderThan (ms); returns how many. */
   purgeIdempotency(olderThan: number): Promise<number>;
   /** Everything stored about a parent request, in one snapshot; undefined for an unknown id or a leg's id. */

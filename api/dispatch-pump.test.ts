@@ -63,7 +63,7 @@ describe('DispatchPump pace', () => {
   it('takes cheap batches back to back', async () => {
     const starts = await run(0, 100);
     // a pace of a few microseconds is no pace: far more batches than a timer of 1 ms or more would allow
-    expect(starts.length).toBeGreaterThan(150);
+    expect(starts.length).toBeGreaterThan(120);
   });
 
   it('takes no batch once stopped, even with a kick on its way', async () => {

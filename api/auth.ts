@@ -190,6 +190,9 @@ function checkClaims(claims: Record<string, unknown>, now: number): VerifiedToke
   if (nbf !== undefined && (typeof nbf !== 'number' || !Number.isFinite(nbf))) throw unauthenticated('token nbf claim must be numeric');
   checkTimes(exp, nbf, now);
   if (typeof sub !== 'string' || sub.length === 0 || sub.length > MAX_SUB_LENGTH) throw unauthenticated(`token sub must be a string of 1..${MAX_SUB_LENGTH} chars`);
+  // the sub is stored as text (owners, idempotency keys): a control character or a lone surrogate is not text
+  // PostgreSQL keeps, and a write refused by the store would take the writes queued behind it along
+  if (/[\u0000-\u001f\u007f]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/.test(sub)) throw unauthenticated('token sub must be printable text (no control characters or lone surrogates)');
   if (!isRole(role)) throw unauthenticated(`token role must be one of ${ROLES.join(', ')}`);
   return { principal: Object.freeze({ sub, role, via: 'jwt' as const }), exp, nbf };
 }

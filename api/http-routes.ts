@@ -133,6 +133,21 @@ class RouteMeters {
   }
 }
 
+/**
+ * The Idempotency-Key header of a route with a body: undefined when absent, '' when sent empty (or blank: uWS
+ * trims values), which the route refuses as it does any key outside 1..128 visible ASCII. uWS answers '' for an
+ * absent header too, so an empty answer is told apart by looking for the header's name.
+ */
+function idempotencyKeyOf(req: HttpRequest, spec: RouteSpec): string | undefined {
+  const value = req.getHeader('idempotency-key');
+  if (value !== '' || spec.body === undefined) return value || undefined;
+  let sent = false;
+  req.forEach((name) => {
+    if (name === 'idempotency-key') sent = true;
+  });
+  return sent ? '' : undefined;
+}
+
 function handle(deps: HttpDeps, route: RouteMeters, spec: RouteSpec, res: HttpResponse, req: HttpRequest): void {
   const started = performance.now();
   const accept = req.getHeader('accept') || undefined;
@@ -152,7 +167,7 @@ function handle(deps: HttpDeps, route: RouteMeters, spec: RouteSpec, res: HttpRe
     for (let i = 0; i < route.params; i++) params.push(decodeParam(req.getParameter(i) ?? ''));
     const query = req.getQuery() ?? '';
     const contentType = req.getHeader('content-type') || undefined;
-    const idempotencyKey = req.getHeader('idempotency-key') || undefined;
+    const idempotencyKey = idempotencyKeyOf(req, spec);
     const authorization = req.getHeader('authorization') || undefined;
     const apiKey = req.getHeader('x-api-key') || undefined;
     const now = deps.clock();

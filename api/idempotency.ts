@@ -100,6 +100,11 @@ export class IdempotencyKeys {
     return this.answer(outcome.row, hash, outcome.replayed);
   }
 
+  /** Keys stored before this (ms) have expired: a create under one replaces its row (IdempotencyRow.replacesBefore). */
+  expiredBefore(): number {
+    return this.clock() - this.ttlMs;
+  }
+
   /** Remembers a key committed with its request (called once the store holds it). */
   remember(row: IdempotencyRow): void {
     const slot = `${row.principal}\u0000${row.key}`;

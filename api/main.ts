@@ -206,6 +206,8 @@ class StoreChores {
 
   start(): void {
     this.timers.push(setInterval(() => void this.saveSpeeds(), this.config.cellSpeedsSaveMs).unref());
+    // once at start too: a process restarted more often than hourly would otherwise never purge
+    void this.purgeKeys();
     this.timers.push(setInterval(() => void this.purgeKeys(), IDEMPOTENCY_PURGE_MS).unref());
     this.timers.push(setInterval(() => void this.maintain(), STORE_MAINTAIN_MS).unref());
   }

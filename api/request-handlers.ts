@@ -38,7 +38,7 @@ export function newRequestId(): string {
 }
 
 /** Submits a request and answers 201 with its view and plan once the store holds it. */
-export async function createRequest(deps: RequestDeps, b: RequestCreateBody, principal: Principal, now: number, key?: { key: string; bodyHash: string }): Promise<CreateReply> {
+export async function createRequest(deps: RequestDeps, b: RequestCreateBody, principal: Principal, now: number, key?: { key: string; bodyHash: string; replacesBefore: number }): Promise<CreateReply> {
   const isOpen = (id: string): boolean => {
     const s = deps.pump.summary(id)?.status;
     return s !== undefined && s !== 'delivered' && s !== 'cancelled' && s !== 'failed';
@@ -62,7 +62,7 @@ export async function createRequest(deps: RequestDeps, b: RequestCreateBody, pri
     return {
       pickup, dropoff, plan: body, requesterRole: principal.role,
       ...(b.reference !== undefined ? { reference: b.reference } : {}),
-      ...(key !== undefined ? { idempotency: { principal: principalKey(principal.role, principal.sub), key: key.key, bodyHash: key.bodyHash, status: 201, reply: reply as unknown as Record<string, unknown> } } : {}),
+      ...(key !== undefined ? { idempotency: { principal: principalKey(principal.role, principal.sub), key: key.key, bodyHash: key.bodyHash, status: 201, reply: reply as unknown as Record<string, unknown>, replacesBefore: key.replacesBefore } } : {}),
     };
   });
   deps.book.record(booked!);

@@ -24,7 +24,7 @@ export function registerRequestRoutes(add: AddRoute, deps: RequestDeps & { idemp
       // the defaults are part of what was asked: leaving urgency out and sending 'routine' are the same request
       const hash = bodyHash({ ...b, urgency: b.urgency ?? 'routine' });
       const owner = principalKey(principal.role, principal.sub);
-      const reply = await deps.idempotency.run(owner, key, hash, () => createRequest(deps, b, principal, now, { key, bodyHash: hash }));
+      const reply = await deps.idempotency.run(owner, key, hash, () => createRequest(deps, b, principal, now, { key, bodyHash: hash, replacesBefore: deps.idempotency.expiredBefore() }));
       if (reply.headers === undefined) deps.idempotency.remember({ principal: owner, key, bodyHash: hash, status: reply.status, reply: reply.body, requestId: String(reply.body.id), createdAt: now });
       return reply;
     },

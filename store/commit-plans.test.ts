@@ -20,7 +20,7 @@ const MOST_ROWS = 10;
 // one row per step, each naming rows the fill below made (r7 has a live assignment, r9's has ended)
 const SAMPLE: { [K in (typeof TRANSITION_STEPS)[number][0]]: NonNullable<Transition[K]> } = {
   requests: [{ id: 'new-r', kind: 'delivery', urgency: 'routine', status: 'pending', requesterId: 'u', payload: {}, createdAt: T0, updatedAt: T0 }],
-  idempotency: [{ principal: 'u', key: 'new-k', requestId: 'new-r', bodyHash: 'h', status: 201, reply: {}, createdAt: T0 }],
+  idempotency: [{ principal: 'u', key: 'new-k', requestId: 'new-r', bodyHash: 'h', status: 201, reply: {}, createdAt: T0, replacesBefore: T0 - 1 }],
   requestStatus: [{ id: 'r7', status: 'offered' }],
   offers: [{ id: 'new-o', requestId: 'r9', courierId: 'c9', status: 'live', createdAt: T0, expiresAt: T0 + 15_000 }],
   offerStatus: [{ id: 'o7', status: 'accepted' }],

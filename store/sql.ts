@@ -136,6 +136,12 @@ SELECT x.principal, x.key, x."requestId", x."bodyHash", x.status, x.reply, ${ts(
 FROM jsonb_to_recordset($1::text::jsonb) AS x(principal text, key text, "requestId" text, "bodyHash" text, status int,
   reply jsonb, "createdAt" float8)`;
 
+/** An expired row of a key being used again goes first (only rows created before the row's replacesBefore). */
+export const T_IDEMPOTENCY_EXPIRED = `
+DELETE FROM idempotency_keys k
+USING jsonb_to_recordset($1::text::jsonb) AS x(principal text, key text, "replacesBefore" float8)
+WHERE k.principal = x.principal AND k.key = x.key AND x."replacesBefore" IS NOT NULL AND k.created_at < ${ts('x."replacesBefore"')}`;
+
 export const T_REQUEST_STATUS = `
 UPDATE requests r SET status = x.status, updated_at = ${ts('$2')}
 FROM jsonb_to_recordset($1::text::jsonb) AS x(id text, status text) WHERE r.id = x.id`;
@@ -211,6 +217,7 @@ FROM jsonb_to_recordset($1::text::jsonb) AS x(seq bigint, at float8, type text, 
 /** A transition's steps in the order they run: the Transition field holding its rows, and its statement. */
 export const TRANSITION_STEPS = [
   ['requests', T_REQUESTS],
+  ['idempotency', T_IDEMPOTENCY_EXPIRED],
   ['idempotency', T_IDEMPOTENCY],
   ['requestStatus', T_REQUEST_STATUS],
   ['offers', T_OFFERS],

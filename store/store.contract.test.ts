@@ -412,6 +412,22 @@ describe.each(implementations)('the $name store', (impl) => {
     expect(await store.findIdempotency('admin:root', 'c', 0)).toBeUndefined();
   });
 
+  it('a key used again after its TTL replaces the expired row; a key within its TTL still refuses the transition', async () => {
+    const row = (requestId: string, createdAt: number, replacesBefore?: number): IdempotencyRow => ({
+      principal: 'requester:ttl', key: 'again', requestId, bodyHash: 'h', status: 201, reply: { id: requestId }, createdAt, ...(replacesBefore === undefined ? {} : { replacesBefore }),
+    });
+    await commit(store, { seq: 7_091, at: T0, requests: [request('ttl-r1', 'pending')], idempotency: [row('ttl-r1', T0)] });
+    // still within its TTL (the stored row is not older than replacesBefore): refused, nothing stored
+    const early: Transition = { seq: 7_092, at: T0 + 10, requests: [request('ttl-r2', 'pending')], idempotency: [row('ttl-r2', T0 + 10, T0)] };
+    expect(storeFailureKind(await store.commitTransition(early).then(() => undefined, (e: unknown) => e))).toBe('invalid');
+    // expired: the new request and its key row are stored, the old request stays
+    await commit(store, { seq: 7_093, at: T0 + 20, requests: [request('ttl-r3', 'pending')], idempotency: [row('ttl-r3', T0 + 20, T0 + 1)] });
+    const { replacesBefore: _, ...stored } = row('ttl-r3', T0 + 20);
+    expect(await store.findIdempotency('requester:ttl', 'again', 0)).toEqual(stored);
+    expect((await store.getRequest('ttl-r1'))?.request.id).toBe('ttl-r1');
+    expect(await store.getRequest('ttl-r2')).toBeUndefined();
+  });
+
   it('listIdempotencyKeys pages through the keys created since notBefore, in (principal, key) order', async () => {
     // 2040: newer than every other test's rows, so notBefore leaves only this test's
     const at = Date.UTC(2040, 0, 1);
@@ -419,7 +435,7 @@ describe.each(implementations)('the $name store', (impl) => {
       const [principal, key] = pk.split(':');
       return { principal: `lk-${principal}`, key, requestId: `lk-${i}`, bodyHash: 'h', status: 201, reply: {}, createdAt: at + i };
     });
-    await commit(store, { seq: 7_061, at, idempotency: rows });
+    await commit(store, { seq: 7_081, at, idempotency: rows });
     const pages: string[][] = [];
     let after: { principal: string; key: string } | undefined;
     for (;;) {

@@ -82,6 +82,11 @@ export interface IdempotencyRow {
   status: number;
   reply: Record<string, unknown>;
   createdAt: number;
+  /**
+   * On commit only: a stored row of the same (principal, key) created before this (ms) has expired (its TTL is
+   * over) and is replaced; a newer one still refuses the transition.
+   */
+  replacesBefore?: number;
 }
 
 /** One offer of one request (leg) to one courier. */

@@ -37,6 +37,8 @@ import { type FenceFeed, StreamHub } from './stream.js';
 
 // How long a drain waits for handlers still awaiting the store or the worker pool.
 const IN_FLIGHT_WAIT_MS = 10_000;
+/** uSockets' LIBUS_LISTEN_EXCLUSIVE_PORT: no SO_REUSEPORT, so a port another process holds refuses the listen. */
+const LISTEN_EXCLUSIVE_PORT = 1;
 
 /** What the server works on; every part built by the caller. */
 export interface ServerDeps {
@@ -159,7 +161,9 @@ export function createServer(config: Readonly<ApiConfig>, deps: ServerDeps): Ser
     pump,
     listen: () =>
       new Promise<number>((resolve, reject) => {
-        app.listen(config.host, config.port, (token) => {
+        // exclusive: a second server started on the same port fails to listen instead of silently sharing it
+        const listenExclusive = app.listen as unknown as (host: string, port: number, options: number, cb: (token: uWS.us_listen_socket | false) => void) => void;
+        listenExclusive.call(app, config.host, config.port, LISTEN_EXCLUSIVE_PORT, (token) => {
           if (!token) {
             reject(new Error(`cannot listen on ${config.host}:${config.port} (in use, or not allowed); set PORT to a free port or 0`));
             return;

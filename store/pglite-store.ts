@@ -18,7 +18,7 @@
  *     instance (~190 MB resident) would otherwise stay with the server — a worker thread is not enough, the
  *     process keeps the pages its threads freed.
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
@@ -70,8 +70,20 @@ const CHANGING_TABLES = ['requests', 'offers', 'assignments', 'reservations', 'i
 export class PGliteStore extends SqlStore {
   readonly kind = 'pglite' as const;
 
-  private constructor(driver: SqlDriver, readonly dataDir: string) {
+  private constructor(
+    driver: SqlDriver,
+    readonly dataDir: string,
+    private readonly unlock: () => void,
+  ) {
     super(driver);
+  }
+
+  override async close(): Promise<void> {
+    try {
+      await super.close();
+    } finally {
+      this.unlock();
+    }
   }
 
   /**
@@ -96,11 +108,70 @@ export class PGliteStore extends SqlStore {
 
   /** Opens (creating when missing) the database in dataDir; `memory://` keeps it in memory. Does not migrate. */
   static async open(dataDir: string, sharedBuffers?: string): Promise<PGliteStore> {
+    let unlock = (): void => undefined;
     if (!dataDir.includes('://')) {
       mkdirSync(dataDir, { recursive: true });
-      if (!existsSync(join(dataDir, 'PG_VERSION'))) await initialiseApart(dataDir, sharedBuffers);
+      unlock = lockDataDir(dataDir);
+      try {
+        if (!existsSync(join(dataDir, 'PG_VERSION'))) await initialiseApart(dataDir, sharedBuffers);
+      } catch (err) {
+        unlock();
+        throw err;
+      }
     }
-    return new PGliteStore(await PGliteThread.start(dataDir, sharedBuffers), dataDir);
+    try {
+      return new PGliteStore(await PGliteThread.start(dataDir, sharedBuffers), dataDir, unlock);
+    } catch (err) {
+      unlock();
+      throw err;
+    }
+  }
+}
+
+/**
+ * Claims dataDir for this process (DATA_DIR/geodispatch.lock holding its pid): PGlite takes no lock of its own,
+ * and two servers writing one data directory would corrupt it. A lock left by a process that is gone (a kill -9)
+ * is taken over; one held by a live Node process refuses the start. Returns the release.
+ */
+export function lockDataDir(dataDir: string): () => void {
+  const file = join(dataDir, 'geodispatch.lock');
+  const mine = String(process.pid);
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      const fd = openSync(file, 'wx');
+      writeSync(fd, mine);
+      closeSync(fd);
+      return () => {
+        try {
+          if (readFileSync(file, 'utf8') === mine) unlinkSync(file);
+        } catch {
+          // already gone
+        }
+      };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    const holder = Number(readFileSync(file, 'utf8'));
+    if (holder !== process.pid && nodeProcessAlive(holder)) {
+      throw new Error(`DATA_DIR ${dataDir} is in use by process ${holder} (another GeoDispatch server?): stop it, or give this one its own DATA_DIR`);
+    }
+    unlinkSync(file); // left behind by a process that is gone, or by this one
+  }
+  throw new Error(`could not claim DATA_DIR ${dataDir}: ${file} keeps coming back`);
+}
+
+// alive and a Node process (on Linux, where /proc says so): a reused pid of something else is no holder
+function nodeProcessAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  try {
+    return /node/.test(readFileSync(`/proc/${pid}/cmdline`, 'utf8'));
+  } catch {
+    return true; // no /proc: alive is all we know
   }
 }
 

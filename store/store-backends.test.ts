@@ -4,14 +4,14 @@
  * or the machine's local server). The behaviour every store shares is in store.contract.test.ts.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { PgStore } from './pg-store.js';
-import { openPGlite, type PGliteStore } from './pglite-store.js';
+import { openPGlite, PGliteStore } from './pglite-store.js';
 import { PGliteThread } from './pglite-thread.js';
 import { CommitOutcomeUnknown, storeFailureKind } from './store-errors.js';
 import { type Store, openStore } from './store.js';
@@ -106,6 +106,25 @@ describe('the PGlite store', () => {
       await store.close();
     }
   });
+
+  it('claims its DATA_DIR: a live Node process holding it refuses the open, a lock left by a dead one is taken over', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gd-lock-'));
+    const holder = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 30000)'], { stdio: 'ignore' });
+    try {
+      writeFileSync(join(dir, 'geodispatch.lock'), String(holder.pid));
+      await expect(PGliteStore.open(dir)).rejects.toThrow(`is in use by process ${holder.pid}`);
+      holder.kill('SIGKILL');
+      await new Promise((r) => holder.once('exit', r));
+      // the holder is gone (as after a kill -9): its lock is stale
+      const store = await PGliteStore.open(dir);
+      expect(readFileSync(join(dir, 'geodispatch.lock'), 'utf8')).toBe(String(process.pid));
+      await store.close();
+      expect(existsSync(join(dir, 'geodispatch.lock'))).toBe(false);
+    } finally {
+      holder.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 
   it('persists across close and reopen of the same dataDir', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'gd-pglite-'));

@@ -69,6 +69,8 @@ interface RouteSpec {
   bucket?: 'general' | 'ingest' | 'gateway';
   /** 'bulk' takes the bulk body limit (10,000 items) instead of the default 64 KiB. */
   bodyLimit?: 'bulk';
+  /** The route reads Idempotency-Key: an empty or blank one is told from none (idempotencyKeyOf). */
+  idempotent?: true;
   run: (call: Call) => Reply | Promise<Reply>;
 }
 
@@ -134,13 +136,14 @@ class RouteMeters {
 }
 
 /**
- * The Idempotency-Key header of a route with a body: undefined when absent, '' when sent empty (or blank: uWS
- * trims values), which the route refuses as it does any key outside 1..128 visible ASCII. uWS answers '' for an
- * absent header too, so an empty answer is told apart by looking for the header's name.
+ * The Idempotency-Key header: undefined when absent, '' when sent empty (or blank: uWS trims values), which the
+ * route refuses as it does any key outside 1..128 visible ASCII. uWS answers '' for an absent header too, so on
+ * a route that reads the key an empty answer is told apart by looking for the header's name (never on the
+ * others: location pings are POSTs with bodies too).
  */
 function idempotencyKeyOf(req: HttpRequest, spec: RouteSpec): string | undefined {
   const value = req.getHeader('idempotency-key');
-  if (value !== '' || spec.body === undefined) return value || undefined;
+  if (value !== '' || spec.idempotent !== true) return value || undefined;
   let sent = false;
   req.forEach((name) => {
     if (name === 'idempotency-key') sent = true;

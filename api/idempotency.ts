@@ -52,8 +52,6 @@ export class IdempotencyKeys {
   private readonly cache = new Map<string, IdempotencyRow>();
   private readonly stored: KeyFilter;
   private loaded = false;
-  /** Store reads a lookup made (for tests and metrics): a loaded filter spares most. */
-  storeReads = 0;
 
   constructor(
     private readonly store: Pick<Store, 'findIdempotency' | 'listIdempotencyKeys'>,
@@ -71,7 +69,7 @@ export class IdempotencyKeys {
     let after: { principal: string; key: string } | undefined;
     for (;;) {
       const page = await this.store.listIdempotencyKeys(this.clock() - this.ttlMs, after, LOAD_PAGE);
-      for (const k of page) this.stored.add(`${k.principal}\u0000${k.key}`);
+      for (const k of page) this.stored.add(slotOf(k.principal, k.key));
       if (page.length < LOAD_PAGE) break;
       after = page[page.length - 1];
     }
@@ -83,10 +81,10 @@ export class IdempotencyKeys {
    * `create`, which must store the key with its request (the journal does, in one transaction).
    */
   async run(principal: string, key: string, hash: string, create: () => Promise<CreateReply>): Promise<CreateReply> {
-    const slot = `${principal}\u0000${key}`;
+    const slot = slotOf(principal, key);
     let running = this.inFlight.get(slot);
     if (running === undefined) {
-      running = this.resolve(principal, key, hash, create);
+      running = this.resolve(principal, key, slot, hash, create);
       this.inFlight.set(slot, running);
       void running.then(
         () => this.inFlight.delete(slot),
@@ -107,28 +105,26 @@ export class IdempotencyKeys {
 
   /** Remembers a key committed with its request (called once the store holds it). */
   remember(row: IdempotencyRow): void {
-    const slot = `${row.principal}\u0000${row.key}`;
+    const slot = slotOf(row.principal, row.key);
     this.cache.delete(slot);
     this.cache.set(slot, row);
     if (this.cache.size > CACHE_KEYS) this.cache.delete(this.cache.keys().next().value as string);
   }
 
-  private async resolve(principal: string, key: string, hash: string, create: () => Promise<CreateReply>): Promise<{ row: Pick<IdempotencyRow, 'bodyHash' | 'status' | 'reply'>; replayed: boolean }> {
-    const known = await this.find(principal, key);
+  private async resolve(principal: string, key: string, slot: string, hash: string, create: () => Promise<CreateReply>): Promise<{ row: Pick<IdempotencyRow, 'bodyHash' | 'status' | 'reply'>; replayed: boolean }> {
+    const known = await this.find(principal, key, slot);
     if (known !== undefined) return { row: known, replayed: true };
     // before the attempt: whatever its outcome (stored, refused, unknown), a later lookup reads the store
-    this.stored.add(`${principal}\u0000${key}`);
+    this.stored.add(slot);
     const reply = await create();
     return { row: { bodyHash: hash, status: reply.status, reply: reply.body }, replayed: false };
   }
 
-  private async find(principal: string, key: string): Promise<IdempotencyRow | undefined> {
+  private async find(principal: string, key: string, slot: string): Promise<IdempotencyRow | undefined> {
     const notBefore = this.clock() - this.ttlMs;
-    const slot = `${principal}\u0000${key}`;
     const cached = this.cache.get(slot);
     if (cached !== undefined && cached.createdAt >= notBefore) return cached;
     if (this.loaded && !this.stored.mayHave(slot)) return undefined;
-    this.storeReads++;
     try {
       return await this.store.findIdempotency(principal, key, notBefore);
     } catch (err) {
@@ -143,6 +139,11 @@ export class IdempotencyKeys {
     }
     return { status: row.status, body: row.reply, ...(replayed ? { headers: { 'idempotent-replayed': 'true' } } : {}) };
   }
+}
+
+/** One key of one principal, as the in-flight map, the cache and the filter hold it. */
+function slotOf(principal: string, key: string): string {
+  return `${principal}\u0000${key}`;
 }
 
 function canonicalJson(value: unknown): string {

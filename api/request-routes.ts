@@ -17,6 +17,7 @@ export function registerRequestRoutes(add: AddRoute, deps: RequestDeps & { idemp
   add('post', '/v1/requests', {
     roles: ['requester', 'dispatcher'],
     body: 'requestCreate',
+    idempotent: true,
     run: async ({ body, principal, idempotencyKey, now }) => {
       const b = body as RequestCreateBody;
       if (idempotencyKey === undefined) return createRequest(deps, b, principal, now);

@@ -51,16 +51,11 @@ const DEFAULTS: Readonly<Required<CellSpeedsOptions>> = Object.freeze({
   maxIntervalMs: 120_000,
 });
 
-/** Cells whose resolution speedOf remembers: far more than one city's res-7 cells, small beside the fleet. */
-const REMEMBERED_RESOLUTIONS = 65_536;
-
 /** EWMA speed estimates per H3 cell, in parallel typed arrays keyed by a cell → slot map. */
 export class CellSpeeds {
   /** The effective options (defaults filled in). */
   readonly options: Readonly<Required<CellSpeedsOptions>>;
   private readonly slots = new Map<string, number>();
-  /** resolutionOf's memory, emptied when it reaches REMEMBERED_RESOLUTIONS. */
-  private readonly resolutions = new Map<string, number>();
   private speeds = new Float64Array(64);
   private counts = new Float64Array(64);
 
@@ -123,25 +118,11 @@ export class CellSpeeds {
     let slot = this.slots.get(cell);
     if (slot === undefined) {
       // a cell at the speeds' own resolution that missed has no estimate: only finer cells are folded
-      if (typeof cell !== 'string' || this.resolutionOf(cell) <= this.options.resolution) return undefined;
+      if (typeof cell !== 'string' || !isValidCell(cell) || getResolution(cell) <= this.options.resolution) return undefined;
       slot = this.slots.get(this.toCell(cell));
       if (slot === undefined) return undefined;
     }
     return { metersPerSecond: this.speeds[slot], samples: this.counts[slot] };
-  }
-
-  /**
-   * A cell's resolution (−1 when it is no H3 cell), remembered: dispatch asks for the same few thousand cells
-   * per batch, most with no estimate yet, and parsing the string each time was a tenth of the server's thread.
-   */
-  private resolutionOf(cell: string): number {
-    let res = this.resolutions.get(cell);
-    if (res === undefined) {
-      if (this.resolutions.size >= REMEMBERED_RESOLUTIONS) this.resolutions.clear();
-      res = isValidCell(cell) ? getResolution(cell) : -1;
-      this.resolutions.set(cell, res);
-    }
-    return res;
   }
 
   /** The estimate for the cell holding (lat, lng); throws E_BAD_COORDINATE for an invalid point. */

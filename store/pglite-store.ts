@@ -90,7 +90,7 @@ export class PGliteStore extends SqlStore {
    * PGlite runs PostgreSQL single-user, without autovacuum: rows that dispatch updates (requests, offers,
    * assignments, reservations, lots) would leave their old versions and index entries behind forever,
    * and the planner would never learn the tables' sizes. VACUUM (ANALYZE) of the tables that change does both;
-   * it visits only the pages changed since the last run. The server's store chores run it every few minutes
+   * it visits only the pages changed since the last run. The server's store chores run it every minute
    * (api/main.ts); insert-only tables (events, applied_transitions) are left alone, and location history, which
    * only grows between purges, is vacuumed after each purge instead.
    */

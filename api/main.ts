@@ -152,6 +152,7 @@ async function startOn(store: Store, config: Readonly<ApiConfig>, logger: Logger
   if (recovered.expiry !== undefined) await journal.commit(recovered.expiry).acknowledged;
   const positions = new PositionWriteBehind(store, {
     flushEveryMs: config.positionFlushMs,
+    keys: engine.couriers, // the engine's slots: a ping's id is hashed once, by the index's own move
     onHealthChange: (healthy, err) => (healthy ? logger.info('position writes resumed') : logger.error({ err }, 'position writes failing; pings kept in memory (bounded)')),
   });
   positions.start();

@@ -122,6 +122,19 @@ export class CourierIndex {
     return this.slots.slotOf.has(id);
   }
 
+  /**
+   * A known courier's slot (a small integer, reused after the courier is removed), or -1: lets a per-ping
+   * consumer index arrays instead of hashing the id into a map of its own (store/write-behind.ts).
+   */
+  keyOf(id: string): number {
+    return this.slots.slotOf.get(id) ?? -1;
+  }
+
+  /** The id held in a slot: the index's own string, so holders of it compare ids by reference. */
+  idOf(key: number): string | undefined {
+    return this.slots.ids[key];
+  }
+
   /** Creates or updates a courier's profile; position and last ping are kept. Throws E_BAD_PROFILE. */
   upsert(id: string, profile: CourierProfile): void {
     if (typeof id !== 'string' || id.length === 0) throw new EngineError('E_BAD_PROFILE', 'courier id must be a non-empty string');

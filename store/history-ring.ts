@@ -1,7 +1,8 @@
 /**
  * Sampled position history waiting to be appended (the write-behind's second half).
  *
- *   sample(id, …) ─► at most one sample per courier per `everyMs` of its own timestamps
+ *   sample(key, id, …) ─► at most one sample per courier per `everyMs` of its own timestamps (the last
+ *        sample time is kept per courier key in a typed array: no map to hash the id into per ping)
  *        └─► ring addressed by absolute sequence numbers (slot = seq % capacity);
  *            full → the oldest sample is overwritten (counted as shed)
  *
@@ -22,7 +23,8 @@ export class HistoryRing {
   #head = 0;
   #tail = 0;
   #shed = 0;
-  readonly #lastSampled = new Map<string, number>();
+  /** Timestamp of the last sample per courier key (-∞: none yet); grown on demand. */
+  #lastSampled = new Float64Array(1024).fill(-Infinity);
 
   constructor(capacity: number, everyMs: number) {
     this.#capacity = capacity;
@@ -43,11 +45,15 @@ export class HistoryRing {
     return this.#shed;
   }
 
-  /** Keeps this position unless the courier was sampled less than `everyMs` (by `ts`) ago. */
-  sample(id: string, lat: number, lng: number, ts: number): void {
-    const last = this.#lastSampled.get(id);
-    if (last !== undefined && ts - last < this.#everyMs) return;
-    this.#lastSampled.set(id, ts);
+  /**
+   * Keeps this position unless the courier (by `key`, its small integer: CourierKeys) was sampled less than
+   * `everyMs` (by `ts`) ago. A key handed to another courier after a removal inherits the last sample time,
+   * which delays that courier's first sample by at most `everyMs`.
+   */
+  sample(key: number, id: string, lat: number, lng: number, ts: number): void {
+    if (key >= this.#lastSampled.length) this.#growKeys(key);
+    if (ts - this.#lastSampled[key] < this.#everyMs) return;
+    this.#lastSampled[key] = ts;
     const cap = this.#capacity;
     if (this.#tail - this.#head === cap) { this.#head++; this.#shed++; }
     const k = this.#tail % cap;
@@ -75,11 +81,9 @@ export class HistoryRing {
     this.#head = Math.max(this.#head, upTo);
   }
 
-  // Couriers not sampled for a whole interval would be sampled at their next ping anyway: forget them,
-  // so the map tracks the active fleet rather than every courier ever seen.
-  /** Forgets couriers last sampled more than `everyMs` before `now`. */
-  prune(now: number): void {
-    const horizon = now - this.#everyMs;
-    for (const [id, t] of this.#lastSampled) if (t < horizon) this.#lastSampled.delete(id);
+  #growKeys(key: number): void {
+    const grown = new Float64Array(Math.max(2 * this.#lastSampled.length, key + 1)).fill(-Infinity);
+    grown.set(this.#lastSampled);
+    this.#lastSampled = grown;
   }
 }

@@ -1,8 +1,9 @@
 /**
  * The bounded, coalescing buffer of courier positions waiting to be written (the write-behind's first half).
  *
- *   record(id, …) ─► Map id → slot over typed arrays, a doubly linked list in arrival order (head = oldest);
- *        one slot per courier: a newer ping overwrites in place and keeps its place in line;
+ *   record(key, id, …) ─► courier key (CourierKeys: a small integer) → slot over typed arrays, a doubly linked
+ *        list in arrival order (head = oldest); one slot per courier: a newer ping overwrites in place and keeps
+ *        its place in line;
  *        full of distinct couriers → the oldest-waiting courier's entry is shed (counted)
  *
  *   take(n) ─► the n oldest, detached from the list (in flight) ─► written  → release(): slots freed,
@@ -15,14 +16,15 @@ export type PositionBatch = { ids: string[]; lat: Float64Array; lng: Float64Arra
 
 const NIL = -1;
 
-/** Fixed-capacity map of courier id → latest position, in arrival order, with at most one batch in flight. */
+/** Fixed-capacity map of courier key → latest position, in arrival order, with at most one batch in flight. */
 export class PositionBuffer {
-  readonly #slotOf = new Map<string, number>();
+  /** Slot per courier key (NIL: none waiting); grown on demand. */
+  #slotOf = new Int32Array(1024).fill(NIL);
+  readonly #keyOf: Int32Array;
   readonly #ids: (string | undefined)[];
   readonly #status: (string | undefined)[];
-  readonly #lat: Float64Array;
-  readonly #lng: Float64Array;
-  readonly #ts: Float64Array;
+  /** [lat, lng, ts] per slot, side by side: a ping touches one cache line of them, not three. */
+  readonly #place: Float64Array;
   readonly #next: Int32Array;
   readonly #prev: Int32Array;
   readonly #dirty: Uint8Array; // in flight and re-recorded since the batch was copied
@@ -37,11 +39,10 @@ export class PositionBuffer {
   #staleDropped = 0;
 
   constructor(capacity: number) {
+    this.#keyOf = new Int32Array(capacity);
     this.#ids = new Array(capacity);
     this.#status = new Array(capacity);
-    this.#lat = new Float64Array(capacity);
-    this.#lng = new Float64Array(capacity);
-    this.#ts = new Float64Array(capacity);
+    this.#place = new Float64Array(3 * capacity);
     this.#next = new Int32Array(capacity);
     this.#prev = new Int32Array(capacity);
     this.#dirty = new Uint8Array(capacity);
@@ -75,24 +76,36 @@ export class PositionBuffer {
     return this.#staleDropped;
   }
 
-  /** Keeps a courier's latest position; O(1). `status` omitted keeps the one waiting. */
-  record(id: string, lat: number, lng: number, ts: number, status?: string): void {
-    let s = this.#slotOf.get(id);
-    if (s !== undefined) {
-      if (ts < this.#ts[s]) { this.#staleDropped++; return; }
+  /**
+   * Keeps a courier's latest position; O(1). `key` is the courier's small integer (CourierKeys); a key now
+   * held by another id (the courier was removed and its key reused) replaces the waiting entry outright.
+   * `status` omitted keeps the one waiting.
+   */
+  record(key: number, id: string, lat: number, lng: number, ts: number, status?: string): void {
+    if (key >= this.#slotOf.length) this.#growKeys(key);
+    let s = this.#slotOf[key];
+    // ids are the key holder's own strings (CourierKeys.idOf): the same courier compares by reference
+    if (s !== NIL && this.#ids[s] === id) {
+      if (ts < this.#place[3 * s + 2]) { this.#staleDropped++; return; }
       this.#coalesced++;
+      if (this.#flight !== null && this.#isInFlight(s)) this.#dirty[s] = 1;
+    } else if (s !== NIL) {
+      this.#ids[s] = id;
+      this.#status[s] = undefined;
       if (this.#flight !== null && this.#isInFlight(s)) this.#dirty[s] = 1;
     } else {
       if (this.#freeTop === 0 && !this.#shedOldest()) { this.#shed++; return; }
       s = this.#free[--this.#freeTop];
-      this.#slotOf.set(id, s);
+      this.#slotOf[key] = s;
+      this.#keyOf[s] = key;
       this.#ids[s] = id;
       this.#status[s] = undefined;
       this.#append(s);
     }
-    this.#lat[s] = lat;
-    this.#lng[s] = lng;
-    this.#ts[s] = ts;
+    const place = this.#place;
+    place[3 * s] = lat;
+    place[3 * s + 1] = lng;
+    place[3 * s + 2] = ts;
     if (status !== undefined) this.#status[s] = status;
   }
 
@@ -110,7 +123,7 @@ export class PositionBuffer {
       this.#unlink(s);
       slots[i] = s;
       ids[i] = this.#ids[s]!;
-      lat[i] = this.#lat[s]; lng[i] = this.#lng[s]; ts[i] = this.#ts[s];
+      lat[i] = this.#place[3 * s]; lng[i] = this.#place[3 * s + 1]; ts[i] = this.#place[3 * s + 2];
       status[i] = this.#status[s];
       if (status[i] !== undefined) anyStatus = true;
     }
@@ -127,7 +140,7 @@ export class PositionBuffer {
     for (let i = 0; i < slots.length; i++) {
       const s = slots[i];
       if (this.#dirty[s] === 1) { this.#dirty[s] = 0; this.#append(s); continue; }
-      this.#slotOf.delete(this.#ids[s]!);
+      this.#slotOf[this.#keyOf[s]] = NIL;
       this.#ids[s] = undefined;
       this.#status[s] = undefined;
       this.#free[this.#freeTop++] = s;
@@ -148,12 +161,18 @@ export class PositionBuffer {
     const s = this.#head;
     if (s === NIL) return false;
     this.#unlink(s);
-    this.#slotOf.delete(this.#ids[s]!);
+    this.#slotOf[this.#keyOf[s]] = NIL;
     this.#ids[s] = undefined;
     this.#status[s] = undefined;
     this.#free[this.#freeTop++] = s;
     this.#shed++;
     return true;
+  }
+
+  #growKeys(key: number): void {
+    const grown = new Int32Array(Math.max(2 * this.#slotOf.length, key + 1)).fill(NIL);
+    grown.set(this.#slotOf);
+    this.#slotOf = grown;
   }
 
   #isInFlight(s: number): boolean {

@@ -1,6 +1,7 @@
 import { dropTestSchema } from './test-database.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStore, type Store } from './store.js';
+import { CourierIndex } from '../engine/courier-index.js';
 import { PositionWriteBehind, type PositionStore, type WriteBehindOptions } from './write-behind.js';
 
 type PosBatch = Parameters<PositionStore['writePositions']>[0];
@@ -101,6 +102,23 @@ describe('PositionWriteBehind', () => {
     await wb.flush();
     expect([...store.batches[0].lat]).toEqual([1]);
     expect(wb.stats().staleDropped).toBe(1);
+  });
+
+  it('keyed by the engine\'s slots, writes a reused slot\'s position under its new courier and drops ids the engine does not know', async () => {
+    const couriers = new CourierIndex();
+    const profile = { vehicle: 'bike' as const, capabilities: [], capacity: 1 };
+    couriers.upsert('gone', profile);
+    const { store, wb } = build({ keys: couriers });
+    wb.record('gone', 1, 1, 50);
+    couriers.remove('gone');
+    couriers.upsert('new', profile); // takes the freed slot
+    expect(couriers.keyOf('new')).toBe(0);
+    wb.record('new', 2, 2, 10); // older than the waiting entry's ping, but another courier's
+    wb.record('stranger', 3, 3, 60);
+    await wb.flush();
+    expect(store.writtenIds()).toEqual(['new']);
+    expect([...store.batches[0].lat]).toEqual([2]);
+    expect(wb.stats()).toMatchObject({ unknown: 1, staleDropped: 0 });
   });
 
   it('never holds more than its bound under 1,000,000 pings for 200,000 couriers, shedding the longest-waiting courier', async () => {

@@ -2,8 +2,9 @@
  * Write-behind for courier positions: location pings never wait on the database.
  *
  *   record(id, lat, lng, ts, status?)          ── synchronous, O(1), no I/O
- *        │
- *        ├─► PositionBuffer (position-buffer.ts): Map id → slot over typed arrays, a linked list in arrival
+ *        │ CourierKeys: the id's small integer and canonical string (in the server: the engine's slot, found
+ *        │ in the map the engine's move just probed, so no second map is hashed into per ping)
+ *        ├─► PositionBuffer (position-buffer.ts): key → slot over typed arrays, a linked list in arrival
  *        │     order, one slot per courier (a newer ping overwrites in place and keeps its place in line);
  *        │     full of distinct couriers → the oldest-waiting courier's entry is shed (counted)
  *        │
@@ -27,8 +28,41 @@ import { WriterHealth } from './writer-health.js';
 /** The slice of the Store the write-behind calls. */
 export type PositionStore = Pick<Store, 'writePositions' | 'appendHistory' | 'purgeHistory' | 'ping'>;
 
+/**
+ * Small dense integers for courier ids, stable while the courier exists (a key may be reused after it is
+ * removed), and the holder's own id string per key.
+ */
+export interface CourierKeys {
+  /** The key of a known courier, or -1. */
+  keyOf(id: string): number;
+  /** The id string held under a key. */
+  idOf(key: number): string | undefined;
+}
+
+/** CourierKeys of its own: every id seen gets the next integer (for a write-behind with no engine beside it). */
+export class IdKeys implements CourierKeys {
+  readonly #keys = new Map<string, number>();
+  readonly #ids: string[] = [];
+
+  keyOf(id: string): number {
+    let key = this.#keys.get(id);
+    if (key === undefined) {
+      key = this.#ids.length;
+      this.#keys.set(id, key);
+      this.#ids.push(id);
+    }
+    return key;
+  }
+
+  idOf(key: number): string | undefined {
+    return this.#ids[key];
+  }
+}
+
 /** Tuning for {@link PositionWriteBehind}; every field has a default. */
 export interface WriteBehindOptions {
+  /** Keys for courier ids (default: IdKeys, numbering ids itself); the server passes its courier index. */
+  keys?: CourierKeys;
   /** Distinct couriers held at once, in-flight batch included (default 100,000). */
   maxBuffered?: number;
   /** Rows per writePositions / appendHistory statement (default 5,000). */
@@ -63,6 +97,8 @@ export interface WriteBehindStats {
   coalesced: number;
   shed: number;
   staleDropped: number;
+  /** Pings for ids the keys did not know (no courier to write them to), dropped. */
+  unknown: number;
   historyBuffered: number;
   historyWritten: number;
   historyShed: number;
@@ -80,7 +116,7 @@ export interface WriteBehindStats {
 /** Source of time; `Date` in production, a fake in tests. */
 export interface Clock { now(): number }
 
-// 100k couriers ≈ 100k × (40 B of typed arrays + ~100 B of Map entry) ≈ 14 MB: a whole large-city fleet
+// 100k couriers ≈ 100k × (~50 B of typed arrays + the id reference) ≈ 6 MB: a whole large-city fleet
 // survives a long outage without shedding, while memory stays capped whatever the ping rate.
 const DEFAULT_MAX_BUFFERED = 100_000;
 // 5,000 rows × 5 columns is one unnest/COPY statement of ~200 KB: enough rows to amortise the round trip
@@ -107,7 +143,9 @@ const DEFAULT_CALL_TIMEOUT = 10_000; // a half-open TCP connection must not hold
 export class PositionWriteBehind {
   readonly #store: PositionStore;
   readonly #clock: Clock;
-  readonly #o: Required<Omit<WriteBehindOptions, 'onHealthChange'>>;
+  readonly #o: Required<Omit<WriteBehindOptions, 'onHealthChange' | 'keys'>>;
+  readonly #keys: CourierKeys;
+  #unknown = 0;
   readonly #positions: PositionBuffer;
   readonly #history: HistoryRing;
   readonly #health: WriterHealth;
@@ -121,6 +159,7 @@ export class PositionWriteBehind {
   constructor(store: PositionStore, options: WriteBehindOptions = {}, clock: Clock = Date) {
     this.#store = store;
     this.#clock = clock;
+    this.#keys = options.keys ?? new IdKeys();
     this.#o = {
       maxBuffered: options.maxBuffered ?? DEFAULT_MAX_BUFFERED,
       batchSize: options.batchSize ?? DEFAULT_BATCH,
@@ -149,8 +188,12 @@ export class PositionWriteBehind {
    * buffered for that courier is dropped (counted as staleDropped). `status` omitted keeps the buffered one.
    */
   record(id: string, lat: number, lng: number, ts: number, status?: string): void {
-    this.#history.sample(id, lat, lng, ts);
-    this.#positions.record(id, lat, lng, ts, status);
+    const key = this.#keys.keyOf(id);
+    const own = key < 0 ? undefined : this.#keys.idOf(key);
+    // a courier the keys do not know has no row to write to (the store skips such ids too)
+    if (own === undefined) { this.#unknown++; return; }
+    this.#history.sample(key, own, lat, lng, ts);
+    this.#positions.record(key, own, lat, lng, ts, status);
   }
 
   /** True while the store accepts writes; false from the first failure until a write or ping succeeds. */
@@ -162,7 +205,7 @@ export class PositionWriteBehind {
   stats(): WriteBehindStats {
     const p = this.#positions, s = this.#stats;
     return {
-      written: s.written, coalesced: p.coalesced, shed: p.shed, staleDropped: p.staleDropped,
+      written: s.written, coalesced: p.coalesced, shed: p.shed, staleDropped: p.staleDropped, unknown: this.#unknown,
       historyWritten: s.historyWritten, historyShed: this.#history.shed, poisoned: s.poisoned, purged: s.purged,
       failures: s.failures, lastFlushMs: s.lastFlushMs, throughput: s.throughput, lastError: s.lastError,
       buffered: p.waiting + p.inFlight,
@@ -227,7 +270,6 @@ export class PositionWriteBehind {
         this.#stats.purged += await this.#call(this.#store.purgeHistory(now - this.#o.historyRetentionMs));
         this.#nextPurgeAt = now + this.#o.purgeEveryMs;
         this.#contact();
-        this.#history.prune(now);
       }
     } catch (err) {
       this.#fail(err);

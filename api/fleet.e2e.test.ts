@@ -274,3 +274,21 @@ function placeOf(store: TestStore): { env: Record<string, string>; cleanup: () =
   if (process.env.TEST_PGLITE_TEMPLATE !== undefined) cpSync(process.env.TEST_PGLITE_TEMPLATE, dir, { recursive: true });
   return { env: { DATA_DIR: dir }, cleanup: async () => rmSync(dir, { recursive: true, force: true }) };
 }
+
+describe('the price of onboarding in rate-limit tokens', () => {
+  it('charges a batch one token per 1,000 couriers: a burst of 10 takes two batches of 5,000, not a third', async () => {
+    const t = await startTestServer({ RATE_PER_SEC: '1', RATE_BURST: '10' });
+    try {
+      const admin = t.token('admin', 'onboarding');
+      const batch = (n: number) => Array.from({ length: 5000 }, (_, i) => profile(`rl-${n}-${String(i).padStart(4, '0')}`, i));
+      expect(ok(await call(t.base, 'PUT', '/v1/couriers', { token: admin, body: batch(1) }), 200, 'first 5,000').accepted).toBe(5000);
+      expect(ok(await call(t.base, 'PUT', '/v1/couriers', { token: admin, body: batch(2) }), 200, 'second 5,000').accepted).toBe(5000);
+      const third = await call(t.base, 'PUT', '/v1/couriers', { token: admin, body: batch(3) });
+      expect(ok(third, 429, 'third 5,000').error.code).toBe('E_RATE_LIMITED');
+      expect(Number(third.headers.get('retry-after'))).toBeGreaterThan(0);
+      expect(ok(await call(t.base, 'GET', '/v1/couriers/rl-3-0000', { token: t.token('admin', 'other') }), 404, 'nothing of the refused batch').error.code).toBe('E_NOT_FOUND');
+    } finally {
+      await t.close();
+    }
+  });
+});

@@ -36,7 +36,9 @@ export class ListCursors {
     if (dot > 0) {
       const body = Buffer.from(cursor.slice(0, dot), 'base64url');
       const mac = Buffer.from(cursor.slice(dot + 1), 'base64url');
-      if (mac.length === MAC_BYTES && timingSafeEqual(mac, this.mac(scope, body))) {
+      // canonical only: base64url decoding ignores stray characters and spare bits, an edit must not slip through them
+      const canonical = `${body.toString('base64url')}.${mac.toString('base64url')}` === cursor;
+      if (canonical && mac.length === MAC_BYTES && timingSafeEqual(mac, this.mac(scope, body))) {
         try {
           return JSON.parse(body.toString('utf8')) as T;
         } catch {

@@ -87,7 +87,7 @@ export type AddRoute = (method: Method, pattern: string, spec: RouteSpec) => voi
 /** Registers every route of PRODUCT §4 (HTTP part) and the 404 fallback on `app`. */
 export function registerHttpRoutes(app: TemplatedApp, deps: HttpDeps): void {
   const add: AddRoute = (method, pattern, spec) => {
-    const route = new RouteMeters(deps.metrics, `${method.toUpperCase()} ${pattern}`, pattern);
+    const route = new RouteMeters(deps.metrics, `${method === 'del' ? 'DELETE' : method.toUpperCase()} ${pattern}`, pattern);
     app[method](pattern, (res, req) => handle(deps, route, spec, res, req));
   };
 

@@ -7,8 +7,9 @@
  *            ─► handler ─► sendReply (by Accept) ; any throw ─► toErrorReply ─► { error: { code, message } }
  *
  * The routes themselves live by noun: entity-routes (admin writes), location-routes (pings, nearby),
- * request-routes (requests, offers), fleet-routes (bulk upsert, reads, deletes), fleet-lists (lists, history). Every handler runs inside one try/catch; a response answered later has
- * its onAborted registered first (readBody, or watchAborted for bodiless routes).
+ * request-routes (requests, offers), fleet-routes (bulk upsert, reads, deletes), fleet-lists (lists, history).
+ * Every handler runs inside one try/catch; a response answered later has its onAborted registered first
+ * (readBody, or watchAborted for bodiless routes).
  */
 import type { HttpRequest, HttpResponse, TemplatedApp } from '@trufflesuite/uws-js-unofficial';
 import { ApiError, toErrorReply } from './api-error.js';

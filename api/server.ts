@@ -57,7 +57,7 @@ export interface ServerDeps {
   clock?: () => number;
   /** Commits every change before it is acknowledged: dispatch transitions and the admin writes (store/dispatch-journal.ts). */
   journal: TransitionJournal & EntityWriter;
-  /** What reads need from the store: requests gone from memory, Idempotency-Keys. */
+  /** What reads need from the store: requests gone from memory, Idempotency-Keys, request lists, courier history. */
   store: Pick<Store, 'getRequest' | 'findIdempotency' | 'listIdempotencyKeys' | 'listRequests' | 'courierHistory'>;
   /** Accepted pings are written behind here. */
   positions: PositionSinks;

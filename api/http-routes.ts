@@ -7,14 +7,17 @@
  *            ─► handler ─► sendReply (by Accept) ; any throw ─► toErrorReply ─► { error: { code, message } }
  *
  * The routes themselves live by noun: entity-routes (admin writes), location-routes (pings, nearby),
- * request-routes (requests, offers). Every handler runs inside one try/catch; a response answered later has
- * its onAborted registered first (readBody, or watchAborted for bodiless routes).
+ * request-routes (requests, offers), fleet-routes (bulk upsert, reads, deletes), fleet-lists (lists, history).
+ * Every handler runs inside one try/catch; a response answered later has its onAborted registered first
+ * (readBody, or watchAborted for bodiless routes).
  */
 import type { HttpRequest, HttpResponse, TemplatedApp } from '@trufflesuite/uws-js-unofficial';
 import { ApiError, toErrorReply } from './api-error.js';
 import { type Authenticator, type Principal, type Role, requireRole } from './auth.js';
 import type { ApiConfig } from './config.js';
 import { type EntityDeps, registerEntityRoutes } from './entity-routes.js';
+import { type FleetListDeps, registerFleetLists } from './fleet-lists.js';
+import { registerFleetRoutes } from './fleet-routes.js';
 import { decodeBody, isAborted, readBody, sendReply, watchAborted } from './http-body.js';
 import { type LocationDeps, registerLocationRoutes } from './location-routes.js';
 import type { Logger } from './log.js';
@@ -26,7 +29,8 @@ import { registerRequestRoutes } from './request-routes.js';
 import { type ValidatorName, buildOpenApi, validate } from './schemas.js';
 
 /** What the routes work with; each part owned by the caller. */
-export interface HttpDeps extends EntityDeps, LocationDeps, RequestDeps {
+export interface HttpDeps extends EntityDeps, LocationDeps, RequestDeps, Omit<FleetListDeps, 'store'> {
+  store: RequestDeps['store'] & FleetListDeps['store'];
   config: Readonly<ApiConfig>;
   auth: Authenticator;
   limits: { general: TokenBuckets; ingest: TokenBuckets; gateway: TokenBuckets; openPerRequester: number };
@@ -69,12 +73,14 @@ interface RouteSpec {
   bucket?: 'general' | 'ingest' | 'gateway';
   /** 'bulk' takes the bulk body limit (10,000 items) instead of the default 64 KiB. */
   bodyLimit?: 'bulk';
+  /** A 'bulk' route pays one rate-limit token per this many items (default 1: one per item). */
+  itemsPerToken?: number;
   /** The route reads Idempotency-Key: an empty or blank one is told from none (idempotencyKeyOf). */
   idempotent?: true;
   run: (call: Call) => Reply | Promise<Reply>;
 }
 
-type Method = 'get' | 'put' | 'post';
+type Method = 'get' | 'put' | 'post' | 'del';
 
 /** Adds one route. */
 export type AddRoute = (method: Method, pattern: string, spec: RouteSpec) => void;
@@ -82,7 +88,7 @@ export type AddRoute = (method: Method, pattern: string, spec: RouteSpec) => voi
 /** Registers every route of PRODUCT §4 (HTTP part) and the 404 fallback on `app`. */
 export function registerHttpRoutes(app: TemplatedApp, deps: HttpDeps): void {
   const add: AddRoute = (method, pattern, spec) => {
-    const route = new RouteMeters(deps.metrics, `${method.toUpperCase()} ${pattern}`, pattern);
+    const route = new RouteMeters(deps.metrics, `${method === 'del' ? 'DELETE' : method.toUpperCase()} ${pattern}`, pattern);
     app[method](pattern, (res, req) => handle(deps, route, spec, res, req));
   };
 
@@ -104,6 +110,8 @@ export function registerHttpRoutes(app: TemplatedApp, deps: HttpDeps): void {
   registerEntityRoutes(add, deps);
   registerLocationRoutes(add, deps);
   registerRequestRoutes(add, deps);
+  registerFleetRoutes(add, deps);
+  registerFleetLists(add, deps);
 
   app.any('/*', (res, req) => {
     const accept = req.getHeader('accept') || undefined;
@@ -211,7 +219,7 @@ function handle(deps: HttpDeps, route: RouteMeters, spec: RouteSpec, res: HttpRe
           };
           if (spec.bodyLimit !== 'bulk') pay(Math.ceil(buf.length / BODY_TOKEN_BYTES) - 1);
           const body = decodeBody(buf, contentType);
-          if (spec.bodyLimit === 'bulk') pay(itemsOf(body) - 1);
+          if (spec.bodyLimit === 'bulk') pay(Math.ceil(itemsOf(body) / (spec.itemsPerToken ?? 1)) - 1);
           run(validate(schema, body));
         } catch (err) {
           fail(err);

@@ -2,7 +2,7 @@
  * The OpenAPI 3.1 description of PRODUCT §4, generated from the same JSON Schemas the validators compile
  * (schemas.ts), so the document cannot drift from what the server accepts.
  */
-import { SCHEMAS } from './schemas.js';
+import { COURIER_ITEMS_PER_TOKEN, SCHEMAS } from './schemas.js';
 
 type Json = Record<string, unknown>;
 type SchemaName = keyof typeof SCHEMAS;
@@ -26,21 +26,46 @@ export function buildOpenApi(): object {
         'Positions are written behind: a crash may lose the last POSITION_FLUSH_MS of pings. Request ids are made by the server; put your own in `reference`.' },
     security: [{ bearer: [] }, { apiKey: [] }],
     paths: {
-      '/v1/couriers/{id}': { put: op('Upsert a courier profile (admin, dispatcher)', { body: 'courierProfile', id: true, ok: 200 }) },
+      '/v1/couriers/{id}': {
+        put: op('Upsert a courier profile (admin, dispatcher)', { body: 'courierProfile', id: true, ok: 200 }),
+        get: op('A courier: profile, status, last position and ping time (ts), live offer or request (admin, dispatcher)', { id: true, ok: 200 }),
+        delete: op('Delete a courier, stored first; 409 E_COURIER_BUSY while it holds a live offer or assignment (admin, dispatcher)', { id: true, ok: 204 }),
+      },
+      '/v1/couriers': {
+        put: op(`Bulk upsert courier profiles, at most 10,000 per call, one store write; bad items are rejected by index (admin, dispatcher). One rate-limit token per ${COURIER_ITEMS_PER_TOKEN} items`, { body: 'courierBatch', ok: 200, reply: BATCH_REPLY }),
+        get: op('List couriers by id, cursor-paginated (admin, dispatcher)', { query: 'couriersQuery', ok: 200, reply: PAGE_REPLY }),
+      },
+      '/v1/couriers/{id}/history': { get: op('A courier\'s stored (sampled) track as a GeoJSON Feature: LineString + properties.times; at most 7 days and 10,000 points per read (admin, dispatcher)', { id: true, query: 'historyQuery', ok: 200 }) },
       '/v1/couriers/{id}/location': { post: op('Report a courier position (driver as itself, admin)', { body: 'location', id: true, ok: 204 }) },
       '/v1/locations': { post: op('Report a batch of positions (fleet gateway, admin)', { body: 'locationBatch', ok: 200, reply: BATCH_REPLY }) },
       '/v1/couriers/{id}/status': { put: op('Set a courier available or offline (driver as itself, dispatcher)', { body: 'courierStatus', id: true, ok: 200 }) },
-      '/v1/sites/{id}': { put: op('Upsert a site (admin)', { body: 'site', id: true, ok: 200 }) },
+      '/v1/sites/{id}': {
+        put: op('Upsert a site (admin)', { body: 'site', id: true, ok: 200 }),
+        get: op('A site with its inventory lots (admin, dispatcher)', { id: true, ok: 200 }),
+        delete: op('Delete a site and its stock, stored first; 409 E_SITE_RESERVED while units are reserved (admin)', { id: true, ok: 204 }),
+      },
+      '/v1/sites': { get: op('List sites by id, cursor-paginated (admin, dispatcher)', { query: 'sitesQuery', ok: 200, reply: PAGE_REPLY }) },
       '/v1/sites/{id}/inventory': { put: op('Replace a site blood inventory (admin)', { body: 'inventory', id: true, ok: 200 }) },
-      '/v1/donors/{id}': { put: op('Upsert a blood donor (admin)', { body: 'donor', id: true, ok: 200 }) },
+      '/v1/donors/{id}': {
+        put: op('Upsert a blood donor (admin)', { body: 'donor', id: true, ok: 200 }),
+        get: op('A donor (admin: health data)', { id: true, ok: 200 }),
+        delete: op('Delete a donor, stored first (admin)', { id: true, ok: 204 }),
+      },
       '/v1/nearby': { get: op('Nearest couriers, donors or sites, nearest first (any role); courier positions rounded to 7 decimal places', { query: 'nearbyQuery', ok: 200 }) },
-      '/v1/requests': { post: op('Create a delivery, rescue or blood request; returns the plan (requester, dispatcher)', { body: 'requestCreate', ok: 201, idempotent: true }) },
+      '/v1/requests': {
+        post: op('Create a delivery, rescue or blood request; returns the plan (requester, dispatcher)', { body: 'requestCreate', ok: 201, idempotent: true }),
+        get: op('List requests newest first, cursor-paginated; a requester sees its own only (requester, dispatcher, admin)', { query: 'requestsQuery', ok: 200, reply: PAGE_REPLY }),
+      },
       '/v1/requests/{id}': { get: op('Request status, assignment, sources and ETA (owner, dispatcher)', { id: true, ok: 200 }) },
       '/v1/requests/{id}/cancel': { post: op('Cancel a request (owner, dispatcher)', { id: true, ok: 200 }) },
       '/v1/requests/{id}/progress': { post: op('Report pickup or delivery (assigned driver)', { body: 'progress', id: true, ok: 200 }) },
       '/v1/offers/{id}/accept': { post: op('Accept an offer (driver it was made to)', { id: true, ok: 200 }) },
       '/v1/offers/{id}/decline': { post: op('Decline an offer (driver it was made to)', { id: true, ok: 200 }) },
-      '/v1/geofences/{id}': { put: op('Upsert a geofence (admin)', { body: 'geofence', id: true, ok: 200 }) },
+      '/v1/geofences/{id}': {
+        put: op('Upsert a geofence (admin)', { body: 'geofence', id: true, ok: 200 }),
+        delete: op('Delete a geofence, stored first (admin)', { id: true, ok: 204 }),
+      },
+      '/v1/geofences': { get: op('List geofences by id, cursor-paginated (admin)', { query: 'pageQuery', ok: 200, reply: PAGE_REPLY }) },
       '/v1/stream': {
         get: {
           summary: 'WebSocket stream (upgrade); role from the token (?access_token= or Authorization). Client frames: components.schemas.wsFrame',
@@ -67,6 +92,12 @@ export function buildOpenApi(): object {
 const BATCH_REPLY = {
   type: 'object',
   properties: { accepted: { type: 'integer' }, rejected: { type: 'array', items: { type: 'object', properties: { index: { type: 'integer' }, code: { type: 'string' } } } } },
+};
+
+const PAGE_REPLY = {
+  type: 'object',
+  required: ['items'],
+  properties: { items: { type: 'array' }, next: { type: 'string', description: 'opaque cursor of the next page; absent on the last page' } },
 };
 
 function op(summary: string, o: { body?: SchemaName; query?: SchemaName; id?: boolean; ok: number; reply?: Json; idempotent?: boolean }): Json {

@@ -9,6 +9,13 @@ const square = [[[13.3, 52.5], [13.4, 52.5], [13.4, 52.6], [13.3, 52.5]]];
 const GOOD: Record<ValidatorName, unknown[]> = {
   id: ['courier-1', 'a:b.c_d-e', 'x'.repeat(64)],
   courierProfile: [{ vehicle: 'bike', capabilities: ['cold_chain'], capacity: 2 }, { vehicle: 'van', capacity: 40 }],
+  courierBatchItem: [{ id: 'c1', vehicle: 'car', capacity: 3 }, { id: 'c2', vehicle: 'bike', capabilities: ['insulated'], capacity: 1 }],
+  courierBatch: [[{ id: 'c1', vehicle: 'car', capacity: 3 }], { items: [] }, ['junk: checked item by item']],
+  couriersQuery: [{}, { status: 'available', capability: 'medical', bbox: '-0.2,51.4,0.1,51.6', limit: '500', cursor: 'abc.def' }],
+  sitesQuery: [{ kind: 'hospital', limit: '1' }],
+  requestsQuery: [{ status: 'cancelled', kind: 'blood', since: String(T), limit: '20' }],
+  historyQuery: [{}, { from: String(T - 3_600_000), to: String(T) }],
+  pageQuery: [{ limit: '3' }],
   location: [{ lat: 52.5, lng: 13.4, ts: T }, { lat: -33.9, lng: 151.2, ts: T, speed: 8.3, heading: 270, accuracy: 5 }],
   locationItem: [{ id: 'c1', lat: 0, lng: 0, ts: T }],
   locationBatch: [[{ id: 'c1', lat: 0, lng: 0, ts: T }], { items: [] }],

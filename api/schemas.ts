@@ -10,7 +10,7 @@
  */
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import { BLOOD_PRODUCTS, BLOOD_TYPES, type BloodProduct, type BloodType, type RecipientType } from '../engine/blood-types.js';
-import { URGENCIES, type Urgency } from '../dispatch/request-vocabulary.js';
+import { REQUEST_KINDS, REQUEST_STATUSES, URGENCIES, type Urgency } from '../dispatch/request-vocabulary.js';
 import { CAPABILITIES, COURIER_STATUSES, VEHICLES, type Capability, type Vehicle } from '../engine/courier-attributes.js';
 import { SITE_KINDS, type SiteKind } from '../engine/site-index.js';
 import { ApiError } from './api-error.js';
@@ -25,6 +25,14 @@ export const ID_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/;
 export const MAX_REFERENCE_LENGTH = 128;
 /** Most items in one batch (HTTP location batch, WS `locs`, inventory): ~350 KiB as MessagePack pings. */
 export const MAX_BATCH_ITEMS = 10_000;
+/**
+ * Items of a courier batch (PUT /v1/couriers) one rate-limit token pays for: a full batch of 10,000 costs 10
+ * tokens, so a fleet of 100,000 onboards in 10 calls (100 tokens) inside the default burst of 200 — while a
+ * principal still pays for the work a big batch makes, unlike a flat one token per call.
+ */
+export const COURIER_ITEMS_PER_TOKEN = 1000;
+/** Most items in one page of a list (couriers, sites, requests); 100 when the query names none. */
+export const MAX_LIST_LIMIT = 500;
 /** Latest timestamp accepted (ms): year 2286; anything larger is seconds-vs-ms confusion or garbage. */
 const MAX_TIME_MS = 1e13;
 
@@ -57,6 +65,13 @@ export interface BloodRequestBody extends RequestBase { kind: 'blood'; hospitalS
 export type RequestCreateBody = DeliveryRequestBody | RescueRequestBody | BloodRequestBody;
 export interface ProgressBody { status: 'picked_up' | 'delivered' }
 export interface GeofenceBody { kind: string; geometry: { type: 'Polygon'; coordinates: number[][][] } | { type: 'MultiPolygon'; coordinates: number[][][][] } }
+export interface CourierBatchItem extends CourierProfileBody { id: string }
+/** `PUT /v1/couriers` accepts a bare array or `{ items }`, like POST /v1/locations; items are checked one by one (courierBatchItem). */
+export type CourierBatchBody = unknown[] | { items: unknown[] };
+export interface CouriersQuery { status?: (typeof COURIER_STATUSES)[number]; bbox?: string; capability?: Capability; limit: number; cursor?: string }
+export interface SitesQuery { kind?: SiteKind; bbox?: string; limit: number; cursor?: string }
+export interface RequestsQuery { status?: string; kind?: string; since?: number; limit: number; cursor?: string }
+export interface HistoryQuery { from?: number; to?: number }
 export interface WsLocFrame extends LocationBody { t: 'loc' }
 export interface WsOfferFrame { t: 'accept' | 'decline'; offerId: string }
 export interface WsLocsFrame { t: 'locs'; items: [string, number, number, number][] }
@@ -92,6 +107,21 @@ const obj = (required: readonly string[], properties: Record<string, unknown>, e
 // no `id`: request ids are made by the server; a client's own goes in `reference`
 const requestCommon = { reference: { type: 'string', minLength: 1, maxLength: MAX_REFERENCE_LENGTH }, urgency, deadline: time } as const;
 
+const courierProfileFields = {
+  vehicle: { enum: [...VEHICLES] },
+  capabilities: { type: 'array', maxItems: CAPABILITIES.length, uniqueItems: true, items: { enum: [...CAPABILITIES] }, default: [] },
+  capacity: { type: 'integer', minimum: 1, maximum: 1000 },
+} as const;
+// list queries: a page of at most MAX_LIST_LIMIT, an opaque cursor from the previous page's `next`
+const listPage = {
+  limit: { type: 'integer', minimum: 1, maximum: MAX_LIST_LIMIT, default: 100 },
+  cursor: { type: 'string', minLength: 1, maxLength: 512, description: 'the `next` of the previous page, as it was' },
+} as const;
+const bboxParam = {
+  type: 'string', maxLength: 200, pattern: '^[-+0-9.eE]+(,[-+0-9.eE]+){3}$',
+  description: 'minLng,minLat,maxLng,maxLat',
+} as const;
+
 const wsLoc = obj(['t', 'lat', 'lng', 'ts'], { t: { const: 'loc' }, ...fix });
 const wsAccept = obj(['t', 'offerId'], { t: { const: 'accept' }, offerId: id });
 const wsDecline = obj(['t', 'offerId'], { t: { const: 'decline' }, offerId: id });
@@ -111,11 +141,20 @@ const wsTrack = obj(['t', 'requestId'], { t: { const: 'track' }, requestId: id }
 /** Every schema by validator name; shared with the OpenAPI generator. */
 export const SCHEMAS = {
   id,
-  courierProfile: obj(['vehicle', 'capacity'], {
-    vehicle: { enum: [...VEHICLES] },
-    capabilities: { type: 'array', maxItems: CAPABILITIES.length, uniqueItems: true, items: { enum: [...CAPABILITIES] }, default: [] },
-    capacity: { type: 'integer', minimum: 1, maximum: 1000 },
-  }),
+  courierProfile: obj(['vehicle', 'capacity'], courierProfileFields),
+  courierBatchItem: obj(['id', 'vehicle', 'capacity'], { id, ...courierProfileFields }),
+  courierBatch: {
+    description: `a courier batch is an array of at most ${MAX_BATCH_ITEMS} profiles { id, vehicle, capabilities, capacity }, or { items: [...] }`,
+    oneOf: [
+      { type: 'array', maxItems: MAX_BATCH_ITEMS },
+      obj(['items'], { items: { type: 'array', maxItems: MAX_BATCH_ITEMS } }),
+    ],
+  },
+  couriersQuery: obj([], { status: { enum: [...COURIER_STATUSES] }, bbox: bboxParam, capability: { enum: [...CAPABILITIES] }, ...listPage }),
+  sitesQuery: obj([], { kind: { enum: [...SITE_KINDS] }, bbox: bboxParam, ...listPage }),
+  requestsQuery: obj([], { status: { enum: [...REQUEST_STATUSES] }, kind: { enum: [...REQUEST_KINDS] }, since: time, ...listPage }),
+  historyQuery: obj([], { from: time, to: time }),
+  pageQuery: obj([], listPage),
   location: obj(['lat', 'lng', 'ts'], fix),
   locationItem: obj(['id', 'lat', 'lng', 'ts'], { id, ...fix }),
   locationBatch: {
@@ -205,6 +244,13 @@ export const SCHEMAS = {
 export interface SchemaTypes {
   id: string;
   courierProfile: CourierProfileBody;
+  courierBatchItem: CourierBatchItem;
+  courierBatch: CourierBatchBody;
+  couriersQuery: CouriersQuery;
+  sitesQuery: SitesQuery;
+  requestsQuery: RequestsQuery;
+  historyQuery: HistoryQuery;
+  pageQuery: { limit: number; cursor?: string };
   location: LocationBody;
   locationItem: LocationItem;
   locationBatch: LocationBatchBody;
@@ -236,10 +282,13 @@ const bodyAjv = new Ajv2020(ajvOptions);
 // query-string values arrive as strings: this instance coerces '52.5' → 52.5 and 'true' → true
 const queryAjv = new Ajv2020({ ...ajvOptions, coerceTypes: true });
 
+/** The schemas of query strings, compiled by the coercing instance. */
+const QUERY_SCHEMAS: ReadonlySet<ValidatorName> = new Set(['nearbyQuery', 'couriersQuery', 'sitesQuery', 'requestsQuery', 'historyQuery', 'pageQuery']);
+
 /** Every validator, compiled once at module load. */
 export const validators: { readonly [K in ValidatorName]: Validator<SchemaTypes[K]> } = Object.freeze(
   Object.fromEntries(
-    (Object.keys(SCHEMAS) as ValidatorName[]).map((name) => [name, (name === 'nearbyQuery' ? queryAjv : bodyAjv).compile(SCHEMAS[name])]),
+    (Object.keys(SCHEMAS) as ValidatorName[]).map((name) => [name, (QUERY_SCHEMAS.has(name) ? queryAjv : bodyAjv).compile(SCHEMAS[name])]),
   ) as { [K in ValidatorName]: Validator<SchemaTypes[K]> },
 );
 
@@ -274,6 +323,23 @@ export function checkLocationBatch(batch: LocationBatchBody): { items: LocationI
       indices.push(index);
     } else {
       rejected.push({ index, code: 'E_VALIDATION', message: firstErrorMessage(validators.locationItem as Validator<unknown>) });
+    }
+  });
+  return { items, indices, rejected };
+}
+
+/** Splits a courier batch into valid items and per-index rejections (the batch itself must be valid). */
+export function checkCourierBatch(batch: CourierBatchBody): { items: CourierBatchItem[]; indices: number[]; rejected: { index: number; code: string; message: string }[] } {
+  const list = Array.isArray(batch) ? batch : batch.items;
+  const items: CourierBatchItem[] = [];
+  const indices: number[] = [];
+  const rejected: { index: number; code: string; message: string }[] = [];
+  list.forEach((item, index) => {
+    if (validators.courierBatchItem(item)) {
+      items.push(item);
+      indices.push(index);
+    } else {
+      rejected.push({ index, code: 'E_VALIDATION', message: firstErrorMessage(validators.courierBatchItem as Validator<unknown>) });
     }
   });
   return { items, indices, rejected };

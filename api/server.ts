@@ -27,6 +27,7 @@ import { DispatchPump, type TransitionJournal } from './dispatch-pump.js';
 import type { EntityWriter } from './entity-routes.js';
 import { registerHttpRoutes } from './http-routes.js';
 import { IdempotencyKeys } from './idempotency.js';
+import { ListCursors } from './list-cursor.js';
 import type { PositionSinks } from './ingest.js';
 import type { Logger } from './log.js';
 import type { ApiMetrics } from './metrics.js';
@@ -56,8 +57,8 @@ export interface ServerDeps {
   clock?: () => number;
   /** Commits every change before it is acknowledged: dispatch transitions and the admin writes (store/dispatch-journal.ts). */
   journal: TransitionJournal & EntityWriter;
-  /** What reads need from the store: requests gone from memory, Idempotency-Keys. */
-  store: Pick<Store, 'getRequest' | 'findIdempotency' | 'listIdempotencyKeys'>;
+  /** What reads need from the store: requests gone from memory, Idempotency-Keys, request lists, courier history. */
+  store: Pick<Store, 'getRequest' | 'findIdempotency' | 'listIdempotencyKeys' | 'listRequests' | 'courierHistory'>;
   /** Accepted pings are written behind here. */
   positions: PositionSinks;
   /** The request book, e.g. refilled by recovery; default a fresh one. */
@@ -131,6 +132,8 @@ export function createServer(config: Readonly<ApiConfig>, deps: ServerDeps): Ser
     policy: deps.loop.policy, speeds: deps.loop.speeds, metrics: deps.metrics, logger: deps.logger,
     writer: deps.journal, store: deps.store, ingest: hub.ingest,
     idempotency,
+    // list cursors outlive a restart when tokens have a shared secret to derive their key from
+    cursors: new ListCursors(config.jwt.secret),
     courierChanged: (id) => hub.courierChanged(id),
     notReady: () => (draining ? 'draining' : deps.dependencyDown?.()),
     inFlight,

@@ -351,6 +351,18 @@ export class CourierIndex {
     return out;
   }
 
+  /** Ids of every courier, positioned or not, that matches the filter (slot order): for lists over the whole fleet. */
+  matching(filter: CourierFilter = {}): string[] {
+    const f = compileFilter(filter, this.slots.slotOf);
+    const { ids, attr, highWater } = this.slots;
+    const out: string[] = [];
+    for (let s = 0; s < highWater; s++) {
+      const id = ids[s];
+      if (id !== undefined && passes(attr[s], s, f)) out.push(id);
+    }
+    return out;
+  }
+
   /** Calls fn for every positioned courier (slot order), with its packed state; for snapshots and persistence. */
   forEachPositioned(fn: (id: string, lat: number, lng: number, status: CourierStatus, ts: number) => void): void {
     this.slots.forEachPositioned(fn);

@@ -134,6 +134,11 @@ export class SiteIndex {
     return this.points.slotOf.has(id);
   }
 
+  /** Every site id, in no particular order. */
+  ids(): string[] {
+    return [...this.points.slotOf.keys()];
+  }
+
   /** Adds or replaces a site profile (stock kept); on bad input throws (E_BAD_COORDINATE, E_BAD_PROFILE) and changes nothing. */
   upsert(id: string, profile: SiteProfile): void {
     if (typeof id !== 'string' || id === '') throw new EngineError('E_BAD_PROFILE', 'site id must be a non-empty string');

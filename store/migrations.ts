@@ -190,6 +190,17 @@ CREATE INDEX reservations_request ON reservations (request_id);
     // of its own on a copy.
     sql: `DROP INDEX IF EXISTS couriers_geom_gist;`,
   },
+  {
+    version: 4,
+    name: 'request lists newest first',
+    // GET /v1/requests pages parent requests newest first with a keyset on (created_at, id) (store/fleet-sql.ts
+    // LIST_REQUESTS): for everyone (dispatchers) and per requester. Partial on parents, with the predicate spelled
+    // exactly as the query spells it (the planner matches a partial index by it).
+    sql: `
+CREATE INDEX requests_listed ON requests (created_at DESC, id DESC) WHERE (parent_id IS NULL OR parent_id = id);
+CREATE INDEX requests_listed_by_requester ON requests (requester_id, created_at DESC, id DESC) WHERE (parent_id IS NULL OR parent_id = id);
+`,
+  },
 ]);
 
 /** The version the code expects. */

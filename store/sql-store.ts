@@ -4,6 +4,7 @@
  */
 import type { BloodProduct } from '../engine/blood-types.js';
 import { runMigrations } from './migrations.js';
+import * as fq from './fleet-sql.js';
 import * as q from './sql.js';
 import type { SqlDriver, SqlSession } from './sql.js';
 import { StoreClosed } from './store-errors.js';
@@ -13,10 +14,13 @@ import type {
   CourierRow,
   DonorRow,
   GeofenceRow,
+  HistoryPoint,
   IdempotencyRow,
+  ListedRequest,
   LotRow,
   OfferRow,
   PositionBatch,
+  RequestListQuery,
   RequestRow,
   ReservationRow,
   SiteRow,
@@ -91,6 +95,38 @@ export abstract class SqlStore implements Store {
 
   async deleteGeofence(id: string): Promise<void> {
     await this.db.query(q.DELETE_GEOFENCE, [id]);
+  }
+
+  async deleteCourier(id: string): Promise<boolean> {
+    return this.db.transaction(async (tx) => {
+      const gone = await tx.query(fq.DELETE_COURIER, [id]);
+      await tx.query(fq.DELETE_COURIER_HISTORY, [id]);
+      return gone.length > 0;
+    });
+  }
+
+  async deleteSite(id: string): Promise<{ deleted: boolean; reserved: boolean }> {
+    const [row] = await this.db.query<{ deleted: number; reserved: boolean }>(fq.DELETE_SITE, [id]);
+    return { deleted: (row?.deleted ?? 0) > 0, reserved: row?.reserved === true };
+  }
+
+  async deleteDonor(id: string): Promise<boolean> {
+    return (await this.db.query(fq.DELETE_DONOR, [id])).length > 0;
+  }
+
+  async listRequests(query: RequestListQuery): Promise<ListedRequest[]> {
+    if (!Number.isInteger(query.limit) || query.limit < 1) throw new Error(`listRequests(limit) takes a positive integer, got ${String(query.limit)}`);
+    const text = (v: number | undefined): string | null => (v === undefined ? null : String(v));
+    const rows = await this.db.query<Nullable<ListedRequest>>(fq.LIST_REQUESTS, [
+      query.requesterId ?? null, query.requesterRole ?? null, query.status ?? null, query.kind ?? null, text(query.since),
+      text(query.after?.createdAt), query.after?.id ?? null, query.limit,
+    ]);
+    return rows.map(dropNulls) as ListedRequest[];
+  }
+
+  async courierHistory(id: string, from: number, to: number, limit: number): Promise<HistoryPoint[]> {
+    if (!Number.isFinite(from) || !Number.isFinite(to)) throw new Error(`courierHistory(from, to) take ms since the epoch, got ${String(from)}, ${String(to)}`);
+    return this.db.query<HistoryPoint>(fq.COURIER_HISTORY, [id, String(from), String(to), limit]);
   }
 
   async writePositions(batch: PositionBatch): Promise<void> {

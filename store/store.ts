@@ -208,6 +208,39 @@ export interface StoredRequest {
   offers: OfferRow[];
 }
 
+/** A parent request as `GET /v1/requests` lists it (no payload). */
+export interface ListedRequest {
+  id: string;
+  kind: RequestKind;
+  urgency: Urgency;
+  status: RequestStatus;
+  createdAt: number;
+  updatedAt: number;
+  reference?: string;
+  requesterId?: string;
+  requesterRole?: string;
+}
+
+/** Which parent requests `listRequests` pages through; every field narrows, `after` is the previous page's last row. */
+export interface RequestListQuery {
+  /** Only this requester's (with `requesterRole`: rows from before roles were stored match any role). */
+  requesterId?: string;
+  requesterRole?: string;
+  status?: string;
+  kind?: string;
+  /** Created at or after (ms). */
+  since?: number;
+  after?: { createdAt: number; id: string };
+  limit: number;
+}
+
+/** One stored history sample of a courier (ms, degrees). */
+export interface HistoryPoint {
+  ts: number;
+  lat: number;
+  lng: number;
+}
+
 /** Positions of many couriers; parallel arrays, `ts` in ms. A ping older than the stored one is ignored (unless the stored one is over 60 s in the future). */
 export interface PositionBatch {
   ids: string[];
@@ -231,6 +264,16 @@ export interface Store {
   upsertCouriers(couriers: CourierRow[]): Promise<void>;
   putGeofence(row: GeofenceRow): Promise<void>;
   deleteGeofence(id: string): Promise<void>;
+  /** Deletes a courier and its stored history; false when there was no row. Later position writes skip it (no row). */
+  deleteCourier(id: string): Promise<boolean>;
+  /** Deletes a site and its lots unless a lot holds reserved units; `reserved` says that kept it. */
+  deleteSite(id: string): Promise<{ deleted: boolean; reserved: boolean }>;
+  /** Deletes a donor; false when there was no row. */
+  deleteDonor(id: string): Promise<boolean>;
+  /** One page of parent requests, newest first (keyset on created_at, id). */
+  listRequests(query: RequestListQuery): Promise<ListedRequest[]>;
+  /** A courier's stored history samples with from ≤ at ≤ to (ms), oldest first, at most `limit`. */
+  courierHistory(id: string, from: number, to: number, limit: number): Promise<HistoryPoint[]>;
   /** Latest positions, one statement per batch; unknown courier ids are skipped, older pings ignored. */
   writePositions(batch: PositionBatch): Promise<void>;
   /** Appends location history rows, one statement per batch. */

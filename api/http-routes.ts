@@ -24,9 +24,10 @@ import { principalKey } from './request-book.js';
 import type { RequestDeps } from './request-handlers.js';
 import { registerRequestRoutes } from './request-routes.js';
 import { type ValidatorName, buildOpenApi, validate } from './schemas.js';
+import { type WebhookDeps, registerWebhookRoutes } from './webhook-routes.js';
 
 /** What the routes work with; each part owned by the caller. */
-export interface HttpDeps extends EntityDeps, LocationDeps, RequestDeps {
+export interface HttpDeps extends EntityDeps, LocationDeps, RequestDeps, WebhookDeps {
   config: Readonly<ApiConfig>;
   auth: Authenticator;
   limits: { general: TokenBuckets; ingest: TokenBuckets; gateway: TokenBuckets; openPerRequester: number };
@@ -74,7 +75,7 @@ interface RouteSpec {
   run: (call: Call) => Reply | Promise<Reply>;
 }
 
-type Method = 'get' | 'put' | 'post';
+type Method = 'get' | 'put' | 'post' | 'del';
 
 /** Adds one route. */
 export type AddRoute = (method: Method, pattern: string, spec: RouteSpec) => void;
@@ -82,7 +83,7 @@ export type AddRoute = (method: Method, pattern: string, spec: RouteSpec) => voi
 /** Registers every route of PRODUCT §4 (HTTP part) and the 404 fallback on `app`. */
 export function registerHttpRoutes(app: TemplatedApp, deps: HttpDeps): void {
   const add: AddRoute = (method, pattern, spec) => {
-    const route = new RouteMeters(deps.metrics, `${method.toUpperCase()} ${pattern}`, pattern);
+    const route = new RouteMeters(deps.metrics, `${method === 'del' ? 'DELETE' : method.toUpperCase()} ${pattern}`, pattern);
     app[method](pattern, (res, req) => handle(deps, route, spec, res, req));
   };
 
@@ -104,6 +105,7 @@ export function registerHttpRoutes(app: TemplatedApp, deps: HttpDeps): void {
   registerEntityRoutes(add, deps);
   registerLocationRoutes(add, deps);
   registerRequestRoutes(add, deps);
+  registerWebhookRoutes(add, deps);
 
   app.any('/*', (res, req) => {
     const accept = req.getHeader('accept') || undefined;

@@ -37,6 +37,7 @@ import { ApiMetrics } from './metrics.js';
 import { RequestBook } from './request-book.js';
 import { type Server, createServer } from './server.js';
 import { FenceFeed } from './stream.js';
+import { WebhookDeliverer } from './webhook-deliverer.js';
 
 
 /** A running instance. */
@@ -50,6 +51,8 @@ export interface Instance {
   scenario: Scenario | undefined;
   store: Store;
   journal: DispatchJournal;
+  /** Webhook deliveries (started here, stopped by stop()). */
+  deliverer: WebhookDeliverer;
   /** What recovery rebuilt, with its timings. */
   recovery: Recovered['report'] & { loadStateMs: number };
   /** Dev tokens by label (empty unless dev tokens are on). */
@@ -146,8 +149,11 @@ async function startOn(store: Store, config: Readonly<ApiConfig>, logger: Logger
     createLoop: (e) => new DispatchLoop({ couriers: e.couriers, sites: e.sites, donors: e.donors, speeds: e.speeds, policy, offerTtlMs: config.offerTtlMs, offerIdPrefix: `o-${randomBytes(5).toString('hex')}-` }),
   });
   const engine = recovered.engine;
+  // webhook deliveries read the outbox (events) off the request path; a commit only pokes them
+  const deliverer = new WebhookDeliverer(store, { ...config.webhooks, logger });
   const journal = new DispatchJournal(store, recovered.loop, recovered.seqBase, {
     onHealthChange: (healthy, err) => (healthy ? logger.info('store commits resumed') : logger.error({ err }, 'store unreachable; writes answer 503 until it is back')),
+    onStored: () => deliverer.wake(),
   });
   if (recovered.expiry !== undefined) await journal.commit(recovered.expiry).acknowledged;
   const positions = new PositionWriteBehind(store, {
@@ -167,8 +173,10 @@ async function startOn(store: Store, config: Readonly<ApiConfig>, logger: Logger
   logger.info({ ...recovery, dropped: recovery.dropped.slice(0, 20), store: store.kind }, 'state recovered from the store');
   const chores = new StoreChores(store, engine.speeds, config, logger);
   chores.start();
+  await deliverer.start();
   const pool = new DispatchPool();
   const server = createServer(config, {
+    webhooks: { log: store, sink: deliverer, allowPrivate: config.webhooks.allowPrivate },
     ...engine, fenceFeed, loop: recovered.loop, planner: pool.planner, metrics: new ApiMetrics(), logger, journal, book, store, positions,
     dependencyDown: () => (!journal.isHealthy() ? 'store: not reachable, writes refused' : !positions.isHealthy() ? 'store: position writes failing' : undefined),
   });
@@ -178,6 +186,7 @@ async function startOn(store: Store, config: Readonly<ApiConfig>, logger: Logger
   let stopped: Promise<void> | undefined;
   const stop = async (): Promise<void> => {
     await server.drain();
+    await deliverer.stop();
     await pool.close();
     await positions.close();
     await chores.stop();
@@ -185,7 +194,7 @@ async function startOn(store: Store, config: Readonly<ApiConfig>, logger: Logger
     await store.close();
   };
   return {
-    config, engine, server, port, logger, scenario, tokens, store, recovery, journal,
+    config, engine, server, port, logger, scenario, tokens, store, recovery, journal, deliverer,
     stop: () => (stopped ??= stop()),
   };
 }

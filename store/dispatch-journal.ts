@@ -66,6 +66,8 @@ export interface JournalOptions {
   backoffMaxMs?: number;
   /** Called once per change of health (the API's /ready answers 503 while false). */
   onHealthChange?: (healthy: boolean, cause?: unknown) => void;
+  /** Called after each successful store call (new events may be in the outbox: the webhook deliverer looks). Must not throw. */
+  onStored?: () => void;
 }
 
 /** The store calls the journal makes. */
@@ -81,6 +83,7 @@ export class DispatchJournal implements RequestRegistry {
   private readonly requests = new Map<string, JournalRequest>();
   private readonly callTimeoutMs: number;
   private readonly health: WriterHealth;
+  private readonly onStored: (() => void) | undefined;
   private running = false;
   private committedCount = 0;
   /** After a refused group: entries still to be stored one by one, so the refused change is found alone. */
@@ -93,6 +96,7 @@ export class DispatchJournal implements RequestRegistry {
     options: JournalOptions = {},
   ) {
     this.callTimeoutMs = options.callTimeoutMs ?? 10_000;
+    this.onStored = options.onStored;
     // at most 2^10 × backoffMinMs between tries, even when backoffMaxMs is higher
     this.health = new WriterHealth({ backoffMinMs: options.backoffMinMs ?? 100, backoffMaxMs: options.backoffMaxMs ?? 5_000, maxDoublings: 10, onHealthChange: options.onHealthChange });
   }
@@ -192,6 +196,7 @@ export class DispatchJournal implements RequestRegistry {
           e.succeed();
           this.forgetTerminal(e.transition);
         }
+        this.onStored?.();
       }
     } finally {
       this.running = false;

@@ -37,6 +37,7 @@ import { ApiMetrics } from './metrics.js';
 import { RequestBook } from './request-book.js';
 import { type Server, createServer } from './server.js';
 import { FenceFeed } from './stream.js';
+import { FenceOutbox } from './fence-outbox.js';
 import { WebhookDeliverer } from './webhook-deliverer.js';
 
 
@@ -142,9 +143,13 @@ async function startOn(store: Store, config: Readonly<ApiConfig>, logger: Logger
   const loadStateMs = performance.now() - loadStarted;
   const policy: DispatchPolicy = { ...DEFAULT_POLICY, mode: config.dispatch.mode, windowMs: config.dispatch.windowMs };
   const fenceFeed = new FenceFeed();
+  let fenceOutbox: FenceOutbox | undefined; // made once the journal is; no ping is ingested before
   const recovered = recover(state, {
     now,
-    onFenceEvent: fenceFeed.push,
+    onFenceEvent: (e) => {
+      fenceFeed.push(e);
+      fenceOutbox?.push(e);
+    },
     // offer ids are stored: a random boot id keeps them unique across restarts (the counter starts again at 1)
     createLoop: (e) => new DispatchLoop({ couriers: e.couriers, sites: e.sites, donors: e.donors, speeds: e.speeds, policy, offerTtlMs: config.offerTtlMs, offerIdPrefix: `o-${randomBytes(5).toString('hex')}-` }),
   });
@@ -154,8 +159,11 @@ async function startOn(store: Store, config: Readonly<ApiConfig>, logger: Logger
   const journal = new DispatchJournal(store, recovered.loop, recovered.seqBase, {
     onHealthChange: (healthy, err) => (healthy ? logger.info('store commits resumed') : logger.error({ err }, 'store unreachable; writes answer 503 until it is back')),
     onStored: () => deliverer.wake(),
+    builder: { stock: { sites: engine.sites, level: config.webhooks.stockLowUnits } },
   });
   if (recovered.expiry !== undefined) await journal.commit(recovered.expiry).acknowledged;
+  fenceOutbox = new FenceOutbox(journal, { flushEveryMs: config.positionFlushMs, wants: (type) => deliverer.wants(type), logger });
+  fenceOutbox.start();
   const positions = new PositionWriteBehind(store, {
     flushEveryMs: config.positionFlushMs,
     onHealthChange: (healthy, err) => (healthy ? logger.info('position writes resumed') : logger.error({ err }, 'position writes failing; pings kept in memory (bounded)')),
@@ -186,6 +194,7 @@ async function startOn(store: Store, config: Readonly<ApiConfig>, logger: Logger
   let stopped: Promise<void> | undefined;
   const stop = async (): Promise<void> => {
     await server.drain();
+    await fenceOutbox!.stop();
     await deliverer.stop();
     await pool.close();
     await positions.close();

@@ -133,6 +133,7 @@ export function createServer(config: Readonly<ApiConfig>, deps: ServerDeps): Ser
     couriers: deps.couriers, sites: deps.sites, donors: deps.donors, fences: deps.fences, loop: deps.loop,
     policy: deps.loop.policy, speeds: deps.loop.speeds, metrics: deps.metrics, logger: deps.logger,
     writer: deps.journal, store: deps.store, ingest: hub.ingest, webhooks: deps.webhooks,
+    stockLowUnits: config.webhooks.stockLowUnits,
     idempotency,
     courierChanged: (id) => hub.courierChanged(id),
     notReady: () => (draining ? 'draining' : deps.dependencyDown?.()),

@@ -18,7 +18,7 @@
 import { createHmac } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
-import type { DeliveryRecord, OutboxEvent, WebhookRow, WebhookStore } from '../store/webhook-store.js';
+import type { DeliveryRecord, EventFilter, OutboxEvent, WebhookRow, WebhookStore } from '../store/webhook-store.js';
 import { eventFilter } from '../store/webhook-store.js';
 import type { Logger } from './log.js';
 import { pinnedLookup } from './webhook-address.js';
@@ -92,6 +92,12 @@ export class WebhookDeliverer {
     this.workers.delete(id);
   }
 
+  /** True when some registered webhook subscribes to this event type (fence crossings are only stored then). */
+  wants(type: string): boolean {
+    for (const w of this.workers.values()) if (w.wants(type)) return true;
+    return false;
+  }
+
   /** New events were committed: idle workers look now instead of at their next poll. */
   wake(): void {
     for (const w of this.workers.values()) w.poke();
@@ -128,7 +134,7 @@ const ERROR_BODY_BYTES = 200;
 /** One webhook's delivery loop. */
 class HookWorker {
   private hook: WebhookRow;
-  private filter;
+  private filter: EventFilter;
   private scanFrom: number;
   private durable: number;
   private pending: DeliveryRecord[] = [];
@@ -158,6 +164,10 @@ class HookWorker {
     this.generation++;
     if (moved) this.dropAgent();
     this.wakeAny?.(); // a back-off wait for the old URL ends now
+  }
+
+  wants(type: string): boolean {
+    return this.filter.exact.includes(type) || this.filter.prefixes.some((p) => type.startsWith(p));
   }
 
   poke(): void {

@@ -7,7 +7,7 @@ import { runMigrations } from './migrations.js';
 import * as q from './sql.js';
 import type { SqlDriver, SqlSession } from './sql.js';
 import { StoreClosed } from './store-errors.js';
-import { WebhookSql } from './webhook-sql.js';
+import { APPEND_EVENTS, WebhookSql } from './webhook-sql.js';
 import type { DeliveryRecord, DeliveryRow, EventFilter, LooseEvent, OutboxEvent, WebhookRow } from './webhook-store.js';
 import type {
   AssignmentRow,
@@ -80,8 +80,15 @@ export abstract class SqlStore implements Store {
     });
   }
 
-  async upsertInventory(siteId: string, lots: LotRow[]): Promise<void> {
-    await this.db.query(q.REPLACE_INVENTORY, [siteId, q.jsonRows(lots)]);
+  async upsertInventory(siteId: string, lots: LotRow[], events: LooseEvent[] = []): Promise<void> {
+    if (events.length === 0) {
+      await this.db.query(q.REPLACE_INVENTORY, [siteId, q.jsonRows(lots)]);
+      return;
+    }
+    await this.db.transaction(async (tx) => {
+      await tx.query(q.REPLACE_INVENTORY, [siteId, q.jsonRows(lots)]);
+      await tx.query(APPEND_EVENTS, [JSON.stringify(events)]);
+    });
   }
 
   async upsertDonors(donors: DonorRow[]): Promise<void> {

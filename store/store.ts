@@ -16,7 +16,7 @@ import type { CourierProfile, CourierStatus } from '../engine/courier-attributes
 import type { SiteProfile } from '../engine/site-index.js';
 import type { DonorProfile } from '../engine/donor-index.js';
 import type { OfferStatus, RequestKind, RequestStatus, Urgency } from '../dispatch/request-lifecycle.js';
-import type { WebhookStore } from './webhook-store.js';
+import type { LooseEvent, WebhookStore } from './webhook-store.js';
 
 /** A site as `SiteIndex.upsert` takes it, plus its id. Omitted capacity (or Infinity) = unlimited; omitted occupancy keeps the stored one (0 when new); omitted open = true. */
 export type SiteRow = SiteProfile & { id: string };
@@ -227,8 +227,8 @@ export interface Store extends WebhookStore {
   /** False when the database is unreachable or the store closed; never throws. */
   ping(): Promise<boolean>;
   upsertSites(sites: SiteRow[]): Promise<void>;
-  /** Replaces the site's lots: unlisted lots go, listed ones keep their reserved units (capped at count). */
-  upsertInventory(siteId: string, lots: LotRow[]): Promise<void>;
+  /** Replaces the site's lots: unlisted lots go, listed ones keep their reserved units (capped at count); `events` (stock.low) are stored in the same transaction. */
+  upsertInventory(siteId: string, lots: LotRow[], events?: LooseEvent[]): Promise<void>;
   upsertDonors(donors: DonorRow[]): Promise<void>;
   upsertCouriers(couriers: CourierRow[]): Promise<void>;
   putGeofence(row: GeofenceRow): Promise<void>;

@@ -88,7 +88,8 @@ const PURGE_DELIVERIES = `
 WITH d AS (DELETE FROM webhook_deliveries WHERE delivered_at < ${ts('$1')} RETURNING 1)
 SELECT count(*)::int AS n FROM d`;
 
-const APPEND_EVENTS = `
+/** $1 events (JSON): rows without a lifecycle seq. */
+export const APPEND_EVENTS = `
 INSERT INTO events (at, type, request_id, courier_id, payload)
 SELECT ${ts('x.at')}, x.type, x."requestId", x."courierId", COALESCE(x.payload, '{}')
 FROM jsonb_to_recordset($1::text::jsonb) AS x(at float8, type text, "requestId" text, "courierId" text, payload jsonb)`;

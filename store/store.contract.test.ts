@@ -76,6 +76,7 @@ describe.each(implementations)('the $name store', (impl) => {
       { version: 1, name: 'initial schema' },
       { version: 2, name: 'idempotency keys, request reference and role' },
       { version: 3, name: 'no spatial index on the couriers written behind' },
+      { version: 5, name: 'webhooks: outbox numbering of events, registry, delivery log' },
     ]);
     expect((await store.loadState()).schemaVersion).toBe(SCHEMA_VERSION);
   });

@@ -128,6 +128,8 @@ const PURGE_EVERY_MS = 3_600_000;
 const RECORD_BATCH = 32;
 /** …or after this long, so the log and the cursor stay fresh with a slow receiver. */
 const RECORD_EVERY_MS = 200;
+/** After a commit's poke, an idle worker waits this long so the commits right behind it are read in the same page. */
+const LINGER_MS = 10;
 /** A receiver's answer body is read and dropped; this much is kept for the log of a failure. */
 const ERROR_BODY_BYTES = 200;
 
@@ -145,6 +147,7 @@ class HookWorker {
   private wakeIdle: (() => void) | undefined;
   private wakeAny: (() => void) | undefined;
   private generation = 0;
+  private linger: NodeJS.Timeout | undefined;
   /** A poke came while not idle: the next idle wait returns at once. */
   private poked = false;
   private readonly clock: () => number;
@@ -172,11 +175,18 @@ class HookWorker {
 
   poke(): void {
     this.poked = true;
-    this.wakeIdle?.();
+    // the commits of the next few ms are read together: one outbox read instead of one per commit under load
+    if (this.wakeIdle !== undefined && this.linger === undefined) {
+      this.linger = setTimeout(() => {
+        this.linger = undefined;
+        this.wakeIdle?.();
+      }, LINGER_MS);
+    }
   }
 
   stop(): Promise<void> {
     this.stopped = true;
+    clearTimeout(this.linger);
     this.wakeAny?.();
     this.dropAgent();
     return this.done;

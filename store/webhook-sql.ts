@@ -54,14 +54,17 @@ RETURNING ${WEBHOOK_COLUMNS}`;
 const DELETE_WEBHOOK = 'DELETE FROM webhooks WHERE id = $1::text RETURNING id';
 const LIST_WEBHOOKS = `SELECT ${WEBHOOK_COLUMNS} FROM webhooks ORDER BY id`;
 
-/** $1 after, $2 exact names, $3 prefixes (LIKE patterns), $4 limit. Walks the outbox_seq primary key from the cursor. */
+/**
+ * $1 after, $2 exact names, $3 prefixes (LIKE patterns), $4 limit: the page (walking the outbox_seq primary key
+ * from the cursor) and the newest outbox_seq, in ONE statement so both come from one snapshot on either store.
+ */
 const READ_OUTBOX = `
-SELECT outbox_seq::float8 AS "outboxSeq", ${ms('at')} AS at, type, request_id AS "requestId", courier_id AS "courierId", payload
-FROM events
-WHERE outbox_seq > $1::float8::bigint AND (type = ANY($2::text::text[]) OR type LIKE ANY($3::text::text[]))
-ORDER BY outbox_seq LIMIT $4::int`;
-
-const NEWEST_OUTBOX_SEQ = 'SELECT COALESCE(max(outbox_seq), 0)::float8 AS seq FROM events';
+SELECT (SELECT COALESCE(max(outbox_seq), 0) FROM events)::float8 AS newest,
+  COALESCE((SELECT json_agg(p ORDER BY p."outboxSeq") FROM (
+    SELECT outbox_seq::float8 AS "outboxSeq", ${ms('at')} AS at, type, request_id AS "requestId", courier_id AS "courierId", payload
+    FROM events
+    WHERE outbox_seq > $1::float8::bigint AND (type = ANY($2::text::text[]) OR type LIKE ANY($3::text::text[]))
+    ORDER BY outbox_seq LIMIT $4::int) p), '[]'::json) AS events`;
 
 /** $1 webhook id, $2 records (JSON). attempts grows by one per recorded attempt. */
 const RECORD_DELIVERIES = `
@@ -113,14 +116,13 @@ export class WebhookSql {
 
   async readOutbox(after: number, filter: EventFilter, limit: number): Promise<{ events: OutboxEvent[]; scannedTo: number }> {
     const likes = filter.prefixes.map((p) => p.replace(/[\\%_]/g, (c) => '\\' + c) + '%');
-    return this.db.transaction(async (tx) => {
-      // one snapshot: "nothing matched up to scannedTo" must hold for the same rows the page was read from
-      await tx.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY');
-      const events = await tx.query<OutboxEvent>(READ_OUTBOX, [after, textArray(filter.exact), textArray(likes), limit]);
-      for (const e of events) dropNulls(e);
-      const scannedTo = events.length === limit ? events[events.length - 1].outboxSeq : (await tx.query<{ seq: number }>(NEWEST_OUTBOX_SEQ))[0].seq;
-      return { events, scannedTo: Math.max(after, scannedTo) };
-    });
+    const [row] = await this.db.query<{ newest: number; events: OutboxEvent[] | string }>(READ_OUTBOX, [after, textArray(filter.exact), textArray(likes), limit]);
+    // json arrives parsed from pg, and as text or parsed from PGlite depending on the type's parser
+    const events = (typeof row.events === 'string' ? JSON.parse(row.events) : row.events) as OutboxEvent[];
+    for (const e of events) dropNulls(e);
+    // a full page says nothing beyond its last event; a short one saw every match up to the newest event
+    const scannedTo = events.length === limit ? events[events.length - 1].outboxSeq : row.newest;
+    return { events, scannedTo: Math.max(after, scannedTo) };
   }
 
   async recordDeliveries(webhookId: string, records: DeliveryRecord[], cursor?: number): Promise<void> {

@@ -21,7 +21,8 @@ import https from 'node:https';
 import type { DeliveryRecord, EventFilter, OutboxEvent, WebhookRow, WebhookStore } from '../store/webhook-store.js';
 import { eventFilter } from '../store/webhook-store.js';
 import type { Logger } from './log.js';
-import { pinnedLookup } from './webhook-address.js';
+import { hostOf, isPrivateAddress, pinnedLookup } from './webhook-address.js';
+import { isIP } from 'node:net';
 
 /** How deliveries run; the times come from configuration (api/config.ts `webhooks`). */
 export interface DelivererOptions {
@@ -284,6 +285,12 @@ class HookWorker {
       'x-geodispatch-event-id': `evt_${e.outboxSeq}`,
       'x-geodispatch-event-type': e.type,
     };
+    // a literal address is never looked up, so pinnedLookup would not see it: checked here (the webhook may have
+    // been stored while WEBHOOK_ALLOW_PRIVATE was on)
+    const literal = hostOf(url);
+    if (!this.options.allowPrivate && isIP(literal) !== 0 && isPrivateAddress(literal)) {
+      return Promise.resolve({ ok: false, error: `E_WEBHOOK_URL_PRIVATE: ${literal} is a private address; refused` });
+    }
     const client = url.protocol === 'https:' ? https : http;
     this.agent ??= new client.Agent({ keepAlive: true, maxSockets: 1 });
     return new Promise((resolve) => {

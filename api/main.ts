@@ -8,6 +8,8 @@
  *                     live assignments and reservations; offers live at the crash expired ─► committed
  *   DispatchJournal (every change committed before acknowledged; refused ones rolled back) + PositionWriteBehind
  *   (pings, at most POSITION_FLUSH_MS lost) + StoreChores (cell speeds saved, old Idempotency-Keys purged) ─► /ready
+ *   WebhookDeliverer (outbox after each webhook's cursor, signed POSTs; the journal pokes it after commits)
+ *   + FenceOutbox (fence crossings for webhooks, written behind like pings)
  *   DispatchPool ─► createServer ─► listen(PORT)
  *   SIGTERM / SIGINT ─► drain (ready 503, stop accepting, finish batches, close sockets 1001)
  *                    ─► flush positions, save speeds, wait for commits ─► close the store ─► exit

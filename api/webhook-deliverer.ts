@@ -130,7 +130,9 @@ const RECORD_BATCH = 32;
 /** …or after this long, so the log and the cursor stay fresh with a slow receiver. */
 const RECORD_EVERY_MS = 200;
 /** After a commit's poke, an idle worker waits this long so the commits right behind it are read in the same page. */
-const LINGER_MS = 10;
+const LINGER_MS = 20;
+/** A cursor moved only over events nobody here wants is saved at most this often (a crash costs a re-read, no re-delivery). */
+const IDLE_CURSOR_SAVE_MS = 1_000;
 /** A receiver's answer body is read and dropped; this much is kept for the log of a failure. */
 const ERROR_BODY_BYTES = 200;
 
@@ -149,6 +151,7 @@ class HookWorker {
   private wakeAny: (() => void) | undefined;
   private generation = 0;
   private linger: NodeJS.Timeout | undefined;
+  private savedAt = 0;
   /** A poke came while not idle: the next idle wait returns at once. */
   private poked = false;
   private readonly clock: () => number;
@@ -206,7 +209,8 @@ class HookWorker {
         const page = await this.store.readOutbox(this.scanFrom, this.filter, this.options.pageSize ?? 100);
         if (page.events.length === 0) {
           this.scanFrom = page.scannedTo;
-          if (this.scanFrom > this.durable) await this.record([], this.scanFrom);
+          // passing over events it does not want is saved at most once a second: a crash only re-reads them
+          if (this.scanFrom > this.durable && this.clock() - this.savedAt >= IDLE_CURSOR_SAVE_MS) await this.record([], this.scanFrom);
           storeFailures = 0;
           await this.sleep(this.options.pollMs, 'idle');
           continue;
@@ -264,6 +268,7 @@ class HookWorker {
     if (records.length === 0 && !moved) return;
     await this.store.recordDeliveries(this.hook.id, records, moved ? cursor : undefined);
     if (moved) this.durable = cursor;
+    this.savedAt = this.clock();
   }
 
   /** min(max, min · 2^(attempt−1)), scaled by a random factor in [0.5, 1) so retries of many webhooks spread out. */
@@ -318,7 +323,9 @@ class HookWorker {
 
   /** Waits `ms`; 'idle' waits end early on poke() (new events), every wait on update() or stop(). */
   private sleep(ms: number, kind: 'idle' | 'any'): Promise<void> {
-    if (this.stopped || (kind === 'idle' && this.poked)) return Promise.resolve();
+    if (this.stopped) return Promise.resolve();
+    // commits came while reading: look again, but after the linger, or a busy outbox is re-read in a tight loop
+    if (kind === 'idle' && this.poked) ms = Math.min(ms, LINGER_MS);
     return new Promise((resolve) => {
       const timer = setTimeout(done, ms);
       const self = this; // eslint-disable-line @typescript-eslint/no-this-alias

@@ -152,7 +152,7 @@ class HookWorker {
   private generation = 0;
   private linger: NodeJS.Timeout | undefined;
   private savedAt = 0;
-  /** A poke came while not idle: the next idle wait returns at once. */
+  /** A poke came while not idle: the next idle wait lasts only the linger. */
   private poked = false;
   private readonly clock: () => number;
 

@@ -42,6 +42,7 @@
  * | WEBHOOK_TIMEOUT_MS         | 5000               | a delivery without an answer this long is a failed attempt |
  * | WEBHOOK_BACKOFF_MIN_MS / WEBHOOK_BACKOFF_MAX_MS | 1000 / 300000 | retry wait after the first failure, doubling to the cap (with jitter) |
  * | WEBHOOK_POLL_MS            | 1000               | outbox polled this often when no commit woke the deliverer |
+ * | WEBHOOK_CONCURRENCY        | 1                  | POSTs in flight per webhook; 1 = strictly in outbox order, more = in order per request only |
  * | STOCK_LOW_UNITS            | 5                  | `stock.low` when a bank's available units of a product and type fall below this |
  * | DATABASE_URL               | —                  | real PostgreSQL + PostGIS instead of PGlite |
  * | LOG_LEVEL                  | info               | pino level |
@@ -104,7 +105,7 @@ export interface ApiConfig {
   /** MapLibre style URL the live map loads; undefined keeps the bundled offline style. */
   mapStyleUrl?: string;
   /** Webhook deliveries (api/webhook-deliverer.ts) and the stock.low level. */
-  webhooks: { allowPrivate: boolean; timeoutMs: number; backoffMinMs: number; backoffMaxMs: number; pollMs: number; stockLowUnits: number };
+  webhooks: { allowPrivate: boolean; timeoutMs: number; backoffMinMs: number; backoffMaxMs: number; pollMs: number; concurrency: number; stockLowUnits: number };
 }
 
 /** 64 KiB: the largest single-object body (a site inventory of a few hundred lots, a detailed geofence)
@@ -209,6 +210,8 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Ap
       backoffMaxMs: read.int('WEBHOOK_BACKOFF_MAX_MS', 300_000, 10, 86_400_000),
       // commits wake the deliverer at once; the poll only catches what no wake announced
       pollMs: read.int('WEBHOOK_POLL_MS', 1_000, 10, 60_000),
+      // 1: every receiver sees events in outbox order; raise it for throughput when order per request is enough
+      concurrency: read.int('WEBHOOK_CONCURRENCY', 1, 1, 64),
       // 5 units: about a day of one product and type at a mid-size bank; below it the bank wants restocking
       stockLowUnits: read.int('STOCK_LOW_UNITS', 5, 0, 1_000_000),
     },

@@ -129,3 +129,41 @@ describe('WebhookDeliverer workers', () => {
     expect(store.cursors.get('h') ?? 0).toBe(0);
   });
 });
+
+describe('WebhookDeliverer with WEBHOOK_CONCURRENCY above 1', () => {
+  let receiver: WebhookReceiver;
+  let deliverer: WebhookDeliverer | undefined;
+  afterEach(async () => {
+    await deliverer?.stop();
+    await receiver.close();
+  });
+
+  it('posts several requests at once yet keeps each request in order, through failures, and ends with the cursor at the last event', async () => {
+    receiver = await startWebhookReceiver(SECRET);
+    // seeded delays and a 500 on the first attempt of every fifth event
+    let x = 7;
+    const rand = () => ((x = (x * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    receiver.answer = ({ id, n }) => ({ status: n === 1 && Number(id.slice(4)) % 5 === 0 ? 500 : 204, delayMs: Math.floor(rand() * 8) });
+    const types = ['request.created', 'offer.created', 'request.assigned'];
+    const events: OutboxEvent[] = [];
+    for (const type of types) for (let r = 0; r < 20; r++) events.push({ outboxSeq: events.length + 1, at: 1, type, requestId: `r${r}`, payload: {} });
+    const store = memoryStore(events, [{ id: 'h', url: receiver.url, events: ['*'], secret: SECRET, cursor: 0, createdAt: 0, updatedAt: 0 }]);
+    deliverer = new WebhookDeliverer(store, { allowPrivate: true, timeoutMs: 1000, backoffMinMs: 5, backoffMaxMs: 20, pollMs: 50, concurrency: 8, logger: createLogger('silent') });
+    await deliverer.start();
+    const deadline = Date.now() + 5000;
+    while (receiver.accepted().length < events.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect(receiver.accepted()).toHaveLength(events.length);
+    for (let r = 0; r < 20; r++) {
+      // every attempt of a request's events, in arrival order: never an event of a later type before an earlier one's 2xx
+      const mine = receiver.received.filter((d) => d.data.requestId === `r${r}`);
+      const order = mine.map((d) => types.indexOf(d.type));
+      expect(order, `r${r}`).toEqual([...order].sort((a, b) => a - b));
+      expect(mine.filter((d) => d.status === 204).map((d) => d.type), `r${r}`).toEqual(types);
+    }
+    const seqs = receiver.accepted().map((d) => d.seq);
+    expect(seqs).not.toEqual([...seqs].sort((a, b) => a - b)); // several were in flight at once
+    await new Promise((r) => setTimeout(r, 300));
+    expect(store.cursors.get('h')).toBe(events.length);
+    expect(store.log.filter((l) => l.status === 500).length).toBe(12);
+  });
+});

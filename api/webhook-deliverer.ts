@@ -32,6 +32,11 @@ export interface DelivererOptions {
   backoffMaxMs: number;
   pollMs: number;
   logger: Logger;
+  /**
+   * POSTs in flight per webhook (default 1: strictly in outbox order). Above 1, events of different requests
+   * (couriers for fences, sites for stock) may arrive out of seq order; one request's never do.
+   */
+  concurrency?: number;
   /** Events read per outbox query (default 100). */
   pageSize?: number;
   clock?: () => number;
@@ -215,15 +220,7 @@ class HookWorker {
           await this.sleep(this.options.pollMs, 'idle');
           continue;
         }
-        let all = true;
-        for (const e of page.events) {
-          if (this.stopped || !(await this.deliver(e))) {
-            all = false;
-            break;
-          }
-          this.scanFrom = e.outboxSeq;
-          if (this.pending.length >= RECORD_BATCH || this.clock() - this.pendingSince >= RECORD_EVERY_MS) await this.record(this.takePending(), this.scanFrom);
-        }
+        const all = (this.options.concurrency ?? 1) > 1 ? await this.deliverWindow(page.events) : await this.deliverInOrder(page.events);
         if (all) this.scanFrom = Math.max(this.scanFrom, page.scannedTo);
         await this.record(this.takePending(), this.scanFrom);
         storeFailures = 0;
@@ -236,6 +233,63 @@ class HookWorker {
       }
     }
     if (this.pending.length > 0) await this.record(this.takePending(), this.scanFrom).catch(() => undefined);
+  }
+
+  /** One event at a time, in outbox order; true when the whole page was delivered. */
+  private async deliverInOrder(events: OutboxEvent[]): Promise<boolean> {
+    for (const e of events) {
+      if (this.stopped || !(await this.deliver(e))) return false;
+      this.scanFrom = e.outboxSeq;
+      await this.recordIfDue();
+    }
+    return true;
+  }
+
+  /**
+   * Up to `concurrency` POSTs at once, never two of the same order key (request, else courier, else site) at once
+   * or out of outbox order; the cursor follows the delivered prefix of the page. True when all were delivered.
+   */
+  private async deliverWindow(events: OutboxEvent[]): Promise<boolean> {
+    const width = this.options.concurrency ?? 1;
+    const n = events.length;
+    const started = new Array<boolean>(n).fill(false);
+    const delivered = new Array<boolean>(n).fill(false);
+    const running = new Set<Promise<void>>();
+    let prefix = 0;
+    const start = (i: number): void => {
+      started[i] = true;
+      const p: Promise<void> = this.deliver(events[i]).then((ok) => {
+        running.delete(p);
+        delivered[i] = ok;
+      });
+      running.add(p);
+    };
+    while (prefix < n && !this.stopped) {
+      // an event may start when no earlier event of its key is in flight or still waiting to start
+      const blocked = new Set<string>();
+      for (let i = prefix; i < n && running.size < width; i++) {
+        const key = orderKey(events[i]);
+        if (started[i]) {
+          if (!delivered[i]) blocked.add(key);
+          continue;
+        }
+        if (!blocked.has(key)) start(i);
+        blocked.add(key);
+      }
+      if (running.size === 0) break;
+      await Promise.race(running);
+      while (prefix < n && delivered[prefix]) prefix++;
+      if (prefix > 0) this.scanFrom = Math.max(this.scanFrom, events[prefix - 1].outboxSeq);
+      await this.recordIfDue();
+    }
+    await Promise.all(running); // stopped: the POSTs in flight were aborted with the agent
+    return prefix === n;
+  }
+
+  private async recordIfDue(): Promise<void> {
+    if (this.pending.length >= RECORD_BATCH || (this.pending.length > 0 && this.clock() - this.pendingSince >= RECORD_EVERY_MS)) {
+      await this.record(this.takePending(), this.scanFrom);
+    }
   }
 
   /** Posts one event until a 2xx (true), or until stopped (false); every failed attempt is logged. */
@@ -267,7 +321,7 @@ class HookWorker {
     const moved = cursor > this.durable;
     if (records.length === 0 && !moved) return;
     await this.store.recordDeliveries(this.hook.id, records, moved ? cursor : undefined);
-    if (moved) this.durable = cursor;
+    if (moved) this.durable = Math.max(this.durable, cursor); // concurrent records (window) may finish out of order
     this.savedAt = this.clock();
   }
 
@@ -297,7 +351,7 @@ class HookWorker {
       return Promise.resolve({ ok: false, error: `E_WEBHOOK_URL_PRIVATE: ${literal} is a private address; refused` });
     }
     const client = url.protocol === 'https:' ? https : http;
-    this.agent ??= new client.Agent({ keepAlive: true, maxSockets: 1 });
+    this.agent ??= new client.Agent({ keepAlive: true, maxSockets: Math.max(1, this.options.concurrency ?? 1) });
     return new Promise((resolve) => {
       let settled = false;
       const finish = (r: { ok: boolean; status?: number; error?: string }): void => {
@@ -344,4 +398,12 @@ class HookWorker {
     this.agent?.destroy();
     this.agent = undefined;
   }
+}
+
+/** What delivery order is kept per: the request, else the courier (fences), else the site (stock), else the type. */
+function orderKey(e: OutboxEvent): string {
+  if (e.requestId !== undefined) return `r:${e.requestId}`;
+  if (e.courierId !== undefined) return `c:${e.courierId}`;
+  const site = e.payload.siteId;
+  return typeof site === 'string' ? `s:${site}` : `t:${e.type}`;
 }

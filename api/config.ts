@@ -38,6 +38,12 @@
  * | CELL_SPEEDS_SAVE_MS        | 60000              | learned cell speeds are saved at this period |
  * | DRAIN_GRACE_MS             | 1000               | on SIGTERM, /ready answers 503 this long before listening stops |
  * | MAP_STYLE_URL              | —                  | base map style for the live map (offline style when unset) |
+ * | WEBHOOK_ALLOW_PRIVATE      | 0                  | `1`: webhook URLs may resolve to loopback / private / link-local addresses |
+ * | WEBHOOK_TIMEOUT_MS         | 5000               | a delivery without an answer this long is a failed attempt |
+ * | WEBHOOK_BACKOFF_MIN_MS / WEBHOOK_BACKOFF_MAX_MS | 1000 / 300000 | retry wait after the first failure, doubling to the cap (with jitter) |
+ * | WEBHOOK_POLL_MS            | 1000               | outbox polled this often when no commit woke the deliverer |
+ * | WEBHOOK_CONCURRENCY        | 1                  | POSTs in flight per webhook; 1 = strictly in outbox order, more = in order per request only |
+ * | STOCK_LOW_UNITS            | 5                  | `stock.low` when a bank's available units of a product and type fall below this |
  * | DATABASE_URL               | —                  | real PostgreSQL + PostGIS instead of PGlite |
  * | LOG_LEVEL                  | info               | pino level |
  * | GEODISPATCH_DEV            | —                  | `1`: dev tokens (random HS256 secret unless JWT_SECRET) |
@@ -98,6 +104,8 @@ export interface ApiConfig {
   devTokens: boolean;
   /** MapLibre style URL the live map loads; undefined keeps the bundled offline style. */
   mapStyleUrl?: string;
+  /** Webhook deliveries (api/webhook-deliverer.ts) and the stock.low level. */
+  webhooks: { allowPrivate: boolean; timeoutMs: number; backoffMinMs: number; backoffMaxMs: number; pollMs: number; concurrency: number; stockLowUnits: number };
 }
 
 /** 64 KiB: the largest single-object body (a site inventory of a few hundred lots, a detailed geofence)
@@ -192,6 +200,21 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Ap
     logLevel: read.oneOf('LOG_LEVEL', LOG_LEVELS, 'info'),
     devTokens,
     mapStyleUrl: read.url('MAP_STYLE_URL', ['http:', 'https:']),
+    webhooks: {
+      // PRODUCT §4: webhook URLs must not resolve to internal addresses unless explicitly allowed
+      allowPrivate: read.flag('WEBHOOK_ALLOW_PRIVATE'),
+      // 5 s: a receiver that answers at all answers well within it; a hung one must not hold its queue long
+      timeoutMs: read.int('WEBHOOK_TIMEOUT_MS', 5_000, 100, 60_000),
+      // 1 s doubling to 5 min: a blip costs a second, a receiver down for an hour is tried every 5 min
+      backoffMinMs: read.int('WEBHOOK_BACKOFF_MIN_MS', 1_000, 10, 3_600_000),
+      backoffMaxMs: read.int('WEBHOOK_BACKOFF_MAX_MS', 300_000, 10, 86_400_000),
+      // commits wake the deliverer at once; the poll only catches what no wake announced
+      pollMs: read.int('WEBHOOK_POLL_MS', 1_000, 10, 60_000),
+      // 1: every receiver sees events in outbox order; raise it for throughput when order per request is enough
+      concurrency: read.int('WEBHOOK_CONCURRENCY', 1, 1, 64),
+      // 5 units: about a day of one product and type at a mid-size bank; below it the bank wants restocking
+      stockLowUnits: read.int('STOCK_LOW_UNITS', 5, 0, 1_000_000),
+    },
   };
 
   const idle = config.ws.idleTimeoutSec;
@@ -200,6 +223,7 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Ap
   if (config.rateLimit.burst < config.rateLimit.perSecond) problems.push('RATE_BURST must be at least RATE_PER_SEC');
   if (config.rateLimit.ingestBurst < config.rateLimit.ingestPerSecond) problems.push('INGEST_BURST must be at least INGEST_PER_SEC');
   if (config.rateLimit.gatewayIngestBurst < config.rateLimit.gatewayIngestPerSecond) problems.push('GATEWAY_INGEST_BURST must be at least GATEWAY_INGEST_PER_SEC');
+  if (config.webhooks.backoffMinMs > config.webhooks.backoffMaxMs) problems.push('WEBHOOK_BACKOFF_MIN_MS must not exceed WEBHOOK_BACKOFF_MAX_MS');
 
   if (problems.length > 0) throw new Error(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
   for (const key of ['redisUrl', 'databaseUrl', 'databaseSchema'] as const) if (config[key] === undefined) delete config[key];

@@ -13,7 +13,8 @@ import { encodeAttr } from '../engine/courier-filter.js';
 import type { CourierIndex } from '../engine/courier-index.js';
 import { DonorIndex, type DonorProfile } from '../engine/donor-index.js';
 import { type FenceInput, GeofenceIndex } from '../engine/geofence-index.js';
-import { type InventoryLot, SiteIndex, type SiteProfile } from '../engine/site-index.js';
+import { type InventoryLot, SiteIndex, type SiteProfile, type StockLot } from '../engine/site-index.js';
+import { availableByType, stockLowEvents } from '../dispatch/stock-low.js';
 import type { Commit } from '../store/dispatch-journal.js';
 import type { Store } from '../store/store.js';
 import { ApiError } from './api-error.js';
@@ -37,6 +38,8 @@ export interface EntityDeps {
   writer: EntityWriter;
   /** A courier's profile or status changed: watchers see it. */
   courierChanged(id: string): void;
+  /** STOCK_LOW_UNITS: an inventory PUT that takes a product and type below it stores a stock.low event. */
+  stockLowUnits?: number;
 }
 
 /** Registers the admin writes on `add`. */
@@ -90,7 +93,9 @@ export function registerEntityRoutes(add: AddRoute, deps: EntityDeps): void {
       const scratch = new SiteIndex();
       scratch.upsert(id, sites.get(id)!);
       scratch.setInventory(id, lots);
-      await writer.write((store) => store.upsertInventory(id, lots.map((l) => ({ ...l }))), () => sites.setInventory(id, lots)).acknowledged;
+      // stock.low for each product and type this PUT takes below the level, stored with the inventory
+      const low = deps.stockLowUnits === undefined ? [] : stockLowEvents(id, availableByType(sites.lots(id)), availableByType(availableAfter(sites.lots(id), lots)), deps.stockLowUnits, Date.now());
+      await writer.write((store) => store.upsertInventory(id, lots.map((l) => ({ ...l })), low), () => sites.setInventory(id, lots)).acknowledged;
       return { status: 200, body: { id, lots: sites.lots(id) } };
     },
   });
@@ -130,6 +135,12 @@ export function courierView(couriers: CourierIndex, id: string): Record<string, 
   if (c === undefined) throw new ApiError(404, 'E_UNKNOWN_COURIER', `courier '${id}' is not registered`);
   const positioned = !Number.isNaN(c.lat);
   return { id, vehicle: c.vehicle, capabilities: c.capabilities, capacity: c.capacity, status: c.status, ...(positioned ? { lat: c.lat, lng: c.lng, ts: c.ts } : {}) };
+}
+
+/** Available units of each new lot: its count less the reserved units it keeps (capped at the count, as the store does). */
+function availableAfter(before: StockLot[], lots: InventoryLot[]): { product: string; bloodType: string; available: number }[] {
+  const held = new Map(before.map((l) => [`${l.product}/${l.bloodType}/${l.expiresAt}`, l.reserved]));
+  return lots.map((l) => ({ product: l.product, bloodType: l.bloodType, available: l.count - Math.min(l.count, held.get(`${l.product}/${l.bloodType}/${l.expiresAt}`) ?? 0) }));
 }
 
 function donorProfile(b: DonorBody): DonorProfile {

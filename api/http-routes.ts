@@ -27,9 +27,10 @@ import { principalKey } from './request-book.js';
 import type { RequestDeps } from './request-handlers.js';
 import { registerRequestRoutes } from './request-routes.js';
 import { type ValidatorName, buildOpenApi, validate } from './schemas.js';
+import { type WebhookDeps, registerWebhookRoutes } from './webhook-routes.js';
 
 /** What the routes work with; each part owned by the caller. */
-export interface HttpDeps extends EntityDeps, LocationDeps, RequestDeps, Omit<FleetListDeps, 'store'> {
+export interface HttpDeps extends EntityDeps, LocationDeps, RequestDeps, WebhookDeps, Omit<FleetListDeps, 'store'> {
   store: RequestDeps['store'] & FleetListDeps['store'];
   config: Readonly<ApiConfig>;
   auth: Authenticator;
@@ -112,6 +113,7 @@ export function registerHttpRoutes(app: TemplatedApp, deps: HttpDeps): void {
   registerRequestRoutes(add, deps);
   registerFleetRoutes(add, deps);
   registerFleetLists(add, deps);
+  registerWebhookRoutes(add, deps);
 
   app.any('/*', (res, req) => {
     const accept = req.getHeader('accept') || undefined;

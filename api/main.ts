@@ -8,6 +8,8 @@
  *                     live assignments and reservations; offers live at the crash expired ─► committed
  *   DispatchJournal (every change committed before acknowledged; refused ones rolled back) + PositionWriteBehind
  *   (pings, at most POSITION_FLUSH_MS lost) + StoreChores (cell speeds saved, old Idempotency-Keys purged) ─► /ready
+ *   WebhookDeliverer (outbox after each webhook's cursor, signed POSTs; the journal pokes it after commits)
+ *   + FenceOutbox (fence crossings for webhooks, written behind like pings)
  *   DispatchPool ─► createServer ─► listen(PORT)
  *   SIGTERM / SIGINT ─► drain (ready 503, stop accepting, finish batches, close sockets 1001)
  *                    ─► flush positions, save speeds, wait for commits ─► close the store ─► exit
@@ -37,6 +39,8 @@ import { ApiMetrics } from './metrics.js';
 import { RequestBook } from './request-book.js';
 import { type Server, createServer } from './server.js';
 import { FenceFeed } from './stream.js';
+import { FenceOutbox } from './fence-outbox.js';
+import { WebhookDeliverer } from './webhook-deliverer.js';
 
 
 /** A running instance. */
@@ -50,6 +54,8 @@ export interface Instance {
   scenario: Scenario | undefined;
   store: Store;
   journal: DispatchJournal;
+  /** Webhook deliveries (started here, stopped by stop()). */
+  deliverer: WebhookDeliverer;
   /** What recovery rebuilt, with its timings. */
   recovery: Recovered['report'] & { loadStateMs: number };
   /** Dev tokens by label (empty unless dev tokens are on). */
@@ -139,17 +145,27 @@ async function startOn(store: Store, config: Readonly<ApiConfig>, logger: Logger
   const loadStateMs = performance.now() - loadStarted;
   const policy: DispatchPolicy = { ...DEFAULT_POLICY, mode: config.dispatch.mode, windowMs: config.dispatch.windowMs };
   const fenceFeed = new FenceFeed();
+  let fenceOutbox: FenceOutbox | undefined; // made once the journal is; no ping is ingested before
   const recovered = recover(state, {
     now,
-    onFenceEvent: fenceFeed.push,
+    onFenceEvent: (e) => {
+      fenceFeed.push(e);
+      fenceOutbox?.push(e);
+    },
     // offer ids are stored: a random boot id keeps them unique across restarts (the counter starts again at 1)
     createLoop: (e) => new DispatchLoop({ couriers: e.couriers, sites: e.sites, donors: e.donors, speeds: e.speeds, policy, offerTtlMs: config.offerTtlMs, offerIdPrefix: `o-${randomBytes(5).toString('hex')}-` }),
   });
   const engine = recovered.engine;
+  // webhook deliveries read the outbox (events) off the request path; a commit only pokes them
+  const deliverer = new WebhookDeliverer(store, { ...config.webhooks, logger });
   const journal = new DispatchJournal(store, recovered.loop, recovered.seqBase, {
     onHealthChange: (healthy, err) => (healthy ? logger.info('store commits resumed') : logger.error({ err }, 'store unreachable; writes answer 503 until it is back')),
+    onStored: () => deliverer.wake(),
+    builder: { stock: { sites: engine.sites, level: config.webhooks.stockLowUnits } },
   });
   if (recovered.expiry !== undefined) await journal.commit(recovered.expiry).acknowledged;
+  fenceOutbox = new FenceOutbox(journal, { flushEveryMs: config.positionFlushMs, wants: (type) => deliverer.wants(type), logger });
+  fenceOutbox.start();
   const positions = new PositionWriteBehind(store, {
     flushEveryMs: config.positionFlushMs,
     keys: engine.couriers, // the engine's slots: a ping's id is hashed once, by the index's own move
@@ -168,8 +184,10 @@ async function startOn(store: Store, config: Readonly<ApiConfig>, logger: Logger
   logger.info({ ...recovery, dropped: recovery.dropped.slice(0, 20), store: store.kind }, 'state recovered from the store');
   const chores = new StoreChores(store, engine.speeds, config, logger);
   chores.start();
+  await deliverer.start();
   const pool = new DispatchPool();
   const server = createServer(config, {
+    webhooks: { log: store, sink: deliverer, allowPrivate: config.webhooks.allowPrivate },
     ...engine, fenceFeed, loop: recovered.loop, planner: pool.planner, metrics: new ApiMetrics(), logger, journal, book, store, positions,
     dependencyDown: () => (!journal.isHealthy() ? 'store: not reachable, writes refused' : !positions.isHealthy() ? 'store: position writes failing' : undefined),
   });
@@ -179,6 +197,8 @@ async function startOn(store: Store, config: Readonly<ApiConfig>, logger: Logger
   let stopped: Promise<void> | undefined;
   const stop = async (): Promise<void> => {
     await server.drain();
+    await fenceOutbox!.stop();
+    await deliverer.stop();
     await pool.close();
     await positions.close();
     await chores.stop();
@@ -186,7 +206,7 @@ async function startOn(store: Store, config: Readonly<ApiConfig>, logger: Logger
     await store.close();
   };
   return {
-    config, engine, server, port, logger, scenario, tokens, store, recovery, journal,
+    config, engine, server, port, logger, scenario, tokens, store, recovery, journal, deliverer,
     stop: () => (stopped ??= stop()),
   };
 }

@@ -66,6 +66,17 @@ export function buildOpenApi(): object {
         delete: op('Delete a geofence, stored first (admin)', { id: true, ok: 204 }),
       },
       '/v1/geofences': { get: op('List geofences by id, cursor-paginated (admin)', { query: 'pageQuery', ok: 200, reply: PAGE_REPLY }) },
+      '/v1/webhooks/{id}': {
+        put: op('Register or change a webhook (admin); the URL must resolve to public addresses unless WEBHOOK_ALLOW_PRIVATE=1; the secret is never returned', { body: 'webhook', id: true, ok: 200, reply: WEBHOOK_REPLY }),
+        delete: op('Remove a webhook and its delivery log (admin)', { id: true, ok: 204 }),
+      },
+      '/v1/webhooks/{id}/deliveries': {
+        get: { ...op('The delivery log of a webhook, newest event first (admin)', { id: true, ok: 200, reply: DELIVERIES_REPLY }), parameters: [
+          { name: 'id', in: 'path', required: true, schema: { $ref: '#/components/schemas/id' } },
+          { name: 'before', in: 'query', required: false, schema: { type: 'integer', minimum: 1 }, description: 'the `next` of the previous page' },
+          { name: 'limit', in: 'query', required: false, schema: { type: 'integer', minimum: 1, maximum: 500, default: 50 } },
+        ] },
+      },
       '/v1/stream': {
         get: {
           summary: 'WebSocket stream (upgrade); role from the token (?access_token= or Authorization). Client frames: components.schemas.wsFrame',
@@ -88,6 +99,22 @@ export function buildOpenApi(): object {
     },
   };
 }
+
+const WEBHOOK_REPLY = {
+  type: 'object',
+  properties: { id: { type: 'string' }, url: { type: 'string' }, events: { type: 'array', items: { type: 'string' } }, createdAt: { type: 'integer' }, updatedAt: { type: 'integer' } },
+};
+
+const DELIVERIES_REPLY = {
+  type: 'object',
+  properties: {
+    items: { type: 'array', items: { type: 'object', properties: {
+      seq: { type: 'integer' }, type: { type: 'string' }, attempts: { type: 'integer' }, lastStatus: { type: 'integer' }, lastError: { type: 'string' },
+      nextAttemptAt: { type: 'integer' }, deliveredAt: { type: 'integer' }, updatedAt: { type: 'integer' },
+    } } },
+    next: { type: 'string' },
+  },
+};
 
 const BATCH_REPLY = {
   type: 'object',

@@ -37,6 +37,7 @@ const GOOD: Record<ValidatorName, unknown[]> = {
   ],
   progress: [{ status: 'picked_up' }, { status: 'delivered' }],
   geofence: [{ kind: 'zone', geometry: { type: 'Polygon', coordinates: square } }, { kind: 'zone', geometry: { type: 'MultiPolygon', coordinates: [square, square] } }],
+  webhook: [{ url: 'https://hooks.example.com/gd', events: ['request.*', 'offer.accepted', 'fence.enter', 'fence.exit', 'donor.callout', 'stock.low', '*'], secret: '0123456789abcdef' }],
   wsLoc: [{ t: 'loc', lat: 1, lng: 2, ts: T, speed: 3 }],
   wsAccept: [{ t: 'accept', offerId: 'o1' }],
   wsDecline: [{ t: 'decline', offerId: 'o1' }],
@@ -162,6 +163,7 @@ describe('buildOpenApi', () => {
     ['put', '/v1/sites/{id}'], ['put', '/v1/sites/{id}/inventory'], ['put', '/v1/donors/{id}'], ['get', '/v1/nearby'], ['post', '/v1/requests'],
     ['get', '/v1/requests/{id}'], ['post', '/v1/requests/{id}/cancel'], ['post', '/v1/offers/{id}/accept'], ['post', '/v1/offers/{id}/decline'],
     ['post', '/v1/requests/{id}/progress'], ['put', '/v1/geofences/{id}'], ['get', '/health'], ['get', '/ready'], ['get', '/metrics'], ['get', '/openapi.json'], ['get', '/v1/stream'],
+    ['put', '/v1/webhooks/{id}'], ['delete', '/v1/webhooks/{id}'], ['get', '/v1/webhooks/{id}/deliveries'],
   ];
   type Doc = { openapi: string; paths: Record<string, Record<string, any>>; components: { schemas: Record<string, unknown>; securitySchemes: Record<string, any> } };
   const doc = buildOpenApi() as Doc;

@@ -72,6 +72,7 @@ export interface CouriersQuery { status?: (typeof COURIER_STATUSES)[number]; bbo
 export interface SitesQuery { kind?: SiteKind; bbox?: string; limit: number; cursor?: string }
 export interface RequestsQuery { status?: string; kind?: string; since?: number; limit: number; cursor?: string }
 export interface HistoryQuery { from?: number; to?: number }
+export interface WebhookBody { url: string; events: string[]; secret: string }
 export interface WsLocFrame extends LocationBody { t: 'loc' }
 export interface WsOfferFrame { t: 'accept' | 'decline'; offerId: string }
 export interface WsLocsFrame { t: 'locs'; items: [string, number, number, number][] }
@@ -81,6 +82,8 @@ export interface WsTrackFrame { t: 'track'; requestId: string }
 export type WsClientFrame = WsLocFrame | WsOfferFrame | WsLocsFrame | WsWatchFrame | WsTrackFrame;
 
 const id = { type: 'string', minLength: 1, maxLength: MAX_ID_LENGTH, pattern: ID_PATTERN.source } as const;
+/** Event names a webhook subscribes to: a known name, or a family prefix (`request.*`, `offer.*`, `fence.*`, `*`). */
+const WEBHOOK_EVENT_PATTERN = '^(\\*|(request|offer|fence|donor|stock)\\.\\*|request\\.[a-z_]+|offer\\.[a-z_]+|fence\\.(enter|exit)|donor\\.callout|stock\\.low)$';
 const lat = { type: 'number', minimum: -90, maximum: 90 } as const;
 const lng = { type: 'number', minimum: -180, maximum: 180 } as const;
 // whole milliseconds: a fraction is a unit mix-up, and one as tiny as 5e-324 underflows the database's timestamps
@@ -230,6 +233,12 @@ export const SCHEMAS = {
       ],
     },
   }),
+  webhook: obj(['url', 'events', 'secret'], {
+    url: { type: 'string', minLength: 8, maxLength: 2048 },
+    events: { type: 'array', minItems: 1, maxItems: 32, items: { type: 'string', pattern: WEBHOOK_EVENT_PATTERN } },
+    // ≥ 16 characters: a guessable secret makes the signature worthless; never echoed back
+    secret: { type: 'string', minLength: 16, maxLength: 256 },
+  }),
   wsLoc: wsLoc,
   wsAccept: wsAccept,
   wsDecline: wsDecline,
@@ -262,6 +271,7 @@ export interface SchemaTypes {
   requestCreate: RequestCreateBody;
   progress: ProgressBody;
   geofence: GeofenceBody;
+  webhook: WebhookBody;
   wsLoc: WsLocFrame;
   wsAccept: WsOfferFrame;
   wsDecline: WsOfferFrame;

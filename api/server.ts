@@ -26,6 +26,7 @@ import type { Store } from '../store/store.js';
 import { DispatchPump, type TransitionJournal } from './dispatch-pump.js';
 import type { EntityWriter } from './entity-routes.js';
 import { registerHttpRoutes } from './http-routes.js';
+import type { WebhookDeps } from './webhook-routes.js';
 import { IdempotencyKeys } from './idempotency.js';
 import { ListCursors } from './list-cursor.js';
 import type { PositionSinks } from './ingest.js';
@@ -65,6 +66,8 @@ export interface ServerDeps {
   book?: RequestBook;
   /** Why a dependency is down (store, Redis), or undefined when all are up; /ready answers 503 while set. */
   dependencyDown?: () => string | undefined;
+  /** The webhook registry's delivery log and deliverer (api/webhook-routes.ts). */
+  webhooks: WebhookDeps['webhooks'];
 }
 
 /** A running (or ready to run) server. */
@@ -130,7 +133,8 @@ export function createServer(config: Readonly<ApiConfig>, deps: ServerDeps): Ser
     limits: { ...limits, openPerRequester: config.requests.openPerRequester },
     couriers: deps.couriers, sites: deps.sites, donors: deps.donors, fences: deps.fences, loop: deps.loop,
     policy: deps.loop.policy, speeds: deps.loop.speeds, metrics: deps.metrics, logger: deps.logger,
-    writer: deps.journal, store: deps.store, ingest: hub.ingest,
+    writer: deps.journal, store: deps.store, ingest: hub.ingest, webhooks: deps.webhooks,
+    stockLowUnits: config.webhooks.stockLowUnits,
     idempotency,
     // list cursors outlive a restart when tokens have a shared secret to derive their key from
     cursors: new ListCursors(config.jwt.secret),

@@ -24,7 +24,7 @@ import type { DispatchEvent, DispatchLoop } from '../dispatch/dispatch-loop.js';
 import type { Rollback } from '../dispatch/undo-log.js';
 import { storeFailureKind } from './store-errors.js';
 import type { Store, Transition } from './store.js';
-import { type JournalRequest, type RequestRegistry, TransitionBuilder } from './transition-builder.js';
+import { type BuilderOptions, type JournalRequest, type RequestRegistry, TransitionBuilder } from './transition-builder.js';
 import { WriterHealth } from './writer-health.js';
 
 export type { JournalRequest } from './transition-builder.js';
@@ -66,6 +66,10 @@ export interface JournalOptions {
   backoffMaxMs?: number;
   /** Called once per change of health (the API's /ready answers 503 while false). */
   onHealthChange?: (healthy: boolean, cause?: unknown) => void;
+  /** Called after each successful store call (new events may be in the outbox: the webhook deliverer looks). Must not throw. */
+  onStored?: () => void;
+  /** Event sources beyond the lifecycle (stock.low) for the transitions built here. */
+  builder?: BuilderOptions;
 }
 
 /** The store calls the journal makes. */
@@ -81,6 +85,8 @@ export class DispatchJournal implements RequestRegistry {
   private readonly requests = new Map<string, JournalRequest>();
   private readonly callTimeoutMs: number;
   private readonly health: WriterHealth;
+  private readonly onStored: (() => void) | undefined;
+  private readonly builder: BuilderOptions;
   private running = false;
   private committedCount = 0;
   /** After a refused group: entries still to be stored one by one, so the refused change is found alone. */
@@ -93,6 +99,8 @@ export class DispatchJournal implements RequestRegistry {
     options: JournalOptions = {},
   ) {
     this.callTimeoutMs = options.callTimeoutMs ?? 10_000;
+    this.onStored = options.onStored;
+    this.builder = options.builder ?? {};
     // at most 2^10 × backoffMinMs between tries, even when backoffMaxMs is higher
     this.health = new WriterHealth({ backoffMinMs: options.backoffMinMs ?? 100, backoffMaxMs: options.backoffMaxMs ?? 5_000, maxDoublings: 10, onHealthChange: options.onHealthChange });
   }
@@ -112,7 +120,7 @@ export class DispatchJournal implements RequestRegistry {
    * the store refuses. Nothing to store → resolved at once.
    */
   record(events: readonly DispatchEvent[], rollback: Rollback): Commit {
-    const t = TransitionBuilder.build(this, this.loop, this.seqBase, events);
+    const t = TransitionBuilder.build(this, this.loop, this.seqBase, events, this.builder);
     if (t === undefined) return DONE;
     return this.enqueue(new Entry({ transition: t, rollback }));
   }
@@ -192,6 +200,7 @@ export class DispatchJournal implements RequestRegistry {
           e.succeed();
           this.forgetTerminal(e.transition);
         }
+        this.onStored?.();
       }
     } finally {
       this.running = false;

@@ -4,6 +4,7 @@
  * Append new versions; never edit one that has shipped.
  */
 import { COMMIT_TRANSITIONS_FUNCTION, type SqlDriver } from './sql.js';
+import { WEBHOOKS_MIGRATION } from './webhook-sql.js';
 
 /** One schema step. */
 export interface Migration {
@@ -201,6 +202,11 @@ CREATE INDEX requests_listed ON requests (created_at DESC, id DESC) WHERE (paren
 CREATE INDEX requests_listed_by_requester ON requests (requester_id, created_at DESC, id DESC) WHERE (parent_id IS NULL OR parent_id = id);
 `,
   },
+  {
+    version: 5,
+    name: 'webhooks: outbox numbering of events, registry, delivery log',
+    sql: WEBHOOKS_MIGRATION,
+  },
 ]);
 
 /** The version the code expects. */
@@ -226,13 +232,15 @@ export async function runMigrations(db: SqlDriver): Promise<number> {
       name text NOT NULL,
       applied_at timestamptz NOT NULL DEFAULT now()
     )`);
-    const rows = await tx.query<{ v: number | null }>('SELECT max(version)::int AS v FROM schema_migrations');
-    const current = rows[0]?.v ?? 0;
+    const rows = await tx.query<{ version: number }>('SELECT version FROM schema_migrations');
+    const applied = new Set(rows.map((r) => r.version));
+    const current = Math.max(0, ...applied);
     if (current > SCHEMA_VERSION) {
       throw new Error(`database schema is version ${current} but this build knows up to ${SCHEMA_VERSION}: run a newer build (or a fresh database)`);
     }
+    // every version not recorded, not only those above the highest: branches merged out of order (4 after 5) still apply
     for (const m of MIGRATIONS) {
-      if (m.version <= current) continue;
+      if (applied.has(m.version)) continue;
       await tx.exec(m.sql);
       await tx.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [m.version, m.name]);
     }

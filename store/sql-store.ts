@@ -8,6 +8,8 @@ import * as fq from './fleet-sql.js';
 import * as q from './sql.js';
 import type { SqlDriver, SqlSession } from './sql.js';
 import { StoreClosed } from './store-errors.js';
+import { APPEND_EVENTS, WebhookSql } from './webhook-sql.js';
+import type { DeliveryRecord, DeliveryRow, EventFilter, LooseEvent, OutboxEvent, WebhookRow } from './webhook-store.js';
 import type {
   AssignmentRow,
   CellSpeedRow,
@@ -40,7 +42,19 @@ export abstract class SqlStore implements Store {
 
   constructor(driver: SqlDriver) {
     this.db = whileOpen(driver, () => this.closed);
+    this.webhooks = new WebhookSql(this.db);
   }
+
+  // ── webhooks (store/webhook-sql.ts) ──
+  private readonly webhooks: WebhookSql;
+  putWebhook(row: { id: string; url: string; events: string[]; secret: string; at: number }): Promise<WebhookRow> { return this.webhooks.putWebhook(row); }
+  deleteWebhook(id: string): Promise<boolean> { return this.webhooks.deleteWebhook(id); }
+  listWebhooks(): Promise<WebhookRow[]> { return this.webhooks.listWebhooks(); }
+  readOutbox(after: number, filter: EventFilter, limit: number): Promise<{ events: OutboxEvent[]; scannedTo: number }> { return this.webhooks.readOutbox(after, filter, limit); }
+  recordDeliveries(webhookId: string, records: DeliveryRecord[], cursor?: number): Promise<void> { return this.webhooks.recordDeliveries(webhookId, records, cursor); }
+  listDeliveries(webhookId: string, before: number | undefined, limit: number): Promise<DeliveryRow[] | undefined> { return this.webhooks.listDeliveries(webhookId, before, limit); }
+  purgeDeliveries(olderThan: number): Promise<number> { return this.webhooks.purgeDeliveries(olderThan); }
+  appendEvents(events: LooseEvent[]): Promise<void> { return this.webhooks.appendEvents(events); }
 
   migrate(): Promise<number> {
     return runMigrations(this.db);
@@ -70,8 +84,15 @@ export abstract class SqlStore implements Store {
     });
   }
 
-  async upsertInventory(siteId: string, lots: LotRow[]): Promise<void> {
-    await this.db.query(q.REPLACE_INVENTORY, [siteId, q.jsonRows(lots)]);
+  async upsertInventory(siteId: string, lots: LotRow[], events: LooseEvent[] = []): Promise<void> {
+    if (events.length === 0) {
+      await this.db.query(q.REPLACE_INVENTORY, [siteId, q.jsonRows(lots)]);
+      return;
+    }
+    await this.db.transaction(async (tx) => {
+      await tx.query(q.REPLACE_INVENTORY, [siteId, q.jsonRows(lots)]);
+      await tx.query(APPEND_EVENTS, [JSON.stringify(events)]);
+    });
   }
 
   async upsertDonors(donors: DonorRow[]): Promise<void> {

@@ -140,7 +140,7 @@ describe('the PGlite store', () => {
       expect(s.sites).toEqual([{ id: 'p-site', kind: 'food_bank', name: 'F', lat: 3, lng: 4, capacity: 9, occupancy: 0, open: true }]);
       expect(s.requests).toEqual([PENDING]);
       expect(s.lastEventSeq).toBe(7);
-      expect((await second.appliedMigrations()).map((m) => m.version)).toEqual([1, 2, 3, 4]);
+      expect((await second.appliedMigrations()).map((m) => m.version)).toEqual([1, 2, 3, 4, 5]);
       await second.close();
     } finally {
       rmSync(dataDir, { recursive: true, force: true });

@@ -77,6 +77,7 @@ describe.each(implementations)('the $name store', (impl) => {
       { version: 2, name: 'idempotency keys, request reference and role' },
       { version: 3, name: 'no spatial index on the couriers written behind' },
       { version: 4, name: 'request lists newest first' },
+      { version: 5, name: 'webhooks: outbox numbering of events, registry, delivery log' },
     ]);
     expect((await store.loadState()).schemaVersion).toBe(SCHEMA_VERSION);
   });

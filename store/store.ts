@@ -16,6 +16,7 @@ import type { CourierProfile, CourierStatus } from '../engine/courier-attributes
 import type { SiteProfile } from '../engine/site-index.js';
 import type { DonorProfile } from '../engine/donor-index.js';
 import type { OfferStatus, RequestKind, RequestStatus, Urgency } from '../dispatch/request-lifecycle.js';
+import type { LooseEvent, WebhookStore } from './webhook-store.js';
 
 /** A site as `SiteIndex.upsert` takes it, plus its id. Omitted capacity (or Infinity) = unlimited; omitted occupancy keeps the stored one (0 when new); omitted open = true. */
 export type SiteRow = SiteProfile & { id: string };
@@ -121,7 +122,8 @@ export interface ReservationRow {
 
 /** One stored event; `payload` is the rest of the event body. */
 export interface EventRow {
-  seq: number;
+  /** The lifecycle seq; absent for an event that is no lifecycle transition (donor.callout, stock.low): the outbox numbers every event anyway. */
+  seq?: number;
   at: number;
   type: string;
   requestId?: string;
@@ -250,16 +252,16 @@ export interface PositionBatch {
   status?: string[];
 }
 
-/** The persistence seam the write-behind buffer and recovery build on. */
-export interface Store {
+/** The persistence seam the write-behind buffer and recovery build on (webhooks: store/webhook-store.ts). */
+export interface Store extends WebhookStore {
   readonly kind: 'pg' | 'pglite';
   /** Applies pending migrations; returns the schema version. Also run by openStore. */
   migrate(): Promise<number>;
   /** False when the database is unreachable or the store closed; never throws. */
   ping(): Promise<boolean>;
   upsertSites(sites: SiteRow[]): Promise<void>;
-  /** Replaces the site's lots: unlisted lots go, listed ones keep their reserved units (capped at count). */
-  upsertInventory(siteId: string, lots: LotRow[]): Promise<void>;
+  /** Replaces the site's lots: unlisted lots go, listed ones keep their reserved units (capped at count); `events` (stock.low) are stored in the same transaction. */
+  upsertInventory(siteId: string, lots: LotRow[], events?: LooseEvent[]): Promise<void>;
   upsertDonors(donors: DonorRow[]): Promise<void>;
   upsertCouriers(couriers: CourierRow[]): Promise<void>;
   putGeofence(row: GeofenceRow): Promise<void>;

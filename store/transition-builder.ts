@@ -5,10 +5,16 @@
  *        request.created ─► the parent row (submission payload, owner, reference, Idempotency-Key reply) + leg rows
  *        offer.* / request.* / courier.status / reservation.released ─► status, offer, assignment, reservation rows
  *
+ * Events beyond the lifecycle ride in the same transaction, without a lifecycle seq (the outbox numbers them):
+ * `donor.callout` with a created blood request whose plan calls donors, `stock.low` when its reservations take a
+ * bank's product and type below the configured level (dispatch/stock-low.ts).
+ *
  * Transition seq = seqBase + the seq of its last lifecycle event, so numbering continues above what the store
  * held at start (recovery.ts) and a retried transition is applied once (the store ignores a seen seq).
  */
 import type { DispatchEvent, DispatchLoop } from '../dispatch/dispatch-loop.js';
+import type { DonorCallout } from '../dispatch/donor-callout.js';
+import { type AvailableLot, availableByType, keyOf, stockLowEvents } from '../dispatch/stock-low.js';
 import type { RequestPayload } from './recovery.js';
 import type { IdempotencyRow, OfferRow, RequestRow, ReservationRow, Transition } from './store.js';
 
@@ -29,6 +35,12 @@ export interface RequestRegistry {
   parent(legId: string): JournalRequest | undefined;
 }
 
+/** Optional event sources of a transition. */
+export interface BuilderOptions {
+  /** stock.low: where availability is read after the change (memory already holds it) and the level. */
+  stock?: { sites: { has(id: string): boolean; lots(id: string): AvailableLot[] }; level: number };
+}
+
 /** Collects one publish's events into the fields of a Transition. */
 export class TransitionBuilder {
   private readonly requests: RequestRow[] = [];
@@ -47,11 +59,11 @@ export class TransitionBuilder {
   private seq = 0;
   private at = 0;
 
-  constructor(private readonly registry: RequestRegistry, private readonly loop: DispatchLoop, private readonly seqBase: number) {}
+  constructor(private readonly registry: RequestRegistry, private readonly loop: DispatchLoop, private readonly seqBase: number, private readonly options: BuilderOptions = {}) {}
 
   /** The transition of these events, or undefined when they hold no state change worth storing. */
-  static build(registry: RequestRegistry, loop: DispatchLoop, seqBase: number, events: readonly DispatchEvent[]): Transition | undefined {
-    const b = new TransitionBuilder(registry, loop, seqBase);
+  static build(registry: RequestRegistry, loop: DispatchLoop, seqBase: number, events: readonly DispatchEvent[], options: BuilderOptions = {}): Transition | undefined {
+    const b = new TransitionBuilder(registry, loop, seqBase, options);
     for (const e of events) b.add(e);
     return b.build();
   }
@@ -111,6 +123,7 @@ export class TransitionBuilder {
 
   build(): Transition | undefined {
     if (this.events.length === 0 && this.status.size === 0) return undefined;
+    this.stockLow();
     const t: Transition = { seq: this.seqBase + this.seq, at: this.at };
     if (this.requests.length > 0) t.requests = this.requests;
     if (this.idempotency.length > 0) t.idempotency = this.idempotency;
@@ -142,6 +155,7 @@ export class TransitionBuilder {
         payload: payload as unknown as Record<string, unknown>,
       });
       if (parent.idempotency !== undefined) this.idempotency.push({ ...parent.idempotency, requestId: parent.id, createdAt: s.createdAt });
+      this.callout(parent.id, parent.plan?.callout as DonorCallout | undefined, at);
     }
     if (parent === undefined || legId !== parent.id) {
       this.requests.push({
@@ -150,6 +164,30 @@ export class TransitionBuilder {
       });
     }
     this.made.push(...this.heldBy(legId));
+  }
+
+  /** donor.callout: counts and donor ids per wave, nothing about the donors themselves. */
+  private callout(requestId: string, callout: DonorCallout | undefined, at: number): void {
+    if (callout === undefined || callout.called === 0) return;
+    const waves = callout.waves.map((w) => ({ radius: w.radius, donorIds: [...w.donorIds] }));
+    this.events.push({ at, type: 'donor.callout', requestId, payload: { called: callout.called, target: callout.target, enough: callout.enough, waves } });
+  }
+
+  /** stock.low for each bank product and type this transition's reservations took below the level. */
+  private stockLow(): void {
+    const stock = this.options.stock;
+    if (stock === undefined || this.made.length === 0) return;
+    const taken = new Map<string, Map<string, number>>();
+    for (const r of this.made) {
+      const bySite = taken.get(r.siteId) ?? taken.set(r.siteId, new Map()).get(r.siteId)!;
+      bySite.set(keyOf(r.product, r.bloodType), (bySite.get(keyOf(r.product, r.bloodType)) ?? 0) + r.count);
+    }
+    for (const [siteId, units] of taken) {
+      if (!stock.sites.has(siteId)) continue;
+      const after = availableByType(stock.sites.lots(siteId));
+      const before = new Map([...units].map(([key, n]) => [key, (after.get(key) ?? 0) + n]));
+      this.events.push(...stockLowEvents(siteId, before, after, stock.level, this.at));
+    }
   }
 
   private heldBy(legId: string): ReservationRow[] {

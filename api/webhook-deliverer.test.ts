@@ -3,6 +3,8 @@
  * in-memory outbox with a real loopback receiver — address checks at delivery time, back-off ended by a URL
  * change, stop during a retry wait.
  */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { DeliveryRecord, OutboxEvent, WebhookRow } from '../store/webhook-store.js';
 import { createLogger } from './log.js';
@@ -64,6 +66,45 @@ describe('WebhookDeliverer address checks at delivery time', () => {
   });
 });
 
+
+describe('WebhookDeliverer against a receiver that answers with an endless body', () => {
+  it('counts the 2xx as delivered and closes the connection after 64 KiB instead of reading on', async () => {
+    let written = 0;
+    let closed = false;
+    const server = http.createServer((req, res) => {
+      req.resume();
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      const chunk = Buffer.alloc(64 * 1024);
+      const pump = (): void => {
+        while (!closed && written < 512 * 1024 * 1024) {
+          written += chunk.length;
+          if (!res.write(chunk)) return void res.once('drain', pump);
+        }
+        res.end();
+      };
+      res.on('close', () => { closed = true; });
+      pump();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as AddressInfo).port;
+    const store = memoryStore([{ outboxSeq: 1, at: 1, type: 'request.created', requestId: 'r1', payload: {} }],
+      [{ id: 'h', url: `http://127.0.0.1:${port}/hook`, events: ['request.*'], secret: SECRET, cursor: 0, createdAt: 0, updatedAt: 0 }]);
+    const deliverer = new WebhookDeliverer(store, { allowPrivate: true, timeoutMs: 5000, backoffMinMs: 20, backoffMaxMs: 40, pollMs: 50, logger: createLogger('silent') });
+    try {
+      await deliverer.start();
+      for (let i = 0; i < 100 && store.cursors.get('h') !== 1; i++) await new Promise((r) => setTimeout(r, 50));
+      expect(store.cursors.get('h')).toBe(1);
+      for (let i = 0; i < 40 && !closed; i++) await new Promise((r) => setTimeout(r, 25));
+      expect(closed).toBe(true);
+      // what the socket buffers took before the close, far short of the half gigabyte on offer
+      expect(written).toBeLessThan(32 * 1024 * 1024);
+    } finally {
+      await deliverer.stop();
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  });
+});
 
 describe('webhook signatures', () => {
   it('sign HMAC-SHA256(secret, t + "." + body) in hex, matching an independent openssl digest', () => {

@@ -140,6 +140,9 @@ const LINGER_MS = 20;
 const IDLE_CURSOR_SAVE_MS = 1_000;
 /** A receiver's answer body is read and dropped; this much is kept for the log of a failure. */
 const ERROR_BODY_BYTES = 200;
+// A reply body is read only to keep the connection reusable (and its start for the log): past 64 KiB the
+// connection is closed instead, so a receiver answering with gigabytes costs one socket, not the server's CPU.
+const MAX_REPLY_BYTES = 64 * 1024;
 
 /** One webhook's delivery loop. */
 class HookWorker {
@@ -363,10 +366,18 @@ class HookWorker {
       const req = client.request(url, { method: 'POST', headers, agent: this.agent, lookup: pinnedLookup(this.options.allowPrivate) }, (res) => {
         const status = res.statusCode ?? 0;
         let kept = '';
+        let read = 0;
+        const answered = (): { ok: boolean; status: number; error?: string } => (status >= 200 && status < 300 ? { ok: true, status } : { ok: false, status, error: `HTTP ${status}${kept ? `: ${kept}` : ''}` });
         res.on('data', (chunk: Buffer) => {
           if (kept.length < ERROR_BODY_BYTES) kept += chunk.toString('utf8', 0, ERROR_BODY_BYTES - kept.length);
+          read += chunk.length;
+          // the status is the answer: a receiver streaming a long reply must not cost this process its bandwidth
+          if (read > MAX_REPLY_BYTES) {
+            finish(answered());
+            res.destroy();
+          }
         });
-        res.on('end', () => finish(status >= 200 && status < 300 ? { ok: true, status } : { ok: false, status, error: `HTTP ${status}${kept ? `: ${kept}` : ''}` }));
+        res.on('end', () => finish(answered()));
         res.on('error', (err) => finish({ ok: false, status, error: err.message }));
       });
       const timer = setTimeout(() => req.destroy(new Error(`no answer within ${this.options.timeoutMs} ms`)), this.options.timeoutMs);

@@ -16,11 +16,14 @@ import type { CourierRow } from '../store/store.js';
 import { ApiError } from './api-error.js';
 import { type EntityDeps, courierView, entityId } from './entity-routes.js';
 import type { AddRoute } from './http-routes.js';
+import type { PositionSinks } from './ingest.js';
 import { COURIER_ITEMS_PER_TOKEN, type CourierBatchBody, checkCourierBatch } from './schemas.js';
 
 /** What the fleet routes work on; each part owned by the caller. */
 export interface FleetDeps extends EntityDeps {
   loop: DispatchLoop;
+  /** The position write-behind: a deleted courier's unwritten pings are dropped with it. */
+  positions: Pick<PositionSinks, 'forget'>;
 }
 
 /** Registers bulk upsert, reads and deletes on `add`. */
@@ -88,6 +91,8 @@ export function registerFleetRoutes(add: AddRoute, deps: FleetDeps): void {
         // an offer a dispatch batch made while the delete was being stored is revoked (its leg waits again)
         // before the courier leaves the index, so no one is left holding an offer to a courier that is gone
         if (loop.lifecycle.courier(id)?.offerId !== undefined) revoke(() => pump.setCourierStatus(id, 'offline').acknowledged);
+        // before the index frees its slot: the write-behind's entries are keyed by it
+        deps.positions.forget(id);
         couriers.remove(id);
         deps.courierChanged(id);
       }).acknowledged;

@@ -262,6 +262,30 @@ describe.each(TEST_STORES)('fleet deletes on %s', (store) => {
       await place.cleanup();
     }
   });
+
+  it('gives a courier deleted and re-created under the same id none of the old courier\'s unwritten pings', async () => {
+    const place = placeOf(store);
+    // nothing is flushed until the server stops: the old ping is still waiting when the id is re-created
+    const env = { ...FAST, POSITION_FLUSH_MS: '60000', ...place.env };
+    let t = await startTestServer(env, store);
+    try {
+      const admin = t.token('admin', 'ops');
+      const req = (method: string, path: string, body?: unknown) => call(t.base, method, path, { token: admin, body });
+      ok(await req('PUT', '/v1/couriers', [profile('re-made')]), 200, 'courier');
+      ok(await req('POST', '/v1/couriers/re-made/location', { ...LISBON, ts: Date.now() }), 204, 'old courier pinged');
+      ok(await req('DELETE', '/v1/couriers/re-made'), 204, 'delete');
+      ok(await req('PUT', '/v1/couriers', [profile('re-made')]), 200, 're-created');
+      await t.close(); // the write-behind's last flush
+      t = await startTestServer(env, store);
+      const after = ok(await req('GET', '/v1/couriers/re-made'), 200, 're-created after restart');
+      expect(after.lat, JSON.stringify(after)).toBeUndefined();
+      const history = ok(await req('GET', `/v1/couriers/re-made/history?from=${Date.now() - 3600_000}`), 200, 'history');
+      expect(history.geometry?.coordinates ?? [], JSON.stringify(history)).toEqual([]);
+    } finally {
+      await t.close();
+      await place.cleanup();
+    }
+  });
 });
 
 /** One store both servers of a restart test open: a copy of the empty PGlite template, or a PostgreSQL schema. */

@@ -27,6 +27,8 @@ export const MAX_FUTURE_MS = 60_000;
 export interface PositionSinks {
   /** The write-behind buffer (store/write-behind.ts). */
   record(id: string, lat: number, lng: number, ts: number): void;
+  /** Drops what is waiting to be written for a courier (it was deleted: a re-created one must not inherit it). */
+  forget(id: string): void;
 }
 
 /** Who hears about a moved courier. */

@@ -133,7 +133,7 @@ export function createServer(config: Readonly<ApiConfig>, deps: ServerDeps): Ser
     limits: { ...limits, openPerRequester: config.requests.openPerRequester },
     couriers: deps.couriers, sites: deps.sites, donors: deps.donors, fences: deps.fences, loop: deps.loop,
     policy: deps.loop.policy, speeds: deps.loop.speeds, metrics: deps.metrics, logger: deps.logger,
-    writer: deps.journal, store: deps.store, ingest: hub.ingest, webhooks: deps.webhooks,
+    writer: deps.journal, store: deps.store, ingest: hub.ingest, webhooks: deps.webhooks, positions: deps.positions,
     stockLowUnits: config.webhooks.stockLowUnits,
     idempotency,
     // list cursors outlive a restart when tokens have a shared secret to derive their key from

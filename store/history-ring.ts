@@ -66,13 +66,24 @@ export class HistoryRing {
     const cap = this.#capacity;
     const from = this.#head;
     const n = Math.min(max, this.#tail - from);
-    const ids: string[] = new Array(n);
+    const ids: string[] = [];
     const lat = new Float64Array(n), lng = new Float64Array(n), ts = new Float64Array(n);
     for (let i = 0; i < n; i++) {
       const k = (from + i) % cap;
-      ids[i] = this.#ids[k]!; lat[i] = this.#lat[k]; lng[i] = this.#lng[k]; ts[i] = this.#ts[k];
+      const id = this.#ids[k];
+      if (id === undefined) continue; // forgotten
+      const j = ids.length;
+      ids.push(id); lat[j] = this.#lat[k]; lng[j] = this.#lng[k]; ts[j] = this.#ts[k];
     }
-    return { batch: { ids, lat, lng, ts }, upTo: from + n };
+    const m = ids.length;
+    const batch = m === n ? { ids, lat, lng, ts } : { ids, lat: lat.subarray(0, m), lng: lng.subarray(0, m), ts: ts.subarray(0, m) };
+    return { batch, upTo: from + n };
+  }
+
+  /** Drops the waiting samples of one courier (deleted); a scan of the ring, for a rare admin write. */
+  forget(id: string): void {
+    const cap = this.#capacity;
+    for (let q = this.#head; q < this.#tail; q++) if (this.#ids[q % cap] === id) this.#ids[q % cap] = undefined;
   }
 
   /** The samples before `upTo` are stored: they leave the ring. */

@@ -109,6 +109,24 @@ export class PositionBuffer {
     if (status !== undefined) this.#status[s] = status;
   }
 
+  /** Drops the entry waiting under `key` for `id` (not a batch already in flight, but no re-queue after it). */
+  forget(key: number, id: string): void {
+    const s = key < this.#slotOf.length ? this.#slotOf[key] : NIL;
+    if (s === NIL || this.#ids[s] !== id) return;
+    if (this.#flight !== null && this.#isInFlight(s)) {
+      // release() frees it, since it is no longer dirty; the key no longer finds it meanwhile
+      this.#dirty[s] = 0;
+      this.#slotOf[key] = NIL;
+      this.#keyOf[s] = NIL; // release() then clears nothing a later holder of the key owns
+      return;
+    }
+    this.#unlink(s);
+    this.#slotOf[key] = NIL;
+    this.#ids[s] = undefined;
+    this.#status[s] = undefined;
+    this.#free[this.#freeTop++] = s;
+  }
+
   /** Copies the `max` oldest entries out as the batch in flight; call release() or putBack() after. */
   take(max: number): PositionBatch {
     if (this.#flight !== null) throw new Error('PositionBuffer: a batch is already in flight; call release() or putBack() first');
@@ -140,7 +158,7 @@ export class PositionBuffer {
     for (let i = 0; i < slots.length; i++) {
       const s = slots[i];
       if (this.#dirty[s] === 1) { this.#dirty[s] = 0; this.#append(s); continue; }
-      this.#slotOf[this.#keyOf[s]] = NIL;
+      this.#unkey(s);
       this.#ids[s] = undefined;
       this.#status[s] = undefined;
       this.#free[this.#freeTop++] = s;
@@ -161,12 +179,17 @@ export class PositionBuffer {
     const s = this.#head;
     if (s === NIL) return false;
     this.#unlink(s);
-    this.#slotOf[this.#keyOf[s]] = NIL;
+    this.#unkey(s);
     this.#ids[s] = undefined;
     this.#status[s] = undefined;
     this.#free[this.#freeTop++] = s;
     this.#shed++;
     return true;
+  }
+
+  #unkey(s: number): void {
+    const key = this.#keyOf[s];
+    if (key !== NIL) this.#slotOf[key] = NIL;
   }
 
   #growKeys(key: number): void {

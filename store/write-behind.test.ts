@@ -171,6 +171,26 @@ describe('PositionWriteBehind', () => {
     expect(store.writtenIds()).toEqual(ids);
   });
 
+  it('forgets a courier: its waiting position and history are never written, nor re-queued after a batch in flight', async () => {
+    const { store, wb } = build({ batchSize: 2 });
+    await wb.tick();
+    wb.record('a', 1, 1, 1);
+    wb.record('b', 2, 2, 2);
+    wb.record('c', 3, 3, 3);
+    wb.forget('c'); // waiting in line
+    store.holdNext();
+    const first = wb.tick(); // a and b in flight
+    await Promise.resolve();
+    wb.record('a', 10, 10, 4); // re-recorded while in flight: would follow the batch …
+    wb.forget('a'); // … but the courier is gone
+    store.hold!.release();
+    await first;
+    await wb.flush();
+    expect(store.batches.map((b) => b.ids)).toEqual([['a', 'b']]);
+    expect(store.history.flatMap((h) => h.ids)).toEqual(['b']);
+    expect(wb.stats().buffered).toBe(0);
+  });
+
   it('keeps one batch in flight at a time and re-queues a courier re-recorded while its batch was in flight', async () => {
     const { store, wb, clock } = build({ batchSize: 2 });
     await wb.tick(); // first contact: ping and purge

@@ -196,6 +196,18 @@ export class PositionWriteBehind {
     this.#positions.record(key, own, lat, lng, ts, status);
   }
 
+  /**
+   * Drops a courier's waiting position and history samples (call before its key is freed: a deleted courier's
+   * pings must not be written to a courier re-created under the same id). A batch already in flight is written.
+   */
+  forget(id: string): void {
+    const key = this.#keys.keyOf(id);
+    const own = key < 0 ? undefined : this.#keys.idOf(key);
+    if (own === undefined) return;
+    this.#positions.forget(key, own);
+    this.#history.forget(own);
+  }
+
   /** True while the store accepts writes; false from the first failure until a write or ping succeeds. */
   isHealthy(): boolean {
     return this.#health.isHealthy();

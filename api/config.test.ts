@@ -35,7 +35,7 @@ describe('loadConfig', () => {
   });
 
   test('webhook settings default to public URLs only, 5 s timeouts, 1 s → 5 min back-off, and are validated', () => {
-    expect(loadConfig({ JWT_SECRET: SECRET }).webhooks).toEqual({ allowPrivate: false, timeoutMs: 5000, backoffMinMs: 1000, backoffMaxMs: 300_000, pollMs: 1000, concurrency: 1, stockLowUnits: 5 });
+    expect(loadConfig({ JWT_SECRET: SECRET }).webhooks).toEqual({ allowPrivate: false, max: 100, timeoutMs: 5000, backoffMinMs: 1000, backoffMaxMs: 300_000, pollMs: 1000, concurrency: 1, stockLowUnits: 5 });
     const c = loadConfig({ JWT_SECRET: SECRET, WEBHOOK_ALLOW_PRIVATE: '1', WEBHOOK_BACKOFF_MIN_MS: '50', WEBHOOK_BACKOFF_MAX_MS: '400', STOCK_LOW_UNITS: '0' });
     expect(c.webhooks).toMatchObject({ allowPrivate: true, backoffMinMs: 50, backoffMaxMs: 400, stockLowUnits: 0 });
     expect(() => loadConfig({ JWT_SECRET: SECRET, WEBHOOK_ALLOW_PRIVATE: 'maybe' })).toThrow(/WEBHOOK_ALLOW_PRIVATE must be 1 or 0/);

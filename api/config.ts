@@ -105,7 +105,7 @@ export interface ApiConfig {
   /** MapLibre style URL the live map loads; undefined keeps the bundled offline style. */
   mapStyleUrl?: string;
   /** Webhook deliveries (api/webhook-deliverer.ts) and the stock.low level. */
-  webhooks: { allowPrivate: boolean; timeoutMs: number; backoffMinMs: number; backoffMaxMs: number; pollMs: number; concurrency: number; stockLowUnits: number };
+  webhooks: { allowPrivate: boolean; max: number; timeoutMs: number; backoffMinMs: number; backoffMaxMs: number; pollMs: number; concurrency: number; stockLowUnits: number };
 }
 
 /** 64 KiB: the largest single-object body (a site inventory of a few hundred lots, a detailed geofence)
@@ -203,6 +203,9 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Ap
     webhooks: {
       // PRODUCT §4: webhook URLs must not resolve to internal addresses unless explicitly allowed
       allowPrivate: read.flag('WEBHOOK_ALLOW_PRIVATE'),
+      // each webhook holds a worker, a page of events and a connection: 100 covers the systems a fleet feeds
+      // (SMS, hospital, order service, analytics …) while one admin cannot open thousands of sockets
+      max: read.int('WEBHOOK_MAX', 100, 1, 10_000),
       // 5 s: a receiver that answers at all answers well within it; a hung one must not hold its queue long
       timeoutMs: read.int('WEBHOOK_TIMEOUT_MS', 5_000, 100, 60_000),
       // 1 s doubling to 5 min: a blip costs a second, a receiver down for an hour is tried every 5 min

@@ -187,7 +187,7 @@ async function startOn(store: Store, config: Readonly<ApiConfig>, logger: Logger
   await deliverer.start();
   const pool = new DispatchPool();
   const server = createServer(config, {
-    webhooks: { log: store, sink: deliverer, allowPrivate: config.webhooks.allowPrivate },
+    webhooks: { log: store, sink: deliverer, allowPrivate: config.webhooks.allowPrivate, max: config.webhooks.max },
     ...engine, fenceFeed, loop: recovered.loop, planner: pool.planner, metrics: new ApiMetrics(), logger, journal, book, store, positions,
     dependencyDown: () => (!journal.isHealthy() ? 'store: not reachable, writes refused' : !positions.isHealthy() ? 'store: position writes failing' : undefined),
   });

@@ -82,8 +82,17 @@ export interface WsTrackFrame { t: 'track'; requestId: string }
 export type WsClientFrame = WsLocFrame | WsOfferFrame | WsLocsFrame | WsWatchFrame | WsTrackFrame;
 
 const id = { type: 'string', minLength: 1, maxLength: MAX_ID_LENGTH, pattern: ID_PATTERN.source } as const;
-/** Event names a webhook subscribes to: a known name, or a family prefix (`request.*`, `offer.*`, `fence.*`, `*`). */
-const WEBHOOK_EVENT_PATTERN = '^(\\*|(request|offer|fence|donor|stock)\\.\\*|request\\.[a-z_]+|offer\\.[a-z_]+|fence\\.(enter|exit)|donor\\.callout|stock\\.low)$';
+/**
+ * Every event type the outbox holds, so what a webhook can subscribe to: an unknown name is refused rather than
+ * silently matching nothing. Offers declined, expired or revoked arrive as `request.pending` with their `cause`.
+ */
+export const WEBHOOK_EVENT_TYPES = Object.freeze([
+  'request.created', 'request.offered', 'request.assigned', 'request.picked_up', 'request.delivered', 'request.cancelled',
+  'request.failed', 'request.pending', 'offer.created', 'offer.accepted', 'courier.status', 'reservation.released',
+  'recovery.expired', 'fence.enter', 'fence.exit', 'donor.callout', 'stock.low',
+] as const);
+/** Event names a webhook subscribes to: a known type, a family (`request.*`, `offer.*` …), or `*` (all of them). */
+const WEBHOOK_EVENT_PATTERN = `^(\\*|(${[...new Set(WEBHOOK_EVENT_TYPES.map((t) => t.split('.')[0]))].join('|')})\\.\\*|${WEBHOOK_EVENT_TYPES.map((t) => t.replace('.', '\\.')).join('|')})$`;
 const lat = { type: 'number', minimum: -90, maximum: 90 } as const;
 const lng = { type: 'number', minimum: -180, maximum: 180 } as const;
 // whole milliseconds: a fraction is a unit mix-up, and one as tiny as 5e-324 underflows the database's timestamps
@@ -236,8 +245,8 @@ export const SCHEMAS = {
   webhook: obj(['url', 'events', 'secret'], {
     url: { type: 'string', minLength: 8, maxLength: 2048 },
     events: { type: 'array', minItems: 1, maxItems: 32, items: { type: 'string', pattern: WEBHOOK_EVENT_PATTERN } },
-    // ≥ 16 characters: a guessable secret makes the signature worthless; never echoed back
-    secret: { type: 'string', minLength: 16, maxLength: 256 },
+    // ≥ 16 characters, not all blank: a guessable secret makes the signature worthless; never echoed back
+    secret: { type: 'string', minLength: 16, maxLength: 256, pattern: '\\S' },
   }),
   wsLoc: wsLoc,
   wsAccept: wsAccept,

@@ -6,6 +6,8 @@ describe('isPrivateAddress', () => {
     '127.0.0.1', '127.255.0.9', '10.1.2.3', '172.16.0.1', '172.31.255.255', '192.168.1.1', '169.254.169.254', '0.0.0.0', '100.64.0.1',
     '224.0.0.1', '255.255.255.255', '::1', '::', 'fe80::1', 'fc00::1', 'fd12:3456::1', 'ff02::1', '::ffff:127.0.0.1', '::ffff:7f00:1',
     '::ffff:10.0.0.1', '64:ff9b::a00:1', 'not-an-address',
+    // special-purpose ranges a hostile-client pass found allowed: local-use NAT64, 6to4, Teredo, discard, ORCHID, documentation
+    '64:ff9b:1::a00:1', '2002:7f00:1::', '2001::1', '100::1', '2001:10::1', '2001:db8::1', '192.0.2.1', '198.51.100.7', '203.0.113.9', '192.88.99.1',
   ])('refuses %s', (a) => expect(isPrivateAddress(a)).toBe(true));
 
   it.each(['8.8.8.8', '1.1.1.1', '172.32.0.1', '192.169.0.1', '2001:4860:4860::8888', '::ffff:8.8.8.8', '2606:4700::1111'])('allows %s', (a) => expect(isPrivateAddress(a)).toBe(false));

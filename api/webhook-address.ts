@@ -23,7 +23,11 @@ for (const [net, prefix] of [
   ['172.16.0.0', 12], // private
   ['192.0.0.0', 24], // IETF protocol assignments
   ['192.168.0.0', 16], // private
+  ['192.0.2.0', 24], // documentation (TEST-NET-1)
+  ['192.88.99.0', 24], // 6to4 relay anycast (deprecated)
   ['198.18.0.0', 15], // benchmarking
+  ['198.51.100.0', 24], // documentation (TEST-NET-2)
+  ['203.0.113.0', 24], // documentation (TEST-NET-3)
   ['224.0.0.0', 4], // multicast
   ['240.0.0.0', 4], // reserved, broadcast
 ] as const) BLOCKED.addSubnet(net, prefix, 'ipv4');
@@ -32,11 +36,20 @@ for (const [net, prefix] of [
   ['::1', 128], // loopback
   ['::', 96], // IPv4-compatible (deprecated)
   ['64:ff9b::', 96], // NAT64: reaches an IPv4 address through a gateway (checked below as that address)
+  ['100::', 64], // discard-only
+  ['2001::', 32], // Teredo: tunnels to an IPv4 address
+  ['2001:10::', 28], // ORCHID
+  ['2001:20::', 28], // ORCHIDv2
+  ['2001:db8::', 32], // documentation
+  ['2002::', 16], // 6to4: tunnels to an IPv4 address
   ['fc00::', 7], // unique-local
   ['fe80::', 10], // link-local
   ['fec0::', 10], // site-local (deprecated)
   ['ff00::', 8], // multicast
 ] as const) BLOCKED.addSubnet(net, prefix, 'ipv6');
+
+const GLOBAL_UNICAST = new BlockList();
+GLOBAL_UNICAST.addSubnet('2000::', 3, 'ipv6');
 
 /** True when `address` (IPv4 or IPv6 text) is loopback, link-local, private, unique-local, unspecified, multicast or reserved. */
 export function isPrivateAddress(address: string): boolean {
@@ -45,7 +58,9 @@ export function isPrivateAddress(address: string): boolean {
   if (family !== 6) return true; // not an address at all: never connect to it
   const v4 = embeddedIPv4(address);
   if (v4 !== undefined) return BLOCKED.check(v4, 'ipv4');
-  return BLOCKED.check(address, 'ipv6');
+  // only global unicast (2000::/3) is any single public host; everything else (e.g. the local-use NAT64 prefix
+  // 64:ff9b:1::/48, which reaches IPv4 addresses of the operator's choosing) is refused
+  return !GLOBAL_UNICAST.check(address, 'ipv6') || BLOCKED.check(address, 'ipv6');
 }
 
 /**
@@ -60,6 +75,7 @@ export async function checkWebhookUrl(raw: string, allowPrivate: boolean, resolv
     throw new ApiError(400, 'E_WEBHOOK_URL', 'url must be an absolute http:// or https:// URL');
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ApiError(400, 'E_WEBHOOK_URL', `url must be http:// or https://, got ${url.protocol}//`);
+  if (url.port === '0') throw new ApiError(400, 'E_WEBHOOK_URL', 'url port 0 reaches no receiver');
   if (url.username !== '' || url.password !== '') throw new ApiError(400, 'E_WEBHOOK_URL', 'url must not carry credentials: the signature authenticates deliveries');
   if (allowPrivate) return url;
   let addresses: string[];

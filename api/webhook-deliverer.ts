@@ -92,6 +92,16 @@ export class WebhookDeliverer {
     void w.run();
   }
 
+  /** Whether a webhook is registered (has a worker). */
+  has(id: string): boolean {
+    return this.workers.has(id);
+  }
+
+  /** Webhooks registered. */
+  get size(): number {
+    return this.workers.size;
+  }
+
   /** A webhook deleted: its worker stops (an attempt in flight is abandoned). */
   remove(id: string): void {
     this.workers.get(id)?.stop();

@@ -17,6 +17,8 @@ import { checkWebhookUrl } from './webhook-address.js';
 export interface WebhookSink {
   upsert(row: WebhookRow): void;
   remove(id: string): void;
+  has(id: string): boolean;
+  readonly size: number;
 }
 
 /** What the webhook routes need, each part owned by the caller. */
@@ -26,6 +28,8 @@ export interface WebhookDeps {
     log: Pick<WebhookStore, 'listDeliveries'>;
     sink: WebhookSink;
     allowPrivate: boolean;
+    /** Webhooks at most (WEBHOOK_MAX); a new one past it is refused. */
+    max: number;
   };
 }
 
@@ -42,6 +46,9 @@ export function registerWebhookRoutes(add: AddRoute, deps: WebhookDeps): void {
     body: 'webhook',
     run: async ({ params, body, now }) => {
       const id = entityId(params[0]);
+      if (!webhooks.sink.has(id) && webhooks.sink.size >= webhooks.max) {
+        throw new ApiError(409, 'E_WEBHOOK_LIMIT', `${webhooks.max} webhooks are registered, the most this server takes (WEBHOOK_MAX): delete one first`);
+      }
       const b = body as WebhookBody;
       const url = await checkWebhookUrl(b.url, webhooks.allowPrivate);
       const events = [...new Set(b.events)];

@@ -42,7 +42,10 @@ describe.each(TEST_STORES)('webhooks end to end on %s', (store) => {
     expect(JSON.stringify(put.body)).not.toContain(SECRET);
     expect((await call(t.base, 'PUT', '/v1/webhooks/reg-1', { token: requester, body: { url: r.url, events: ['request.*'], secret: SECRET } })).status).toBe(403);
     expect((await putHook('reg-1', r.url, ['request.*'], 'short')).body.error.code).toBe('E_VALIDATION');
-    expect((await putHook('reg-1', r.url, ['courier.status'])).body.error.code).toBe('E_VALIDATION');
+    // a typo would subscribe to nothing, silently: unknown names are refused; blank secrets and port 0 too
+    expect((await putHook('reg-1', r.url, ['request.nonsense'])).body.error.code).toBe('E_VALIDATION');
+    expect((await putHook('reg-1', r.url, ['request.*'], ' '.repeat(16))).body.error.code).toBe('E_VALIDATION');
+    expect((await putHook('reg-1', 'http://127.0.0.1:0/x', ['request.*'])).body.error.code).toBe('E_WEBHOOK_URL');
     expect((await putHook('reg-1', 'ftp://127.0.0.1/x', ['request.*'])).body.error.code).toBe('E_WEBHOOK_URL');
     expect((await putHook('bad id!', r.url, ['request.*'])).status).toBe(400);
     const log = await call(t.base, 'GET', '/v1/webhooks/reg-1/deliveries', { token: admin });
@@ -151,5 +154,22 @@ describe('webhook URLs without WEBHOOK_ALLOW_PRIVATE', () => {
       expect([url, r.status, r.body.error?.code]).toEqual([url, 400, 'E_WEBHOOK_URL_PRIVATE']);
     }
     expect((await call(t.base, 'GET', '/v1/webhooks/p1/deliveries', { token: admin })).status).toBe(404);
+  });
+});
+
+describe('the number of webhooks', () => {
+  let t: TestServer;
+  beforeAll(async () => { t = await startTestServer({ WEBHOOK_ALLOW_PRIVATE: '1', WEBHOOK_MAX: '2' }); });
+  afterAll(async () => t.close());
+
+  it('is bounded by WEBHOOK_MAX: a new one past it gets 409 E_WEBHOOK_LIMIT, a change to a registered one does not', async () => {
+    const admin = t.token('admin', 'ops');
+    const put = (id: string) => call(t.base, 'PUT', `/v1/webhooks/${id}`, { token: admin, body: { url: 'http://127.0.0.1:9/x', events: ['*'], secret: SECRET } });
+    expect((await put('w1')).status).toBe(200);
+    expect((await put('w2')).status).toBe(200);
+    expect(await put('w3')).toMatchObject({ status: 409, body: { error: { code: 'E_WEBHOOK_LIMIT' } } });
+    expect((await put('w2')).status).toBe(200);
+    expect((await call(t.base, 'DELETE', '/v1/webhooks/w1', { token: admin })).status).toBe(204);
+    expect((await put('w3')).status).toBe(200);
   });
 });

@@ -157,7 +157,14 @@ async function startOn(store: Store, config: Readonly<ApiConfig>, logger: Logger
   });
   const engine = recovered.engine;
   // webhook deliveries read the outbox (events) off the request path; a commit only pokes them
-  const deliverer = new WebhookDeliverer(store, { ...config.webhooks, logger });
+  const metrics = new ApiMetrics();
+  const deliverer = new WebhookDeliverer(store, {
+    ...config.webhooks, logger,
+    onAttempt: (delivered, lagMs) => {
+      metrics.webhookDeliveries.inc({ outcome: delivered ? 'delivered' : 'failed' });
+      if (delivered) metrics.webhookLag.observe(lagMs / 1000);
+    },
+  });
   const journal = new DispatchJournal(store, recovered.loop, recovered.seqBase, {
     onHealthChange: (healthy, err) => (healthy ? logger.info('store commits resumed') : logger.error({ err }, 'store unreachable; writes answer 503 until it is back')),
     onStored: () => deliverer.wake(),
@@ -188,7 +195,7 @@ async function startOn(store: Store, config: Readonly<ApiConfig>, logger: Logger
   const pool = new DispatchPool();
   const server = createServer(config, {
     webhooks: { log: store, sink: deliverer, allowPrivate: config.webhooks.allowPrivate, max: config.webhooks.max },
-    ...engine, fenceFeed, loop: recovered.loop, planner: pool.planner, metrics: new ApiMetrics(), logger, journal, book, store, positions,
+    ...engine, fenceFeed, loop: recovered.loop, planner: pool.planner, metrics, logger, journal, book, store, positions,
     dependencyDown: () => (!journal.isHealthy() ? 'store: not reachable, writes refused' : !positions.isHealthy() ? 'store: position writes failing' : undefined),
   });
   const port = await server.listen();

@@ -15,6 +15,9 @@ const DISPATCH_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.
 /** Request → offer on the driver's socket targets p99 ≤ 10 ms; batched requests wait up to the window (2 s). */
 const OFFER_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 
+/** A webhook is delivered tens of ms after its event when the receiver is up; retries back off to minutes. */
+const WEBHOOK_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30, 300, 3600];
+
 /** The server's metrics; `render()` is what GET /metrics returns. */
 export class ApiMetrics {
   readonly registry: Registry;
@@ -29,6 +32,8 @@ export class ApiMetrics {
   readonly requestsCreated: Counter<'kind' | 'urgency'>;
   readonly offersTotal: Counter<'outcome'>;
   readonly bloodUnitsReserved: Counter;
+  readonly webhookDeliveries: Counter<'outcome'>;
+  readonly webhookLag: Histogram;
 
   /** `processMetrics` (default true) adds prom-client's process and event-loop metrics to this registry. */
   constructor(options: { processMetrics?: boolean } = {}) {
@@ -45,6 +50,8 @@ export class ApiMetrics {
     this.requestsCreated = new Counter({ name: 'geodispatch_requests_created_total', help: 'Requests created by kind and urgency', labelNames: ['kind', 'urgency'] as const, registers });
     this.offersTotal = new Counter({ name: 'geodispatch_offers_total', help: 'Offers by outcome (sent, accepted, declined, expired, revoked)', labelNames: ['outcome'] as const, registers });
     this.bloodUnitsReserved = new Counter({ name: 'geodispatch_blood_units_reserved_total', help: 'Blood units reserved for requests', registers });
+    this.webhookDeliveries = new Counter({ name: 'geodispatch_webhook_deliveries_total', help: 'Webhook POST attempts by outcome (delivered: a 2xx; failed: anything else, retried)', labelNames: ['outcome'] as const, registers });
+    this.webhookLag = new Histogram({ name: 'geodispatch_webhook_lag_seconds', help: 'Event time to the receiver\'s 2xx, retries included', buckets: WEBHOOK_BUCKETS, registers });
   }
 
   /** The Prometheus text exposition of every metric. */

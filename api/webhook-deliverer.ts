@@ -41,6 +41,8 @@ export interface DelivererOptions {
   pageSize?: number;
   clock?: () => number;
   random?: () => number;
+  /** Told of every attempt: delivered (with ms from the event's time to the 2xx) or failed (to be retried). */
+  onAttempt?: (delivered: boolean, lagMs: number) => void;
 }
 
 /** The store calls the deliverer makes. */
@@ -311,6 +313,7 @@ class HookWorker {
       const generation = this.generation;
       const outcome = await this.post(e);
       if (this.stopped) return false;
+      this.options.onAttempt?.(outcome.ok, this.clock() - e.at);
       if (outcome.ok) {
         if (this.pending.length === 0) this.pendingSince = this.clock();
         this.pending.push({ outboxSeq: e.outboxSeq, type: e.type, status: outcome.status, deliveredAt: this.clock(), at: this.clock() });

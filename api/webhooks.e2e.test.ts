@@ -104,6 +104,12 @@ describe.each(TEST_STORES)('webhooks end to end on %s', (store) => {
       return items.find((x: { seq: number; deliveredAt?: number }) => x.seq === got.seq && x.deliveredAt !== undefined);
     }, 'the delivery log row', 3000);
     expect(log).toMatchObject({ type: 'request.created', attempts: 2, lastStatus: 200 });
+    // and /metrics counts both attempts, so an operator sees a failing receiver without reading logs
+    const metrics = String((await call(t.base, 'GET', '/metrics')).body);
+    const count = (outcome: string) => Number(new RegExp(`geodispatch_webhook_deliveries_total\\{outcome="${outcome}"\\} (\\d+)`).exec(metrics)?.[1] ?? 0);
+    expect(count('failed')).toBeGreaterThanOrEqual(1);
+    expect(count('delivered')).toBeGreaterThanOrEqual(1);
+    expect(metrics).toMatch(/geodispatch_webhook_lag_seconds_count [1-9]/);
     await call(t.base, 'DELETE', '/v1/webhooks/retry-1', { token: admin });
   });
 

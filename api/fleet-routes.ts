@@ -72,9 +72,11 @@ export function registerFleetRoutes(add: AddRoute, deps: FleetDeps): void {
   });
   add('get', '/v1/sites/:id', {
     roles: ['admin', 'dispatcher'],
-    run: ({ params }) => {
+    run: ({ params, now }) => {
       const id = knownId(params[0], (x) => sites.has(x), 'site');
-      return { status: 200, body: { ...siteView(sites.get(id)!), lots: sites.lots(id) } };
+      // an expired lot is shown (it is still on the shelf) but with nothing available: dispatch never uses it
+      const lots = sites.lots(id).map((l) => (l.expiresAt > now ? l : { ...l, available: 0, expired: true }));
+      return { status: 200, body: { ...siteView(sites.get(id)!), lots } };
     },
   });
   add('get', '/v1/donors/:id', {

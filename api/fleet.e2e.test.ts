@@ -63,10 +63,16 @@ describe.each(TEST_STORES)('the fleet API on %s', (store) => {
     expect(ok(await req('GET', '/v1/couriers/bk-1', undefined, desk), 200, 'courier')).toMatchObject({ id: 'bk-1', lat: LISBON.lat, lng: LISBON.lng, ts });
     const soon = Date.now() + 5 * 86_400_000;
     ok(await req('PUT', '/v1/sites/rd-bank', { kind: 'blood_bank', name: 'Banco', ...LISBON }), 200, 'site');
-    ok(await req('PUT', '/v1/sites/rd-bank/inventory', { units: [{ product: 'red_cells', bloodType: 'O-', count: 4, expiresAt: soon }] }), 200, 'stock');
+    const gone = Date.now() + 300; // expires during the test
+    ok(await req('PUT', '/v1/sites/rd-bank/inventory', { units: [{ product: 'red_cells', bloodType: 'O-', count: 4, expiresAt: soon }, { product: 'plasma', bloodType: 'A+', count: 3, expiresAt: gone }] }), 200, 'stock');
+    await new Promise((r) => setTimeout(r, 400));
     const site = ok(await req('GET', '/v1/sites/rd-bank', undefined, desk), 200, 'site read');
     expect(site).toMatchObject({ id: 'rd-bank', kind: 'blood_bank', name: 'Banco', open: true });
-    expect(site.lots).toEqual([{ product: 'red_cells', bloodType: 'O-', expiresAt: soon, available: 4, reserved: 0 }]);
+    // an expired lot is still on the shelf, but none of it is available (dispatch never uses it)
+    expect(site.lots).toEqual([
+      { product: 'plasma', bloodType: 'A+', expiresAt: gone, available: 0, reserved: 0, expired: true },
+      { product: 'red_cells', bloodType: 'O-', expiresAt: soon, available: 4, reserved: 0 },
+    ]);
     ok(await req('PUT', '/v1/donors/rd-don', { bloodType: 'A+', ...LISBON, available: true }), 200, 'donor');
     expect(ok(await req('GET', '/v1/donors/rd-don'), 200, 'donor for admin')).toMatchObject({ id: 'rd-don', bloodType: 'A+' });
     expect(ok(await req('GET', '/v1/donors/rd-don', undefined, desk), 403, 'donor for a dispatcher').error.code).toBe('E_FORBIDDEN');

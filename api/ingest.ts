@@ -112,8 +112,7 @@ export class PositionIngest {
 
   /** Applies one ping: undefined when applied, else why not. The engine throws EngineError for its own refusals. */
   private apply(id: unknown, lat: unknown, lng: unknown, ts: unknown, now: number): PingRejection | undefined {
-    // a registered id passed ID_PATTERN when it was registered: only an unknown one is worth the regex
-    if (typeof id !== 'string' || (this.deps.couriers.keyOf(id) < 0 && !ID_PATTERN.test(id))) return BAD_ID;
+    if (typeof id !== 'string' || !ID_PATTERN.test(id)) return BAD_ID;
     if (typeof lat !== 'number' || typeof lng !== 'number') return BAD_COORDINATES;
     if (typeof ts !== 'number' || !Number.isInteger(ts) || ts < 0) return BAD_TIMESTAMP;
     if (ts > now + MAX_FUTURE_MS) return FUTURE_TIMESTAMP;

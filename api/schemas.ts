@@ -330,38 +330,36 @@ export function firstErrorMessage(validator: Validator<unknown>): string {
   return describe(errors[0]);
 }
 
+/** A bulk body split into its valid items (with their indices) and per-index rejections. */
+export interface SplitBatch<T> {
+  items: T[];
+  indices: number[];
+  rejected: { index: number; code: string; message: string }[];
+}
+
 /** Splits a location batch into valid items and per-index rejections (the batch itself must be valid). */
-export function checkLocationBatch(batch: LocationBatchBody): { items: LocationItem[]; indices: number[]; rejected: { index: number; code: string; message: string }[] } {
-  const list = Array.isArray(batch) ? batch : batch.items;
-  const items: LocationItem[] = [];
-  const indices: number[] = [];
-  const rejected: { index: number; code: string; message: string }[] = [];
-  list.forEach((item, index) => {
-    if (validators.locationItem(item)) {
-      items.push(item);
-      indices.push(index);
-    } else {
-      rejected.push({ index, code: 'E_VALIDATION', message: firstErrorMessage(validators.locationItem as Validator<unknown>) });
-    }
-  });
-  return { items, indices, rejected };
+export function checkLocationBatch(batch: LocationBatchBody): SplitBatch<LocationItem> {
+  return splitBatch(batch, validators.locationItem as Validator<LocationItem>);
 }
 
 /** Splits a courier batch into valid items and per-index rejections (the batch itself must be valid). */
-export function checkCourierBatch(batch: CourierBatchBody): { items: CourierBatchItem[]; indices: number[]; rejected: { index: number; code: string; message: string }[] } {
+export function checkCourierBatch(batch: CourierBatchBody): SplitBatch<CourierBatchItem> {
+  return splitBatch(batch, validators.courierBatchItem as Validator<CourierBatchItem>);
+}
+
+// a bare array or `{ items }`, each item checked on its own by `check`
+function splitBatch<T>(batch: unknown[] | { items: unknown[] }, check: Validator<T>): SplitBatch<T> {
   const list = Array.isArray(batch) ? batch : batch.items;
-  const items: CourierBatchItem[] = [];
-  const indices: number[] = [];
-  const rejected: { index: number; code: string; message: string }[] = [];
+  const out: SplitBatch<T> = { items: [], indices: [], rejected: [] };
   list.forEach((item, index) => {
-    if (validators.courierBatchItem(item)) {
-      items.push(item);
-      indices.push(index);
+    if (check(item)) {
+      out.items.push(item);
+      out.indices.push(index);
     } else {
-      rejected.push({ index, code: 'E_VALIDATION', message: firstErrorMessage(validators.courierBatchItem as Validator<unknown>) });
+      out.rejected.push({ index, code: 'E_VALIDATION', message: firstErrorMessage(check as Validator<unknown>) });
     }
   });
-  return { items, indices, rejected };
+  return out;
 }
 
 function describe(e: ErrorObject): string {

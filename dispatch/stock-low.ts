@@ -26,7 +26,10 @@ export interface StockLowEvent {
 /** Available units per `product/bloodType` key. */
 export function availableByType(lots: readonly AvailableLot[]): Map<string, number> {
   const out = new Map<string, number>();
-  for (const l of lots) out.set(keyOf(l.product, l.bloodType), (out.get(keyOf(l.product, l.bloodType)) ?? 0) + l.available);
+  for (const l of lots) {
+    const key = keyOf(l.product, l.bloodType);
+    out.set(key, (out.get(key) ?? 0) + l.available);
+  }
   return out;
 }
 

@@ -211,17 +211,7 @@ export interface StoredRequest {
 }
 
 /** A parent request as `GET /v1/requests` lists it (no payload). */
-export interface ListedRequest {
-  id: string;
-  kind: RequestKind;
-  urgency: Urgency;
-  status: RequestStatus;
-  createdAt: number;
-  updatedAt: number;
-  reference?: string;
-  requesterId?: string;
-  requesterRole?: string;
-}
+export type ListedRequest = Pick<RequestRow, 'id' | 'kind' | 'urgency' | 'status' | 'createdAt' | 'updatedAt' | 'reference' | 'requesterId' | 'requesterRole'>;
 
 /** Which parent requests `listRequests` pages through; every field narrows, `after` is the previous page's last row. */
 export interface RequestListQuery {

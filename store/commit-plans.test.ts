@@ -102,9 +102,9 @@ describe('gd_commit_transitions, step by step as the function plans it', () => {
           await tx.query('SELECT set_config($1, $2, true)', [name, value]);
         }
         await tx.query("SELECT set_config('plan_cache_mode', 'force_generic_plan', true)");
-        await tx.query(`PREPARE step(text, float8) AS ${sql}`);
+        await tx.query(`PREPARE step(text) AS ${sql}`);
         try {
-          const rows = await tx.query<{ 'QUERY PLAN': [{ Plan: PlanNode }] }>(`EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE step(${quote(JSON.stringify(SAMPLE[field]))}, ${T0})`);
+          const rows = await tx.query<{ 'QUERY PLAN': [{ Plan: PlanNode }] }>(`EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE step(${quote(JSON.stringify(SAMPLE[field].map((row) => ({ ...row, txAt: T0 }))))})`);
           throw new RolledBack(rows[0]['QUERY PLAN'][0].Plan);
         } finally {
           await tx.query('DEALLOCATE step');

@@ -8,6 +8,7 @@ import * as fq from './fleet-sql.js';
 import * as q from './sql.js';
 import type { SqlDriver, SqlSession } from './sql.js';
 import { StoreClosed } from './store-errors.js';
+import { isPartlyApplied, transitionRuns } from './transition-runs.js';
 import { APPEND_EVENTS, WebhookSql } from './webhook-sql.js';
 import type { DeliveryRecord, DeliveryRow, EventFilter, LooseEvent, OutboxEvent, WebhookRow } from './webhook-store.js';
 import type {
@@ -179,10 +180,18 @@ export abstract class SqlStore implements Store {
       if (!Number.isFinite(t.at)) throw new Error(`a transition needs 'at' in ms since the epoch, got ${String(t.at)}`);
     }
     if (ts.length === 0) return;
-    const batch = JSON.stringify(ts.map(stepRows));
-    await this.db.transaction(async (tx) => {
-      await tx.query(q.COMMIT_TRANSITIONS, [batch]);
-    });
+    const runs = transitionRuns(ts);
+    const commit = (batch: string): Promise<void> =>
+      this.db.transaction(async (tx) => {
+        await tx.query(q.COMMIT_TRANSITIONS, [batch]);
+      });
+    try {
+      await commit(JSON.stringify(runs));
+    } catch (err) {
+      // a retried group holding stored and new transitions in one run: each alone, so stored ones are skipped
+      if (!isPartlyApplied(err) || runs.length === ts.length) throw err;
+      await commit(JSON.stringify(transitionRuns(ts, true)));
+    }
   }
 
   /** PostgreSQL's autovacuum keeps its tables; the embedded store overrides this (no autovacuum there). */
@@ -308,16 +317,6 @@ function whileOpen(driver: SqlDriver, isClosed: () => boolean): SqlDriver {
     },
     close: () => driver.close(),
   };
-}
-
-/** A transition as gd_commit_transitions reads it: seq, at, and each step's rows when it has any. */
-function stepRows(t: Transition): Record<string, unknown> {
-  const out: Record<string, unknown> = { seq: t.seq, at: t.at };
-  for (const [field] of q.TRANSITION_STEPS) {
-    const rows = t[field];
-    if (rows !== undefined && rows.length > 0) out[field] = rows;
-  }
-  return out;
 }
 
 /** The batch length, after checking the parallel arrays agree. */

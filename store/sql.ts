@@ -118,7 +118,7 @@ INSERT INTO cell_speeds (cell, mps, samples)
 SELECT * FROM unnest($1::text::text[], $2::text::float8[], $3::text::int[])
 ON CONFLICT (cell) DO UPDATE SET mps = EXCLUDED.mps, samples = EXCLUDED.samples`;
 
-// ── commitTransitions: the steps of a transition, in TRANSITION_STEPS order ($1 its rows, $2 always its `at`) ──
+// ── commitTransitions: the steps of a transition, in TRANSITION_STEPS order ($1 its rows; a row's "txAt" is its transition's `at`) ──
 
 /** A plain INSERT: an existing id is a primary-key violation, never an overwrite of someone else's request. */
 export const T_REQUESTS = `
@@ -143,8 +143,8 @@ USING jsonb_to_recordset($1::text::jsonb) AS x(principal text, key text, "replac
 WHERE k.principal = x.principal AND k.key = x.key AND x."replacesBefore" IS NOT NULL AND k.created_at < ${ts('x."replacesBefore"')}`;
 
 export const T_REQUEST_STATUS = `
-UPDATE requests r SET status = x.status, updated_at = ${ts('$2')}
-FROM jsonb_to_recordset($1::text::jsonb) AS x(id text, status text) WHERE r.id = x.id`;
+UPDATE requests r SET status = x.status, updated_at = ${ts('x."txAt"')}
+FROM jsonb_to_recordset($1::text::jsonb) AS x(id text, status text, "txAt" float8) WHERE r.id = x.id`;
 
 export const T_OFFERS = `
 INSERT INTO offers (id, request_id, courier_id, status, created_at, expires_at, details)
@@ -153,13 +153,13 @@ FROM jsonb_to_recordset($1::text::jsonb) AS x(id text, "requestId" text, "courie
   "createdAt" float8, "expiresAt" float8, details jsonb)`;
 
 export const T_OFFER_STATUS = `
-UPDATE offers o SET status = x.status, closed_at = CASE WHEN x.status = 'live' THEN NULL ELSE ${ts('$2')} END
-FROM jsonb_to_recordset($1::text::jsonb) AS x(id text, status text) WHERE o.id = x.id`;
+UPDATE offers o SET status = x.status, closed_at = CASE WHEN x.status = 'live' THEN NULL ELSE ${ts('x."txAt"')} END
+FROM jsonb_to_recordset($1::text::jsonb) AS x(id text, status text, "txAt" float8) WHERE o.id = x.id`;
 
 // the live row is looked up per given request, never by scanning every live assignment (KEYED_PLANS below)
 export const T_ASSIGNMENTS_ENDED = `
-UPDATE assignments a SET ended_at = ${ts('$2')}
-FROM jsonb_to_recordset($1::text::jsonb) AS x("requestId" text),
+UPDATE assignments a SET ended_at = ${ts('x."txAt"')}
+FROM jsonb_to_recordset($1::text::jsonb) AS x("requestId" text, "txAt" float8),
   LATERAL (SELECT l.id FROM assignments l WHERE l.request_id = x."requestId" AND l.ended_at IS NULL OFFSET 0) live
 WHERE a.id = live.id`;
 
@@ -168,14 +168,14 @@ INSERT INTO assignments (request_id, courier_id, offer_id, created_at, ended_at)
 SELECT x."requestId", x."courierId", x."offerId", ${ts('x."createdAt"')}, CASE WHEN x."endedAt" IS NULL THEN NULL ELSE ${ts('x."endedAt"')} END
 FROM jsonb_to_recordset($1::text::jsonb) AS x("requestId" text, "courierId" text, "offerId" text, "createdAt" float8, "endedAt" float8)`;
 
-const RESERVATION_ROWS = `jsonb_to_recordset($1::text::jsonb) AS x("requestId" text, "siteId" text, product text, "bloodType" text, "expiresAt" float8, count int)`;
+const RESERVATION_ROWS = `jsonb_to_recordset($1::text::jsonb) AS x("requestId" text, "siteId" text, product text, "bloodType" text, "expiresAt" float8, count int, "txAt" float8)`;
 const LOT_MATCH = 'i.site_id = agg.site_id AND i.product = agg.product AND i.blood_type = agg.blood_type AND i.expires_at = agg.expires_at';
 
 export const T_RESERVATIONS_MADE = `
 WITH x AS (SELECT * FROM ${RESERVATION_ROWS}),
 ins AS (
   INSERT INTO reservations (request_id, site_id, product, blood_type, expires_at, count, created_at)
-  SELECT "requestId", "siteId", product, "bloodType", ${ts('"expiresAt"')}, count, ${ts('$2')} FROM x
+  SELECT "requestId", "siteId", product, "bloodType", ${ts('"expiresAt"')}, count, ${ts('"txAt"')} FROM x
 ), agg AS (
   SELECT "siteId" AS site_id, product, "bloodType" AS blood_type, ${ts('"expiresAt"')} AS expires_at, sum(count)::int AS n
   FROM x GROUP BY 1, 2, 3, 4
@@ -190,7 +190,7 @@ function closeReservations(column: 'released_at' | 'issued_at', inventorySet: st
   return `
 WITH x AS (SELECT * FROM ${RESERVATION_ROWS}),
 done AS (
-  UPDATE reservations r SET ${column} = ${ts('$2')}
+  UPDATE reservations r SET ${column} = ${ts('x."txAt"')}
   FROM x, LATERAL (
     SELECT h.id FROM reservations h
     WHERE h.request_id = x."requestId" AND h.site_id = x."siteId" AND h.product = x.product AND h.blood_type = x."bloodType"
@@ -231,25 +231,31 @@ export const TRANSITION_STEPS = [
   ['events', T_EVENTS],
 ] as const;
 
-// a step's statement with its parameters turned into the function's variables: $1 (the rows) → v_rows, $2 (`at`) → v_at
+/** SQLSTATE gd_commit_transitions raises for a run only partly stored before (class GD: ours). */
+export const PARTLY_APPLIED = 'GDR01';
+
+// a step's statement with its rows parameter ($1) turned into the function's variable
 function asFunctionStatement(sql: string): string {
-  const out = sql.replaceAll('$1::text::jsonb', 'v_rows').replaceAll('$2', 'v_at');
-  if (/\$\d/.test(out)) throw new Error(`a transition step uses a parameter other than its rows ($1) and time ($2):\n${sql}`);
+  const out = sql.replaceAll('$1::text::jsonb', 'v_rows');
+  if (/\$\d/.test(out)) throw new Error(`a transition step uses a parameter other than its rows ($1):\n${sql}`);
   return out;
 }
 
 /**
- * One round trip per group of transitions: gd_commit_transitions(batch) runs, for each transition of the JSON
- * array `batch` ({ seq, at, <step field>: rows, … }) in order, the same statements as above — a seq already
- * applied writes nothing — and returns how many were new. Made from the statements of this build and replaced
- * on every start (runMigrations), so it never drifts from them. Each statement's rows were a round trip (and
- * in the embedded store a parse and plan) of their own; plpgsql plans them once per connection.
+ * One round trip per group of transitions. gd_commit_transitions(batch) takes the group as runs
+ * (transition-runs.ts: consecutive transitions naming no common row, `{ applied: [{seq, at}], <step field>: rows }`)
+ * and runs, for each run in order, the statements above once over all its rows: a run whose seqs are all
+ * applied already writes nothing; one only partly applied raises PARTLY_APPLIED (SQLSTATE GDR01) and the caller
+ * sends the group again one transition per run. Returns how many transitions were new. Made from the statements
+ * of this build and replaced on every start (runMigrations), so it never drifts from them. Each statement's rows
+ * were a round trip (and in the embedded store a parse and plan) of their own; plpgsql plans them once per
+ * connection.
  *
  * KEYED_PLANS: those plans are generic, made before any transition's rows are seen, and jsonb_to_recordset is
  * always guessed at 100 rows, so a step joining its rows to a table by key was planned as a hash join over a scan
  * of the whole table — every transition read all requests, offers, couriers or lots, and commits slowed as they
- * accumulated (the embedded store never runs ANALYZE: it has no autovacuum). A transition brings a handful of
- * rows, each naming its row by key: the function allows nested loops only, so each given row is looked up in an
+ * accumulated (the embedded store never runs ANALYZE: it has no autovacuum). A run brings a few dozen rows at
+ * most, each naming its row by key: the function allows nested loops only, so each given row is looked up in an
  * index; rows found through a partial index (live assignments, held reservations) are looked up per given row
  * (LATERAL … OFFSET 0), so a guess of how many rows the index holds cannot turn the lookup into a scan of it.
  * commit-plans.test.ts runs each step as planned here and counts the rows each plan node reads.
@@ -257,19 +263,23 @@ function asFunctionStatement(sql: string): string {
 export const COMMIT_TRANSITIONS_FUNCTION = `
 CREATE OR REPLACE FUNCTION gd_commit_transitions(batch text) RETURNS integer LANGUAGE plpgsql SET enable_hashjoin = off SET enable_mergejoin = off AS $gd$
 DECLARE
-  v_t jsonb;
+  v_run jsonb;
   v_rows jsonb;
-  v_at float8;
   v_fresh integer;
   v_stored integer := 0;
 BEGIN
-  FOR v_t IN SELECT value FROM jsonb_array_elements(batch::jsonb) LOOP
-    v_at := (v_t->>'at')::float8;
-    INSERT INTO applied_transitions (seq, at) VALUES ((v_t->>'seq')::bigint, ${ts('v_at')}) ON CONFLICT (seq) DO NOTHING;
+  FOR v_run IN SELECT value FROM jsonb_array_elements(batch::jsonb) LOOP
+    INSERT INTO applied_transitions (seq, at)
+    SELECT x.seq, ${ts('x.at')} FROM jsonb_to_recordset(v_run->'applied') AS x(seq bigint, at float8)
+    ON CONFLICT (seq) DO NOTHING;
     GET DIAGNOSTICS v_fresh = ROW_COUNT;
     CONTINUE WHEN v_fresh = 0;
-    v_stored := v_stored + 1;
-${TRANSITION_STEPS.map(([field, sql]) => `    v_rows := v_t->'${field}';
+    IF v_fresh < jsonb_array_length(v_run->'applied') THEN
+      RAISE EXCEPTION 'a run of % transitions was partly stored before (% new): send them one per run', jsonb_array_length(v_run->'applied'), v_fresh
+        USING ERRCODE = '${PARTLY_APPLIED}';
+    END IF;
+    v_stored := v_stored + v_fresh;
+${TRANSITION_STEPS.map(([field, sql]) => `    v_rows := v_run->'${field}';
     IF v_rows IS NOT NULL THEN
 ${asFunctionStatement(sql).trim()};
     END IF;`).join('\n')}

@@ -7,6 +7,7 @@ COPY package.json package-lock.json ./
 RUN npm install --no-audit --no-fund
 COPY tsconfig.json ./
 COPY api ./api
+COPY cluster ./cluster
 COPY dispatch ./dispatch
 COPY engine ./engine
 COPY fixtures ./fixtures

@@ -7,6 +7,7 @@ import { runMigrations } from './migrations.js';
 import * as fq from './fleet-sql.js';
 import * as q from './sql.js';
 import type { SqlDriver, SqlSession } from './sql.js';
+import { checkFences, claimRegion, regionEpochs, type RegionFence } from './region-fences.js';
 import { StoreClosed } from './store-errors.js';
 import { isPartlyApplied, transitionRuns } from './transition-runs.js';
 import { APPEND_EVENTS, WebhookSql } from './webhook-sql.js';
@@ -174,7 +175,7 @@ export abstract class SqlStore implements Store {
     await this.commitTransitions([t]);
   }
 
-  async commitTransitions(ts: readonly Transition[]): Promise<void> {
+  async commitTransitions(ts: readonly Transition[], fences: readonly RegionFence[] = []): Promise<void> {
     for (const t of ts) {
       if (!Number.isSafeInteger(t.seq) || t.seq <= 0) throw new Error(`a transition needs a positive integer seq (its last event's), got ${String(t.seq)}`);
       if (!Number.isFinite(t.at)) throw new Error(`a transition needs 'at' in ms since the epoch, got ${String(t.at)}`);
@@ -183,6 +184,7 @@ export abstract class SqlStore implements Store {
     const runs = transitionRuns(ts);
     const commit = (batch: string): Promise<void> =>
       this.db.transaction(async (tx) => {
+        if (fences.length > 0) await checkFences(tx, fences);
         await tx.query(q.COMMIT_TRANSITIONS, [batch]);
       });
     try {
@@ -192,6 +194,14 @@ export abstract class SqlStore implements Store {
       if (!isPartlyApplied(err) || runs.length === ts.length) throw err;
       await commit(JSON.stringify(transitionRuns(ts, true)));
     }
+  }
+
+  async claimRegion(region: string, epoch: number): Promise<{ claimed: boolean; epoch: number }> {
+    return claimRegion(this.db, region, epoch);
+  }
+
+  async regionEpochs(regions: readonly string[]): Promise<Map<string, number>> {
+    return regionEpochs(this.db, regions);
   }
 
   /** PostgreSQL's autovacuum keeps its tables; the embedded store overrides this (no autovacuum there). */

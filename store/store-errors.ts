@@ -30,6 +30,19 @@ export class StoreClosed extends Error {
   }
 }
 
+/** A commit fenced with an epoch that no longer holds its region (another core claimed a larger one): never retry. */
+export class StaleEpoch extends Error {
+  readonly code = 'E_STALE_EPOCH';
+  constructor(
+    readonly region: string,
+    readonly epoch: number,
+    readonly storedEpoch: number,
+  ) {
+    super(`region ${region} is held under epoch ${storedEpoch}, not ${epoch}: this writer lost the region; stop serving it`);
+    this.name = 'StaleEpoch';
+  }
+}
+
 // SQLSTATE classes where the server looked at the statement or its data and said no; every other class
 // (08 connection, 25 read-only standby, 28 credentials, 40 serialization / deadlock, 53 resources,
 // 57 shutdown / cancel, 58 system …) is transient or about the server, not the write
@@ -61,6 +74,7 @@ export function storeFailureKind(err: unknown): StoreFailureKind {
     const name = (e as { name?: unknown }).name;
     if (e instanceof CommitOutcomeUnknown || name === 'CommitOutcomeUnknown') return 'ambiguous';
     if (e instanceof StoreClosed || name === 'StoreClosed') return 'unavailable';
+    if (e instanceof StaleEpoch || name === 'StaleEpoch') return 'invalid';
     // EPIPE is shaped like a SQLSTATE too, but no SQLSTATE class starts with E
     const code = (e as { code?: unknown }).code;
     if (typeof code === 'string' && SQLSTATE.test(code)) return INVALID_CLASSES.has(code.slice(0, 2)) ? 'invalid' : 'unavailable';

@@ -78,6 +78,7 @@ describe.each(implementations)('the $name store', (impl) => {
       { version: 3, name: 'no spatial index on the couriers written behind' },
       { version: 4, name: 'request lists newest first' },
       { version: 5, name: 'webhooks: outbox numbering of events, registry, delivery log' },
+      { version: 6, name: 'region epochs: fencing for cluster cores' },
     ]);
     expect((await store.loadState()).schemaVersion).toBe(SCHEMA_VERSION);
   });

@@ -17,6 +17,7 @@ import type { SiteProfile } from '../engine/site-index.js';
 import type { DonorProfile } from '../engine/donor-index.js';
 import type { OfferStatus, RequestKind, RequestStatus, Urgency } from '../dispatch/request-lifecycle.js';
 import type { LooseEvent, WebhookStore } from './webhook-store.js';
+import type { RegionFence } from './region-fences.js';
 
 /** A site as `SiteIndex.upsert` takes it, plus its id. Omitted capacity (or Infinity) = unlimited; omitted occupancy keeps the stored one (0 when new); omitted open = true. */
 export type SiteRow = SiteProfile & { id: string };
@@ -274,8 +275,15 @@ export interface Store extends WebhookStore {
   purgeHistory(olderThan: number): Promise<number>;
   /** Commits one transition atomically, at most once per seq. */
   commitTransition(t: Transition): Promise<void>;
-  /** Commits transitions in order in one database transaction (all or none), each at most once per seq. */
-  commitTransitions(ts: readonly Transition[]): Promise<void>;
+  /**
+   * Commits transitions in order in one database transaction (all or none), each at most once per seq. With
+   * `fences` (a cluster core), only while each region's stored epoch is the one given; else StaleEpoch.
+   */
+  commitTransitions(ts: readonly Transition[], fences?: readonly RegionFence[]): Promise<void>;
+  /** Records that `epoch` holds `region` unless a larger epoch already does (a core taking a region's lease). */
+  claimRegion(region: string, epoch: number): Promise<{ claimed: boolean; epoch: number }>;
+  /** The stored epoch of each region that has one: the floor a new lease's epoch must exceed. */
+  regionEpochs(regions: readonly string[]): Promise<Map<string, number>>;
   /** Reads everything recovery needs, in one consistent snapshot. */
   loadState(): Promise<StoredState>;
   /** The idempotency row of (principal, key) when it was created at or after notBefore (ms), else undefined. */

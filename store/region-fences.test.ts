@@ -1,0 +1,143 @@
+/**
+ * Fencing epochs on both stores, and on real PostgreSQL the part that needs two writers: a core that lost its
+ * region cannot commit, and a claim waits for a fenced commit in flight instead of slipping past it.
+ */
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PGliteStore } from './pglite-store.js';
+import { StaleEpoch, storeFailureKind } from './store-errors.js';
+import { type Store, type Transition, openStore } from './store.js';
+import { dropTestSchema, testDatabaseUrl, testSchemaName } from './test-database.js';
+
+const T0 = Date.UTC(2030, 0, 1);
+
+/** A request created: the smallest transition with a row to look for afterwards. */
+function created(seq: number, id: string): Transition {
+  return {
+    seq,
+    at: T0,
+    requests: [{ id, kind: 'delivery', urgency: 'routine', status: 'pending', createdAt: T0, updatedAt: T0, requesterId: 'req-1', payload: {} }],
+    events: [{ seq, at: T0, type: 'request.created', requestId: id }],
+  };
+}
+
+async function requestIds(store: Store): Promise<string[]> {
+  return (await store.loadState()).requests.map((r) => r.id).sort();
+}
+
+const stores: { name: string; open: () => Promise<{ store: Store; done: () => Promise<void> }> }[] = [
+  {
+    name: 'pglite',
+    open: async () => {
+      const store = await PGliteStore.open('memory://');
+      await store.migrate();
+      return { store, done: () => store.close() };
+    },
+  },
+  {
+    name: 'pg',
+    open: async () => {
+      const url = testDatabaseUrl();
+      const schema = testSchemaName('gd_fence');
+      const store = await openStore({ databaseUrl: url, dataDir: 'unused', schema });
+      await store.migrate();
+      return { store, done: async () => (await store.close(), await dropTestSchema(url, schema)) };
+    },
+  },
+];
+
+describe.each(stores)('region fences on the $name store', ({ open }) => {
+  let store: Store;
+  let done: () => Promise<void>;
+  beforeAll(async () => ({ store, done } = await open()));
+  afterAll(async () => done());
+
+  it('commits under the claimed epoch and refuses an older or unclaimed one, writing nothing', async () => {
+    expect(await store.claimRegion('r-a', 3)).toEqual({ claimed: true, epoch: 3 });
+    await store.commitTransitions([created(1, 'a-1')], [{ region: 'r-a', epoch: 3 }]);
+    expect(await store.claimRegion('r-a', 4)).toEqual({ claimed: true, epoch: 4 });
+    const stale = store.commitTransitions([created(2, 'a-2')], [{ region: 'r-a', epoch: 3 }]);
+    await expect(stale).rejects.toBeInstanceOf(StaleEpoch);
+    await expect(stale).rejects.toMatchObject({ code: 'E_STALE_EPOCH', region: 'r-a', epoch: 3, storedEpoch: 4 });
+    expect(storeFailureKind(await stale.catch((e: unknown) => e))).toBe('invalid');
+    await expect(store.commitTransitions([created(3, 'a-3')], [{ region: 'r-never', epoch: 1 }])).rejects.toMatchObject({ storedEpoch: 0 });
+    expect(await requestIds(store)).toEqual(['a-1']);
+    // the seq refused is not spent: the new holder commits it
+    await store.commitTransitions([created(2, 'a-2')], [{ region: 'r-a', epoch: 4 }]);
+    expect(await requestIds(store)).toEqual(['a-1', 'a-2']);
+  });
+
+  it('never lowers an epoch; the same epoch again is the holder re-claiming', async () => {
+    expect(await store.claimRegion('r-b', 7)).toEqual({ claimed: true, epoch: 7 });
+    expect(await store.claimRegion('r-b', 5)).toEqual({ claimed: false, epoch: 7 });
+    expect(await store.claimRegion('r-b', 7)).toEqual({ claimed: true, epoch: 7 });
+    expect(await store.regionEpochs(['r-b', 'r-a', 'r-none'])).toEqual(new Map([['r-a', 4], ['r-b', 7]]));
+  });
+
+  it('checks every fence of a group (a core commits for several regions at once)', async () => {
+    await store.claimRegion('r-c', 1);
+    await store.claimRegion('r-d', 2);
+    await expect(store.commitTransitions([created(10, 'c-1')], [{ region: 'r-c', epoch: 1 }, { region: 'r-d', epoch: 1 }])).rejects.toMatchObject({ region: 'r-d' });
+    await store.commitTransitions([created(10, 'c-1')], [{ region: 'r-c', epoch: 1 }, { region: 'r-d', epoch: 2 }]);
+    expect(await requestIds(store)).toContain('c-1');
+  });
+
+  it('refuses a malformed fence as a programming error', async () => {
+    await expect(store.claimRegion('', 1)).rejects.toThrow(/region id/);
+    await expect(store.claimRegion('r-e', 0)).rejects.toThrow(/positive integer epoch/);
+    await expect(store.commitTransitions([created(20, 'e-1')], [{ region: 'r-e', epoch: 1.5 }])).rejects.toThrow(/positive integer epoch/);
+  });
+});
+
+describe('region fences between two writers on PostgreSQL', () => {
+  const url = testDatabaseUrl();
+  const schema = testSchemaName('gd_fence2');
+  let a: Store;
+  let b: Store;
+  beforeAll(async () => {
+    a = await openStore({ databaseUrl: url, dataDir: 'unused', schema });
+    await a.migrate();
+    b = await openStore({ databaseUrl: url, dataDir: 'unused', schema });
+  });
+  afterAll(async () => {
+    await a.close();
+    await b.close();
+    await dropTestSchema(url, schema);
+  });
+
+  it('refuses the paused core once the new one has claimed, and lets the new one commit', async () => {
+    await a.claimRegion('r-x', 1);
+    await a.commitTransitions([created(1, 'x-1')], [{ region: 'r-x', epoch: 1 }]);
+    expect(await b.claimRegion('r-x', 2)).toEqual({ claimed: true, epoch: 2 });
+    await expect(a.commitTransitions([created(2, 'x-2')], [{ region: 'r-x', epoch: 1 }])).rejects.toBeInstanceOf(StaleEpoch);
+    await b.commitTransitions([created(3, 'x-3')], [{ region: 'r-x', epoch: 2 }]);
+    expect(await requestIds(b)).toEqual(['x-1', 'x-3']);
+  });
+
+  it('makes a claim wait for a fenced commit in flight under the old epoch, so that commit never lands after it', async () => {
+    await a.claimRegion('r-y', 1);
+    await a.commitTransitions([created(5, 'y-0')], [{ region: 'r-y', epoch: 1 }]);
+    // another session holds y-0's row, so core A's next commit stops after its fence check, mid-transaction
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    try {
+      await client.query(`SET search_path TO ${schema}, public`);
+      await client.query('BEGIN');
+      await client.query(`SELECT id FROM requests WHERE id = 'y-0' FOR UPDATE`);
+      const order: string[] = [];
+      const commitA = a
+        .commitTransitions([{ seq: 6, at: T0, requestStatus: [{ id: 'y-0', status: 'cancelled' }] }], [{ region: 'r-y', epoch: 1 }])
+        .then(() => order.push('a committed'));
+      await new Promise((r) => setTimeout(r, 200));
+      const claimB = b.claimRegion('r-y', 2).then((r) => (order.push('b claimed'), r));
+      await new Promise((r) => setTimeout(r, 300));
+      expect(order).toEqual([]);
+      await client.query('COMMIT');
+      await commitA;
+      expect(await claimB).toEqual({ claimed: true, epoch: 2 });
+      expect(order).toEqual(['a committed', 'b claimed']);
+    } finally {
+      await client.end();
+    }
+  });
+});

@@ -1,0 +1,102 @@
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { OWNER_GROUP, type PingBatch, PingConsumer, PingPublisher, pingStreamKey } from './ping-streams.js';
+import { regionOf } from './regions.js';
+import { connectTestRedis } from './test-redis.js';
+
+// two points ~100 km apart: two regions
+const LONDON: [number, number] = [51.5074, -0.1278];
+const OXFORD: [number, number] = [51.752, -1.2577];
+
+function frame(prefix: string, n: number, [lat, lng]: [number, number], t0 = 1_000): PingBatch {
+  const b: PingBatch = { ids: [], lat: [], lng: [], ts: [] };
+  for (let i = 0; i < n; i++) {
+    b.ids.push(`${prefix}${i}`);
+    b.lat.push(lat + i * 1e-5);
+    b.lng.push(lng);
+    b.ts.push(t0 + i);
+  }
+  return b;
+}
+
+function concat(a: PingBatch, b: PingBatch): PingBatch {
+  return { ids: [...a.ids, ...b.ids], lat: [...a.lat, ...b.lat], lng: [...a.lng, ...b.lng], ts: [...a.ts, ...b.ts] };
+}
+
+describe('ping streams on a real Redis', () => {
+  let redis: Redis;
+  let reader: Redis;
+  let base: string;
+  let cleanup: () => Promise<void>;
+  let run = 0;
+  beforeAll(async () => {
+    ({ redis, prefix: base, cleanup } = await connectTestRedis());
+    reader = redis.duplicate();
+  });
+  afterAll(async () => {
+    reader.disconnect();
+    await cleanup();
+  });
+
+  const london = regionOf(...LONDON);
+  const oxford = regionOf(...OXFORD);
+
+  it('puts each ping in its region\'s stream, and the owner of one region gets exactly that region\'s pings', async () => {
+    expect(london).not.toBe(oxford);
+    const prefix = `${base}${++run}:`;
+    const got: [string, PingBatch][] = [];
+    const core = new PingConsumer(reader, (r, b) => got.push([r, b]), { prefix, consumer: 'core-1', blockMs: 50 });
+    await core.addRegion(london);
+    const edge = new PingPublisher(redis, prefix);
+    expect((await edge.publish(concat(frame('l', 3, LONDON), frame('o', 2, OXFORD)))).sort()).toEqual([london, oxford].sort());
+    expect((await redis.smembers(`${prefix}regions`)).sort()).toEqual([london, oxford].sort());
+    expect(await core.readOnce()).toBe(3);
+    expect(got).toEqual([[london, frame('l', 3, LONDON)]]);
+    // acknowledged: nothing pending for the group, and a second read finds nothing new
+    expect(await redis.xpending(pingStreamKey(prefix, london), OWNER_GROUP)).toEqual([0, null, null, null]);
+    expect(await core.readOnce()).toBe(0);
+    // the other region's pings wait in their stream for an owner, sent before it came
+    await core.addRegion(oxford);
+    expect(await core.readOnce()).toBe(2);
+    expect(got[1]).toEqual([oxford, frame('o', 2, OXFORD)]);
+  });
+
+  it('gives a new owner what the dead owner read but never acknowledged, then what came after', async () => {
+    const prefix = `${base}${++run}:`;
+    const edge = new PingPublisher(redis, prefix);
+    const dead = new PingConsumer(reader, () => {
+      throw new Error('killed while applying');
+    }, { prefix, consumer: 'core-1', blockMs: 50 });
+    await dead.addRegion(london);
+    await edge.publish(frame('a', 4, LONDON));
+    await expect(dead.readOnce()).rejects.toThrow(/killed/);
+    expect((await redis.xpending(pingStreamKey(prefix, london), OWNER_GROUP))[0]).toBe(1);
+    const got: PingBatch[] = [];
+    const next = new PingConsumer(reader, (_r, b) => got.push(b), { prefix, consumer: 'core-2', blockMs: 50 });
+    await next.addRegion(london);
+    expect(got).toEqual([frame('a', 4, LONDON)]);
+    await edge.publish(frame('b', 2, LONDON, 2_000));
+    expect(await next.readOnce()).toBe(2);
+    expect(got[1]).toEqual(frame('b', 2, LONDON, 2_000));
+    expect((await redis.xpending(pingStreamKey(prefix, london), OWNER_GROUP))[0]).toBe(0);
+  });
+
+  it('stops reading a region it lost, and reads in the background until stopped', async () => {
+    const prefix = `${base}${++run}:`;
+    const edge = new PingPublisher(redis, prefix);
+    const got: string[] = [];
+    const core = new PingConsumer(reader, (_r, b) => got.push(...b.ids), { prefix, consumer: 'core-1', blockMs: 50 });
+    await core.addRegion(london);
+    await core.addRegion(oxford);
+    core.start();
+    await edge.publish(concat(frame('l', 2, LONDON), frame('o', 2, OXFORD)));
+    for (let i = 0; i < 40 && got.length < 4; i++) await new Promise((r) => setTimeout(r, 25));
+    expect(got.sort()).toEqual(['l0', 'l1', 'o0', 'o1']);
+    core.removeRegion(oxford);
+    await edge.publish(concat(frame('L', 1, LONDON), frame('O', 1, OXFORD)));
+    for (let i = 0; i < 40 && got.length < 5; i++) await new Promise((r) => setTimeout(r, 25));
+    await core.stop();
+    expect(got.sort()).toEqual(['L0', 'l0', 'l1', 'o0', 'o1']);
+    expect(await redis.xlen(pingStreamKey(prefix, oxford))).toBe(2);
+  });
+});

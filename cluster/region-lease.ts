@@ -109,6 +109,13 @@ export class RegionLeases {
     return value === null ? undefined : parseHolder(value);
   }
 
+  /** The holders of several regions in one round trip, in the order given. */
+  async holders(regions: readonly string[]): Promise<(RegionHolder | undefined)[]> {
+    if (regions.length === 0) return [];
+    const values = await this.redis.mget(...regions.map((r) => this.leaseKey(r)));
+    return values.map((v) => (v === null ? undefined : parseHolder(v)));
+  }
+
   private leaseKey(region: string): string {
     return `${this.prefix}lease:${region}`;
   }

@@ -13,6 +13,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { Store } from '../store/store.js';
+import type { OwnerDirectory } from './nearest-scatter.js';
 import type { RegionLeases } from './region-lease.js';
 
 export interface RegionOwnershipOptions {
@@ -30,6 +31,19 @@ export type EpochStore = Pick<Store, 'claimRegion' | 'regionEpochs'>;
 /** Adds regions to the cluster's known set (an edge routing a first ping there); cheap to repeat. */
 export async function registerRegions(redis: Redis, regions: readonly string[], prefix = 'gd:'): Promise<void> {
   if (regions.length > 0) await redis.sadd(`${prefix}regions`, ...regions);
+}
+
+/** The cores whose heartbeat has not lapsed. */
+export async function liveCores(redis: Redis, prefix = 'gd:'): Promise<string[]> {
+  return redis.zrangebyscore(`${prefix}cores`, Date.now(), '+inf');
+}
+
+/** Who owns what, as an edge reads it: lease holders and live cores. */
+export function leaseDirectory(redis: Redis, leases: RegionLeases, prefix = 'gd:'): OwnerDirectory {
+  return {
+    holders: async (regions) => (await leases.holders(regions)).map((h) => h?.owner),
+    liveCores: () => liveCores(redis, prefix),
+  };
 }
 
 /** One core's share of the regions, kept by `tick()` (or `start()`, which ticks every third of the lease). */

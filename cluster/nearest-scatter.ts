@@ -1,0 +1,162 @@
+/**
+ * Nearest queries across region owners (PRODUCT §7): an edge asks every core that owns a region the circle
+ * touches, each answers its own top k, and the edge merges them into the top k overall.
+ *
+ *   edge: regionsTouched(circle) ─► owners (lease holders; every live core past 500 km)
+ *         ─► publish core:{owner}:nearest {id, replyTo, query} ─► wait for each answer (timeout)
+ *   core: NearestResponder ─► answer(query) over its own index ─► publish replyTo {id, hits}
+ *   edge: mergeNearest(answers, k) ─► hits, plus the regions or cores that did not answer (`missing`)
+ *
+ * Exact because each courier is in exactly one region and each region has one owner: the true top k is made of
+ * each owner's top k. A region with no owner (a core died and its lease has not lapsed) or a core that does
+ * not answer in time is reported in `missing`, and the caller decides (PRODUCT: answer 503 rather than guess).
+ */
+import { randomUUID } from 'node:crypto';
+import { pack, unpack } from 'msgpackr';
+import type { Bus, BusHandler } from './bus.js';
+import { regionsTouched } from './regions.js';
+
+/** What a nearest query carries to the cores (the API's parsed query; `filter` is passed through as is). */
+export interface NearestQuery {
+  lat: number;
+  lng: number;
+  k: number;
+  radius: number;
+  filter?: unknown;
+}
+
+/** The least a hit has: the merge ranks by distance, then id. */
+export interface RankedHit {
+  id: string;
+  distance: number;
+}
+
+/** Where the edge finds who owns what (region leases and live cores, in Redis). */
+export interface OwnerDirectory {
+  /** The holder of each region, undefined where none holds it now. */
+  holders(regions: readonly string[]): Promise<(string | undefined)[]>;
+  /** Every live core. */
+  liveCores(): Promise<string[]>;
+}
+
+/** The top k of several answers: nearest first (ties by id); a courier answered twice (mid-handover) counts once, at its smaller distance. */
+export function mergeNearest<T extends RankedHit>(answers: readonly (readonly T[])[], k: number): T[] {
+  const best = new Map<string, T>();
+  for (const hits of answers) {
+    for (const h of hits) {
+      const seen = best.get(h.id);
+      if (seen === undefined || h.distance < seen.distance) best.set(h.id, h);
+    }
+  }
+  return [...best.values()].sort((a, b) => a.distance - b.distance || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)).slice(0, k);
+}
+
+/** The bus channel a core takes nearest queries on. */
+export function nearestChannel(core: string): string {
+  return `core:${core}:nearest`;
+}
+
+/** A core's side: answers queries sent to it with `answer` over its own index. */
+export class NearestResponder<T extends RankedHit> {
+  private readonly handler: BusHandler;
+
+  constructor(
+    private readonly bus: Bus,
+    private readonly core: string,
+    answer: (q: NearestQuery) => T[],
+    onError: (err: unknown) => void = () => undefined,
+  ) {
+    this.handler = (_channel, payload) => {
+      let ask: { id: string; replyTo: string; q: NearestQuery };
+      try {
+        ask = unpack(payload) as typeof ask;
+      } catch (err) {
+        onError(err);
+        return;
+      }
+      let reply: Buffer;
+      try {
+        reply = pack({ id: ask.id, core: this.core, hits: answer(ask.q) });
+      } catch (err) {
+        reply = pack({ id: ask.id, core: this.core, error: err instanceof Error ? err.message : String(err) });
+      }
+      this.bus.publish(ask.replyTo, reply).catch(onError);
+    };
+  }
+
+  async start(): Promise<void> {
+    await this.bus.subscribe(nearestChannel(this.core), this.handler);
+  }
+
+  async stop(): Promise<void> {
+    await this.bus.unsubscribe(nearestChannel(this.core), this.handler);
+  }
+}
+
+/** An edge's side: scatters a query to the owners it touches and merges what comes back. */
+export class NearestScatter<T extends RankedHit> {
+  private readonly replyTo: string;
+  private readonly waiting = new Map<string, { pending: Set<string>; answers: T[][]; errors: string[]; done: () => void }>();
+  private readonly handler: BusHandler;
+
+  constructor(
+    private readonly bus: Bus,
+    edge: string,
+    private readonly directory: OwnerDirectory,
+    private readonly timeoutMs = 250,
+  ) {
+    this.replyTo = `edge:${edge}:nearest`;
+    this.handler = (_channel, payload) => {
+      const reply = unpack(payload) as { id: string; core: string; hits?: T[]; error?: string };
+      const w = this.waiting.get(reply.id);
+      if (w === undefined || !w.pending.delete(reply.core)) return; // late, or not asked
+      if (reply.hits) w.answers.push(reply.hits);
+      else w.errors.push(`${reply.core}: ${reply.error ?? 'no answer'}`);
+      if (w.pending.size === 0) w.done();
+    };
+  }
+
+  async start(): Promise<void> {
+    await this.bus.subscribe(this.replyTo, this.handler);
+  }
+
+  async stop(): Promise<void> {
+    await this.bus.unsubscribe(this.replyTo, this.handler);
+  }
+
+  /** The merged top k; `missing` names unowned regions and cores that failed or did not answer in time. */
+  async nearest(q: NearestQuery): Promise<{ hits: T[]; missing: string[] }> {
+    const regions = regionsTouched(q.lat, q.lng, q.radius);
+    const missing: string[] = [];
+    let cores: string[];
+    if (regions === 'all') {
+      cores = await this.directory.liveCores();
+    } else {
+      const holders = await this.directory.holders(regions);
+      holders.forEach((h, i) => h === undefined && missing.push(`region ${regions[i]} has no owner`));
+      cores = [...new Set(holders.filter((h): h is string => h !== undefined))];
+    }
+    if (cores.length === 0) return { hits: [], missing };
+    const id = randomUUID();
+    const answers: T[][] = [];
+    const errors: string[] = [];
+    const pending = new Set(cores);
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, this.timeoutMs);
+      const done = (): void => (clearTimeout(timer), resolve());
+      this.waiting.set(id, { pending, answers, errors, done });
+      const ask = pack({ id, replyTo: this.replyTo, q });
+      for (const core of cores) {
+        this.bus.publish(nearestChannel(core), ask).catch((err: unknown) => {
+          if (!pending.delete(core)) return;
+          errors.push(`${core}: ${err instanceof Error ? err.message : String(err)}`);
+          if (pending.size === 0) done();
+        });
+      }
+    });
+    this.waiting.delete(id);
+    for (const core of pending) missing.push(`core ${core} did not answer in ${this.timeoutMs} ms`);
+    missing.push(...errors);
+    return { hits: mergeNearest(answers, q.k), missing };
+  }
+}

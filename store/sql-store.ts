@@ -196,6 +196,14 @@ export abstract class SqlStore implements Store {
     }
   }
 
+  async loadCouriers(where: { box: { minLat: number; maxLat: number; minLng: number; maxLng: number } } | { ids: readonly string[] }): Promise<StoredCourier[]> {
+    const rows =
+      'ids' in where
+        ? await this.db.query<Nullable<StoredCourier>>(q.LOAD_COURIERS_BY_ID, [where.ids])
+        : await this.db.query<Nullable<StoredCourier>>(q.LOAD_COURIERS_IN_BOX, [where.box.minLat, where.box.maxLat, where.box.minLng, where.box.maxLng]);
+    return rows.map(dropNulls) as StoredCourier[];
+  }
+
   async claimRegion(region: string, epoch: number): Promise<{ claimed: boolean; epoch: number }> {
     return claimRegion(this.db, region, epoch);
   }

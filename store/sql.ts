@@ -311,6 +311,20 @@ SELECT id, vehicle, capabilities, capacity, status, ST_Y(geom::geometry) AS lat,
   ${ms('last_ping_at')} AS "lastPingAt"
 FROM couriers ORDER BY id`;
 
+/** Couriers with a stored position inside a lat/lng box ($1 min lat, $2 max lat, $3 min lng, $4 max lng). */
+export const LOAD_COURIERS_IN_BOX = `
+SELECT id, vehicle, capabilities, capacity, status, ST_Y(geom::geometry) AS lat, ST_X(geom::geometry) AS lng,
+  ${ms('last_ping_at')} AS "lastPingAt"
+FROM couriers
+WHERE geom IS NOT NULL AND ST_Y(geom::geometry) BETWEEN $1 AND $2 AND ST_X(geom::geometry) BETWEEN $3 AND $4
+ORDER BY id`;
+
+/** Couriers by id ($1 text[]). */
+export const LOAD_COURIERS_BY_ID = `
+SELECT id, vehicle, capabilities, capacity, status, ST_Y(geom::geometry) AS lat, ST_X(geom::geometry) AS lng,
+  ${ms('last_ping_at')} AS "lastPingAt"
+FROM couriers WHERE id = ANY($1::text[]) ORDER BY id`;
+
 export const LOAD_GEOFENCES = 'SELECT id, kind, ST_AsGeoJSON(geometry)::json AS geometry FROM geofences ORDER BY id';
 
 const REQUEST_COLUMNS = `id, parent_id AS "parentId", kind, urgency, requester_id AS "requesterId", payload, status,

@@ -286,6 +286,11 @@ export interface Store extends WebhookStore {
   regionEpochs(regions: readonly string[]): Promise<Map<string, number>>;
   /** Reads everything recovery needs, in one consistent snapshot. */
   loadState(): Promise<StoredState>;
+  /**
+   * Couriers with a stored position inside a lat/lng box, or with the ids given (a cluster core loading a region
+   * it gained, or a courier pinging into its regions for the first time); positionless rows only by id.
+   */
+  loadCouriers(where: { box: { minLat: number; maxLat: number; minLng: number; maxLng: number } } | { ids: readonly string[] }): Promise<StoredCourier[]>;
   /** The idempotency row of (principal, key) when it was created at or after notBefore (ms), else undefined. */
   findIdempotency(principal: string, key: string, notBefore: number): Promise<IdempotencyRow | undefined>;
   /**

@@ -29,7 +29,11 @@
  * | DISPATCH_TICK_MS           | 50                 | dispatch timer: offer expiry and batch checks |
  * | OPEN_REQUESTS_PER_REQUESTER | 1000              | open requests one principal may hold |
  * | IDEMPOTENCY_TTL_MS         | 86400000           | how long an Idempotency-Key answer is kept |
- * | REDIS_URL                  | —                  | validated, not used yet (reserved for scale-out) |
+ * | GD_ROLE                    | all                | all (one process does everything) or core (a cluster region owner; edge: not built yet) |
+ * | REDIS_URL                  | —                  | Redis for a cluster (GD_ROLE=core: leases, ping streams, fan-out) |
+ * | GD_NODE_NAME               | core-<host>-<pid>  | this node's name in the cluster (unique) |
+ * | GD_LEASE_TTL_MS            | 5000               | a region lease lapses this long after its core stops renewing |
+ * | GD_CLUSTER_PREFIX          | gd:                | Redis key prefix of the cluster (clusters sharing a Redis) |
  * | DATA_DIR                   | ./data             | embedded PGlite store (`memory://` for a throwaway one) |
  * | PGLITE_SHARED_BUFFERS      | 32MB               | the embedded store's shared_buffers (resident memory)   |
  * | DATABASE_SCHEMA            | —                  | PostgreSQL schema for every table (created when missing) |
@@ -50,6 +54,7 @@
  * | NODE_ENV                   | —                  | without a secret or key and not `production`, dev tokens switch on |
  */
 import { createPublicKey, randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { isRole, ROLES, type Role } from './auth.js';
 
 export type { Role } from './auth.js';
@@ -89,7 +94,14 @@ export interface ApiConfig {
   offerTtlMs: number;
   dispatch: { mode: 'greedy' | 'batched'; windowMs: number; tickMs: number };
   requests: { openPerRequester: number; idempotencyTtlMs: number };
+  /** all: one process does everything; core: a cluster region owner (PRODUCT §7). */
+  role: 'all' | 'core';
   redisUrl?: string;
+  cluster: {
+    nodeName: string;
+    leaseTtlMs: number;
+    prefix: string;
+  };
   dataDir: string;
   databaseUrl?: string;
   databaseSchema?: string;
@@ -184,7 +196,14 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Ap
       // 24 h: a client retrying after a day-long outage is told what happened instead of creating twice
       idempotencyTtlMs: read.int('IDEMPOTENCY_TTL_MS', 86_400_000, 1000, 30 * 86_400_000),
     },
+    role: readRole(read, problems),
     redisUrl: read.url('REDIS_URL', ['redis:', 'rediss:']),
+    cluster: {
+      nodeName: read.pattern('GD_NODE_NAME', /^[A-Za-z0-9._-]{1,64}$/, 'letters, digits, . _ - (at most 64)') ?? `core-${hostname()}-${process.pid}`,
+      // PRODUCT §7: a dead core's regions are served by another within 10 s; 5 s of lease leaves room to load them
+      leaseTtlMs: read.int('GD_LEASE_TTL_MS', 5_000, 300, 60_000),
+      prefix: read.pattern('GD_CLUSTER_PREFIX', /^[A-Za-z0-9:._-]{1,64}$/, 'letters, digits, : . _ - (at most 64)') ?? 'gd:',
+    },
     dataDir: read.string('DATA_DIR') ?? './data',
     databaseUrl: read.url('DATABASE_URL', ['postgres:', 'postgresql:']),
     databaseSchema: read.pattern('DATABASE_SCHEMA', /^[a-z_][a-z0-9_]{0,62}$/, 'a lower-case SQL identifier'),
@@ -228,9 +247,20 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Ap
   if (config.rateLimit.gatewayIngestBurst < config.rateLimit.gatewayIngestPerSecond) problems.push('GATEWAY_INGEST_BURST must be at least GATEWAY_INGEST_PER_SEC');
   if (config.webhooks.backoffMinMs > config.webhooks.backoffMaxMs) problems.push('WEBHOOK_BACKOFF_MIN_MS must not exceed WEBHOOK_BACKOFF_MAX_MS');
 
+  if (config.role === 'core' && (config.redisUrl === undefined || config.databaseUrl === undefined)) {
+    problems.push('GD_ROLE=core needs REDIS_URL and DATABASE_URL (a PostgreSQL + PostGIS the cluster shares; the embedded store is one process only)');
+  }
+
   if (problems.length > 0) throw new Error(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
   for (const key of ['redisUrl', 'databaseUrl', 'databaseSchema'] as const) if (config[key] === undefined) delete config[key];
   return deepFreeze(config);
+}
+
+function readRole(read: EnvReader, problems: string[]): ApiConfig['role'] {
+  const role = read.oneOf('GD_ROLE', ['all', 'core', 'edge'] as const, 'all');
+  if (role !== 'edge') return role;
+  problems.push('GD_ROLE=edge is not built yet (issue 13): run GD_ROLE=all, or GD_ROLE=core region owners');
+  return 'all';
 }
 
 function readJwt(read: EnvReader, problems: string[], secret: string | undefined, publicKey: string | undefined, devTokens: boolean): ApiConfig['jwt'] {

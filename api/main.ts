@@ -26,6 +26,7 @@ import type { CellSpeeds } from '../engine/cell-speeds.js';
 import { type EngineIndexes, createEngineIndexes } from '../engine/engine-indexes.js';
 import type { Scenario } from '../fixtures/city-scenario.js';
 import { loadScenario } from '../fixtures/load-scenario.js';
+import { startCore } from '../cluster/core-main.js';
 import { DispatchJournal } from '../store/dispatch-journal.js';
 import { type Recovered, recover } from '../store/recovery.js';
 import { type Store, openStore } from '../store/store.js';
@@ -310,6 +311,7 @@ export function printAccess(instance: Instance): void {
 
 async function main(): Promise<void> {
   const config = loadConfig(process.env);
+  if (config.role === 'core') return runCore(config);
   const instance = await startInstance(config);
   printAccess(instance);
   let stopping = false;
@@ -327,6 +329,22 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+/** GD_ROLE=core: a cluster region owner (cluster/core-main.ts), stopped cleanly on SIGTERM / SIGINT. */
+async function runCore(config: Readonly<ApiConfig>): Promise<void> {
+  const logger = createLogger(config.logLevel);
+  const core = await startCore(config, logger);
+  console.log(`GeoDispatch core ${config.cluster.nodeName} on http://localhost:${core.port} (/health, /ready, /metrics)`);
+  const shutdown = (signal: string): void => {
+    logger.info({ signal }, 'core shutting down');
+    core.stop().then(
+      () => process.exit(0),
+      (err: unknown) => (logger.error({ err }, 'core shutdown failed'), process.exit(1)),
+    );
+  };
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.once('SIGINT', () => shutdown('SIGINT'));
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {

@@ -27,7 +27,7 @@ const ROOT = HERE.endsWith('/dist/') ? HERE.slice(0, -'dist/'.length) : HERE;
 const ENTRY = `${ROOT}dist/api/main.js`;
 
 /** Starts `node dist/api/main.js` with `env` on top of a clean environment (no DATABASE_URL, REDIS_URL, NODE_ENV, JWT settings from the shell). */
-export async function startServerProcess(env: Record<string, string>, timeoutMs = 60_000): Promise<ServerProcess> {
+export async function startServerProcess(env: Record<string, string>, timeoutMs = 60_000, started: (out: string) => number | undefined = apiStarted): Promise<ServerProcess> {
   const full: NodeJS.ProcessEnv = { ...process.env };
   for (const key of ['DATABASE_URL', 'DATABASE_SCHEMA', 'NODE_ENV', 'DATA_DIR', 'SEED_CITY', 'JWT_SECRET', 'JWT_PUBLIC_KEY', 'JWT_ALGORITHM', 'API_KEYS', 'REDIS_URL', 'GEODISPATCH_DEV', 'PORT']) delete full[key];
   Object.assign(full, { PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn' }, env);
@@ -53,11 +53,11 @@ export async function startServerProcess(env: Record<string, string>, timeoutMs 
     };
     child.once('exit', onExit);
     const check = (): void => {
-      const found = /GeoDispatch on http:\/\/localhost:(\d+)/.exec(out)?.[1];
-      if (found === undefined || !/\n(try|tokens):/.test(out)) return;
+      const found = started(out);
+      if (found === undefined) return;
       clearTimeout(timer);
       child.off('exit', onExit);
-      resolve(Number(found));
+      resolve(found);
     };
     child.stdout!.on('data', check);
   });
@@ -80,4 +80,16 @@ export async function startServerProcess(env: Record<string, string>, timeoutMs 
       if (child.exitCode !== 0) throw new Error(`server did not exit cleanly on SIGTERM (code ${child.exitCode}, signal ${child.signalCode}):\n${out}`);
     },
   };
+}
+
+/** The API's port once it printed where it listens and how to get a token. */
+function apiStarted(out: string): number | undefined {
+  const found = /GeoDispatch on http:\/\/localhost:(\d+)/.exec(out)?.[1];
+  return found !== undefined && /\n(try|tokens):/.test(out) ? Number(found) : undefined;
+}
+
+/** A cluster core's port once it printed where it listens (GD_ROLE=core). */
+export function coreStarted(out: string): number | undefined {
+  const found = /GeoDispatch core \S+ on http:\/\/localhost:(\d+)/.exec(out)?.[1];
+  return found === undefined ? undefined : Number(found);
 }

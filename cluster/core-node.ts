@@ -1,0 +1,230 @@
+/**
+ * A cluster core (PRODUCT §7, GD_ROLE=core): owns regions and, for them, the courier index; takes pings from the
+ * regions' streams and answers nearest queries for them. Dispatch per region is not here yet (issue 13).
+ *
+ *   RegionOwnership tick ─ gained r ─► load r's couriers from PostgreSQL (box of r, kept if regionOf ∈ r)
+ *                        │             ─► PingConsumer.addRegion(r) (takes over what the last owner left unacked)
+ *                        └ lost r ───► removeRegion(r), drop r's couriers from the index
+ *   PingConsumer ─► apply: known courier → index.move + write-behind (PostgreSQL, ≤ flush interval lost)
+ *                          first sight   → profile from PostgreSQL, then move; tell the other cores (bus
+ *                                          `couriers:moved`) so whoever held it in its old region drops it
+ *   couriers:moved from another core ─► the copy with the older ping is dropped (a newer one is announced back)
+ *   NearestResponder (core:{name}:nearest) ─► index.nearby over the regions held
+ */
+import type { Redis } from 'ioredis';
+import { pack, unpack } from 'msgpackr';
+import { cellToBoundary } from 'h3-js';
+import { CourierIndex, type CourierHit } from '../engine/courier-index.js';
+import type { CourierFilter } from '../engine/courier-filter.js';
+import type { StoredCourier, Store } from '../store/store.js';
+import { PositionWriteBehind } from '../store/write-behind.js';
+import type { Bus } from './bus.js';
+import { type NearestQuery, NearestResponder } from './nearest-scatter.js';
+import { type PingBatch, PingConsumer } from './ping-streams.js';
+import { RegionLeases } from './region-lease.js';
+import { RegionOwnership, registerRegions } from './region-ownership.js';
+import { regionOf } from './regions.js';
+
+/** The bus channel on which a core says it now holds a courier (first ping seen in its regions). */
+export const COURIER_MOVED = 'couriers:moved';
+
+export interface CoreNodeOptions {
+  name: string;
+  /** Commands (leases, ownership, acks, publishing). */
+  redis: Redis;
+  /** A connection of its own for the blocking stream reads. */
+  reader: Redis;
+  bus: Bus;
+  store: Store;
+  prefix?: string;
+  leaseTtlMs?: number;
+  onError?: (err: unknown) => void;
+}
+
+/** What a core reports on /metrics. */
+export interface CoreStats {
+  regions: number;
+  couriers: number;
+  pingsApplied: number;
+  pingsUnknown: number;
+  handedOff: number;
+}
+
+/** One core: start() joins the cluster, stop() hands its regions back. */
+export class CoreNode {
+  readonly index = new CourierIndex();
+  readonly ownership: RegionOwnership;
+  private readonly consumer: PingConsumer;
+  private readonly responder: NearestResponder<CourierHit>;
+  private readonly positions: PositionWriteBehind;
+  /** The region each held courier is in, by its last position. */
+  private readonly regionOfCourier = new Map<string, string>();
+  private readonly onError: (err: unknown) => void;
+  private readonly stats = { pingsApplied: 0, pingsUnknown: 0, handedOff: 0 };
+  /** Pings of couriers first seen, waiting for their profiles; applied in arrival order. */
+  private firstSight: Promise<void> = Promise.resolve();
+  private readonly movedHandler = (_c: string, payload: Buffer): void => this.onCourierMoved(payload);
+
+  constructor(private readonly options: CoreNodeOptions) {
+    const prefix = options.prefix ?? 'gd:';
+    this.onError = options.onError ?? (() => undefined);
+    const leases = new RegionLeases(options.redis, { owner: options.name, ttlMs: options.leaseTtlMs, prefix });
+    this.consumer = new PingConsumer(options.reader, (region, batch) => this.apply(region, batch), { prefix, consumer: options.name });
+    this.ownership = new RegionOwnership(options.redis, leases, options.store, {
+      prefix,
+      onGained: (region) => this.gain(region),
+      onLost: (region) => this.lose(region),
+    });
+    this.responder = new NearestResponder(options.bus, options.name, (q) => this.nearest(q), this.onError);
+    this.positions = new PositionWriteBehind(options.store);
+  }
+
+  async start(): Promise<void> {
+    await this.seedKnownRegions();
+    await this.options.bus.subscribe(COURIER_MOVED, this.movedHandler);
+    await this.responder.start();
+    this.positions.start();
+    await this.ownership.tick();
+    this.ownership.start(this.onError);
+    this.consumer.start(this.onError);
+  }
+
+  /** Hands every region back and writes the positions still buffered. */
+  async stop(): Promise<void> {
+    await this.ownership.stop();
+    await this.consumer.stop();
+    await this.responder.stop();
+    await this.options.bus.unsubscribe(COURIER_MOVED, this.movedHandler);
+    await this.firstSight;
+    await this.positions.close();
+  }
+
+  /**
+   * A cluster whose Redis knows no region yet (first start, or a Redis that restarted empty) learns them from
+   * the stored positions, so couriers that have not pinged since are still owned and found.
+   */
+  private async seedKnownRegions(): Promise<void> {
+    const prefix = this.options.prefix ?? 'gd:';
+    if ((await this.options.redis.scard(`${prefix}regions`)) > 0) return;
+    const rows = await this.options.store.loadCouriers({ box: { minLat: -90, maxLat: 90, minLng: -180, maxLng: 180 } });
+    const regions = new Set<string>();
+    for (const c of rows) if (c.lat !== undefined && c.lng !== undefined) regions.add(regionOf(c.lat, c.lng));
+    await registerRegions(this.options.redis, [...regions], prefix);
+  }
+
+  report(): CoreStats {
+    return { regions: this.ownership.regions().size, couriers: this.regionOfCourier.size, ...this.stats };
+  }
+
+  private nearest(q: NearestQuery): CourierHit[] {
+    return this.index.nearby(q.lat, q.lng, { ...(q.filter as CourierFilter | undefined), k: q.k, radius: q.radius });
+  }
+
+  /** Loads a gained region's couriers (their stored positions), then starts reading its pings. */
+  private async gain(region: string): Promise<void> {
+    const rows = await this.options.store.loadCouriers({ box: boxOf(region) });
+    const loaded = rows.filter((c) => c.lat !== undefined && c.lng !== undefined && regionOf(c.lat, c.lng) === region);
+    for (const c of loaded) this.hold(c, region);
+    // a stored position may be stale (the courier moved on, into a region another core holds): say what was
+    // loaded, and a core holding a newer ping of the same courier answers, so this copy is dropped
+    await this.announce(loaded.map((c) => c.id), loaded.map((c) => c.lastPingAt ?? 0));
+    await this.consumer.addRegion(region);
+  }
+
+  private lose(region: string): void {
+    this.consumer.removeRegion(region);
+    for (const [id, r] of this.regionOfCourier) if (r === region) this.drop(id);
+  }
+
+  private apply(region: string, batch: PingBatch): void {
+    const unknown: number[] = [];
+    for (let i = 0; i < batch.ids.length; i++) {
+      const id = batch.ids[i];
+      if (!this.regionOfCourier.has(id)) {
+        unknown.push(i);
+        continue;
+      }
+      this.move(id, region, batch.lat[i], batch.lng[i], batch.ts[i]);
+    }
+    if (unknown.length > 0) {
+      const ids = unknown.map((i) => batch.ids[i]);
+      this.firstSight = this.firstSight.then(() => this.welcome(region, ids, unknown.map((i) => [batch.lat[i], batch.lng[i], batch.ts[i]]))).catch(this.onError);
+    }
+  }
+
+  /** Couriers pinging into this core's regions for the first time: profile from PostgreSQL, move, tell the others. */
+  private async welcome(region: string, ids: string[], points: number[][]): Promise<void> {
+    const rows = new Map((await this.options.store.loadCouriers({ ids })).map((c) => [c.id, c]));
+    for (let j = 0; j < ids.length; j++) {
+      const row = rows.get(ids[j]);
+      if (row === undefined || !this.ownership.regions().has(region)) {
+        this.stats.pingsUnknown++;
+        continue;
+      }
+      const [lat, lng, ts] = points[j];
+      if (!this.regionOfCourier.has(ids[j])) this.hold({ ...row, lat: undefined, lng: undefined }, region);
+      this.move(ids[j], region, lat, lng, ts);
+      await this.announce([ids[j]], [ts]);
+    }
+  }
+
+  /** Tells the other cores this one holds these couriers as of these pings. */
+  private async announce(ids: string[], ts: number[]): Promise<void> {
+    if (ids.length > 0) await this.options.bus.publish(COURIER_MOVED, pack({ core: this.options.name, ids, ts }));
+  }
+
+  private move(id: string, region: string, lat: number, lng: number, ts: number): void {
+    try {
+      this.index.move(id, lat, lng, ts);
+    } catch (err) {
+      this.onError(err);
+      return;
+    }
+    this.regionOfCourier.set(id, region);
+    this.positions.record(id, lat, lng, ts);
+    this.stats.pingsApplied++;
+  }
+
+  private hold(c: StoredCourier, region: string): void {
+    this.index.upsert(c.id, { vehicle: c.vehicle, capabilities: c.capabilities, capacity: c.capacity, status: c.status });
+    if (c.lat !== undefined && c.lng !== undefined) this.index.move(c.id, c.lat, c.lng, c.lastPingAt ?? 0);
+    this.regionOfCourier.set(c.id, region);
+  }
+
+  private drop(id: string): void {
+    this.index.remove(id);
+    this.regionOfCourier.delete(id);
+  }
+
+  /**
+   * Another core holds couriers this one holds too: the copy with the older ping is the stale one. Drop ours
+   * when theirs is at least as new; answer with ours when ours is newer, so theirs is dropped (both converge).
+   */
+  private onCourierMoved(payload: Buffer): void {
+    const { core, ids, ts } = unpack(payload) as { core: string; ids: string[]; ts: number[] };
+    if (core === this.options.name) return;
+    const newer: [string[], number[]] = [[], []];
+    for (let i = 0; i < ids.length; i++) {
+      if (!this.regionOfCourier.has(ids[i])) continue;
+      const mine = this.index.get(ids[i])?.ts ?? Number.NaN;
+      // a tie (the same stored ping) goes to the smaller core name, on both sides
+      if (mine > ts[i] || (mine === ts[i] && this.options.name < core)) {
+        newer[0].push(ids[i]);
+        newer[1].push(mine);
+      } else {
+        this.drop(ids[i]);
+        this.stats.handedOff++;
+      }
+    }
+    this.announce(...newer).catch(this.onError);
+  }
+}
+
+/** A region's lat/lng bounding box (the whole longitude range when it spans the antimeridian). */
+function boxOf(region: string): { minLat: number; maxLat: number; minLng: number; maxLng: number } {
+  const b = cellToBoundary(region);
+  const lats = b.map((p) => p[0]);
+  const lngs = b.map((p) => p[1]);
+  const wraps = Math.max(...lngs) - Math.min(...lngs) > 180;
+  return { minLat: Math.min(...lats), maxLat: Math.max(...lats), minLng: wraps ? -180 : Math.min(...lngs), maxLng: wraps ? 180 : Math.max(...lngs) };
+}

@@ -137,6 +137,11 @@ export class CoreNode {
   }
 
   private apply(region: string, batch: PingBatch): void {
+    if (!this.ownership.regions().has(region)) {
+      // read just before the region was handed on: its new owner reads these entries too (unacked → claimed)
+      this.stats.pingsUnknown += batch.ids.length;
+      return;
+    }
     const unknown: number[] = [];
     for (let i = 0; i < batch.ids.length; i++) {
       const id = batch.ids[i];

@@ -1,0 +1,205 @@
+/**
+ * The cluster on one machine: applied ingest and nearest through 1 and then 2 cores (real `GD_ROLE=core`
+ * processes on the machine's Redis and PostgreSQL), against one process's own engine on the same pings and
+ * queries, and the CPU each hop spends per ping.
+ *
+ *   bench (the edge's part): PingPublisher ─► Redis streams ─► core(s): XREADGROUP ─► CourierIndex.move ─► XACK
+ *   applied = the cores' own count of pings applied (/health), not what the bench sent
+ *   nearest: NearestScatter over RedisBus ─► the owners ─► merged top k (closed loop, --concurrency in flight)
+ *   hop cost: CPU (user + system) of the bench, redis-server and each core over the ingest phase ÷ pings applied
+ *
+ *   npm run bench:cluster -- --quick          (5,000 couriers, 3 s phases)
+ *   npm run bench:cluster -- --couriers 40000 --duration 10 [--cores 1,2] [--concurrency 32]
+ * Needs PostgreSQL + PostGIS (DATABASE_URL, default the local `test` database) and Redis (REDIS_URL, default local).
+ * On a 2-core machine every process shares two cores: read the ratios as the cost of the hops, not as scaling.
+ */
+import { readFileSync } from 'node:fs';
+import { Redis } from 'ioredis';
+import { type ServerProcess, coreStarted, startServerProcess } from '../api/server-process.js';
+import { NearestScatter, type RankedHit } from '../cluster/nearest-scatter.js';
+import { PingPublisher } from '../cluster/ping-streams.js';
+import { RedisBus } from '../cluster/redis-bus.js';
+import { RegionLeases } from '../cluster/region-lease.js';
+import { leaseDirectory } from '../cluster/region-ownership.js';
+import { regionOf } from '../cluster/regions.js';
+import { CourierIndex } from '../engine/courier-index.js';
+import { seededRandom } from '../fixtures/prng.js';
+import { openStore } from '../store/store.js';
+import { dropTestSchema, testSchemaName } from '../store/test-database.js';
+import { parseArgs, quantile, rateRatio, report } from './bench-report.js';
+
+const args = parseArgs(process.argv.slice(2));
+const quick = args.has('quick');
+const COURIERS = Number(args.get('couriers') ?? (quick ? 5_000 : 40_000));
+const SECONDS = Number(args.get('duration') ?? (quick ? 3 : 10));
+const CONCURRENCY = Number(args.get('concurrency') ?? 32);
+const CORE_COUNTS = (args.get('cores') ?? '1,2').split(',').map(Number);
+const FRAME = 1_000;
+const IN_FLIGHT = 8;
+const databaseUrl = args.get('database-url') ?? process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const redisUrl = args.get('redis-url') ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const CENTRE = [51.5074, -0.1278] as const;
+
+const rand = seededRandom(42);
+const gauss = (): number => Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
+const ids = Array.from({ length: COURIERS }, (_, i) => `b${i}`);
+const lat = Float64Array.from(ids, () => CENTRE[0] + gauss() * 0.3);
+const lng = Float64Array.from(ids, () => CENTRE[1] + gauss() * 0.5);
+const regions = [...new Set(ids.map((_, i) => regionOf(lat[i], lng[i])))];
+const queries = Array.from({ length: 2_000 }, () => [CENTRE[0] + gauss() * 0.3, CENTRE[1] + gauss() * 0.5] as const);
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function main(): Promise<void> {
+  process.stderr.write(`cluster: ${COURIERS} couriers over ${regions.length} regions, ${SECONDS} s phases, frames of ${FRAME}, nearest concurrency ${CONCURRENCY}\n`);
+  const schema = testSchemaName('gd_cluster_bench');
+  const store = await openStore({ databaseUrl, dataDir: 'unused', schema });
+  await store.migrate();
+  await store.upsertCouriers(ids.map((id) => ({ id, vehicle: 'bike' as const, capabilities: [], capacity: 1, status: 'available' as const })));
+  await store.writePositions({ ids, lat, lng, ts: new Float64Array(COURIERS).fill(Date.now() - 60_000) });
+  await store.close();
+  const redis = new Redis(redisUrl);
+  const redisPid = Number(/process_id:(\d+)/.exec(await redis.info('server'))?.[1]);
+  const local = localBaselines();
+  try {
+    for (const cores of CORE_COUNTS) await runWith(cores, schema, redis, redisPid, local);
+  } finally {
+    redis.disconnect();
+    await dropTestSchema(databaseUrl, schema);
+  }
+}
+
+/** One process's own engine on the same pings and queries: what the hops are measured against. */
+function localBaselines(): { movePerSec: number; nearestPerSec: number } {
+  const index = new CourierIndex();
+  ids.forEach((id, i) => (index.upsert(id, { vehicle: 'bike', capabilities: [], capacity: 1, status: 'available' }), index.move(id, lat[i], lng[i], 1)));
+  const n = 500_000;
+  let t0 = performance.now();
+  for (let j = 0; j < n; j++) {
+    const i = j % COURIERS;
+    index.move(ids[i], lat[i] + 1e-5 * (j % 7), lng[i], 2 + j);
+  }
+  const movePerSec = n / ((performance.now() - t0) / 1000);
+  t0 = performance.now();
+  for (let j = 0; j < 50_000; j++) {
+    const [qlat, qlng] = queries[j % queries.length];
+    index.nearby(qlat, qlng, { k: 10, radius: 5_000 });
+  }
+  return { movePerSec, nearestPerSec: 50_000 / ((performance.now() - t0) / 1000) };
+}
+
+async function runWith(cores: number, schema: string, redis: Redis, redisPid: number, local: { movePerSec: number; nearestPerSec: number }): Promise<void> {
+  const prefix = `gd:bench:${process.pid}:${cores}:`;
+  const procs: ServerProcess[] = [];
+  for (let c = 0; c < cores; c++) {
+    procs.push(await startServerProcess({ GD_ROLE: 'core', GD_NODE_NAME: `bench-core-${c + 1}`, GD_CLUSTER_PREFIX: prefix, REDIS_URL: redisUrl, DATABASE_URL: databaseUrl, DATABASE_SCHEMA: schema }, 120_000, coreStarted));
+  }
+  const leases = new RegionLeases(redis, { owner: 'bench-edge', prefix });
+  const busConn = redis.duplicate();
+  const edge = new NearestScatter<RankedHit>(new RedisBus(busConn, { prefix }), 'bench-edge', leaseDirectory(redis, leases, prefix), 2_000);
+  try {
+    await edge.start();
+    const t0 = Date.now();
+    // settled: every region held, by every core, and each courier held once
+    const settled = async (): Promise<boolean> => {
+      const h = await leases.holders(regions);
+      return h.every((x) => x !== undefined) && new Set(h.map((x) => x?.owner)).size === cores && (await coreStats(procs)).couriers === COURIERS;
+    };
+    while (!(await settled())) {
+      if (Date.now() - t0 > 60_000) throw new Error(`the cores did not own every region within 60 s:\n${procs.map((p) => p.output()).join('\n')}`);
+      await sleep(100);
+    }
+    await ingest(cores, procs, redis, redisPid, prefix, local.movePerSec);
+    await nearest(cores, edge, local.nearestPerSec);
+  } finally {
+    await edge.stop();
+    busConn.disconnect();
+    for (const p of procs) await p.stop().catch(() => p.kill());
+    const keys = await redis.keys(`${prefix}*`);
+    if (keys.length > 0) await redis.del(...keys);
+  }
+}
+
+async function ingest(cores: number, procs: ServerProcess[], redis: Redis, redisPid: number, prefix: string, baseline: number): Promise<void> {
+  const conn = redis.duplicate();
+  const publisher = new PingPublisher(conn, prefix);
+  const before = (await coreStats(procs)).pingsApplied;
+  const cpu0 = { bench: process.cpuUsage(), redis: ticks(redisPid), cores: procs.map((p) => ticks(p.child.pid!)) };
+  const t0 = performance.now();
+  let sent = 0;
+  let next = 0;
+  const inFlight = new Set<Promise<unknown>>();
+  while (performance.now() - t0 < SECONDS * 1000) {
+    const frame = { ids: [] as string[], lat: [] as number[], lng: [] as number[], ts: [] as number[] };
+    const now = Date.now();
+    for (let j = 0; j < FRAME; j++, next++) {
+      const i = next % COURIERS;
+      frame.ids.push(ids[i]);
+      frame.lat.push(lat[i] + 1e-5 * (next % 7));
+      frame.lng.push(lng[i]);
+      frame.ts.push(now + (next % 1000) / 1000);
+    }
+    const p = publisher.publish(frame).then(() => (sent += FRAME));
+    inFlight.add(p);
+    void p.finally(() => inFlight.delete(p));
+    if (inFlight.size >= IN_FLIGHT) await Promise.race(inFlight);
+  }
+  await Promise.all(inFlight);
+  const published = performance.now() - t0;
+  let applied = 0;
+  while ((applied = (await coreStats(procs)).pingsApplied - before) < sent && performance.now() - t0 < (SECONDS + 60) * 1000) await sleep(20);
+  const took = (performance.now() - t0) / 1000;
+  const benchCpu = process.cpuUsage(cpu0.bench);
+  const cpuUs = {
+    edge: (benchCpu.user + benchCpu.system) / applied,
+    redis: ((ticks(redisPid) - cpu0.redis) * 1e6) / USER_HZ / applied,
+    cores: (procs.reduce((s, p, c) => s + ticks(p.child.pid!) - cpu0.cores[c], 0) * 1e6) / USER_HZ / applied,
+  };
+  const rate = applied / took;
+  report({ bench: `cluster.ingest.cores${cores}`, n: applied, value: rate, unit: 'pings/s', basis: 'applied by the cores (their own count)', sent, publishPerSec: Math.round(sent / (published / 1000)), baseline: 'one-process-engine-move', baselineValue: baseline, ratio: rateRatio(rate, baseline) });
+  for (const [hop, us] of Object.entries(cpuUs)) report({ bench: `cluster.hop.${hop}.cores${cores}`, n: applied, value: us, unit: 'µs CPU/ping', basis: 'process CPU over the ingest phase ÷ pings applied' });
+  conn.disconnect();
+}
+
+async function nearest(cores: number, edge: NearestScatter<RankedHit>, baseline: number): Promise<void> {
+  const latencies: number[] = [];
+  const incomplete = new Map<string, number>();
+  let q = 0;
+  const t0 = performance.now();
+  const deadline = t0 + SECONDS * 1000;
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (performance.now() < deadline) {
+        const [qlat, qlng] = queries[q++ % queries.length];
+        const s = performance.now();
+        const r = await edge.nearest({ lat: qlat, lng: qlng, k: 10, radius: 5_000 });
+        latencies.push(performance.now() - s);
+        for (const m of r.missing) incomplete.set(m, (incomplete.get(m) ?? 0) + 1);
+      }
+    }),
+  );
+  const rate = latencies.length / ((performance.now() - t0) / 1000);
+  report({ bench: `cluster.nearest.cores${cores}`, n: latencies.length, value: rate, unit: 'queries/s', incomplete: Object.fromEntries(incomplete), baseline: 'one-process-engine-nearby', baselineValue: baseline, ratio: rateRatio(rate, baseline) });
+  report({ bench: `cluster.nearest.cores${cores}.p50`, n: latencies.length, value: quantile(latencies, 0.5), unit: 'ms' });
+  report({ bench: `cluster.nearest.cores${cores}.p99`, n: latencies.length, value: quantile(latencies, 0.99), unit: 'ms' });
+}
+
+/** The cores' counters summed (their /health). */
+async function coreStats(procs: ServerProcess[]): Promise<{ pingsApplied: number; couriers: number }> {
+  const all = await Promise.all(procs.map((p) => fetch(`http://127.0.0.1:${p.port}/health`).then((r) => r.json() as Promise<{ pingsApplied: number; couriers: number }>)));
+  return all.reduce((a, s) => ({ pingsApplied: a.pingsApplied + s.pingsApplied, couriers: a.couriers + s.couriers }), { pingsApplied: 0, couriers: 0 });
+}
+
+/** User + system clock ticks of a process so far. */
+function ticks(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return Number(f[11]) + Number(f[12]);
+}
+
+/** Clock ticks per second in /proc/<pid>/stat (USER_HZ: 100 on Linux whatever the kernel's HZ). */
+const USER_HZ = 100;
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -12,7 +12,7 @@ import { type Bus, LocalBus } from './bus.js';
 import { type NearestQuery, NearestResponder, NearestScatter, type OwnerDirectory, type RankedHit, mergeNearest } from './nearest-scatter.js';
 import { RedisBus } from './redis-bus.js';
 import { RegionLeases } from './region-lease.js';
-import { leaseDirectory } from './region-ownership.js';
+import { leaseDirectory, registerRegions } from './region-ownership.js';
 import { regionOf, regionsTouched } from './regions.js';
 import { connectTestRedis } from './test-redis.js';
 
@@ -141,6 +141,7 @@ describe('nearest scattered to region owners over Redis, owners from the leases'
       const touched = regionsTouched(q.lat, q.lng, q.radius);
       if (touched !== 'all') touched.forEach((r) => regions.add(r));
     }
+    await registerRegions(redis, [...regions], prefix);
     for (const r of regions) {
       const core = owner(r);
       const epoch = await leases.get(core)!.acquire(r);
@@ -183,5 +184,10 @@ describe('nearest scattered to region owners over Redis, owners from the leases'
     const unowned = await edge.nearest(q);
     expect(unowned.missing.length).toBeGreaterThan(0);
     expect(unowned.missing.every((m) => /^region \w+ has no owner$/.test(m))).toBe(true);
+  });
+
+  it('counts a region the cluster never had anything in as empty, not missing', async () => {
+    const far = { lat: -33.87, lng: 151.21, k: 5, radius: 2_000 }; // Sydney: no courier, no ping, no region known
+    expect(await edge.nearest(far)).toEqual({ hits: [], missing: [] });
   });
 });

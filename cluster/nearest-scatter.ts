@@ -33,8 +33,11 @@ export interface RankedHit {
 
 /** Where the edge finds who owns what (region leases and live cores, in Redis). */
 export interface OwnerDirectory {
-  /** The holder of each region, undefined where none holds it now. */
-  holders(regions: readonly string[]): Promise<(string | undefined)[]>;
+  /**
+   * The holder of each region; undefined where none holds it now, null where the cluster has never had anything
+   * there (no ping ever routed to it: nothing to ask, and nothing missing).
+   */
+  holders(regions: readonly string[]): Promise<(string | undefined | null)[]>;
   /** Every live core. */
   liveCores(): Promise<string[]>;
 }
@@ -134,7 +137,7 @@ export class NearestScatter<T extends RankedHit> {
     } else {
       const holders = await this.directory.holders(regions);
       holders.forEach((h, i) => h === undefined && missing.push(`region ${regions[i]} has no owner`));
-      cores = [...new Set(holders.filter((h): h is string => h !== undefined))];
+      cores = [...new Set(holders.filter((h): h is string => typeof h === 'string'))];
     }
     if (cores.length === 0) return { hits: [], missing };
     const id = randomUUID();

@@ -41,7 +41,11 @@ export async function liveCores(redis: Redis, prefix = 'gd:'): Promise<string[]>
 /** Who owns what, as an edge reads it: lease holders and live cores. */
 export function leaseDirectory(redis: Redis, leases: RegionLeases, prefix = 'gd:'): OwnerDirectory {
   return {
-    holders: async (regions) => (await leases.holders(regions)).map((h) => h?.owner),
+    holders: async (regions) => {
+      if (regions.length === 0) return [];
+      const [held, known] = await Promise.all([leases.holders(regions), redis.smismember(`${prefix}regions`, ...regions)]);
+      return held.map((h, i) => h?.owner ?? (known[i] === 1 ? undefined : null));
+    },
     liveCores: () => liveCores(redis, prefix),
   };
 }

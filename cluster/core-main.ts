@@ -71,6 +71,7 @@ function listen(config: Readonly<ApiConfig>, node: CoreNode): Promise<Server> {
         ['geodispatch_core_pings_applied_total', 'pings applied from region streams', s.pingsApplied],
         ['geodispatch_core_pings_unknown_total', 'pings of couriers with no stored profile (dropped)', s.pingsUnknown],
         ['geodispatch_core_couriers_handed_off_total', 'couriers dropped because another core holds a newer ping', s.handedOff],
+        ['geodispatch_core_stream_entries_dropped_total', 'ping stream entries that could not be applied (dropped, acknowledged)', s.entriesDropped],
       ].map(([name, help, v]) => `# HELP ${name} ${help}\n# TYPE ${name} ${String(name).endsWith('_total') ? 'counter' : 'gauge'}\n${name} ${v}`);
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(`${lines.join('\n')}\n`);
     } else {

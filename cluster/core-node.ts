@@ -48,6 +48,8 @@ export interface CoreStats {
   pingsApplied: number;
   pingsUnknown: number;
   handedOff: number;
+  /** Stream entries that could not be applied (undecodable), dropped and acknowledged. */
+  entriesDropped: number;
 }
 
 /** One core: start() joins the cluster, stop() hands its regions back. */
@@ -69,7 +71,11 @@ export class CoreNode {
     const prefix = options.prefix ?? 'gd:';
     this.onError = options.onError ?? (() => undefined);
     const leases = new RegionLeases(options.redis, { owner: options.name, ttlMs: options.leaseTtlMs, prefix });
-    this.consumer = new PingConsumer(options.reader, (region, batch) => this.apply(region, batch), { prefix, consumer: options.name });
+    this.consumer = new PingConsumer(options.reader, (region, batch) => this.apply(region, batch), {
+      prefix,
+      consumer: options.name,
+      onDropped: (region, entry, why) => this.onError(new Error(`ping stream entry ${entry} of region ${region} dropped: ${why}`)),
+    });
     this.ownership = new RegionOwnership(options.redis, leases, options.store, {
       prefix,
       onGained: (region) => this.gain(region),
@@ -113,7 +119,7 @@ export class CoreNode {
   }
 
   report(): CoreStats {
-    return { regions: this.ownership.regions().size, couriers: this.regionOfCourier.size, ...this.stats };
+    return { regions: this.ownership.regions().size, couriers: this.regionOfCourier.size, ...this.stats, entriesDropped: this.consumer.dropped };
   }
 
   private nearest(q: NearestQuery): CourierHit[] {

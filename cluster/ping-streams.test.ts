@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { pack } from 'msgpackr';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OWNER_GROUP, type PingBatch, PingConsumer, PingPublisher, pingStreamKey } from './ping-streams.js';
 import { regionOf } from './regions.js';
@@ -64,13 +65,12 @@ describe('ping streams on a real Redis', () => {
   it('gives a new owner what the dead owner read but never acknowledged, then what came after', async () => {
     const prefix = `${base}${++run}:`;
     const edge = new PingPublisher(redis, prefix);
-    const dead = new PingConsumer(reader, () => {
-      throw new Error('killed while applying');
-    }, { prefix, consumer: 'core-1', blockMs: 50 });
-    await dead.addRegion(london);
+    const key = pingStreamKey(prefix, london);
+    await new PingConsumer(reader, () => undefined, { prefix, consumer: 'core-1' }).addRegion(london);
     await edge.publish(frame('a', 4, LONDON));
-    await expect(dead.readOnce()).rejects.toThrow(/killed/);
-    expect((await redis.xpending(pingStreamKey(prefix, london), OWNER_GROUP))[0]).toBe(1);
+    // core-1 reads the entry and dies before acknowledging it
+    await redis.xreadgroup('GROUP', OWNER_GROUP, 'core-1', 'COUNT', 10, 'STREAMS', key, '>');
+    expect((await redis.xpending(key, OWNER_GROUP))[0]).toBe(1);
     const got: PingBatch[] = [];
     const next = new PingConsumer(reader, (_r, b) => got.push(b), { prefix, consumer: 'core-2', blockMs: 50 });
     await next.addRegion(london);
@@ -78,7 +78,36 @@ describe('ping streams on a real Redis', () => {
     await edge.publish(frame('b', 2, LONDON, 2_000));
     expect(await next.readOnce()).toBe(2);
     expect(got[1]).toEqual(frame('b', 2, LONDON, 2_000));
-    expect((await redis.xpending(pingStreamKey(prefix, london), OWNER_GROUP))[0]).toBe(0);
+    expect((await redis.xpending(key, OWNER_GROUP))[0]).toBe(0);
+  });
+
+  it('drops and acknowledges a poison entry instead of leaving it to wedge every later owner', async () => {
+    const prefix = `${base}${++run}:`;
+    const key = pingStreamKey(prefix, london);
+    const dropped: string[] = [];
+    const got: string[] = [];
+    let explode = true;
+    const core = new PingConsumer(reader, (_r, b) => {
+      if (explode && b.ids[0] === 'boom0') throw new Error('a bug in apply');
+      got.push(...b.ids);
+    }, { prefix, consumer: 'core-1', blockMs: 50, onDropped: (_r, _id, why) => dropped.push(why) });
+    await core.addRegion(london);
+    await redis.xadd(key, '*', 'p', Buffer.from([0xc1, 0xff, 0x00])); // not MessagePack
+    await redis.xadd(key, '*', 'p', pack([['x'], [1, 2], [1], [1]])); // lengths differ
+    await redis.xadd(key, '*', 'p', pack({ ids: ['y'] }));
+    await new PingPublisher(redis, prefix).publish(frame('boom', 1, LONDON));
+    await new PingPublisher(redis, prefix).publish(frame('ok', 2, LONDON));
+    expect(await core.readOnce()).toBe(2);
+    expect(got).toEqual(['ok0', 'ok1']);
+    expect(dropped).toHaveLength(4);
+    expect(dropped[1]).toBe('arrays of different lengths');
+    expect(dropped[3]).toMatch(/applying it threw: a bug in apply/);
+    expect(core.dropped).toBe(4);
+    expect((await redis.xpending(key, OWNER_GROUP))[0]).toBe(0);
+    // and a new owner taking the region over is not handed any of them again
+    explode = false;
+    await new PingConsumer(reader, (_r, b) => got.push(...b.ids), { prefix, consumer: 'core-2' }).addRegion(london);
+    expect(got).toEqual(['ok0', 'ok1']);
   });
 
   it('stops reading a region it lost, and reads in the background until stopped', async () => {

@@ -76,6 +76,8 @@ export interface PingConsumerOptions {
   count?: number;
   /** How long one blocking read waits for a first entry. */
   blockMs?: number;
+  /** An entry dropped (undecodable, or onBatch threw on it); it is acknowledged all the same. */
+  onDropped?: (region: string, entryId: string, reason: string) => void;
 }
 
 /**
@@ -87,6 +89,8 @@ export class PingConsumer {
   private readonly prefix: string;
   private running = false;
   private loop: Promise<void> | undefined;
+  /** Entries dropped so far (see onDropped). */
+  dropped = 0;
 
   constructor(
     private readonly redis: Redis,
@@ -167,18 +171,51 @@ export class PingConsumer {
     } while (cursor !== '0-0');
   }
 
+  /**
+   * Hands each entry's pings to onBatch. An entry that does not decode to a batch, or whose batch onBatch throws
+   * on, is dropped and reported, never left unacknowledged: a poison entry left pending would be claimed and
+   * thrown on by every later owner, and the region would never be served again.
+   */
   private apply(region: string, entries: [Buffer, Buffer[]][]): number {
     let n = 0;
-    for (const [, fields] of entries) {
+    for (const [id, fields] of entries) {
       for (let f = 0; f + 1 < fields.length; f += 2) {
         if (fields[f].toString() !== 'p') continue;
-        const [ids, lat, lng, ts] = unpack(fields[f + 1]) as [string[], number[], number[], number[]];
-        this.onBatch(region, { ids, lat, lng, ts });
-        n += ids.length;
+        const batch = decodeBatch(fields[f + 1]);
+        if (typeof batch === 'string') {
+          this.drop(region, id, batch);
+          continue;
+        }
+        try {
+          this.onBatch(region, batch);
+          n += batch.ids.length;
+        } catch (err) {
+          this.drop(region, id, `applying it threw: ${err instanceof Error ? err.message : String(err)}`);
+        }
       }
     }
     return n;
   }
+
+  private drop(region: string, id: Buffer, reason: string): void {
+    this.dropped++;
+    this.options.onDropped?.(region, id.toString(), reason);
+  }
+}
+
+/** A stream entry's batch, or why it is not one. */
+function decodeBatch(value: Buffer): PingBatch | string {
+  let v: unknown;
+  try {
+    v = unpack(value);
+  } catch (err) {
+    return `not MessagePack: ${err instanceof Error ? err.message : String(err)}`;
+  }
+  if (!Array.isArray(v) || v.length !== 4 || !v.every(Array.isArray)) return 'not [ids, lat, lng, ts]';
+  const [ids, lat, lng, ts] = v as unknown[][];
+  if (lat.length !== ids.length || lng.length !== ids.length || ts.length !== ids.length) return 'arrays of different lengths';
+  if (!ids.every((x) => typeof x === 'string') || ![lat, lng, ts].every((a) => a.every((x) => typeof x === 'number'))) return 'ids must be strings and positions numbers';
+  return { ids: ids as string[], lat: lat as number[], lng: lng as number[], ts: ts as number[] };
 }
 
 /** XREADGROUP's streams as [key, entries] pairs: RESP2 answers a list of pairs, RESP3 (ioredis 6) a flattened map. */

@@ -25,6 +25,13 @@ import { RegionLeases } from './region-lease.js';
 import { RegionOwnership, registerRegions } from './region-ownership.js';
 import { regionOf } from './regions.js';
 
+/** Pings of first-seen couriers waiting for their profiles: 50 frames; beyond it they are dropped (soft state). */
+const MAX_FIRST_SIGHT_QUEUED = 50_000;
+/** A courier id PostgreSQL did not have is not asked for again for this long (its profile may be created later). */
+const MISSING_TTL_MS = 10_000;
+/** Ids remembered as missing at most: ~10 MB however many bogus ids a broken gateway sends. */
+const MAX_MISSING_REMEMBERED = 100_000;
+
 /** The bus channel on which a core says it now holds a courier (first ping seen in its regions). */
 export const COURIER_MOVED = 'couriers:moved';
 
@@ -65,6 +72,7 @@ export class CoreNode {
   private readonly stats = { pingsApplied: 0, pingsUnknown: 0, handedOff: 0 };
   /** Pings of couriers first seen, waiting for their profiles; applied in arrival order. */
   private firstSight: Promise<void> = Promise.resolve();
+  private firstSightQueued = 0;
   private readonly movedHandler = (_c: string, payload: Buffer): void => this.onCourierMoved(payload);
 
   constructor(private readonly options: CoreNodeOptions) {
@@ -158,14 +166,28 @@ export class CoreNode {
       this.move(id, region, batch.lat[i], batch.lng[i], batch.ts[i]);
     }
     if (unknown.length > 0) {
+      // a bounded queue: pings of unknown couriers arriving faster than PostgreSQL answers are dropped, counted
+      if (this.firstSightQueued + unknown.length > MAX_FIRST_SIGHT_QUEUED) {
+        this.stats.pingsUnknown += unknown.length;
+        return;
+      }
+      this.firstSightQueued += unknown.length;
+      const n = unknown.length;
       const ids = unknown.map((i) => batch.ids[i]);
-      this.firstSight = this.firstSight.then(() => this.welcome(region, ids, unknown.map((i) => [batch.lat[i], batch.lng[i], batch.ts[i]]))).catch(this.onError);
+      const points = unknown.map((i) => [batch.lat[i], batch.lng[i], batch.ts[i]]);
+      this.firstSight = this.firstSight
+        .then(() => this.welcome(region, ids, points))
+        .catch(this.onError)
+        .finally(() => (this.firstSightQueued -= n));
     }
   }
 
   /** Couriers pinging into this core's regions for the first time: profile from PostgreSQL, move, tell the others. */
   private async welcome(region: string, ids: string[], points: number[][]): Promise<void> {
-    const rows = new Map((await this.options.store.loadCouriers({ ids })).map((c) => [c.id, c]));
+    const now = Date.now();
+    const ask = [...new Set(ids.filter((id) => !this.isKnownMissing(id, now)))];
+    const rows = new Map(ask.length === 0 ? [] : (await this.options.store.loadCouriers({ ids: ask })).map((c) => [c.id, c]));
+    for (const id of ask) if (!rows.has(id)) this.rememberMissing(id, now);
     for (let j = 0; j < ids.length; j++) {
       const row = rows.get(ids[j]);
       if (row === undefined || !this.ownership.regions().has(region)) {
@@ -177,6 +199,23 @@ export class CoreNode {
       this.move(ids[j], region, lat, lng, ts);
       await this.announce([ids[j]], [ts]);
     }
+  }
+
+  /** Ids PostgreSQL did not have lately: their pings are dropped without asking again (bounded, oldest out first). */
+  private readonly missing = new Map<string, number>();
+
+  private isKnownMissing(id: string, now: number): boolean {
+    const at = this.missing.get(id);
+    if (at === undefined) return false;
+    if (now - at < MISSING_TTL_MS) return true;
+    this.missing.delete(id);
+    return false;
+  }
+
+  private rememberMissing(id: string, now: number): void {
+    this.missing.delete(id);
+    this.missing.set(id, now);
+    if (this.missing.size > MAX_MISSING_REMEMBERED) this.missing.delete(this.missing.keys().next().value as string);
   }
 
   /** Tells the other cores this one holds these couriers as of these pings. */
@@ -212,11 +251,15 @@ export class CoreNode {
    * when theirs is at least as new; answer with ours when ours is newer, so theirs is dropped (both converge).
    */
   private onCourierMoved(payload: Buffer): void {
-    const { core, ids, ts } = unpack(payload) as { core: string; ids: string[]; ts: number[] };
+    const { core, ids, ts } = unpack(payload) as { core: unknown; ids: unknown; ts: unknown };
+    if (typeof core !== 'string' || !Array.isArray(ids) || !Array.isArray(ts) || ids.length !== ts.length) {
+      this.onError(new Error(`a ${COURIER_MOVED} message without core, ids and ts of one length was ignored`));
+      return;
+    }
     if (core === this.options.name) return;
     const newer: [string[], number[]] = [[], []];
     for (let i = 0; i < ids.length; i++) {
-      if (!this.regionOfCourier.has(ids[i])) continue;
+      if (typeof ids[i] !== 'string' || typeof ts[i] !== 'number' || !this.regionOfCourier.has(ids[i])) continue;
       const mine = this.index.get(ids[i])?.ts ?? Number.NaN;
       // a tie (the same stored ping) goes to the smaller core name, on both sides
       if (mine > ts[i] || (mine === ts[i] && this.options.name < core)) {

@@ -4,6 +4,7 @@
  */
 import { cellToBoundary } from 'h3-js';
 import type { Redis } from 'ioredis';
+import { pack, unpack } from 'msgpackr';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CourierIndex } from '../engine/courier-index.js';
 import { distanceMeters } from '../engine/geodesy.js';
@@ -110,6 +111,22 @@ describe('nearest scattered to region owners over the local bus', () => {
       expect(missing).toEqual([]);
       expectSameHits(hits, bruteForce(couriers, q), q);
     }
+  });
+
+  it('a core refuses a malformed query with an error the edge reports, and ignores one it cannot answer to', async () => {
+    const errors: unknown[] = [];
+    const replies: unknown[] = [];
+    const probe = new LocalBus();
+    await new NearestResponder(probe, 'core-x', () => [], (e) => errors.push(e)).start();
+    await probe.subscribe('edge:p:nearest', (_c, payload) => replies.push(unpack(payload)));
+    for (const q of [{ lat: 91, lng: 0, k: 1, radius: 1 }, { lat: 0, lng: 0, k: 1e9, radius: 1 }, { lat: 0, lng: 0, k: 1, radius: -1 }, null]) {
+      await probe.publish('core:core-x:nearest', pack({ id: 'q', replyTo: 'edge:p:nearest', q }));
+    }
+    await probe.publish('core:core-x:nearest', pack({ id: 'q', replyTo: 'core:core-x:nearest', q: { lat: 0, lng: 0, k: 1, radius: 1 } }));
+    await probe.publish('core:core-x:nearest', Buffer.from([0xc1]));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(replies.map((r) => (r as { error: string }).error)).toEqual(['lat/lng out of range', 'k must be an integer from 1 to 1000', 'radius must be 0 to 20037509 m', 'no query']);
+    expect(errors).toHaveLength(2);
   });
 
   it('asks every live core when the radius is too large to list regions', async () => {

@@ -54,6 +54,19 @@ export function mergeNearest<T extends RankedHit>(answers: readonly (readonly T[
   return [...best.values()].sort((a, b) => a.distance - b.distance || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)).slice(0, k);
 }
 
+/** The API's bounds on a nearest query (api/schemas.ts nearbyQuery): k 1..1000, radius up to half the Earth. */
+export const MAX_K = 1_000;
+const MAX_RADIUS_M = 20_037_509;
+
+/** Why a query a core was sent is not one it answers, or undefined. */
+function badQuery(q: NearestQuery | undefined): string | undefined {
+  if (typeof q !== 'object' || q === null) return 'no query';
+  if (!(Math.abs(q.lat) <= 90) || !(Math.abs(q.lng) <= 180)) return 'lat/lng out of range';
+  if (!Number.isInteger(q.k) || q.k < 1 || q.k > MAX_K) return `k must be an integer from 1 to ${MAX_K}`;
+  if (!(q.radius >= 0 && q.radius <= MAX_RADIUS_M)) return `radius must be 0 to ${MAX_RADIUS_M} m`;
+  return undefined;
+}
+
 /** The bus channel a core takes nearest queries on. */
 export function nearestChannel(core: string): string {
   return `core:${core}:nearest`;
@@ -77,9 +90,14 @@ export class NearestResponder<T extends RankedHit> {
         onError(err);
         return;
       }
+      if (typeof ask?.id !== 'string' || typeof ask.replyTo !== 'string' || !ask.replyTo.startsWith('edge:')) {
+        onError(new Error('a nearest query without an id or an edge reply channel was ignored'));
+        return;
+      }
       let reply: Buffer;
       try {
-        reply = pack({ id: ask.id, core: this.core, hits: answer(ask.q) });
+        const bad = badQuery(ask.q);
+        reply = pack(bad === undefined ? { id: ask.id, core: this.core, hits: answer(ask.q) } : { id: ask.id, core: this.core, error: bad });
       } catch (err) {
         reply = pack({ id: ask.id, core: this.core, error: err instanceof Error ? err.message : String(err) });
       }

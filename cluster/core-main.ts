@@ -69,7 +69,8 @@ function listen(config: Readonly<ApiConfig>, node: CoreNode): Promise<Server> {
         ['geodispatch_core_regions', 'regions this core owns', s.regions],
         ['geodispatch_core_couriers', 'couriers held in this core\'s index', s.couriers],
         ['geodispatch_core_pings_applied_total', 'pings applied from region streams', s.pingsApplied],
-        ['geodispatch_core_pings_unknown_total', 'pings of couriers with no stored profile (dropped)', s.pingsUnknown],
+        ['geodispatch_core_pings_unknown_total', 'pings dropped unapplied: no stored profile, first-sight queue full, or a region just handed on', s.pingsUnknown],
+        ['geodispatch_core_pings_refused_total', 'pings refused: stale, too far ahead, bad coordinates, or outside the stream\'s region', s.pingsRefused],
         ['geodispatch_core_couriers_handed_off_total', 'couriers dropped because another core holds a newer ping', s.handedOff],
         ['geodispatch_core_stream_entries_dropped_total', 'ping stream entries that could not be applied (dropped, acknowledged)', s.entriesDropped],
       ].map(([name, help, v]) => `# HELP ${name} ${help}\n# TYPE ${name} ${String(name).endsWith('_total') ? 'counter' : 'gauge'}\n${name} ${v}`);

@@ -25,6 +25,8 @@ import { RegionLeases } from './region-lease.js';
 import { RegionOwnership, registerRegions } from './region-ownership.js';
 import { regionOf } from './regions.js';
 
+/** A ping more than this ahead of the core's clock is refused, as the gateway does (api/ingest.ts). */
+const MAX_FUTURE_MS = 60_000;
 /** Pings of first-seen couriers waiting for their profiles: 50 frames; beyond it they are dropped (soft state). */
 const MAX_FIRST_SIGHT_QUEUED = 50_000;
 /** A courier id PostgreSQL did not have is not asked for again for this long (its profile may be created later). */
@@ -54,6 +56,8 @@ export interface CoreStats {
   couriers: number;
   pingsApplied: number;
   pingsUnknown: number;
+  /** Pings refused: stale, more than a minute ahead, bad coordinates, or outside the stream's region. */
+  pingsRefused: number;
   handedOff: number;
   /** Stream entries that could not be applied (undecodable), dropped and acknowledged. */
   entriesDropped: number;
@@ -69,7 +73,7 @@ export class CoreNode {
   /** The region each held courier is in, by its last position. */
   private readonly regionOfCourier = new Map<string, string>();
   private readonly onError: (err: unknown) => void;
-  private readonly stats = { pingsApplied: 0, pingsUnknown: 0, handedOff: 0 };
+  private readonly stats = { pingsApplied: 0, pingsUnknown: 0, pingsRefused: 0, handedOff: 0 };
   /** Pings of couriers first seen, waiting for their profiles; applied in arrival order. */
   private firstSight: Promise<void> = Promise.resolve();
   private firstSightQueued = 0;
@@ -224,10 +228,19 @@ export class CoreNode {
   }
 
   private move(id: string, region: string, lat: number, lng: number, ts: number): void {
+    // the edge refuses these; a stream entry that carries them anyway must not freeze or misplace a courier
+    if (!(ts <= Date.now() + MAX_FUTURE_MS) || !(Math.abs(lat) <= 90 && Math.abs(lng) <= 180) || regionOf(lat, lng) !== region) {
+      this.stats.pingsRefused++;
+      return;
+    }
     try {
-      this.index.move(id, lat, lng, ts);
-    } catch (err) {
-      this.onError(err);
+      // a stale ping (older than the one held) changes nothing: not the index, not the region, not the store
+      if (this.index.move(id, lat, lng, ts) === 'stale') {
+        this.stats.pingsRefused++;
+        return;
+      }
+    } catch {
+      this.stats.pingsRefused++;
       return;
     }
     this.regionOfCourier.set(id, region);
@@ -237,7 +250,8 @@ export class CoreNode {
 
   private hold(c: StoredCourier, region: string): void {
     this.index.upsert(c.id, { vehicle: c.vehicle, capabilities: c.capabilities, capacity: c.capacity, status: c.status });
-    if (c.lat !== undefined && c.lng !== undefined) this.index.move(c.id, c.lat, c.lng, c.lastPingAt ?? 0);
+    // a stored time ahead of now (an older build's bogus ping) would make every real ping look stale
+    if (c.lat !== undefined && c.lng !== undefined) this.index.move(c.id, c.lat, c.lng, Math.min(c.lastPingAt ?? 0, Date.now()));
     this.regionOfCourier.set(c.id, region);
   }
 

@@ -1,29 +1,9 @@
 /** loadCouriers on both stores: by box (a cluster core loading a region) and by id, against the rows written. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PGliteStore } from './pglite-store.js';
-import { type Store, openStore } from './store.js';
-import { dropTestSchema, testDatabaseUrl, testSchemaName } from './test-database.js';
+import type { Store } from './store.js';
+import { bothStores } from './test-database.js';
 
-const stores: { name: string; open: () => Promise<{ store: Store; done: () => Promise<void> }> }[] = [
-  {
-    name: 'pglite',
-    open: async () => {
-      const store = await PGliteStore.open('memory://');
-      await store.migrate();
-      return { store, done: () => store.close() };
-    },
-  },
-  {
-    name: 'pg',
-    open: async () => {
-      const url = testDatabaseUrl();
-      const schema = testSchemaName('gd_loads');
-      const store = await openStore({ databaseUrl: url, dataDir: 'unused', schema });
-      await store.migrate();
-      return { store, done: async () => (await store.close(), await dropTestSchema(url, schema)) };
-    },
-  },
-];
+const stores = bothStores('gd_loads');
 
 describe.each(stores)('loadCouriers on the $name store', ({ open }) => {
   let store: Store;

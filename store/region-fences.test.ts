@@ -4,10 +4,9 @@
  */
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PGliteStore } from './pglite-store.js';
 import { StaleEpoch, storeFailureKind } from './store-errors.js';
 import { type Store, type Transition, openStore } from './store.js';
-import { dropTestSchema, testDatabaseUrl, testSchemaName } from './test-database.js';
+import { bothStores, dropTestSchema, testDatabaseUrl, testSchemaName } from './test-database.js';
 
 const T0 = Date.UTC(2030, 0, 1);
 
@@ -25,26 +24,7 @@ async function requestIds(store: Store): Promise<string[]> {
   return (await store.loadState()).requests.map((r) => r.id).sort();
 }
 
-const stores: { name: string; open: () => Promise<{ store: Store; done: () => Promise<void> }> }[] = [
-  {
-    name: 'pglite',
-    open: async () => {
-      const store = await PGliteStore.open('memory://');
-      await store.migrate();
-      return { store, done: () => store.close() };
-    },
-  },
-  {
-    name: 'pg',
-    open: async () => {
-      const url = testDatabaseUrl();
-      const schema = testSchemaName('gd_fence');
-      const store = await openStore({ databaseUrl: url, dataDir: 'unused', schema });
-      await store.migrate();
-      return { store, done: async () => (await store.close(), await dropTestSchema(url, schema)) };
-    },
-  },
-];
+const stores = bothStores('gd_fence');
 
 describe.each(stores)('region fences on the $name store', ({ open }) => {
   let store: Store;

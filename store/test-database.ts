@@ -1,4 +1,6 @@
 import pg from 'pg';
+import { PGliteStore } from './pglite-store.js';
+import { type Store, openStore } from './store.js';
 /**
  * The PostgreSQL + PostGIS server the suites that need a real one (outages, lost COMMITs) use: TEST_DATABASE_URL,
  * which `npm test` sets to the local server when it answers (vitest.global-setup.ts) and `.ci/run` always sets.
@@ -28,4 +30,28 @@ export async function dropTestSchema(url: string, schema: string): Promise<void>
   } finally {
     await client.end();
   }
+}
+
+/** Both stores for a suite that runs on each: PGlite in memory, and the real PostgreSQL in a schema of its own. */
+export function bothStores(prefix: string): { name: string; open: () => Promise<{ store: Store; done: () => Promise<void> }> }[] {
+  return [
+    {
+      name: 'pglite',
+      open: async () => {
+        const store = await PGliteStore.open('memory://');
+        await store.migrate();
+        return { store, done: () => store.close() };
+      },
+    },
+    {
+      name: 'pg',
+      open: async () => {
+        const url = testDatabaseUrl();
+        const schema = testSchemaName(prefix);
+        const store = await openStore({ databaseUrl: url, dataDir: 'unused', schema });
+        await store.migrate();
+        return { store, done: async () => (await store.close(), await dropTestSchema(url, schema)) };
+      },
+    },
+  ];
 }

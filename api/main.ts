@@ -334,17 +334,19 @@ async function main(): Promise<void> {
 /** GD_ROLE=core: a cluster region owner (cluster/core-main.ts), stopped cleanly on SIGTERM / SIGINT. */
 async function runCore(config: Readonly<ApiConfig>): Promise<void> {
   const logger = createLogger(config.logLevel);
-  const core = await startCore(config, logger);
-  console.log(`GeoDispatch core ${config.cluster.nodeName} on http://localhost:${core.port} (/health, /ready, /metrics)`);
+  // signals are heard from the first moment: a SIGTERM while the core starts waits for the start, then hands back
+  const starting = startCore(config, logger);
   const shutdown = (signal: string): void => {
     logger.info({ signal }, 'core shutting down');
-    core.stop().then(
+    starting.then((core) => core.stop()).then(
       () => process.exit(0),
       (err: unknown) => (logger.error({ err }, 'core shutdown failed'), process.exit(1)),
     );
   };
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.once('SIGINT', () => shutdown('SIGINT'));
+  const core = await starting;
+  console.log(`GeoDispatch core ${config.cluster.nodeName} on http://localhost:${core.port} (/health, /ready, /metrics)`);
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {

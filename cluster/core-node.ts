@@ -98,6 +98,7 @@ export class CoreNode {
   }
 
   async start(): Promise<void> {
+    await this.ownership.claimName();
     await this.seedKnownRegions();
     await this.options.bus.subscribe(COURIER_MOVED, this.movedHandler);
     await this.responder.start();

@@ -10,7 +10,7 @@ import { CourierIndex } from '../engine/courier-index.js';
 import { distanceMeters } from '../engine/geodesy.js';
 import { seededRandom } from '../fixtures/prng.js';
 import { type Bus, LocalBus } from './bus.js';
-import { type NearestQuery, NearestResponder, NearestScatter, type OwnerDirectory, type RankedHit, mergeNearest } from './nearest-scatter.js';
+import { BadNearestQuery, type NearestQuery, NearestResponder, NearestScatter, type OwnerDirectory, type RankedHit, mergeNearest } from './nearest-scatter.js';
 import { RedisBus } from './redis-bus.js';
 import { RegionLeases } from './region-lease.js';
 import { leaseDirectory, registerRegions } from './region-ownership.js';
@@ -119,14 +119,21 @@ describe('nearest scattered to region owners over the local bus', () => {
     const probe = new LocalBus();
     await new NearestResponder(probe, 'core-x', () => [], (e) => errors.push(e)).start();
     await probe.subscribe('edge:p:nearest', (_c, payload) => replies.push(unpack(payload)));
-    for (const q of [{ lat: 91, lng: 0, k: 1, radius: 1 }, { lat: 0, lng: 0, k: 1e9, radius: 1 }, { lat: 0, lng: 0, k: 1, radius: -1 }, null]) {
+    for (const q of [{ lat: 91, lng: 0, k: 1, radius: 1 }, { lat: '51.5', lng: 0, k: 1, radius: 1 }, { lat: 0, lng: 0, k: 1e9, radius: 1 }, { lat: 0, lng: 0, k: 1, radius: -1 }, { lat: 0, lng: 0, k: 1, radius: '5' }, null]) {
       await probe.publish('core:core-x:nearest', pack({ id: 'q', replyTo: 'edge:p:nearest', q }));
     }
     await probe.publish('core:core-x:nearest', pack({ id: 'q', replyTo: 'core:core-x:nearest', q: { lat: 0, lng: 0, k: 1, radius: 1 } }));
     await probe.publish('core:core-x:nearest', Buffer.from([0xc1]));
     await new Promise((r) => setTimeout(r, 20));
-    expect(replies.map((r) => (r as { error: string }).error)).toEqual(['lat/lng out of range', 'k must be an integer from 1 to 1000', 'radius must be 0 to 20037509 m', 'no query']);
+    const where = 'lat must be a number in -90..90 and lng in -180..180';
+    const radius = 'radius must be a number from 0 to 20037509 m';
+    expect(replies.map((r) => (r as { error: string }).error)).toEqual([where, where, 'k must be an integer from 1 to 1000', radius, radius, 'no query']);
     expect(errors).toHaveLength(2);
+  });
+
+  it('the edge refuses to scatter a query no core would answer, instead of answering it empty', async () => {
+    await expect(edge.nearest({ lat: 95, lng: 0, k: 1, radius: 10 })).rejects.toBeInstanceOf(BadNearestQuery);
+    await expect(edge.nearest({ lat: 0, lng: 0, k: 0, radius: 10 })).rejects.toThrow(/k must be/);
   });
 
   it('asks every live core when the radius is too large to list regions', async () => {

@@ -58,14 +58,17 @@ export function mergeNearest<T extends RankedHit>(answers: readonly (readonly T[
 export const MAX_K = 1_000;
 const MAX_RADIUS_M = 20_037_509;
 
-/** Why a query a core was sent is not one it answers, or undefined. */
-function badQuery(q: NearestQuery | undefined): string | undefined {
+/** Why a nearest query is not one a core answers (or an edge sends), or undefined. Numbers only: no coercion. */
+export function badQuery(q: NearestQuery | undefined): string | undefined {
   if (typeof q !== 'object' || q === null) return 'no query';
-  if (!(Math.abs(q.lat) <= 90) || !(Math.abs(q.lng) <= 180)) return 'lat/lng out of range';
+  if (typeof q.lat !== 'number' || typeof q.lng !== 'number' || !(Math.abs(q.lat) <= 90) || !(Math.abs(q.lng) <= 180)) return 'lat must be a number in -90..90 and lng in -180..180';
   if (!Number.isInteger(q.k) || q.k < 1 || q.k > MAX_K) return `k must be an integer from 1 to ${MAX_K}`;
-  if (!(q.radius >= 0 && q.radius <= MAX_RADIUS_M)) return `radius must be 0 to ${MAX_RADIUS_M} m`;
+  if (typeof q.radius !== 'number' || !(q.radius >= 0 && q.radius <= MAX_RADIUS_M)) return `radius must be a number from 0 to ${MAX_RADIUS_M} m`;
   return undefined;
 }
+
+/** A query the edge refused to send (the API validates first, so this is a caller's bug). */
+export class BadNearestQuery extends Error {}
 
 /** The bus channel a core takes nearest queries on. */
 export function nearestChannel(core: string): string {
@@ -147,6 +150,8 @@ export class NearestScatter<T extends RankedHit> {
 
   /** The merged top k; `missing` names unowned regions and cores that failed or did not answer in time. */
   async nearest(q: NearestQuery): Promise<{ hits: T[]; missing: string[] }> {
+    const bad = badQuery(q);
+    if (bad !== undefined) throw new BadNearestQuery(bad);
     const regions = regionsTouched(q.lat, q.lng, q.radius);
     const missing: string[] = [];
     let cores: string[];

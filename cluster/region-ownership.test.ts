@@ -8,7 +8,7 @@ import { StaleEpoch } from '../store/store-errors.js';
 import { type Store, openStore } from '../store/store.js';
 import { dropTestSchema, testDatabaseUrl, testSchemaName } from '../store/test-database.js';
 import { RegionLeases } from './region-lease.js';
-import { RegionOwnership, registerRegions } from './region-ownership.js';
+import { NameTaken, RegionOwnership, registerRegions } from './region-ownership.js';
 import { connectTestRedis } from './test-redis.js';
 
 const TTL = 400;
@@ -103,5 +103,23 @@ describe('region ownership on a real Redis and PostgreSQL', () => {
     await a.stop();
     await b.tick();
     expect(owned(b)).toEqual(known);
+  });
+
+  it('refuses a second process under a live core\'s name, and lets a new one in once the first has stopped', async () => {
+    const { known, core } = await cluster(REGIONS.slice(0, 2));
+    const [first, twin] = [core('a'), core('a')];
+    await first.claimName();
+    await first.tick();
+    await expect(twin.claimName()).rejects.toBeInstanceOf(NameTaken);
+    // a twin that ticks anyway (started without claiming) takes nothing and says why
+    await expect(twin.tick()).rejects.toBeInstanceOf(NameTaken);
+    expect(owned(twin)).toEqual([]);
+    expect(owned(first)).toEqual(known);
+    await first.stop();
+    const next = core('a');
+    await next.claimName();
+    await next.tick();
+    expect(owned(next)).toEqual(known);
+    await next.stop();
   });
 });

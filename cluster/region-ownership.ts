@@ -11,6 +11,7 @@
  * Regions become known when an edge first routes something to them (`registerRegions`). A core that dies stops
  * renewing; its leases lapse within the ttl and the survivors' next ticks take them under larger epochs.
  */
+import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Store } from '../store/store.js';
 import type { OwnerDirectory } from './nearest-scatter.js';
@@ -50,10 +51,35 @@ export function leaseDirectory(redis: Redis, leases: RegionLeases, prefix = 'gd:
   };
 }
 
+// KEYS[1] the name's key; ARGV token, ttl. Keeps (or, when it lapsed, takes back) this process's hold on its
+// name; 0 when another process holds the name now.
+const KEEP_NAME = `
+local cur = redis.call('GET', KEYS[1])
+if cur == ARGV[1] or not cur then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0`;
+
+// KEYS[1] the name's key; ARGV token: lets go of the name only if this process holds it
+const RELEASE_NAME = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`;
+
+/** A second process started under a live core's name: it would share that core's leases and consumer. */
+export class NameTaken extends Error {
+  constructor(name: string) {
+    super(`a core named '${name}' is already running in this cluster: give each core its own GD_NODE_NAME (or wait for the old one's lease to lapse)`);
+    this.name = 'NameTaken';
+  }
+}
+
 /** One core's share of the regions, kept by `tick()` (or `start()`, which ticks every third of the lease). */
 export class RegionOwnership {
   private readonly held = new Map<string, number>();
   private readonly prefix: string;
+  /** This process's hold on its name: leases are by name, so two processes under one name would share them. */
+  private readonly token = randomBytes(12).toString('hex');
   private timer: NodeJS.Timeout | undefined;
   private ticking: Promise<void> | undefined;
 
@@ -69,6 +95,12 @@ export class RegionOwnership {
   /** The regions this core serves now, with their epochs. */
   regions(): ReadonlyMap<string, number> {
     return this.held;
+  }
+
+  /** Takes this core's name for this process; NameTaken when a live process holds it. */
+  async claimName(): Promise<void> {
+    const ok = await this.redis.set(this.nameKey(), this.token, 'PX', this.leases.ttlMs, 'NX');
+    if (ok !== 'OK') throw new NameTaken(this.leases.owner);
   }
 
   /** Ticks every third of the lease until stop(); a failed tick (Redis away) is retried by the next. */
@@ -88,10 +120,16 @@ export class RegionOwnership {
     await this.ticking;
     for (const [region, epoch] of [...this.held]) await this.handBack(region, epoch);
     await this.redis.zrem(this.coresKey(), this.leases.owner);
+    await this.redis.eval(RELEASE_NAME, 1, this.nameKey(), this.token);
   }
 
   /** One round: heartbeat, renew, then take or hand back regions towards an even share. */
   async tick(): Promise<void> {
+    if ((await this.redis.eval(KEEP_NAME, 1, this.nameKey(), this.token, String(this.leases.ttlMs))) !== 1) {
+      // another process took this name while ours lapsed (Redis unreachable): its leases are its own now
+      for (const [region, epoch] of [...this.held]) this.drop(region, epoch);
+      throw new NameTaken(this.leases.owner);
+    }
     const live = await this.heartbeat();
     for (const [region, epoch] of [...this.held]) {
       if (!(await this.leases.renew(region, epoch))) this.drop(region, epoch);
@@ -149,6 +187,10 @@ export class RegionOwnership {
 
   private coresKey(): string {
     return `${this.prefix}cores`;
+  }
+
+  private nameKey(): string {
+    return `${this.prefix}core-name:${this.leases.owner}`;
   }
 }
 

@@ -22,19 +22,19 @@ import { decodeBody, isAborted, readBody, sendReply, watchAborted } from './http
 import { type LocationDeps, registerLocationRoutes } from './location-routes.js';
 import type { Logger } from './log.js';
 import type { ApiMetrics } from './metrics.js';
-import type { TokenBuckets } from './rate-limit.js';
+import type { RateLimiter, Verdict } from './rate-limit.js';
 import { principalKey } from './request-book.js';
 import type { RequestDeps } from './request-handlers.js';
 import { registerRequestRoutes } from './request-routes.js';
 import { type ValidatorName, buildOpenApi, validate } from './schemas.js';
 import { type WebhookDeps, registerWebhookRoutes } from './webhook-routes.js';
 
-/** What the routes work with; each part owned by the caller. */
-export interface HttpDeps extends EntityDeps, LocationDeps, RequestDeps, WebhookDeps, Omit<FleetListDeps, 'store'> {
-  store: RequestDeps['store'] & FleetListDeps['store'];
+/** What every route needs around its handler: authentication, rate limits, metrics, readiness. */
+export interface RouteDeps {
   config: Readonly<ApiConfig>;
   auth: Authenticator;
-  limits: { general: TokenBuckets; ingest: TokenBuckets; gateway: TokenBuckets; openPerRequester: number };
+  /** In-process buckets (GD_ROLE=all), or buckets every edge of a cluster shares through Redis. */
+  limits: { general: RateLimiter; ingest: RateLimiter; gateway: RateLimiter };
   metrics: ApiMetrics;
   logger: Logger;
   clock: () => number;
@@ -42,6 +42,12 @@ export interface HttpDeps extends EntityDeps, LocationDeps, RequestDeps, Webhook
   notReady: () => string | undefined;
   /** Counts handlers still awaiting work (the store, the worker pool), so a drain can wait for them. */
   inFlight: { count: number };
+}
+
+/** What the routes of one process work with; each part owned by the caller. */
+export interface HttpDeps extends RouteDeps, EntityDeps, LocationDeps, RequestDeps, WebhookDeps, Omit<FleetListDeps, 'store'> {
+  store: RequestDeps['store'] & FleetListDeps['store'];
+  limits: RouteDeps['limits'] & { openPerRequester: number };
 }
 
 /** A handler's answer. */
@@ -88,11 +94,27 @@ export type AddRoute = (method: Method, pattern: string, spec: RouteSpec) => voi
 
 /** Registers every route of PRODUCT §4 (HTTP part) and the 404 fallback on `app`. */
 export function registerHttpRoutes(app: TemplatedApp, deps: HttpDeps): void {
-  const add: AddRoute = (method, pattern, spec) => {
+  const add = routeAdder(app, deps);
+  registerServiceRoutes(add, deps);
+  registerEntityRoutes(add, deps);
+  registerLocationRoutes(add, deps);
+  registerRequestRoutes(add, deps);
+  registerFleetRoutes(add, deps);
+  registerFleetLists(add, deps);
+  registerWebhookRoutes(add, deps);
+  registerNotFound(app);
+}
+
+/** The `add` a set of routes registers through: each route authenticated, limited, metered and answered as one. */
+export function routeAdder(app: TemplatedApp, deps: RouteDeps): AddRoute {
+  return (method, pattern, spec) => {
     const route = new RouteMeters(deps.metrics, `${method === 'del' ? 'DELETE' : method.toUpperCase()} ${pattern}`, pattern);
     app[method](pattern, (res, req) => handle(deps, route, spec, res, req));
   };
+}
 
+/** /health, /ready, /metrics and /openapi.json: the public routes every role that serves HTTP has. */
+export function registerServiceRoutes(add: AddRoute, deps: Pick<RouteDeps, 'notReady' | 'metrics'>): void {
   add('get', '/health', { roles: 'public', run: () => ({ status: 200, body: { status: 'ok' } }) });
   add('get', '/ready', {
     roles: 'public',
@@ -107,14 +129,10 @@ export function registerHttpRoutes(app: TemplatedApp, deps: HttpDeps): void {
   });
   const openapi = buildOpenApi();
   add('get', '/openapi.json', { roles: 'public', run: () => ({ status: 200, body: openapi }) });
+}
 
-  registerEntityRoutes(add, deps);
-  registerLocationRoutes(add, deps);
-  registerRequestRoutes(add, deps);
-  registerFleetRoutes(add, deps);
-  registerFleetLists(add, deps);
-  registerWebhookRoutes(add, deps);
-
+/** The 404 for every path no route matched; registered last. */
+export function registerNotFound(app: TemplatedApp): void {
   app.any('/*', (res, req) => {
     const accept = req.getHeader('accept') || undefined;
     sendReply(res, 404, { error: { code: 'E_NOT_FOUND', message: `no route ${req.getMethod().toUpperCase()} ${req.getUrl()}` } }, accept);
@@ -161,7 +179,7 @@ function idempotencyKeyOf(req: HttpRequest, spec: RouteSpec): string | undefined
   return sent ? '' : undefined;
 }
 
-function handle(deps: HttpDeps, route: RouteMeters, spec: RouteSpec, res: HttpResponse, req: HttpRequest): void {
+function handle(deps: RouteDeps, route: RouteMeters, spec: RouteSpec, res: HttpResponse, req: HttpRequest): void {
   const started = performance.now();
   const accept = req.getHeader('accept') || undefined;
   const reply = (r: Reply): void => {
@@ -187,11 +205,11 @@ function handle(deps: HttpDeps, route: RouteMeters, spec: RouteSpec, res: HttpRe
     const principal: Principal = spec.roles === 'public' ? { sub: '', role: 'admin', via: 'jwt' } : deps.auth.authenticate({ authorization, apiKey }, now);
     const bucket = deps.limits[spec.bucket ?? 'general'];
     const bucketKey = principalKey(principal.role, principal.sub);
-    if (spec.roles !== 'public') {
-      requireRole(principal, ...spec.roles);
-      const verdict = bucket.take(bucketKey, now);
-      if (!verdict.ok) throw new RateLimited(verdict.retryAfterSec);
-    }
+    if (spec.roles !== 'public') requireRole(principal, ...spec.roles);
+    // in-process buckets answer at once (the common path stays synchronous); shared ones once Redis has
+    const admitted = spec.roles === 'public' ? undefined : admit(bucket.take(bucketKey, now));
+    // a refusal may come while the body is still arriving: handled below, never an unhandled rejection
+    admitted?.catch(() => undefined);
     const run = (body: unknown): void => {
       try {
         const out = spec.run({ params, query, accept, idempotencyKey, principal, body, now: deps.clock() });
@@ -203,35 +221,44 @@ function handle(deps: HttpDeps, route: RouteMeters, spec: RouteSpec, res: HttpRe
         fail(err);
       }
     };
-    if (spec.body === undefined) {
-      watchAborted(res);
-      run(undefined);
-      return;
-    }
-    const schema = spec.body;
-    readBody(
-      res,
-      spec.bodyLimit === 'bulk' ? deps.config.bulkBodyLimitBytes : deps.config.bodyLimitBytes,
-      (buf) => {
+    // runs `next` once `gate` has admitted the call (now, or when the shared bucket answers); a throw is the reply
+    const after = (gate: Promise<void> | undefined, next: () => void): void => {
+      if (gate !== undefined) gate.then(next).catch(fail);
+      else
         try {
-          // the first token paid for the request: a body pays for its size before it is parsed, a batch for its items
-          const pay = (tokens: number): void => {
-            const verdict = tokens > 0 ? bucket.take(bucketKey, deps.clock(), tokens) : undefined;
-            if (verdict !== undefined && !verdict.ok) throw new RateLimited(verdict.retryAfterSec);
-          };
-          if (spec.bodyLimit !== 'bulk') pay(Math.ceil(buf.length / BODY_TOKEN_BYTES) - 1);
-          const body = decodeBody(buf, contentType);
-          if (spec.bodyLimit === 'bulk') pay(Math.ceil(itemsOf(body) / (spec.itemsPerToken ?? 1)) - 1);
-          run(validate(schema, body));
+          next();
         } catch (err) {
           fail(err);
         }
-      },
-      fail,
-    );
+    };
+    if (spec.body === undefined) {
+      watchAborted(res);
+      after(admitted, () => run(undefined));
+      return;
+    }
+    const schema = spec.body;
+    const limit = spec.bodyLimit === 'bulk' ? deps.config.bulkBodyLimitBytes : deps.config.bodyLimitBytes;
+    // the first token paid for the request: a body pays for its size before it is parsed, a batch for its items
+    const pay = (tokens: number): Promise<void> | undefined => (tokens > 0 ? admit(bucket.take(bucketKey, deps.clock(), tokens)) : undefined);
+    // the body is read at once (uWS wants onData now); it waits for the first token if that is not there yet
+    const onBody = (buf: Buffer): void =>
+      after(admitted, () =>
+        after(spec.bodyLimit === 'bulk' ? undefined : pay(Math.ceil(buf.length / BODY_TOKEN_BYTES) - 1), () => {
+          const body = decodeBody(buf, contentType);
+          after(spec.bodyLimit === 'bulk' ? pay(Math.ceil(itemsOf(body) / (spec.itemsPerToken ?? 1)) - 1) : undefined, () => run(validate(schema, body)));
+        }),
+      );
+    readBody(res, limit, onBody, fail);
   } catch (err) {
     fail(err);
   }
+}
+
+/** Throws RateLimited for a refusal; a pending verdict becomes a promise that rejects the same way. */
+function admit(verdict: Verdict | Promise<Verdict>): Promise<void> | undefined {
+  if (verdict instanceof Promise) return verdict.then(admit);
+  if (!verdict.ok) throw new RateLimited(verdict.retryAfterSec);
+  return undefined;
 }
 
 /** Bytes of body one rate-limit token pays for: a 64 KiB body costs 16 requests' worth, so a principal cannot spend its whole budget on parsing. */

@@ -15,6 +15,17 @@ const SWEEP_PER_TAKE = 2;
 
 const ADMITTED = Object.freeze({ ok: true as const });
 
+/** A rate limiter's answer: admitted, or how long to wait. */
+export type Verdict = { ok: true } | { ok: false; retryAfterSec: number };
+
+/**
+ * What the HTTP routes take tokens from: this file's in-process buckets (answer at once), or buckets shared by
+ * every edge of a cluster (cluster/shared-buckets.ts, answer once Redis has).
+ */
+export interface RateLimiter {
+  take(key: string, now: number, cost?: number): Verdict | Promise<Verdict>;
+}
+
 interface Bucket {
   tokens: number;
   /** ms of the last refill. */
@@ -22,7 +33,7 @@ interface Bucket {
 }
 
 /** Per-key token buckets; `now` is in ms. */
-export class TokenBuckets {
+export class TokenBuckets implements RateLimiter {
   private readonly perMs: number;
   private readonly burst: number;
   private readonly maxKeys: number;
@@ -44,7 +55,7 @@ export class TokenBuckets {
    * Takes `cost` tokens from the key's bucket. A cost above `burst` (one big batch) is admitted when the bucket
    * is full and leaves it in debt, so the key waits until the debt is refilled.
    */
-  take(key: string, now: number, cost = 1): { ok: true } | { ok: false; retryAfterSec: number } {
+  take(key: string, now: number, cost = 1): Verdict {
     // sweep first: it may drop this very key when full, which is the same as finding it full below
     this.sweep(now);
     let bucket = this.buckets.get(key);

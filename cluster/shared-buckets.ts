@@ -11,6 +11,7 @@
  * only the keys that are in use. `now` is the caller's (each edge's clock), as in TokenBuckets.
  */
 import type { Redis } from 'ioredis';
+import type { RateLimiter, Verdict } from '../api/rate-limit.js';
 
 const TAKE = `
 local perMs = tonumber(ARGV[1])
@@ -33,7 +34,7 @@ if ok then return {1, 0} end
 return {0, math.max(1, math.ceil((needed - tokens) / perMs / 1000))}`;
 
 /** Per-key token buckets in Redis; the same decisions as TokenBuckets for the same calls. */
-export class SharedTokenBuckets {
+export class SharedTokenBuckets implements RateLimiter {
   private readonly perMs: number;
   private readonly burst: number;
   private readonly prefix: string;
@@ -51,7 +52,7 @@ export class SharedTokenBuckets {
   }
 
   /** Takes `cost` tokens from the key's bucket (a cost above burst is admitted from a full bucket, into debt). */
-  async take(key: string, now: number, cost = 1): Promise<{ ok: true } | { ok: false; retryAfterSec: number }> {
+  async take(key: string, now: number, cost = 1): Promise<Verdict> {
     const [ok, retry] = (await this.redis.eval(TAKE, 1, this.prefix + key, String(this.perMs), String(this.burst), String(now), String(cost))) as [number, number];
     return ok === 1 ? { ok: true } : { ok: false, retryAfterSec: retry };
   }

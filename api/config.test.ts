@@ -12,15 +12,19 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ JWT_SECRET: SECRET, MAP_STYLE_URL: 'file:///etc/passwd' })).toThrow(/MAP_STYLE_URL/);
   });
 
-  test('GD_ROLE is all by default; core needs REDIS_URL and DATABASE_URL; edge is refused until it is built', () => {
+  test('GD_ROLE is all by default; core needs REDIS_URL and DATABASE_URL; edge needs REDIS_URL and a token key every edge shares', () => {
     const all = loadConfig({ JWT_SECRET: SECRET });
     expect(all.role).toBe('all');
     expect(all.cluster).toMatchObject({ leaseTtlMs: 5_000, prefix: 'gd:' });
-    expect(all.cluster.nodeName).toMatch(/^core-.+-\d+$/);
+    expect(all.cluster.nodeName).toMatch(/^all-.+-\d+$/);
     expect(() => loadConfig({ JWT_SECRET: SECRET, GD_ROLE: 'core' })).toThrow(/GD_ROLE=core needs REDIS_URL and DATABASE_URL/);
     const core = loadConfig({ JWT_SECRET: SECRET, GD_ROLE: 'core', REDIS_URL: 'redis://r:6379', DATABASE_URL: 'postgres://p/db', GD_NODE_NAME: 'core-7', GD_LEASE_TTL_MS: '2000' });
     expect([core.role, core.cluster.nodeName, core.cluster.leaseTtlMs]).toEqual(['core', 'core-7', 2000]);
-    expect(() => loadConfig({ JWT_SECRET: SECRET, GD_ROLE: 'edge' })).toThrow(/GD_ROLE=edge is not built yet/);
+    expect(() => loadConfig({ JWT_SECRET: SECRET, GD_ROLE: 'edge' })).toThrow(/GD_ROLE=edge needs REDIS_URL/);
+    expect(() => loadConfig({ GD_ROLE: 'edge', REDIS_URL: 'redis://r:6379' })).toThrow(/GD_ROLE=edge needs JWT_SECRET or JWT_PUBLIC_KEY/);
+    const edge = loadConfig({ JWT_SECRET: SECRET, GD_ROLE: 'edge', REDIS_URL: 'redis://r:6379' });
+    expect([edge.role, edge.redisUrl]).toEqual(['edge', 'redis://r:6379']);
+    expect(edge.cluster.nodeName).toMatch(/^edge-.+-\d+$/);
     expect(() => loadConfig({ JWT_SECRET: SECRET, GD_ROLE: 'leader' })).toThrow(/GD_ROLE/);
     expect(() => loadConfig({ JWT_SECRET: SECRET, GD_NODE_NAME: 'has space' })).toThrow(/GD_NODE_NAME/);
   });

@@ -29,9 +29,9 @@
  * | DISPATCH_TICK_MS           | 50                 | dispatch timer: offer expiry and batch checks |
  * | OPEN_REQUESTS_PER_REQUESTER | 1000              | open requests one principal may hold |
  * | IDEMPOTENCY_TTL_MS         | 86400000           | how long an Idempotency-Key answer is kept |
- * | GD_ROLE                    | all                | all (one process does everything) or core (a cluster region owner; edge: not built yet) |
- * | REDIS_URL                  | —                  | Redis for a cluster (GD_ROLE=core: leases, ping streams, fan-out) |
- * | GD_NODE_NAME               | core-<host>-<pid>  | this node's name in the cluster (unique) |
+ * | GD_ROLE                    | all                | all (one process does everything), edge (sockets and the public API of a cluster) or core (a cluster region owner) |
+ * | REDIS_URL                  | —                  | Redis for a cluster (leases, ping streams, fan-out, shared rate limits) |
+ * | GD_NODE_NAME               | <role>-<host>-<pid> | this node's name in the cluster (unique) |
  * | GD_LEASE_TTL_MS            | 5000               | a region lease lapses this long after its core stops renewing |
  * | GD_CLUSTER_PREFIX          | gd:                | Redis key prefix of the cluster (clusters sharing a Redis) |
  * | DATA_DIR                   | ./data             | embedded PGlite store (`memory://` for a throwaway one) |
@@ -94,8 +94,8 @@ export interface ApiConfig {
   offerTtlMs: number;
   dispatch: { mode: 'greedy' | 'batched'; windowMs: number; tickMs: number };
   requests: { openPerRequester: number; idempotencyTtlMs: number };
-  /** all: one process does everything; core: a cluster region owner (PRODUCT §7). */
-  role: 'all' | 'core';
+  /** all: one process does everything; edge: a cluster's sockets and public API; core: a cluster region owner (PRODUCT §7). */
+  role: 'all' | 'edge' | 'core';
   redisUrl?: string;
   cluster: {
     nodeName: string;
@@ -146,6 +146,7 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Ap
   const secret = read.string('JWT_SECRET');
   const publicKey = read.string('JWT_PUBLIC_KEY')?.replace(/\\n/g, '\n');
   const devTokens = devFlag || (!secret && !publicKey && !isProduction);
+  const role = read.oneOf('GD_ROLE', ['all', 'core', 'edge'] as const, 'all');
   if (devFlag && isProduction) problems.push('GEODISPATCH_DEV=1 is not allowed with NODE_ENV=production');
   if (devFlag && publicKey) problems.push('GEODISPATCH_DEV=1 signs HS256 dev tokens: unset JWT_PUBLIC_KEY or GEODISPATCH_DEV');
 
@@ -196,10 +197,10 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Ap
       // 24 h: a client retrying after a day-long outage is told what happened instead of creating twice
       idempotencyTtlMs: read.int('IDEMPOTENCY_TTL_MS', 86_400_000, 1000, 30 * 86_400_000),
     },
-    role: readRole(read, problems),
+    role,
     redisUrl: read.url('REDIS_URL', ['redis:', 'rediss:']),
     cluster: {
-      nodeName: read.pattern('GD_NODE_NAME', /^[A-Za-z0-9._-]{1,64}$/, 'letters, digits, . _ - (at most 64)') ?? `core-${hostname()}-${process.pid}`,
+      nodeName: read.pattern('GD_NODE_NAME', /^[A-Za-z0-9._-]{1,64}$/, 'letters, digits, . _ - (at most 64)') ?? `${role}-${hostname()}-${process.pid}`,
       // PRODUCT §7: a dead core's regions are served by another within 10 s; 5 s of lease leaves room to load them
       leaseTtlMs: read.int('GD_LEASE_TTL_MS', 5_000, 300, 60_000),
       prefix: read.pattern('GD_CLUSTER_PREFIX', /^[A-Za-z0-9:._-]{1,64}$/, 'letters, digits, : . _ - (at most 64)') ?? 'gd:',
@@ -250,17 +251,13 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Ap
   if (config.role === 'core' && (config.redisUrl === undefined || config.databaseUrl === undefined)) {
     problems.push('GD_ROLE=core needs REDIS_URL and DATABASE_URL (a PostgreSQL + PostGIS the cluster shares; the embedded store is one process only)');
   }
+  if (config.role === 'edge' && config.redisUrl === undefined) problems.push('GD_ROLE=edge needs REDIS_URL (the Redis its cores read pings from)');
+  // every edge must accept the tokens any other edge does: a secret made up at start would be this edge's alone
+  if (config.role === 'edge' && !secret && !publicKey) problems.push('GD_ROLE=edge needs JWT_SECRET or JWT_PUBLIC_KEY, the same on every edge');
 
   if (problems.length > 0) throw new Error(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
   for (const key of ['redisUrl', 'databaseUrl', 'databaseSchema'] as const) if (config[key] === undefined) delete config[key];
   return deepFreeze(config);
-}
-
-function readRole(read: EnvReader, problems: string[]): ApiConfig['role'] {
-  const role = read.oneOf('GD_ROLE', ['all', 'core', 'edge'] as const, 'all');
-  if (role !== 'edge') return role;
-  problems.push('GD_ROLE=edge is not built yet (issue 13): run GD_ROLE=all, or GD_ROLE=core region owners');
-  return 'all';
 }
 
 function readJwt(read: EnvReader, problems: string[], secret: string | undefined, publicKey: string | undefined, devTokens: boolean): ApiConfig['jwt'] {

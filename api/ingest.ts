@@ -112,19 +112,30 @@ export class PositionIngest {
 
   /** Applies one ping: undefined when applied, else why not. The engine throws EngineError for its own refusals. */
   private apply(id: unknown, lat: unknown, lng: unknown, ts: unknown, now: number): PingRejection | undefined {
-    if (typeof id !== 'string' || !ID_PATTERN.test(id)) return BAD_ID;
-    if (typeof lat !== 'number' || typeof lng !== 'number') return BAD_COORDINATES;
-    if (typeof ts !== 'number' || !Number.isInteger(ts) || ts < 0) return BAD_TIMESTAMP;
-    if (ts > now + MAX_FUTURE_MS) return FUTURE_TIMESTAMP;
-    if (this.deps.couriers.move(id, lat, lng, ts) === 'stale') return STALE;
-    this.deps.positions.record(id, lat, lng, ts);
-    this.deps.fanOut.courierChanged(id);
+    const refused = pingRefusal(id, lat, lng, ts, now);
+    if (refused !== undefined) return refused;
+    if (this.deps.couriers.move(id as string, lat as number, lng as number, ts as number) === 'stale') return STALE;
+    this.deps.positions.record(id as string, lat as number, lng as number, ts as number);
+    this.deps.fanOut.courierChanged(id as string);
     return undefined;
   }
 }
 
+/**
+ * What is wrong with a ping before any index sees it (id, number types, timestamp, a minute ahead at most), or
+ * undefined. A cluster edge, which holds no index, also passes `range` to refuse points off the globe.
+ */
+export function pingRefusal(id: unknown, lat: unknown, lng: unknown, ts: unknown, now: number, range = false): PingRejection | undefined {
+  if (typeof id !== 'string' || !ID_PATTERN.test(id)) return BAD_ID;
+  if (typeof lat !== 'number' || typeof lng !== 'number') return BAD_COORDINATES;
+  if (range && !(Math.abs(lat) <= 90 && Math.abs(lng) <= 180)) return OFF_THE_GLOBE;
+  if (typeof ts !== 'number' || !Number.isInteger(ts) || ts < 0) return BAD_TIMESTAMP;
+  if (ts > now + MAX_FUTURE_MS) return FUTURE_TIMESTAMP;
+  return undefined;
+}
+
 /** Why ingest refused a ping before the engine did: preallocated, so a refusal allocates nothing. */
-interface PingRejection {
+export interface PingRejection {
   readonly status: number;
   readonly code: string;
   readonly message: string;
@@ -133,13 +144,14 @@ interface PingRejection {
 const rejection = (status: number, code: string, message: string): PingRejection => Object.freeze({ status, code, message });
 const BAD_ID = rejection(400, 'E_VALIDATION', 'a courier id is 1..64 characters of A-Z a-z 0-9 . _ : -');
 const BAD_COORDINATES = rejection(400, 'E_VALIDATION', 'lat and lng are numbers');
+const OFF_THE_GLOBE = rejection(400, 'E_BAD_COORDINATE', 'lat must be within -90..90 and lng within -180..180');
 const BAD_TIMESTAMP = rejection(400, 'E_BAD_TIMESTAMP', 'ts is whole milliseconds since the epoch');
 // its message says by how much, so rejectionError writes it (a batch reports only the code)
 const FUTURE_TIMESTAMP = rejection(400, 'E_FUTURE_TIMESTAMP', '');
 const STALE = rejection(409, 'E_STALE', 'this ping is older than the last one accepted for this courier; it was ignored');
 
 /** The error a single ping's caller gets; a future timestamp says by how much. */
-function rejectionError(r: PingRejection, ts: number, now: number): ApiError {
+export function rejectionError(r: PingRejection, ts: number, now: number): ApiError {
   if (r !== FUTURE_TIMESTAMP) return new ApiError(r.status, r.code, r.message);
   return new ApiError(r.status, r.code, `ts is ${Math.round((ts - now) / 1000)} s ahead of the server clock (at most ${MAX_FUTURE_MS / 1000} s): send milliseconds since the epoch from a synchronised clock`);
 }

@@ -151,7 +151,7 @@ export function queryFields(query: string): Record<string, string> {
 
 // Seconds for a courier to drive to the query point, at the learned speed its dispatch snapshot reads (its
 // bucket's speed cell, cached: a query must not pay an H3 call per courier), else its vehicle's.
-function courierEta(deps: LocationDeps, h: CourierHit): number {
+export function courierEta(deps: Pick<LocationDeps, 'policy'>, h: CourierHit): number {
   const speed = driveSpeed(h.speed ?? NaN, deps.policy.vehicleSpeed[h.vehicle]);
   return travelSeconds(h.distance, deps.policy.circuity, speed); // h.distance: the great-circle metres to `to`
 }

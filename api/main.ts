@@ -27,6 +27,7 @@ import { type EngineIndexes, createEngineIndexes } from '../engine/engine-indexe
 import type { Scenario } from '../fixtures/city-scenario.js';
 import { loadScenario } from '../fixtures/load-scenario.js';
 import { startCore } from '../cluster/core-main.js';
+import { startEdge } from '../cluster/edge-main.js';
 import { DispatchJournal } from '../store/dispatch-journal.js';
 import { type Recovered, recover } from '../store/recovery.js';
 import { type Store, openStore } from '../store/store.js';
@@ -311,7 +312,7 @@ export function printAccess(instance: Instance): void {
 
 async function main(): Promise<void> {
   const config = loadConfig(process.env);
-  if (config.role === 'core') return runCore(config);
+  if (config.role !== 'all') return runClusterRole(config);
   const instance = await startInstance(config);
   printAccess(instance);
   let stopping = false;
@@ -331,22 +332,27 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => shutdown('SIGINT'));
 }
 
-/** GD_ROLE=core: a cluster region owner (cluster/core-main.ts), stopped cleanly on SIGTERM / SIGINT. */
-async function runCore(config: Readonly<ApiConfig>): Promise<void> {
+/**
+ * GD_ROLE=core (a region owner, cluster/core-main.ts) or edge (sockets and the public API, cluster/edge-main.ts),
+ * stopped cleanly on SIGTERM / SIGINT.
+ */
+async function runClusterRole(config: Readonly<ApiConfig>): Promise<void> {
   const logger = createLogger(config.logLevel);
-  // signals are heard from the first moment: a SIGTERM while the core starts waits for the start, then hands back
-  const starting = startCore(config, logger);
+  const role = config.role === 'edge' ? 'edge' : 'core';
+  // signals are heard from the first moment: a SIGTERM during the start waits for it, then stops cleanly
+  const starting: Promise<{ port: number; stop(): Promise<void> }> = role === 'edge' ? startEdge(config, logger) : startCore(config, logger);
   const shutdown = (signal: string): void => {
-    logger.info({ signal }, 'core shutting down');
-    starting.then((core) => core.stop()).then(
+    logger.info({ signal }, `${role} shutting down`);
+    starting.then((node) => node.stop()).then(
       () => process.exit(0),
-      (err: unknown) => (logger.error({ err }, 'core shutdown failed'), process.exit(1)),
+      (err: unknown) => (logger.error({ err }, `${role} shutdown failed`), process.exit(1)),
     );
   };
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.once('SIGINT', () => shutdown('SIGINT'));
-  const core = await starting;
-  console.log(`GeoDispatch core ${config.cluster.nodeName} on http://localhost:${core.port} (/health, /ready, /metrics)`);
+  const node = await starting;
+  const serves = role === 'edge' ? 'the API, /v1/stream and the map' : '/health, /ready, /metrics';
+  console.log(`GeoDispatch ${role} ${config.cluster.nodeName} on http://localhost:${node.port} (${serves})`);
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {

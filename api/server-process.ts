@@ -93,3 +93,9 @@ export function coreStarted(out: string): number | undefined {
   const found = /GeoDispatch core \S+ on http:\/\/localhost:(\d+)/.exec(out)?.[1];
   return found === undefined ? undefined : Number(found);
 }
+
+/** A cluster edge's port once it printed where it listens (GD_ROLE=edge). */
+export function edgeStarted(out: string): number | undefined {
+  const found = /GeoDispatch edge \S+ on http:\/\/localhost:(\d+)/.exec(out)?.[1];
+  return found === undefined ? undefined : Number(found);
+}

@@ -166,26 +166,29 @@ export function createServer(config: Readonly<ApiConfig>, deps: ServerDeps): Ser
   return {
     hub,
     pump,
-    listen: () =>
-      new Promise<number>((resolve, reject) => {
-        // exclusive: a second server started on the same port fails to listen instead of silently sharing it
-        const listenExclusive = app.listen as unknown as (host: string, port: number, options: number, cb: (token: uWS.us_listen_socket | false) => void) => void;
-        listenExclusive.call(app, config.host, config.port, LISTEN_EXCLUSIVE_PORT, (token) => {
-          if (!token) {
-            reject(new Error(`cannot listen on ${config.host}:${config.port} (in use, or not allowed); set PORT to a free port or 0`));
-            return;
-          }
-          listenSocket = token;
-          pump.start();
-          hub.start();
-          const port = uWS.us_socket_local_port(token as unknown as uWS.us_socket);
-          deps.logger.info({ port }, 'listening');
-          resolve(port);
-        });
-      }),
+    listen: async () => {
+      const token = await listenExclusive(app, config.host, config.port);
+      listenSocket = token;
+      pump.start();
+      hub.start();
+      const port = uWS.us_socket_local_port(token as unknown as uWS.us_socket);
+      deps.logger.info({ port }, 'listening');
+      return port;
+    },
     drain,
     close: async () => {
       await drain();
     },
   };
+}
+
+/** Listens on host:port alone (no SO_REUSEPORT): a port another process holds refuses the listen with a clear error. */
+export function listenExclusive(app: uWS.TemplatedApp, host: string, port: number): Promise<uWS.us_listen_socket> {
+  return new Promise((resolve, reject) => {
+    const listen = app.listen as unknown as (host: string, port: number, options: number, cb: (token: uWS.us_listen_socket | false) => void) => void;
+    listen.call(app, host, port, LISTEN_EXCLUSIVE_PORT, (token) => {
+      if (token) resolve(token);
+      else reject(new Error(`cannot listen on ${host}:${port} (in use, or not allowed); set PORT to a free port or 0`));
+    });
+  });
 }

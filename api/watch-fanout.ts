@@ -128,21 +128,7 @@ export class WatchFanout implements MoveFanOut {
   /** Drains fence crossings, then sends due deltas into sockets with room; closes a socket over the limit too long. */
   flush(now: number): void {
     this.drainFences();
-    const limit = this.deps.ws.maxBackpressureBytes;
-    const slowCloseMs = this.deps.ws.slowCloseMs;
-    for (const s of this.watchers) {
-      const st = s.getUserData();
-      const session = st.watch;
-      if (session === undefined || !session.due(now)) continue;
-      if (s.getBufferedAmount() > limit) {
-        st.overSince ??= now;
-        if (now - st.overSince >= slowCloseMs) safeEnd(s, 1008, 'too slow: backpressure limit exceeded');
-        continue;
-      }
-      st.overSince = undefined;
-      const delta = session.takeDelta(now);
-      if (delta !== undefined) this.deps.sockets.send(s, { t: 'delta', ...delta });
-    }
+    flushWatches(this.watchers, now, this.deps.ws, this.deps.sockets);
   }
 
   private *liveRequestIds(): Iterable<string> {
@@ -167,5 +153,26 @@ export class WatchFanout implements MoveFanOut {
       if (f !== undefined) out.push({ id: f.id, kind: f.kind, geometry: f.geometry });
     }
     return out;
+  }
+}
+
+/**
+ * Sends each due watch its delta, into sockets with room only; a socket over the backpressure limit for
+ * slowCloseMs is closed (1008), the others are unaffected. Shared by one process's fan-out and a cluster edge's.
+ */
+export function flushWatches(watchers: Iterable<Socket>, now: number, ws: Pick<ApiConfig['ws'], 'maxBackpressureBytes' | 'slowCloseMs'>, sockets: Pick<StreamSockets, 'send'>): void {
+  const limit = ws.maxBackpressureBytes;
+  for (const s of watchers) {
+    const st = s.getUserData();
+    const session = st.watch;
+    if (session === undefined || !session.due(now)) continue;
+    if (s.getBufferedAmount() > limit) {
+      st.overSince ??= now;
+      if (now - st.overSince >= ws.slowCloseMs) safeEnd(s, 1008, 'too slow: backpressure limit exceeded');
+      continue;
+    }
+    st.overSince = undefined;
+    const delta = session.takeDelta(now);
+    if (delta !== undefined) sockets.send(s, { t: 'delta', ...delta });
   }
 }

@@ -14,11 +14,13 @@
 import type { Redis } from 'ioredis';
 import { pack, unpack } from 'msgpackr';
 import { cellToBoundary } from 'h3-js';
+import type { CourierStatus } from '../engine/courier-attributes.js';
 import { CourierIndex, type CourierHit } from '../engine/courier-index.js';
 import type { CourierFilter } from '../engine/courier-filter.js';
 import type { StoredCourier, Store } from '../store/store.js';
 import { PositionWriteBehind } from '../store/write-behind.js';
 import type { Bus } from './bus.js';
+import { MovePublisher } from './move-feed.js';
 import { type NearestQuery, NearestResponder } from './nearest-scatter.js';
 import { type PingBatch, PingConsumer } from './ping-streams.js';
 import { RegionLeases } from './region-lease.js';
@@ -33,6 +35,9 @@ const MAX_FIRST_SIGHT_QUEUED = 50_000;
 const MISSING_TTL_MS = 10_000;
 /** Ids remembered as missing at most: ~10 MB however many bogus ids a broken gateway sends. */
 const MAX_MISSING_REMEMBERED = 100_000;
+
+/** How often applied moves go to the edges' map watches (a watch's highest rate is 40 Hz; maps ask 1–10). */
+const MOVES_INTERVAL_MS = 50;
 
 /** The bus channel on which a core says it now holds a courier (first ping seen in its regions). */
 export const COURIER_MOVED = 'couriers:moved';
@@ -70,6 +75,9 @@ export class CoreNode {
   private readonly consumer: PingConsumer;
   private readonly responder: NearestResponder<CourierHit>;
   private readonly positions: PositionWriteBehind;
+  /** Moves to the edges' map watches, coalesced per region. */
+  private readonly moves: MovePublisher;
+  private readonly peeked: { lat: number; lng: number; status: CourierStatus } = { lat: 0, lng: 0, status: 'offline' };
   /** The region each held courier is in, by its last position. */
   private readonly regionOfCourier = new Map<string, string>();
   private readonly onError: (err: unknown) => void;
@@ -95,6 +103,7 @@ export class CoreNode {
     });
     this.responder = new NearestResponder(options.bus, options.name, (q) => this.nearest(q), this.onError);
     this.positions = new PositionWriteBehind(options.store);
+    this.moves = new MovePublisher(options.bus, MOVES_INTERVAL_MS, this.onError);
   }
 
   async start(): Promise<void> {
@@ -103,6 +112,7 @@ export class CoreNode {
     await this.options.bus.subscribe(COURIER_MOVED, this.movedHandler);
     await this.responder.start();
     this.positions.start();
+    this.moves.start();
     await this.ownership.tick();
     this.ownership.start(this.onError);
     this.consumer.start(this.onError);
@@ -115,6 +125,7 @@ export class CoreNode {
     await this.responder.stop();
     await this.options.bus.unsubscribe(COURIER_MOVED, this.movedHandler);
     await this.firstSight;
+    await this.moves.stop();
     await this.positions.close();
   }
 
@@ -136,7 +147,16 @@ export class CoreNode {
   }
 
   private nearest(q: NearestQuery): CourierHit[] {
-    return this.index.nearby(q.lat, q.lng, { ...(q.filter as CourierFilter | undefined), k: q.k, radius: q.radius });
+    const filter = q.filter as CourierFilter | undefined;
+    if (q.bbox === undefined) return this.index.nearby(q.lat, q.lng, { ...filter, k: q.k, radius: q.radius });
+    // a map snapshot: the couriers inside the box, by id so every core's share and the merge agree on which k
+    const ids = this.index.within(q.bbox, filter).sort().slice(0, q.k);
+    const out: CourierHit[] = [];
+    for (const id of ids) {
+      const c = this.index.get(id);
+      if (c !== undefined) out.push({ id, lat: c.lat, lng: c.lng, distance: 0, status: c.status, vehicle: c.vehicle });
+    }
+    return out;
   }
 
   /** Loads a gained region's couriers (their stored positions), then starts reading its pings. */
@@ -244,8 +264,11 @@ export class CoreNode {
       this.stats.pingsRefused++;
       return;
     }
+    const before = this.regionOfCourier.get(id);
+    if (before !== undefined && before !== region) this.moves.gone(before, id);
     this.regionOfCourier.set(id, region);
     this.positions.record(id, lat, lng, ts);
+    if (this.index.peek(id, this.peeked)) this.moves.note(region, id, lat, lng, this.peeked.status);
     this.stats.pingsApplied++;
   }
 
@@ -281,6 +304,7 @@ export class CoreNode {
         newer[0].push(ids[i]);
         newer[1].push(mine);
       } else {
+        this.moves.gone(this.regionOfCourier.get(ids[i]) as string, ids[i]);
         this.drop(ids[i]);
         this.stats.handedOff++;
       }

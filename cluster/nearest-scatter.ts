@@ -14,7 +14,7 @@
 import { randomUUID } from 'node:crypto';
 import { pack, unpack } from 'msgpackr';
 import type { Bus, BusHandler } from './bus.js';
-import { regionsTouched } from './regions.js';
+import { type LngLatBox, boxCircle, regionsTouched } from './regions.js';
 
 /** What a nearest query carries to the cores (the API's parsed query; `filter` is passed through as is). */
 export interface NearestQuery {
@@ -23,6 +23,8 @@ export interface NearestQuery {
   k: number;
   radius: number;
   filter?: unknown;
+  /** Instead of the nearest: the couriers inside this box (k of them at most, by id; distance 0). */
+  bbox?: LngLatBox;
 }
 
 /** The least a hit has: the merge ranks by distance, then id. */
@@ -56,13 +58,21 @@ export function mergeNearest<T extends RankedHit>(answers: readonly (readonly T[
 
 /** The API's bounds on a nearest query (api/schemas.ts nearbyQuery): k 1..1000, radius up to half the Earth. */
 export const MAX_K = 1_000;
+/** Couriers a box query answers at most (a map snapshot's bound, api/watch-fanout.ts). */
+export const MAX_WITHIN = 50_000;
 const MAX_RADIUS_M = 20_037_509;
 
 /** Why a nearest query is not one a core answers (or an edge sends), or undefined. Numbers only: no coercion. */
 export function badQuery(q: NearestQuery | undefined): string | undefined {
   if (typeof q !== 'object' || q === null) return 'no query';
   if (typeof q.lat !== 'number' || typeof q.lng !== 'number' || !(Math.abs(q.lat) <= 90) || !(Math.abs(q.lng) <= 180)) return 'lat must be a number in -90..90 and lng in -180..180';
-  if (!Number.isInteger(q.k) || q.k < 1 || q.k > MAX_K) return `k must be an integer from 1 to ${MAX_K}`;
+  const maxK = q.bbox === undefined ? MAX_K : MAX_WITHIN;
+  if (!Number.isInteger(q.k) || q.k < 1 || q.k > maxK) return `k must be an integer from 1 to ${maxK}`;
+  if (q.bbox !== undefined) {
+    const b = q.bbox as unknown;
+    if (!Array.isArray(b) || b.length !== 4 || !b.every((v) => typeof v === 'number')) return 'bbox must be [minLng, minLat, maxLng, maxLat]';
+    if (!(Math.abs(b[0]) <= 180 && Math.abs(b[2]) <= 180 && Math.abs(b[1]) <= 90 && Math.abs(b[3]) <= 90 && b[1] <= b[3])) return 'bbox out of range (or minLat > maxLat)';
+  }
   if (typeof q.radius !== 'number' || !(q.radius >= 0 && q.radius <= MAX_RADIUS_M)) return `radius must be a number from 0 to ${MAX_RADIUS_M} m`;
   return undefined;
 }
@@ -146,6 +156,11 @@ export class NearestScatter<T extends RankedHit> {
 
   async stop(): Promise<void> {
     await this.bus.unsubscribe(this.replyTo, this.handler);
+  }
+
+  /** The couriers inside a box (at most `limit`, by id) from every owner it touches; `missing` as for nearest. */
+  within(bbox: LngLatBox, limit: number, filter?: unknown): Promise<{ hits: T[]; missing: string[] }> {
+    return this.nearest({ ...boxCircle(bbox), k: limit, bbox, ...(filter === undefined ? {} : { filter }) });
   }
 
   /** The merged top k; `missing` names unowned regions and cores that failed or did not answer in time. */

@@ -25,7 +25,9 @@ export class RedisBus implements Bus {
   ) {
     this.prefix = `${options.prefix ?? 'gd:'}bus:`;
     const onError = options.onError ?? (() => undefined);
-    this.sub = redis.duplicate();
+    // the subscriber queues its SUBSCRIBEs until connected, whatever the publisher does (an edge's publisher
+    // has no offline queue, so a write while Redis is away fails at once)
+    this.sub = redis.duplicate({ enableOfflineQueue: true, lazyConnect: false });
     this.sub.on('messageBuffer', (channel: Buffer, payload: Buffer) => {
       const name = channel.toString();
       if (name.startsWith(this.prefix)) this.table.deliver(name.slice(this.prefix.length), payload, onError);

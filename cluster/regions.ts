@@ -59,3 +59,20 @@ function circumradius(cell: string, clat: number, clng: number): number {
   return max;
 }
 
+
+/** `[minLng, minLat, maxLng, maxLat]`; minLng > maxLng crosses the antimeridian. */
+export type LngLatBox = readonly [number, number, number, number];
+
+/** A circle holding the box: its centre and the distance to its farthest corner (for regionsTouched). */
+export function boxCircle(box: LngLatBox): { lat: number; lng: number; radius: number } {
+  const [minLng, minLat, maxLng, maxLat] = box;
+  const width = minLng <= maxLng ? maxLng - minLng : maxLng + 360 - minLng;
+  let lng = minLng + width / 2;
+  if (lng > 180) lng -= 360;
+  const lat = (minLat + maxLat) / 2;
+  let radius = 0;
+  for (const [cLng, cLat] of [[minLng, minLat], [minLng, maxLat], [maxLng, minLat], [maxLng, maxLat], [lng, minLat], [lng, maxLat]]) {
+    radius = Math.max(radius, distanceMeters(lat, lng, cLat, cLng));
+  }
+  return { lat, lng, radius: radius + 1 };
+}

@@ -1,0 +1,140 @@
+/**
+ * `/v1/stream` on a cluster edge: the same sockets as one process (authentication, per-principal bounds, frame
+ * size and rate limits, JSON / MessagePack, strikes — api/stream-sockets.ts), with frames sent on to the cluster:
+ *
+ *   loc  (driver)  ─► checked ─► PingFunnel ─► in the region's stream (an error frame if Redis did not take it)
+ *   locs (gateway) ─► each item checked ─► PingFunnel ─► { t:'ack', accepted, rejected } once Redis holds them
+ *   watch          ─► EdgeWatches (snapshot from the owners, deltas from their move feeds)
+ *   accept / decline / track ─► { t:'error', code: E_NOT_ON_EDGE } (dispatch is not on cores yet)
+ *
+ * Frame rate limits are this edge's own (a socket lives on one edge); the HTTP routes' buckets are shared.
+ */
+import type { WebSocketBehavior } from '@trufflesuite/uws-js-unofficial';
+import { ApiError } from '../api/api-error.js';
+import { type Authenticator, requireRole } from '../api/auth.js';
+import type { ApiConfig } from '../api/config.js';
+import { type RejectedPing, pingRefusal, rejectionError } from '../api/ingest.js';
+import type { Logger } from '../api/log.js';
+import type { ApiMetrics } from '../api/metrics.js';
+import type { TokenBuckets } from '../api/rate-limit.js';
+import { principalKey } from '../api/request-book.js';
+import { validate } from '../api/schemas.js';
+import { type Socket, type SocketState, StreamSockets } from '../api/stream-sockets.js';
+import type { WatchBBox, WatchKind } from '../api/watch-session.js';
+import type { CourierHit } from '../engine/courier-index.js';
+import type { Bus } from './bus.js';
+import { EdgeWatches } from './edge-watches.js';
+import type { NearestScatter } from './nearest-scatter.js';
+import type { PingFunnel } from './ping-funnel.js';
+
+export interface EdgeStreamDeps {
+  config: Readonly<ApiConfig>;
+  auth: Authenticator;
+  limits: { general: TokenBuckets; ingest: TokenBuckets; gateway: TokenBuckets };
+  metrics: ApiMetrics;
+  logger: Logger;
+  clock: () => number;
+  draining: () => boolean;
+  funnel: PingFunnel;
+  scatter: NearestScatter<CourierHit>;
+  bus: Bus;
+}
+
+export class EdgeStream {
+  private readonly sockets: StreamSockets;
+  private readonly watches: EdgeWatches;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly deps: EdgeStreamDeps) {
+    const { config, auth, limits, metrics, logger, clock, draining } = deps;
+    this.sockets = new StreamSockets({ config, auth, limits, metrics, logger, clock, draining, handle: (s, st, t, frame) => this.handle(s, st, t, frame) });
+    this.watches = new EdgeWatches({ ws: config.ws, bus: deps.bus, scatter: deps.scatter, sockets: this.sockets, onError: (err) => logger.warn({ err }, 'edge map watch') });
+  }
+
+  get size(): number {
+    return this.sockets.size;
+  }
+
+  behavior(): WebSocketBehavior<SocketState> {
+    const { ws } = this.deps.config;
+    return {
+      maxPayloadLength: ws.maxPayloadBytes,
+      maxBackpressure: ws.maxBackpressureBytes * 2,
+      idleTimeout: ws.idleTimeoutSec,
+      sendPingsAutomatically: true,
+      upgrade: (res, req, context) => this.sockets.upgrade(res, req, context),
+      open: (s) => void this.sockets.opened(s),
+      message: (s, message, isBinary) => this.sockets.message(s, message, isBinary),
+      close: (s) => {
+        if (this.sockets.closed(s)) this.watches.unwatch(s);
+      },
+    };
+  }
+
+  /** Starts the watch flush timer. */
+  start(): void {
+    this.timer ??= setInterval(() => this.watches.flush(this.deps.clock()), 25);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  closeAll(code: number, reason: string): void {
+    this.sockets.closeAll(code, reason);
+  }
+
+  private handle(s: Socket, st: SocketState, t: string, frame: unknown): void {
+    const p = st.principal;
+    const refuse = (err: unknown): void => {
+      if (st.open) this.sockets.refuse(s, st, err);
+    };
+    switch (t) {
+      case 'loc': {
+        requireRole(p, 'driver');
+        const m = validate<{ lat: number; lng: number; ts: number }>('wsLoc', frame);
+        const now = this.deps.clock();
+        const refused = pingRefusal(p.sub, m.lat, m.lng, m.ts, now, true);
+        if (refused !== undefined) throw rejectionError(refused, m.ts, now);
+        this.deps.funnel.add([p.sub], [m.lat], [m.lng], [m.ts]).catch(refuse);
+        return;
+      }
+      case 'locs': {
+        requireRole(p, 'admin');
+        const items = validate<{ items: unknown[] }>('wsLocs', frame).items;
+        // one token was paid on arrival; the rest of the batch pays per ping
+        const verdict = items.length > 1 ? this.deps.limits.gateway.take(`ws:${principalKey(p.role, p.sub)}`, this.deps.clock(), items.length - 1) : { ok: true as const };
+        if (!verdict.ok) throw new ApiError(429, 'E_RATE_LIMITED', `too many pings; retry after ${verdict.retryAfterSec} s`);
+        const now = this.deps.clock();
+        const good = { ids: [] as string[], lat: [] as number[], lng: [] as number[], ts: [] as number[] };
+        const rejected: RejectedPing[] = [];
+        items.forEach((item, index) => {
+          const refused = Array.isArray(item) && item.length === 4 ? pingRefusal(item[0], item[1], item[2], item[3], now, true) : { code: 'E_VALIDATION' };
+          if (refused !== undefined) {
+            rejected.push({ index, code: refused.code });
+            return;
+          }
+          const [id, lat, lng, ts] = item as [string, number, number, number];
+          good.ids.push(id);
+          good.lat.push(lat);
+          good.lng.push(lng);
+          good.ts.push(ts);
+        });
+        this.deps.funnel.add(good.ids, good.lat, good.lng, good.ts).then(() => this.sockets.send(s, { t: 'ack', accepted: good.ids.length, rejected }), refuse);
+        return;
+      }
+      case 'watch':
+        requireRole(p, 'dispatcher', 'admin');
+        this.watches.watch(s, st, validate<{ bbox: WatchBBox; kinds?: WatchKind[]; hz?: number }>('wsWatch', frame)).catch(refuse);
+        return;
+      case 'accept':
+      case 'decline':
+      case 'track':
+        throw new ApiError(501, 'E_NOT_ON_EDGE', `'${t}' is not served by a cluster edge yet (offers and tracking need dispatch on the cores); use GD_ROLE=all`);
+      default:
+        throw new ApiError(400, 'E_UNKNOWN_FRAME', `unknown frame type '${t.slice(0, 32)}' (loc, locs, watch on a cluster edge)`);
+    }
+  }
+}

@@ -1,0 +1,144 @@
+/**
+ * Dispatchers' map watches on a cluster edge: the snapshot from the owners of the regions the box touches, the
+ * deltas from their move feeds (cluster/move-feed.ts), so a dispatcher on edge A sees couriers whose pings came
+ * in through edge B.
+ *
+ *   watch(bbox) ─► regions touched (a box too large to list them ─► 400 E_BBOX_TOO_LARGE)
+ *              ─► SUBSCRIBE moves:{region} (one subscription per region, whatever the number of watchers)
+ *              ─► NearestScatter.within(bbox) ─► { t:'snapshot' } (`missing` names owners that did not answer)
+ *   moves:{r}  ─► each session watching r notes the moved couriers; a courier that left r (moved on, or now held
+ *                 by another core) is removed only if r is the last region it was heard in
+ *   flush tick ─► flushWatches (the same as one process: due, backpressure, slow sockets closed)
+ */
+import { ApiError } from '../api/api-error.js';
+import type { ApiConfig } from '../api/config.js';
+import { type Socket, type SocketState, type StreamSockets } from '../api/stream-sockets.js';
+import { MAX_SNAPSHOT_COURIERS, flushWatches } from '../api/watch-fanout.js';
+import { type CourierTuple, type WatchBBox, type WatchKind, WatchSession } from '../api/watch-session.js';
+import type { CourierHit } from '../engine/courier-index.js';
+import type { Bus, BusHandler } from './bus.js';
+import { decodeMoves, movesChannel } from './move-feed.js';
+import type { NearestScatter } from './nearest-scatter.js';
+import { boxCircle, regionsTouched } from './regions.js';
+
+/** Regions one watch may span: ~300 is a 500 km circle; a map zoomed out further is refused (zoom in). */
+const MAX_WATCH_REGIONS = 400;
+
+export interface EdgeWatchDeps {
+  ws: Readonly<ApiConfig['ws']>;
+  bus: Bus;
+  scatter: NearestScatter<CourierHit>;
+  sockets: Pick<StreamSockets, 'send'>;
+  onError: (err: unknown) => void;
+}
+
+export class EdgeWatches {
+  /** Sockets watching each region, and the regions each socket watches. */
+  private readonly byRegion = new Map<string, Set<Socket>>();
+  private readonly regionsOf = new Map<Socket, string[]>();
+  /** Sessions fed by moves, including ones whose snapshot is still on its way. */
+  private readonly sessions = new Map<Socket, WatchSession>();
+  /** The region each courier was last heard moving in (so "left r" is not applied after "moved in r2"). */
+  private readonly lastRegion = new Map<string, string>();
+  /** Watch frames per socket: a newer watch abandons an older one still waiting for its snapshot. */
+  private readonly generation = new WeakMap<Socket, number>();
+  private readonly handler: BusHandler = (channel, payload) => this.heard(channel.slice('moves:'.length), payload);
+
+  constructor(private readonly deps: EdgeWatchDeps) {}
+
+  /** Sockets with a watch. */
+  get size(): number {
+    return this.sessions.size;
+  }
+
+  /** A `watch` frame: replaces the socket's watch; the snapshot follows once the owners answer. */
+  async watch(s: Socket, st: SocketState, m: { bbox: WatchBBox; kinds?: WatchKind[]; hz?: number }): Promise<void> {
+    const { ws } = this.deps;
+    const [, minLat, , maxLat] = m.bbox;
+    if (minLat > maxLat) throw new ApiError(400, 'E_BAD_COORDINATE', 'bbox is [minLng, minLat, maxLng, maxLat]: minLat must not exceed maxLat');
+    const circle = boxCircle(m.bbox);
+    const regions = regionsTouched(circle.lat, circle.lng, circle.radius);
+    if (regions === 'all' || regions.length > MAX_WATCH_REGIONS) {
+      throw new ApiError(400, 'E_BBOX_TOO_LARGE', `a cluster edge watches boxes up to ~1,000 km across (${MAX_WATCH_REGIONS} regions); zoom in`);
+    }
+    const gen = (this.generation.get(s) ?? 0) + 1;
+    this.generation.set(s, gen);
+    this.unwatch(s);
+    const hz = Math.min(m.hz ?? ws.watchHzDefault, ws.watchHzMax);
+    const session = new WatchSession(m.bbox, { hz, kinds: m.kinds });
+    // fed from now on, so no move between the snapshot and the first delta is missed
+    this.sessions.set(s, session);
+    this.regionsOf.set(s, regions);
+    const subscribing: Promise<void>[] = [];
+    for (const r of regions) {
+      let set = this.byRegion.get(r);
+      if (set === undefined) {
+        this.byRegion.set(r, (set = new Set()));
+        subscribing.push(this.deps.bus.subscribe(movesChannel(r), this.handler));
+      }
+      set.add(s);
+    }
+    const couriers: CourierTuple[] = [];
+    let missing: string[] = [];
+    try {
+      await Promise.all(subscribing);
+      if (session.kinds.has('couriers')) {
+        const answer = await this.deps.scatter.within(m.bbox, MAX_SNAPSHOT_COURIERS);
+        missing = answer.missing;
+        for (const h of answer.hits) if (session.contains(h.lat, h.lng)) couriers.push([h.id, h.lat, h.lng, h.status]);
+      }
+    } catch (err) {
+      if (this.generation.get(s) === gen) this.unwatch(s);
+      throw new ApiError(503, 'E_UNAVAILABLE', `the map cannot be watched while the cluster's Redis is unreachable (${err instanceof Error ? err.message : String(err)}); retry`);
+    }
+    // closed meanwhile, or a newer watch replaced this one
+    if (!st.open || this.generation.get(s) !== gen) return;
+    session.seed(couriers, []);
+    st.watch = session;
+    const frame: Record<string, unknown> = { t: 'snapshot', bbox: m.bbox, hz, couriers, requests: [], fences: [], truncated: couriers.length >= MAX_SNAPSHOT_COURIERS };
+    if (missing.length > 0) frame.missing = missing;
+    this.deps.sockets.send(s, frame);
+  }
+
+  /** A socket closed or re-watched: its regions lose a watcher; a region nobody watches is unsubscribed. */
+  unwatch(s: Socket): void {
+    const st = s.getUserData();
+    st.watch = undefined;
+    this.sessions.delete(s);
+    for (const r of this.regionsOf.get(s) ?? []) {
+      const set = this.byRegion.get(r);
+      if (set === undefined) continue;
+      set.delete(s);
+      if (set.size > 0) continue;
+      this.byRegion.delete(r);
+      this.deps.bus.unsubscribe(movesChannel(r), this.handler).catch(this.deps.onError);
+      for (const [id, at] of this.lastRegion) if (at === r) this.lastRegion.delete(id);
+    }
+    this.regionsOf.delete(s);
+  }
+
+  /** Sends due deltas (the same rules as one process). */
+  flush(now: number): void {
+    flushWatches(this.sessions.keys(), now, this.deps.ws, this.deps.sockets);
+  }
+
+  private heard(region: string, payload: Buffer): void {
+    const watchers = this.byRegion.get(region);
+    if (watchers === undefined) return;
+    const moves = decodeMoves(payload);
+    if (moves === undefined) {
+      this.deps.onError(new Error(`an undecodable moves message on region ${region} was ignored`));
+      return;
+    }
+    for (const [id, lat, lng, status] of moves.moved) {
+      this.lastRegion.set(id, region);
+      for (const s of watchers) this.sessions.get(s)?.noteCourier(id, lat, lng, status);
+    }
+    for (const id of moves.left) {
+      const at = this.lastRegion.get(id);
+      if (at !== undefined && at !== region) continue; // heard in another region since: that one is current
+      this.lastRegion.delete(id);
+      for (const s of watchers) this.sessions.get(s)?.noteGone(id);
+    }
+  }
+}

@@ -1,0 +1,102 @@
+/**
+ * Couriers' moves from region owners to the edges' map watches (PRODUCT §7: deltas travel owner → edges over
+ * pub/sub), coalesced so a busy region costs one message per interval, not one per ping.
+ *
+ *   core: ping applied ─► note(region, id, lat, lng, status)    courier left the region ─► left(region, id)
+ *         every intervalMs ─► one PUBLISH moves:{region} per region that changed: { m: [[id, lat, lng, status]…], g: [id…] }
+ *   edge: subscribed to moves:{region} for each region a watched box touches ─► decodeMoves ─► watch sessions
+ *
+ * Only the latest move of a courier in an interval is sent (a map shows where couriers are, not every step);
+ * what is held between flushes is bounded by the couriers the core holds.
+ */
+import { pack, unpack } from 'msgpackr';
+import type { CourierStatus } from '../engine/courier-attributes.js';
+import type { Bus } from './bus.js';
+
+/** The bus channel of a region's moves. */
+export function movesChannel(region: string): string {
+  return `moves:${region}`;
+}
+
+/** One message of a region's moves: couriers now in it (`[id, lat, lng, status]`), and couriers that left it. */
+export interface RegionMoves {
+  moved: [string, number, number, CourierStatus][];
+  left: string[];
+}
+
+/** Reads a moves message; undefined for one that is not (a broken or foreign publisher). */
+export function decodeMoves(payload: Buffer): RegionMoves | undefined {
+  let m: { m?: unknown; g?: unknown };
+  try {
+    m = unpack(payload) as typeof m;
+  } catch {
+    return undefined;
+  }
+  if (typeof m !== 'object' || m === null || !Array.isArray(m.m) || !Array.isArray(m.g)) return undefined;
+  const moved = m.m.filter(
+    (t): t is RegionMoves['moved'][number] => Array.isArray(t) && t.length === 4 && typeof t[0] === 'string' && typeof t[1] === 'number' && typeof t[2] === 'number' && typeof t[3] === 'string',
+  );
+  return { moved, left: m.g.filter((id): id is string => typeof id === 'string') };
+}
+
+/** A core's side: the latest move per courier and region since the last flush, published every intervalMs. */
+export class MovePublisher {
+  private moved = new Map<string, Map<string, [string, number, number, CourierStatus]>>();
+  private left = new Map<string, Set<string>>();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly bus: Bus,
+    private readonly intervalMs = 50,
+    private readonly onError: (err: unknown) => void = () => undefined,
+  ) {}
+
+  /** A courier is at (lat, lng) in `region`. */
+  note(region: string, id: string, lat: number, lng: number, status: CourierStatus): void {
+    let m = this.moved.get(region);
+    if (m === undefined) this.moved.set(region, (m = new Map()));
+    const t = m.get(id);
+    if (t === undefined) m.set(id, [id, lat, lng, status]);
+    else {
+      t[1] = lat;
+      t[2] = lng;
+      t[3] = status;
+    }
+    this.left.get(region)?.delete(id);
+  }
+
+  /** A courier is no longer in `region` (it moved on, or another core holds it now). */
+  gone(region: string, id: string): void {
+    this.moved.get(region)?.delete(id);
+    let g = this.left.get(region);
+    if (g === undefined) this.left.set(region, (g = new Set()));
+    g.add(id);
+  }
+
+  /** Publishes what changed, one message per region; a failed publish is reported and dropped (soft state). */
+  flush(): Promise<void> {
+    const regions = new Set([...this.moved.keys(), ...this.left.keys()]);
+    const moved = this.moved;
+    const left = this.left;
+    this.moved = new Map();
+    this.left = new Map();
+    const sends: Promise<void>[] = [];
+    for (const region of regions) {
+      const m = [...(moved.get(region)?.values() ?? [])];
+      const g = [...(left.get(region) ?? [])];
+      if (m.length + g.length > 0) sends.push(this.bus.publish(movesChannel(region), pack({ m, g })).catch(this.onError));
+    }
+    return Promise.all(sends).then(() => undefined);
+  }
+
+  start(): void {
+    this.timer ??= setInterval(() => void this.flush(), this.intervalMs);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    this.timer = undefined;
+    await this.flush();
+  }
+}

@@ -19,8 +19,11 @@ interface Service {
   healthcheck?: { test?: string | string[]; interval?: string; retries?: number };
   ports?: string[];
   volumes?: string[];
+  profiles?: string[];
+  restart?: string;
+  command?: string[];
 }
-const compose = parse(read('docker-compose.yml')) as { services: Record<string, Service>; volumes?: Record<string, unknown> };
+const compose = parse(read('docker-compose.yml'), { merge: true }) as { services: Record<string, Service>; volumes?: Record<string, unknown> };
 const services = compose.services;
 
 function envOf(s: Service): Record<string, string> {
@@ -29,15 +32,18 @@ function envOf(s: Service): Record<string, string> {
 }
 
 describe('docker-compose.yml', () => {
-  it('has the engine built from this directory, postgis/postgis and redis', () => {
-    expect(Object.keys(services).sort()).toEqual(['engine', 'postgis', 'redis']);
+  it('has the engine built from this directory, postgis/postgis and redis; the cluster only under its profile', () => {
+    const always = Object.entries(services).filter(([, s]) => s.profiles === undefined).map(([name]) => name);
+    expect(always.sort()).toEqual(['engine', 'postgis', 'redis']);
+    const cluster = Object.entries(services).filter(([, s]) => s.profiles?.includes('cluster')).map(([name]) => name);
+    expect(cluster.sort()).toEqual(['cluster-seed', 'core-1', 'core-2', 'edge-a', 'edge-b']);
     expect(services.engine.build).toBe('.');
     expect(services.postgis.image).toMatch(/^postgis\/postgis(:|$)/);
     expect(services.redis.image).toMatch(/^redis(:|$)/);
   });
 
-  it('gives every service a health check', () => {
-    for (const [name, s] of Object.entries(services)) {
+  it('gives every long-running service a health check', () => {
+    for (const [name, s] of Object.entries(services).filter(([, s]) => s.restart !== 'no')) {
       expect(s.healthcheck?.test, `${name} has no healthcheck.test`).toBeDefined();
     }
     expect(String(services.postgis.healthcheck!.test)).toContain('pg_isready');
@@ -63,6 +69,23 @@ describe('docker-compose.yml', () => {
     expect(new URL(env.REDIS_URL).hostname).toBe('redis');
     expect(new URL(env.REDIS_URL).port).toBe('6379');
     expect(env.JWT_SECRET).toMatch(/^\$\{JWT_SECRET(:\?|\})/);
+  });
+
+  it('runs the cluster profile as PRODUCT §7 says: two cores, two edges, on its own schema and Redis prefix, after seeding', () => {
+    const roles = Object.fromEntries(['core-1', 'core-2', 'edge-a', 'edge-b'].map((n) => [n, envOf(services[n])]));
+    expect(Object.values(roles).map((e) => e.GD_ROLE)).toEqual(['core', 'core', 'edge', 'edge']);
+    expect(Object.entries(roles).every(([name, e]) => e.GD_NODE_NAME === name)).toBe(true);
+    for (const e of [...Object.values(roles), envOf(services['cluster-seed'])]) {
+      expect(e.DATABASE_SCHEMA).toBe('cluster');
+      expect(e.GD_CLUSTER_PREFIX).toBe('gdc:');
+      expect(new URL(e.REDIS_URL).hostname).toBe('redis');
+      expect(new URL(e.DATABASE_URL.replace(/\$\{POSTGRES_PASSWORD[^}]*\}/, 'pw')).hostname).toBe('postgis');
+      expect(e.JWT_SECRET).toMatch(/^\$\{JWT_SECRET(:\?|\})/);
+    }
+    for (const n of ['core-1', 'core-2', 'edge-a', 'edge-b']) expect(services[n].depends_on).toEqual({ 'cluster-seed': { condition: 'service_completed_successfully' } });
+    expect(services['cluster-seed'].command).toEqual(['node', 'dist/cluster/run-local.js', '--seed-only']);
+    expect(services['edge-a'].ports?.[0]).toMatch(/:8080$/);
+    expect(services['edge-b'].ports?.[0]).toMatch(/:8080$/);
   });
 
   it('publishes the engine port and keeps data in named volumes', () => {

@@ -35,6 +35,8 @@ import { SharedTokenBuckets } from './shared-buckets.js';
 
 /** How long a drain waits for answers still awaiting Redis or the cores. */
 const IN_FLIGHT_WAIT_MS = 5_000;
+/** How long a Redis command may take before the call it serves is answered 503. */
+const REDIS_COMMAND_TIMEOUT_MS = 2_000;
 /** How long an edge waits for the cores' answers to a nearest query or a map snapshot. */
 const SCATTER_TIMEOUT_MS = 500;
 
@@ -53,7 +55,8 @@ export async function startEdge(config: Readonly<ApiConfig>, logger: Logger): Pr
   const name = config.cluster.nodeName;
   const prefix = config.cluster.prefix;
   const clock = Date.now;
-  const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 1, connectTimeout: 2_000, enableOfflineQueue: false });
+  // a line that hangs (no reset, no answer) fails each command after REDIS_COMMAND_TIMEOUT_MS: a 503, not a hung client
+  const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 1, connectTimeout: 2_000, enableOfflineQueue: false, commandTimeout: REDIS_COMMAND_TIMEOUT_MS });
   const onError = (err: unknown): void => logger.warn({ err }, 'edge: Redis');
   redis.on('error', onError);
   await ready(redis, 30_000);
@@ -74,7 +77,21 @@ export async function startEdge(config: Readonly<ApiConfig>, logger: Logger): Pr
   };
   let draining = false;
   const inFlight = { count: 0 };
-  const notReady = (): string | undefined => (draining ? 'draining' : redis.status !== 'ready' ? `the cluster's Redis is ${redis.status}` : undefined);
+  // a line can look open and answer nothing (a black hole): a PING every second says whether Redis answers
+  let unanswered: string | undefined;
+  const probe = setInterval(() => {
+    redis.ping().then(
+      () => (unanswered = undefined),
+      (err: unknown) => (unanswered = `the cluster's Redis does not answer (${err instanceof Error ? err.message : String(err)})`),
+    );
+  }, 1_000);
+  probe.unref();
+  const notReady = (): string | undefined => {
+    if (draining) return 'draining';
+    if (redis.status !== 'ready') return `the cluster's Redis is ${redis.status}`;
+    if (!bus.listening()) return 'the subscription to the cores\' answers is reconnecting';
+    return unanswered;
+  };
   const stream = new EdgeStream({ config, auth, limits: frameLimits, metrics, logger, clock, draining: () => draining, funnel, scatter, bus });
 
   const app = uWS.App();
@@ -99,6 +116,7 @@ export async function startEdge(config: Readonly<ApiConfig>, logger: Logger): Pr
     stop: () =>
       (stopped ??= (async () => {
         draining = true;
+        clearInterval(probe);
         if (config.drainGraceMs > 0) await new Promise((r) => setTimeout(r, config.drainGraceMs));
         if (listenSocket !== undefined) uWS.us_listen_socket_close(listenSocket);
         listenSocket = undefined;

@@ -52,6 +52,11 @@ export class RedisBus implements Bus {
     if (this.table.remove(channel, handler)) await this.sub.unsubscribe(this.prefix + channel);
   }
 
+  /** True while the subscriber connection is up (messages published now reach this process). */
+  listening(): boolean {
+    return this.sub.status === 'ready';
+  }
+
   channels(): string[] {
     return this.table.channels();
   }

@@ -60,7 +60,12 @@ export interface CoreStats {
   regions: number;
   couriers: number;
   pingsApplied: number;
+  /** Pings of couriers PostgreSQL does not have (deleted, or never created). */
   pingsUnknown: number;
+  /** Pings of first-seen couriers dropped because the profile lookups were full (soft state; the next ping retries). */
+  pingsQueueFull: number;
+  /** Pings read from a region just handed on (its new owner reads them too). */
+  pingsNotOwned: number;
   /** Pings refused: stale, more than a minute ahead, bad coordinates, or outside the stream's region. */
   pingsRefused: number;
   handedOff: number;
@@ -81,7 +86,7 @@ export class CoreNode {
   /** The region each held courier is in, by its last position. */
   private readonly regionOfCourier = new Map<string, string>();
   private readonly onError: (err: unknown) => void;
-  private readonly stats = { pingsApplied: 0, pingsUnknown: 0, pingsRefused: 0, handedOff: 0 };
+  private readonly stats = { pingsApplied: 0, pingsUnknown: 0, pingsQueueFull: 0, pingsNotOwned: 0, pingsRefused: 0, handedOff: 0 };
   /** Pings of couriers first seen, waiting for their profiles; applied in arrival order. */
   private firstSight: Promise<void> = Promise.resolve();
   private firstSightQueued = 0;
@@ -178,7 +183,7 @@ export class CoreNode {
   private apply(region: string, batch: PingBatch): void {
     if (!this.ownership.regions().has(region)) {
       // read just before the region was handed on: its new owner reads these entries too (unacked → claimed)
-      this.stats.pingsUnknown += batch.ids.length;
+      this.stats.pingsNotOwned += batch.ids.length;
       return;
     }
     const unknown: number[] = [];
@@ -193,7 +198,7 @@ export class CoreNode {
     if (unknown.length > 0) {
       // a bounded queue: pings of unknown couriers arriving faster than PostgreSQL answers are dropped, counted
       if (this.firstSightQueued + unknown.length > MAX_FIRST_SIGHT_QUEUED) {
-        this.stats.pingsUnknown += unknown.length;
+        this.stats.pingsQueueFull += unknown.length;
         return;
       }
       this.firstSightQueued += unknown.length;
@@ -216,7 +221,8 @@ export class CoreNode {
     for (let j = 0; j < ids.length; j++) {
       const row = rows.get(ids[j]);
       if (row === undefined || !this.ownership.regions().has(region)) {
-        this.stats.pingsUnknown++;
+        if (row === undefined) this.stats.pingsUnknown++;
+        else this.stats.pingsNotOwned++;
         continue;
       }
       const [lat, lng, ts] = points[j];

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import { pack } from 'msgpackr';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { OWNER_GROUP, type PingBatch, PingConsumer, PingPublisher, pingStreamKey } from './ping-streams.js';
+import { MAX_PINGS_PER_ENTRY, OWNER_GROUP, type PingBatch, PingConsumer, PingPublisher, pingStreamKey } from './ping-streams.js';
 import { regionOf } from './regions.js';
 import { connectTestRedis } from './test-redis.js';
 
@@ -96,13 +96,19 @@ describe('ping streams on a real Redis', () => {
     await redis.xadd(key, '*', 'p', pack([['x'], [1, 2], [1], [1]])); // lengths differ
     await redis.xadd(key, '*', 'p', pack({ ids: ['y'] }));
     await new PingPublisher(redis, prefix).publish(frame('boom', 1, LONDON));
+    // a hostile or broken publisher's oversized entries: too many pings, too many bytes; and one with no pings field
+    const many = frame('m', MAX_PINGS_PER_ENTRY + 1, LONDON);
+    await redis.xadd(key, '*', 'p', pack([many.ids, many.lat, many.lng, many.ts]));
+    await redis.xadd(key, '*', 'p', Buffer.alloc(600 * 1024, 0x90));
+    await redis.xadd(key, '*', 'q', 'x');
     await new PingPublisher(redis, prefix).publish(frame('ok', 2, LONDON));
     expect(await core.readOnce()).toBe(2);
     expect(got).toEqual(['ok0', 'ok1']);
-    expect(dropped).toHaveLength(4);
+    expect(dropped).toHaveLength(7);
     expect(dropped[1]).toBe('arrays of different lengths');
     expect(dropped[3]).toMatch(/applying it threw: a bug in apply/);
-    expect(core.dropped).toBe(4);
+    expect(dropped.slice(4)).toEqual([`${MAX_PINGS_PER_ENTRY + 1} pings: more than ${MAX_PINGS_PER_ENTRY} in one entry`, `${600 * 1024} bytes: more than ${512 * 1024}`, 'no p field']);
+    expect(core.dropped).toBe(7);
     expect((await redis.xpending(key, OWNER_GROUP))[0]).toBe(0);
     // and a new owner taking the region over is not handed any of them again
     explode = false;
@@ -127,5 +133,19 @@ describe('ping streams on a real Redis', () => {
     await core.stop();
     expect(got.sort()).toEqual(['L0', 'l0', 'l1', 'o0', 'o1']);
     expect(await redis.xlen(pingStreamKey(prefix, oxford))).toBe(2);
+  });
+
+  it('splits a frame larger than an entry may be, so no entry is refused and every ping arrives in order', async () => {
+    const prefix = `${base}${++run}:`;
+    const got: string[] = [];
+    const core = new PingConsumer(reader, (_r, b) => got.push(...b.ids), { prefix, consumer: 'core-1', blockMs: 50 });
+    await core.addRegion(london);
+    const big = frame('s', 2 * MAX_PINGS_PER_ENTRY + 7, LONDON);
+    big.lat = big.lat.map(() => LONDON[0]); // all in one region
+    await new PingPublisher(redis, prefix).publish(big);
+    expect(await redis.xlen(pingStreamKey(prefix, london))).toBe(3);
+    expect(await core.readOnce()).toBe(big.ids.length);
+    expect(got).toEqual(big.ids);
+    expect(core.dropped).toBe(0);
   });
 });

@@ -22,6 +22,14 @@ export interface PingBatch {
   ts: number[];
 }
 
+/**
+ * Pings in one stream entry at most: a publisher splits larger frames, a consumer drops an entry over it as
+ * poison. Applying 5,000 pings takes a few ms, so a core yields between entries well within its lease renewals.
+ */
+export const MAX_PINGS_PER_ENTRY = 5_000;
+/** An entry's bytes at most (~40 B a ping, with room): a larger one is dropped before it is decoded. */
+const MAX_ENTRY_BYTES = 512 * 1024;
+
 /** Entries a region's stream keeps at most (~): about a minute of a busy region's frames. */
 export const STREAM_MAXLEN = 10_000;
 
@@ -58,7 +66,11 @@ export class PingPublisher {
     const fresh = [...byRegion.keys()].filter((r) => !this.known.has(r));
     if (fresh.length > 0) pipe.sadd(`${this.prefix}regions`, ...fresh);
     for (const [region, b] of byRegion) {
-      pipe.xadd(pingStreamKey(this.prefix, region), 'MAXLEN', '~', STREAM_MAXLEN, '*', 'p', pack([b.ids, b.lat, b.lng, b.ts]));
+      for (let from = 0; from < b.ids.length; from += MAX_PINGS_PER_ENTRY) {
+        const to = from + MAX_PINGS_PER_ENTRY;
+        const entry = from === 0 && b.ids.length <= MAX_PINGS_PER_ENTRY ? [b.ids, b.lat, b.lng, b.ts] : [b.ids.slice(from, to), b.lat.slice(from, to), b.lng.slice(from, to), b.ts.slice(from, to)];
+        pipe.xadd(pingStreamKey(this.prefix, region), 'MAXLEN', '~', STREAM_MAXLEN, '*', 'p', pack(entry));
+      }
     }
     const results = (await pipe.exec()) ?? [];
     const failed = results.find(([err]) => err !== null);
@@ -154,7 +166,7 @@ export class PingConsumer {
     for (const [keyBuf, entries] of streamsOf(reply)) {
       const key = keyBuf.toString();
       const region = regions[keys.indexOf(key)];
-      n += this.apply(region, entries);
+      n += await this.apply(region, entries);
       if (entries.length > 0) await this.redis.xack(key, OWNER_GROUP, ...entries.map(([id]) => id.toString()));
     }
     return n;
@@ -165,7 +177,7 @@ export class PingConsumer {
     do {
       const [next, entries] = (await this.redis.callBuffer('XAUTOCLAIM', key, OWNER_GROUP, this.options.consumer, 0, cursor, 'COUNT', 256)) as [Buffer, [Buffer, Buffer[] | null][]];
       const live = entries.filter((e): e is [Buffer, Buffer[]] => e[1] !== null);
-      this.apply(region, live);
+      await this.apply(region, live);
       if (entries.length > 0) await this.redis.xack(key, OWNER_GROUP, ...entries.map(([id]) => id.toString()));
       cursor = next.toString();
     } while (cursor !== '0-0');
@@ -176,11 +188,15 @@ export class PingConsumer {
    * on, is dropped and reported, never left unacknowledged: a poison entry left pending would be claimed and
    * thrown on by every later owner, and the region would never be served again.
    */
-  private apply(region: string, entries: [Buffer, Buffer[]][]): number {
+  private async apply(region: string, entries: [Buffer, Buffer[]][]): Promise<number> {
     let n = 0;
     for (const [id, fields] of entries) {
+      // between entries, timers run: lease renewals and heartbeats never wait behind a long read
+      if (n > 0) await new Promise((r) => setImmediate(r));
+      let found = false;
       for (let f = 0; f + 1 < fields.length; f += 2) {
         if (fields[f].toString() !== 'p') continue;
+        found = true;
         const batch = decodeBatch(fields[f + 1]);
         if (typeof batch === 'string') {
           this.drop(region, id, batch);
@@ -193,6 +209,7 @@ export class PingConsumer {
           this.drop(region, id, `applying it threw: ${err instanceof Error ? err.message : String(err)}`);
         }
       }
+      if (!found) this.drop(region, id, 'no p field');
     }
     return n;
   }
@@ -205,6 +222,7 @@ export class PingConsumer {
 
 /** A stream entry's batch, or why it is not one. */
 function decodeBatch(value: Buffer): PingBatch | string {
+  if (value.length > MAX_ENTRY_BYTES) return `${value.length} bytes: more than ${MAX_ENTRY_BYTES}`;
   let v: unknown;
   try {
     v = unpack(value);
@@ -214,6 +232,7 @@ function decodeBatch(value: Buffer): PingBatch | string {
   if (!Array.isArray(v) || v.length !== 4 || !v.every(Array.isArray)) return 'not [ids, lat, lng, ts]';
   const [ids, lat, lng, ts] = v as unknown[][];
   if (lat.length !== ids.length || lng.length !== ids.length || ts.length !== ids.length) return 'arrays of different lengths';
+  if (ids.length > MAX_PINGS_PER_ENTRY) return `${ids.length} pings: more than ${MAX_PINGS_PER_ENTRY} in one entry`;
   if (!ids.every((x) => typeof x === 'string') || ![lat, lng, ts].every((a) => a.every((x) => typeof x === 'number'))) return 'ids must be strings and positions numbers';
   return { ids: ids as string[], lat: lat as number[], lng: lng as number[], ts: ts as number[] };
 }

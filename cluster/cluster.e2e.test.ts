@@ -231,4 +231,33 @@ describe('a cluster of two edges and two cores, used through the edges only', ()
       expect((await call(edge, 'GET', '/metrics')).status).toBe(200);
     }
   });
+
+  it('serves every region through the edges within 10 s of a core being SIGKILLed under ping load', async () => {
+    const moving = [...fleet.keys()].slice(100, 160);
+    let pinging = true;
+    let acked = 0;
+    // a gateway on edge B re-sends every moving courier's position every 100 ms; the fleet follows only acked batches
+    const pinger = (async () => {
+      while (pinging) {
+        const items = moving.map((id) => ({ id, lat: near()[0], lng: near()[1], ts: Date.now() }));
+        const r = await call(edgeB, 'POST', '/v1/locations', { token: token('admin', 'gw-load'), body: items });
+        if (r.status === 200 && r.body.accepted === items.length) {
+          for (const it of items) fleet.set(it.id, [it.lat, it.lng]);
+          acked++;
+        }
+        await new Promise((res) => setTimeout(res, 100));
+      }
+    })();
+    await eventually(() => (acked >= 5 ? true : undefined), 'pings flowing', 5_000);
+    const killedAt = Date.now();
+    await procs[0].kill(); // core-1
+    await new Promise((res) => setTimeout(res, LEASE_MS + 1_000));
+    pinging = false;
+    await pinger;
+    expect(acked).toBeGreaterThan(10);
+    await allMatch(edgeA);
+    // PRODUCT §7: a dead core's regions are served by another within 10 s (here: the lease, a tick, a reload)
+    expect(Date.now() - killedAt).toBeLessThan(10_000);
+    await allMatch(edgeB);
+  });
 });

@@ -7,15 +7,25 @@
  *   applied = the cores' own count of pings applied (/health), not what the bench sent
  *   nearest: NearestScatter over RedisBus ─► the owners ─► merged top k (closed loop, --concurrency in flight)
  *   hop cost: CPU (user + system) of the bench, redis-server and each core over the ingest phase ÷ pings applied
+ *   through an edge (a real GD_ROLE=edge process): a gateway socket sends MessagePack `locs` frames, 8 awaiting
+ *   their acks ─► applied by the cores, with the edge process's CPU per ping; nearest over HTTP with wrk (a C
+ *   client: the client is not the bottleneck), non-2xx answers counted, not as queries
  *
  *   npm run bench:cluster -- --quick          (5,000 couriers, 3 s phases)
  *   npm run bench:cluster -- --couriers 40000 --duration 10 [--cores 1,2] [--concurrency 32]
  * Needs PostgreSQL + PostGIS (DATABASE_URL, default the local `test` database) and Redis (REDIS_URL, default local).
  * On a 2-core machine every process shares two cores: read the ratios as the cost of the hops, not as scaling.
  */
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { type ServerProcess, coreStarted, startServerProcess } from '../api/server-process.js';
+import { Packr, unpack } from 'msgpackr';
+import WebSocket from 'ws';
+import { Authenticator } from '../api/auth.js';
+import { loadConfig } from '../api/config.js';
+import { type ServerProcess, coreStarted, edgeStarted, startServerProcess } from '../api/server-process.js';
 import { NearestScatter, type RankedHit } from '../cluster/nearest-scatter.js';
 import { PingPublisher } from '../cluster/ping-streams.js';
 import { RedisBus } from '../cluster/redis-bus.js';
@@ -111,6 +121,7 @@ async function runWith(cores: number, schema: string, redis: Redis, redisPid: nu
     }
     await ingest(cores, procs, redis, redisPid, prefix, local.movePerSec);
     await nearest(cores, edge, local.nearestPerSec);
+    await throughEdge(cores, procs, prefix, redisPid, local);
   } finally {
     await edge.stop();
     busConn.disconnect();
@@ -182,6 +193,93 @@ async function nearest(cores: number, edge: NearestScatter<RankedHit>, baseline:
   report({ bench: `cluster.nearest.cores${cores}`, n: latencies.length, value: rate, unit: 'queries/s', incomplete: Object.fromEntries(incomplete), baseline: 'one-process-engine-nearby', baselineValue: baseline, ratio: rateRatio(rate, baseline) });
   report({ bench: `cluster.nearest.cores${cores}.p50`, n: latencies.length, value: quantile(latencies, 0.5), unit: 'ms' });
   report({ bench: `cluster.nearest.cores${cores}.p99`, n: latencies.length, value: quantile(latencies, 0.99), unit: 'ms' });
+}
+
+const SECRET = 'bench-edge-secret-0123456789abcdefghij';
+
+/** Ingest and nearest through one real edge process in front of the cores. */
+async function throughEdge(cores: number, procs: ServerProcess[], prefix: string, redisPid: number, local: { movePerSec: number; nearestPerSec: number }): Promise<void> {
+  const unlimited = '10000000';
+  const edge = await startServerProcess(
+    { GD_ROLE: 'edge', GD_NODE_NAME: 'bench-edge-proc', GD_CLUSTER_PREFIX: prefix, REDIS_URL: redisUrl, JWT_SECRET: SECRET, RATE_PER_SEC: unlimited, RATE_BURST: unlimited, GATEWAY_INGEST_PER_SEC: unlimited, GATEWAY_INGEST_BURST: unlimited },
+    60_000,
+    edgeStarted,
+  );
+  const auth = new Authenticator(loadConfig({ JWT_SECRET: SECRET }).jwt, []);
+  try {
+    await edgeIngest(cores, procs, edge, redisPid, auth.signToken({ sub: 'bench-gw', role: 'admin' }, 3600), local.movePerSec);
+    edgeNearest(cores, edge, auth.signToken({ sub: 'bench-map', role: 'dispatcher' }, 3600), local.nearestPerSec);
+  } finally {
+    await edge.stop().catch(() => edge.kill());
+  }
+}
+
+/** A gateway socket on the edge: MessagePack `locs` frames, IN_FLIGHT awaiting acks; applied = the cores' count. */
+async function edgeIngest(cores: number, procs: ServerProcess[], edge: ServerProcess, redisPid: number, token: string, baseline: number): Promise<void> {
+  const ws = new WebSocket(`${edge.ws}?access_token=${token}`);
+  await new Promise((resolve, reject) => (ws.once('open', resolve), ws.once('error', reject)));
+  const packr = new Packr({ useRecords: false });
+  let acked = 0;
+  let refused = 0;
+  let waiting: (() => void) | undefined;
+  ws.on('message', (data: Buffer) => {
+    const f = unpack(data) as { t: string; accepted?: number; rejected?: unknown[] };
+    if (f.t === 'ack') acked += f.accepted ?? 0;
+    else refused++;
+    waiting?.();
+  });
+  const before = (await coreStats(procs)).pingsApplied;
+  const cpu0 = { edge: ticks(edge.child.pid!), redis: ticks(redisPid), cores: procs.map((p) => ticks(p.child.pid!)) };
+  const t0 = performance.now();
+  let sentFrames = 0;
+  let next = 0;
+  while (performance.now() - t0 < SECONDS * 1000) {
+    const now = Date.now();
+    const items: [string, number, number, number][] = [];
+    for (let j = 0; j < FRAME; j++, next++) {
+      const i = next % COURIERS;
+      items.push([ids[i], lat[i] + 1e-5 * (next % 7), lng[i], now + (next % 1000) / 1000]);
+    }
+    ws.send(packr.pack({ t: 'locs', items }));
+    sentFrames++;
+    while (sentFrames * FRAME - acked - refused * FRAME >= IN_FLIGHT * FRAME) await new Promise<void>((r) => (waiting = r));
+  }
+  while (acked + refused * FRAME < sentFrames * FRAME) await new Promise<void>((r) => (waiting = r));
+  let applied = 0;
+  while ((applied = (await coreStats(procs)).pingsApplied - before) < acked && performance.now() - t0 < (SECONDS + 60) * 1000) await sleep(20);
+  const took = (performance.now() - t0) / 1000;
+  ws.close();
+  const rate = applied / took;
+  report({ bench: `cluster.edge.ingest.cores${cores}`, n: applied, value: rate, unit: 'pings/s', basis: 'applied by the cores after the edge acknowledged them', acked, refusedFrames: refused, baseline: 'one-process-engine-move', baselineValue: baseline, ratio: rateRatio(rate, baseline) });
+  const perPing = (t: number): number => (t * 1e6) / USER_HZ / applied;
+  report({ bench: `cluster.edge.hop.edge.cores${cores}`, n: applied, value: perPing(ticks(edge.child.pid!) - cpu0.edge), unit: 'µs CPU/ping', basis: 'the edge process (WebSocket, decode, check, XADD)' });
+  report({ bench: `cluster.edge.hop.redis.cores${cores}`, n: applied, value: perPing(ticks(redisPid) - cpu0.redis), unit: 'µs CPU/ping' });
+  report({ bench: `cluster.edge.hop.cores.cores${cores}`, n: applied, value: perPing(procs.reduce((s, p, c) => s + ticks(p.child.pid!) - cpu0.cores[c], 0)), unit: 'µs CPU/ping' });
+}
+
+/** wrk over the edge's /v1/nearby, cycling the bench's queries (a Lua script); only 2xx answers count. */
+function edgeNearest(cores: number, edge: ServerProcess, token: string, baseline: number): void {
+  const script = join(tmpdir(), `gd-cluster-bench-${process.pid}.lua`);
+  const paths = queries.slice(0, 500).map(([qlat, qlng]) => `"/v1/nearby?lat=${qlat.toFixed(6)}&lng=${qlng.toFixed(6)}&k=10&radius=5000"`);
+  writeFileSync(script, `local paths = {${paths.join(',')}}\nlocal i = 0\nrequest = function()\n  i = i % #paths + 1\n  return wrk.format("GET", paths[i], { ["Authorization"] = "Bearer ${token}" })\nend\n`);
+  let out: string;
+  try {
+    out = execFileSync('wrk', ['-t1', `-c${CONCURRENCY}`, `-d${SECONDS}s`, '--latency', '-s', script, edge.base], { encoding: 'utf8' });
+  } catch (err) {
+    process.stderr.write(`wrk not run (${err instanceof Error ? err.message : String(err)}): apt-get install wrk for the edge's nearest figure\n`);
+    return;
+  }
+  const total = Number(/(\d+) requests in ([\d.]+)s/.exec(out)?.[1] ?? 0);
+  const secs = Number(/requests in ([\d.]+)s/.exec(out)?.[1] ?? SECONDS);
+  const bad = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
+  const ms = (label: string): number => {
+    const m = new RegExp(`\\s${label}\\s+([\\d.]+)(us|ms|s)`).exec(out);
+    return m === null ? Number.NaN : Number(m[1]) * (m[2] === 'us' ? 1e-3 : m[2] === 's' ? 1e3 : 1);
+  };
+  const rate = (total - bad) / secs;
+  report({ bench: `cluster.edge.nearest.cores${cores}`, n: total - bad, value: rate, unit: 'queries/s', basis: '2xx answers over HTTP through the edge (wrk)', non2xx: bad, baseline: 'one-process-engine-nearby', baselineValue: baseline, ratio: rateRatio(rate, baseline) });
+  report({ bench: `cluster.edge.nearest.cores${cores}.p50`, n: total, value: ms('50%'), unit: 'ms' });
+  report({ bench: `cluster.edge.nearest.cores${cores}.p99`, n: total, value: ms('99%'), unit: 'ms' });
 }
 
 /** The cores' counters summed (their /health). */

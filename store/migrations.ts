@@ -226,7 +226,9 @@ export async function runMigrations(db: SqlDriver): Promise<number> {
   const have = await db.query("SELECT 1 FROM pg_extension WHERE extname = 'postgis'");
   if (have.length === 0) {
     try {
-      await db.exec('CREATE EXTENSION IF NOT EXISTS postgis');
+      // in public, whatever DATABASE_SCHEMA is: created in the first schema of the search path, it would belong to
+      // that one deployment's schema (and go with it when it is dropped) while every other schema needs it too
+      await db.exec('CREATE EXTENSION IF NOT EXISTS postgis SCHEMA public');
     } catch (err) {
       throw new Error('PostGIS is missing and could not be created: install postgresql-15-postgis-3 and run CREATE EXTENSION postgis as a superuser', { cause: err });
     }

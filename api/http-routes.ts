@@ -189,7 +189,9 @@ function handle(deps: RouteDeps, route: RouteMeters, spec: RouteSpec, res: HttpR
   };
   const fail = (err: unknown): void => {
     const { status, code, message } = toErrorReply(err);
-    if (status >= 500) deps.logger.error({ err, route: route.pattern }, 'request failed');
+    // an ApiError is an answer the server chose (503 while a dependency is away, 501 not served here): counted by
+    // status in the metrics, not an error a client could fill the log with
+    if (status >= 500 && !(err instanceof ApiError)) deps.logger.error({ err, route: route.pattern }, 'request failed');
     const headers = err instanceof RateLimited ? { 'retry-after': String(err.retryAfterSec) } : undefined;
     reply({ status, body: { error: { code, message } }, headers });
   };

@@ -73,3 +73,12 @@ describe('nearbyQuery', () => {
     }
   });
 });
+
+describe('nearbyQuery numbers', () => {
+  test('refuses what Number() would read but is not a decimal: blanks, hex, Infinity (which passed every bound)', () => {
+    for (const q of ['lat=%20&lng=2', 'lat=0x10&lng=2', 'lat=Infinity&lng=2', 'lat=1&lng=-Infinity', 'lat=1&lng=2&radius=Infinity', 'lat=1&lng=2&k=0b11', 'lat=1&lng=2&kind=site&units=1e999']) {
+      expect(() => nearbyQuery(q), q).toThrow(expect.objectContaining({ code: 'E_VALIDATION' }));
+    }
+    expect(nearbyQuery('lat=%2B51.5&lng=.5&radius=1e3')).toMatchObject({ lat: 51.5, lng: 0.5, radius: 1000 });
+  });
+});

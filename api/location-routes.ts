@@ -93,8 +93,20 @@ const PLAIN_COUNT = /^[1-9]\d{0,3}$/;
  * location-routes.test.ts checks both agree.
  */
 export function nearbyQuery(query: string): NearbyQuery {
-  return plainNearbyQuery(query) ?? validate('nearbyQuery', queryFields(query));
+  const plain = plainNearbyQuery(query);
+  if (plain !== undefined) return plain;
+  const fields = queryFields(query);
+  // the validator coerces as Number() does: ' ' would be 0, '0x10' 16 and 'Infinity' pass every bound
+  for (const name of NUMERIC_FIELDS) {
+    const v = fields[name];
+    // only what Number() reads (the validator's own message covers the rest)
+    if (v !== undefined && v !== '' && !Number.isNaN(Number(v)) && (!DECIMAL.test(v) || !Number.isFinite(Number(v)))) throw new ApiError(400, 'E_VALIDATION', `${name} must be a decimal number, got '${v.slice(0, 32)}'`);
+  }
+  return validate('nearbyQuery', fields);
 }
+
+const NUMERIC_FIELDS = ['lat', 'lng', 'k', 'radius', 'units'] as const;
+const DECIMAL = /^\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d{1,3})?\s*$/;
 
 // the common query read straight from the string (no field object, whose keys V8 would hash); undefined for
 // anything it does not read, which the validator then reads

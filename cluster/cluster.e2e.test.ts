@@ -220,15 +220,48 @@ describe('a cluster of two edges and two cores, used through the edges only', ()
     expect([site.status, site.body.error.code]).toEqual([501, 'E_NOT_ON_EDGE']);
     const create = await call(edgeA, 'POST', '/v1/requests', { token: token('requester', 'r1'), body: {} });
     expect([create.status, create.body.error.code]).toEqual([501, 'E_NOT_ON_EDGE']);
+    expect((await call(edgeA, 'GET', '/v1/nope', { token: token('admin', 'a1') })).status).toBe(404);
+    const donors = await call(edgeA, 'GET', `/v1/nearby?lat=${VLAT}&lng=${VLNG}&kind=donor`, { token: token('driver', id) });
+    expect([donors.status, donors.body.error.code]).toEqual([403, 'E_FORBIDDEN']);
+    for (const q of ['lat=Infinity&lng=0', 'lat=0x10&lng=0', `lat=${VLAT}&lng=${VLNG}&radius=Infinity`]) {
+      const r = await call(edgeA, 'GET', `/v1/nearby?${q}`, { token: token('admin', 'a1') });
+      expect([q, r.status, r.body.error.code]).toEqual([q, 400, 'E_VALIDATION']);
+    }
     const ws = await StreamClient.connect(`${edgeA.replace('http', 'ws')}/v1/stream`, { token: token('driver', id) });
     ws.send({ t: 'accept', offerId: 'o1' });
     expect((await ws.next((f) => f.t === 'error', 'error')).code).toBe('E_NOT_ON_EDGE');
-    ws.send({ t: 'loc', lat: 91, lng: 0, ts: Date.now() });
-    expect((await ws.next((f) => f.t === 'error', 'error')).code).toBe('E_VALIDATION');
     ws.close();
+    // a map view costs by the regions it spans: big boxes re-watched quickly are refused, huge ones outright
+    const map = await StreamClient.connect(`${edgeA.replace('http', 'ws')}/v1/stream`, { token: token('dispatcher', 'zoomer') });
+    map.send({ t: 'watch', bbox: [-20, 40, -10, 50] });
+    expect((await map.next((f) => f.t === 'error', 'error')).code).toBe('E_BBOX_TOO_LARGE');
+    for (let i = 0; i < 5; i++) map.send({ t: 'watch', bbox: [-3 + i * 0.1, 50, 1 + i * 0.1, 53] });
+    await eventually(() => (map.frames.filter((f) => f.t === 'error' && f.code === 'E_RATE_LIMITED').length >= 3 ? true : undefined), 'big re-watches refused', 5_000);
+    map.close();
+    const again = await StreamClient.connect(`${edgeA.replace('http', 'ws')}/v1/stream`, { token: token('driver', id) });
+    again.send({ t: 'loc', lat: 91, lng: 0, ts: Date.now() });
+    expect((await again.next((f) => f.t === 'error', 'error')).code).toBe('E_VALIDATION');
+    again.close();
     for (const edge of [edgeA, edgeB]) {
       expect((await call(edge, 'GET', '/ready')).status).toBe(200);
       expect((await call(edge, 'GET', '/metrics')).status).toBe(200);
+    }
+  });
+
+  it('keeps serving the fleet\'s regions after a gateway pings 3,000 random points of the globe (3,000 new regions)', async () => {
+    const gw = await StreamClient.connect(`${edgeB.replace('http', 'ws')}/v1/stream`, { token: token('admin', 'gw-spray') });
+    const spray = Array.from({ length: 3_000 }, (_, i) => [`ghost-${i}`, (rand() - 0.5) * 160, (rand() - 0.5) * 358, Date.now()]);
+    gw.send({ t: 'locs', items: spray });
+    expect(await gw.next((f) => f.t === 'ack', 'ack')).toMatchObject({ accepted: 3_000 });
+    gw.close();
+    expect(await redis.zcard(`${prefix}regions`)).toBeGreaterThan(2_000);
+    // for three leases, every answer about the fleet is complete and right (leases renewed while regions pile up)
+    for (const end = Date.now() + 3 * LEASE_MS; Date.now() < end; ) {
+      for (const q of queries.slice(0, 6)) {
+        const got = await nearby(edgeA, q.lat, q.lng, q.k, q.radius);
+        expect(got, 'a 503 while the cores take the sprayed regions').toBeDefined();
+        expect(got).toEqual(bruteForce(q.lat, q.lng, q.k, q.radius));
+      }
     }
   });
 

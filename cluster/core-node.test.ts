@@ -42,7 +42,7 @@ describe('a core refusing pings it must not apply', () => {
     await store.upsertCouriers([{ id: 'k1', vehicle: 'car', capabilities: [], capacity: 1, status: 'available' }]);
     await store.writePositions({ ids: ['k1'], lat: Float64Array.of(LONDON[0]), lng: Float64Array.of(LONDON[1]), ts: Float64Array.of(t0) });
     await registerRegions(redis, [london], prefix);
-    core = new CoreNode({ name: 'core-t', redis, reader, bus, store, prefix, leaseTtlMs: 1_000 });
+    core = new CoreNode({ name: 'core-t', redis, reader, bus, store, prefix, leaseTtlMs: 1_000, idleRegionMs: 400 });
     await core.start();
   });
 
@@ -73,5 +73,14 @@ describe('a core refusing pings it must not apply', () => {
     expect(core.report()).toMatchObject({ pingsApplied: 1, pingsRefused: 4 });
     await eventually(() => (moves.flat().includes(`k1@${good}`) ? true : undefined), 'the move on the region\'s feed', 2_000);
     expect(moves.flat().some((m) => !m.endsWith(`@${good}`))).toBe(false);
+  });
+
+  it('forgets a region with nothing in it (a ping to a random point registered it), and keeps the ones with couriers', async () => {
+    const oxford = regionOf(...OXFORD);
+    await registerRegions(redis, [oxford], prefix);
+    await eventually(() => (core.ownership.regions().has(oxford) ? true : undefined), 'the empty region taken', 5_000);
+    await eventually(async () => (!core.ownership.regions().has(oxford) && (await redis.zscore(`${prefix}regions`, oxford)) === null ? true : undefined), 'the empty region forgotten', 5_000);
+    expect(core.ownership.regions().has(london)).toBe(true);
+    expect(await redis.zscore(`${prefix}regions`, london)).not.toBeNull();
   });
 });

@@ -36,6 +36,10 @@ const MISSING_TTL_MS = 10_000;
 /** Ids remembered as missing at most: ~10 MB however many bogus ids a broken gateway sends. */
 const MAX_MISSING_REMEMBERED = 100_000;
 
+/** How often a core marks its occupied regions alive and looks for empty ones. */
+const SWEEP_MS = 2_000;
+/** A held region with nothing in it is forgotten after this long (a region's couriers may all be off shift for a minute). */
+const IDLE_REGION_MS = 60_000;
 /** How often applied moves go to the edges' map watches (a watch's highest rate is 40 Hz; maps ask 1–10). */
 const MOVES_INTERVAL_MS = 50;
 
@@ -52,6 +56,8 @@ export interface CoreNodeOptions {
   store: Store;
   prefix?: string;
   leaseTtlMs?: number;
+  /** A held region with no courier in it and no ping applied for this long is forgotten (default 60 s). */
+  idleRegionMs?: number;
   onError?: (err: unknown) => void;
 }
 
@@ -91,6 +97,10 @@ export class CoreNode {
   private firstSight: Promise<void> = Promise.resolve();
   private firstSightQueued = 0;
   private readonly movedHandler = (_c: string, payload: Buffer): void => this.onCourierMoved(payload);
+  /** When each held region was gained, and when a ping was last applied in it (for forgetting empty ones). */
+  private readonly gainedAt = new Map<string, number>();
+  private readonly lastApplied = new Map<string, number>();
+  private sweeper: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: CoreNodeOptions) {
     const prefix = options.prefix ?? 'gd:';
@@ -121,10 +131,35 @@ export class CoreNode {
     await this.ownership.tick();
     this.ownership.start(this.onError);
     this.consumer.start(this.onError);
+    const idle = this.options.idleRegionMs ?? IDLE_REGION_MS;
+    this.sweeper = setInterval(() => this.sweepRegions(idle).catch(this.onError), Math.max(50, Math.min(SWEEP_MS, Math.floor(idle / 4))));
+    this.sweeper.unref();
+  }
+
+  /**
+   * The held regions with couriers in them are marked alive (scored now in the known set, so after a crash the
+   * survivors take them before regions a sender pinged once); regions with nothing in them — no courier, no ping
+   * applied since `idle` ago (a sender that pinged random points, or a fleet that left) — are forgotten, so the
+   * known set does not grow for ever; the next ping there registers the region again.
+   */
+  private async sweepRegions(idle: number): Promise<void> {
+    const now = Date.now();
+    const occupied = new Set(this.regionOfCourier.values());
+    const alive: string[] = [];
+    for (const region of [...this.ownership.regions().keys()]) {
+      if (occupied.has(region)) {
+        alive.push(region);
+        continue;
+      }
+      const since = Math.max(this.gainedAt.get(region) ?? now, this.lastApplied.get(region) ?? 0);
+      if (now - since >= idle) await this.ownership.forget(region);
+    }
+    await registerRegions(this.options.redis, alive, this.options.prefix ?? 'gd:', now);
   }
 
   /** Hands every region back and writes the positions still buffered. */
   async stop(): Promise<void> {
+    clearInterval(this.sweeper);
     await this.ownership.stop();
     await this.consumer.stop();
     await this.responder.stop();
@@ -140,11 +175,16 @@ export class CoreNode {
    */
   private async seedKnownRegions(): Promise<void> {
     const prefix = this.options.prefix ?? 'gd:';
-    if ((await this.options.redis.scard(`${prefix}regions`)) > 0) return;
+    if ((await this.options.redis.zcard(`${prefix}regions`)) > 0) return;
     const rows = await this.options.store.loadCouriers({ box: { minLat: -90, maxLat: 90, minLng: -180, maxLng: 180 } });
-    const regions = new Set<string>();
-    for (const c of rows) if (c.lat !== undefined && c.lng !== undefined) regions.add(regionOf(c.lat, c.lng));
-    await registerRegions(this.options.redis, [...regions], prefix);
+    // each region scored by its latest stored ping, as an edge would have scored it
+    const latest = new Map<string, number>();
+    for (const c of rows) {
+      if (c.lat === undefined || c.lng === undefined) continue;
+      const r = regionOf(c.lat, c.lng);
+      latest.set(r, Math.max(latest.get(r) ?? 0, Math.min(c.lastPingAt ?? 0, Date.now())));
+    }
+    for (const [r, at] of latest) await registerRegions(this.options.redis, [r], prefix, at);
   }
 
   report(): CoreStats {
@@ -166,6 +206,7 @@ export class CoreNode {
 
   /** Loads a gained region's couriers (their stored positions), then starts reading its pings. */
   private async gain(region: string): Promise<void> {
+    this.gainedAt.set(region, Date.now());
     const rows = await this.options.store.loadCouriers({ box: boxOf(region) });
     const loaded = rows.filter((c) => c.lat !== undefined && c.lng !== undefined && regionOf(c.lat, c.lng) === region);
     for (const c of loaded) this.hold(c, region);
@@ -176,6 +217,8 @@ export class CoreNode {
   }
 
   private lose(region: string): void {
+    this.gainedAt.delete(region);
+    this.lastApplied.delete(region);
     this.consumer.removeRegion(region);
     for (const [id, r] of this.regionOfCourier) if (r === region) this.drop(id);
   }
@@ -273,6 +316,7 @@ export class CoreNode {
     const before = this.regionOfCourier.get(id);
     if (before !== undefined && before !== region) this.moves.gone(before, id);
     this.regionOfCourier.set(id, region);
+    this.lastApplied.set(region, Date.now());
     this.positions.record(id, lat, lng, ts);
     if (this.index.peek(id, this.peeked)) this.moves.note(region, id, lat, lng, this.peeked.status);
     this.stats.pingsApplied++;

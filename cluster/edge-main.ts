@@ -24,7 +24,7 @@ import { registerStaticFiles } from '../api/static-files.js';
 import { DEFAULT_POLICY } from '../dispatch/dispatch-request.js';
 import type { CourierHit } from '../engine/courier-index.js';
 import { EdgeStream } from './edge-stream.js';
-import { registerEdgeRoutes, registerNotOnEdge } from './edge-routes.js';
+import { EDGE_ROUTES, registerEdgeRoutes, registerNotOnEdge } from './edge-routes.js';
 import { NearestScatter } from './nearest-scatter.js';
 import { PingFunnel } from './ping-funnel.js';
 import { PingPublisher } from './ping-streams.js';
@@ -100,7 +100,7 @@ export async function startEdge(config: Readonly<ApiConfig>, logger: Logger): Pr
   const add = routeAdder(app, { config, auth, limits, metrics, logger, clock, notReady, inFlight });
   registerServiceRoutes(add, { notReady, metrics });
   registerEdgeRoutes(add, { funnel, scatter, policy: DEFAULT_POLICY, clock });
-  registerNotOnEdge(app);
+  registerNotOnEdge(app, EDGE_ROUTES);
   registerNotFound(app);
 
   let listenSocket: uWS.us_listen_socket | undefined = await listenExclusive(app, config.host, config.port);

@@ -6,23 +6,27 @@
  *   POST /v1/locations (gateway)    ─► each item checked ─► the good ones funnelled ─► { accepted, rejected }
  *   GET  /v1/nearby (couriers)      ─► NearestScatter over the owners the circle touches ─► merged top k;
  *                                      a region without an answering owner ─► 503 E_REGION_UNAVAILABLE (never a guess)
- *   any other /v1 route             ─► 501 E_NOT_ON_EDGE (served by GD_ROLE=all; not yet forwarded to cores)
+ *   any other route of the API      ─► 501 E_NOT_ON_EDGE (served by GD_ROLE=all; not yet forwarded to cores)
  *
  * An edge holds no index: it cannot say a courier is unknown or a ping stale (its owner decides and counts).
  */
 import type { TemplatedApp } from '@trufflesuite/uws-js-unofficial';
 import { ApiError } from '../api/api-error.js';
 import { requireSelf } from '../api/auth.js';
-import { entityId } from '../api/entity-routes.js';
+import { entityId, registerEntityRoutes } from '../api/entity-routes.js';
+import { registerFleetLists } from '../api/fleet-lists.js';
+import { registerFleetRoutes } from '../api/fleet-routes.js';
+import { registerRequestRoutes } from '../api/request-routes.js';
+import { registerWebhookRoutes } from '../api/webhook-routes.js';
 import { JsonBytes, sendReply } from '../api/http-body.js';
 import type { AddRoute } from '../api/http-routes.js';
 import { type RejectedPing, pingRefusal, rejectionError } from '../api/ingest.js';
-import { courierEta, nearbyQuery } from '../api/location-routes.js';
+import { courierEta, nearbyQuery, registerLocationRoutes } from '../api/location-routes.js';
 import { courierResultsJson } from '../api/nearby-json.js';
 import { type LocationBatchBody, type LocationBody, checkLocationBatch } from '../api/schemas.js';
 import type { DispatchPolicy } from '../dispatch/dispatch-request.js';
 import type { CourierHit } from '../engine/courier-index.js';
-import type { NearestScatter } from './nearest-scatter.js';
+import { BadNearestQuery, type NearestScatter } from './nearest-scatter.js';
 import type { PingFunnel } from './ping-funnel.js';
 
 export interface EdgeRouteDeps {
@@ -31,6 +35,9 @@ export interface EdgeRouteDeps {
   policy: Readonly<DispatchPolicy>;
   clock: () => number;
 }
+
+/** The routes registerEdgeRoutes serves, as `method pattern`. */
+export const EDGE_ROUTES: ReadonlySet<string> = new Set(['post /v1/couriers/:id/location', 'post /v1/locations', 'get /v1/nearby']);
 
 /** Registers the pings and nearest routes an edge serves. */
 export function registerEdgeRoutes(add: AddRoute, deps: EdgeRouteDeps): void {
@@ -70,14 +77,19 @@ export function registerEdgeRoutes(add: AddRoute, deps: EdgeRouteDeps): void {
   });
   add('get', '/v1/nearby', {
     roles: ['driver', 'dispatcher', 'requester', 'admin'],
-    run: async ({ query }) => {
+    run: async ({ query, principal }) => {
       const p = nearbyQuery(query);
+      // donors are health data: the same answer as one process gives a driver or requester, before anything else
+      if (p.kind === 'donor' && principal.role !== 'dispatcher' && principal.role !== 'admin') {
+        throw new ApiError(403, 'E_FORBIDDEN', 'donor positions and blood types are health data: dispatchers and admins only');
+      }
       if (p.kind !== 'courier') throw new ApiError(501, 'E_NOT_ON_EDGE', `nearby ${p.kind}s are not served by a cluster edge yet: ask for kind=courier, or use GD_ROLE=all`);
       const filter = { ...(p.capability ? { capability: p.capability } : {}), ...(p.status ? { status: p.status } : {}) };
       let answer: Awaited<ReturnType<NearestScatter<CourierHit>['nearest']>>;
       try {
         answer = await deps.scatter.nearest({ lat: p.lat, lng: p.lng, k: p.k ?? 10, radius: p.radius ?? MAX_RADIUS_M, filter });
       } catch (err) {
+        if (err instanceof BadNearestQuery) throw new ApiError(400, 'E_VALIDATION', err.message);
         throw new ApiError(503, 'E_UNAVAILABLE', `nearest cannot be asked while the cluster's Redis is unreachable (${err instanceof Error ? err.message : String(err)}); retry`);
       }
       if (answer.missing.length > 0) {
@@ -88,13 +100,24 @@ export function registerEdgeRoutes(add: AddRoute, deps: EdgeRouteDeps): void {
   });
 }
 
-/** Every other API route: a clear 501 instead of a 404 that would read as a typo. */
-export function registerNotOnEdge(app: TemplatedApp): void {
-  app.any('/v1/*', (res, req) => {
-    const accept = req.getHeader('accept') || undefined;
-    const route = `${req.getMethod().toUpperCase()} ${req.getUrl()}`;
-    sendReply(res, 501, { error: { code: 'E_NOT_ON_EDGE', message: `${route} is not served by a cluster edge yet (pings, nearby couriers and map watches are); use GD_ROLE=all for the rest` } }, accept);
-  });
+/**
+ * Every other route of the API (as one process registers them): a clear 501 naming what an edge serves, instead of
+ * a 404 that would read as a typo. Paths the API does not have stay 404.
+ */
+export function registerNotOnEdge(app: TemplatedApp, served: ReadonlySet<string>): void {
+  const patterns: [string, string][] = [];
+  const record: AddRoute = (method, pattern) => void patterns.push([method, pattern]);
+  // registration only records each route; no handler runs, so no dependency is needed
+  const none = {} as never;
+  for (const register of [registerEntityRoutes, registerLocationRoutes, registerRequestRoutes, registerFleetRoutes, registerFleetLists, registerWebhookRoutes]) register(record, none);
+  for (const [method, pattern] of patterns) {
+    if (served.has(`${method} ${pattern}`)) continue;
+    app[method as 'get'](pattern, (res, req) => {
+      const accept = req.getHeader('accept') || undefined;
+      const route = `${req.getMethod().toUpperCase()} ${req.getUrl()}`;
+      sendReply(res, 501, { error: { code: 'E_NOT_ON_EDGE', message: `${route} is not served by a cluster edge yet (pings, nearby couriers and map watches are); use GD_ROLE=all for the rest` } }, accept);
+    });
+  }
 }
 
 /** The API's largest radius (api/schemas.ts nearbyQuery): a query without one searches the whole globe. */

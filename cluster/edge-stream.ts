@@ -44,6 +44,8 @@ export class EdgeStream {
   private readonly sockets: StreamSockets;
   private readonly watches: EdgeWatches;
   private timer: NodeJS.Timeout | undefined;
+  /** Each gateway socket's last ack still to be sent: the next one waits for it. */
+  private readonly acks = new WeakMap<Socket, Promise<void>>();
 
   constructor(private readonly deps: EdgeStreamDeps) {
     const { config, auth, limits, metrics, logger, clock, draining } = deps;
@@ -122,13 +124,23 @@ export class EdgeStream {
           good.lng.push(lng);
           good.ts.push(ts);
         });
-        this.deps.funnel.add(good.ids, good.lat, good.lng, good.ts).then(() => this.sockets.send(s, { t: 'ack', accepted: good.ids.length, rejected }), refuse);
+        // acks in the order the frames came (an empty frame must not be acknowledged before the one before it)
+        const stored = this.deps.funnel.add(good.ids, good.lat, good.lng, good.ts);
+        const acked = (this.acks.get(s) ?? Promise.resolve())
+          .then(() => stored)
+          .then(() => this.sockets.send(s, { t: 'ack', accepted: good.ids.length, rejected }), refuse);
+        this.acks.set(s, acked);
         return;
       }
-      case 'watch':
+      case 'watch': {
         requireRole(p, 'dispatcher', 'admin');
-        this.watches.watch(s, st, validate<{ bbox: WatchBBox; kinds?: WatchKind[]; hz?: number }>('wsWatch', frame)).catch(refuse);
+        const pay = (tokens: number): void => {
+          const verdict = tokens > 0 ? this.deps.limits.general.take(`ws:${principalKey(p.role, p.sub)}`, this.deps.clock(), tokens) : undefined;
+          if (verdict !== undefined && !verdict.ok) throw new ApiError(429, 'E_RATE_LIMITED', `watching a box this large costs ${tokens + 1} frames; retry after ${verdict.retryAfterSec} s`);
+        };
+        this.watches.watch(s, st, validate<{ bbox: WatchBBox; kinds?: WatchKind[]; hz?: number }>('wsWatch', frame), pay).catch(refuse);
         return;
+      }
       case 'accept':
       case 'decline':
       case 'track':

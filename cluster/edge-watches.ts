@@ -21,8 +21,10 @@ import { decodeMoves, movesChannel } from './move-feed.js';
 import type { NearestScatter } from './nearest-scatter.js';
 import { boxCircle, regionsTouched } from './regions.js';
 
-/** Regions one watch may span: ~300 is a 500 km circle; a map zoomed out further is refused (zoom in). */
-const MAX_WATCH_REGIONS = 400;
+/** Regions one watch may span (~350,000 km²: a map ~600 km across); a map zoomed out further is refused (zoom in). */
+export const MAX_WATCH_REGIONS = 200;
+/** Regions a watch frame's one token pays for; a larger box pays a token per this many more (a subscription each). */
+export const REGIONS_PER_TOKEN = 8;
 
 export interface EdgeWatchDeps {
   ws: Readonly<ApiConfig['ws']>;
@@ -35,7 +37,7 @@ export interface EdgeWatchDeps {
 export class EdgeWatches {
   /** Sockets watching each region, and the regions each socket watches. */
   private readonly byRegion = new Map<string, Set<Socket>>();
-  private readonly regionsOf = new Map<Socket, string[]>();
+  private readonly regionsOf = new Map<Socket, readonly string[]>();
   /** Sessions fed by moves, including ones whose snapshot is still on its way. */
   private readonly sessions = new Map<Socket, WatchSession>();
   /** The region each courier was last heard moving in (so "left r" is not applied after "moved in r2"). */
@@ -52,32 +54,25 @@ export class EdgeWatches {
   }
 
   /** A `watch` frame: replaces the socket's watch; the snapshot follows once the owners answer. */
-  async watch(s: Socket, st: SocketState, m: { bbox: WatchBBox; kinds?: WatchKind[]; hz?: number }): Promise<void> {
+  async watch(s: Socket, st: SocketState, m: { bbox: WatchBBox; kinds?: WatchKind[]; hz?: number }, pay: (tokens: number) => void): Promise<void> {
     const { ws } = this.deps;
     const [, minLat, , maxLat] = m.bbox;
     if (minLat > maxLat) throw new ApiError(400, 'E_BAD_COORDINATE', 'bbox is [minLng, minLat, maxLng, maxLat]: minLat must not exceed maxLat');
     const circle = boxCircle(m.bbox);
     const regions = regionsTouched(circle.lat, circle.lng, circle.radius);
     if (regions === 'all' || regions.length > MAX_WATCH_REGIONS) {
-      throw new ApiError(400, 'E_BBOX_TOO_LARGE', `a cluster edge watches boxes up to ~1,000 km across (${MAX_WATCH_REGIONS} regions); zoom in`);
+      throw new ApiError(400, 'E_BBOX_TOO_LARGE', `a cluster edge watches boxes up to ~600 km across (${MAX_WATCH_REGIONS} regions, this one touches ${regions === 'all' ? 'more' : regions.length}); zoom in`);
     }
+    // each region watched is a subscription and a share of the snapshot: a big box costs more than a small one
+    pay(Math.ceil(regions.length / REGIONS_PER_TOKEN) - 1);
     const gen = (this.generation.get(s) ?? 0) + 1;
     this.generation.set(s, gen);
-    this.unwatch(s);
+    st.watch = undefined;
     const hz = Math.min(m.hz ?? ws.watchHzDefault, ws.watchHzMax);
     const session = new WatchSession(m.bbox, { hz, kinds: m.kinds });
     // fed from now on, so no move between the snapshot and the first delta is missed
     this.sessions.set(s, session);
-    this.regionsOf.set(s, regions);
-    const subscribing: Promise<void>[] = [];
-    for (const r of regions) {
-      let set = this.byRegion.get(r);
-      if (set === undefined) {
-        this.byRegion.set(r, (set = new Set()));
-        subscribing.push(this.deps.bus.subscribe(movesChannel(r), this.handler));
-      }
-      set.add(s);
-    }
+    const subscribing = this.setRegions(s, regions);
     const couriers: CourierTuple[] = [];
     let missing: string[] = [];
     try {
@@ -89,6 +84,7 @@ export class EdgeWatches {
       }
     } catch (err) {
       if (this.generation.get(s) === gen) this.unwatch(s);
+      if (err instanceof ApiError) throw err;
       throw new ApiError(503, 'E_UNAVAILABLE', `the map cannot be watched while the cluster's Redis is unreachable (${err instanceof Error ? err.message : String(err)}); retry`);
     }
     // closed meanwhile, or a newer watch replaced this one
@@ -100,25 +96,55 @@ export class EdgeWatches {
     this.deps.sockets.send(s, frame);
   }
 
-  /** A socket closed or re-watched: its regions lose a watcher; a region nobody watches is unsubscribed. */
+  /** A socket closed: its regions lose a watcher; a region nobody watches is unsubscribed. */
   unwatch(s: Socket): void {
-    const st = s.getUserData();
-    st.watch = undefined;
+    s.getUserData().watch = undefined;
     this.sessions.delete(s);
-    for (const r of this.regionsOf.get(s) ?? []) {
+    this.setRegions(s, []);
+    this.regionsOf.delete(s);
+  }
+
+  /** Moves the socket to these regions: only the regions it gains or leaves are (un)subscribed. */
+  private setRegions(s: Socket, regions: readonly string[]): Promise<void>[] {
+    const before = new Set(this.regionsOf.get(s) ?? []);
+    const after = new Set(regions);
+    const subscribing: Promise<void>[] = [];
+    for (const r of before) {
+      if (after.has(r)) continue;
       const set = this.byRegion.get(r);
       if (set === undefined) continue;
       set.delete(s);
       if (set.size > 0) continue;
       this.byRegion.delete(r);
       this.deps.bus.unsubscribe(movesChannel(r), this.handler).catch(this.deps.onError);
-      for (const [id, at] of this.lastRegion) if (at === r) this.lastRegion.delete(id);
+      this.forgetRegion.add(r);
     }
-    this.regionsOf.delete(s);
+    for (const r of after) {
+      if (before.has(r)) continue;
+      let set = this.byRegion.get(r);
+      if (set === undefined) {
+        this.byRegion.set(r, (set = new Set()));
+        this.forgetRegion.delete(r);
+        subscribing.push(this.deps.bus.subscribe(movesChannel(r), this.handler));
+      }
+      set.add(s);
+    }
+    this.regionsOf.set(s, regions);
+    return subscribing;
   }
+
+  /**
+   * Regions nobody watches any more: their couriers' last-heard entries are dropped on the next flush, in one
+   * pass over the map however many regions were left (not one pass per region, per re-watch).
+   */
+  private readonly forgetRegion = new Set<string>();
 
   /** Sends due deltas (the same rules as one process). */
   flush(now: number): void {
+    if (this.forgetRegion.size > 0) {
+      for (const [id, at] of this.lastRegion) if (this.forgetRegion.has(at)) this.lastRegion.delete(id);
+      this.forgetRegion.clear();
+    }
     flushWatches(this.sessions.keys(), now, this.deps.ws, this.deps.sockets);
   }
 

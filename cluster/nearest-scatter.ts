@@ -172,6 +172,8 @@ export class NearestScatter<T extends RankedHit> {
     let cores: string[];
     if (regions === 'all') {
       cores = await this.directory.liveCores();
+      // no core alive: nothing answers for any region (an empty answer would read as "no couriers anywhere")
+      if (cores.length === 0) missing.push('no live core');
     } else {
       const holders = await this.directory.holders(regions);
       holders.forEach((h, i) => h === undefined && missing.push(`region ${regions[i]} has no owner`));

@@ -50,7 +50,7 @@ describe('ping streams on a real Redis', () => {
     await core.addRegion(london);
     const edge = new PingPublisher(redis, prefix);
     expect((await edge.publish(concat(frame('l', 3, LONDON), frame('o', 2, OXFORD)))).sort()).toEqual([london, oxford].sort());
-    expect((await redis.smembers(`${prefix}regions`)).sort()).toEqual([london, oxford].sort());
+    expect((await redis.zrange(`${prefix}regions`, 0, -1)).sort()).toEqual([london, oxford].sort());
     expect(await core.readOnce()).toBe(3);
     expect(got).toEqual([[london, frame('l', 3, LONDON)]]);
     // acknowledged: nothing pending for the group, and a second read finds nothing new

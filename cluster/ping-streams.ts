@@ -42,8 +42,12 @@ export function pingStreamKey(prefix: string, region: string): string {
 }
 
 /** The edge's half: appends a frame's pings to their regions' streams; resolves once Redis holds them all. */
+/** How long an edge trusts that a region it registered is still known (cores forget empty regions). */
+const REGISTERED_FOR_MS = 5_000;
+
 export class PingPublisher {
-  private readonly known = new Set<string>();
+  /** Regions registered lately, with when: registered again after REGISTERED_FOR_MS (a core may have forgotten it). */
+  private readonly registered = new Map<string, number>();
 
   constructor(
     private readonly redis: Redis,
@@ -63,8 +67,10 @@ export class PingPublisher {
       b.ts.push(batch.ts[i]);
     }
     const pipe = this.redis.pipeline();
-    const fresh = [...byRegion.keys()].filter((r) => !this.known.has(r));
-    if (fresh.length > 0) pipe.sadd(`${this.prefix}regions`, ...fresh);
+    const now = Date.now();
+    const fresh = [...byRegion.keys()].filter((r) => !(now - (this.registered.get(r) ?? -Infinity) < REGISTERED_FOR_MS));
+    // known regions scored by when they were last pinged: cores take the busiest first (cluster/region-ownership.ts)
+    if (fresh.length > 0) pipe.zadd(`${this.prefix}regions`, ...fresh.flatMap((r) => [now, r]));
     for (const [region, b] of byRegion) {
       for (let from = 0; from < b.ids.length; from += MAX_PINGS_PER_ENTRY) {
         const to = from + MAX_PINGS_PER_ENTRY;
@@ -75,7 +81,8 @@ export class PingPublisher {
     const results = (await pipe.exec()) ?? [];
     const failed = results.find(([err]) => err !== null);
     if (failed) throw failed[0];
-    for (const r of fresh) this.known.add(r);
+    for (const r of fresh) this.registered.set(r, now);
+    if (this.registered.size > 100_000) this.registered.clear(); // bounded: a sender spraying points costs SADDs, not memory
     return [...byRegion.keys()];
   }
 }

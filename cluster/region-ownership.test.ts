@@ -2,13 +2,14 @@
  * Region ownership across cores on the machine's Redis and PostgreSQL: an even split, failover within the lease
  * under larger epochs (and the dead core's commits refused), a clean hand-back, a core joining.
  */
+import { gridDisk } from 'h3-js';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StaleEpoch } from '../store/store-errors.js';
 import { type Store, openStore } from '../store/store.js';
 import { dropTestSchema, testDatabaseUrl, testSchemaName } from '../store/test-database.js';
 import { RegionLeases } from './region-lease.js';
-import { NameTaken, RegionOwnership, registerRegions } from './region-ownership.js';
+import { MAX_TAKES_PER_ROUND, NameTaken, RegionOwnership, registerRegions } from './region-ownership.js';
 import { connectTestRedis } from './test-redis.js';
 
 const TTL = 400;
@@ -38,7 +39,7 @@ describe('region ownership on a real Redis and PostgreSQL', () => {
   async function cluster(regions: readonly string[]) {
     const prefix = `${base}${++run}:`;
     await registerRegions(redis, regions, prefix);
-    const known = (await redis.smembers(`${prefix}regions`)).sort();
+    const known = (await redis.zrange(`${prefix}regions`, 0, -1)).sort();
     const log: string[] = [];
     const core = (name: string): RegionOwnership =>
       new RegionOwnership(redis, new RegionLeases(redis, { owner: name, ttlMs: TTL, prefix }), store, {
@@ -54,7 +55,9 @@ describe('region ownership on a real Redis and PostgreSQL', () => {
   it('splits the regions evenly between two cores, each claimed in PostgreSQL under its epoch', async () => {
     const { known, core } = await cluster(REGIONS);
     const [a, b] = [core('a'), core('b')];
-    await a.tick(); // alone for a moment: takes everything
+    await a.tick(); // alone for a moment: takes a few regions a round (a round stays short)
+    expect(owned(a)).toHaveLength(MAX_TAKES_PER_ROUND);
+    await a.tick(); // and the rest in the next
     expect(owned(a)).toEqual(known);
     await b.tick(); // joins: share 3, nothing free yet
     await a.tick(); // sheds to its share
@@ -121,5 +124,36 @@ describe('region ownership on a real Redis and PostgreSQL', () => {
     await next.tick();
     expect(owned(next)).toEqual(known);
     await next.stop();
+  });
+
+  it('lets go of a region it is told to forget (nothing in it): out of the known set, lease released', async () => {
+    const { known, core } = await cluster(REGIONS.slice(0, 2));
+    const a = core('a');
+    await a.tick();
+    const [empty, kept] = known;
+    await a.forget(empty);
+    expect(owned(a)).toEqual([kept]);
+    expect(await redis.zscore(`${base}${run}:regions`, empty)).toBeNull();
+    await a.tick();
+    expect(owned(a)).toEqual([kept]); // not taken again: nobody registered it since
+    await registerRegions(redis, [empty], `${base}${run}:`); // a ping there again
+    await a.tick();
+    expect(owned(a)).toEqual(known);
+    await a.stop();
+  });
+
+  it('takes the most recently pinged regions first, so a dead core\'s busy regions come before ones pinged once', async () => {
+    const { core } = await cluster([]);
+    const prefix = `${base}${run}:`;
+    const t = Date.now();
+    // nineteen regions pinged long ago, two of them again just now
+    const many = gridDisk(REGIONS[0], 2).sort();
+    await registerRegions(redis, many, prefix, t - 60_000);
+    await registerRegions(redis, [many[13], many[5]], prefix, t);
+    const a = core('a');
+    await a.tick();
+    expect(owned(a)).toHaveLength(MAX_TAKES_PER_ROUND);
+    expect(owned(a)).toEqual(expect.arrayContaining([many[5], many[13]]));
+    await a.stop();
   });
 });

@@ -8,7 +8,8 @@
  *     fewer than share ─► take free regions: acquire(region, floor = stored epoch) ─► claimRegion ─► onGained
  *     more than share  ─► hand the extras back: onLost, then release (a core that joined gets them next tick)
  *
- * Regions become known when an edge first routes something to them (`registerRegions`). A core that dies stops
+ * Regions become known when an edge routes something to them (`registerRegions`, a sorted set scored by when), and
+ * are forgotten by the core holding them once nothing is in them (`forget`). A core that dies stops
  * renewing; its leases lapse within the ttl and the survivors' next ticks take them under larger epochs.
  */
 import { randomBytes } from 'node:crypto';
@@ -29,9 +30,12 @@ export interface RegionOwnershipOptions {
 /** The store calls ownership needs: epochs to start above, and the claim that fences the previous holder. */
 export type EpochStore = Pick<Store, 'claimRegion' | 'regionEpochs'>;
 
-/** Adds regions to the cluster's known set (an edge routing a first ping there); cheap to repeat. */
-export async function registerRegions(redis: Redis, regions: readonly string[], prefix = 'gd:'): Promise<void> {
-  if (regions.length > 0) await redis.sadd(`${prefix}regions`, ...regions);
+/**
+ * Adds regions to the cluster's known set (an edge routing a ping there), scored by when (default now): cores take
+ * the most recently pinged first, so the regions a fleet is moving in come before ones pinged once long ago.
+ */
+export async function registerRegions(redis: Redis, regions: readonly string[], prefix = 'gd:', at = Date.now()): Promise<void> {
+  if (regions.length > 0) await redis.zadd(`${prefix}regions`, ...regions.flatMap((r) => [at, r]));
 }
 
 /** The cores whose heartbeat has not lapsed. */
@@ -44,8 +48,8 @@ export function leaseDirectory(redis: Redis, leases: RegionLeases, prefix = 'gd:
   return {
     holders: async (regions) => {
       if (regions.length === 0) return [];
-      const [held, known] = await Promise.all([leases.holders(regions), redis.smismember(`${prefix}regions`, ...regions)]);
-      return held.map((h, i) => h?.owner ?? (known[i] === 1 ? undefined : null));
+      const [held, known] = await Promise.all([leases.holders(regions), redis.zmscore(`${prefix}regions`, ...regions)]);
+      return held.map((h, i) => h?.owner ?? (known[i] !== null ? undefined : null));
     },
     liveCores: () => liveCores(redis, prefix),
   };
@@ -66,6 +70,12 @@ const RELEASE_NAME = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`;
 
+/**
+ * Regions taken per round at most: each is a lease, a claim in PostgreSQL and a load of its couriers, and a round
+ * must stay short however many regions are known (a sender pinging random points registers thousands).
+ */
+export const MAX_TAKES_PER_ROUND = 4;
+
 /** A second process started under a live core's name: it would share that core's leases and consumer. */
 export class NameTaken extends Error {
   constructor(name: string) {
@@ -80,8 +90,11 @@ export class RegionOwnership {
   private readonly prefix: string;
   /** This process's hold on its name: leases are by name, so two processes under one name would share them. */
   private readonly token = randomBytes(12).toString('hex');
-  private timer: NodeJS.Timeout | undefined;
-  private ticking: Promise<void> | undefined;
+  private timers: NodeJS.Timeout[] = [];
+  private keeping: Promise<void> | undefined;
+  private balancing: Promise<void> | undefined;
+  /** Live cores at the last heartbeat, this one included (0 until the first). */
+  private live = 0;
 
   constructor(
     private readonly redis: Redis,
@@ -103,63 +116,107 @@ export class RegionOwnership {
     if (ok !== 'OK') throw new NameTaken(this.leases.owner);
   }
 
-  /** Ticks every third of the lease until stop(); a failed tick (Redis away) is retried by the next. */
+  /**
+   * Keeps (heartbeat, name, renewals) and balances (take, hand back) every third of the lease until stop(), on
+   * two timers: taking regions waits on PostgreSQL and on loading them, and renewals must never wait behind that.
+   * A failed round (Redis away) is retried by the next.
+   */
   start(onError: (err: unknown) => void = () => undefined): void {
-    if (this.timer !== undefined) return;
-    const run = (): void => {
-      if (this.ticking === undefined) this.ticking = this.tick().catch(onError).finally(() => (this.ticking = undefined));
+    if (this.timers.length > 0) return;
+    const every = Math.max(50, Math.floor(this.leases.ttlMs / 3));
+    const keep = (): void => {
+      if (this.keeping === undefined) this.keeping = this.keep().catch(onError).finally(() => (this.keeping = undefined));
     };
-    run();
-    this.timer = setInterval(run, Math.max(50, Math.floor(this.leases.ttlMs / 3)));
+    const balance = (): void => {
+      if (this.balancing === undefined) this.balancing = this.balance().catch(onError).finally(() => (this.balancing = undefined));
+    };
+    keep();
+    balance();
+    this.timers.push(setInterval(keep, every), setInterval(balance, every));
   }
 
   /** Stops ticking and hands every region back, so the others take them without waiting out the leases. */
   async stop(): Promise<void> {
-    clearInterval(this.timer);
-    this.timer = undefined;
-    await this.ticking;
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    await this.keeping;
+    await this.balancing;
     for (const [region, epoch] of [...this.held]) await this.handBack(region, epoch);
     await this.redis.zrem(this.coresKey(), this.leases.owner);
     await this.redis.eval(RELEASE_NAME, 1, this.nameKey(), this.token);
   }
 
-  /** One round: heartbeat, renew, then take or hand back regions towards an even share. */
+  /** One round of both: keep, then balance. */
   async tick(): Promise<void> {
+    await this.keep();
+    await this.balance();
+  }
+
+  /**
+   * Lets go of a region that has nothing in it (no courier held, no ping applied for a while): out of the known
+   * set and handed back, so regions a broken or hostile sender pinged once do not pile up for ever. The next ping
+   * there registers it again.
+   */
+  async forget(region: string): Promise<void> {
+    const epoch = this.held.get(region);
+    if (epoch === undefined) return;
+    await this.redis.zrem(`${this.prefix}regions`, region);
+    await this.handBack(region, epoch);
+  }
+
+  /** Heartbeat, this process's name, renewals: a lease this core lost is dropped at once. */
+  private async keep(): Promise<void> {
     if ((await this.redis.eval(KEEP_NAME, 1, this.nameKey(), this.token, String(this.leases.ttlMs))) !== 1) {
       // another process took this name while ours lapsed (Redis unreachable): its leases are its own now
       for (const [region, epoch] of [...this.held]) this.drop(region, epoch);
       throw new NameTaken(this.leases.owner);
     }
-    const live = await this.heartbeat();
+    this.live = await this.heartbeat();
     for (const [region, epoch] of [...this.held]) {
-      if (!(await this.leases.renew(region, epoch))) this.drop(region, epoch);
-    }
-    const known = (await this.redis.smembers(`${this.prefix}regions`)).sort();
-    const share = Math.ceil(known.length / Math.max(1, live));
-    if (this.held.size > share) {
-      for (const region of [...this.held.keys()].sort().slice(share)) await this.handBack(region, this.held.get(region) as number);
-      return;
-    }
-    // start at a point of the ring that depends on this core's name, so cores starting together spread out
-    const start = known.length === 0 ? 0 : hash(this.leases.owner) % known.length;
-    for (let i = 0; i < known.length && this.held.size < share; i++) {
-      const region = known[(start + i) % known.length];
-      if (!this.held.has(region)) await this.tryTake(region);
+      if (this.held.get(region) !== epoch) continue; // handed back meanwhile
+      if (!(await this.leases.renew(region, epoch)) && this.held.get(region) === epoch) this.drop(region, epoch);
     }
   }
 
-  private async tryTake(region: string): Promise<void> {
+  /** Takes free regions towards ⌈known / live⌉ (a few per round, so a round stays short) or hands extras back. */
+  private async balance(): Promise<void> {
+    if (this.live === 0) return; // not kept yet (or the name is taken): nothing to take under
+    const scored = await this.redis.zrange(`${this.prefix}regions`, '0', '-1', 'WITHSCORES');
+    const lastPinged = new Map<string, number>();
+    for (let i = 0; i + 1 < scored.length; i += 2) lastPinged.set(scored[i], Number(scored[i + 1]));
+    const known = [...lastPinged.keys()].sort();
+    const share = Math.ceil(known.length / Math.max(1, this.live));
+    if (this.held.size > share) {
+      // hand back the quietest first: the busy regions stay where their couriers are loaded
+      const quietest = [...this.held.keys()].sort((a, b) => (lastPinged.get(a) ?? 0) - (lastPinged.get(b) ?? 0) || (a < b ? -1 : 1));
+      for (const region of quietest.slice(0, this.held.size - share)) await this.handBack(region, this.held.get(region) as number);
+      return;
+    }
+    // the most recently pinged first (a dead core's busy regions before regions pinged once, long ago); among
+    // equals, from a point of the ring that depends on this core's name, so cores starting together spread out
+    const start = known.length === 0 ? 0 : hash(this.leases.owner) % known.length;
+    const ring = known.map((_, i) => known[(start + i) % known.length]);
+    const order = ring.map((r, i) => [r, i] as const).sort((a, b) => (lastPinged.get(b[0]) ?? 0) - (lastPinged.get(a[0]) ?? 0) || a[1] - b[1]);
+    let taken = 0;
+    for (const [region] of order) {
+      if (this.held.size >= share || taken >= MAX_TAKES_PER_ROUND) break;
+      if (!this.held.has(region) && (await this.tryTake(region))) taken++;
+    }
+  }
+
+  private async tryTake(region: string): Promise<boolean> {
     const floor = (await this.store.regionEpochs([region])).get(region) ?? 0;
     const epoch = await this.leases.acquire(region, floor);
-    if (epoch === undefined) return;
+    if (epoch === undefined) return false;
     const claim = await this.store.claimRegion(region, epoch);
     if (!claim.claimed) {
       // a larger epoch got there first (a Redis that lost its counters raced a claim): give the lease back
       await this.leases.release(region, epoch);
-      return;
+      return false;
     }
     this.held.set(region, epoch);
     await this.options.onGained?.(region, epoch);
+    return true;
   }
 
   private async handBack(region: string, epoch: number): Promise<void> {

@@ -134,7 +134,7 @@ async function runWith(cores: number, schema: string, redis: Redis, redisPid: nu
 async function ingest(cores: number, procs: ServerProcess[], redis: Redis, redisPid: number, prefix: string, baseline: number): Promise<void> {
   const conn = redis.duplicate();
   const publisher = new PingPublisher(conn, prefix);
-  const before = (await coreStats(procs)).pingsApplied;
+  const before = await coreStats(procs);
   const cpu0 = { bench: process.cpuUsage(), redis: ticks(redisPid), cores: procs.map((p) => ticks(p.child.pid!)) };
   const t0 = performance.now();
   let sent = 0;
@@ -157,8 +157,10 @@ async function ingest(cores: number, procs: ServerProcess[], redis: Redis, redis
   }
   await Promise.all(inFlight);
   const published = performance.now() - t0;
-  let applied = 0;
-  while ((applied = (await coreStats(procs)).pingsApplied - before) < sent && performance.now() - t0 < (SECONDS + 60) * 1000) await sleep(20);
+  // done when the cores have dealt with every ping sent (a refused one, e.g. stale, is never applied)
+  let now = await coreStats(procs);
+  while (now.settled - before.settled < sent && performance.now() - t0 < (SECONDS + 60) * 1000) now = (await sleep(20), await coreStats(procs));
+  const applied = now.pingsApplied - before.pingsApplied;
   const took = (performance.now() - t0) / 1000;
   const benchCpu = process.cpuUsage(cpu0.bench);
   const cpuUs = {
@@ -167,7 +169,7 @@ async function ingest(cores: number, procs: ServerProcess[], redis: Redis, redis
     cores: (procs.reduce((s, p, c) => s + ticks(p.child.pid!) - cpu0.cores[c], 0) * 1e6) / USER_HZ / applied,
   };
   const rate = applied / took;
-  report({ bench: `cluster.ingest.cores${cores}`, n: applied, value: rate, unit: 'pings/s', basis: 'applied by the cores (their own count)', sent, publishPerSec: Math.round(sent / (published / 1000)), baseline: 'one-process-engine-move', baselineValue: baseline, ratio: rateRatio(rate, baseline) });
+  report({ bench: `cluster.ingest.cores${cores}`, n: applied, value: rate, unit: 'pings/s', basis: 'applied by the cores (their own count)', sent, notApplied: now.settled - before.settled - applied, publishPerSec: Math.round(sent / (published / 1000)), baseline: 'one-process-engine-move', baselineValue: baseline, ratio: rateRatio(rate, baseline) });
   for (const [hop, us] of Object.entries(cpuUs)) report({ bench: `cluster.hop.${hop}.cores${cores}`, n: applied, value: us, unit: 'µs CPU/ping', basis: 'process CPU over the ingest phase ÷ pings applied' });
   conn.disconnect();
 }
@@ -220,15 +222,20 @@ async function edgeIngest(cores: number, procs: ServerProcess[], edge: ServerPro
   await new Promise((resolve, reject) => (ws.once('open', resolve), ws.once('error', reject)));
   const packr = new Packr({ useRecords: false });
   let acked = 0;
+  let rejectedItems = 0;
   let refused = 0;
   let waiting: (() => void) | undefined;
   ws.on('message', (data: Buffer) => {
     const f = unpack(data) as { t: string; accepted?: number; rejected?: unknown[] };
-    if (f.t === 'ack') acked += f.accepted ?? 0;
-    else refused++;
+    if (f.t === 'ack') {
+      acked += f.accepted ?? 0;
+      rejectedItems += f.rejected?.length ?? 0;
+    } else refused++;
     waiting?.();
   });
-  const before = (await coreStats(procs)).pingsApplied;
+  ws.on('close', () => waiting?.());
+  const answered = (): number => acked + rejectedItems + refused * FRAME;
+  const before = await coreStats(procs);
   const cpu0 = { edge: ticks(edge.child.pid!), redis: ticks(redisPid), cores: procs.map((p) => ticks(p.child.pid!)) };
   const t0 = performance.now();
   let sentFrames = 0;
@@ -238,19 +245,22 @@ async function edgeIngest(cores: number, procs: ServerProcess[], edge: ServerPro
     const items: [string, number, number, number][] = [];
     for (let j = 0; j < FRAME; j++, next++) {
       const i = next % COURIERS;
-      items.push([ids[i], lat[i] + 1e-5 * (next % 7), lng[i], now + (next % 1000) / 1000]);
+      // whole milliseconds, as the API requires (a gateway's pings of one frame share the frame's clock)
+      items.push([ids[i], lat[i] + 1e-5 * (next % 7), lng[i], now]);
     }
     ws.send(packr.pack({ t: 'locs', items }));
     sentFrames++;
-    while (sentFrames * FRAME - acked - refused * FRAME >= IN_FLIGHT * FRAME) await new Promise<void>((r) => (waiting = r));
+    while (sentFrames * FRAME - answered() >= IN_FLIGHT * FRAME && ws.readyState === WebSocket.OPEN) await new Promise<void>((r) => (waiting = r));
   }
-  while (acked + refused * FRAME < sentFrames * FRAME) await new Promise<void>((r) => (waiting = r));
-  let applied = 0;
-  while ((applied = (await coreStats(procs)).pingsApplied - before) < acked && performance.now() - t0 < (SECONDS + 60) * 1000) await sleep(20);
+  while (answered() < sentFrames * FRAME && ws.readyState === WebSocket.OPEN) await new Promise<void>((r) => (waiting = r));
+  if (ws.readyState !== WebSocket.OPEN) throw new Error(`the edge closed the gateway socket:\n${edge.output().slice(-2000)}`);
+  let now = await coreStats(procs);
+  while (now.settled - before.settled < acked && performance.now() - t0 < (SECONDS + 60) * 1000) now = (await sleep(20), await coreStats(procs));
+  const applied = now.pingsApplied - before.pingsApplied;
   const took = (performance.now() - t0) / 1000;
   ws.close();
   const rate = applied / took;
-  report({ bench: `cluster.edge.ingest.cores${cores}`, n: applied, value: rate, unit: 'pings/s', basis: 'applied by the cores after the edge acknowledged them', acked, refusedFrames: refused, baseline: 'one-process-engine-move', baselineValue: baseline, ratio: rateRatio(rate, baseline) });
+  report({ bench: `cluster.edge.ingest.cores${cores}`, n: applied, value: rate, unit: 'pings/s', basis: 'applied by the cores after the edge acknowledged them', acked, rejectedItems, notApplied: now.settled - before.settled - applied, refusedFrames: refused, baseline: 'one-process-engine-move', baselineValue: baseline, ratio: rateRatio(rate, baseline) });
   const perPing = (t: number): number => (t * 1e6) / USER_HZ / applied;
   report({ bench: `cluster.edge.hop.edge.cores${cores}`, n: applied, value: perPing(ticks(edge.child.pid!) - cpu0.edge), unit: 'µs CPU/ping', basis: 'the edge process (WebSocket, decode, check, XADD)' });
   report({ bench: `cluster.edge.hop.redis.cores${cores}`, n: applied, value: perPing(ticks(redisPid) - cpu0.redis), unit: 'µs CPU/ping' });
@@ -282,10 +292,14 @@ function edgeNearest(cores: number, edge: ServerProcess, token: string, baseline
   report({ bench: `cluster.edge.nearest.cores${cores}.p99`, n: total, value: ms('99%'), unit: 'ms' });
 }
 
-/** The cores' counters summed (their /health). */
-async function coreStats(procs: ServerProcess[]): Promise<{ pingsApplied: number; couriers: number }> {
-  const all = await Promise.all(procs.map((p) => fetch(`http://127.0.0.1:${p.port}/health`).then((r) => r.json() as Promise<{ pingsApplied: number; couriers: number }>)));
-  return all.reduce((a, s) => ({ pingsApplied: a.pingsApplied + s.pingsApplied, couriers: a.couriers + s.couriers }), { pingsApplied: 0, couriers: 0 });
+/** The cores' counters summed (their /health); `settled` counts every ping a core has dealt with, applied or not. */
+async function coreStats(procs: ServerProcess[]): Promise<{ pingsApplied: number; couriers: number; settled: number }> {
+  type Health = { pingsApplied: number; couriers: number; pingsRefused: number; pingsUnknown: number; pingsQueueFull: number; pingsNotOwned: number };
+  const all = await Promise.all(procs.map((p) => fetch(`http://127.0.0.1:${p.port}/health`).then((r) => r.json() as Promise<Health>)));
+  return all.reduce(
+    (a, s) => ({ pingsApplied: a.pingsApplied + s.pingsApplied, couriers: a.couriers + s.couriers, settled: a.settled + s.pingsApplied + s.pingsRefused + s.pingsUnknown + s.pingsQueueFull + s.pingsNotOwned }),
+    { pingsApplied: 0, couriers: 0, settled: 0 },
+  );
 }
 
 /** User + system clock ticks of a process so far. */

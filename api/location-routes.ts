@@ -28,12 +28,15 @@ export interface LocationDeps {
   speeds?: CellSpeeds;
 }
 
+/** Who may send pings and what they pay, wherever the routes are served (one process, or a cluster edge). */
+export const PING_ROUTE = { roles: ['driver', 'admin'], body: 'location', bucket: 'ingest' } as const;
+export const PING_BATCH_ROUTE = { roles: ['admin'], body: 'locationBatch', bodyLimit: 'bulk', bucket: 'gateway' } as const;
+export const NEARBY_ROUTE = { roles: ['driver', 'dispatcher', 'requester', 'admin'] } as const;
+
 /** Registers ping ingest and nearby queries on `add`. */
 export function registerLocationRoutes(add: AddRoute, deps: LocationDeps): void {
   add('post', '/v1/couriers/:id/location', {
-    roles: ['driver', 'admin'],
-    body: 'location',
-    bucket: 'ingest',
+    ...PING_ROUTE,
     run: ({ params, body, principal }) => {
       const id = entityId(params[0]);
       requireSelf(principal, id, 'admin');
@@ -43,10 +46,7 @@ export function registerLocationRoutes(add: AddRoute, deps: LocationDeps): void 
     },
   });
   add('post', '/v1/locations', {
-    roles: ['admin'],
-    body: 'locationBatch',
-    bodyLimit: 'bulk',
-    bucket: 'gateway',
+    ...PING_BATCH_ROUTE,
     run: ({ body }) => {
       const list = Array.isArray(body) ? body : (body as { items: unknown[] }).items;
       const checked = checkLocationBatch(body as LocationBatchBody);
@@ -58,7 +58,7 @@ export function registerLocationRoutes(add: AddRoute, deps: LocationDeps): void 
     },
   });
   add('get', '/v1/nearby', {
-    roles: ['driver', 'dispatcher', 'requester', 'admin'],
+    ...NEARBY_ROUTE,
     run: ({ query, now, principal }) => ({ status: 200, body: nearby(deps, query, now, principal.role) }),
   });
 }

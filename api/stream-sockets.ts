@@ -11,7 +11,7 @@
  *   send    ─► `seq` stamped per connection, encoded as the client last wrote (JSON / MessagePack)
  */
 import type uWS from '@trufflesuite/uws-js-unofficial';
-import type { HttpResponse, WebSocket } from '@trufflesuite/uws-js-unofficial';
+import type { HttpResponse, WebSocket, WebSocketBehavior } from '@trufflesuite/uws-js-unofficial';
 import { Packr } from 'msgpackr';
 import { ApiError, toErrorReply, wsErrorFrame } from './api-error.js';
 import type { Principal } from './auth.js';
@@ -63,6 +63,25 @@ export class StreamSockets {
   /** Open sockets. */
   get size(): number {
     return this.sockets.size;
+  }
+
+  /**
+   * The uWS behaviour of `/v1/stream` with the configured limits: upgrades and frames through this registry, opens
+   * and closes to the owner (one process's hub, or a cluster edge's stream), after the registry has seen them.
+   */
+  behavior(opened: (s: Socket) => void, closed: (s: Socket) => void): WebSocketBehavior<SocketState> {
+    const { ws } = this.deps.config;
+    return {
+      maxPayloadLength: ws.maxPayloadBytes,
+      // uWS drops sends beyond this; watch deltas stop well before it (they check the limit), offers rarely reach it
+      maxBackpressure: ws.maxBackpressureBytes * 2,
+      idleTimeout: ws.idleTimeoutSec,
+      sendPingsAutomatically: true,
+      upgrade: (res, req, context) => this.upgrade(res, req, context),
+      open: opened,
+      message: (s, message, isBinary) => this.message(s, message, isBinary),
+      close: closed,
+    };
   }
 
   /** The uWS `upgrade` handler: authenticates, bounds, and upgrades or answers over HTTP. */

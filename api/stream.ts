@@ -95,18 +95,7 @@ export class StreamHub implements EventSink {
 
   /** The uWS behaviour of `/v1/stream`. */
   behavior(): WebSocketBehavior<SocketState> {
-    const { ws } = this.deps.config;
-    return {
-      maxPayloadLength: ws.maxPayloadBytes,
-      // uWS drops sends beyond this; watch deltas stop well before it (they check the limit), offers rarely reach it
-      maxBackpressure: ws.maxBackpressureBytes * 2,
-      idleTimeout: ws.idleTimeoutSec,
-      sendPingsAutomatically: true,
-      upgrade: (res, req, context) => this.sockets.upgrade(res, req, context),
-      open: (s) => this.opened(s),
-      message: (s, message, isBinary) => this.sockets.message(s, message, isBinary),
-      close: (s) => this.closed(s),
-    };
+    return this.sockets.behavior((s) => this.opened(s), (s) => this.closed(s));
   }
 
   /** Starts the flush timer (watch deltas, track positions). */

@@ -21,7 +21,7 @@ import { registerWebhookRoutes } from '../api/webhook-routes.js';
 import { JsonBytes, sendReply } from '../api/http-body.js';
 import type { AddRoute } from '../api/http-routes.js';
 import { type RejectedPing, pingRefusal, rejectionError } from '../api/ingest.js';
-import { courierEta, nearbyQuery, registerLocationRoutes } from '../api/location-routes.js';
+import { NEARBY_ROUTE, PING_BATCH_ROUTE, PING_ROUTE, courierEta, nearbyQuery, registerLocationRoutes } from '../api/location-routes.js';
 import { courierResultsJson } from '../api/nearby-json.js';
 import { type LocationBatchBody, type LocationBody, checkLocationBatch } from '../api/schemas.js';
 import type { DispatchPolicy } from '../dispatch/dispatch-request.js';
@@ -42,9 +42,7 @@ export const EDGE_ROUTES: ReadonlySet<string> = new Set(['post /v1/couriers/:id/
 /** Registers the pings and nearest routes an edge serves. */
 export function registerEdgeRoutes(add: AddRoute, deps: EdgeRouteDeps): void {
   add('post', '/v1/couriers/:id/location', {
-    roles: ['driver', 'admin'],
-    body: 'location',
-    bucket: 'ingest',
+    ...PING_ROUTE,
     run: async ({ params, body, principal }) => {
       const id = entityId(params[0]);
       requireSelf(principal, id, 'admin');
@@ -57,10 +55,7 @@ export function registerEdgeRoutes(add: AddRoute, deps: EdgeRouteDeps): void {
     },
   });
   add('post', '/v1/locations', {
-    roles: ['admin'],
-    body: 'locationBatch',
-    bodyLimit: 'bulk',
-    bucket: 'gateway',
+    ...PING_BATCH_ROUTE,
     run: async ({ body }) => {
       const checked = checkLocationBatch(body as LocationBatchBody);
       const rejected: RejectedPing[] = checked.rejected.map((r) => ({ index: r.index, code: r.code }));
@@ -76,7 +71,7 @@ export function registerEdgeRoutes(add: AddRoute, deps: EdgeRouteDeps): void {
     },
   });
   add('get', '/v1/nearby', {
-    roles: ['driver', 'dispatcher', 'requester', 'admin'],
+    ...NEARBY_ROUTE,
     run: async ({ query, principal }) => {
       const p = nearbyQuery(query);
       // donors are health data: the same answer as one process gives a driver or requester, before anything else

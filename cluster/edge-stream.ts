@@ -58,19 +58,12 @@ export class EdgeStream {
   }
 
   behavior(): WebSocketBehavior<SocketState> {
-    const { ws } = this.deps.config;
-    return {
-      maxPayloadLength: ws.maxPayloadBytes,
-      maxBackpressure: ws.maxBackpressureBytes * 2,
-      idleTimeout: ws.idleTimeoutSec,
-      sendPingsAutomatically: true,
-      upgrade: (res, req, context) => this.sockets.upgrade(res, req, context),
-      open: (s) => void this.sockets.opened(s),
-      message: (s, message, isBinary) => this.sockets.message(s, message, isBinary),
-      close: (s) => {
+    return this.sockets.behavior(
+      (s) => void this.sockets.opened(s),
+      (s) => {
         if (this.sockets.closed(s)) this.watches.unwatch(s);
       },
-    };
+    );
   }
 
   /** Starts the watch flush timer. */

@@ -77,23 +77,9 @@ export class DriverOffers {
 
   /** A stored dispatch event: offer / assigned / revoked to the driver it concerns; offers counted by outcome. */
   hear(e: DispatchEvent): void {
-    switch (e.type) {
-      case 'offer.created': {
-        this.toDriver(e.courierId, offerFrame({ id: e.offerId, requestId: e.requestId, details: e.details, expiresAt: e.expiresAt }));
-        this.deps.metrics.offersTotal.inc({ outcome: 'sent' });
-        break;
-      }
-      case 'request.assigned':
-        this.toDriver(e.courierId, { t: 'assigned', offerId: e.offerId, requestId: this.parentId(e.requestId), legId: e.requestId });
-        break;
-      case 'offer.expired':
-      case 'offer.revoked':
-        this.toDriver(e.courierId, { t: 'revoked', offerId: e.offerId, requestId: this.parentId(e.requestId), legId: e.requestId, reason: e.type === 'offer.expired' ? 'expired' : 'revoked' });
-        break;
-      case 'request.cancelled':
-        if (e.courierId !== undefined) this.toDriver(e.courierId, { t: 'revoked', requestId: this.parentId(e.requestId), legId: e.requestId, reason: 'cancelled' });
-        break;
-    }
+    const out = driverFrame(e, (leg) => this.parentId(leg));
+    if (out !== undefined) this.toDriver(out.courierId, out.frame);
+    if (e.type === 'offer.created') this.deps.metrics.offersTotal.inc({ outcome: 'sent' });
     if (e.type === 'offer.accepted' || e.type === 'offer.declined' || e.type === 'offer.expired' || e.type === 'offer.revoked') {
       this.deps.metrics.offersTotal.inc({ outcome: e.type.slice('offer.'.length) });
     }
@@ -111,13 +97,37 @@ export class DriverOffers {
 
   /** A driver (re)connecting hears the offer it holds and the leg it carries: frames sent while it was away are not lost. */
   private catchUp(s: Socket, courierId: string): void {
-    const lifecycle = this.deps.loop.lifecycle;
-    const offer = lifecycle.liveOfferOf(courierId);
-    if (offer !== undefined) this.deps.sockets.send(s, offerFrame(offer));
-    const carried = lifecycle.courier(courierId)?.requestId;
-    const assignment = carried === undefined ? undefined : lifecycle.assignmentOf(carried);
-    if (assignment !== undefined) this.deps.sockets.send(s, { t: 'assigned', offerId: assignment.offerId, requestId: this.parentId(carried!), legId: carried });
+    for (const frame of catchUpFrames(this.deps.loop, courierId, (leg) => this.parentId(leg))) this.deps.sockets.send(s, frame);
   }
+}
+
+/** The frame a driver hears of a stored dispatch event, and which driver: offer, assigned or revoked (else undefined). */
+export function driverFrame(e: DispatchEvent, parentId: (legId: string) => string): { courierId: string; frame: Record<string, unknown> } | undefined {
+  switch (e.type) {
+    case 'offer.created':
+      return { courierId: e.courierId, frame: offerFrame({ id: e.offerId, requestId: e.requestId, details: e.details, expiresAt: e.expiresAt }) };
+    case 'request.assigned':
+      return { courierId: e.courierId, frame: { t: 'assigned', offerId: e.offerId, requestId: parentId(e.requestId), legId: e.requestId } };
+    case 'offer.expired':
+    case 'offer.revoked':
+      return { courierId: e.courierId, frame: { t: 'revoked', offerId: e.offerId, requestId: parentId(e.requestId), legId: e.requestId, reason: e.type === 'offer.expired' ? 'expired' : 'revoked' } };
+    case 'request.cancelled':
+      return e.courierId === undefined ? undefined : { courierId: e.courierId, frame: { t: 'revoked', requestId: parentId(e.requestId), legId: e.requestId, reason: 'cancelled' } };
+    default:
+      return undefined;
+  }
+}
+
+/** What a (re)connecting driver hears again from one dispatch loop: the offer it holds and the leg it carries. */
+export function catchUpFrames(loop: DispatchLoop, courierId: string, parentId: (legId: string) => string): Record<string, unknown>[] {
+  const frames: Record<string, unknown>[] = [];
+  const lifecycle = loop.lifecycle;
+  const offer = lifecycle.liveOfferOf(courierId);
+  if (offer !== undefined) frames.push(offerFrame(offer));
+  const carried = lifecycle.courier(courierId)?.requestId;
+  const assignment = carried === undefined ? undefined : lifecycle.assignmentOf(carried);
+  if (assignment !== undefined) frames.push({ t: 'assigned', offerId: assignment.offerId, requestId: parentId(carried!), legId: carried });
+  return frames;
 }
 
 /** The `{ t:'offer' }` frame of an offer: the parent request, the leg, where and when, and when it expires. */

@@ -60,7 +60,7 @@ export interface Reply {
 }
 
 /** Everything a handler may know about its request (copied out of uWS synchronously). */
-interface Call {
+export interface RouteCall {
   params: string[];
   /** The raw query string (no '?'); the one route that reads it parses it (location-routes queryFields). */
   query: string;
@@ -71,7 +71,7 @@ interface Call {
   now: number;
 }
 
-interface RouteSpec {
+export interface RouteSpec {
   /** Roles allowed; 'public' skips authentication. */
   roles: readonly Role[] | 'public';
   /** Schema of the body; routes without one read none. */
@@ -84,10 +84,10 @@ interface RouteSpec {
   itemsPerToken?: number;
   /** The route reads Idempotency-Key: an empty or blank one is told from none (idempotencyKeyOf). */
   idempotent?: true;
-  run: (call: Call) => Reply | Promise<Reply>;
+  run: (call: RouteCall) => Reply | Promise<Reply>;
 }
 
-type Method = 'get' | 'put' | 'post' | 'del';
+export type Method = 'get' | 'put' | 'post' | 'del';
 
 /** Adds one route. */
 export type AddRoute = (method: Method, pattern: string, spec: RouteSpec) => void;

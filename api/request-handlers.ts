@@ -30,6 +30,8 @@ export interface RequestDeps extends RequestViewSources {
   store: Pick<Store, 'getRequest'>;
   metrics: ApiMetrics;
   limits: { openPerRequester: number };
+  /** Makes a new request's id (default newRequestId; a cluster core names its region in it). */
+  newId?: () => string;
 }
 
 /** A fresh request id: 96 random bits, so ids are unique across restarts and leak nothing about volume. */
@@ -47,7 +49,7 @@ export async function createRequest(deps: RequestDeps, b: RequestCreateBody, pri
     throw new ApiError(429, 'E_TOO_MANY_OPEN_REQUESTS', `at most ${deps.limits.openPerRequester} open requests per principal; wait for some to end or cancel them`);
   }
   if (b.deadline !== undefined && b.deadline <= now) throw new ApiError(422, 'E_DEADLINE_PASSED', 'the deadline is already past');
-  const id = newRequestId();
+  const id = deps.newId?.() ?? newRequestId();
   const submission = submissionOf(deps.sites, b, id, principal, now);
   let booked: BookedRequest | undefined;
   let reply: RequestView | undefined;

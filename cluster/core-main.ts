@@ -3,7 +3,7 @@
  * configuration a core needs, built into a CoreNode, with /health, /ready and /metrics on PORT.
  *
  *   loadConfig ─► openStore(DATABASE_URL) + migrate ─► Redis: commands, stream reader, bus (publish + subscribe)
- *             ─► CoreNode.start (first ownership tick) ─► listen(PORT): /health 200, /ready 200 once regions
+ *             ─► DispatchPool (worker threads) ─► CoreNode.start (first ownership tick; a dispatch per region) ─► listen(PORT): /health 200, /ready 200 once regions
  *                are known, /metrics (regions, couriers, pings)
  *   SIGTERM / SIGINT ─► stop(): regions handed back, buffered positions written ─► exit
  */
@@ -12,7 +12,9 @@ import type { AddressInfo } from 'node:net';
 import { Redis } from 'ioredis';
 import type { ApiConfig } from '../api/config.js';
 import type { Logger } from '../api/log.js';
+import { DEFAULT_POLICY } from '../dispatch/dispatch-request.js';
 import { openStore } from '../store/store.js';
+import { DispatchPool } from '../workers/dispatch-pool.js';
 import { CoreNode } from './core-node.js';
 import { RedisBus } from './redis-bus.js';
 
@@ -34,7 +36,16 @@ export async function startCore(config: Readonly<ApiConfig>, logger: Logger): Pr
   const onError = (err: unknown): void => logger.warn({ err }, 'core: a background step failed (retried)');
   for (const r of [redis, reader]) r.on('error', onError);
   const bus = new RedisBus(redis, { prefix: config.cluster.prefix, onError });
-  const node = new CoreNode({ name: config.cluster.nodeName, redis, reader, bus, store, prefix: config.cluster.prefix, leaseTtlMs: config.cluster.leaseTtlMs, onError });
+  const pool = new DispatchPool();
+  const dispatch = {
+    planner: pool.planner,
+    policy: { ...DEFAULT_POLICY, mode: config.dispatch.mode, windowMs: config.dispatch.windowMs },
+    offerTtlMs: config.offerTtlMs,
+    tickMs: config.dispatch.tickMs,
+    openPerRequester: config.requests.openPerRequester,
+    idempotencyTtlMs: config.requests.idempotencyTtlMs,
+  };
+  const node = new CoreNode({ name: config.cluster.nodeName, redis, reader, bus, store, prefix: config.cluster.prefix, leaseTtlMs: config.cluster.leaseTtlMs, onError, dispatch });
   await node.start();
   const server = await listen(config, node);
   const port = (server.address() as AddressInfo).port;
@@ -47,6 +58,7 @@ export async function startCore(config: Readonly<ApiConfig>, logger: Logger): Pr
       (stopped ??= (async () => {
         await new Promise<void>((r) => server.close(() => r()));
         await node.stop();
+        await pool.close();
         await bus.close();
         redis.disconnect();
         reader.disconnect();
@@ -74,6 +86,8 @@ function listen(config: Readonly<ApiConfig>, node: CoreNode): Promise<Server> {
         ['geodispatch_core_pings_not_owned_total', 'pings read from a region just handed on (its new owner applies them)', s.pingsNotOwned],
         ['geodispatch_core_pings_refused_total', 'pings refused: stale, too far ahead, bad coordinates, or outside the stream\'s region', s.pingsRefused],
         ['geodispatch_core_couriers_handed_off_total', 'couriers dropped because another core holds a newer ping', s.handedOff],
+        ['geodispatch_core_dispatch_regions', 'held regions with dispatch running', s.dispatchRegions],
+        ['geodispatch_core_open_requests', 'open requests in this core\'s regions', s.openRequests],
         ['geodispatch_core_stream_entries_dropped_total', 'ping stream entries that could not be applied (dropped, acknowledged)', s.entriesDropped],
       ].map(([name, help, v]) => `# HELP ${name} ${help}\n# TYPE ${name} ${String(name).endsWith('_total') ? 'counter' : 'gauge'}\n${name} ${v}`);
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(`${lines.join('\n')}\n`);

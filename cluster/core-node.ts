@@ -10,6 +10,7 @@
  *                                          `couriers:moved`) so whoever held it in its old region drops it
  *   couriers:moved from another core ─► the copy with the older ping is dropped (a newer one is announced back)
  *   NearestResponder (core:{name}:nearest) ─► index.nearby over the regions held
+ *   CoreDispatch (with `dispatch` options) ─► a dispatch per held region over this index (core-dispatch.ts)
  */
 import type { Redis } from 'ioredis';
 import { pack, unpack } from 'msgpackr';
@@ -20,6 +21,7 @@ import type { CourierFilter } from '../engine/courier-filter.js';
 import type { StoredCourier, Store } from '../store/store.js';
 import { PositionWriteBehind } from '../store/write-behind.js';
 import type { Bus } from './bus.js';
+import { CoreDispatch, type CoreDispatchOptions } from './core-dispatch.js';
 import { MovePublisher } from './move-feed.js';
 import { type NearestQuery, NearestResponder } from './nearest-scatter.js';
 import { type PingBatch, PingConsumer } from './ping-streams.js';
@@ -59,6 +61,8 @@ export interface CoreNodeOptions {
   /** A held region with no courier in it and no ping applied for this long is forgotten (default 60 s). */
   idleRegionMs?: number;
   onError?: (err: unknown) => void;
+  /** Dispatch for the held regions (requests forwarded by edges); without it the core serves pings and nearest only. */
+  dispatch?: Pick<CoreDispatchOptions, 'planner' | 'policy' | 'offerTtlMs' | 'tickMs' | 'openPerRequester' | 'idempotencyTtlMs'>;
 }
 
 /** What a core reports on /metrics. */
@@ -75,6 +79,9 @@ export interface CoreStats {
   /** Pings refused: stale, more than a minute ahead, bad coordinates, or outside the stream's region. */
   pingsRefused: number;
   handedOff: number;
+  /** Regions with dispatch running, and the open requests in them. */
+  dispatchRegions: number;
+  openRequests: number;
   /** Stream entries that could not be applied (undecodable), dropped and acknowledged. */
   entriesDropped: number;
 }
@@ -83,6 +90,7 @@ export interface CoreStats {
 export class CoreNode {
   readonly index = new CourierIndex();
   readonly ownership: RegionOwnership;
+  readonly dispatch: CoreDispatch | undefined;
   private readonly consumer: PingConsumer;
   private readonly responder: NearestResponder<CourierHit>;
   private readonly positions: PositionWriteBehind;
@@ -113,8 +121,13 @@ export class CoreNode {
     });
     this.ownership = new RegionOwnership(options.redis, leases, options.store, {
       prefix,
-      onGained: (region) => this.gain(region),
+      onGained: (region, epoch) => this.gain(region, epoch),
       onLost: (region) => this.lose(region),
+    });
+    this.dispatch = options.dispatch === undefined ? undefined : new CoreDispatch({
+      ...options.dispatch, name: options.name, bus: options.bus, store: options.store, couriers: this.index, onError: this.onError,
+      epochOf: (region) => this.ownership.regions().get(region),
+      borrowCouriers: (ids) => this.borrow(ids),
     });
     this.responder = new NearestResponder(options.bus, options.name, (q) => this.nearest(q), this.onError);
     this.positions = new PositionWriteBehind(options.store);
@@ -126,6 +139,7 @@ export class CoreNode {
     await this.seedKnownRegions();
     await this.options.bus.subscribe(COURIER_MOVED, this.movedHandler);
     await this.responder.start();
+    await this.dispatch?.start();
     this.positions.start();
     this.moves.start();
     await this.ownership.tick();
@@ -145,6 +159,7 @@ export class CoreNode {
   private async sweepRegions(idle: number): Promise<void> {
     const now = Date.now();
     const occupied = new Set(this.regionOfCourier.values());
+    for (const r of this.dispatch?.busyRegions() ?? []) occupied.add(r);
     const alive: string[] = [];
     for (const region of [...this.ownership.regions().keys()]) {
       if (occupied.has(region)) {
@@ -161,6 +176,7 @@ export class CoreNode {
   async stop(): Promise<void> {
     clearInterval(this.sweeper);
     await this.ownership.stop();
+    await this.dispatch?.stop();
     await this.consumer.stop();
     await this.responder.stop();
     await this.options.bus.unsubscribe(COURIER_MOVED, this.movedHandler);
@@ -188,7 +204,7 @@ export class CoreNode {
   }
 
   report(): CoreStats {
-    return { regions: this.ownership.regions().size, couriers: this.regionOfCourier.size, ...this.stats, entriesDropped: this.consumer.dropped };
+    return { regions: this.ownership.regions().size, couriers: this.regionOfCourier.size, ...this.stats, ...(this.dispatch?.report() ?? { dispatchRegions: 0, openRequests: 0 }), entriesDropped: this.consumer.dropped };
   }
 
   private nearest(q: NearestQuery): CourierHit[] {
@@ -205,7 +221,7 @@ export class CoreNode {
   }
 
   /** Loads a gained region's couriers (their stored positions), then starts reading its pings. */
-  private async gain(region: string): Promise<void> {
+  private async gain(region: string, epoch: number): Promise<void> {
     this.gainedAt.set(region, Date.now());
     const rows = await this.options.store.loadCouriers({ box: boxOf(region) });
     const loaded = rows.filter((c) => c.lat !== undefined && c.lng !== undefined && regionOf(c.lat, c.lng) === region);
@@ -214,9 +230,23 @@ export class CoreNode {
     // loaded, and a core holding a newer ping of the same courier answers, so this copy is dropped
     await this.announce(loaded.map((c) => c.id), loaded.map((c) => c.lastPingAt ?? 0));
     await this.consumer.addRegion(region);
+    this.dispatch?.gain(region, epoch);
+  }
+
+  /**
+   * Couriers a restored assignment names that this core does not hold (they drove into another core's region):
+   * loaded into the index for the leg's sake, not held as this core's (their pings go to the other core).
+   */
+  private async borrow(ids: readonly string[]): Promise<void> {
+    for (const c of await this.options.store.loadCouriers({ ids })) {
+      if (this.index.has(c.id)) continue;
+      this.index.upsert(c.id, { vehicle: c.vehicle, capabilities: c.capabilities, capacity: c.capacity, status: c.status });
+      if (c.lat !== undefined && c.lng !== undefined) this.index.move(c.id, c.lat, c.lng, Math.min(c.lastPingAt ?? 0, Date.now()));
+    }
   }
 
   private lose(region: string): void {
+    this.dispatch?.lose(region);
     this.gainedAt.delete(region);
     this.lastApplied.delete(region);
     this.consumer.removeRegion(region);

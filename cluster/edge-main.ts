@@ -5,7 +5,7 @@
  *
  *   loadConfig ─► Redis (commands: streams, leases, buckets; no offline queue: a write while Redis is away
  *                 fails at once and is answered 503, never acknowledged) + RedisBus (a subscriber connection)
- *             ─► NearestScatter (reply channel edge:{name}:nearest) ─► uWS app:
+ *             ─► NearestScatter (reply channel edge:{name}:nearest), OwnerCommands (edge:{name}:cmd) ─► uWS app:
  *                  /v1/stream (EdgeStream) · the map page · /health /ready /metrics · edge routes · 501 / 404
  *             ─► listen(PORT)
  *   SIGTERM / SIGINT ─► drain: /ready 503, listen socket closed, in-flight answers finished, sockets closed 1001
@@ -30,7 +30,9 @@ import { PingFunnel } from './ping-funnel.js';
 import { PingPublisher } from './ping-streams.js';
 import { RedisBus } from './redis-bus.js';
 import { RegionLeases } from './region-lease.js';
-import { leaseDirectory } from './region-ownership.js';
+import { leaseDirectory, registerRegions } from './region-ownership.js';
+import { OwnerCommands } from './owner-commands.js';
+import { FORWARDED_ROUTES, registerForwardedRequests } from './edge-requests.js';
 import { SharedTokenBuckets } from './shared-buckets.js';
 
 /** How long a drain waits for answers still awaiting Redis or the cores. */
@@ -61,8 +63,11 @@ export async function startEdge(config: Readonly<ApiConfig>, logger: Logger): Pr
   redis.on('error', onError);
   await ready(redis, 30_000);
   const bus = new RedisBus(redis, { prefix, onError });
-  const scatter = new NearestScatter<CourierHit>(bus, name, leaseDirectory(redis, new RegionLeases(redis, { owner: name, prefix }), prefix), SCATTER_TIMEOUT_MS);
+  const directory = leaseDirectory(redis, new RegionLeases(redis, { owner: name, prefix }), prefix);
+  const scatter = new NearestScatter<CourierHit>(bus, name, directory, SCATTER_TIMEOUT_MS);
   await scatter.start();
+  const commands = new OwnerCommands(bus, name, directory);
+  await commands.start();
   const funnel = new PingFunnel(new PingPublisher(redis, prefix));
   const metrics = new ApiMetrics();
   const auth = new Authenticator(config.jwt, config.apiKeys);
@@ -92,7 +97,7 @@ export async function startEdge(config: Readonly<ApiConfig>, logger: Logger): Pr
     if (!bus.listening()) return 'the subscription to the cores\' answers is reconnecting';
     return unanswered;
   };
-  const stream = new EdgeStream({ config, auth, limits: frameLimits, metrics, logger, clock, draining: () => draining, funnel, scatter, bus });
+  const stream = new EdgeStream({ config, auth, limits: frameLimits, metrics, logger, clock, draining: () => draining, funnel, scatter, bus, commands });
 
   const app = uWS.App();
   app.ws('/v1/stream', stream.behavior());
@@ -100,7 +105,8 @@ export async function startEdge(config: Readonly<ApiConfig>, logger: Logger): Pr
   const add = routeAdder(app, { config, auth, limits, metrics, logger, clock, notReady, inFlight });
   registerServiceRoutes(add, { notReady, metrics });
   registerEdgeRoutes(add, { funnel, scatter, policy: DEFAULT_POLICY, clock });
-  registerNotOnEdge(app, EDGE_ROUTES);
+  registerForwardedRequests(add, commands, (region) => registerRegions(redis, [region], prefix));
+  registerNotOnEdge(app, new Set([...EDGE_ROUTES, ...FORWARDED_ROUTES]));
   registerNotFound(app);
 
   let listenSocket: uWS.us_listen_socket | undefined = await listenExclusive(app, config.host, config.port);
@@ -124,6 +130,7 @@ export async function startEdge(config: Readonly<ApiConfig>, logger: Logger): Pr
         stream.closeAll(1001, 'server shutting down');
         stream.stop();
         await scatter.stop().catch(() => undefined);
+        await commands.stop().catch(() => undefined);
         await bus.close();
         redis.disconnect();
         logger.info('edge drained');

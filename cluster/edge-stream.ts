@@ -5,13 +5,16 @@
  *   loc  (driver)  ─► checked ─► PingFunnel ─► in the region's stream (an error frame if Redis did not take it)
  *   locs (gateway) ─► each item checked ─► PingFunnel ─► { t:'ack', accepted, rejected } once Redis holds them
  *   watch          ─► EdgeWatches (snapshot from the owners, deltas from their move feeds)
- *   accept / decline / track ─► { t:'error', code: E_NOT_ON_EDGE } (dispatch is not on cores yet)
+ *   accept / decline ─► the offer's region owner (OwnerCommands) ─► nothing more, or { t:'error', offerId }
+ *   driver connects  ─► subscribes driver:{id} (offer / assigned / revoked frames from any core) ─► drivers:hello,
+ *                       so the owner repeats the offer it holds and the leg it carries; one live socket per driver
+ *   track ─► { t:'error', code: E_NOT_ON_EDGE } (requesters read GET /v1/requests/{id} through a cluster)
  *
  * Frame rate limits are this edge's own (a socket lives on one edge); the HTTP routes' buckets are shared.
  */
 import type { WebSocketBehavior } from '@trufflesuite/uws-js-unofficial';
 import { ApiError } from '../api/api-error.js';
-import { type Authenticator, requireRole } from '../api/auth.js';
+import { type Authenticator, type Principal, requireRole } from '../api/auth.js';
 import type { ApiConfig } from '../api/config.js';
 import { type RejectedPing, pingRefusal, rejectionError } from '../api/ingest.js';
 import type { Logger } from '../api/log.js';
@@ -19,10 +22,13 @@ import type { ApiMetrics } from '../api/metrics.js';
 import type { TokenBuckets } from '../api/rate-limit.js';
 import { principalKey } from '../api/request-book.js';
 import { validate } from '../api/schemas.js';
-import { type Socket, type SocketState, StreamSockets } from '../api/stream-sockets.js';
+import { type Socket, type SocketState, StreamSockets, safeEnd } from '../api/stream-sockets.js';
 import type { WatchBBox, WatchKind } from '../api/watch-session.js';
 import type { CourierHit } from '../engine/courier-index.js';
-import type { Bus } from './bus.js';
+import { pack, unpack } from 'msgpackr';
+import type { Bus, BusHandler } from './bus.js';
+import { DRIVER_HELLO, driverChannel } from './core-dispatch.js';
+import { type OwnerCommands, regionOfId } from './owner-commands.js';
 import { EdgeWatches } from './edge-watches.js';
 import type { NearestScatter } from './nearest-scatter.js';
 import type { PingFunnel } from './ping-funnel.js';
@@ -38,6 +44,7 @@ export interface EdgeStreamDeps {
   funnel: PingFunnel;
   scatter: NearestScatter<CourierHit>;
   bus: Bus;
+  commands: OwnerCommands;
 }
 
 export class EdgeStream {
@@ -46,6 +53,8 @@ export class EdgeStream {
   private timer: NodeJS.Timeout | undefined;
   /** Each gateway socket's last ack still to be sent: the next one waits for it. */
   private readonly acks = new WeakMap<Socket, Promise<void>>();
+  /** Each driver's one live socket, and the handler of its channel. */
+  private readonly drivers = new Map<string, { socket: Socket; handler: BusHandler }>();
 
   constructor(private readonly deps: EdgeStreamDeps) {
     const { config, auth, limits, metrics, logger, clock, draining } = deps;
@@ -59,9 +68,11 @@ export class EdgeStream {
 
   behavior(): WebSocketBehavior<SocketState> {
     return this.sockets.behavior(
-      (s) => void this.sockets.opened(s),
+      (s) => this.driverOpened(this.sockets.opened(s).principal, s),
       (s) => {
-        if (this.sockets.closed(s)) this.watches.unwatch(s);
+        if (!this.sockets.closed(s)) return;
+        this.watches.unwatch(s);
+        this.driverClosed(s);
       },
     );
   }
@@ -80,6 +91,41 @@ export class EdgeStream {
   closeAll(code: number, reason: string): void {
     this.sockets.closeAll(code, reason);
   }
+
+  /** A driver's socket: it replaces the driver's older one on this edge and hears its channel from now on. */
+  private driverOpened(p: Principal, s: Socket): void {
+    if (p.role !== 'driver') return;
+    const previous = this.drivers.get(p.sub);
+    if (previous !== undefined) {
+      safeEnd(previous.socket, 4000, 'replaced by a newer connection');
+      this.drivers.delete(p.sub);
+      this.deps.bus.unsubscribe(driverChannel(p.sub), previous.handler).catch(this.warn);
+    }
+    const handler: BusHandler = (_c, payload) => {
+      let frame: unknown;
+      try {
+        frame = unpack(payload);
+      } catch {
+        return;
+      }
+      if (typeof frame === 'object' && frame !== null) this.sockets.send(s, frame as Record<string, unknown>);
+    };
+    this.drivers.set(p.sub, { socket: s, handler });
+    // subscribed before the hello goes out, so what the owner repeats arrives
+    this.deps.bus.subscribe(driverChannel(p.sub), handler)
+      .then(() => this.deps.bus.publish(DRIVER_HELLO, pack(p.sub)))
+      .catch(this.warn);
+  }
+
+  private driverClosed(s: Socket): void {
+    const p = (s.getUserData() as SocketState).principal;
+    const held = this.drivers.get(p.sub);
+    if (p.role !== 'driver' || held?.socket !== s) return;
+    this.drivers.delete(p.sub);
+    this.deps.bus.unsubscribe(driverChannel(p.sub), held.handler).catch(this.warn);
+  }
+
+  private readonly warn = (err: unknown): void => this.deps.logger.warn({ err }, 'edge driver channel');
 
   private handle(s: Socket, st: SocketState, t: string, frame: unknown): void {
     const p = st.principal;
@@ -135,9 +181,20 @@ export class EdgeStream {
         return;
       }
       case 'accept':
-      case 'decline':
+      case 'decline': {
+        requireRole(p, 'driver');
+        const offerId = validate<{ offerId: string }>(t === 'accept' ? 'wsAccept' : 'wsDecline', frame).offerId;
+        const region = regionOfId(offerId);
+        const answered = region === undefined
+          ? Promise.reject(new ApiError(404, 'E_UNKNOWN_OFFER', 'no such offer'))
+          : this.deps.commands.ask(region, t, { params: [offerId], body: undefined, idempotencyKey: undefined, now: this.deps.clock(), principal: p });
+        answered.catch((err: unknown) => {
+          if (st.open) this.sockets.refuse(s, st, err, { offerId });
+        });
+        return;
+      }
       case 'track':
-        throw new ApiError(501, 'E_NOT_ON_EDGE', `'${t}' is not served by a cluster edge yet (offers and tracking need dispatch on the cores); use GD_ROLE=all`);
+        throw new ApiError(501, 'E_NOT_ON_EDGE', `'track' is not served by a cluster edge yet; read GET /v1/requests/{id}, or use GD_ROLE=all`);
       default:
         throw new ApiError(400, 'E_UNKNOWN_FRAME', `unknown frame type '${t.slice(0, 32)}' (loc, locs, watch on a cluster edge)`);
     }

@@ -24,6 +24,7 @@ import type { DispatchEvent, DispatchLoop } from '../dispatch/dispatch-loop.js';
 import type { Rollback } from '../dispatch/undo-log.js';
 import { storeFailureKind } from './store-errors.js';
 import type { Store, Transition } from './store.js';
+import type { RegionFence } from './region-fences.js';
 import { type BuilderOptions, type JournalRequest, type RequestRegistry, TransitionBuilder } from './transition-builder.js';
 import { WriterHealth } from './writer-health.js';
 
@@ -70,6 +71,11 @@ export interface JournalOptions {
   onStored?: () => void;
   /** Event sources beyond the lifecycle (stock.low) for the transitions built here. */
   builder?: BuilderOptions;
+  /**
+   * A cluster core's region and epoch: every commit carries them and the store refuses it once another core
+   * holds the region under a larger epoch (StaleEpoch: refused, taken back out of memory, never retried).
+   */
+  fences?: readonly RegionFence[];
 }
 
 /** The store calls the journal makes. */
@@ -87,6 +93,7 @@ export class DispatchJournal implements RequestRegistry {
   private readonly health: WriterHealth;
   private readonly onStored: (() => void) | undefined;
   private readonly builder: BuilderOptions;
+  private readonly fences: readonly RegionFence[] | undefined;
   private running = false;
   private committedCount = 0;
   /** After a refused group: entries still to be stored one by one, so the refused change is found alone. */
@@ -101,6 +108,7 @@ export class DispatchJournal implements RequestRegistry {
     this.callTimeoutMs = options.callTimeoutMs ?? 10_000;
     this.onStored = options.onStored;
     this.builder = options.builder ?? {};
+    this.fences = options.fences;
     // at most 2^10 × backoffMinMs between tries, even when backoffMaxMs is higher
     this.health = new WriterHealth({ backoffMinMs: options.backoffMinMs ?? 100, backoffMaxMs: options.backoffMaxMs ?? 5_000, maxDoublings: 10, onHealthChange: options.onHealthChange });
   }
@@ -177,7 +185,7 @@ export class DispatchJournal implements RequestRegistry {
         const entry = this.queue[0];
         const group = this.headGroup();
         try {
-          const call = entry.applied ? this.store.commitTransitions(group.map((e) => e.transition as Transition)) : entry.write(this.store);
+          const call = entry.applied ? this.store.commitTransitions(group.map((e) => e.transition as Transition), this.fences) : entry.write(this.store);
           await withTimeout(call, this.callTimeoutMs);
         } catch (err) {
           const kind = err instanceof CallTimeout ? 'ambiguous' : storeFailureKind(err);

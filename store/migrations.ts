@@ -3,7 +3,7 @@
  * `schema_migrations`, so running them again (or from two processes at once) changes nothing.
  * Append new versions; never edit one that has shipped.
  */
-import { REGION_EPOCHS_MIGRATION } from './region-fences.js';
+import { REGION_EPOCHS_MIGRATION, SEQ_BLOCKS_MIGRATION } from './region-fences.js';
 import { COMMIT_TRANSITIONS_FUNCTION, type SqlDriver } from './sql.js';
 import { WEBHOOKS_MIGRATION } from './webhook-sql.js';
 
@@ -212,6 +212,11 @@ CREATE INDEX requests_listed_by_requester ON requests (requester_id, created_at 
     version: 6,
     name: 'region epochs: fencing for cluster cores',
     sql: REGION_EPOCHS_MIGRATION,
+  },
+  {
+    version: 7,
+    name: 'transition seq blocks: event numbers of their own for each region a cluster core takes',
+    sql: SEQ_BLOCKS_MIGRATION,
   },
 ]);
 

@@ -117,15 +117,7 @@ export function recover(state: StoredState, options: RecoveryOptions): Recovered
 
   const loop = options.createLoop(engine);
   const dropped: RecoveryReport['dropped'] = [];
-  const requests: RecoveredRequest[] = [];
-  const replay = new Replay(state, engine, loop, now, dropped);
-  let legs = 0;
-  for (const parent of parentsOldestFirst(state.requests)) {
-    const rebuilt = replay.request(parent);
-    if (rebuilt === undefined) continue;
-    requests.push(rebuilt);
-    legs += rebuilt.legs.length;
-  }
+  const { requests, legs, assignments } = replayRequests(state, engine, loop, now, dropped);
   for (const [siteId, lots] of state.inventory) {
     if (!sites.has(siteId)) continue;
     sites.setInventory(siteId, lots.map((l) => ({ product: l.product, bloodType: l.bloodType, count: l.count, expiresAt: l.expiresAt })));
@@ -137,12 +129,30 @@ export function recover(state: StoredState, options: RecoveryOptions): Recovered
   const reservedUnits = state.reservations.filter((r) => liveLegs.has(r.requestId)).reduce((n, r) => n + r.count, 0);
   const report: RecoveryReport = {
     couriers: couriers.size, sites: sites.size, donors: donors.size, fences: fences.size,
-    requests: requests.length, legs, assignments: replay.assignments, reservedUnits,
+    requests: requests.length, legs, assignments, reservedUnits,
     offersExpired: state.offers.length, dropped, ms: performance.now() - started,
   };
   // +1: the expiry transition below takes seqBase + lastSeq, so even with nothing replayed it is above the store's
   const seqBase = state.lastEventSeq + 1;
   return { engine, loop, requests, report, expiry: expiryTransition(state, loop, dropped, seqBase, now), seqBase };
+}
+
+/**
+ * Replays the stored open requests of `state` into `loop` over `engine` (their couriers must be in it), oldest
+ * first: recovery at start, and a cluster core taking a region (`state` then holds that region's rows only).
+ * Requests that cannot be rebuilt go to `dropped`; the loop's events are left for the caller to drain.
+ */
+export function replayRequests(state: StoredState, engine: EngineIndexes, loop: DispatchLoop, now: number, dropped: RecoveryReport['dropped']): { requests: RecoveredRequest[]; legs: number; assignments: number } {
+  const requests: RecoveredRequest[] = [];
+  const replay = new Replay(state, engine, loop, now, dropped);
+  let legs = 0;
+  for (const parent of parentsOldestFirst(state.requests)) {
+    const rebuilt = replay.request(parent);
+    if (rebuilt === undefined) continue;
+    requests.push(rebuilt);
+    legs += rebuilt.legs.length;
+  }
+  return { requests, legs, assignments: replay.assignments };
 }
 
 /** Replays one stored parent request (and its legs) into the loop. */
@@ -257,7 +267,7 @@ const PLACEHOLDER_EXPIRY = 4_102_444_800_000; // 2100-01-01
 type LotKeyLike = { product: BloodProduct; bloodType: BloodType; expiresAt: number };
 
 /** The transition that records what recovery changed: live offers expired (their legs pending again), dropped requests failed. */
-function expiryTransition(state: StoredState, loop: DispatchLoop, dropped: RecoveryReport['dropped'], seqBase: number, now: number): Transition | undefined {
+export function expiryTransition(state: Pick<StoredState, 'offers' | 'requests' | 'assignments' | 'reservations'>, loop: DispatchLoop, dropped: RecoveryReport['dropped'], seqBase: number, now: number): Transition | undefined {
   if (state.offers.length === 0 && dropped.length === 0) return undefined;
   const droppedIds = new Set(dropped.map((d) => d.id));
   const requestStatus: NonNullable<Transition['requestStatus']> = [];
@@ -283,7 +293,8 @@ function expiryTransition(state: StoredState, loop: DispatchLoop, dropped: Recov
   };
 }
 
-function restoreSpeeds(state: StoredState): CellSpeeds {
+/** The learned cell speeds stored (vehicle speeds alone when there are none or they do not load). */
+export function restoreSpeeds(state: Pick<StoredState, 'cellSpeeds'>): CellSpeeds {
   const base = new CellSpeeds();
   if (state.cellSpeeds.length === 0) return base;
   const json = base.toJSON();

@@ -4,6 +4,7 @@
  */
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SEQ_BLOCK_SIZE } from './region-fences.js';
 import { StaleEpoch, storeFailureKind } from './store-errors.js';
 import { type Store, type Transition, openStore } from './store.js';
 import { bothStores, dropTestSchema, testDatabaseUrl, testSchemaName } from './test-database.js';
@@ -45,6 +46,20 @@ describe.each(stores)('region fences on the $name store', ({ open }) => {
     // the seq refused is not spent: the new holder commits it
     await store.commitTransitions([created(2, 'a-2')], [{ region: 'r-a', epoch: 4 }]);
     expect(await requestIds(store)).toEqual(['a-1', 'a-2']);
+  });
+
+  it('hands out seq blocks that never overlap and only grow, above any single process numbering', async () => {
+    const blocks = await Promise.all([store.nextSeqBlock(), store.nextSeqBlock(), store.nextSeqBlock()]);
+    const sorted = [...blocks].sort((a, b) => a - b);
+    expect(new Set(blocks).size).toBe(3);
+    for (let i = 1; i < sorted.length; i++) expect(sorted[i] - sorted[i - 1]).toBeGreaterThanOrEqual(SEQ_BLOCK_SIZE);
+    expect(sorted[0]).toBeGreaterThanOrEqual(SEQ_BLOCK_SIZE);
+    const later = await store.nextSeqBlock();
+    expect(later).toBeGreaterThan(sorted[2]);
+    // a seq of a block commits like any other
+    await store.claimRegion('r-s', 1);
+    await store.commitTransitions([created(later + 1, 's-1')], [{ region: 'r-s', epoch: 1 }]);
+    expect(await requestIds(store)).toContain('s-1');
   });
 
   it('never lowers an epoch; the same epoch again is the holder re-claiming', async () => {

@@ -31,6 +31,24 @@ INSERT INTO region_epochs (region, epoch) VALUES ($1, $2)
 ON CONFLICT (region) DO UPDATE SET epoch = EXCLUDED.epoch, claimed_at = now() WHERE region_epochs.epoch <= EXCLUDED.epoch
 RETURNING epoch::float8 AS epoch`;
 
+/**
+ * Event numbers for cluster cores: every region a core takes gets a block of its own (SEQ_BLOCK_SIZE seqs above
+ * block × SEQ_BLOCK_SIZE), so two cores committing at once never number two events alike, and a region taken
+ * again numbers above everything its previous holder wrote (blocks only grow): a request's events stay in order.
+ */
+export const SEQ_BLOCKS_MIGRATION = `CREATE SEQUENCE transition_seq_blocks START 1;`;
+
+/** Seqs per block: 2^32 (a region would need four billion events under one lease to run out), 2^21 blocks in a safe integer. */
+export const SEQ_BLOCK_SIZE = 2 ** 32;
+
+/** The first seq of a fresh block (its numbers are this + 1 …). */
+export async function nextSeqBlock(db: SqlSession): Promise<number> {
+  const rows = await db.query<{ block: number }>(`SELECT nextval('transition_seq_blocks')::float8 AS block`);
+  const base = rows[0].block * SEQ_BLOCK_SIZE;
+  if (!Number.isSafeInteger(base + SEQ_BLOCK_SIZE)) throw new Error('transition seq blocks are used up (2^21 region claims)');
+  return base;
+}
+
 const REGION_EPOCHS = `SELECT region, epoch::float8 AS epoch FROM region_epochs WHERE region = ANY($1::text[])`;
 
 const FENCE_EPOCHS = `${REGION_EPOCHS} FOR SHARE`;

@@ -284,6 +284,8 @@ export interface Store extends WebhookStore {
   claimRegion(region: string, epoch: number): Promise<{ claimed: boolean; epoch: number }>;
   /** The stored epoch of each region that has one: the floor a new lease's epoch must exceed. */
   regionEpochs(regions: readonly string[]): Promise<Map<string, number>>;
+  /** A fresh block of event seqs (a cluster core's region dispatch numbers its events above the value returned). */
+  nextSeqBlock(): Promise<number>;
   /** Reads everything recovery needs, in one consistent snapshot. */
   loadState(): Promise<StoredState>;
   /**

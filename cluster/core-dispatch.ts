@@ -1,0 +1,309 @@
+/**
+ * Dispatch on a cluster core (PRODUCT §7): one dispatch per region the core holds, each a DispatchLoop over the
+ * core's own courier index with a journal fenced by the region's epoch, fed by the request commands edges forward
+ * (owner-commands.ts), its offers published to the drivers' channels.
+ *
+ *   gained r (epoch e) ─► seq block (store) ─► r's open deliveries from PostgreSQL ─► replayed into a new loop
+ *                        (assignments restored; offers live when the last holder died expired and their legs
+ *                        pending, committed under e) ─► pump started ─► commands for r served
+ *   lost r ─► commands for r refused (503), pump stopped, loop dropped; its commits after the loss are refused
+ *             by PostgreSQL (StaleEpoch) and taken back out of memory
+ *   command (region, verb, call) ─► that region's verbs (api/request-routes.ts requestVerbs, as one process)
+ *   stored events ─► driver:{courierId} (offer, assigned, revoked) ─► the edge holding the driver's socket
+ *   drivers:hello {courierId} (a driver connected to an edge) ─► its live offer and carried leg sent again
+ *
+ * What a cluster core dispatches: deliveries with a pickup point (the edge routes by it). Blood and rescue draw on
+ * shared stock and recipients' room (sites that serve many regions), which needs an owner of its own: those
+ * requests are served by GD_ROLE=all.
+ */
+import { pack, unpack } from 'msgpackr';
+import { ApiError } from '../api/api-error.js';
+import { catchUpFrames, driverFrame } from '../api/driver-offers.js';
+import { DispatchPump } from '../api/dispatch-pump.js';
+import type { Reply } from '../api/http-routes.js';
+import { IdempotencyKeys } from '../api/idempotency.js';
+import { ApiMetrics } from '../api/metrics.js';
+import { RequestBook } from '../api/request-book.js';
+import { type RequestVerb, requestVerbs } from '../api/request-routes.js';
+import type { RequestCreateBody } from '../api/schemas.js';
+import { DispatchLoop } from '../dispatch/dispatch-loop.js';
+import type { DispatchPolicy } from '../dispatch/dispatch-request.js';
+import type { CourierIndex } from '../engine/courier-index.js';
+import { type EngineIndexes, createEngineIndexes } from '../engine/engine-indexes.js';
+import { DispatchJournal } from '../store/dispatch-journal.js';
+import { expiryTransition, replayRequests, restoreSpeeds } from '../store/recovery.js';
+import type { StoredState, Store } from '../store/store.js';
+import type { Planner } from '../workers/dispatch-pool.js';
+import type { Bus, BusHandler } from './bus.js';
+import { CommandResponder, type ForwardedCall, regionOfId, regionOfferPrefix, regionRequestId } from './owner-commands.js';
+import { regionOf } from './regions.js';
+
+/** The channel a driver's frames travel on (the edge holding its socket subscribes). */
+export function driverChannel(courierId: string): string {
+  return `driver:${courierId}`;
+}
+
+/** Edges say on this channel that a driver connected (payload: its courier id), so its owner repeats what it holds. */
+export const DRIVER_HELLO = 'drivers:hello';
+
+export interface CoreDispatchOptions {
+  name: string;
+  bus: Bus;
+  store: Store;
+  couriers: CourierIndex;
+  planner: Planner;
+  /** The epoch this core holds a region under now (undefined: not held). */
+  epochOf: (region: string) => number | undefined;
+  /** Loads couriers this core does not hold into its index (a restored assignment's courier in another region). */
+  borrowCouriers: (ids: readonly string[]) => Promise<void>;
+  policy: DispatchPolicy;
+  offerTtlMs: number;
+  tickMs: number;
+  openPerRequester: number;
+  idempotencyTtlMs: number;
+  onError: (err: unknown) => void;
+}
+
+/** One core's dispatch across the regions it holds. */
+export class CoreDispatch {
+  private readonly regions = new Map<string, RegionDispatch>();
+  private engine: EngineIndexes;
+  private readonly responder: CommandResponder;
+  private readonly metrics = new ApiMetrics();
+  private readonly hello: BusHandler = (_c, payload) => this.driverConnected(payload);
+  /** Regions gained and not loaded yet, with their epochs; the load running now. */
+  private readonly gaining = new Map<string, number>();
+  private loading: Promise<void> | undefined;
+
+  constructor(private readonly options: CoreDispatchOptions) {
+    // sites, donors and speeds are the core's own copies (loaded at start); couriers are the core's index
+    this.engine = { ...createEngineIndexes(), couriers: options.couriers };
+    this.responder = new CommandResponder(options.bus, options.name, (region, verb, call) => this.run(region, verb, call), options.onError);
+  }
+
+  /** Loads the sites (pickups may name them) and learned speeds, then takes commands. */
+  async start(): Promise<void> {
+    const state = await this.options.store.loadState();
+    for (const s of state.sites) this.engine.sites.upsert(s.id, { kind: s.kind, name: s.name, lat: s.lat, lng: s.lng, capacity: s.capacity, occupancy: s.occupancy, open: s.open });
+    this.engine = { ...this.engine, speeds: restoreSpeeds(state) };
+    await this.responder.start();
+    await this.options.bus.subscribe(DRIVER_HELLO, this.hello);
+  }
+
+  async stop(): Promise<void> {
+    this.gaining.clear();
+    await this.settled();
+    await this.responder.stop().catch(this.options.onError);
+    await this.options.bus.unsubscribe(DRIVER_HELLO, this.hello).catch(this.options.onError);
+    await Promise.all([...this.regions.values()].map((r) => r.stop()));
+    this.regions.clear();
+  }
+
+  /** Regions with requests open in them (alive however few couriers ping there). */
+  busyRegions(): string[] {
+    return [...this.regions.values()].filter((r) => r.book.size > 0).map((r) => r.region);
+  }
+
+  /** Held regions with dispatch running, and the open requests in each. */
+  report(): { dispatchRegions: number; openRequests: number } {
+    let open = 0;
+    for (const r of this.regions.values()) open += r.book.size;
+    return { dispatchRegions: this.regions.size, openRequests: open };
+  }
+
+  /**
+   * A region is this core's under `epoch`: its open deliveries come back from PostgreSQL and dispatch starts, in
+   * the background (pings flow meanwhile; commands answer 503 until it is ready). Regions gained together share
+   * one read of the store.
+   */
+  gain(region: string, epoch: number): void {
+    this.gaining.set(region, epoch);
+    this.loading ??= this.loadGained().finally(() => (this.loading = undefined));
+  }
+
+  /** Resolves once no gained region is still loading. */
+  async settled(): Promise<void> {
+    while (this.loading !== undefined) await this.loading;
+  }
+
+  private async loadGained(): Promise<void> {
+    while (this.gaining.size > 0) {
+      const batch = [...this.gaining];
+      this.gaining.clear();
+      try {
+        const stored = await this.options.store.loadState();
+        for (const [region, epoch] of batch) {
+          if (this.options.epochOf(region) !== epoch) continue; // lost (or taken again) meanwhile
+          await this.startRegion(region, epoch, regionState(stored, region));
+        }
+      } catch (err) {
+        this.options.onError(err);
+        for (const [region, epoch] of batch) if (!this.gaining.has(region) && this.options.epochOf(region) === epoch && !this.regions.has(region)) this.gaining.set(region, epoch);
+        await new Promise((r) => setTimeout(r, 1_000).unref());
+      }
+    }
+  }
+
+  private async startRegion(region: string, epoch: number, state: StoredState): Promise<void> {
+    const assigned = state.assignments.map((a) => a.courierId).filter((id) => !this.engine.couriers.has(id));
+    if (assigned.length > 0) await this.options.borrowCouriers(assigned);
+    const seqBase = await this.options.store.nextSeqBlock();
+    const dispatch = new RegionDispatch(region, epoch, seqBase, this.engine, this.options, this.metrics, (courierId, frame) => this.toDriver(courierId, frame));
+    await dispatch.start(state, Date.now());
+    if (this.options.epochOf(region) !== epoch) {
+      await dispatch.stop();
+      return;
+    }
+    this.regions.get(region)?.stop().catch(this.options.onError);
+    this.regions.set(region, dispatch);
+  }
+
+  /** The region is no longer this core's: its commands are refused from now, its loop stops. */
+  lose(region: string): void {
+    this.gaining.delete(region);
+    const dispatch = this.regions.get(region);
+    if (dispatch === undefined) return;
+    this.regions.delete(region);
+    dispatch.stop().catch(this.options.onError);
+  }
+
+  /** Runs a forwarded command over the region's dispatch. */
+  private async run(region: string, verb: RequestVerb, call: ForwardedCall): Promise<Reply> {
+    const dispatch = this.regions.get(region);
+    if (dispatch === undefined) throw new ApiError(503, 'E_REGION_UNAVAILABLE', `region ${region} is moving between cores; nothing was done, retry in a few seconds`);
+    if (verb === 'create') {
+      const b = call.body as RequestCreateBody;
+      if (b?.kind !== 'delivery' || b.pickup === undefined) throw new ApiError(501, 'E_NOT_ON_EDGE', 'a cluster dispatches deliveries with a pickup point; blood and rescue requests are served by GD_ROLE=all');
+      if (regionOf(b.pickup.lat, b.pickup.lng) !== region) throw new ApiError(503, 'E_REGION_UNAVAILABLE', 'the request reached the wrong region owner; retry');
+    } else if (regionOfId(String(call.params[0])) !== region) {
+      throw new ApiError(404, verb === 'accept' || verb === 'decline' ? 'E_UNKNOWN_OFFER' : 'E_UNKNOWN_REQUEST', verb === 'accept' || verb === 'decline' ? 'no such offer' : 'no such request');
+    }
+    return dispatch.verbs[verb]({ ...call, query: '', accept: undefined });
+  }
+
+  private toDriver(courierId: string, frame: Record<string, unknown>): void {
+    this.options.bus.publish(driverChannel(courierId), pack(frame)).catch(this.options.onError);
+  }
+
+  private driverConnected(payload: Buffer): void {
+    let courierId: unknown;
+    try {
+      courierId = unpack(payload);
+    } catch {
+      return;
+    }
+    if (typeof courierId !== 'string') return;
+    for (const r of this.regions.values()) for (const frame of r.catchUp(courierId)) this.toDriver(courierId, frame);
+  }
+}
+
+/** One held region's dispatch: loop, fenced journal, pump, request book and the verbs over them. */
+class RegionDispatch {
+  readonly book: RequestBook;
+  readonly verbs: ReturnType<typeof requestVerbs>;
+  private readonly loop: DispatchLoop;
+  private readonly journal: DispatchJournal;
+  private readonly pump: DispatchPump;
+
+  constructor(
+    readonly region: string,
+    epoch: number,
+    private readonly seqBase: number,
+    private readonly engine: EngineIndexes,
+    private readonly options: CoreDispatchOptions,
+    metrics: ApiMetrics,
+    private readonly toDriver: (courierId: string, frame: Record<string, unknown>) => void,
+  ) {
+    const { couriers, sites, donors, speeds } = engine;
+    this.loop = new DispatchLoop({ couriers, sites, donors, speeds, policy: options.policy, offerTtlMs: options.offerTtlMs, offerIdPrefix: regionOfferPrefix(region) });
+    this.journal = new DispatchJournal(options.store, this.loop, seqBase, {
+      fences: [{ region, epoch }],
+      onHealthChange: (healthy, err) => healthy || options.onError(err ?? new Error(`region ${region}: commits failing`)),
+    });
+    this.book = new RequestBook(this.loop.parents);
+    this.pump = new DispatchPump({
+      loop: this.loop,
+      planner: options.planner,
+      journal: this.journal,
+      clock: Date.now,
+      tickMs: options.tickMs,
+      onPlanError: options.onError,
+      onForget: (ids) => ids.forEach((id) => this.book.forget(id)),
+    });
+    this.pump.addSink({
+      deliver: (events) => {
+        for (const e of events) {
+          const out = driverFrame(e, (leg) => this.parentId(leg));
+          if (out !== undefined) this.toDriver(out.courierId, out.frame);
+        }
+      },
+      rolledBack: () => undefined,
+    });
+    const idempotency = new IdempotencyKeys(options.store, options.idempotencyTtlMs, Date.now); // never load()ed: other cores write keys too
+    this.verbs = requestVerbs({
+      book: this.book, loop: this.loop, couriers, sites, pump: this.pump, idempotency, store: options.store, metrics,
+      limits: { openPerRequester: options.openPerRequester },
+      newId: () => regionRequestId(region),
+    });
+  }
+
+  /** Replays the region's stored open requests, commits the expiry of offers live at the last holder's end, starts dispatching. */
+  async start(state: StoredState, now: number): Promise<void> {
+    const dropped: { id: string; reason: string }[] = [];
+    const { requests } = replayRequests(state, this.engine, this.loop, now, dropped);
+    this.loop.drainEvents(); // what the store holds already
+    const expiry = expiryTransition(state, this.loop, dropped, this.seqBase, now);
+    if (expiry !== undefined) await this.journal.commit(expiry).acknowledged;
+    for (const o of state.offers) {
+      // the last holder's offers are void: their couriers are free again here (unless a loop of this core holds them)
+      if (this.engine.couriers.get(o.courierId)?.status !== 'busy' && this.loop.lifecycle.courier(o.courierId)?.requestId === undefined) this.engine.couriers.setStatus(o.courierId, 'available');
+      this.toDriver(o.courierId, { t: 'revoked', offerId: o.id, requestId: this.parentId(o.requestId), legId: o.requestId, reason: 'expired' });
+    }
+    for (const r of requests) {
+      this.book.record({
+        id: r.id, kind: r.kind, owner: r.owner, ownerRole: r.ownerRole, urgency: r.urgency, createdAt: r.createdAt, pickup: r.pickup, dropoff: r.dropoff, legs: r.legs,
+        ...(r.reference !== undefined ? { reference: r.reference } : {}),
+        ...(r.plan !== undefined ? { plan: r.plan } : {}),
+      });
+    }
+    if (dropped.length > 0) this.options.onError(new Error(`region ${this.region}: ${dropped.length} stored requests could not be rebuilt and were failed (${dropped.slice(0, 3).map((d) => `${d.id}: ${d.reason}`).join('; ')})`));
+    this.pump.start();
+  }
+
+  /** Stops dispatching; offers this loop made are void (their couriers free here again). */
+  async stop(): Promise<void> {
+    await this.pump.stop();
+    await Promise.race([this.journal.settled(), new Promise((r) => setTimeout(r, 5_000).unref())]);
+    for (const o of this.loop.lifecycle.liveOffers()) if (this.engine.couriers.has(o.courierId)) this.engine.couriers.setStatus(o.courierId, 'available');
+  }
+
+  catchUp(courierId: string): Record<string, unknown>[] {
+    return catchUpFrames(this.loop, courierId, (leg) => this.parentId(leg));
+  }
+
+  private parentId(legId: string): string {
+    return this.book.parentOf(legId)?.id ?? legId;
+  }
+}
+
+/** The rows of `state` that belong to the region's open deliveries (the id names the region, else the pickup does). */
+export function regionState(state: StoredState, region: string): StoredState {
+  const inRegion = (r: StoredState['requests'][number]): boolean => {
+    if (r.kind !== 'delivery') return false;
+    const named = regionOfId(r.id);
+    if (named !== undefined) return named === region;
+    const pickup = (r.payload as { pickup?: { lat: number; lng: number } } | undefined)?.pickup;
+    return pickup !== undefined && regionOf(pickup.lat, pickup.lng) === region;
+  };
+  const parents = new Set(state.requests.filter((r) => (r.parentId === undefined || r.parentId === r.id) && inRegion(r)).map((r) => r.id));
+  const requests = state.requests.filter((r) => parents.has(r.parentId ?? r.id));
+  const legs = new Set(requests.map((r) => r.id));
+  return {
+    ...state,
+    requests,
+    offers: state.offers.filter((o) => legs.has(o.requestId)),
+    assignments: state.assignments.filter((a) => legs.has(a.requestId)),
+    reservations: state.reservations.filter((r) => legs.has(r.requestId)),
+    declines: state.declines.filter((d) => legs.has(d.requestId)),
+  };
+}

@@ -1,0 +1,68 @@
+/**
+ * Requests and offers on a cluster edge: the same routes as one process (REQUEST_ROUTES: roles, bodies, limits),
+ * each call forwarded to the owner of its region and answered with what the owner answered.
+ *
+ *   POST /v1/requests (a delivery with a pickup point) ─► region of the pickup ─┐
+ *   GET / cancel / progress /v1/requests/{r.<h3>.…}     ─► region in the id ────┼─► OwnerCommands.ask ─► the owner's reply
+ *   accept / decline /v1/offers/{o.<h3>.…}              ─► region in the id ────┘
+ *
+ * While a region has no owner (a core died and its lease has not lapsed, or nobody ever pinged there) the edge
+ * waits up to REGION_WAIT_MS for one, asking again when the owner says it is still loading the region; past that,
+ * 503 with nothing done.
+ */
+import { ApiError } from '../api/api-error.js';
+import type { AddRoute, Reply, RouteCall } from '../api/http-routes.js';
+import { REQUEST_ROUTES, type RequestVerb } from '../api/request-routes.js';
+import type { RequestCreateBody } from '../api/schemas.js';
+import { type OwnerCommands, regionOfId } from './owner-commands.js';
+import { regionOf } from './regions.js';
+
+/**
+ * How long a call waits, in all, for a region's owner to be there and answer: past it the client hears 503 (a
+ * failover takes about one lease; clients time out at 5 s or more).
+ */
+const REGION_WAIT_MS = 4_500;
+/** The most one ask waits for its owner's answer (a commit takes milliseconds; a dead owner never answers). */
+const ASK_TIMEOUT_MS = 3_000;
+const RETRY_EVERY_MS = 250;
+
+/** The `method pattern` of each forwarded route (so the 501 fallback leaves them alone). */
+export const FORWARDED_ROUTES: readonly string[] = Object.values(REQUEST_ROUTES).map((r) => `${r.method} ${r.pattern}`);
+
+/** Registers the request and offer routes, forwarded to their regions' owners. */
+export function registerForwardedRequests(add: AddRoute, commands: OwnerCommands, register: (region: string) => Promise<void>): void {
+  for (const verb of Object.keys(REQUEST_ROUTES) as RequestVerb[]) {
+    const { method, pattern, ...shape } = REQUEST_ROUTES[verb];
+    add(method, pattern, { ...shape, run: (call) => forward(commands, register, verb, call) });
+  }
+}
+
+async function forward(commands: OwnerCommands, register: (region: string) => Promise<void>, verb: RequestVerb, call: RouteCall): Promise<Reply> {
+  const region = regionOfCall(verb, call);
+  if (verb === 'create') await register(region); // a region nobody pinged yet gets an owner too
+  const until = Date.now() + REGION_WAIT_MS;
+  for (;;) {
+    try {
+      const left = Math.max(500, Math.min(ASK_TIMEOUT_MS, until - Date.now()));
+      return await commands.ask(region, verb, { params: call.params, body: call.body, idempotencyKey: call.idempotencyKey, now: call.now, principal: call.principal }, left);
+    } catch (err) {
+      // nothing was done: no owner yet, or the owner is still loading the region — worth asking again shortly
+      if (!(err instanceof ApiError && err.code === 'E_REGION_UNAVAILABLE') || Date.now() + RETRY_EVERY_MS > until) throw err;
+      await new Promise((r) => setTimeout(r, RETRY_EVERY_MS));
+    }
+  }
+}
+
+/** The region a call belongs to: the pickup's for a create, the one named in the id otherwise. */
+function regionOfCall(verb: RequestVerb, call: RouteCall): string {
+  if (verb === 'create') {
+    const b = call.body as RequestCreateBody;
+    if (b.kind !== 'delivery' || b.pickup === undefined) {
+      throw new ApiError(501, 'E_NOT_ON_EDGE', 'a cluster dispatches deliveries with a pickup point (lat, lng); pickupSiteId, blood and rescue requests are served by GD_ROLE=all');
+    }
+    return regionOf(b.pickup.lat, b.pickup.lng);
+  }
+  const region = regionOfId(call.params[0] ?? '');
+  if (region !== undefined) return region;
+  throw verb === 'accept' || verb === 'decline' ? new ApiError(404, 'E_UNKNOWN_OFFER', 'no such offer') : new ApiError(404, 'E_UNKNOWN_REQUEST', 'no such request');
+}

@@ -1,0 +1,177 @@
+/**
+ * Requests and offers across the cluster (PRODUCT §7): an edge forwards each request call to the core that owns
+ * the request's region, which runs the same verb as one process (api/request-routes.ts requestVerbs) over its
+ * own dispatch and answers once PostgreSQL holds the change under its region's epoch.
+ *
+ *   edge: route checks (auth, role, body, limits) ─► region: the pickup's (create), named in the id (the rest)
+ *         ─► lease holder of the region ─► publish core:{owner}:cmd {id, replyTo, region, verb, call}
+ *   core: CommandResponder ─► run(region, verb, call) (503 when it does not hold the region) ─► replyTo {id, reply}
+ *   edge: the reply as the HTTP answer; no reply in time ─► 503 (a create may have happened: retry it with the
+ *         same Idempotency-Key, which finds it)
+ *
+ * Ids name their region, so any edge routes any later call without asking anyone: requests `r.{h3}.{random}`,
+ * offers `o.{h3}.{boot}-{n}` (H3 cells are 15 hex digits).
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { pack, unpack } from 'msgpackr';
+import { ApiError, toErrorReply } from '../api/api-error.js';
+import type { Principal } from '../api/auth.js';
+import type { Reply, RouteCall } from '../api/http-routes.js';
+import { REQUEST_ROUTES, type RequestVerb } from '../api/request-routes.js';
+import type { Bus, BusHandler } from './bus.js';
+import type { OwnerDirectory } from './nearest-scatter.js';
+
+/** The channel a core takes request commands on. */
+export function commandChannel(core: string): string {
+  return `core:${core}:cmd`;
+}
+
+/** A request id made in `region` (96 random bits after it). */
+export function regionRequestId(region: string): string {
+  return `r.${region}.${randomBytes(12).toString('base64url')}`;
+}
+
+/** The offer id prefix of a region's dispatch (boot: unique per taking of the region). */
+export function regionOfferPrefix(region: string): string {
+  return `o.${region}.${randomBytes(5).toString('hex')}-`;
+}
+
+const REGION_IN_ID = /^[ro]\.([0-9a-f]{15})\./;
+
+/** The region a cluster request or offer id names, or undefined (not made by a cluster core). */
+export function regionOfId(id: string): string | undefined {
+  return REGION_IN_ID.exec(id)?.[1];
+}
+
+/** What crosses the bus of a route call (the parts a verb reads). */
+export type ForwardedCall = Pick<RouteCall, 'params' | 'body' | 'idempotencyKey' | 'now'> & { principal: Principal };
+
+interface Ask {
+  id: string;
+  replyTo: string;
+  region: string;
+  verb: RequestVerb;
+  call: ForwardedCall;
+}
+
+/** A verb's answer: status and JSON text, or the error the verb threw. */
+type Answer = { id: string; status: number; json?: string; headers?: Record<string, string> } | { id: string; error: { status: number; code: string; message: string } };
+
+/** An edge's side: one call to the owner of a region, answered with the owner's reply (or an ApiError). */
+export class OwnerCommands {
+  private readonly replyTo: string;
+  private readonly waiting = new Map<string, (a: Answer) => void>();
+  private readonly handler: BusHandler;
+
+  constructor(
+    private readonly bus: Bus,
+    edge: string,
+    private readonly directory: Pick<OwnerDirectory, 'holders'>,
+    private readonly timeoutMs = 3_000,
+  ) {
+    this.replyTo = `edge:${edge}:cmd`;
+    this.handler = (_channel, payload) => {
+      let a: Answer;
+      try {
+        a = unpack(payload) as Answer;
+      } catch {
+        return;
+      }
+      this.waiting.get(a?.id)?.(a);
+    };
+  }
+
+  async start(): Promise<void> {
+    await this.bus.subscribe(this.replyTo, this.handler);
+  }
+
+  async stop(): Promise<void> {
+    await this.bus.unsubscribe(this.replyTo, this.handler);
+  }
+
+  /** Calls `verb` on the owner of `region`; its answer, or 503 when no core holds the region or none answers. */
+  async ask(region: string, verb: RequestVerb, call: ForwardedCall, timeoutMs = this.timeoutMs): Promise<Reply> {
+    let owner: string | undefined | null;
+    try {
+      [owner] = await this.directory.holders([region]);
+    } catch (err) {
+      throw redisDown(err);
+    }
+    if (typeof owner !== 'string') throw unavailable(`region ${region} has no owner right now (a core is taking it over); nothing was done, retry in a few seconds`);
+    const id = randomUUID();
+    const answer = await new Promise<Answer | undefined>((resolve, reject) => {
+      const timer = setTimeout(() => (this.waiting.delete(id), resolve(undefined)), timeoutMs);
+      this.waiting.set(id, (a) => (clearTimeout(timer), this.waiting.delete(id), resolve(a)));
+      this.bus.publish(commandChannel(owner as string), pack({ id, replyTo: this.replyTo, region, verb, call } satisfies Ask)).catch((err: unknown) => {
+        clearTimeout(timer);
+        this.waiting.delete(id);
+        reject(redisDown(err));
+      });
+    });
+    if (answer === undefined) {
+      const what = REQUEST_ROUTES[verb].method === 'get' ? 'nothing was changed' : 'the change may or may not have been made: read it back, or retry a create with the same Idempotency-Key';
+      throw new ApiError(503, 'E_OWNER_TIMEOUT', `the owner of region ${region} did not answer in ${timeoutMs / 1000} s; ${what}`);
+    }
+    if ('error' in answer) throw new ApiError(answer.error.status, answer.error.code, answer.error.message);
+    return { status: answer.status, ...(answer.json === undefined ? {} : { body: JSON.parse(answer.json) as unknown }), ...(answer.headers ? { headers: answer.headers } : {}) };
+  }
+}
+
+/** A core's side: runs the commands sent to it and answers each on the edge's reply channel. */
+export class CommandResponder {
+  private readonly handler: BusHandler;
+
+  constructor(
+    private readonly bus: Bus,
+    private readonly core: string,
+    run: (region: string, verb: RequestVerb, call: ForwardedCall) => Promise<Reply>,
+    onError: (err: unknown) => void = () => undefined,
+  ) {
+    this.handler = (_channel, payload) => {
+      let ask: Ask;
+      try {
+        ask = unpack(payload) as Ask;
+      } catch (err) {
+        onError(err);
+        return;
+      }
+      const bad = badAsk(ask);
+      if (bad !== undefined) {
+        onError(new Error(`a command was ignored: ${bad}`));
+        return;
+      }
+      const answer = (a: Answer): void => void this.bus.publish(ask.replyTo, pack(a)).catch(onError);
+      Promise.resolve()
+        .then(() => run(ask.region, ask.verb, ask.call))
+        .then(
+          (reply) => answer({ id: ask.id, status: reply.status, ...(reply.body === undefined ? {} : { json: JSON.stringify(reply.body) }), ...(reply.headers ? { headers: reply.headers } : {}) }),
+          (err: unknown) => answer({ id: ask.id, error: toErrorReply(err) }),
+        );
+    };
+  }
+
+  async start(): Promise<void> {
+    await this.bus.subscribe(commandChannel(this.core), this.handler);
+  }
+
+  async stop(): Promise<void> {
+    await this.bus.unsubscribe(commandChannel(this.core), this.handler);
+  }
+}
+
+function badAsk(a: Ask): string | undefined {
+  if (typeof a !== 'object' || a === null) return 'not an object';
+  if (typeof a.id !== 'string' || typeof a.replyTo !== 'string' || !a.replyTo.startsWith('edge:')) return 'no id or edge reply channel';
+  if (typeof a.region !== 'string' || !Object.hasOwn(REQUEST_ROUTES, a.verb)) return 'no region or an unknown verb';
+  const c = a.call;
+  if (typeof c !== 'object' || c === null || !Array.isArray(c.params) || typeof c.now !== 'number' || typeof c.principal?.sub !== 'string' || typeof c.principal?.role !== 'string') return 'a malformed call';
+  return undefined;
+}
+
+function redisDown(err: unknown): ApiError {
+  return new ApiError(503, 'E_UNAVAILABLE', `the cluster's Redis is unreachable (${err instanceof Error ? err.message : String(err)}): nothing was done; retry`);
+}
+
+function unavailable(message: string): ApiError {
+  return new ApiError(503, 'E_REGION_UNAVAILABLE', message);
+}

@@ -6,7 +6,8 @@
  *   show in nearest answers through edge A and edge B, which match a brute force across three regions;
  * - a dispatcher on edge A watching a box across regions gets the couriers in it, then the ones a driver moves
  *   through edge B (in, and out);
- * - HTTP rate limits are one allowance across edges; routes an edge does not serve answer 501, bad pings the
+ * - HTTP rate limits are one allowance across edges; routes an edge does not serve answer 501 (dispatch through
+ *   a cluster: cluster-dispatch.e2e.test.ts), bad pings the
  *   same errors as one process.
  */
 import { cellToBoundary } from 'h3-js';
@@ -219,7 +220,9 @@ describe('a cluster of two edges and two cores, used through the edges only', ()
     const site = await call(edgeA, 'GET', `/v1/nearby?lat=${VLAT}&lng=${VLNG}&kind=site`, { token: token('admin', 'a1') });
     expect([site.status, site.body.error.code]).toEqual([501, 'E_NOT_ON_EDGE']);
     const create = await call(edgeA, 'POST', '/v1/requests', { token: token('requester', 'r1'), body: {} });
-    expect([create.status, create.body.error.code]).toEqual([501, 'E_NOT_ON_EDGE']);
+    expect([create.status, create.body.error.code]).toEqual([400, 'E_VALIDATION']);
+    const bySite = await call(edgeA, 'POST', '/v1/requests', { token: token('requester', 'r1'), body: { kind: 'delivery', pickupSiteId: 's1', dropoff: { lat: VLAT, lng: VLNG } } });
+    expect([bySite.status, bySite.body.error.code]).toEqual([501, 'E_NOT_ON_EDGE']);
     expect((await call(edgeA, 'GET', '/v1/nope', { token: token('admin', 'a1') })).status).toBe(404);
     const donors = await call(edgeA, 'GET', `/v1/nearby?lat=${VLAT}&lng=${VLNG}&kind=donor`, { token: token('driver', id) });
     expect([donors.status, donors.body.error.code]).toEqual([403, 'E_FORBIDDEN']);
@@ -229,6 +232,8 @@ describe('a cluster of two edges and two cores, used through the edges only', ()
     }
     const ws = await StreamClient.connect(`${edgeA.replace('http', 'ws')}/v1/stream`, { token: token('driver', id) });
     ws.send({ t: 'accept', offerId: 'o1' });
+    expect(await ws.next((f) => f.t === 'error', 'error')).toMatchObject({ code: 'E_UNKNOWN_OFFER', offerId: 'o1' });
+    ws.send({ t: 'track', requestId: 'r1' });
     expect((await ws.next((f) => f.t === 'error', 'error')).code).toBe('E_NOT_ON_EDGE');
     ws.close();
     // a map view costs by the regions it spans: big boxes re-watched quickly are refused, huge ones outright

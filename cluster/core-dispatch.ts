@@ -32,6 +32,7 @@ import type { CourierIndex } from '../engine/courier-index.js';
 import { type EngineIndexes, createEngineIndexes } from '../engine/engine-indexes.js';
 import { DispatchJournal } from '../store/dispatch-journal.js';
 import { expiryTransition, replayRequests, restoreSpeeds } from '../store/recovery.js';
+import { StaleEpoch } from '../store/store-errors.js';
 import type { StoredState, Store } from '../store/store.js';
 import type { Planner } from '../workers/dispatch-pool.js';
 import type { Bus, BusHandler } from './bus.js';
@@ -178,7 +179,14 @@ export class CoreDispatch {
     } else if (regionOfId(String(call.params[0])) !== region) {
       throw new ApiError(404, verb === 'accept' || verb === 'decline' ? 'E_UNKNOWN_OFFER' : 'E_UNKNOWN_REQUEST', verb === 'accept' || verb === 'decline' ? 'no such offer' : 'no such request');
     }
-    return dispatch.verbs[verb]({ ...call, query: '', accept: undefined });
+    try {
+      return await dispatch.verbs[verb]({ ...call, query: '', accept: undefined });
+    } catch (err) {
+      if (!isStale(err)) throw err;
+      // another core holds the region under a larger epoch: this one stops serving it; the edge asks the new owner
+      if (this.regions.get(region) === dispatch) this.lose(region);
+      throw new ApiError(503, 'E_REGION_UNAVAILABLE', `this core no longer owns region ${region}; nothing was stored, retry`);
+    }
   }
 
   private toDriver(courierId: string, frame: Record<string, unknown>): void {
@@ -284,6 +292,14 @@ class RegionDispatch {
   private parentId(legId: string): string {
     return this.book.parentOf(legId)?.id ?? legId;
   }
+}
+
+/** A commit PostgreSQL refused because the region's epoch moved on (or one queued behind such a commit). */
+function isStale(err: unknown): boolean {
+  for (let e = err as { name?: string; cause?: unknown } | undefined, depth = 0; e !== undefined && e !== null && depth < 4; e = e.cause as typeof e, depth++) {
+    if (e instanceof StaleEpoch || e.name === 'StaleEpoch') return true;
+  }
+  return false;
 }
 
 /** The rows of `state` that belong to the region's open deliveries (the id names the region, else the pickup does). */

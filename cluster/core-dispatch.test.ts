@@ -1,0 +1,134 @@
+/**
+ * A region's dispatch moving between two cores, on the machine's PostgreSQL (no processes, one bus in memory):
+ * the core that lost the region's epoch cannot commit (its accept is refused, nothing stored, nothing kept, the
+ * caller told to retry), and the next owner rebuilds the region from the store: the request pending again, the
+ * offer live at the hand-over expired, a new offer made and accepted there.
+ */
+import { unpack } from 'msgpackr';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Principal } from '../api/auth.js';
+import { DEFAULT_POLICY } from '../dispatch/dispatch-request.js';
+import { CourierIndex } from '../engine/courier-index.js';
+import { type Store, openStore } from '../store/store.js';
+import { dropTestSchema, testDatabaseUrl, testSchemaName } from '../store/test-database.js';
+import { DispatchPool } from '../workers/dispatch-pool.js';
+import { LocalBus } from './bus.js';
+import { CoreDispatch, driverChannel } from './core-dispatch.js';
+import { type ForwardedCall, OwnerCommands } from './owner-commands.js';
+import { regionOf } from './regions.js';
+
+const P = { lat: 51.5074, lng: -0.1278 };
+const REGION = regionOf(P.lat, P.lng);
+const requester: Principal = { sub: 'shop-1', role: 'requester', via: 'jwt' };
+const driver: Principal = { sub: 'c1', role: 'driver', via: 'jwt' };
+
+describe('a region dispatch handed from one core to another', () => {
+  const url = testDatabaseUrl();
+  const schema = testSchemaName('gd_cdu');
+  let store: Store;
+  const bus = new LocalBus();
+  const pool = new DispatchPool({ maxThreads: 1 });
+  const epochs = new Map<string, number>(); // core name → the epoch it believes it holds REGION under
+  let owner = 'core-1';
+  const commands = new OwnerCommands(bus, 'e1', { holders: async () => [owner] }, 2_000);
+  const frames: Record<string, unknown>[] = [];
+  const cores: CoreDispatch[] = [];
+
+  const core = (name: string): CoreDispatch => {
+    const couriers = new CourierIndex();
+    couriers.upsert('c1', { vehicle: 'car', capabilities: [], capacity: 1, status: 'available' });
+    couriers.move('c1', P.lat + 0.001, P.lng, Date.now());
+    const c = new CoreDispatch({
+      name, bus, store, couriers, planner: pool.planner, borrowCouriers: async () => undefined,
+      epochOf: (r) => (r === REGION ? epochs.get(name) : undefined),
+      policy: { ...DEFAULT_POLICY, mode: 'greedy' }, offerTtlMs: 60_000, tickMs: 20, openPerRequester: 100, idempotencyTtlMs: 60_000,
+      onError: () => undefined,
+    });
+    cores.push(c);
+    return c;
+  };
+  const ask = (verb: Parameters<OwnerCommands['ask']>[1], call: Partial<ForwardedCall> & { principal: Principal }) =>
+    commands.ask(REGION, verb, { params: [], body: undefined, idempotencyKey: undefined, now: Date.now(), ...call });
+  const nextOffer = async (not?: string): Promise<{ offerId: string; requestId: string }> => {
+    for (const end = Date.now() + 5_000; Date.now() < end; await new Promise((r) => setTimeout(r, 20))) {
+      const i = frames.findIndex((f) => f.t === 'offer' && f.offerId !== not);
+      if (i >= 0) return frames.splice(i, 1)[0] as { offerId: string; requestId: string };
+    }
+    throw new Error(`no offer; frames ${JSON.stringify(frames)}`);
+  };
+
+  beforeAll(async () => {
+    store = await openStore({ databaseUrl: url, dataDir: 'unused', schema });
+    await store.migrate();
+    await store.upsertCouriers([{ id: 'c1', vehicle: 'car', capabilities: [], capacity: 1, status: 'available' }]);
+    await bus.subscribe(driverChannel('c1'), (_c, payload) => frames.push(unpack(payload) as Record<string, unknown>));
+    await commands.start();
+  });
+
+  afterAll(async () => {
+    for (const c of cores) await c.stop();
+    await pool.close();
+    await store.close();
+    await dropTestSchema(url, schema);
+  });
+
+  it('the old owner cannot commit once the epoch moved on; the new one rebuilds, expires the live offer and offers again', async () => {
+    const first = core('core-1');
+    await first.start();
+    expect((await store.claimRegion(REGION, 1)).claimed).toBe(true);
+    epochs.set('core-1', 1);
+    first.gain(REGION, 1);
+    await first.settled();
+
+    const made = await ask('create', { principal: requester, body: { kind: 'delivery', urgency: 'emergency', pickup: P, dropoff: { lat: P.lat + 0.01, lng: P.lng } } });
+    expect(made.status).toBe(201);
+    const id = (made.body as { id: string }).id;
+    expect(id.startsWith(`r.${REGION}.`)).toBe(true);
+    const offer = await nextOffer();
+    expect(offer.requestId).toBe(id);
+
+    // another core takes the region (core-1 paused past its lease and does not know yet)
+    expect((await store.claimRegion(REGION, 2)).claimed).toBe(true);
+    await expect(ask('accept', { principal: driver, params: [offer.offerId] })).rejects.toMatchObject({ status: 503, code: 'E_REGION_UNAVAILABLE' });
+    const stored = await store.getRequest(id);
+    expect(stored?.assignments).toEqual([]);
+    expect(stored?.offers.map((o) => o.status)).toEqual(['live']);
+    expect(first.report().dispatchRegions).toBe(0); // it stopped serving the region at the first refusal
+    await expect(ask('read', { principal: requester, params: [id] })).rejects.toMatchObject({ status: 503 });
+
+    // the new owner: the request comes back pending, the live offer is expired, the leg is offered again
+    const second = core('core-2');
+    await second.start();
+    epochs.set('core-2', 2);
+    owner = 'core-2';
+    second.gain(REGION, 2);
+    await second.settled();
+    const again = await nextOffer(offer.offerId);
+    expect(again.requestId).toBe(id);
+    expect(frames).toContainEqual(expect.objectContaining({ t: 'revoked', offerId: offer.offerId, reason: 'expired' }));
+    await expect(ask('accept', { principal: driver, params: [offer.offerId] })).rejects.toMatchObject({ status: 404 });
+    expect((await ask('accept', { principal: driver, params: [again.offerId] })).status).toBe(200);
+    const read = await ask('read', { principal: requester, params: [id] });
+    expect(read.body).toMatchObject({ id, status: 'assigned' });
+
+    const after = await store.getRequest(id);
+    expect(after?.assignments).toHaveLength(1);
+    expect(Object.fromEntries(after!.offers.map((o) => [o.id, o.status]))).toEqual({ [offer.offerId]: 'expired', [again.offerId]: 'accepted' });
+    // each seq once, the new owner's above the old one's
+    const db = new pg.Client({ connectionString: url });
+    await db.connect();
+    try {
+      const rows = (await db.query<{ seq: string; type: string; offer: string | null }>(`SELECT seq::text, type, payload->>'offerId' AS offer FROM "${schema}".events WHERE request_id = $1 ORDER BY seq`, [id])).rows;
+      expect(rows[0].type).toBe('request.created');
+      expect(rows.filter((r) => r.type === 'request.created')).toHaveLength(1);
+      expect(rows.filter((r) => r.type === 'offer.accepted')).toHaveLength(1);
+      // the old owner's offer is numbered in its block, everything the new owner did above it, in order
+      const made = rows.filter((r) => r.type === 'offer.created');
+      expect(made).toHaveLength(2);
+      expect(BigInt(made[1].seq)).toBeGreaterThan(BigInt(made[0].seq) + 1_000_000n);
+    } finally {
+      await db.end();
+    }
+  }, 30_000);
+});

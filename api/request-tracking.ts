@@ -90,4 +90,4 @@ export class RequestTracking {
 }
 
 /** Tracked requests per socket. */
-const MAX_TRACKS = 256;
+export const MAX_TRACKS = 256;

@@ -70,13 +70,20 @@ async function main(): Promise<void> {
   await store.close();
   const redis = new Redis(redisUrl);
   const redisPid = Number(/process_id:(\d+)/.exec(await redis.info('server'))?.[1]);
-  const local = localBaselines();
+  const local: Baselines = { ...localBaselines(), requestsPerSec: await oneProcessRequests() };
   try {
     for (const cores of CORE_COUNTS) await runWith(cores, schema, redis, redisPid, local);
   } finally {
     redis.disconnect();
     await dropTestSchema(databaseUrl, schema);
   }
+}
+
+/** What the cluster's figures are measured against: one process's engine, and one process creating requests. */
+interface Baselines {
+  movePerSec: number;
+  nearestPerSec: number;
+  requestsPerSec: number | undefined;
 }
 
 /** One process's own engine on the same pings and queries: what the hops are measured against. */
@@ -98,11 +105,11 @@ function localBaselines(): { movePerSec: number; nearestPerSec: number } {
   return { movePerSec, nearestPerSec: 50_000 / ((performance.now() - t0) / 1000) };
 }
 
-async function runWith(cores: number, schema: string, redis: Redis, redisPid: number, local: { movePerSec: number; nearestPerSec: number }): Promise<void> {
+async function runWith(cores: number, schema: string, redis: Redis, redisPid: number, local: Baselines): Promise<void> {
   const prefix = `gd:bench:${process.pid}:${cores}:`;
   const procs: ServerProcess[] = [];
   for (let c = 0; c < cores; c++) {
-    procs.push(await startServerProcess({ GD_ROLE: 'core', GD_NODE_NAME: `bench-core-${c + 1}`, GD_CLUSTER_PREFIX: prefix, REDIS_URL: redisUrl, DATABASE_URL: databaseUrl, DATABASE_SCHEMA: schema }, 120_000, coreStarted));
+    procs.push(await startServerProcess({ GD_ROLE: 'core', GD_NODE_NAME: `bench-core-${c + 1}`, GD_CLUSTER_PREFIX: prefix, REDIS_URL: redisUrl, DATABASE_URL: databaseUrl, DATABASE_SCHEMA: schema, ...UNLIMITED }, 120_000, coreStarted));
   }
   const leases = new RegionLeases(redis, { owner: 'bench-edge', prefix });
   const busConn = redis.duplicate();
@@ -198,12 +205,14 @@ async function nearest(cores: number, edge: NearestScatter<RankedHit>, baseline:
 }
 
 const SECRET = 'bench-edge-secret-0123456789abcdefghij';
+const UNLIMITED_N = '10000000';
+/** Rate limits and open-request bounds out of the way: the bench measures the machine, not the allowance. */
+const UNLIMITED = { RATE_PER_SEC: UNLIMITED_N, RATE_BURST: UNLIMITED_N, GATEWAY_INGEST_PER_SEC: UNLIMITED_N, GATEWAY_INGEST_BURST: UNLIMITED_N, OPEN_REQUESTS_PER_REQUESTER: UNLIMITED_N };
 
 /** Ingest and nearest through one real edge process in front of the cores. */
-async function throughEdge(cores: number, procs: ServerProcess[], prefix: string, redisPid: number, local: { movePerSec: number; nearestPerSec: number }): Promise<void> {
-  const unlimited = '10000000';
+async function throughEdge(cores: number, procs: ServerProcess[], prefix: string, redisPid: number, local: Baselines): Promise<void> {
   const edge = await startServerProcess(
-    { GD_ROLE: 'edge', GD_NODE_NAME: 'bench-edge-proc', GD_CLUSTER_PREFIX: prefix, REDIS_URL: redisUrl, JWT_SECRET: SECRET, RATE_PER_SEC: unlimited, RATE_BURST: unlimited, GATEWAY_INGEST_PER_SEC: unlimited, GATEWAY_INGEST_BURST: unlimited },
+    { GD_ROLE: 'edge', GD_NODE_NAME: 'bench-edge-proc', GD_CLUSTER_PREFIX: prefix, REDIS_URL: redisUrl, JWT_SECRET: SECRET, ...UNLIMITED },
     60_000,
     edgeStarted,
   );
@@ -211,6 +220,7 @@ async function throughEdge(cores: number, procs: ServerProcess[], prefix: string
   try {
     await edgeIngest(cores, procs, edge, redisPid, auth.signToken({ sub: 'bench-gw', role: 'admin' }, 3600), local.movePerSec);
     edgeNearest(cores, edge, auth.signToken({ sub: 'bench-map', role: 'dispatcher' }, 3600), local.nearestPerSec);
+    edgeRequests(cores, edge, auth.signToken({ sub: 'bench-shop', role: 'requester' }, 3600), local.requestsPerSec);
   } finally {
     await edge.stop().catch(() => edge.kill());
   }
@@ -269,15 +279,48 @@ async function edgeIngest(cores: number, procs: ServerProcess[], edge: ServerPro
 
 /** wrk over the edge's /v1/nearby, cycling the bench's queries (a Lua script); only 2xx answers count. */
 function edgeNearest(cores: number, edge: ServerProcess, token: string, baseline: number): void {
-  const script = join(tmpdir(), `gd-cluster-bench-${process.pid}.lua`);
   const paths = queries.slice(0, 500).map(([qlat, qlng]) => `"/v1/nearby?lat=${qlat.toFixed(6)}&lng=${qlng.toFixed(6)}&k=10&radius=5000"`);
-  writeFileSync(script, `local paths = {${paths.join(',')}}\nlocal i = 0\nrequest = function()\n  i = i % #paths + 1\n  return wrk.format("GET", paths[i], { ["Authorization"] = "Bearer ${token}" })\nend\n`);
+  const run = wrk(edge.base, `local paths = {${paths.join(',')}}\nlocal i = 0\nrequest = function()\n  i = i % #paths + 1\n  return wrk.format("GET", paths[i], { ["Authorization"] = "Bearer ${token}" })\nend\n`);
+  if (run === undefined) return;
+  report({ bench: `cluster.edge.nearest.cores${cores}`, n: run.ok, value: run.rate, unit: 'queries/s', basis: '2xx answers over HTTP through the edge (wrk)', non2xx: run.bad, baseline: 'one-process-engine-nearby', baselineValue: baseline, ratio: rateRatio(run.rate, baseline) });
+  report({ bench: `cluster.edge.nearest.cores${cores}.p50`, n: run.total, value: run.p50, unit: 'ms' });
+  report({ bench: `cluster.edge.nearest.cores${cores}.p99`, n: run.total, value: run.p99, unit: 'ms' });
+}
+
+/** Deliveries created over HTTP (wrk POSTs cycling the bench's points as pickups); only 201s count: each is committed to PostgreSQL. */
+function createRequests(base: string, token: string): WrkRun | undefined {
+  const bodies = queries.slice(0, 500).map(([qlat, qlng]) => `'${JSON.stringify({ kind: 'delivery', urgency: 'routine', pickup: { lat: Number(qlat.toFixed(6)), lng: Number(qlng.toFixed(6)) }, dropoff: { lat: Number((qlat + 0.01).toFixed(6)), lng: Number(qlng.toFixed(6)) } })}'`);
+  return wrk(base, `local bodies = {${bodies.join(',')}}\nlocal i = 0\nrequest = function()\n  i = i % #bodies + 1\n  return wrk.format("POST", "/v1/requests", { ["Authorization"] = "Bearer ${token}", ["Content-Type"] = "application/json" }, bodies[i])\nend\n`);
+}
+
+/** Requests created and committed through the edge into the cores, against one process (GD_ROLE=all) on the same PostgreSQL. */
+function edgeRequests(cores: number, edge: ServerProcess, token: string, baseline: number | undefined): void {
+  const run = createRequests(edge.base, token);
+  if (run === undefined) return;
+  report({ bench: `cluster.edge.requests.cores${cores}`, n: run.ok, value: run.rate, unit: 'requests/s', basis: '201 answers through the edge: committed by the owning core under its epoch (wrk)', non2xx: run.bad, baseline: 'one-process-GD_ROLE=all-same-postgres', baselineValue: baseline ?? Number.NaN, ratio: baseline === undefined ? Number.NaN : rateRatio(run.rate, baseline) });
+  report({ bench: `cluster.edge.requests.cores${cores}.p50`, n: run.total, value: run.p50, unit: 'ms' });
+  report({ bench: `cluster.edge.requests.cores${cores}.p99`, n: run.total, value: run.p99, unit: 'ms' });
+}
+
+interface WrkRun {
+  total: number;
+  ok: number;
+  bad: number;
+  rate: number;
+  p50: number;
+  p99: number;
+}
+
+/** Runs wrk with a Lua script against `base` for the phase's duration; undefined (and a note) without wrk. */
+function wrk(base: string, lua: string): WrkRun | undefined {
+  const script = join(tmpdir(), `gd-cluster-bench-${process.pid}.lua`);
+  writeFileSync(script, lua);
   let out: string;
   try {
-    out = execFileSync('wrk', ['-t1', `-c${CONCURRENCY}`, `-d${SECONDS}s`, '--latency', '-s', script, edge.base], { encoding: 'utf8' });
+    out = execFileSync('wrk', ['-t1', `-c${CONCURRENCY}`, `-d${SECONDS}s`, '--latency', '-s', script, base], { encoding: 'utf8' });
   } catch (err) {
-    process.stderr.write(`wrk not run (${err instanceof Error ? err.message : String(err)}): apt-get install wrk for the edge's nearest figure\n`);
-    return;
+    process.stderr.write(`wrk not run (${err instanceof Error ? err.message : String(err)}): apt-get install wrk for the HTTP figures\n`);
+    return undefined;
   }
   const total = Number(/(\d+) requests in ([\d.]+)s/.exec(out)?.[1] ?? 0);
   const secs = Number(/requests in ([\d.]+)s/.exec(out)?.[1] ?? SECONDS);
@@ -286,10 +329,22 @@ function edgeNearest(cores: number, edge: ServerProcess, token: string, baseline
     const m = new RegExp(`\\s${label}\\s+([\\d.]+)(us|ms|s)`).exec(out);
     return m === null ? Number.NaN : Number(m[1]) * (m[2] === 'us' ? 1e-3 : m[2] === 's' ? 1e3 : 1);
   };
-  const rate = (total - bad) / secs;
-  report({ bench: `cluster.edge.nearest.cores${cores}`, n: total - bad, value: rate, unit: 'queries/s', basis: '2xx answers over HTTP through the edge (wrk)', non2xx: bad, baseline: 'one-process-engine-nearby', baselineValue: baseline, ratio: rateRatio(rate, baseline) });
-  report({ bench: `cluster.edge.nearest.cores${cores}.p50`, n: total, value: ms('50%'), unit: 'ms' });
-  report({ bench: `cluster.edge.nearest.cores${cores}.p99`, n: total, value: ms('99%'), unit: 'ms' });
+  return { total, ok: total - bad, bad, rate: (total - bad) / secs, p50: ms('50%'), p99: ms('99%') };
+}
+
+/** One process (GD_ROLE=all) on the same PostgreSQL, in a schema of its own: the baseline for requests through a cluster. */
+async function oneProcessRequests(): Promise<number | undefined> {
+  const schema = testSchemaName('gd_cluster_bench_one');
+  const proc = await startServerProcess({ DATABASE_URL: databaseUrl, DATABASE_SCHEMA: schema, SEED_CITY: 'none', JWT_SECRET: SECRET, ...UNLIMITED }, 120_000);
+  try {
+    const run = createRequests(proc.base, new Authenticator(loadConfig({ JWT_SECRET: SECRET }).jwt, []).signToken({ sub: 'bench-shop', role: 'requester' }, 3600));
+    if (run === undefined) return undefined;
+    report({ bench: 'one-process.requests', n: run.ok, value: run.rate, unit: 'requests/s', basis: '201 answers from GD_ROLE=all on the same PostgreSQL (wrk)', non2xx: run.bad });
+    return run.rate;
+  } finally {
+    await proc.stop().catch(() => proc.kill());
+    await dropTestSchema(databaseUrl, schema);
+  }
 }
 
 /** The cores' counters summed (their /health); `settled` counts every ping a core has dealt with, applied or not. */

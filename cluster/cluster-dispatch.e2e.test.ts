@@ -114,11 +114,26 @@ describe('dispatch through a cluster: requests on edge A, drivers on edge B', ()
     // the owner stored it before answering
     expect((await store.getRequest(id))?.request.status).toBeDefined();
 
+    // the requester follows it on edge A; another requester cannot
+    const tracker = await StreamClient.connect(`${edgeA.replace('http', 'ws')}/v1/stream`, { token: requester });
+    tracker.send({ t: 'track', requestId: id });
+    expect(await tracker.next((f) => f.t === 'request', 'the first track frame', 5_000)).toMatchObject({ id });
+    const snoop = await StreamClient.connect(`${edgeB.replace('http', 'ws')}/v1/stream`, { token: token('requester', 'shop-2') });
+    snoop.send({ t: 'track', requestId: id });
+    expect(await snoop.next((f) => f.t === 'error', 'a refusal', 5_000)).toMatchObject({ code: 'E_UNKNOWN_REQUEST', requestId: id });
+    snoop.close();
+
     const { courierId, frame } = await offerOf(id, 10_000);
     expect(frame.offerId).toMatch(new RegExp(`^o\\.${region}\\.`));
     const driver = drivers.get(courierId)!.socket;
     driver.send({ t: 'accept', offerId: frame.offerId });
     await driver.next((f) => f.t === 'assigned' && f.requestId === id, 'assigned', 5_000);
+    await tracker.next((f) => f.t === 'request' && f.status === 'assigned', 'the assigned track frame', 5_000);
+    // the courier moves (its socket is on edge B): the tracker on edge A sees where it is
+    const [plat, plng] = drivers.get(courierId)!.at;
+    driver.send({ t: 'loc', lat: plat + 0.002, lng: plng, ts: Date.now() });
+    const moving = await tracker.next((f) => f.t === 'request' && f.courier !== undefined && Math.abs(f.courier.lat - (plat + 0.002)) < 1e-9, 'a track frame with the courier moved', 5_000);
+    expect(moving.eta).toBeGreaterThan(0);
 
     for (const base of [edgeA, edgeB]) {
       const read = await call(base, 'GET', `/v1/requests/${id}`, { token: requester });
@@ -132,6 +147,8 @@ describe('dispatch through a cluster: requests on edge A, drivers on edge B', ()
     }
     const done = await call(edgeB, 'GET', `/v1/requests/${id}`, { token: requester });
     expect(done.body).toMatchObject({ id, status: 'delivered' });
+    await tracker.next((f) => f.t === 'request' && f.status === 'delivered', 'the delivered track frame', 5_000);
+    tracker.close();
     expect((await store.getRequest(id))?.request.status).toBe('delivered');
     // another requester's request looks missing, through any edge
     expect((await call(edgeB, 'GET', `/v1/requests/${id}`, { token: token('requester', 'shop-2') })).status).toBe(404);

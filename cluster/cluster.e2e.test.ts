@@ -234,7 +234,7 @@ describe('a cluster of two edges and two cores, used through the edges only', ()
     ws.send({ t: 'accept', offerId: 'o1' });
     expect(await ws.next((f) => f.t === 'error', 'error')).toMatchObject({ code: 'E_UNKNOWN_OFFER', offerId: 'o1' });
     ws.send({ t: 'track', requestId: 'r1' });
-    expect((await ws.next((f) => f.t === 'error', 'error')).code).toBe('E_NOT_ON_EDGE');
+    expect((await ws.next((f) => f.t === 'error', 'error')).code).toBe('E_FORBIDDEN');
     ws.close();
     // a map view costs by the regions it spans: big boxes re-watched quickly are refused, huge ones outright
     const map = await StreamClient.connect(`${edgeA.replace('http', 'ws')}/v1/stream`, { token: token('dispatcher', 'zoomer') });

@@ -11,6 +11,8 @@
  *   command (region, verb, call) ─► that region's verbs (api/request-routes.ts requestVerbs, as one process)
  *   stored events ─► driver:{courierId} (offer, assigned, revoked) ─► the edge holding the driver's socket
  *   drivers:hello {courierId} (a driver connected to an edge) ─► its live offer and carried leg sent again
+ *   track (an edge's requester socket; repeated while it tracks) ─► { t:'request' } now, then on request:{id} on
+ *     each stored change and, while a courier carries it, its position at most once a second
  *
  * What a cluster core dispatches: deliveries with a pickup point (the edge routes by it). Blood and rescue draw on
  * shared stock and recipients' room (sites that serve many regions), which needs an owner of its own: those
@@ -24,7 +26,8 @@ import type { Reply } from '../api/http-routes.js';
 import { IdempotencyKeys } from '../api/idempotency.js';
 import { ApiMetrics } from '../api/metrics.js';
 import { RequestBook } from '../api/request-book.js';
-import { type RequestVerb, requestVerbs } from '../api/request-routes.js';
+import { requestVerbs } from '../api/request-routes.js';
+import { type TrackFrame, trackFrameOf } from '../api/request-views.js';
 import type { RequestCreateBody } from '../api/schemas.js';
 import { DispatchLoop } from '../dispatch/dispatch-loop.js';
 import type { DispatchPolicy } from '../dispatch/dispatch-request.js';
@@ -36,13 +39,24 @@ import { StaleEpoch } from '../store/store-errors.js';
 import type { StoredState, Store } from '../store/store.js';
 import type { Planner } from '../workers/dispatch-pool.js';
 import type { Bus, BusHandler } from './bus.js';
-import { CommandResponder, type ForwardedCall, regionOfId, regionOfferPrefix, regionRequestId } from './owner-commands.js';
+import { type CommandVerb, CommandResponder, type ForwardedCall, regionOfId, regionOfferPrefix, regionRequestId } from './owner-commands.js';
 import { regionOf } from './regions.js';
 
 /** The channel a driver's frames travel on (the edge holding its socket subscribes). */
 export function driverChannel(courierId: string): string {
   return `driver:${courierId}`;
 }
+
+/** The channel a tracked request's frames travel on (the edges holding its trackers subscribe). */
+export function trackChannel(requestId: string): string {
+  return `request:${requestId}`;
+}
+
+/** A request is tracked this long after an edge last said so (edges repeat `track` every TRACK_REFRESH_MS). */
+export const TRACK_TTL_MS = 30_000;
+export const TRACK_REFRESH_MS = 10_000;
+/** How often carried requests' courier positions are looked at for their trackers (each at most once a second). */
+const TRACK_FLUSH_MS = 250;
 
 /** Edges say on this channel that a driver connected (payload: its courier id), so its owner repeats what it holds. */
 export const DRIVER_HELLO = 'drivers:hello';
@@ -75,6 +89,7 @@ export class CoreDispatch {
   /** Regions gained and not loaded yet, with their epochs; the load running now. */
   private readonly gaining = new Map<string, number>();
   private loading: Promise<void> | undefined;
+  private trackTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: CoreDispatchOptions) {
     // sites, donors and speeds are the core's own copies (loaded at start); couriers are the core's index
@@ -89,9 +104,15 @@ export class CoreDispatch {
     this.engine = { ...this.engine, speeds: restoreSpeeds(state) };
     await this.responder.start();
     await this.options.bus.subscribe(DRIVER_HELLO, this.hello);
+    this.trackTimer = setInterval(() => {
+      const now = Date.now();
+      for (const r of this.regions.values()) r.flushTracks(now);
+    }, TRACK_FLUSH_MS);
+    this.trackTimer.unref();
   }
 
   async stop(): Promise<void> {
+    clearInterval(this.trackTimer);
     this.gaining.clear();
     await this.settled();
     await this.responder.stop().catch(this.options.onError);
@@ -149,7 +170,10 @@ export class CoreDispatch {
     const assigned = state.assignments.map((a) => a.courierId).filter((id) => !this.engine.couriers.has(id));
     if (assigned.length > 0) await this.options.borrowCouriers(assigned);
     const seqBase = await this.options.store.nextSeqBlock();
-    const dispatch = new RegionDispatch(region, epoch, seqBase, this.engine, this.options, this.metrics, (courierId, frame) => this.toDriver(courierId, frame));
+    const dispatch = new RegionDispatch(region, epoch, seqBase, this.engine, this.options, this.metrics, {
+      driver: (courierId, frame) => this.toDriver(courierId, frame),
+      trackers: (requestId, frame) => this.toTrackers(requestId, frame),
+    });
     await dispatch.start(state, Date.now());
     if (this.options.epochOf(region) !== epoch) {
       await dispatch.stop();
@@ -169,7 +193,7 @@ export class CoreDispatch {
   }
 
   /** Runs a forwarded command over the region's dispatch. */
-  private async run(region: string, verb: RequestVerb, call: ForwardedCall): Promise<Reply> {
+  private async run(region: string, verb: CommandVerb, call: ForwardedCall): Promise<Reply> {
     const dispatch = this.regions.get(region);
     if (dispatch === undefined) throw new ApiError(503, 'E_REGION_UNAVAILABLE', `region ${region} is moving between cores; nothing was done, retry in a few seconds`);
     if (verb === 'create') {
@@ -177,8 +201,10 @@ export class CoreDispatch {
       if (b?.kind !== 'delivery' || b.pickup === undefined) throw new ApiError(501, 'E_NOT_ON_EDGE', 'a cluster dispatches deliveries with a pickup point; blood and rescue requests are served by GD_ROLE=all');
       if (regionOf(b.pickup.lat, b.pickup.lng) !== region) throw new ApiError(503, 'E_REGION_UNAVAILABLE', 'the request reached the wrong region owner; retry');
     } else if (regionOfId(String(call.params[0])) !== region) {
-      throw new ApiError(404, verb === 'accept' || verb === 'decline' ? 'E_UNKNOWN_OFFER' : 'E_UNKNOWN_REQUEST', verb === 'accept' || verb === 'decline' ? 'no such offer' : 'no such request');
+      const offer = verb === 'accept' || verb === 'decline';
+      throw new ApiError(404, offer ? 'E_UNKNOWN_OFFER' : 'E_UNKNOWN_REQUEST', offer ? 'no such offer' : 'no such request');
     }
+    if (verb === 'track') return dispatch.track(call);
     try {
       return await dispatch.verbs[verb]({ ...call, query: '', accept: undefined });
     } catch (err) {
@@ -191,6 +217,10 @@ export class CoreDispatch {
 
   private toDriver(courierId: string, frame: Record<string, unknown>): void {
     this.options.bus.publish(driverChannel(courierId), pack(frame)).catch(this.options.onError);
+  }
+
+  private toTrackers(requestId: string, frame: TrackFrame): void {
+    this.options.bus.publish(trackChannel(requestId), pack(frame)).catch(this.options.onError);
   }
 
   private driverConnected(payload: Buffer): void {
@@ -212,6 +242,9 @@ class RegionDispatch {
   private readonly loop: DispatchLoop;
   private readonly journal: DispatchJournal;
   private readonly pump: DispatchPump;
+  /** Requests an edge tracks (until when), and the courier ping last sent to their trackers. */
+  private readonly tracked = new Map<string, { until: number; sentTs: number }>();
+  private readonly toDriver: (courierId: string, frame: Record<string, unknown>) => void;
 
   constructor(
     readonly region: string,
@@ -220,8 +253,9 @@ class RegionDispatch {
     private readonly engine: EngineIndexes,
     private readonly options: CoreDispatchOptions,
     metrics: ApiMetrics,
-    private readonly toDriver: (courierId: string, frame: Record<string, unknown>) => void,
+    private readonly send: { driver: (courierId: string, frame: Record<string, unknown>) => void; trackers: (requestId: string, frame: TrackFrame) => void },
   ) {
+    this.toDriver = send.driver;
     const { couriers, sites, donors, speeds } = engine;
     this.loop = new DispatchLoop({ couriers, sites, donors, speeds, policy: options.policy, offerTtlMs: options.offerTtlMs, offerIdPrefix: regionOfferPrefix(region) });
     this.journal = new DispatchJournal(options.store, this.loop, seqBase, {
@@ -240,10 +274,13 @@ class RegionDispatch {
     });
     this.pump.addSink({
       deliver: (events) => {
+        const changed = new Set<string>();
         for (const e of events) {
           const out = driverFrame(e, (leg) => this.parentId(leg));
           if (out !== undefined) this.toDriver(out.courierId, out.frame);
+          if ('requestId' in e && typeof e.requestId === 'string') changed.add(this.parentId(e.requestId));
         }
+        for (const id of changed) if (this.tracked.has(id)) this.sendTrack(id);
       },
       rolledBack: () => undefined,
     });
@@ -283,6 +320,40 @@ class RegionDispatch {
     await this.pump.stop();
     await Promise.race([this.journal.settled(), new Promise((r) => setTimeout(r, 5_000).unref())]);
     for (const o of this.loop.lifecycle.liveOffers()) if (this.engine.couriers.has(o.courierId)) this.engine.couriers.setStatus(o.courierId, 'available');
+  }
+
+  /** An edge's requester tracks a request: its frame now (another requester's request looks missing), and changes for TRACK_TTL_MS. */
+  track(call: ForwardedCall): Reply {
+    const id = String(call.params[0]);
+    const booked = this.book.get(id);
+    const p = call.principal;
+    if (booked === undefined || (p.role === 'requester' && (booked.owner !== p.sub || booked.ownerRole !== 'requester'))) throw new ApiError(404, 'E_UNKNOWN_REQUEST', 'no such request');
+    this.tracked.set(id, { until: Date.now() + TRACK_TTL_MS, sentTs: this.tracked.get(id)?.sentTs ?? Number.NaN });
+    return { status: 200, body: trackFrameOf(this.sources, id) };
+  }
+
+  /** Tracked requests whose courier pinged since their last frame (a second or more ago) get a frame; lapsed ones are dropped. */
+  flushTracks(now: number): void {
+    for (const [id, t] of this.tracked) {
+      if (t.until < now || this.book.get(id) === undefined) {
+        this.tracked.delete(id);
+        continue;
+      }
+      const courierId = this.loop.status(id)?.legs.find((l) => l.status === 'assigned' || l.status === 'picked_up')?.courierId;
+      const ts = courierId === undefined ? Number.NaN : (this.engine.couriers.get(courierId)?.ts ?? Number.NaN);
+      if (Number.isNaN(ts) || ts === t.sentTs || (!Number.isNaN(t.sentTs) && ts - t.sentTs < 1_000)) continue;
+      t.sentTs = ts;
+      this.sendTrack(id);
+    }
+  }
+
+  private sendTrack(id: string): void {
+    const frame = trackFrameOf(this.sources, id);
+    if (frame !== undefined) this.send.trackers(id, frame);
+  }
+
+  private get sources(): { book: RequestBook; loop: DispatchLoop; couriers: CourierIndex } {
+    return { book: this.book, loop: this.loop, couriers: this.engine.couriers };
   }
 
   catchUp(courierId: string): Record<string, unknown>[] {

@@ -8,7 +8,7 @@
  *   accept / decline ─► the offer's region owner (OwnerCommands) ─► nothing more, or { t:'error', offerId }
  *   driver connects  ─► subscribes driver:{id} (offer / assigned / revoked frames from any core) ─► drivers:hello,
  *                       so the owner repeats the offer it holds and the leg it carries; one live socket per driver
- *   track ─► { t:'error', code: E_NOT_ON_EDGE } (requesters read GET /v1/requests/{id} through a cluster)
+ *   track ─► EdgeTracking (the owner checks and answers; then its frames on request:{id})
  *
  * Frame rate limits are this edge's own (a socket lives on one edge); the HTTP routes' buckets are shared.
  */
@@ -29,6 +29,7 @@ import { pack, unpack } from 'msgpackr';
 import type { Bus, BusHandler } from './bus.js';
 import { DRIVER_HELLO, driverChannel } from './core-dispatch.js';
 import { type OwnerCommands, regionOfId } from './owner-commands.js';
+import { EdgeTracking } from './edge-tracking.js';
 import { EdgeWatches } from './edge-watches.js';
 import type { NearestScatter } from './nearest-scatter.js';
 import type { PingFunnel } from './ping-funnel.js';
@@ -50,6 +51,7 @@ export interface EdgeStreamDeps {
 export class EdgeStream {
   private readonly sockets: StreamSockets;
   private readonly watches: EdgeWatches;
+  private readonly tracking: EdgeTracking;
   private timer: NodeJS.Timeout | undefined;
   /** Each gateway socket's last ack still to be sent: the next one waits for it. */
   private readonly acks = new WeakMap<Socket, Promise<void>>();
@@ -59,6 +61,7 @@ export class EdgeStream {
   constructor(private readonly deps: EdgeStreamDeps) {
     const { config, auth, limits, metrics, logger, clock, draining } = deps;
     this.sockets = new StreamSockets({ config, auth, limits, metrics, logger, clock, draining, handle: (s, st, t, frame) => this.handle(s, st, t, frame) });
+    this.tracking = new EdgeTracking({ bus: deps.bus, commands: deps.commands, sockets: this.sockets, clock, onError: (err) => logger.warn({ err }, 'edge request tracking') });
     this.watches = new EdgeWatches({ ws: config.ws, bus: deps.bus, scatter: deps.scatter, sockets: this.sockets, onError: (err) => logger.warn({ err }, 'edge map watch') });
   }
 
@@ -72,6 +75,7 @@ export class EdgeStream {
       (s) => {
         if (!this.sockets.closed(s)) return;
         this.watches.unwatch(s);
+        this.tracking.untrack(s, s.getUserData() as SocketState);
         this.driverClosed(s);
       },
     );
@@ -81,11 +85,13 @@ export class EdgeStream {
   start(): void {
     this.timer ??= setInterval(() => this.watches.flush(this.deps.clock()), 25);
     this.timer.unref();
+    this.tracking.start();
   }
 
   stop(): void {
     clearInterval(this.timer);
     this.timer = undefined;
+    this.tracking.stop();
   }
 
   closeAll(code: number, reason: string): void {
@@ -194,7 +200,9 @@ export class EdgeStream {
         return;
       }
       case 'track':
-        throw new ApiError(501, 'E_NOT_ON_EDGE', `'track' is not served by a cluster edge yet; read GET /v1/requests/{id}, or use GD_ROLE=all`);
+        requireRole(p, 'requester', 'dispatcher', 'admin');
+        this.tracking.track(s, st, validate<{ requestId: string }>('wsTrack', frame).requestId);
+        return;
       default:
         throw new ApiError(400, 'E_UNKNOWN_FRAME', `unknown frame type '${t.slice(0, 32)}' (loc, locs, watch on a cluster edge)`);
     }

@@ -43,6 +43,9 @@ export function regionOfId(id: string): string | undefined {
   return REGION_IN_ID.exec(id)?.[1];
 }
 
+/** A command a core runs: a request route's verb, or `track` (a requester's socket following one request). */
+export type CommandVerb = RequestVerb | 'track';
+
 /** What crosses the bus of a route call (the parts a verb reads). */
 export type ForwardedCall = Pick<RouteCall, 'params' | 'body' | 'idempotencyKey' | 'now'> & { principal: Principal };
 
@@ -50,7 +53,7 @@ interface Ask {
   id: string;
   replyTo: string;
   region: string;
-  verb: RequestVerb;
+  verb: CommandVerb;
   call: ForwardedCall;
 }
 
@@ -90,7 +93,7 @@ export class OwnerCommands {
   }
 
   /** Calls `verb` on the owner of `region`; its answer, or 503 when no core holds the region or none answers. */
-  async ask(region: string, verb: RequestVerb, call: ForwardedCall, timeoutMs = this.timeoutMs): Promise<Reply> {
+  async ask(region: string, verb: CommandVerb, call: ForwardedCall, timeoutMs = this.timeoutMs): Promise<Reply> {
     let owner: string | undefined | null;
     try {
       [owner] = await this.directory.holders([region]);
@@ -109,7 +112,7 @@ export class OwnerCommands {
       });
     });
     if (answer === undefined) {
-      const what = REQUEST_ROUTES[verb].method === 'get' ? 'nothing was changed' : 'the change may or may not have been made: read it back, or retry a create with the same Idempotency-Key';
+      const what = verb === 'track' || REQUEST_ROUTES[verb].method === 'get' ? 'nothing was changed' : 'the change may or may not have been made: read it back, or retry a create with the same Idempotency-Key';
       throw new ApiError(503, 'E_OWNER_TIMEOUT', `the owner of region ${region} did not answer in ${timeoutMs / 1000} s; ${what}`);
     }
     if ('error' in answer) throw new ApiError(answer.error.status, answer.error.code, answer.error.message);
@@ -124,7 +127,7 @@ export class CommandResponder {
   constructor(
     private readonly bus: Bus,
     private readonly core: string,
-    run: (region: string, verb: RequestVerb, call: ForwardedCall) => Promise<Reply>,
+    run: (region: string, verb: CommandVerb, call: ForwardedCall) => Promise<Reply>,
     onError: (err: unknown) => void = () => undefined,
   ) {
     this.handler = (_channel, payload) => {
@@ -162,7 +165,7 @@ export class CommandResponder {
 function badAsk(a: Ask): string | undefined {
   if (typeof a !== 'object' || a === null) return 'not an object';
   if (typeof a.id !== 'string' || typeof a.replyTo !== 'string' || !a.replyTo.startsWith('edge:')) return 'no id or edge reply channel';
-  if (typeof a.region !== 'string' || !Object.hasOwn(REQUEST_ROUTES, a.verb)) return 'no region or an unknown verb';
+  if (typeof a.region !== 'string' || !(a.verb === 'track' || Object.hasOwn(REQUEST_ROUTES, a.verb))) return 'no region or an unknown verb';
   const c = a.call;
   if (typeof c !== 'object' || c === null || !Array.isArray(c.params) || typeof c.now !== 'number' || typeof c.principal?.sub !== 'string' || typeof c.principal?.role !== 'string') return 'a malformed call';
   return undefined;

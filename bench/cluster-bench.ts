@@ -366,7 +366,11 @@ function ticks(pid: number): number {
 /** Clock ticks per second in /proc/<pid>/stat (USER_HZ: 100 on Linux whatever the kernel's HZ). */
 const USER_HZ = 100;
 
-main().catch((err: unknown) => {
-  console.error(err);
-  process.exit(1);
-});
+// exit when done: a server process's pipes or a Redis reconnect timer must not hold a finished bench open
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);

@@ -3,6 +3,7 @@
  * core's own courier index with a journal fenced by the region's epoch, fed by the request commands edges forward
  * (owner-commands.ts), its offers published to the drivers' channels.
  *
+ *   every region's journal ─► GroupCommits (one PostgreSQL transaction for what the regions hand over together)
  *   gained r (epoch e) ─► seq block (store) ─► r's open deliveries from PostgreSQL ─► replayed into a new loop
  *                        (assignments restored; offers live when the last holder died expired and their legs
  *                        pending, committed under e) ─► pump started ─► commands for r served
@@ -39,6 +40,7 @@ import { StaleEpoch } from '../store/store-errors.js';
 import type { StoredState, Store } from '../store/store.js';
 import type { Planner } from '../workers/dispatch-pool.js';
 import type { Bus, BusHandler } from './bus.js';
+import { GroupCommits } from './group-commits.js';
 import { type CommandVerb, CommandResponder, type ForwardedCall, regionOfId, regionOfferPrefix, regionRequestId } from './owner-commands.js';
 import { regionOf } from './regions.js';
 
@@ -85,6 +87,8 @@ export class CoreDispatch {
   private engine: EngineIndexes;
   private readonly responder: CommandResponder;
   private readonly metrics = new ApiMetrics();
+  /** The regions' commits, grouped into shared transactions. */
+  private readonly commits: GroupCommits;
   private readonly hello: BusHandler = (_c, payload) => this.driverConnected(payload);
   /** Regions gained and not loaded yet, with their epochs; the load running now. */
   private readonly gaining = new Map<string, number>();
@@ -94,6 +98,7 @@ export class CoreDispatch {
   constructor(private readonly options: CoreDispatchOptions) {
     // sites, donors and speeds are the core's own copies (loaded at start); couriers are the core's index
     this.engine = { ...createEngineIndexes(), couriers: options.couriers };
+    this.commits = new GroupCommits(options.store);
     this.responder = new CommandResponder(options.bus, options.name, (region, verb, call) => this.run(region, verb, call), options.onError);
   }
 
@@ -170,7 +175,7 @@ export class CoreDispatch {
     const assigned = state.assignments.map((a) => a.courierId).filter((id) => !this.engine.couriers.has(id));
     if (assigned.length > 0) await this.options.borrowCouriers(assigned);
     const seqBase = await this.options.store.nextSeqBlock();
-    const dispatch = new RegionDispatch(region, epoch, seqBase, this.engine, this.options, this.metrics, {
+    const dispatch = new RegionDispatch(region, epoch, seqBase, this.engine, this.options, this.commits, this.metrics, {
       driver: (courierId, frame) => this.toDriver(courierId, frame),
       trackers: (requestId, frame) => this.toTrackers(requestId, frame),
     });
@@ -252,13 +257,14 @@ class RegionDispatch {
     private readonly seqBase: number,
     private readonly engine: EngineIndexes,
     private readonly options: CoreDispatchOptions,
+    commits: GroupCommits,
     metrics: ApiMetrics,
     private readonly send: { driver: (courierId: string, frame: Record<string, unknown>) => void; trackers: (requestId: string, frame: TrackFrame) => void },
   ) {
     this.toDriver = send.driver;
     const { couriers, sites, donors, speeds } = engine;
     this.loop = new DispatchLoop({ couriers, sites, donors, speeds, policy: options.policy, offerTtlMs: options.offerTtlMs, offerIdPrefix: regionOfferPrefix(region) });
-    this.journal = new DispatchJournal(options.store, this.loop, seqBase, {
+    this.journal = new DispatchJournal(commits, this.loop, seqBase, {
       fences: [{ region, epoch }],
       onHealthChange: (healthy, err) => healthy || options.onError(err ?? new Error(`region ${region}: commits failing`)),
     });

@@ -85,6 +85,11 @@ export class RequestBook {
   }
 
   /** Number of requests recorded. */
+  /** The ids of the requests held. */
+  ids(): IterableIterator<string> {
+    return this.byId.keys();
+  }
+
   get size(): number {
     return this.byId.size;
   }

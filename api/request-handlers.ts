@@ -32,6 +32,8 @@ export interface RequestDeps extends RequestViewSources {
   limits: { openPerRequester: number };
   /** Makes a new request's id (default newRequestId; a cluster core names its region in it). */
   newId?: () => string;
+  /** A principal's open requests counted elsewhere (a cluster core: as stored, across every core); default the book's. */
+  openRequests?: (role: string, sub: string) => Promise<number>;
 }
 
 /** A fresh request id: 96 random bits, so ids are unique across restarts and leak nothing about volume. */
@@ -45,7 +47,10 @@ export async function createRequest(deps: RequestDeps, b: RequestCreateBody, pri
     const s = deps.pump.summary(id)?.status;
     return s !== undefined && s !== 'delivered' && s !== 'cancelled' && s !== 'failed';
   };
-  if (deps.book.atLimit(principal.role, principal.sub, deps.limits.openPerRequester, isOpen)) {
+  const atLimit = deps.openRequests !== undefined
+    ? (await deps.openRequests(principal.role, principal.sub).catch((err: unknown) => Promise.reject(storeDown(err)))) >= deps.limits.openPerRequester
+    : deps.book.atLimit(principal.role, principal.sub, deps.limits.openPerRequester, isOpen);
+  if (atLimit) {
     throw new ApiError(429, 'E_TOO_MANY_OPEN_REQUESTS', `at most ${deps.limits.openPerRequester} open requests per principal; wait for some to end or cancel them`);
   }
   if (b.deadline !== undefined && b.deadline <= now) throw new ApiError(422, 'E_DEADLINE_PASSED', 'the deadline is already past');
@@ -80,9 +85,14 @@ export async function createRequest(deps: RequestDeps, b: RequestCreateBody, pri
 export async function readRequest(deps: RequestDeps, id: string, p: Principal): Promise<RequestView> {
   const live = deps.book.get(id);
   if (live !== undefined) return liveRequestView(deps, ownedOrMissing(live.owner, live.ownerRole, p) && live, deps.pump.summary(id), p.role);
+  return readStoredRequest(deps.store, id, p);
+}
+
+/** The request as stored, as `p` may see it (another requester's looks missing). */
+export async function readStoredRequest(store: Pick<Store, 'getRequest'>, id: string, p: Principal): Promise<RequestView> {
   let stored;
   try {
-    stored = await deps.store.getRequest(id);
+    stored = await store.getRequest(id);
   } catch (err) {
     throw storeDown(err);
   }

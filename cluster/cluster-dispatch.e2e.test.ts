@@ -161,6 +161,14 @@ describe('dispatch through a cluster: requests on edge A, drivers on edge B', ()
     expect(unknownOffer.body).toMatchObject({ error: { code: 'E_UNKNOWN_OFFER' } });
     expect((await call(edgeB, 'GET', '/v1/requests/r_notacluster1d', { token: requester })).status).toBe(404);
     expect((await call(edgeB, 'GET', `/v1/requests/r.${region}.nothere`, { token: requester })).body).toMatchObject({ error: { code: 'E_UNKNOWN_REQUEST' } });
+    // ids naming no region cell, or a region the cluster never used: 404 at once (nothing is live there)
+    const sydney = regionOf(-33.8688, 151.2093);
+    const t0 = Date.now();
+    expect((await call(edgeA, 'GET', '/v1/requests/r.8f0000000000000.x', { token: requester })).status).toBe(404);
+    expect((await call(edgeA, 'GET', `/v1/requests/r.${sydney}.nothere`, { token: requester })).body).toMatchObject({ error: { code: 'E_UNKNOWN_REQUEST' } });
+    expect((await call(edgeA, 'POST', `/v1/requests/r.${sydney}.nothere/cancel`, { token: requester })).status).toBe(404);
+    expect((await call(edgeA, 'POST', `/v1/offers/o.${sydney}.00-1/accept`, { token: token('driver', 'd0-0') })).body).toMatchObject({ error: { code: 'E_UNKNOWN_OFFER' } });
+    expect(Date.now() - t0).toBeLessThan(2_000);
     const blood = await call(edgeA, 'POST', '/v1/requests', { token: requester, body: { kind: 'blood', dropoff: { lat: VLAT, lng: VLNG }, product: 'red_cells', bloodType: 'A+', units: 1, urgency: 'emergency' } });
     expect(blood.status).toBe(501);
     expect((await call(edgeA, 'POST', '/v1/requests', { token: token('driver', 'd0-0'), body: { kind: 'delivery', pickup: { lat: VLAT, lng: VLNG }, dropoff: { lat: VLAT, lng: VLNG } } })).status).toBe(403);

@@ -35,14 +35,14 @@ describe('a region dispatch handed from one core to another', () => {
   const frames: Record<string, unknown>[] = [];
   const cores: CoreDispatch[] = [];
 
-  const core = (name: string): CoreDispatch => {
+  const core = (name: string, openPerRequester = 100): CoreDispatch => {
     const couriers = new CourierIndex();
     couriers.upsert('c1', { vehicle: 'car', capabilities: [], capacity: 1, status: 'available' });
     couriers.move('c1', P.lat + 0.001, P.lng, Date.now());
     const c = new CoreDispatch({
       name, bus, store, couriers, planner: pool.planner, borrowCouriers: async () => undefined,
       epochOf: (r) => (r === REGION ? epochs.get(name) : undefined),
-      policy: { ...DEFAULT_POLICY, mode: 'greedy' }, offerTtlMs: 60_000, tickMs: 20, openPerRequester: 100, idempotencyTtlMs: 60_000,
+      policy: { ...DEFAULT_POLICY, mode: 'greedy' }, offerTtlMs: 60_000, tickMs: 20, openPerRequester, idempotencyTtlMs: 60_000,
       onError: () => undefined,
     });
     cores.push(c);
@@ -112,6 +112,14 @@ describe('a region dispatch handed from one core to another', () => {
     const read = await ask('read', { principal: requester, params: [id] });
     expect(read.body).toMatchObject({ id, status: 'assigned' });
 
+    // a core that does not hold the region (handed back, nothing loading) answers reads from PostgreSQL, and a
+    // cancel of a request still open there with "retry" (its owner must do it), never with a guess
+    epochs.delete('core-2');
+    second.lose(REGION);
+    expect((await ask('read', { principal: requester, params: [id] })).body).toMatchObject({ id, status: 'assigned' });
+    await expect(ask('cancel', { principal: requester, params: [id] })).rejects.toMatchObject({ status: 503, code: 'E_REGION_UNAVAILABLE' });
+    await expect(ask('read', { principal: { ...requester, sub: 'shop-2' }, params: [id] })).rejects.toMatchObject({ status: 404 });
+
     const after = await store.getRequest(id);
     expect(after?.assignments).toHaveLength(1);
     expect(Object.fromEntries(after!.offers.map((o) => [o.id, o.status]))).toEqual({ [offer.offerId]: 'expired', [again.offerId]: 'accepted' });
@@ -130,5 +138,28 @@ describe('a region dispatch handed from one core to another', () => {
     } finally {
       await db.end();
     }
+  }, 30_000);
+
+  it('bounds a requester\'s open requests across the cluster, counting those other cores hold', async () => {
+    const third = core('core-3', 2);
+    await third.start();
+    expect((await store.claimRegion(REGION, 3)).claimed).toBe(true);
+    epochs.set('core-3', 3);
+    owner = 'core-3';
+    third.gain(REGION, 3);
+    await third.settled();
+    const body = { kind: 'delivery', pickup: P, dropoff: { lat: P.lat + 0.01, lng: P.lng } };
+    const shop9: Principal = { sub: 'shop-9', role: 'requester', via: 'jwt' };
+    expect((await ask('create', { principal: shop9, body })).status).toBe(201);
+    // another core committed one of shop-9's requests in its region
+    const at = Date.now();
+    await store.commitTransitions([{
+      seq: 9_000_000_000_000, at,
+      requests: [{ id: 'r.elsewhere.1', kind: 'delivery', urgency: 'routine', status: 'pending', createdAt: at, updatedAt: at, requesterId: 'shop-9', requesterRole: 'requester', payload: {} }],
+      events: [{ seq: 9_000_000_000_000, at, type: 'request.created', requestId: 'r.elsewhere.1' }],
+    }]);
+    await expect(ask('create', { principal: shop9, body })).rejects.toMatchObject({ status: 429, code: 'E_TOO_MANY_OPEN_REQUESTS' });
+    // another requester is not held back by shop-9
+    expect((await ask('create', { principal: { ...shop9, sub: 'shop-10' }, body })).status).toBe(201);
   }, 30_000);
 });

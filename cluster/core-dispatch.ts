@@ -27,7 +27,8 @@ import type { Reply } from '../api/http-routes.js';
 import { IdempotencyKeys } from '../api/idempotency.js';
 import { ApiMetrics } from '../api/metrics.js';
 import { RequestBook } from '../api/request-book.js';
-import { requestVerbs } from '../api/request-routes.js';
+import { requestId, requestVerbs } from '../api/request-routes.js';
+import { readStoredRequest } from '../api/request-handlers.js';
 import { type TrackFrame, trackFrameOf } from '../api/request-views.js';
 import type { RequestCreateBody } from '../api/schemas.js';
 import { DispatchLoop } from '../dispatch/dispatch-loop.js';
@@ -126,9 +127,9 @@ export class CoreDispatch {
     this.regions.clear();
   }
 
-  /** Regions with requests open in them (alive however few couriers ping there). */
+  /** Regions with requests open in them (alive however few couriers ping there; ended ones are read from PostgreSQL). */
   busyRegions(): string[] {
-    return [...this.regions.values()].filter((r) => r.book.size > 0).map((r) => r.region);
+    return [...this.regions.values()].filter((r) => r.hasOpen()).map((r) => r.region);
   }
 
   /** Held regions with dispatch running, and the open requests in each. */
@@ -200,7 +201,11 @@ export class CoreDispatch {
   /** Runs a forwarded command over the region's dispatch. */
   private async run(region: string, verb: CommandVerb, call: ForwardedCall): Promise<Reply> {
     const dispatch = this.regions.get(region);
-    if (dispatch === undefined) throw new ApiError(503, 'E_REGION_UNAVAILABLE', `region ${region} is moving between cores; nothing was done, retry in a few seconds`);
+    if (dispatch === undefined) {
+      // not held here, nor being loaded: a read or cancel of what ended is answered from PostgreSQL
+      if ((verb === 'read' || verb === 'cancel') && this.options.epochOf(region) === undefined && !this.gaining.has(region)) return this.fromStore(verb, call);
+      throw new ApiError(503, 'E_REGION_UNAVAILABLE', `region ${region} is moving between cores; nothing was done, retry in a few seconds`);
+    }
     if (verb === 'create') {
       const b = call.body as RequestCreateBody;
       if (b?.kind !== 'delivery' || b.pickup === undefined) throw new ApiError(501, 'E_NOT_ON_EDGE', 'a cluster dispatches deliveries with a pickup point; blood and rescue requests are served by GD_ROLE=all');
@@ -218,6 +223,14 @@ export class CoreDispatch {
       if (this.regions.get(region) === dispatch) this.lose(region);
       throw new ApiError(503, 'E_REGION_UNAVAILABLE', `this core no longer owns region ${region}; nothing was stored, retry`);
     }
+  }
+
+  /** A request of a region no core holds: read as stored; a cancel of one that ended is a conflict (of an open one, retry). */
+  private async fromStore(verb: 'read' | 'cancel', call: ForwardedCall): Promise<Reply> {
+    const view = await readStoredRequest(this.options.store, requestId(String(call.params[0])), call.principal);
+    if (verb === 'read') return { status: 200, body: view };
+    if (view.status === 'delivered' || view.status === 'cancelled' || view.status === 'failed') throw new ApiError(409, 'E_CONFLICT', `not possible now: the request is ${view.status}`);
+    throw new ApiError(503, 'E_REGION_UNAVAILABLE', 'the request is open and its region is moving between cores; nothing was done, retry');
   }
 
   private toDriver(courierId: string, frame: Record<string, unknown>): void {
@@ -295,6 +308,8 @@ class RegionDispatch {
       book: this.book, loop: this.loop, couriers, sites, pump: this.pump, idempotency, store: options.store, metrics,
       limits: { openPerRequester: options.openPerRequester },
       newId: () => regionRequestId(region),
+      // one bound per requester across the cluster, not per region: counted as stored
+      openRequests: (role, sub) => options.store.countOpenRequests(sub, role),
     });
   }
 
@@ -326,6 +341,15 @@ class RegionDispatch {
     await this.pump.stop();
     await Promise.race([this.journal.settled(), new Promise((r) => setTimeout(r, 5_000).unref())]);
     for (const o of this.loop.lifecycle.liveOffers()) if (this.engine.couriers.has(o.courierId)) this.engine.couriers.setStatus(o.courierId, 'available');
+  }
+
+  /** Whether a request of this region is still open (delivered, cancelled and failed ones do not keep a region). */
+  hasOpen(): boolean {
+    for (const id of this.book.ids()) {
+      const status = this.loop.status(id)?.status;
+      if (status !== undefined && status !== 'delivered' && status !== 'cancelled' && status !== 'failed') return true;
+    }
+    return false;
   }
 
   /** An edge's requester tracks a request: its frame now (another requester's request looks missing), and changes for TRACK_TTL_MS. */

@@ -6,9 +6,10 @@
  *   GET / cancel / progress /v1/requests/{r.<h3>.…}     ─► region in the id ────┼─► OwnerCommands.ask ─► the owner's reply
  *   accept / decline /v1/offers/{o.<h3>.…}              ─► region in the id ────┘
  *
- * While a region has no owner (a core died and its lease has not lapsed, or nobody ever pinged there) the edge
- * waits up to REGION_WAIT_MS for one, asking again when the owner says it is still loading the region; past that,
- * 503 with nothing done.
+ * While a region has no owner (a core died and its lease has not lapsed) the edge waits up to REGION_WAIT_MS for
+ * one, asking again when the owner says it is still loading the region; past that, 503 with nothing done. A
+ * region the cluster does not know (never used, or forgotten once nothing was open there) has nothing live: a
+ * read or cancel is answered by any core from PostgreSQL, an offer or progress is 404 at once.
  */
 import { ApiError } from '../api/api-error.js';
 import type { AddRoute, Reply, RouteCall } from '../api/http-routes.js';
@@ -40,17 +41,34 @@ export function registerForwardedRequests(add: AddRoute, commands: OwnerCommands
 async function forward(commands: OwnerCommands, register: (region: string) => Promise<void>, verb: RequestVerb, call: RouteCall): Promise<Reply> {
   const region = regionOfCall(verb, call);
   if (verb === 'create') await register(region); // a region nobody pinged yet gets an owner too
+  const forwarded = { params: call.params, body: call.body, idempotencyKey: call.idempotencyKey, now: call.now, principal: call.principal };
   const until = Date.now() + REGION_WAIT_MS;
   for (;;) {
-    try {
-      const left = Math.max(500, Math.min(ASK_TIMEOUT_MS, until - Date.now()));
-      return await commands.ask(region, verb, { params: call.params, body: call.body, idempotencyKey: call.idempotencyKey, now: call.now, principal: call.principal }, left);
-    } catch (err) {
-      // nothing was done: no owner yet, or the owner is still loading the region — worth asking again shortly
-      if (!(err instanceof ApiError && err.code === 'E_REGION_UNAVAILABLE') || Date.now() + RETRY_EVERY_MS > until) throw err;
-      await new Promise((r) => setTimeout(r, RETRY_EVERY_MS));
+    const owner = await commands.ownerOf(region);
+    if (owner === null && verb !== 'create') {
+      // the cluster holds nothing open there (cores keep regions with open requests): what is left is in
+      // PostgreSQL, which any core reads; offers and progress have nothing to act on
+      if (verb !== 'read' && verb !== 'cancel') throw notFound(verb);
+      const core = await commands.anyCore();
+      if (core === undefined) throw new ApiError(503, 'E_REGION_UNAVAILABLE', 'no core is running; retry in a few seconds');
+      return commands.askCore(core, region, verb, forwarded, ASK_TIMEOUT_MS);
     }
+    if (typeof owner === 'string') {
+      try {
+        return await commands.askCore(owner, region, verb, forwarded, Math.max(500, Math.min(ASK_TIMEOUT_MS, until - Date.now())));
+      } catch (err) {
+        // nothing was done: the owner is still loading the region, or just lost it — worth asking again shortly
+        if (!(err instanceof ApiError && err.code === 'E_REGION_UNAVAILABLE') || Date.now() + RETRY_EVERY_MS > until) throw err;
+      }
+    } else if (Date.now() + RETRY_EVERY_MS > until) {
+      throw new ApiError(503, 'E_REGION_UNAVAILABLE', `region ${region} has no owner right now (a core is taking it over); nothing was done, retry in a few seconds`);
+    }
+    await new Promise((r) => setTimeout(r, RETRY_EVERY_MS));
   }
+}
+
+function notFound(verb: RequestVerb): ApiError {
+  return verb === 'accept' || verb === 'decline' ? new ApiError(404, 'E_UNKNOWN_OFFER', 'no such offer') : new ApiError(404, 'E_UNKNOWN_REQUEST', 'no such request');
 }
 
 /** The region a call belongs to: the pickup's for a create, the one named in the id otherwise. */
@@ -64,5 +82,5 @@ function regionOfCall(verb: RequestVerb, call: RouteCall): string {
   }
   const region = regionOfId(call.params[0] ?? '');
   if (region !== undefined) return region;
-  throw verb === 'accept' || verb === 'decline' ? new ApiError(404, 'E_UNKNOWN_OFFER', 'no such offer') : new ApiError(404, 'E_UNKNOWN_REQUEST', 'no such request');
+  throw notFound(verb);
 }

@@ -204,7 +204,7 @@ export class EdgeStream {
         this.tracking.track(s, st, validate<{ requestId: string }>('wsTrack', frame).requestId);
         return;
       default:
-        throw new ApiError(400, 'E_UNKNOWN_FRAME', `unknown frame type '${t.slice(0, 32)}' (loc, locs, watch on a cluster edge)`);
+        throw new ApiError(400, 'E_UNKNOWN_FRAME', `unknown frame type '${t.slice(0, 32)}' (loc, locs, accept, decline, watch, track)`);
     }
   }
 }

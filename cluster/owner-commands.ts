@@ -19,7 +19,9 @@ import type { Principal } from '../api/auth.js';
 import type { Reply, RouteCall } from '../api/http-routes.js';
 import { REQUEST_ROUTES, type RequestVerb } from '../api/request-routes.js';
 import type { Bus, BusHandler } from './bus.js';
+import { getResolution, isValidCell } from 'h3-js';
 import type { OwnerDirectory } from './nearest-scatter.js';
+import { REGION_RES } from './regions.js';
 
 /** The channel a core takes request commands on. */
 export function commandChannel(core: string): string {
@@ -38,9 +40,10 @@ export function regionOfferPrefix(region: string): string {
 
 const REGION_IN_ID = /^[ro]\.([0-9a-f]{15})\./;
 
-/** The region a cluster request or offer id names, or undefined (not made by a cluster core). */
+/** The region a cluster request or offer id names, or undefined (not made by a cluster core: no such region cell). */
 export function regionOfId(id: string): string | undefined {
-  return REGION_IN_ID.exec(id)?.[1];
+  const cell = REGION_IN_ID.exec(id)?.[1];
+  return cell !== undefined && isValidCell(cell) && getResolution(cell) === REGION_RES ? cell : undefined;
 }
 
 /** A command a core runs: a request route's verb, or `track` (a requester's socket following one request). */
@@ -69,7 +72,7 @@ export class OwnerCommands {
   constructor(
     private readonly bus: Bus,
     edge: string,
-    private readonly directory: Pick<OwnerDirectory, 'holders'>,
+    private readonly directory: OwnerDirectory,
     private readonly timeoutMs = 3_000,
   ) {
     this.replyTo = `edge:${edge}:cmd`;
@@ -94,18 +97,38 @@ export class OwnerCommands {
 
   /** Calls `verb` on the owner of `region`; its answer, or 503 when no core holds the region or none answers. */
   async ask(region: string, verb: CommandVerb, call: ForwardedCall, timeoutMs = this.timeoutMs): Promise<Reply> {
-    let owner: string | undefined | null;
+    const owner = await this.ownerOf(region);
+    if (typeof owner !== 'string') throw unavailable(`region ${region} has no owner right now (a core is taking it over); nothing was done, retry in a few seconds`);
+    return this.askCore(owner, region, verb, call, timeoutMs);
+  }
+
+  /** The region's lease holder; undefined while it has none (a failover), null when the cluster does not know the region. */
+  async ownerOf(region: string): Promise<string | undefined | null> {
     try {
-      [owner] = await this.directory.holders([region]);
+      return (await this.directory.holders([region]))[0];
     } catch (err) {
       throw redisDown(err);
     }
-    if (typeof owner !== 'string') throw unavailable(`region ${region} has no owner right now (a core is taking it over); nothing was done, retry in a few seconds`);
+  }
+
+  /** A live core, any (for what PostgreSQL alone answers); undefined when none is alive. */
+  async anyCore(): Promise<string | undefined> {
+    let cores: string[];
+    try {
+      cores = await this.directory.liveCores();
+    } catch (err) {
+      throw redisDown(err);
+    }
+    return cores.length === 0 ? undefined : cores[Math.floor(Math.random() * cores.length)];
+  }
+
+  /** Calls `verb` for `region` on the core named. */
+  async askCore(owner: string, region: string, verb: CommandVerb, call: ForwardedCall, timeoutMs = this.timeoutMs): Promise<Reply> {
     const id = randomUUID();
     const answer = await new Promise<Answer | undefined>((resolve, reject) => {
       const timer = setTimeout(() => (this.waiting.delete(id), resolve(undefined)), timeoutMs);
       this.waiting.set(id, (a) => (clearTimeout(timer), this.waiting.delete(id), resolve(a)));
-      this.bus.publish(commandChannel(owner as string), pack({ id, replyTo: this.replyTo, region, verb, call } satisfies Ask)).catch((err: unknown) => {
+      this.bus.publish(commandChannel(owner), pack({ id, replyTo: this.replyTo, region, verb, call } satisfies Ask)).catch((err: unknown) => {
         clearTimeout(timer);
         this.waiting.delete(id);
         reject(redisDown(err));

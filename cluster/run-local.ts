@@ -8,7 +8,9 @@
  *   PORT          (default 8080)
  *
  * An empty database is seeded with the fixture city's couriers (SEED_CITY=none skips it), so nearby and the map
- * show something at once. Prints a token per role. Ctrl-C (or SIGTERM) stops the four processes cleanly.
+ * show something at once. Prints a token per role and each process's pid. A process killed once running (try
+ * `kill -9` on a core: the other takes its regions within the lease) is started again after 5 s. Ctrl-C (or
+ * SIGTERM) stops the four processes cleanly.
  * `--seed-only` seeds and exits (the compose profile runs it once before its cores).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -20,6 +22,8 @@ import { loadScenario } from '../fixtures/load-scenario.js';
 import { openStore } from '../store/store.js';
 
 const ENTRY = fileURLToPath(new URL('../api/main.js', import.meta.url));
+/** A process that dies once running is started again after this long (its peers serve its share meanwhile). */
+const RESTART_MS = 5_000;
 
 async function main(): Promise<void> {
   const env = process.env;
@@ -48,9 +52,21 @@ async function main(): Promise<void> {
         }
       });
     }
+    let up = false;
+    void started.then(() => {
+      up = true;
+      console.log(`[${name}] pid ${child.pid}`);
+    });
     child.once('exit', (code, signal) => {
       console.log(`[${name}] exited (${signal ?? code})`);
-      if (!stopping) stop(1);
+      if (stopping) return;
+      // killed once running (kill -9 a core to watch its regions move): started again, as a supervisor would
+      if (up) {
+        console.log(`[${name}] starting again in ${RESTART_MS / 1000} s; meanwhile the other ${role} serves`);
+        setTimeout(() => void run(name, role, at).catch(() => stop(1)), RESTART_MS).unref();
+        return;
+      }
+      stop(1);
     });
     return started;
   };

@@ -215,7 +215,7 @@ CREATE INDEX requests_listed_by_requester ON requests (requester_id, created_at 
   },
   {
     version: 7,
-    name: 'transition seq blocks: event numbers of their own for each region a cluster core takes',
+    name: 'cluster dispatch: seq blocks per region taken, open requests per requester',
     sql: SEQ_BLOCKS_MIGRATION,
   },
 ]);

@@ -36,7 +36,21 @@ RETURNING epoch::float8 AS epoch`;
  * block × SEQ_BLOCK_SIZE), so two cores committing at once never number two events alike, and a region taken
  * again numbers above everything its previous holder wrote (blocks only grow): a request's events stay in order.
  */
-export const SEQ_BLOCKS_MIGRATION = `CREATE SEQUENCE transition_seq_blocks START 1;`;
+export const SEQ_BLOCKS_MIGRATION = `
+CREATE SEQUENCE transition_seq_blocks START 1;
+-- a cluster bounds each requester's open requests across every core by counting them here (Store.countOpenRequests)
+CREATE INDEX requests_open_by_requester ON requests (requester_id) WHERE (parent_id IS NULL OR parent_id = id) AND status NOT IN ('delivered', 'cancelled', 'failed');
+`;
+
+const COUNT_OPEN = `
+SELECT count(*)::int AS n FROM requests
+WHERE requester_id = $1 AND (requester_role = $2 OR requester_role IS NULL)
+  AND (parent_id IS NULL OR parent_id = id) AND status NOT IN ('delivered', 'cancelled', 'failed')`;
+
+/** A requester's open requests (parents) as stored: the bound every core of a cluster applies. */
+export async function countOpenRequests(db: SqlSession, requesterId: string, requesterRole: string): Promise<number> {
+  return (await db.query<{ n: number }>(COUNT_OPEN, [requesterId, requesterRole]))[0]?.n ?? 0;
+}
 
 /** Seqs per block: 2^32 (a region would need four billion events under one lease to run out), 2^21 blocks in a safe integer. */
 export const SEQ_BLOCK_SIZE = 2 ** 32;

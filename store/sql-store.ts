@@ -7,7 +7,7 @@ import { runMigrations } from './migrations.js';
 import * as fq from './fleet-sql.js';
 import * as q from './sql.js';
 import type { SqlDriver, SqlSession } from './sql.js';
-import { checkFences, claimRegion, nextSeqBlock, regionEpochs, type RegionFence } from './region-fences.js';
+import { checkFences, claimRegion, countOpenRequests, nextSeqBlock, regionEpochs, type RegionFence } from './region-fences.js';
 import { StoreClosed } from './store-errors.js';
 import { isPartlyApplied, transitionRuns } from './transition-runs.js';
 import { APPEND_EVENTS, WebhookSql } from './webhook-sql.js';
@@ -214,6 +214,10 @@ export abstract class SqlStore implements Store {
 
   async nextSeqBlock(): Promise<number> {
     return nextSeqBlock(this.db);
+  }
+
+  async countOpenRequests(requesterId: string, requesterRole: string): Promise<number> {
+    return countOpenRequests(this.db, requesterId, requesterRole);
   }
 
   /** PostgreSQL's autovacuum keeps its tables; the embedded store overrides this (no autovacuum there). */

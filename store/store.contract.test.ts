@@ -79,7 +79,7 @@ describe.each(implementations)('the $name store', (impl) => {
       { version: 4, name: 'request lists newest first' },
       { version: 5, name: 'webhooks: outbox numbering of events, registry, delivery log' },
       { version: 6, name: 'region epochs: fencing for cluster cores' },
-      { version: 7, name: 'transition seq blocks: event numbers of their own for each region a cluster core takes' },
+      { version: 7, name: 'cluster dispatch: seq blocks per region taken, open requests per requester' },
     ]);
     expect((await store.loadState()).schemaVersion).toBe(SCHEMA_VERSION);
   });

@@ -33,7 +33,7 @@ export interface RequestDeps extends RequestViewSources {
   /** Makes a new request's id (default newRequestId; a cluster core names its region in it). */
   newId?: () => string;
   /** A principal's open requests counted elsewhere (a cluster core: as stored, across every core); default the book's. */
-  openRequests?: (role: string, sub: string) => Promise<number>;
+  openCounts?: { open(role: string, sub: string): Promise<number>; created(role: string, sub: string): void };
 }
 
 /** A fresh request id: 96 random bits, so ids are unique across restarts and leak nothing about volume. */
@@ -47,8 +47,8 @@ export async function createRequest(deps: RequestDeps, b: RequestCreateBody, pri
     const s = deps.pump.summary(id)?.status;
     return s !== undefined && s !== 'delivered' && s !== 'cancelled' && s !== 'failed';
   };
-  const atLimit = deps.openRequests !== undefined
-    ? (await deps.openRequests(principal.role, principal.sub).catch((err: unknown) => Promise.reject(storeDown(err)))) >= deps.limits.openPerRequester
+  const atLimit = deps.openCounts !== undefined
+    ? (await deps.openCounts.open(principal.role, principal.sub).catch((err: unknown) => Promise.reject(storeDown(err)))) >= deps.limits.openPerRequester
     : deps.book.atLimit(principal.role, principal.sub, deps.limits.openPerRequester, isOpen);
   if (atLimit) {
     throw new ApiError(429, 'E_TOO_MANY_OPEN_REQUESTS', `at most ${deps.limits.openPerRequester} open requests per principal; wait for some to end or cancel them`);
@@ -75,6 +75,7 @@ export async function createRequest(deps: RequestDeps, b: RequestCreateBody, pri
   deps.book.record(booked!);
   commit.stored.catch(() => deps.book.forget(id)); // taken back out of memory: the book forgets it too
   await commit.acknowledged;
+  deps.openCounts?.created(principal.role, principal.sub);
   deps.metrics.requestsCreated.inc({ kind: b.kind, urgency: submission.urgency });
   const sources = booked!.plan?.sources as { count: number }[] | undefined;
   if (sources) deps.metrics.bloodUnitsReserved.inc(sources.reduce((n, s) => n + s.count, 0));

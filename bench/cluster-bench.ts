@@ -63,11 +63,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 async function main(): Promise<void> {
   process.stderr.write(`cluster: ${COURIERS} couriers over ${regions.length} regions, ${SECONDS} s phases, frames of ${FRAME}, nearest concurrency ${CONCURRENCY}\n`);
   const schema = testSchemaName('gd_cluster_bench');
-  const store = await openStore({ databaseUrl, dataDir: 'unused', schema });
-  await store.migrate();
-  await store.upsertCouriers(ids.map((id) => ({ id, vehicle: 'bike' as const, capabilities: [], capacity: 1, status: 'available' as const })));
-  await store.writePositions({ ids, lat, lng, ts: new Float64Array(COURIERS).fill(Date.now() - 60_000) });
-  await store.close();
+  await seedCouriers(schema);
   const redis = new Redis(redisUrl);
   const redisPid = Number(/process_id:(\d+)/.exec(await redis.info('server'))?.[1]);
   const local: Baselines = { ...localBaselines(), requestsPerSec: await oneProcessRequests() };
@@ -77,6 +73,15 @@ async function main(): Promise<void> {
     redis.disconnect();
     await dropTestSchema(databaseUrl, schema);
   }
+}
+
+/** The bench's couriers, stored in `schema` (migrated). */
+async function seedCouriers(schema: string): Promise<void> {
+  const store = await openStore({ databaseUrl, dataDir: 'unused', schema });
+  await store.migrate();
+  await store.upsertCouriers(ids.map((id) => ({ id, vehicle: 'bike' as const, capabilities: [], capacity: 1, status: 'available' as const })));
+  await store.writePositions({ ids, lat, lng, ts: new Float64Array(COURIERS).fill(Date.now() - 60_000) });
+  await store.close();
 }
 
 /** What the cluster's figures are measured against: one process's engine, and one process creating requests. */
@@ -207,7 +212,9 @@ async function nearest(cores: number, edge: NearestScatter<RankedHit>, baseline:
 const SECRET = 'bench-edge-secret-0123456789abcdefghij';
 const UNLIMITED_N = '10000000';
 /** Rate limits and open-request bounds out of the way: the bench measures the machine, not the allowance. */
-const UNLIMITED = { RATE_PER_SEC: UNLIMITED_N, RATE_BURST: UNLIMITED_N, GATEWAY_INGEST_PER_SEC: UNLIMITED_N, GATEWAY_INGEST_BURST: UNLIMITED_N, OPEN_REQUESTS_PER_REQUESTER: UNLIMITED_N };
+const UNLIMITED = { RATE_PER_SEC: UNLIMITED_N, RATE_BURST: UNLIMITED_N, GATEWAY_INGEST_PER_SEC: UNLIMITED_N, GATEWAY_INGEST_BURST: UNLIMITED_N };
+/** Requesters the request phase rotates through (a city's shops; each stays far below the open-requests bound). */
+const REQUESTERS = 200;
 
 /** Ingest and nearest through one real edge process in front of the cores. */
 async function throughEdge(cores: number, procs: ServerProcess[], prefix: string, redisPid: number, local: Baselines): Promise<void> {
@@ -220,7 +227,7 @@ async function throughEdge(cores: number, procs: ServerProcess[], prefix: string
   try {
     await edgeIngest(cores, procs, edge, redisPid, auth.signToken({ sub: 'bench-gw', role: 'admin' }, 3600), local.movePerSec);
     edgeNearest(cores, edge, auth.signToken({ sub: 'bench-map', role: 'dispatcher' }, 3600), local.nearestPerSec);
-    edgeRequests(cores, edge, auth.signToken({ sub: 'bench-shop', role: 'requester' }, 3600), local.requestsPerSec);
+    edgeRequests(cores, edge, local.requestsPerSec);
   } finally {
     await edge.stop().catch(() => edge.kill());
   }
@@ -287,15 +294,17 @@ function edgeNearest(cores: number, edge: ServerProcess, token: string, baseline
   report({ bench: `cluster.edge.nearest.cores${cores}.p99`, n: run.total, value: run.p99, unit: 'ms' });
 }
 
-/** Deliveries created over HTTP (wrk POSTs cycling the bench's points as pickups); only 201s count: each is committed to PostgreSQL. */
-function createRequests(base: string, token: string): WrkRun | undefined {
+/** Deliveries created over HTTP by REQUESTERS requesters (wrk POSTs cycling the bench's points as pickups); only 201s count: each is committed to PostgreSQL. */
+function createRequests(base: string): WrkRun | undefined {
+  const auth = new Authenticator(loadConfig({ JWT_SECRET: SECRET }).jwt, []);
+  const tokens = Array.from({ length: REQUESTERS }, (_, i) => `"${auth.signToken({ sub: `bench-shop-${i}`, role: 'requester' }, 3600)}"`);
   const bodies = queries.slice(0, 500).map(([qlat, qlng]) => `'${JSON.stringify({ kind: 'delivery', urgency: 'routine', pickup: { lat: Number(qlat.toFixed(6)), lng: Number(qlng.toFixed(6)) }, dropoff: { lat: Number((qlat + 0.01).toFixed(6)), lng: Number(qlng.toFixed(6)) } })}'`);
-  return wrk(base, `local bodies = {${bodies.join(',')}}\nlocal i = 0\nrequest = function()\n  i = i % #bodies + 1\n  return wrk.format("POST", "/v1/requests", { ["Authorization"] = "Bearer ${token}", ["Content-Type"] = "application/json" }, bodies[i])\nend\n`);
+  return wrk(base, `local bodies = {${bodies.join(',')}}\nlocal tokens = {${tokens.join(',')}}\nlocal i = 0\nrequest = function()\n  i = i + 1\n  return wrk.format("POST", "/v1/requests", { ["Authorization"] = "Bearer " .. tokens[i % #tokens + 1], ["Content-Type"] = "application/json" }, bodies[i % #bodies + 1])\nend\n`);
 }
 
 /** Requests created and committed through the edge into the cores, against one process (GD_ROLE=all) on the same PostgreSQL. */
-function edgeRequests(cores: number, edge: ServerProcess, token: string, baseline: number | undefined): void {
-  const run = createRequests(edge.base, token);
+function edgeRequests(cores: number, edge: ServerProcess, baseline: number | undefined): void {
+  const run = createRequests(edge.base);
   if (run === undefined) return;
   report({ bench: `cluster.edge.requests.cores${cores}`, n: run.ok, value: run.rate, unit: 'requests/s', basis: '201 answers through the edge: committed by the owning core under its epoch (wrk)', non2xx: run.bad, baseline: 'one-process-GD_ROLE=all-same-postgres', baselineValue: baseline ?? Number.NaN, ratio: baseline === undefined ? Number.NaN : rateRatio(run.rate, baseline) });
   report({ bench: `cluster.edge.requests.cores${cores}.p50`, n: run.total, value: run.p50, unit: 'ms' });
@@ -332,12 +341,13 @@ function wrk(base: string, lua: string): WrkRun | undefined {
   return { total, ok: total - bad, bad, rate: (total - bad) / secs, p50: ms('50%'), p99: ms('99%') };
 }
 
-/** One process (GD_ROLE=all) on the same PostgreSQL, in a schema of its own: the baseline for requests through a cluster. */
+/** One process (GD_ROLE=all) on the same PostgreSQL and the same couriers, in a schema of its own: the baseline for requests through a cluster. */
 async function oneProcessRequests(): Promise<number | undefined> {
   const schema = testSchemaName('gd_cluster_bench_one');
+  await seedCouriers(schema);
   const proc = await startServerProcess({ DATABASE_URL: databaseUrl, DATABASE_SCHEMA: schema, SEED_CITY: 'none', JWT_SECRET: SECRET, ...UNLIMITED }, 120_000);
   try {
-    const run = createRequests(proc.base, new Authenticator(loadConfig({ JWT_SECRET: SECRET }).jwt, []).signToken({ sub: 'bench-shop', role: 'requester' }, 3600));
+    const run = createRequests(proc.base);
     if (run === undefined) return undefined;
     report({ bench: 'one-process.requests', n: run.ok, value: run.rate, unit: 'requests/s', basis: '201 answers from GD_ROLE=all on the same PostgreSQL (wrk)', non2xx: run.bad });
     return run.rate;

@@ -141,7 +141,7 @@ describe('a region dispatch handed from one core to another', () => {
   }, 30_000);
 
   it('bounds a requester\'s open requests across the cluster, counting those other cores hold', async () => {
-    const third = core('core-3', 2);
+    const third = core('core-3', 3);
     await third.start();
     expect((await store.claimRegion(REGION, 3)).claimed).toBe(true);
     epochs.set('core-3', 3);
@@ -151,6 +151,7 @@ describe('a region dispatch handed from one core to another', () => {
     const body = { kind: 'delivery', pickup: P, dropoff: { lat: P.lat + 0.01, lng: P.lng } };
     const shop9: Principal = { sub: 'shop-9', role: 'requester', via: 'jwt' };
     expect((await ask('create', { principal: shop9, body })).status).toBe(201);
+    expect((await ask('create', { principal: shop9, body })).status).toBe(201);
     // another core committed one of shop-9's requests in its region
     const at = Date.now();
     await store.commitTransitions([{
@@ -158,7 +159,13 @@ describe('a region dispatch handed from one core to another', () => {
       requests: [{ id: 'r.elsewhere.1', kind: 'delivery', urgency: 'routine', status: 'pending', createdAt: at, updatedAt: at, requesterId: 'shop-9', requesterRole: 'requester', payload: {} }],
       events: [{ seq: 9_000_000_000_000, at, type: 'request.created', requestId: 'r.elsewhere.1' }],
     }]);
+    // counted once this core reads the store again (its counts are at most 1 s old): 3 open, the bound
+    await new Promise((r) => setTimeout(r, 1_100));
     await expect(ask('create', { principal: shop9, body })).rejects.toMatchObject({ status: 429, code: 'E_TOO_MANY_OPEN_REQUESTS' });
+    // this core's own creates count at once
+    const shop11: Principal = { ...shop9, sub: 'shop-11' };
+    for (let i = 0; i < 3; i++) expect((await ask('create', { principal: shop11, body })).status).toBe(201);
+    await expect(ask('create', { principal: shop11, body })).rejects.toMatchObject({ status: 429 });
     // another requester is not held back by shop-9
     expect((await ask('create', { principal: { ...shop9, sub: 'shop-10' }, body })).status).toBe(201);
   }, 30_000);

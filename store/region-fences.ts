@@ -42,14 +42,18 @@ CREATE SEQUENCE transition_seq_blocks START 1;
 CREATE INDEX requests_open_by_requester ON requests (requester_id) WHERE (parent_id IS NULL OR parent_id = id) AND status NOT IN ('delivered', 'cancelled', 'failed');
 `;
 
+// counts no further than the bound: a create costs at most `upTo` index entries however many the requester has open
 const COUNT_OPEN = `
-SELECT count(*)::int AS n FROM requests
-WHERE requester_id = $1 AND (requester_role = $2 OR requester_role IS NULL)
-  AND (parent_id IS NULL OR parent_id = id) AND status NOT IN ('delivered', 'cancelled', 'failed')`;
+SELECT count(*)::int AS n FROM (
+  SELECT 1 FROM requests
+  WHERE requester_id = $1 AND (requester_role = $2 OR requester_role IS NULL)
+    AND (parent_id IS NULL OR parent_id = id) AND status NOT IN ('delivered', 'cancelled', 'failed')
+  LIMIT $3
+) open`;
 
-/** A requester's open requests (parents) as stored: the bound every core of a cluster applies. */
-export async function countOpenRequests(db: SqlSession, requesterId: string, requesterRole: string): Promise<number> {
-  return (await db.query<{ n: number }>(COUNT_OPEN, [requesterId, requesterRole]))[0]?.n ?? 0;
+/** A requester's open requests (parents) as stored, counted up to `upTo`: the bound every core of a cluster applies. */
+export async function countOpenRequests(db: SqlSession, requesterId: string, requesterRole: string, upTo: number): Promise<number> {
+  return (await db.query<{ n: number }>(COUNT_OPEN, [requesterId, requesterRole, upTo]))[0]?.n ?? 0;
 }
 
 /** Seqs per block: 2^32 (a region would need four billion events under one lease to run out), 2^21 blocks in a safe integer. */

@@ -216,8 +216,8 @@ export abstract class SqlStore implements Store {
     return nextSeqBlock(this.db);
   }
 
-  async countOpenRequests(requesterId: string, requesterRole: string): Promise<number> {
-    return countOpenRequests(this.db, requesterId, requesterRole);
+  async countOpenRequests(requesterId: string, requesterRole: string, upTo: number): Promise<number> {
+    return countOpenRequests(this.db, requesterId, requesterRole, upTo);
   }
 
   /** PostgreSQL's autovacuum keeps its tables; the embedded store overrides this (no autovacuum there). */

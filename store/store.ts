@@ -286,8 +286,8 @@ export interface Store extends WebhookStore {
   regionEpochs(regions: readonly string[]): Promise<Map<string, number>>;
   /** A fresh block of event seqs (a cluster core's region dispatch numbers its events above the value returned). */
   nextSeqBlock(): Promise<number>;
-  /** A requester's open parent requests as stored (a cluster's bound across cores; rows without a role count for any role). */
-  countOpenRequests(requesterId: string, requesterRole: string): Promise<number>;
+  /** A requester's open parent requests as stored, counted up to `upTo` (a cluster's bound across cores; rows without a role count for any role). */
+  countOpenRequests(requesterId: string, requesterRole: string, upTo: number): Promise<number>;
   /** Reads everything recovery needs, in one consistent snapshot. */
   loadState(): Promise<StoredState>;
   /**

@@ -1,0 +1,198 @@
+/**
+ * One region's dispatch on a cluster core (core-dispatch.ts holds one per region it owns): a DispatchLoop over the
+ * core's courier index, a journal whose commits carry the region's fence and number events in the region's seq
+ * block, a pump, a request book and the request verbs of one process over them; the requests it tracks for edges.
+ *
+ *   start(state) ─► replayRequests (the region's open deliveries) ─► expiryTransition committed (offers live when
+ *                   the last holder died; their drivers hear revoked) ─► book ─► pump started
+ *   stored events ─► driver frames (send.driver) ; tracked requests' frames (send.trackers)
+ *   stop() ─► pump stopped, commits settled (bounded), its live offers' couriers free again in the index
+ */
+import { ApiError } from '../api/api-error.js';
+import { catchUpFrames, driverFrame } from '../api/driver-offers.js';
+import { DispatchPump } from '../api/dispatch-pump.js';
+import type { Reply } from '../api/http-routes.js';
+import { IdempotencyKeys } from '../api/idempotency.js';
+import type { ApiMetrics } from '../api/metrics.js';
+import { RequestBook } from '../api/request-book.js';
+import { requestVerbs } from '../api/request-routes.js';
+import { type TrackFrame, trackFrameOf } from '../api/request-views.js';
+import { DispatchLoop } from '../dispatch/dispatch-loop.js';
+import type { CourierIndex } from '../engine/courier-index.js';
+import type { EngineIndexes } from '../engine/engine-indexes.js';
+import { DispatchJournal } from '../store/dispatch-journal.js';
+import { expiryTransition, replayRequests } from '../store/recovery.js';
+import type { StoredState } from '../store/store.js';
+import type { CoreDispatchOptions } from './core-dispatch.js';
+import type { GroupCommits } from './group-commits.js';
+import type { OpenCounts } from './open-counts.js';
+import { type ForwardedCall, regionOfId, regionOfferPrefix, regionRequestId } from './owner-commands.js';
+import { regionOf } from './regions.js';
+
+/** A request is tracked this long after an edge last said so (edges repeat `track` every TRACK_REFRESH_MS). */
+export const TRACK_TTL_MS = 30_000;
+
+/** One held region's dispatch: loop, fenced journal, pump, request book and the verbs over them. */
+export class RegionDispatch {
+  readonly book: RequestBook;
+  readonly verbs: ReturnType<typeof requestVerbs>;
+  private readonly loop: DispatchLoop;
+  private readonly journal: DispatchJournal;
+  private readonly pump: DispatchPump;
+  /** Requests an edge tracks (until when), and the courier ping last sent to their trackers. */
+  private readonly tracked = new Map<string, { until: number; sentTs: number }>();
+  private readonly toDriver: (courierId: string, frame: Record<string, unknown>) => void;
+
+  constructor(
+    readonly region: string,
+    epoch: number,
+    private readonly seqBase: number,
+    private readonly engine: EngineIndexes,
+    private readonly options: CoreDispatchOptions,
+    commits: GroupCommits,
+    openCounts: OpenCounts,
+    metrics: ApiMetrics,
+    private readonly send: { driver: (courierId: string, frame: Record<string, unknown>) => void; trackers: (requestId: string, frame: TrackFrame) => void },
+  ) {
+    this.toDriver = send.driver;
+    const { couriers, sites, donors, speeds } = engine;
+    this.loop = new DispatchLoop({ couriers, sites, donors, speeds, policy: options.policy, offerTtlMs: options.offerTtlMs, offerIdPrefix: regionOfferPrefix(region) });
+    this.journal = new DispatchJournal(commits, this.loop, seqBase, {
+      fences: [{ region, epoch }],
+      onHealthChange: (healthy, err) => healthy || options.onError(err ?? new Error(`region ${region}: commits failing`)),
+    });
+    this.book = new RequestBook(this.loop.parents);
+    this.pump = new DispatchPump({
+      loop: this.loop,
+      planner: options.planner,
+      journal: this.journal,
+      clock: Date.now,
+      tickMs: options.tickMs,
+      onPlanError: options.onError,
+      onForget: (ids) => ids.forEach((id) => this.book.forget(id)),
+    });
+    this.pump.addSink({
+      deliver: (events) => {
+        const changed = new Set<string>();
+        for (const e of events) {
+          const out = driverFrame(e, (leg) => this.parentId(leg));
+          if (out !== undefined) this.toDriver(out.courierId, out.frame);
+          if ('requestId' in e && typeof e.requestId === 'string') changed.add(this.parentId(e.requestId));
+        }
+        for (const id of changed) if (this.tracked.has(id)) this.sendTrack(id);
+      },
+      rolledBack: () => undefined,
+    });
+    const idempotency = new IdempotencyKeys(options.store, options.idempotencyTtlMs, Date.now); // never load()ed: other cores write keys too
+    this.verbs = requestVerbs({
+      book: this.book, loop: this.loop, couriers, sites, pump: this.pump, idempotency, store: options.store, metrics,
+      limits: { openPerRequester: options.openPerRequester },
+      newId: () => regionRequestId(region),
+      // one bound per requester across the cluster, not per region: counted as stored
+      openCounts,
+    });
+  }
+
+  /** Replays the region's stored open requests, commits the expiry of offers live at the last holder's end, starts dispatching. */
+  async start(state: StoredState, now: number): Promise<void> {
+    const dropped: { id: string; reason: string }[] = [];
+    const { requests } = replayRequests(state, this.engine, this.loop, now, dropped);
+    this.loop.drainEvents(); // what the store holds already
+    const expiry = expiryTransition(state, this.loop, dropped, this.seqBase, now);
+    if (expiry !== undefined) await this.journal.commit(expiry).acknowledged;
+    for (const o of state.offers) {
+      // the last holder's offers are void: their couriers are free again here (unless a loop of this core holds them)
+      if (this.engine.couriers.get(o.courierId)?.status !== 'busy' && this.loop.lifecycle.courier(o.courierId)?.requestId === undefined) this.engine.couriers.setStatus(o.courierId, 'available');
+      this.toDriver(o.courierId, { t: 'revoked', offerId: o.id, requestId: this.parentId(o.requestId), legId: o.requestId, reason: 'expired' });
+    }
+    for (const r of requests) {
+      this.book.record({
+        id: r.id, kind: r.kind, owner: r.owner, ownerRole: r.ownerRole, urgency: r.urgency, createdAt: r.createdAt, pickup: r.pickup, dropoff: r.dropoff, legs: r.legs,
+        ...(r.reference !== undefined ? { reference: r.reference } : {}),
+        ...(r.plan !== undefined ? { plan: r.plan } : {}),
+      });
+    }
+    if (dropped.length > 0) this.options.onError(new Error(`region ${this.region}: ${dropped.length} stored requests could not be rebuilt and were failed (${dropped.slice(0, 3).map((d) => `${d.id}: ${d.reason}`).join('; ')})`));
+    this.pump.start();
+  }
+
+  /** Stops dispatching; offers this loop made are void (their couriers free here again). */
+  async stop(): Promise<void> {
+    await this.pump.stop();
+    await Promise.race([this.journal.settled(), new Promise((r) => setTimeout(r, 5_000).unref())]);
+    for (const o of this.loop.lifecycle.liveOffers()) if (this.engine.couriers.has(o.courierId)) this.engine.couriers.setStatus(o.courierId, 'available');
+  }
+
+  /** Whether a request of this region is still open (delivered, cancelled and failed ones do not keep a region). */
+  hasOpen(): boolean {
+    for (const id of this.book.ids()) {
+      const status = this.loop.status(id)?.status;
+      if (status !== undefined && status !== 'delivered' && status !== 'cancelled' && status !== 'failed') return true;
+    }
+    return false;
+  }
+
+  /** An edge's requester tracks a request: its frame now (another requester's request looks missing), and changes for TRACK_TTL_MS. */
+  track(call: ForwardedCall): Reply {
+    const id = String(call.params[0]);
+    const booked = this.book.get(id);
+    const p = call.principal;
+    if (booked === undefined || (p.role === 'requester' && (booked.owner !== p.sub || booked.ownerRole !== 'requester'))) throw new ApiError(404, 'E_UNKNOWN_REQUEST', 'no such request');
+    this.tracked.set(id, { until: Date.now() + TRACK_TTL_MS, sentTs: this.tracked.get(id)?.sentTs ?? Number.NaN });
+    return { status: 200, body: trackFrameOf(this.sources, id) };
+  }
+
+  /** Tracked requests whose courier pinged since their last frame (a second or more ago) get a frame; lapsed ones are dropped. */
+  flushTracks(now: number): void {
+    for (const [id, t] of this.tracked) {
+      if (t.until < now || this.book.get(id) === undefined) {
+        this.tracked.delete(id);
+        continue;
+      }
+      const courierId = this.loop.status(id)?.legs.find((l) => l.status === 'assigned' || l.status === 'picked_up')?.courierId;
+      const ts = courierId === undefined ? Number.NaN : (this.engine.couriers.get(courierId)?.ts ?? Number.NaN);
+      if (Number.isNaN(ts) || ts === t.sentTs || (!Number.isNaN(t.sentTs) && ts - t.sentTs < 1_000)) continue;
+      t.sentTs = ts;
+      this.sendTrack(id);
+    }
+  }
+
+  private sendTrack(id: string): void {
+    const frame = trackFrameOf(this.sources, id);
+    if (frame !== undefined) this.send.trackers(id, frame);
+  }
+
+  private get sources(): { book: RequestBook; loop: DispatchLoop; couriers: CourierIndex } {
+    return { book: this.book, loop: this.loop, couriers: this.engine.couriers };
+  }
+
+  catchUp(courierId: string): Record<string, unknown>[] {
+    return catchUpFrames(this.loop, courierId, (leg) => this.parentId(leg));
+  }
+
+  private parentId(legId: string): string {
+    return this.book.parentOf(legId)?.id ?? legId;
+  }
+}
+
+/** The rows of `state` that belong to the region's open deliveries (the id names the region, else the pickup does). */
+export function regionState(state: StoredState, region: string): StoredState {
+  const inRegion = (r: StoredState['requests'][number]): boolean => {
+    if (r.kind !== 'delivery') return false;
+    const named = regionOfId(r.id);
+    if (named !== undefined) return named === region;
+    const pickup = (r.payload as { pickup?: { lat: number; lng: number } } | undefined)?.pickup;
+    return pickup !== undefined && regionOf(pickup.lat, pickup.lng) === region;
+  };
+  const parents = new Set(state.requests.filter((r) => (r.parentId === undefined || r.parentId === r.id) && inRegion(r)).map((r) => r.id));
+  const requests = state.requests.filter((r) => parents.has(r.parentId ?? r.id));
+  const legs = new Set(requests.map((r) => r.id));
+  return {
+    ...state,
+    requests,
+    offers: state.offers.filter((o) => legs.has(o.requestId)),
+    assignments: state.assignments.filter((a) => legs.has(a.requestId)),
+    reservations: state.reservations.filter((r) => legs.has(r.requestId)),
+    declines: state.declines.filter((d) => legs.has(d.requestId)),
+  };
+}

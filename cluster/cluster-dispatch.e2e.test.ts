@@ -174,6 +174,12 @@ describe('dispatch through a cluster: requests on edge A, drivers on edge B', ()
     expect((await call(edgeA, 'POST', '/v1/requests', { token: token('driver', 'd0-0'), body: { kind: 'delivery', pickup: { lat: VLAT, lng: VLNG }, dropoff: { lat: VLAT, lng: VLNG } } })).status).toBe(403);
     expect((await call(edgeA, 'POST', '/v1/requests', { token: requester, body: { kind: 'delivery', pickup: { lat: 'x', lng: 0 }, dropoff: { lat: 0, lng: 0 } } })).status).toBe(400);
 
+    // one live socket per driver across the edges: connecting on edge A closes the older one on edge B
+    const moved = drivers.get('d0-5')!;
+    const again = await StreamClient.connect(`${edgeA.replace('http', 'ws')}/v1/stream`, { token: token('driver', 'd0-5') });
+    expect((await moved.socket.waitClosed(5_000)).code).toBe(4000);
+    moved.socket = again;
+
     // another driver cannot take an offer made to someone else
     const made = await create(edgeA, drivers.get('d0-1')!.at);
     expect(made.status).toBe(201);

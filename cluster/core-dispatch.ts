@@ -56,8 +56,18 @@ export const TRACK_REFRESH_MS = 10_000;
 /** How often carried requests' courier positions are looked at for their trackers (each at most once a second). */
 const TRACK_FLUSH_MS = 250;
 
-/** Edges say on this channel that a driver connected (payload: its courier id), so its owner repeats what it holds. */
+/**
+ * Edges say on this channel that a driver connected, so its owner repeats what it holds and an edge holding an
+ * older socket of the same driver closes it (one live socket per driver across the cluster).
+ */
 export const DRIVER_HELLO = 'drivers:hello';
+
+/** What a DRIVER_HELLO carries: the driver, the edge its socket is on, when it opened (ms). */
+export interface DriverHello {
+  courierId: string;
+  edge: string;
+  at: number;
+}
 
 export interface CoreDispatchOptions {
   name: string;
@@ -242,7 +252,7 @@ export class CoreDispatch {
   private driverConnected(payload: Buffer): void {
     let courierId: unknown;
     try {
-      courierId = unpack(payload);
+      courierId = (unpack(payload) as DriverHello | undefined)?.courierId;
     } catch {
       return;
     }

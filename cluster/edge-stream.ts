@@ -7,7 +7,8 @@
  *   watch          ─► EdgeWatches (snapshot from the owners, deltas from their move feeds)
  *   accept / decline ─► the offer's region owner (OwnerCommands) ─► nothing more, or { t:'error', offerId }
  *   driver connects  ─► subscribes driver:{id} (offer / assigned / revoked frames from any core) ─► drivers:hello,
- *                       so the owner repeats the offer it holds and the leg it carries; one live socket per driver
+ *                       so the owner repeats the offer it holds and the leg it carries, and another edge holding an
+ *                       older socket of the driver closes it (4000): one live socket per driver across the edges
  *   track ─► EdgeTracking (the owner checks and answers; then its frames on request:{id})
  *
  * Frame rate limits are this edge's own (a socket lives on one edge); the HTTP routes' buckets are shared.
@@ -27,7 +28,7 @@ import type { WatchBBox, WatchKind } from '../api/watch-session.js';
 import type { CourierHit } from '../engine/courier-index.js';
 import { pack, unpack } from 'msgpackr';
 import type { Bus, BusHandler } from './bus.js';
-import { DRIVER_HELLO, driverChannel } from './core-dispatch.js';
+import { DRIVER_HELLO, type DriverHello, driverChannel } from './core-dispatch.js';
 import { type OwnerCommands, regionOfId } from './owner-commands.js';
 import { EdgeTracking } from './edge-tracking.js';
 import { EdgeWatches } from './edge-watches.js';
@@ -56,7 +57,20 @@ export class EdgeStream {
   /** Each gateway socket's last ack still to be sent: the next one waits for it. */
   private readonly acks = new WeakMap<Socket, Promise<void>>();
   /** Each driver's one live socket, and the handler of its channel. */
-  private readonly drivers = new Map<string, { socket: Socket; handler: BusHandler }>();
+  private readonly drivers = new Map<string, { socket: Socket; handler: BusHandler; at: number }>();
+  /** Another edge's hello: this edge's older socket of the same driver is closed (one live socket per driver). */
+  private readonly hello: BusHandler = (_c, payload) => {
+    let h: DriverHello | undefined;
+    try {
+      h = unpack(payload) as DriverHello;
+    } catch {
+      return;
+    }
+    const held = typeof h?.courierId === 'string' ? this.drivers.get(h.courierId) : undefined;
+    if (held !== undefined && h!.edge !== this.deps.config.cluster.nodeName && typeof h!.at === 'number' && held.at < h!.at) {
+      safeEnd(held.socket, 4000, 'replaced by a newer connection');
+    }
+  };
 
   constructor(private readonly deps: EdgeStreamDeps) {
     const { config, auth, limits, metrics, logger, clock, draining } = deps;
@@ -86,12 +100,14 @@ export class EdgeStream {
     this.timer ??= setInterval(() => this.watches.flush(this.deps.clock()), 25);
     this.timer.unref();
     this.tracking.start();
+    this.deps.bus.subscribe(DRIVER_HELLO, this.hello).catch(this.warn);
   }
 
   stop(): void {
     clearInterval(this.timer);
     this.timer = undefined;
     this.tracking.stop();
+    this.deps.bus.unsubscribe(DRIVER_HELLO, this.hello).catch(this.warn);
   }
 
   closeAll(code: number, reason: string): void {
@@ -116,10 +132,11 @@ export class EdgeStream {
       }
       if (typeof frame === 'object' && frame !== null) this.sockets.send(s, frame as Record<string, unknown>);
     };
-    this.drivers.set(p.sub, { socket: s, handler });
+    const at = Date.now();
+    this.drivers.set(p.sub, { socket: s, handler, at });
     // subscribed before the hello goes out, so what the owner repeats arrives
     this.deps.bus.subscribe(driverChannel(p.sub), handler)
-      .then(() => this.deps.bus.publish(DRIVER_HELLO, pack(p.sub)))
+      .then(() => this.deps.bus.publish(DRIVER_HELLO, pack({ courierId: p.sub, edge: this.deps.config.cluster.nodeName, at } satisfies DriverHello)))
       .catch(this.warn);
   }
 

@@ -38,7 +38,7 @@ import { type ApiConfig, loadConfig } from './config.js';
 import { openFileLimit, socketsThatFit } from './file-limit.js';
 import { type Logger, createLogger } from './log.js';
 import { ApiMetrics } from './metrics.js';
-import { RequestBook } from './request-book.js';
+import { RequestBook, bookedFrom } from './request-book.js';
 import { type Server, createServer } from './server.js';
 import { FenceFeed } from './stream.js';
 import { FenceOutbox } from './fence-outbox.js';
@@ -182,13 +182,7 @@ async function startOn(store: Store, config: Readonly<ApiConfig>, logger: Logger
   });
   positions.start();
   const book = new RequestBook(recovered.loop.parents);
-  for (const r of recovered.requests) {
-    book.record({
-      id: r.id, kind: r.kind, owner: r.owner, ownerRole: r.ownerRole, urgency: r.urgency, createdAt: r.createdAt, pickup: r.pickup, dropoff: r.dropoff, legs: r.legs,
-      ...(r.reference !== undefined ? { reference: r.reference } : {}),
-      ...(r.plan !== undefined ? { plan: r.plan } : {}),
-    });
-  }
+  for (const r of recovered.requests) book.record(bookedFrom(r));
   const recovery = { ...recovered.report, loadStateMs };
   logger.info({ ...recovery, dropped: recovery.dropped.slice(0, 20), store: store.kind }, 'state recovered from the store');
   const chores = new StoreChores(store, engine.speeds, config, logger);

@@ -11,6 +11,16 @@
 import type { RequestKind } from '../dispatch/dispatch-request.js';
 import type { LatLng } from '../dispatch/dispatch-request.js';
 import type { ParentLookup } from '../dispatch/request-parents.js';
+import type { RecoveredRequest } from '../store/recovery.js';
+
+/** A request rebuilt from the store, as the book keeps it (recovery at start; a cluster core taking a region). */
+export function bookedFrom(r: RecoveredRequest): BookedRequest {
+  return {
+    id: r.id, kind: r.kind, owner: r.owner, ownerRole: r.ownerRole, urgency: r.urgency, createdAt: r.createdAt, pickup: r.pickup, dropoff: r.dropoff, legs: r.legs,
+    ...(r.reference !== undefined ? { reference: r.reference } : {}),
+    ...(r.plan !== undefined ? { plan: r.plan } : {}),
+  };
+}
 
 /** A request as the API knows it. */
 export interface BookedRequest {

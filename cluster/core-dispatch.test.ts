@@ -34,11 +34,14 @@ describe('a region dispatch handed from one core to another', () => {
   const commands = new OwnerCommands(bus, 'e1', { holders: async () => [owner] }, 2_000);
   const frames: Record<string, unknown>[] = [];
   const cores: CoreDispatch[] = [];
+  const indexes = new Map<string, CourierIndex>();
+  let assignedId = '';
 
   const core = (name: string, openPerRequester = 100): CoreDispatch => {
     const couriers = new CourierIndex();
     couriers.upsert('c1', { vehicle: 'car', capabilities: [], capacity: 1, status: 'available' });
     couriers.move('c1', P.lat + 0.001, P.lng, Date.now());
+    indexes.set(name, couriers);
     const c = new CoreDispatch({
       name, bus, store, couriers, planner: pool.planner, borrowCouriers: async () => undefined,
       epochOf: (r) => (r === REGION ? epochs.get(name) : undefined),
@@ -111,6 +114,7 @@ describe('a region dispatch handed from one core to another', () => {
     expect((await ask('accept', { principal: driver, params: [again.offerId] })).status).toBe(200);
     const read = await ask('read', { principal: requester, params: [id] });
     expect(read.body).toMatchObject({ id, status: 'assigned' });
+    assignedId = id;
 
     // a core that does not hold the region (handed back, nothing loading) answers reads from PostgreSQL, and a
     // cancel of a request still open there with "retry" (its owner must do it), never with a guess
@@ -140,7 +144,7 @@ describe('a region dispatch handed from one core to another', () => {
     }
   }, 30_000);
 
-  it('bounds a requester\'s open requests across the cluster, counting those other cores hold', async () => {
+  it('bounds a requester\'s open requests across the cluster, and other cores holding a courier follow its status', async () => {
     const third = core('core-3', 3);
     await third.start();
     expect((await store.claimRegion(REGION, 3)).claimed).toBe(true);
@@ -148,6 +152,9 @@ describe('a region dispatch handed from one core to another', () => {
     owner = 'core-3';
     third.gain(REGION, 3);
     await third.settled();
+    // the assignment restored here is cancelled: c1 is free for what follows
+    expect((await ask('cancel', { principal: { sub: 'desk', role: 'dispatcher', via: 'jwt' }, params: [assignedId] })).status).toBe(200);
+    frames.length = 0;
     const body = { kind: 'delivery', pickup: P, dropoff: { lat: P.lat + 0.01, lng: P.lng } };
     const shop9: Principal = { sub: 'shop-9', role: 'requester', via: 'jwt' };
     expect((await ask('create', { principal: shop9, body })).status).toBe(201);
@@ -166,6 +173,14 @@ describe('a region dispatch handed from one core to another', () => {
     const shop11: Principal = { ...shop9, sub: 'shop-11' };
     for (let i = 0; i < 3; i++) expect((await ask('create', { principal: shop11, body })).status).toBe(201);
     await expect(ask('create', { principal: shop11, body })).rejects.toMatchObject({ status: 429 });
+    // core-1 (no region now) holds c1 too: it follows what core-3's dispatch did with c1 (offered, busy)
+    const offered = await nextOffer();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(indexes.get('core-1')!.get('c1')?.status).toBe(indexes.get('core-3')!.get('c1')?.status);
+    expect(['offered', 'busy']).toContain(indexes.get('core-1')!.get('c1')?.status);
+    expect((await ask('accept', { principal: driver, params: [offered.offerId] })).status).toBe(200);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(indexes.get('core-1')!.get('c1')?.status).toBe('busy');
     // another requester is not held back by shop-9
     expect((await ask('create', { principal: { ...shop9, sub: 'shop-10' }, body })).status).toBe(201);
   }, 30_000);

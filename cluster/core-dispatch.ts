@@ -28,11 +28,12 @@ import { readStoredRequest } from '../api/request-handlers.js';
 import type { TrackFrame } from '../api/request-views.js';
 import type { RequestCreateBody } from '../api/schemas.js';
 import type { DispatchPolicy } from '../dispatch/dispatch-request.js';
+import type { CourierStatus } from '../engine/courier-attributes.js';
 import type { CourierIndex } from '../engine/courier-index.js';
 import { type EngineIndexes, createEngineIndexes } from '../engine/engine-indexes.js';
 import { restoreSpeeds } from '../store/recovery.js';
 import { StaleEpoch } from '../store/store-errors.js';
-import type { StoredState, Store } from '../store/store.js';
+import type { OpenDispatchState, Store } from '../store/store.js';
 import type { Planner } from '../workers/dispatch-pool.js';
 import type { Bus, BusHandler } from './bus.js';
 import { GroupCommits } from './group-commits.js';
@@ -55,6 +56,12 @@ export function trackChannel(requestId: string): string {
 export const TRACK_REFRESH_MS = 10_000;
 /** How often carried requests' courier positions are looked at for their trackers (each at most once a second). */
 const TRACK_FLUSH_MS = 250;
+
+/**
+ * A core whose dispatch changed a courier's status says so here: another core holding that courier (its pings
+ * land in that core's regions) sets it too, so it is not offered while busy elsewhere, nor left busy once free.
+ */
+export const COURIER_STATUS = 'couriers:status';
 
 /**
  * Edges say on this channel that a driver connected, so its owner repeats what it holds and an edge holding an
@@ -98,6 +105,7 @@ export class CoreDispatch {
   /** Requesters' open requests across the cluster (the bound every region of this core applies). */
   private readonly openCounts: OpenCounts;
   private readonly hello: BusHandler = (_c, payload) => this.driverConnected(payload);
+  private readonly statusHandler: BusHandler = (_c, payload) => this.courierStatus(payload);
   /** Regions gained and not loaded yet, with their epochs; the load running now. */
   private readonly gaining = new Map<string, number>();
   private loading: Promise<void> | undefined;
@@ -118,6 +126,7 @@ export class CoreDispatch {
     this.engine = { ...this.engine, speeds: restoreSpeeds(state) };
     await this.responder.start();
     await this.options.bus.subscribe(DRIVER_HELLO, this.hello);
+    await this.options.bus.subscribe(COURIER_STATUS, this.statusHandler);
     this.trackTimer = setInterval(() => {
       const now = Date.now();
       for (const r of this.regions.values()) r.flushTracks(now);
@@ -131,6 +140,7 @@ export class CoreDispatch {
     await this.settled();
     await this.responder.stop().catch(this.options.onError);
     await this.options.bus.unsubscribe(DRIVER_HELLO, this.hello).catch(this.options.onError);
+    await this.options.bus.unsubscribe(COURIER_STATUS, this.statusHandler).catch(this.options.onError);
     await Promise.all([...this.regions.values()].map((r) => r.stop()));
     this.regions.clear();
   }
@@ -167,7 +177,7 @@ export class CoreDispatch {
       const batch = [...this.gaining];
       this.gaining.clear();
       try {
-        const stored = await this.options.store.loadState();
+        const stored = await this.options.store.loadOpenDispatch();
         for (const [region, epoch] of batch) {
           if (this.options.epochOf(region) !== epoch) continue; // lost (or taken again) meanwhile
           await this.startRegion(region, epoch, regionState(stored, region));
@@ -180,13 +190,14 @@ export class CoreDispatch {
     }
   }
 
-  private async startRegion(region: string, epoch: number, state: StoredState): Promise<void> {
+  private async startRegion(region: string, epoch: number, state: OpenDispatchState): Promise<void> {
     const assigned = state.assignments.map((a) => a.courierId).filter((id) => !this.engine.couriers.has(id));
     if (assigned.length > 0) await this.options.borrowCouriers(assigned);
     const seqBase = await this.options.store.nextSeqBlock();
     const dispatch = new RegionDispatch(region, epoch, seqBase, this.engine, this.options, this.commits, this.openCounts, this.metrics, {
       driver: (courierId, frame) => this.toDriver(courierId, frame),
       trackers: (requestId, frame) => this.toTrackers(requestId, frame),
+      status: (courierId, status) => void this.options.bus.publish(COURIER_STATUS, pack({ core: this.options.name, courierId, status })).catch(this.options.onError),
     });
     await dispatch.start(state, Date.now());
     if (this.options.epochOf(region) !== epoch) {
@@ -249,6 +260,20 @@ export class CoreDispatch {
     this.options.bus.publish(trackChannel(requestId), pack(frame)).catch(this.options.onError);
   }
 
+  /** Another core's dispatch changed a courier's status: this core's copy follows, unless one of its own regions holds the courier. */
+  private courierStatus(payload: Buffer): void {
+    let m: { core?: unknown; courierId?: unknown; status?: unknown };
+    try {
+      m = unpack(payload) as typeof m;
+    } catch {
+      return;
+    }
+    if (m?.core === this.options.name || typeof m?.courierId !== 'string' || !COURIER_STATUSES.has(m.status as string)) return;
+    const id = m.courierId;
+    if (!this.engine.couriers.has(id) || [...this.regions.values()].some((r) => r.holdsCourier(id))) return;
+    this.engine.couriers.setStatus(id, m.status as CourierStatus);
+  }
+
   private driverConnected(payload: Buffer): void {
     let courierId: unknown;
     try {
@@ -261,6 +286,8 @@ export class CoreDispatch {
   }
 }
 
+
+const COURIER_STATUSES: ReadonlySet<string> = new Set(['available', 'offered', 'busy', 'offline']);
 
 /** A commit PostgreSQL refused because the region's epoch moved on (or one queued behind such a commit). */
 function isStale(err: unknown): boolean {

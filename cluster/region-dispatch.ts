@@ -14,15 +14,16 @@ import { DispatchPump } from '../api/dispatch-pump.js';
 import type { Reply } from '../api/http-routes.js';
 import { IdempotencyKeys } from '../api/idempotency.js';
 import type { ApiMetrics } from '../api/metrics.js';
-import { RequestBook } from '../api/request-book.js';
+import { RequestBook, bookedFrom } from '../api/request-book.js';
 import { requestVerbs } from '../api/request-routes.js';
 import { type TrackFrame, trackFrameOf } from '../api/request-views.js';
 import { DispatchLoop } from '../dispatch/dispatch-loop.js';
+import type { CourierStatus } from '../engine/courier-attributes.js';
 import type { CourierIndex } from '../engine/courier-index.js';
 import type { EngineIndexes } from '../engine/engine-indexes.js';
 import { DispatchJournal } from '../store/dispatch-journal.js';
 import { expiryTransition, replayRequests } from '../store/recovery.js';
-import type { StoredState } from '../store/store.js';
+import type { OpenDispatchState } from '../store/store.js';
 import type { CoreDispatchOptions } from './core-dispatch.js';
 import type { GroupCommits } from './group-commits.js';
 import type { OpenCounts } from './open-counts.js';
@@ -52,7 +53,12 @@ export class RegionDispatch {
     commits: GroupCommits,
     openCounts: OpenCounts,
     metrics: ApiMetrics,
-    private readonly send: { driver: (courierId: string, frame: Record<string, unknown>) => void; trackers: (requestId: string, frame: TrackFrame) => void },
+    private readonly send: {
+      driver: (courierId: string, frame: Record<string, unknown>) => void;
+      trackers: (requestId: string, frame: TrackFrame) => void;
+      /** A courier's status changed here (stored): other cores holding the courier follow. */
+      status: (courierId: string, status: CourierStatus) => void;
+    },
   ) {
     this.toDriver = send.driver;
     const { couriers, sites, donors, speeds } = engine;
@@ -78,6 +84,7 @@ export class RegionDispatch {
           const out = driverFrame(e, (leg) => this.parentId(leg));
           if (out !== undefined) this.toDriver(out.courierId, out.frame);
           if ('requestId' in e && typeof e.requestId === 'string') changed.add(this.parentId(e.requestId));
+          if (e.type === 'courier.status') send.status(e.courierId, e.status);
         }
         for (const id of changed) if (this.tracked.has(id)) this.sendTrack(id);
       },
@@ -94,7 +101,7 @@ export class RegionDispatch {
   }
 
   /** Replays the region's stored open requests, commits the expiry of offers live at the last holder's end, starts dispatching. */
-  async start(state: StoredState, now: number): Promise<void> {
+  async start(state: OpenDispatchState, now: number): Promise<void> {
     const dropped: { id: string; reason: string }[] = [];
     const { requests } = replayRequests(state, this.engine, this.loop, now, dropped);
     this.loop.drainEvents(); // what the store holds already
@@ -105,13 +112,7 @@ export class RegionDispatch {
       if (this.engine.couriers.get(o.courierId)?.status !== 'busy' && this.loop.lifecycle.courier(o.courierId)?.requestId === undefined) this.engine.couriers.setStatus(o.courierId, 'available');
       this.toDriver(o.courierId, { t: 'revoked', offerId: o.id, requestId: this.parentId(o.requestId), legId: o.requestId, reason: 'expired' });
     }
-    for (const r of requests) {
-      this.book.record({
-        id: r.id, kind: r.kind, owner: r.owner, ownerRole: r.ownerRole, urgency: r.urgency, createdAt: r.createdAt, pickup: r.pickup, dropoff: r.dropoff, legs: r.legs,
-        ...(r.reference !== undefined ? { reference: r.reference } : {}),
-        ...(r.plan !== undefined ? { plan: r.plan } : {}),
-      });
-    }
+    for (const r of requests) this.book.record(bookedFrom(r));
     if (dropped.length > 0) this.options.onError(new Error(`region ${this.region}: ${dropped.length} stored requests could not be rebuilt and were failed (${dropped.slice(0, 3).map((d) => `${d.id}: ${d.reason}`).join('; ')})`));
     this.pump.start();
   }
@@ -121,6 +122,11 @@ export class RegionDispatch {
     await this.pump.stop();
     await Promise.race([this.journal.settled(), new Promise((r) => setTimeout(r, 5_000).unref())]);
     for (const o of this.loop.lifecycle.liveOffers()) if (this.engine.couriers.has(o.courierId)) this.engine.couriers.setStatus(o.courierId, 'available');
+  }
+
+  /** Whether this region's dispatch has the courier on an offer or a leg (its status is this region's to say). */
+  holdsCourier(courierId: string): boolean {
+    return this.loop.lifecycle.liveOfferOf(courierId) !== undefined || this.loop.lifecycle.courier(courierId)?.requestId !== undefined;
   }
 
   /** Whether a request of this region is still open (delivered, cancelled and failed ones do not keep a region). */
@@ -176,8 +182,8 @@ export class RegionDispatch {
 }
 
 /** The rows of `state` that belong to the region's open deliveries (the id names the region, else the pickup does). */
-export function regionState(state: StoredState, region: string): StoredState {
-  const inRegion = (r: StoredState['requests'][number]): boolean => {
+export function regionState(state: OpenDispatchState, region: string): OpenDispatchState {
+  const inRegion = (r: OpenDispatchState['requests'][number]): boolean => {
     if (r.kind !== 'delivery') return false;
     const named = regionOfId(r.id);
     if (named !== undefined) return named === region;
@@ -188,7 +194,6 @@ export function regionState(state: StoredState, region: string): StoredState {
   const requests = state.requests.filter((r) => parents.has(r.parentId ?? r.id));
   const legs = new Set(requests.map((r) => r.id));
   return {
-    ...state,
     requests,
     offers: state.offers.filter((o) => legs.has(o.requestId)),
     assignments: state.assignments.filter((a) => legs.has(a.requestId)),

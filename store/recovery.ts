@@ -26,7 +26,7 @@ import type { InventoryLot } from '../engine/site-index.js';
 import type { BloodProduct, BloodType } from '../engine/blood-types.js';
 import type { DispatchLoop, RequestSubmission } from '../dispatch/dispatch-loop.js';
 import type { LatLng } from '../dispatch/dispatch-request.js';
-import type { RequestRow, ReservationRow, StoredState, Transition } from './store.js';
+import type { OpenDispatchState, RequestRow, ReservationRow, StoredState, Transition } from './store.js';
 
 /** What the API's request book needs to answer GET /v1/requests/{id} and Idempotency-Key retries again. */
 export interface RecoveredRequest {
@@ -142,7 +142,7 @@ export function recover(state: StoredState, options: RecoveryOptions): Recovered
  * first: recovery at start, and a cluster core taking a region (`state` then holds that region's rows only).
  * Requests that cannot be rebuilt go to `dropped`; the loop's events are left for the caller to drain.
  */
-export function replayRequests(state: StoredState, engine: EngineIndexes, loop: DispatchLoop, now: number, dropped: RecoveryReport['dropped']): { requests: RecoveredRequest[]; legs: number; assignments: number } {
+export function replayRequests(state: OpenDispatchState, engine: EngineIndexes, loop: DispatchLoop, now: number, dropped: RecoveryReport['dropped']): { requests: RecoveredRequest[]; legs: number; assignments: number } {
   const requests: RecoveredRequest[] = [];
   const replay = new Replay(state, engine, loop, now, dropped);
   let legs = 0;
@@ -164,7 +164,7 @@ class Replay {
   private readonly assignmentOf = new Map<string, { courierId: string; offerId: string | undefined }>();
 
   constructor(
-    state: StoredState,
+    state: OpenDispatchState,
     private readonly engine: EngineIndexes,
     private readonly loop: DispatchLoop,
     private readonly now: number,

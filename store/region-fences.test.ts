@@ -60,6 +60,10 @@ describe.each(stores)('region fences on the $name store', ({ open }) => {
     await store.claimRegion('r-s', 1);
     await store.commitTransitions([created(later + 1, 's-1')], [{ region: 'r-s', epoch: 1 }]);
     expect(await requestIds(store)).toContain('s-1');
+    // what a core taking a region reads: the open requests alone, as loadState has them
+    const open = await store.loadOpenDispatch();
+    expect(open.requests.map((r) => r.id).sort()).toEqual((await store.loadState()).requests.map((r) => r.id).sort());
+    expect(open.requests.map((r) => r.id)).toContain('s-1');
   });
 
   it('never lowers an epoch; the same epoch again is the holder re-claiming', async () => {

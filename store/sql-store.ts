@@ -23,6 +23,7 @@ import type {
   ListedRequest,
   LotRow,
   OfferRow,
+  OpenDispatchState,
   PositionBatch,
   RequestListQuery,
   RequestRow,
@@ -256,6 +257,24 @@ export abstract class SqlStore implements Store {
         declines,
         lastEventSeq: seq[0]?.seq ?? 0,
         cellSpeeds,
+      };
+    });
+  }
+
+  async loadOpenDispatch(): Promise<OpenDispatchState> {
+    return this.db.transaction(async (tx) => {
+      await tx.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ');
+      const requests = await tx.query<Nullable<RequestRow>>(q.LOAD_OPEN_REQUESTS);
+      const offers = await tx.query<Nullable<OfferRow>>(q.LOAD_LIVE_OFFERS);
+      const assignments = await tx.query<Nullable<AssignmentRow>>(q.LOAD_LIVE_ASSIGNMENTS);
+      const reservations = await tx.query<ReservationRow>(q.LOAD_HELD_RESERVATIONS);
+      const declines = await tx.query<{ requestId: string; courierId: string }>(q.LOAD_OPEN_DECLINES);
+      return {
+        requests: requests.map(dropNulls) as RequestRow[],
+        offers: offers.map(dropNulls) as OfferRow[],
+        assignments: assignments.map(dropNulls) as AssignmentRow[],
+        reservations,
+        declines,
       };
     });
   }

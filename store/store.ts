@@ -195,6 +195,9 @@ export interface StoredState {
   cellSpeeds: CellSpeedRow[];
 }
 
+/** The open dispatch rows of StoredState alone: what a cluster core replays for a region it takes. */
+export type OpenDispatchState = Pick<StoredState, 'requests' | 'offers' | 'assignments' | 'reservations' | 'declines'>;
+
 /**
  * Everything stored about one parent request: its row, its legs (none for a delivery or rescue, which is its own
  * single leg), and every assignment, reservation and offer of it and its legs, closed ones included.
@@ -290,6 +293,8 @@ export interface Store extends WebhookStore {
   countOpenRequests(requesterId: string, requesterRole: string, upTo: number): Promise<number>;
   /** Reads everything recovery needs, in one consistent snapshot. */
   loadState(): Promise<StoredState>;
+  /** The open requests with their live offers, assignments, held reservations and declines, in one snapshot (a cluster core taking regions). */
+  loadOpenDispatch(): Promise<OpenDispatchState>;
   /**
    * Couriers with a stored position inside a lat/lng box, or with the ids given (a cluster core loading a region
    * it gained, or a courier pinging into its regions for the first time); positionless rows only by id.

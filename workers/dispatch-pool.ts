@@ -44,6 +44,17 @@ export interface DispatchPoolOptions {
   workerFile?: URL;
 }
 
+/**
+ * The workers' Node flags: the process's own, and require(esm) off where Node has it. Piscina loads the task file
+ * with require() first and import() when that throws; on Node 20.19+ require() of an ES module is allowed and, now
+ * and then, aborts the whole process in V8 (`Module::IsGraphAsync must be used on an instantiated module`, seen in
+ * loadESMFromCJS under load). Refused, require() throws ERR_REQUIRE_ESM at once and piscina imports the file instead.
+ */
+function workerExecArgv(): string[] {
+  const flag = '--no-experimental-require-module';
+  return process.allowedNodeEnvironmentFlags.has(flag) ? [...process.execArgv.filter((a) => a !== '--experimental-require-module'), flag] : [...process.execArgv];
+}
+
 /** Counts of batches planned each way since the pool opened. */
 export interface DispatchPoolStats {
   inline: number;
@@ -64,7 +75,7 @@ export class DispatchPool {
     const maxThreads = options.maxThreads ?? Math.max(1, availableParallelism() - 1);
     const minThreads = Math.min(options.minThreads ?? 1, maxThreads);
     const filename = (options.workerFile ?? locateMatchBatchWorker()).href;
-    this.pool = new Piscina<MatchBatchTask, Packed>({ filename, minThreads, maxThreads });
+    this.pool = new Piscina<MatchBatchTask, Packed>({ filename, minThreads, maxThreads, execArgv: workerExecArgv() });
   }
 
   /** Plans one batch (planBatch semantics); rejects after close(). */

@@ -60,9 +60,9 @@ export function registerEntityRoutes(add: AddRoute, deps: EntityDeps): void {
       return { status: 200, body: courierView(couriers, id) };
     },
   });
-  add('put', '/v1/couriers/:id/status', {
-    roles: ['driver', 'dispatcher', 'admin'],
-    body: 'courierStatus',
+  add(COURIER_STATUS_ROUTE.method, COURIER_STATUS_ROUTE.pattern, {
+    roles: COURIER_STATUS_ROUTE.roles,
+    body: COURIER_STATUS_ROUTE.body,
     run: async ({ params, body, principal }) => {
       const id = entityId(params[0]);
       requireSelf(principal, id);
@@ -130,6 +130,9 @@ export function entityId(raw: string): string {
 }
 
 /** A courier's profile, status and last position. */
+/** A courier going on or off shift: the driver itself, or a dispatcher or admin (a cluster edge forwards it). */
+export const COURIER_STATUS_ROUTE = { method: 'put', pattern: '/v1/couriers/:id/status', roles: ['driver', 'dispatcher', 'admin'], body: 'courierStatus' } as const;
+
 export function courierView(couriers: CourierIndex, id: string): Record<string, unknown> {
   const c = couriers.get(id);
   if (c === undefined) throw new ApiError(404, 'E_UNKNOWN_COURIER', `courier '${id}' is not registered`);

@@ -5,6 +5,7 @@
  * - a delivery created through edge A in a region a core owns is offered to a driver on edge B, accepted on the
  *   driver's socket, progressed over HTTP through edge A, and read back through either edge and from PostgreSQL;
  * - what an edge cannot route or a cluster does not dispatch is refused clearly (404, 403, 501), as one process would;
+ * - a driver going off shift through an edge is committed by the core its pings reach and offered nothing until back;
  * - the owning core SIGKILLed while its offers are live and creates are in flight: within 10 s the other core
  *   serves the region, the offer live at the crash is void (accepting it fails) and the leg is offered again,
  *   every acknowledged create is stored exactly once and readable, and acknowledged assignments survive.
@@ -193,6 +194,27 @@ describe('dispatch through a cluster: requests on edge A, drivers on edge B', ()
     const next = await offerOf(made.body.id as string, 10_000, frame.offerId);
     expect(next.courierId).not.toBe(courierId);
     expect((await call(edgeA, 'POST', `/v1/requests/${made.body.id}/cancel`, { token: requester })).status).toBe(200);
+  }, 40_000);
+
+  it('a driver goes off shift through an edge: the core its pings reach commits it, and it is not offered work until back', async () => {
+    const id = 'd1-4';
+    const shift = (status: string, who = token('driver', id)) => call(edgeA, 'PUT', `/v1/couriers/${id}/status`, { token: who, body: { status } });
+    const off = await shift('offline');
+    expect(off.status, JSON.stringify(off.body)).toBe(200);
+    expect(off.body).toMatchObject({ id, status: 'offline' });
+    expect((await shift('available', token('driver', 'd1-3'))).status).toBe(403);
+    expect((await call(edgeB, 'PUT', '/v1/couriers/nobody/status', { token: token('admin', 'a1'), body: { status: 'offline' } })).body).toMatchObject({ error: { code: 'E_COURIER_NOT_LIVE' } });
+    // stored as one process stores it
+    expect((await store.loadCouriers({ ids: [id] }))[0]?.status).toBe('offline');
+    // a request right where it stands goes to someone else
+    const made = await create(edgeA, drivers.get(id)!.at);
+    expect(made.status).toBe(201);
+    const offer = await offerOf(made.body.id as string, 10_000);
+    expect(offer.courierId).not.toBe(id);
+    expect((await call(edgeA, 'POST', `/v1/requests/${made.body.id}/cancel`, { token: requester })).status).toBe(200);
+    const back = await shift('available');
+    expect(back.body).toMatchObject({ id, status: 'available' });
+    expect((await store.loadCouriers({ ids: [id] }))[0]?.status).toBe('available');
   }, 40_000);
 
   it('a core SIGKILLed with live offers and creates in flight: the region moves within 10 s, offers are made again, nothing acknowledged is lost or doubled', async () => {

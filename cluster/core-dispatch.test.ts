@@ -43,7 +43,7 @@ describe('a region dispatch handed from one core to another', () => {
     couriers.move('c1', P.lat + 0.001, P.lng, Date.now());
     indexes.set(name, couriers);
     const c = new CoreDispatch({
-      name, bus, store, couriers, planner: pool.planner, borrowCouriers: async () => undefined,
+      name, bus, store, couriers, planner: pool.planner, borrowCouriers: async () => undefined, regionOfCourier: () => undefined,
       epochOf: (r) => (r === REGION ? epochs.get(name) : undefined),
       policy: { ...DEFAULT_POLICY, mode: 'greedy' }, offerTtlMs: 60_000, tickMs: 20, openPerRequester, idempotencyTtlMs: 60_000,
       onError: () => undefined,

@@ -84,6 +84,8 @@ export interface CoreDispatchOptions {
   planner: Planner;
   /** The epoch this core holds a region under now (undefined: not held). */
   epochOf: (region: string) => number | undefined;
+  /** The region of a courier this core holds as its own (its pings reach this core), or undefined. */
+  regionOfCourier: (courierId: string) => string | undefined;
   /** Loads couriers this core does not hold into its index (a restored assignment's courier in another region). */
   borrowCouriers: (ids: readonly string[]) => Promise<void>;
   policy: DispatchPolicy;
@@ -219,6 +221,7 @@ export class CoreDispatch {
 
   /** Runs a forwarded command over the region's dispatch. */
   private async run(region: string, verb: CommandVerb, call: ForwardedCall): Promise<Reply> {
+    if (verb === 'courierStatus') return this.courierShift(call);
     const dispatch = this.regions.get(region);
     if (dispatch === undefined) {
       // not held here, nor being loaded: a read or cancel of what ended is answered from PostgreSQL
@@ -242,6 +245,21 @@ export class CoreDispatch {
       if (this.regions.get(region) === dispatch) this.lose(region);
       throw new ApiError(503, 'E_REGION_UNAVAILABLE', `this core no longer owns region ${region}; nothing was stored, retry`);
     }
+  }
+
+  /**
+   * A courier on or off shift, asked of every core: the one whose region the courier's pings reach runs it through
+   * that region's dispatch (committed like one process's); the others answer E_NOT_HELD_HERE.
+   */
+  private async courierShift(call: ForwardedCall): Promise<Reply> {
+    const id = String(call.params[0]);
+    const status = (call.body as { status?: unknown } | undefined)?.status;
+    if (status !== 'available' && status !== 'offline') throw new ApiError(400, 'E_VALIDATION', 'status must be available or offline');
+    const region = this.options.regionOfCourier(id);
+    if (region === undefined) throw new ApiError(404, NOT_HELD_HERE, `courier '${id}' is not held by this core`);
+    const dispatch = this.regions.get(region);
+    if (dispatch === undefined) throw new ApiError(503, 'E_REGION_UNAVAILABLE', `region ${region} is moving between cores; nothing was done, retry in a few seconds`);
+    return dispatch.setCourierStatus(id, status);
   }
 
   /** A request of a region no core holds: read as stored; a cancel of one that ended is a conflict (of an open one, retry). */
@@ -288,6 +306,9 @@ export class CoreDispatch {
 
 
 const COURIER_STATUSES: ReadonlySet<string> = new Set(['available', 'offered', 'busy', 'offline']);
+
+/** What a core answers for a courier whose pings reach another core (an edge asks every core; one holds it). */
+export const NOT_HELD_HERE = 'E_NOT_HELD_HERE';
 
 /** A commit PostgreSQL refused because the region's epoch moved on (or one queued behind such a commit). */
 function isStale(err: unknown): boolean {

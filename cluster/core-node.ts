@@ -127,6 +127,7 @@ export class CoreNode {
     this.dispatch = options.dispatch === undefined ? undefined : new CoreDispatch({
       ...options.dispatch, name: options.name, bus: options.bus, store: options.store, couriers: this.index, onError: this.onError,
       epochOf: (region) => this.ownership.regions().get(region),
+      regionOfCourier: (id) => this.regionOfCourier.get(id),
       borrowCouriers: (ids) => this.borrow(ids),
     });
     this.responder = new NearestResponder(options.bus, options.name, (q) => this.nearest(q), this.onError);

@@ -5,6 +5,7 @@
  *   POST /v1/requests (a delivery with a pickup point) ─► region of the pickup ─┐
  *   GET / cancel / progress /v1/requests/{r.<h3>.…}     ─► region in the id ────┼─► OwnerCommands.ask ─► the owner's reply
  *   accept / decline /v1/offers/{o.<h3>.…}              ─► region in the id ────┘
+ *   PUT /v1/couriers/{id}/status (on / off shift)       ─► every live core; the one the courier's pings reach runs it
  *
  * While a region has no owner (a core died and its lease has not lapsed) the edge waits up to REGION_WAIT_MS for
  * one, asking again when the owner says it is still loading the region; past that, 503 with nothing done. A
@@ -13,7 +14,10 @@
  */
 import { ApiError } from '../api/api-error.js';
 import type { AddRoute, Reply, RouteCall } from '../api/http-routes.js';
+import { requireSelf } from '../api/auth.js';
+import { COURIER_STATUS_ROUTE, entityId } from '../api/entity-routes.js';
 import { REQUEST_ROUTES, type RequestVerb } from '../api/request-routes.js';
+import { NOT_HELD_HERE } from './core-dispatch.js';
 import type { RequestCreateBody } from '../api/schemas.js';
 import { type OwnerCommands, regionOfId } from './owner-commands.js';
 import { regionOf } from './regions.js';
@@ -28,7 +32,7 @@ const ASK_TIMEOUT_MS = 3_000;
 const RETRY_EVERY_MS = 250;
 
 /** The `method pattern` of each forwarded route (so the 501 fallback leaves them alone). */
-export const FORWARDED_ROUTES: readonly string[] = Object.values(REQUEST_ROUTES).map((r) => `${r.method} ${r.pattern}`);
+export const FORWARDED_ROUTES: readonly string[] = [...Object.values(REQUEST_ROUTES), COURIER_STATUS_ROUTE].map((r) => `${r.method} ${r.pattern}`);
 
 /** Registers the request and offer routes, forwarded to their regions' owners. */
 export function registerForwardedRequests(add: AddRoute, commands: OwnerCommands, register: (region: string) => Promise<void>): void {
@@ -36,6 +40,30 @@ export function registerForwardedRequests(add: AddRoute, commands: OwnerCommands
     const { method, pattern, ...shape } = REQUEST_ROUTES[verb];
     add(method, pattern, { ...shape, run: (call) => forward(commands, register, verb, call) });
   }
+}
+
+/**
+ * A courier on or off shift: asked of every live core at once; the core its pings reach runs it (committed) and
+ * answers. No core holding it → 409: the cluster places a courier by its pings, so it pings first.
+ */
+export function registerForwardedShift(add: AddRoute, commands: OwnerCommands): void {
+  const { method, pattern, roles, body } = COURIER_STATUS_ROUTE;
+  add(method, pattern, {
+    roles, body,
+    run: async ({ params, body: status, principal, now }) => {
+      const id = entityId(params[0]);
+      requireSelf(principal, id);
+      const cores = await commands.liveCores();
+      if (cores.length === 0) throw new ApiError(503, 'E_REGION_UNAVAILABLE', 'no core is running; nothing was done, retry in a few seconds');
+      const call = { params: [id], body: status, idempotencyKey: undefined, now, principal };
+      const answers = await Promise.allSettled(cores.map((core) => commands.askCore(core, '', 'courierStatus', call, ASK_TIMEOUT_MS)));
+      const done = answers.find((a): a is PromiseFulfilledResult<Reply> => a.status === 'fulfilled');
+      if (done !== undefined) return done.value;
+      const failed = answers.map((a) => (a as PromiseRejectedResult).reason).find((e) => !(e instanceof ApiError && e.code === NOT_HELD_HERE));
+      if (failed !== undefined) throw failed;
+      throw new ApiError(409, 'E_COURIER_NOT_LIVE', `courier '${id}' has not pinged into the cluster lately: send its position, then its status`);
+    },
+  });
 }
 
 async function forward(commands: OwnerCommands, register: (region: string) => Promise<void>, verb: RequestVerb, call: RouteCall): Promise<Reply> {

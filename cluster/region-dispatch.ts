@@ -11,6 +11,7 @@
 import { ApiError } from '../api/api-error.js';
 import { catchUpFrames, driverFrame } from '../api/driver-offers.js';
 import { DispatchPump } from '../api/dispatch-pump.js';
+import { courierView } from '../api/entity-routes.js';
 import type { Reply } from '../api/http-routes.js';
 import { IdempotencyKeys } from '../api/idempotency.js';
 import type { ApiMetrics } from '../api/metrics.js';
@@ -122,6 +123,12 @@ export class RegionDispatch {
     await this.pump.stop();
     await Promise.race([this.journal.settled(), new Promise((r) => setTimeout(r, 5_000).unref())]);
     for (const o of this.loop.lifecycle.liveOffers()) if (this.engine.couriers.has(o.courierId)) this.engine.couriers.setStatus(o.courierId, 'available');
+  }
+
+  /** A courier of this region goes on or off shift (refused while it carries a leg, as in one process). */
+  async setCourierStatus(courierId: string, status: 'available' | 'offline'): Promise<Reply> {
+    await this.pump.setCourierStatus(courierId, status).acknowledged;
+    return { status: 200, body: courierView(this.engine.couriers, courierId) };
   }
 
   /** Whether this region's dispatch has the courier on an offer or a leg (its status is this region's to say). */

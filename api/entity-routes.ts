@@ -46,9 +46,9 @@ export interface EntityDeps {
 export function registerEntityRoutes(add: AddRoute, deps: EntityDeps): void {
   const { couriers, sites, donors, fences, pump, writer } = deps;
 
-  add('put', '/v1/couriers/:id', {
-    roles: ['admin', 'dispatcher'],
-    body: 'courierProfile',
+  add(COURIER_PROFILE_ROUTE.method, COURIER_PROFILE_ROUTE.pattern, {
+    roles: COURIER_PROFILE_ROUTE.roles,
+    body: COURIER_PROFILE_ROUTE.body,
     run: async ({ params, body }) => {
       const id = entityId(params[0]);
       const profile = body as CourierProfile;
@@ -130,6 +130,9 @@ export function entityId(raw: string): string {
 }
 
 /** A courier's profile, status and last position. */
+/** A courier's profile registered or changed (a cluster edge forwards it). */
+export const COURIER_PROFILE_ROUTE = { method: 'put', pattern: '/v1/couriers/:id', roles: ['admin', 'dispatcher'], body: 'courierProfile' } as const;
+
 /** A courier going on or off shift: the driver itself, or a dispatcher or admin (a cluster edge forwards it). */
 export const COURIER_STATUS_ROUTE = { method: 'put', pattern: '/v1/couriers/:id/status', roles: ['driver', 'dispatcher', 'admin'], body: 'courierStatus' } as const;
 

@@ -6,6 +6,7 @@
  *   driver's socket, progressed over HTTP through edge A, and read back through either edge and from PostgreSQL;
  * - what an edge cannot route or a cluster does not dispatch is refused clearly (404, 403, 501), as one process would;
  * - a driver going off shift through an edge is committed by the core its pings reach and offered nothing until back;
+ * - couriers registered and changed through an edge are stored, placed by their first ping, and the holder follows;
  * - the owning core SIGKILLed while its offers are live and creates are in flight: within 10 s the other core
  *   serves the region, the offer live at the crash is void (accepting it fails) and the leg is offered again,
  *   every acknowledged create is stored exactly once and readable, and acknowledged assignments survive.
@@ -215,6 +216,32 @@ describe('dispatch through a cluster: requests on edge A, drivers on edge B', ()
     const back = await shift('available');
     expect(back.body).toMatchObject({ id, status: 'available' });
     expect((await store.loadCouriers({ ids: [id] }))[0]?.status).toBe('available');
+  }, 40_000);
+
+  it('registers and changes couriers through an edge: stored by a core, placed by the first ping, the holder reads the change', async () => {
+    const admin = token('admin', 'a1');
+    const made = await call(edgeA, 'PUT', '/v1/couriers/n-1', { token: admin, body: { vehicle: 'bike', capabilities: [], capacity: 1 } });
+    expect(made.status, JSON.stringify(made.body)).toBe(200);
+    expect(made.body).toMatchObject({ id: 'n-1', vehicle: 'bike', status: 'offline' }); // new couriers start off shift, as in one process
+    expect((await call(edgeA, 'PUT', '/v1/couriers/n-1', { token: admin, body: { vehicle: 'rocket', capabilities: [], capacity: 1 } })).status).toBe(400);
+    expect((await call(edgeA, 'PUT', '/v1/couriers/n-1', { token: requester, body: { vehicle: 'bike', capabilities: [], capacity: 1 } })).status).toBe(403);
+    // its first ping through edge B places it with the core that owns where it is
+    const [lat, lng] = drivers.get('d1-5')!.at;
+    expect((await call(edgeB, 'POST', '/v1/couriers/n-1/location', { token: token('driver', 'n-1'), body: { lat: lat + 0.003, lng, ts: Date.now() } })).status).toBe(204);
+    await eventually(async () => {
+      const r = await call(edgeA, 'GET', `/v1/nearby?lat=${lat + 0.003}&lng=${lng}&k=1&radius=100`, { token: admin });
+      return r.body?.[0]?.id === 'n-1' || r.body?.results?.[0]?.id === 'n-1' ? true : undefined;
+    }, 'the new courier found near its first ping', 10_000);
+    // a profile change reaches the core holding the courier: it now matches a capability filter
+    const [clat, clng] = drivers.get('d0-3')!.at;
+    const coldNear = async (): Promise<string[]> => {
+      const r = await call(edgeA, 'GET', `/v1/nearby?lat=${clat}&lng=${clng}&k=5&radius=200&capability=cold_chain`, { token: admin });
+      const hits = (Array.isArray(r.body) ? r.body : r.body?.results ?? []) as { id: string }[];
+      return hits.map((h) => h.id);
+    };
+    expect(await coldNear()).not.toContain('d0-3');
+    expect((await call(edgeB, 'PUT', '/v1/couriers/d0-3', { token: admin, body: { vehicle: 'car', capabilities: ['cold_chain'], capacity: 1 } })).status).toBe(200);
+    await eventually(async () => ((await coldNear()).includes('d0-3') ? true : undefined), 'the changed profile on its core', 10_000);
   }, 40_000);
 
   it('a core SIGKILLed with live offers and creates in flight: the region moves within 10 s, offers are made again, nothing acknowledged is lost or doubled', async () => {

@@ -25,15 +25,17 @@ import type { Reply } from '../api/http-routes.js';
 import { ApiMetrics } from '../api/metrics.js';
 import { requestId } from '../api/request-routes.js';
 import { readStoredRequest } from '../api/request-handlers.js';
+import { storeDown } from '../api/dispatch-pump.js';
 import type { TrackFrame } from '../api/request-views.js';
 import type { RequestCreateBody } from '../api/schemas.js';
 import type { DispatchPolicy } from '../dispatch/dispatch-request.js';
-import type { CourierStatus } from '../engine/courier-attributes.js';
+import type { CourierProfile, CourierStatus } from '../engine/courier-attributes.js';
+import { encodeAttr } from '../engine/courier-filter.js';
 import type { CourierIndex } from '../engine/courier-index.js';
 import { type EngineIndexes, createEngineIndexes } from '../engine/engine-indexes.js';
 import { restoreSpeeds } from '../store/recovery.js';
 import { StaleEpoch } from '../store/store-errors.js';
-import type { OpenDispatchState, Store } from '../store/store.js';
+import type { OpenDispatchState, Store, StoredCourier } from '../store/store.js';
 import type { Planner } from '../workers/dispatch-pool.js';
 import type { Bus, BusHandler } from './bus.js';
 import { GroupCommits } from './group-commits.js';
@@ -62,6 +64,9 @@ const TRACK_FLUSH_MS = 250;
  * land in that core's regions) sets it too, so it is not offered while busy elsewhere, nor left busy once free.
  */
 export const COURIER_STATUS = 'couriers:status';
+
+/** A core stored couriers' profiles (payload: their ids): the cores holding them read them again. */
+export const COURIER_PROFILE = 'couriers:profile';
 
 /**
  * Edges say on this channel that a driver connected, so its owner repeats what it holds and an edge holding an
@@ -108,6 +113,7 @@ export class CoreDispatch {
   private readonly openCounts: OpenCounts;
   private readonly hello: BusHandler = (_c, payload) => this.driverConnected(payload);
   private readonly statusHandler: BusHandler = (_c, payload) => this.courierStatus(payload);
+  private readonly profileHandler: BusHandler = (_c, payload) => void this.profilesChanged(payload).catch(this.options.onError);
   /** Regions gained and not loaded yet, with their epochs; the load running now. */
   private readonly gaining = new Map<string, number>();
   private loading: Promise<void> | undefined;
@@ -129,6 +135,7 @@ export class CoreDispatch {
     await this.responder.start();
     await this.options.bus.subscribe(DRIVER_HELLO, this.hello);
     await this.options.bus.subscribe(COURIER_STATUS, this.statusHandler);
+    await this.options.bus.subscribe(COURIER_PROFILE, this.profileHandler);
     this.trackTimer = setInterval(() => {
       const now = Date.now();
       for (const r of this.regions.values()) r.flushTracks(now);
@@ -143,6 +150,7 @@ export class CoreDispatch {
     await this.responder.stop().catch(this.options.onError);
     await this.options.bus.unsubscribe(DRIVER_HELLO, this.hello).catch(this.options.onError);
     await this.options.bus.unsubscribe(COURIER_STATUS, this.statusHandler).catch(this.options.onError);
+    await this.options.bus.unsubscribe(COURIER_PROFILE, this.profileHandler).catch(this.options.onError);
     await Promise.all([...this.regions.values()].map((r) => r.stop()));
     this.regions.clear();
   }
@@ -222,6 +230,7 @@ export class CoreDispatch {
   /** Runs a forwarded command over the region's dispatch. */
   private async run(region: string, verb: CommandVerb, call: ForwardedCall): Promise<Reply> {
     if (verb === 'courierStatus') return this.courierShift(call);
+    if (verb === 'courierProfile') return this.courierProfile(call);
     const dispatch = this.regions.get(region);
     if (dispatch === undefined) {
       // not held here, nor being loaded: a read or cancel of what ended is answered from PostgreSQL
@@ -260,6 +269,45 @@ export class CoreDispatch {
     const dispatch = this.regions.get(region);
     if (dispatch === undefined) throw new ApiError(503, 'E_REGION_UNAVAILABLE', `region ${region} is moving between cores; nothing was done, retry in a few seconds`);
     return dispatch.setCourierStatus(id, status);
+  }
+
+  /**
+   * A courier registered or changed: stored here (any core), then every core holding it reloads its profile
+   * (COURIER_PROFILE); a new courier is placed by its first ping, as any courier a core has not seen.
+   */
+  private async courierProfile(call: ForwardedCall): Promise<Reply> {
+    const id = String(call.params[0]);
+    const profile = call.body as CourierProfile;
+    encodeAttr(profile, 'offline'); // E_BAD_PROFILE before the store, as one process
+    const { store } = this.options;
+    let row: StoredCourier | undefined;
+    try {
+      await store.upsertCouriers([{ ...profile, id }]);
+      [row] = await store.loadCouriers({ ids: [id] });
+    } catch (err) {
+      throw storeDown(err);
+    }
+    await this.options.bus.publish(COURIER_PROFILE, pack({ ids: [id] })).catch(this.options.onError);
+    const positioned = row?.lat !== undefined && row.lng !== undefined;
+    return { status: 200, body: { id, vehicle: row?.vehicle ?? profile.vehicle, capabilities: row?.capabilities ?? profile.capabilities, capacity: row?.capacity ?? profile.capacity, status: row?.status ?? profile.status ?? 'offline', ...(positioned ? { lat: row!.lat, lng: row!.lng, ts: row!.lastPingAt } : {}) } };
+  }
+
+  /** Profiles stored by a core: the ones this core holds are read again (status and position stay this core's). */
+  private async profilesChanged(payload: Buffer): Promise<void> {
+    let ids: unknown;
+    try {
+      ids = (unpack(payload) as { ids?: unknown } | undefined)?.ids;
+    } catch {
+      return;
+    }
+    if (!Array.isArray(ids)) return;
+    const held = ids.filter((id): id is string => typeof id === 'string' && this.engine.couriers.has(id));
+    if (held.length === 0) return;
+    for (const c of await this.options.store.loadCouriers({ ids: held })) {
+      if (!this.engine.couriers.has(c.id)) continue;
+      const status = this.engine.couriers.get(c.id)?.status;
+      this.engine.couriers.upsert(c.id, { vehicle: c.vehicle, capabilities: c.capabilities, capacity: c.capacity, ...(status !== undefined ? { status } : {}) });
+    }
   }
 
   /** A request of a region no core holds: read as stored; a cancel of one that ended is a conflict (of an open one, retry). */

@@ -26,6 +26,9 @@ export interface FleetDeps extends EntityDeps {
   positions: Pick<PositionSinks, 'forget'>;
 }
 
+/** A courier's live view (a cluster edge asks the core holding it). */
+export const COURIER_READ_ROUTE = { method: 'get', pattern: '/v1/couriers/:id', roles: ['admin', 'dispatcher'] } as const;
+
 /** Registers bulk upsert, reads and deletes on `add`. */
 export function registerFleetRoutes(add: AddRoute, deps: FleetDeps): void {
   const { couriers, sites, donors, fences, writer, loop, pump } = deps;
@@ -62,8 +65,8 @@ export function registerFleetRoutes(add: AddRoute, deps: FleetDeps): void {
     },
   });
 
-  add('get', '/v1/couriers/:id', {
-    roles: ['admin', 'dispatcher'],
+  add(COURIER_READ_ROUTE.method, COURIER_READ_ROUTE.pattern, {
+    roles: COURIER_READ_ROUTE.roles,
     run: ({ params }) => {
       const id = knownId(params[0], (x) => couriers.has(x), 'courier');
       const held = loop.lifecycle.courier(id);

@@ -218,7 +218,7 @@ describe('dispatch through a cluster: requests on edge A, drivers on edge B', ()
     expect((await store.loadCouriers({ ids: [id] }))[0]?.status).toBe('available');
   }, 40_000);
 
-  it('registers and changes couriers through an edge: stored by a core, placed by the first ping, the holder reads the change', async () => {
+  it('registers, reads and changes couriers through an edge: stored by a core, placed by the first ping, the holder reads the change', async () => {
     const admin = token('admin', 'a1');
     const made = await call(edgeA, 'PUT', '/v1/couriers/n-1', { token: admin, body: { vehicle: 'bike', capabilities: [], capacity: 1 } });
     expect(made.status, JSON.stringify(made.body)).toBe(200);
@@ -232,6 +232,16 @@ describe('dispatch through a cluster: requests on edge A, drivers on edge B', ()
       const r = await call(edgeA, 'GET', `/v1/nearby?lat=${lat + 0.003}&lng=${lng}&k=1&radius=100`, { token: admin });
       return r.body?.[0]?.id === 'n-1' || r.body?.results?.[0]?.id === 'n-1' ? true : undefined;
     }, 'the new courier found near its first ping', 10_000);
+    // read back through either edge: live from the core holding it, as stored when no core does, else 404
+    const live = await call(edgeB, 'GET', '/v1/couriers/n-1', { token: admin });
+    expect(live.body).toMatchObject({ id: 'n-1', vehicle: 'bike', status: 'offline' });
+    expect(live.body.lat).toBeCloseTo(lat + 0.003, 9);
+    expect((await call(edgeA, 'PUT', '/v1/couriers/n-2', { token: admin, body: { vehicle: 'car', capabilities: [], capacity: 2 } })).status).toBe(200);
+    const stored = await call(edgeA, 'GET', '/v1/couriers/n-2', { token: admin });
+    expect(stored.body).toMatchObject({ id: 'n-2', vehicle: 'car', capacity: 2, status: 'offline' });
+    expect(stored.body.lat).toBeUndefined();
+    expect((await call(edgeA, 'GET', '/v1/couriers/nobody-at-all', { token: admin })).status).toBe(404);
+    expect((await call(edgeA, 'GET', '/v1/couriers/n-1', { token: requester })).status).toBe(403);
     // a profile change reaches the core holding the courier: it now matches a capability filter
     const [clat, clng] = drivers.get('d0-3')!.at;
     const coldNear = async (): Promise<string[]> => {

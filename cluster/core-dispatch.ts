@@ -25,6 +25,7 @@ import type { Reply } from '../api/http-routes.js';
 import { ApiMetrics } from '../api/metrics.js';
 import { requestId } from '../api/request-routes.js';
 import { readStoredRequest } from '../api/request-handlers.js';
+import { courierView } from '../api/entity-routes.js';
 import { storeDown } from '../api/dispatch-pump.js';
 import type { TrackFrame } from '../api/request-views.js';
 import type { RequestCreateBody } from '../api/schemas.js';
@@ -231,6 +232,7 @@ export class CoreDispatch {
   private async run(region: string, verb: CommandVerb, call: ForwardedCall): Promise<Reply> {
     if (verb === 'courierStatus') return this.courierShift(call);
     if (verb === 'courierProfile') return this.courierProfile(call);
+    if (verb === 'courierRead') return this.courierRead(call);
     const dispatch = this.regions.get(region);
     if (dispatch === undefined) {
       // not held here, nor being loaded: a read or cancel of what ended is answered from PostgreSQL
@@ -288,8 +290,28 @@ export class CoreDispatch {
       throw storeDown(err);
     }
     await this.options.bus.publish(COURIER_PROFILE, pack({ ids: [id] })).catch(this.options.onError);
-    const positioned = row?.lat !== undefined && row.lng !== undefined;
-    return { status: 200, body: { id, vehicle: row?.vehicle ?? profile.vehicle, capabilities: row?.capabilities ?? profile.capabilities, capacity: row?.capacity ?? profile.capacity, status: row?.status ?? profile.status ?? 'offline', ...(positioned ? { lat: row!.lat, lng: row!.lng, ts: row!.lastPingAt } : {}) } };
+    return { status: 200, body: storedCourierView(row ?? { ...profile, id }) };
+  }
+
+  /**
+   * A courier's view: live (position, status, the offer or leg a region here holds it on) from the core its pings
+   * reach; with `{ stored: true }` (no core holds it) as PostgreSQL has it, or 404.
+   */
+  private async courierRead(call: ForwardedCall): Promise<Reply> {
+    const id = String(call.params[0]);
+    if ((call.body as { stored?: unknown } | undefined)?.stored === true) {
+      let row: StoredCourier | undefined;
+      try {
+        [row] = await this.options.store.loadCouriers({ ids: [id] });
+      } catch (err) {
+        throw storeDown(err);
+      }
+      if (row === undefined) throw new ApiError(404, 'E_UNKNOWN_COURIER', `courier '${id}' is not registered`);
+      return { status: 200, body: storedCourierView(row) };
+    }
+    if (this.options.regionOfCourier(id) === undefined) throw new ApiError(404, NOT_HELD_HERE, `courier '${id}' is not held by this core`);
+    const held = [...this.regions.values()].map((r) => r.courierHold(id)).find((h) => h !== undefined);
+    return { status: 200, body: { ...courierView(this.engine.couriers, id), ...held } };
   }
 
   /** Profiles stored by a core: the ones this core holds are read again (status and position stay this core's). */
@@ -354,6 +376,12 @@ export class CoreDispatch {
 
 
 const COURIER_STATUSES: ReadonlySet<string> = new Set(['available', 'offered', 'busy', 'offline']);
+
+/** A courier as PostgreSQL has it, in the shape of the API's courier view. */
+function storedCourierView(c: StoredCourier): Record<string, unknown> {
+  const positioned = c.lat !== undefined && c.lng !== undefined;
+  return { id: c.id, vehicle: c.vehicle, capabilities: c.capabilities, capacity: c.capacity, status: c.status ?? 'offline', ...(positioned ? { lat: c.lat, lng: c.lng, ts: c.lastPingAt } : {}) };
+}
 
 /** What a core answers for a courier whose pings reach another core (an edge asks every core; one holds it). */
 export const NOT_HELD_HERE = 'E_NOT_HELD_HERE';

@@ -32,7 +32,7 @@ import { RedisBus } from './redis-bus.js';
 import { RegionLeases } from './region-lease.js';
 import { leaseDirectory, registerRegions } from './region-ownership.js';
 import { OwnerCommands } from './owner-commands.js';
-import { FORWARDED_ROUTES, registerForwardedProfile, registerForwardedRequests, registerForwardedShift } from './edge-requests.js';
+import { FORWARDED_ROUTES, registerForwardedCourierRead, registerForwardedProfile, registerForwardedRequests, registerForwardedShift } from './edge-requests.js';
 import { SharedTokenBuckets } from './shared-buckets.js';
 
 /** How long a drain waits for answers still awaiting Redis or the cores. */
@@ -108,6 +108,7 @@ export async function startEdge(config: Readonly<ApiConfig>, logger: Logger): Pr
   registerForwardedRequests(add, commands, (region) => registerRegions(redis, [region], prefix));
   registerForwardedShift(add, commands);
   registerForwardedProfile(add, commands);
+  registerForwardedCourierRead(add, commands);
   registerNotOnEdge(app, new Set([...EDGE_ROUTES, ...FORWARDED_ROUTES]));
   registerNotFound(app);
 

@@ -7,6 +7,7 @@
  *   accept / decline /v1/offers/{o.<h3>.…}              ─► region in the id ────┘
  *   PUT /v1/couriers/{id}/status (on / off shift)       ─► every live core; the one the courier's pings reach runs it
  *   PUT /v1/couriers/{id} (register or change a profile) ─► any live core stores it; the holder reads it again
+ *   GET /v1/couriers/{id}                               ─► every live core; the holder's live view, else as stored
  *
  * While a region has no owner (a core died and its lease has not lapsed) the edge waits up to REGION_WAIT_MS for
  * one, asking again when the owner says it is still loading the region; past that, 503 with nothing done. A
@@ -17,6 +18,7 @@ import { ApiError } from '../api/api-error.js';
 import type { AddRoute, Reply, RouteCall } from '../api/http-routes.js';
 import { requireSelf } from '../api/auth.js';
 import { COURIER_PROFILE_ROUTE, COURIER_STATUS_ROUTE, entityId } from '../api/entity-routes.js';
+import { COURIER_READ_ROUTE } from '../api/fleet-routes.js';
 import { REQUEST_ROUTES, type RequestVerb } from '../api/request-routes.js';
 import { NOT_HELD_HERE } from './core-dispatch.js';
 import type { RequestCreateBody } from '../api/schemas.js';
@@ -33,7 +35,7 @@ const ASK_TIMEOUT_MS = 3_000;
 const RETRY_EVERY_MS = 250;
 
 /** The `method pattern` of each forwarded route (so the 501 fallback leaves them alone). */
-export const FORWARDED_ROUTES: readonly string[] = [...Object.values(REQUEST_ROUTES), COURIER_STATUS_ROUTE, COURIER_PROFILE_ROUTE].map((r) => `${r.method} ${r.pattern}`);
+export const FORWARDED_ROUTES: readonly string[] = [...Object.values(REQUEST_ROUTES), COURIER_STATUS_ROUTE, COURIER_PROFILE_ROUTE, COURIER_READ_ROUTE].map((r) => `${r.method} ${r.pattern}`);
 
 /** Registers the request and offer routes, forwarded to their regions' owners. */
 export function registerForwardedRequests(add: AddRoute, commands: OwnerCommands, register: (region: string) => Promise<void>): void {
@@ -63,6 +65,26 @@ export function registerForwardedShift(add: AddRoute, commands: OwnerCommands): 
       const failed = answers.map((a) => (a as PromiseRejectedResult).reason).find((e) => !(e instanceof ApiError && e.code === NOT_HELD_HERE));
       if (failed !== undefined) throw failed;
       throw new ApiError(409, 'E_COURIER_NOT_LIVE', `courier '${id}' has not pinged into the cluster lately: send its position, then its status`);
+    },
+  });
+}
+
+/** A courier's view: live from the core holding it (every live core asked), else as stored (any core), else 404. */
+export function registerForwardedCourierRead(add: AddRoute, commands: OwnerCommands): void {
+  const { method, pattern, roles } = COURIER_READ_ROUTE;
+  add(method, pattern, {
+    roles,
+    run: async ({ params, principal, now }) => {
+      const id = entityId(params[0]);
+      const cores = await commands.liveCores();
+      if (cores.length === 0) throw new ApiError(503, 'E_REGION_UNAVAILABLE', 'no core is running; retry in a few seconds');
+      const call = { params: [id], body: undefined, idempotencyKey: undefined, now, principal };
+      const answers = await Promise.allSettled(cores.map((core) => commands.askCore(core, '', 'courierRead', call, ASK_TIMEOUT_MS)));
+      const live = answers.find((a): a is PromiseFulfilledResult<Reply> => a.status === 'fulfilled');
+      if (live !== undefined) return live.value;
+      const failed = answers.map((a) => (a as PromiseRejectedResult).reason).find((e) => !(e instanceof ApiError && e.code === NOT_HELD_HERE));
+      if (failed !== undefined) throw failed;
+      return commands.askCore(cores[0], '', 'courierRead', { ...call, body: { stored: true } }, ASK_TIMEOUT_MS);
     },
   });
 }

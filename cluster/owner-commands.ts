@@ -49,9 +49,10 @@ export function regionOfId(id: string): string | undefined {
 /**
  * A command a core runs: a request route's verb, `track` (a requester's socket following one request), or
  * `courierStatus` (a courier on or off shift, run by the core whose region its pings reach), or `courierProfile` (a
- * courier registered or changed, stored by any core and reloaded by the one holding it).
+ * courier registered or changed, stored by any core and reloaded by the one holding it), or `courierRead` (its live
+ * view from the core holding it; with `{ stored: true }` any core's read of PostgreSQL).
  */
-export type CommandVerb = RequestVerb | 'track' | 'courierStatus' | 'courierProfile';
+export type CommandVerb = RequestVerb | 'track' | 'courierStatus' | 'courierProfile' | 'courierRead';
 
 /** What crosses the bus of a route call (the parts a verb reads). */
 export type ForwardedCall = Pick<RouteCall, 'params' | 'body' | 'idempotencyKey' | 'now'> & { principal: Principal };
@@ -143,7 +144,7 @@ export class OwnerCommands {
       });
     });
     if (answer === undefined) {
-      const what = verb === 'track' || (verb !== 'courierStatus' && verb !== 'courierProfile' && REQUEST_ROUTES[verb].method === 'get') ? 'nothing was changed' : 'the change may or may not have been made: read it back, or retry a create with the same Idempotency-Key';
+      const what = verb === 'track' || verb === 'courierRead' || (verb !== 'courierStatus' && verb !== 'courierProfile' && REQUEST_ROUTES[verb].method === 'get') ? 'nothing was changed' : 'the change may or may not have been made: read it back, or retry a create with the same Idempotency-Key';
       throw new ApiError(503, 'E_OWNER_TIMEOUT', `the owner of region ${region} did not answer in ${timeoutMs / 1000} s; ${what}`);
     }
     if ('error' in answer) throw new ApiError(answer.error.status, answer.error.code, answer.error.message);
@@ -196,7 +197,7 @@ export class CommandResponder {
 function badAsk(a: Ask): string | undefined {
   if (typeof a !== 'object' || a === null) return 'not an object';
   if (typeof a.id !== 'string' || typeof a.replyTo !== 'string' || !a.replyTo.startsWith('edge:')) return 'no id or edge reply channel';
-  if (typeof a.region !== 'string' || !(a.verb === 'track' || a.verb === 'courierStatus' || a.verb === 'courierProfile' || Object.hasOwn(REQUEST_ROUTES, a.verb))) return 'no region or an unknown verb';
+  if (typeof a.region !== 'string' || !(a.verb === 'track' || a.verb === 'courierStatus' || a.verb === 'courierProfile' || a.verb === 'courierRead' || Object.hasOwn(REQUEST_ROUTES, a.verb))) return 'no region or an unknown verb';
   const c = a.call;
   if (typeof c !== 'object' || c === null || !Array.isArray(c.params) || typeof c.now !== 'number' || typeof c.principal?.sub !== 'string' || typeof c.principal?.role !== 'string') return 'a malformed call';
   return undefined;

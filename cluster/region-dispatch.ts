@@ -131,6 +131,13 @@ export class RegionDispatch {
     return { status: 200, body: courierView(this.engine.couriers, courierId) };
   }
 
+  /** The offer or leg this region's dispatch holds the courier on, as the courier view shows them. */
+  courierHold(courierId: string): { offerId?: string; requestId?: string } | undefined {
+    const held = this.loop.lifecycle.courier(courierId);
+    if (held?.offerId === undefined && held?.requestId === undefined) return undefined;
+    return { ...(held.offerId ? { offerId: held.offerId } : {}), ...(held.requestId ? { requestId: held.requestId } : {}) };
+  }
+
   /** Whether this region's dispatch has the courier on an offer or a leg (its status is this region's to say). */
   holdsCourier(courierId: string): boolean {
     return this.loop.lifecycle.liveOfferOf(courierId) !== undefined || this.loop.lifecycle.courier(courierId)?.requestId !== undefined;

@@ -33,7 +33,7 @@ export interface RequestDeps extends RequestViewSources {
   /** Makes a new request's id (default newRequestId; a cluster core names its region in it). */
   newId?: () => string;
   /** A principal's open requests counted elsewhere (a cluster core: as stored, across every core); default the book's. */
-  openCounts?: { open(role: string, sub: string): Promise<number>; created(role: string, sub: string): void };
+  openCounts?: { admit(role: string, sub: string): Promise<boolean>; done(role: string, sub: string, created: boolean): void };
 }
 
 /** A fresh request id: 96 random bits, so ids are unique across restarts and leak nothing about volume. */
@@ -43,16 +43,32 @@ export function newRequestId(): string {
 
 /** Submits a request and answers 201 with its view and plan once the store holds it. */
 export async function createRequest(deps: RequestDeps, b: RequestCreateBody, principal: Principal, now: number, key?: { key: string; bodyHash: string; replacesBefore: number }): Promise<CreateReply> {
-  const isOpen = (id: string): boolean => {
-    const s = deps.pump.summary(id)?.status;
-    return s !== undefined && s !== 'delivered' && s !== 'cancelled' && s !== 'failed';
-  };
-  const atLimit = deps.openCounts !== undefined
-    ? (await deps.openCounts.open(principal.role, principal.sub).catch((err: unknown) => Promise.reject(storeDown(err)))) >= deps.limits.openPerRequester
-    : deps.book.atLimit(principal.role, principal.sub, deps.limits.openPerRequester, isOpen);
-  if (atLimit) {
-    throw new ApiError(429, 'E_TOO_MANY_OPEN_REQUESTS', `at most ${deps.limits.openPerRequester} open requests per principal; wait for some to end or cancel them`);
+  const counts = deps.openCounts;
+  if (counts === undefined) {
+    const isOpen = (id: string): boolean => {
+      const s = deps.pump.summary(id)?.status;
+      return s !== undefined && s !== 'delivered' && s !== 'cancelled' && s !== 'failed';
+    };
+    if (deps.book.atLimit(principal.role, principal.sub, deps.limits.openPerRequester, isOpen)) throw tooManyOpen(deps);
+    return createAdmitted(deps, b, principal, now, key);
   }
+  // counted elsewhere (a cluster core): admitted and counted at once, so racing creates count against each other
+  if (!(await counts.admit(principal.role, principal.sub).catch((err: unknown) => Promise.reject(storeDown(err))))) throw tooManyOpen(deps);
+  let created = false;
+  try {
+    const reply = await createAdmitted(deps, b, principal, now, key);
+    created = true;
+    return reply;
+  } finally {
+    counts.done(principal.role, principal.sub, created);
+  }
+}
+
+function tooManyOpen(deps: RequestDeps): ApiError {
+  return new ApiError(429, 'E_TOO_MANY_OPEN_REQUESTS', `at most ${deps.limits.openPerRequester} open requests per principal; wait for some to end or cancel them`);
+}
+
+async function createAdmitted(deps: RequestDeps, b: RequestCreateBody, principal: Principal, now: number, key?: { key: string; bodyHash: string; replacesBefore: number }): Promise<CreateReply> {
   if (b.deadline !== undefined && b.deadline <= now) throw new ApiError(422, 'E_DEADLINE_PASSED', 'the deadline is already past');
   const id = deps.newId?.() ?? newRequestId();
   const submission = submissionOf(deps.sites, b, id, principal, now);
@@ -75,7 +91,6 @@ export async function createRequest(deps: RequestDeps, b: RequestCreateBody, pri
   deps.book.record(booked!);
   commit.stored.catch(() => deps.book.forget(id)); // taken back out of memory: the book forgets it too
   await commit.acknowledged;
-  deps.openCounts?.created(principal.role, principal.sub);
   deps.metrics.requestsCreated.inc({ kind: b.kind, urgency: submission.urgency });
   const sources = booked!.plan?.sources as { count: number }[] | undefined;
   if (sources) deps.metrics.bloodUnitsReserved.inc(sources.reduce((n, s) => n + s.count, 0));

@@ -170,6 +170,10 @@ describe('dispatch through a cluster: requests on edge A, drivers on edge B', ()
     expect((await call(edgeA, 'GET', `/v1/requests/r.${sydney}.nothere`, { token: requester })).body).toMatchObject({ error: { code: 'E_UNKNOWN_REQUEST' } });
     expect((await call(edgeA, 'POST', `/v1/requests/r.${sydney}.nothere/cancel`, { token: requester })).status).toBe(404);
     expect((await call(edgeA, 'POST', `/v1/offers/o.${sydney}.00-1/accept`, { token: token('driver', 'd0-0') })).body).toMatchObject({ error: { code: 'E_UNKNOWN_OFFER' } });
+    const t = await StreamClient.connect(`${edgeA.replace('http', 'ws')}/v1/stream`, { token: requester });
+    t.send({ t: 'track', requestId: `r.${sydney}.nothere` });
+    expect(await t.next((f) => f.t === 'error', 'a refusal', 2_000)).toMatchObject({ code: 'E_UNKNOWN_REQUEST' });
+    t.close();
     expect(Date.now() - t0).toBeLessThan(2_000);
     const blood = await call(edgeA, 'POST', '/v1/requests', { token: requester, body: { kind: 'blood', dropoff: { lat: VLAT, lng: VLNG }, product: 'red_cells', bloodType: 'A+', units: 1, urgency: 'emergency' } });
     expect(blood.status).toBe(501);

@@ -37,13 +37,13 @@ describe('a region dispatch handed from one core to another', () => {
   const indexes = new Map<string, CourierIndex>();
   let assignedId = '';
 
-  const core = (name: string, openPerRequester = 100): CoreDispatch => {
+  const core = (name: string, openPerRequester = 100, regionOfCourier: (id: string) => string | undefined = () => undefined): CoreDispatch => {
     const couriers = new CourierIndex();
     couriers.upsert('c1', { vehicle: 'car', capabilities: [], capacity: 1, status: 'available' });
     couriers.move('c1', P.lat + 0.001, P.lng, Date.now());
     indexes.set(name, couriers);
     const c = new CoreDispatch({
-      name, bus, store, couriers, planner: pool.planner, borrowCouriers: async () => undefined, regionOfCourier: () => undefined,
+      name, bus, store, couriers, planner: pool.planner, borrowCouriers: async () => undefined, regionOfCourier,
       epochOf: (r) => (r === REGION ? epochs.get(name) : undefined),
       policy: { ...DEFAULT_POLICY, mode: 'greedy' }, offerTtlMs: 60_000, tickMs: 20, openPerRequester, idempotencyTtlMs: 60_000,
       onError: () => undefined,
@@ -181,7 +181,42 @@ describe('a region dispatch handed from one core to another', () => {
     expect((await ask('accept', { principal: driver, params: [offered.offerId] })).status).toBe(200);
     await new Promise((r) => setTimeout(r, 50));
     expect(indexes.get('core-1')!.get('c1')?.status).toBe('busy');
+    // creates racing each other on one core count against each other: exactly the bound gets through
+    const shop12: Principal = { ...shop9, sub: 'shop-12' };
+    const raced = await Promise.allSettled(Array.from({ length: 10 }, () => ask('create', { principal: shop12, body })));
+    expect(raced.filter((r) => r.status === 'fulfilled')).toHaveLength(3);
+    expect(raced.filter((r) => r.status === 'rejected').map((r) => (r as PromiseRejectedResult).reason.status)).toEqual(Array(7).fill(429));
+    // one ends here: counted off at once, not a second later
+    const first = (raced.find((r) => r.status === 'fulfilled') as PromiseFulfilledResult<{ body: unknown }>).value.body as { id: string };
+    expect((await ask('cancel', { principal: shop12, params: [first.id] })).status).toBe(200);
+    expect((await ask('create', { principal: shop12, body })).status).toBe(201);
     // another requester is not held back by shop-9
     expect((await ask('create', { principal: { ...shop9, sub: 'shop-10' }, body })).status).toBe(201);
+  }, 30_000);
+
+  it('stores the asked shift even when this core\'s copy of the courier trails another core\'s change', async () => {
+    const fifth = core('core-5', 100, (id) => (id === 'c1' ? REGION : undefined));
+    await fifth.start();
+    expect((await store.claimRegion(REGION, 5)).claimed).toBe(true);
+    for (const name of epochs.keys()) epochs.delete(name);
+    epochs.set('core-5', 5);
+    owner = 'core-5';
+    fifth.gain(REGION, 5);
+    await fifth.settled();
+    const shift = (status: string) => commands.askCore('core-5', '', 'courierStatus', { params: ['c1'], body: { status }, idempotencyKey: undefined, now: Date.now(), principal: driver });
+    // whatever c1 carries is cancelled first: a courier on a leg keeps its status, as in one process
+    for (const r of await store.listRequests({ limit: 100 })) {
+      if (r.status !== 'delivered' && r.status !== 'cancelled' && r.status !== 'failed' && r.id.startsWith(`r.${REGION}.`)) {
+        await ask('cancel', { principal: { sub: 'desk', role: 'dispatcher', via: 'jwt' }, params: [r.id] }).catch(() => undefined);
+      }
+    }
+    expect((await shift('offline')).body).toMatchObject({ id: 'c1', status: 'offline' });
+    expect((await store.loadCouriers({ ids: ['c1'] }))[0].status).toBe('offline');
+    // another core set it available (stored), and this core did not hear of it
+    await store.upsertCouriers([{ id: 'c1', vehicle: 'car', capabilities: [], capacity: 1, status: 'available' }]);
+    expect((await shift('offline')).body).toMatchObject({ id: 'c1', status: 'offline' });
+    expect((await store.loadCouriers({ ids: ['c1'] }))[0].status).toBe('offline');
+    // a courier another core holds is not this core's to answer for
+    await expect(commands.askCore('core-5', '', 'courierStatus', { params: ['c9'], body: { status: 'offline' }, idempotencyKey: undefined, now: Date.now(), principal: driver })).rejects.toMatchObject({ code: 'E_NOT_HELD_HERE' });
   }, 30_000);
 });

@@ -270,7 +270,13 @@ export class CoreDispatch {
     if (region === undefined) throw new ApiError(404, NOT_HELD_HERE, `courier '${id}' is not held by this core`);
     const dispatch = this.regions.get(region);
     if (dispatch === undefined) throw new ApiError(503, 'E_REGION_UNAVAILABLE', `region ${region} is moving between cores; nothing was done, retry in a few seconds`);
-    return dispatch.setCourierStatus(id, status);
+    try {
+      return await dispatch.setCourierStatus(id, status);
+    } catch (err) {
+      // handed to another core while this ran (its pings now reach that one): that core answers instead
+      if (err instanceof ApiError && err.code === 'E_UNKNOWN_COURIER') throw new ApiError(404, NOT_HELD_HERE, `courier '${id}' moved to another core`);
+      throw err;
+    }
   }
 
   /**

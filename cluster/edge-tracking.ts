@@ -3,6 +3,7 @@
  * and answers the frame now; from then on the edge relays what the owner publishes on `request:{id}`.
  *
  *   track {requestId} ─► region in the id ─► owner: `track` (404 for another requester's) ─► { t:'request' } now
+ *                     (a region the cluster no longer holds: the request's last word from PostgreSQL, once)
  *                     └► subscribe request:{id} once per edge ─► every socket tracking it
  *   every TRACK_REFRESH_MS ─► `track` again for each request tracked here (the owner forgets after TRACK_TTL_MS; a
  *                             new owner after a failover learns it this way)
@@ -15,7 +16,7 @@ import type { Socket, SocketState, StreamSockets } from '../api/stream-sockets.j
 import { unpack } from 'msgpackr';
 import type { Bus, BusHandler } from './bus.js';
 import { TRACK_REFRESH_MS, trackChannel } from './core-dispatch.js';
-import { type OwnerCommands, regionOfId } from './owner-commands.js';
+import { type ForwardedCall, type OwnerCommands, regionOfId } from './owner-commands.js';
 
 export interface EdgeTrackingDeps {
   bus: Bus;
@@ -48,15 +49,28 @@ export class EdgeTracking {
     if (region === undefined) throw new ApiError(404, 'E_UNKNOWN_REQUEST', 'no such request');
     const tracks = (st.tracks ??= new Map());
     if (!tracks.has(requestId) && tracks.size >= MAX_TRACKS) throw new ApiError(400, 'E_TOO_MANY_TRACKS', `at most ${MAX_TRACKS} tracked requests per socket`);
-    this.deps.commands.ask(region, 'track', { params: [requestId], body: undefined, idempotencyKey: undefined, now: this.deps.clock(), principal: st.principal }).then(
+    const call = { params: [requestId], body: undefined, idempotencyKey: undefined, now: this.deps.clock(), principal: st.principal };
+    this.deps.commands.ownerOf(region).then(async (owner) => {
+      if (owner !== null) return this.follow(s, st, requestId, region, call);
+      // the cluster holds nothing open there (the request ended, or never was): its last word, as stored
+      const core = await this.deps.commands.anyCore();
+      if (core === undefined) throw new ApiError(503, 'E_REGION_UNAVAILABLE', 'no core is running; retry in a few seconds');
+      const view = (await this.deps.commands.askCore(core, region, 'read', call)).body as { id: string; status: string };
+      if (st.open) this.deps.sockets.send(s, { t: 'request', id: view.id, status: view.status });
+    }).catch((err: unknown) => {
+      if (st.open) this.deps.sockets.refuse(s, st, err, { requestId });
+    });
+  }
+
+  /** Asks the owner to track the request and, once it answers, relays the request's frames to the socket. */
+  private follow(s: Socket, st: SocketState, requestId: string, region: string, call: ForwardedCall): Promise<void> {
+    const tracks = (st.tracks ??= new Map());
+    return this.deps.commands.ask(region, 'track', call).then(
       (reply) => {
         if (!st.open) return;
         tracks.set(requestId, Number.NaN);
         this.join(s, requestId, region, st.principal);
         if (reply.body !== undefined && reply.body !== null) this.deps.sockets.send(s, reply.body as Record<string, unknown>);
-      },
-      (err: unknown) => {
-        if (st.open) this.deps.sockets.refuse(s, st, err, { requestId });
       },
     );
   }

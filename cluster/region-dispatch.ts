@@ -10,7 +10,7 @@
  */
 import { ApiError } from '../api/api-error.js';
 import { catchUpFrames, driverFrame } from '../api/driver-offers.js';
-import { DispatchPump } from '../api/dispatch-pump.js';
+import { DispatchPump, storeDown } from '../api/dispatch-pump.js';
 import { courierView } from '../api/entity-routes.js';
 import type { Reply } from '../api/http-routes.js';
 import { IdempotencyKeys } from '../api/idempotency.js';
@@ -52,7 +52,7 @@ export class RegionDispatch {
     private readonly engine: EngineIndexes,
     private readonly options: CoreDispatchOptions,
     commits: GroupCommits,
-    openCounts: OpenCounts,
+    private readonly openCounts: OpenCounts,
     metrics: ApiMetrics,
     private readonly send: {
       driver: (courierId: string, frame: Record<string, unknown>) => void;
@@ -86,6 +86,7 @@ export class RegionDispatch {
           if (out !== undefined) this.toDriver(out.courierId, out.frame);
           if ('requestId' in e && typeof e.requestId === 'string') changed.add(this.parentId(e.requestId));
           if (e.type === 'courier.status') send.status(e.courierId, e.status);
+          if (e.type === 'request.delivered' || e.type === 'request.cancelled' || e.type === 'request.failed') this.requestEnded(e.requestId);
         }
         for (const id of changed) if (this.tracked.has(id)) this.sendTrack(id);
       },
@@ -125,9 +126,27 @@ export class RegionDispatch {
     for (const o of this.loop.lifecycle.liveOffers()) if (this.engine.couriers.has(o.courierId)) this.engine.couriers.setStatus(o.courierId, 'available');
   }
 
+  /** A delivery ended here: its requester's open count drops at once (not a second later, at the next read). */
+  private requestEnded(legId: string): void {
+    const r = this.book.get(legId);
+    if (r !== undefined && r.id === legId) this.openCounts.ended(r.ownerRole, r.owner);
+  }
+
   /** A courier of this region goes on or off shift (refused while it carries a leg, as in one process). */
   async setCourierStatus(courierId: string, status: 'available' | 'offline'): Promise<Reply> {
     await this.pump.setCourierStatus(courierId, status).acknowledged;
+    const c = this.engine.couriers.get(courierId);
+    if (c === undefined) throw new ApiError(404, 'E_UNKNOWN_COURIER', `courier '${courierId}' is not registered`);
+    // this core's copy may trail a change another core made (the courier just moved here), so the lifecycle can
+    // have seen nothing to change: unless a region here holds it on an offer or leg, the asked status is the
+    // courier's, and what the answer says is what PostgreSQL keeps
+    if (!this.holdsCourier(courierId) && c.status !== status) this.engine.couriers.setStatus(courierId, status);
+    const now = this.engine.couriers.get(courierId)!;
+    try {
+      await this.options.store.upsertCouriers([{ id: courierId, vehicle: now.vehicle, capabilities: now.capabilities, capacity: now.capacity, status: now.status }]);
+    } catch (err) {
+      throw storeDown(err);
+    }
     return { status: 200, body: courierView(this.engine.couriers, courierId) };
   }
 

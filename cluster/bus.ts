@@ -12,6 +12,18 @@
  * per channel, like Redis pub/sub itself: what these frames carry is also in PostgreSQL or repaired by the
  * next frame, so a frame lost while an edge reconnects costs a refresh, never a transition.
  */
+import { unpack } from 'msgpackr';
+
+
+/** A message's MessagePack payload as an object, or undefined when it is not one (never throws: a bad message is dropped). */
+export function decodeMessage(payload: Buffer): Record<string, unknown> | undefined {
+  try {
+    const v = unpack(payload) as unknown;
+    return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 /** Receives one message of a channel. */
 export type BusHandler = (channel: string, payload: Buffer) => void;

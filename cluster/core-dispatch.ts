@@ -19,7 +19,7 @@
  * shared stock and recipients' room (sites that serve many regions), which needs an owner of its own: those
  * requests are served by GD_ROLE=all.
  */
-import { pack, unpack } from 'msgpackr';
+import { pack } from 'msgpackr';
 import { ApiError } from '../api/api-error.js';
 import type { Reply } from '../api/http-routes.js';
 import { ApiMetrics } from '../api/metrics.js';
@@ -38,7 +38,7 @@ import { restoreSpeeds } from '../store/recovery.js';
 import { StaleEpoch } from '../store/store-errors.js';
 import type { OpenDispatchState, Store, StoredCourier } from '../store/store.js';
 import type { Planner } from '../workers/dispatch-pool.js';
-import type { Bus, BusHandler } from './bus.js';
+import { type Bus, type BusHandler, decodeMessage } from './bus.js';
 import { GroupCommits } from './group-commits.js';
 import { OpenCounts } from './open-counts.js';
 import { type CommandVerb, CommandResponder, type ForwardedCall, regionOfId } from './owner-commands.js';
@@ -322,12 +322,7 @@ export class CoreDispatch {
 
   /** Profiles stored by a core: the ones this core holds are read again (status and position stay this core's). */
   private async profilesChanged(payload: Buffer): Promise<void> {
-    let ids: unknown;
-    try {
-      ids = (unpack(payload) as { ids?: unknown } | undefined)?.ids;
-    } catch {
-      return;
-    }
+    const ids = decodeMessage(payload)?.ids;
     if (!Array.isArray(ids)) return;
     const held = ids.filter((id): id is string => typeof id === 'string' && this.engine.couriers.has(id));
     if (held.length === 0) return;
@@ -356,25 +351,15 @@ export class CoreDispatch {
 
   /** Another core's dispatch changed a courier's status: this core's copy follows, unless one of its own regions holds the courier. */
   private courierStatus(payload: Buffer): void {
-    let m: { core?: unknown; courierId?: unknown; status?: unknown };
-    try {
-      m = unpack(payload) as typeof m;
-    } catch {
-      return;
-    }
-    if (m?.core === this.options.name || typeof m?.courierId !== 'string' || !COURIER_STATUSES.has(m.status as string)) return;
+    const m = decodeMessage(payload);
+    if (m === undefined || m.core === this.options.name || typeof m.courierId !== 'string' || !COURIER_STATUSES.has(m.status as string)) return;
     const id = m.courierId;
     if (!this.engine.couriers.has(id) || [...this.regions.values()].some((r) => r.holdsCourier(id))) return;
     this.engine.couriers.setStatus(id, m.status as CourierStatus);
   }
 
   private driverConnected(payload: Buffer): void {
-    let courierId: unknown;
-    try {
-      courierId = (unpack(payload) as DriverHello | undefined)?.courierId;
-    } catch {
-      return;
-    }
+    const courierId = decodeMessage(payload)?.courierId;
     if (typeof courierId !== 'string') return;
     for (const r of this.regions.values()) for (const frame of r.catchUp(courierId)) this.toDriver(courierId, frame);
   }

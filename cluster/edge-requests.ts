@@ -56,14 +56,8 @@ export function registerForwardedShift(add: AddRoute, commands: OwnerCommands): 
     run: async ({ params, body: status, principal, now }) => {
       const id = entityId(params[0]);
       requireSelf(principal, id);
-      const cores = await commands.liveCores();
-      if (cores.length === 0) throw new ApiError(503, 'E_REGION_UNAVAILABLE', 'no core is running; nothing was done, retry in a few seconds');
-      const call = { params: [id], body: status, idempotencyKey: undefined, now, principal };
-      const answers = await Promise.allSettled(cores.map((core) => commands.askCore(core, '', 'courierStatus', call, ASK_TIMEOUT_MS)));
-      const done = answers.find((a): a is PromiseFulfilledResult<Reply> => a.status === 'fulfilled');
-      if (done !== undefined) return done.value;
-      const failed = answers.map((a) => (a as PromiseRejectedResult).reason).find((e) => !(e instanceof ApiError && e.code === NOT_HELD_HERE));
-      if (failed !== undefined) throw failed;
+      const { reply } = await commands.askHolder('courierStatus', { params: [id], body: status, idempotencyKey: undefined, now, principal }, NOT_HELD_HERE, ASK_TIMEOUT_MS);
+      if (reply !== undefined) return reply;
       throw new ApiError(409, 'E_COURIER_NOT_LIVE', `courier '${id}' has not pinged into the cluster lately: send its position, then its status`);
     },
   });
@@ -75,16 +69,9 @@ export function registerForwardedCourierRead(add: AddRoute, commands: OwnerComma
   add(method, pattern, {
     roles,
     run: async ({ params, principal, now }) => {
-      const id = entityId(params[0]);
-      const cores = await commands.liveCores();
-      if (cores.length === 0) throw new ApiError(503, 'E_REGION_UNAVAILABLE', 'no core is running; retry in a few seconds');
-      const call = { params: [id], body: undefined, idempotencyKey: undefined, now, principal };
-      const answers = await Promise.allSettled(cores.map((core) => commands.askCore(core, '', 'courierRead', call, ASK_TIMEOUT_MS)));
-      const live = answers.find((a): a is PromiseFulfilledResult<Reply> => a.status === 'fulfilled');
-      if (live !== undefined) return live.value;
-      const failed = answers.map((a) => (a as PromiseRejectedResult).reason).find((e) => !(e instanceof ApiError && e.code === NOT_HELD_HERE));
-      if (failed !== undefined) throw failed;
-      return commands.askCore(cores[0], '', 'courierRead', { ...call, body: { stored: true } }, ASK_TIMEOUT_MS);
+      const call = { params: [entityId(params[0])], body: undefined, idempotencyKey: undefined, now, principal };
+      const { reply, cores } = await commands.askHolder('courierRead', call, NOT_HELD_HERE, ASK_TIMEOUT_MS);
+      return reply ?? commands.askCore(cores[0], '', 'courierRead', { ...call, body: { stored: true } }, ASK_TIMEOUT_MS);
     },
   });
 }

@@ -26,8 +26,8 @@ import { validate } from '../api/schemas.js';
 import { type Socket, type SocketState, StreamSockets, safeEnd } from '../api/stream-sockets.js';
 import type { WatchBBox, WatchKind } from '../api/watch-session.js';
 import type { CourierHit } from '../engine/courier-index.js';
-import { pack, unpack } from 'msgpackr';
-import type { Bus, BusHandler } from './bus.js';
+import { pack } from 'msgpackr';
+import { type Bus, type BusHandler, decodeMessage } from './bus.js';
 import { DRIVER_HELLO, type DriverHello, driverChannel } from './core-dispatch.js';
 import { type OwnerCommands, regionOfId } from './owner-commands.js';
 import { EdgeTracking } from './edge-tracking.js';
@@ -60,12 +60,7 @@ export class EdgeStream {
   private readonly drivers = new Map<string, { socket: Socket; handler: BusHandler; at: number }>();
   /** Another edge's hello: this edge's older socket of the same driver is closed (one live socket per driver). */
   private readonly hello: BusHandler = (_c, payload) => {
-    let h: DriverHello | undefined;
-    try {
-      h = unpack(payload) as DriverHello;
-    } catch {
-      return;
-    }
+    const h = decodeMessage(payload) as Partial<DriverHello> | undefined;
     const held = typeof h?.courierId === 'string' ? this.drivers.get(h.courierId) : undefined;
     if (held !== undefined && h!.edge !== this.deps.config.cluster.nodeName && typeof h!.at === 'number' && held.at < h!.at) {
       safeEnd(held.socket, 4000, 'replaced by a newer connection');
@@ -124,13 +119,8 @@ export class EdgeStream {
       this.deps.bus.unsubscribe(driverChannel(p.sub), previous.handler).catch(this.warn);
     }
     const handler: BusHandler = (_c, payload) => {
-      let frame: unknown;
-      try {
-        frame = unpack(payload);
-      } catch {
-        return;
-      }
-      if (typeof frame === 'object' && frame !== null) this.sockets.send(s, frame as Record<string, unknown>);
+      const frame = decodeMessage(payload);
+      if (frame !== undefined) this.sockets.send(s, frame);
     };
     const at = Date.now();
     this.drivers.set(p.sub, { socket: s, handler, at });

@@ -13,8 +13,7 @@ import { ApiError } from '../api/api-error.js';
 import type { Principal } from '../api/auth.js';
 import { MAX_TRACKS } from '../api/request-tracking.js';
 import type { Socket, SocketState, StreamSockets } from '../api/stream-sockets.js';
-import { unpack } from 'msgpackr';
-import type { Bus, BusHandler } from './bus.js';
+import { type Bus, type BusHandler, decodeMessage } from './bus.js';
 import { TRACK_REFRESH_MS, trackChannel } from './core-dispatch.js';
 import { type ForwardedCall, type OwnerCommands, regionOfId } from './owner-commands.js';
 
@@ -93,14 +92,8 @@ export class EdgeTracking {
     }
     const sockets = new Set([s]);
     const handler: BusHandler = (_c, payload) => {
-      let frame: unknown;
-      try {
-        frame = unpack(payload);
-      } catch {
-        return;
-      }
-      if (typeof frame !== 'object' || frame === null) return;
-      for (const t of sockets) this.deps.sockets.send(t, frame as Record<string, unknown>);
+      const frame = decodeMessage(payload);
+      if (frame !== undefined) for (const t of sockets) this.deps.sockets.send(t, frame);
     };
     this.byRequest.set(requestId, { sockets, handler, region, principal });
     this.deps.bus.subscribe(trackChannel(requestId), handler).catch(this.deps.onError);

@@ -131,6 +131,21 @@ export class OwnerCommands {
     }
   }
 
+  /**
+   * Calls `verb` on every live core at once, for a courier only one of them holds: the answer of the one that
+   * does; undefined when every core said `notHeld`; another failure is thrown. `cores` is the live set asked.
+   */
+  async askHolder(verb: CommandVerb, call: ForwardedCall, notHeld: string, timeoutMs = this.timeoutMs): Promise<{ reply: Reply | undefined; cores: string[] }> {
+    const cores = await this.liveCores();
+    if (cores.length === 0) throw unavailable('no core is running; nothing was done, retry in a few seconds');
+    const answers = await Promise.allSettled(cores.map((core) => this.askCore(core, '', verb, call, timeoutMs)));
+    const done = answers.find((a): a is PromiseFulfilledResult<Reply> => a.status === 'fulfilled');
+    if (done !== undefined) return { reply: done.value, cores };
+    const failed = answers.map((a) => (a as PromiseRejectedResult).reason).find((e) => !(e instanceof ApiError && e.code === notHeld));
+    if (failed !== undefined) throw failed;
+    return { reply: undefined, cores };
+  }
+
   /** Calls `verb` for `region` on the core named. */
   async askCore(owner: string, region: string, verb: CommandVerb, call: ForwardedCall, timeoutMs = this.timeoutMs): Promise<Reply> {
     const id = randomUUID();

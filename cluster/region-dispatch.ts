@@ -43,7 +43,6 @@ export class RegionDispatch {
   private readonly pump: DispatchPump;
   /** Requests an edge tracks (until when), and the courier ping last sent to their trackers. */
   private readonly tracked = new Map<string, { until: number; sentTs: number }>();
-  private readonly toDriver: (courierId: string, frame: Record<string, unknown>) => void;
 
   constructor(
     readonly region: string,
@@ -61,7 +60,6 @@ export class RegionDispatch {
       status: (courierId: string, status: CourierStatus) => void;
     },
   ) {
-    this.toDriver = send.driver;
     const { couriers, sites, donors, speeds } = engine;
     this.loop = new DispatchLoop({ couriers, sites, donors, speeds, policy: options.policy, offerTtlMs: options.offerTtlMs, offerIdPrefix: regionOfferPrefix(region) });
     this.journal = new DispatchJournal(commits, this.loop, seqBase, {
@@ -83,7 +81,7 @@ export class RegionDispatch {
         const changed = new Set<string>();
         for (const e of events) {
           const out = driverFrame(e, (leg) => this.parentId(leg));
-          if (out !== undefined) this.toDriver(out.courierId, out.frame);
+          if (out !== undefined) this.send.driver(out.courierId, out.frame);
           if ('requestId' in e && typeof e.requestId === 'string') changed.add(this.parentId(e.requestId));
           if (e.type === 'courier.status') send.status(e.courierId, e.status);
           if (e.type === 'request.delivered' || e.type === 'request.cancelled' || e.type === 'request.failed') this.requestEnded(e.requestId);
@@ -112,7 +110,7 @@ export class RegionDispatch {
     for (const o of state.offers) {
       // the last holder's offers are void: their couriers are free again here (unless a loop of this core holds them)
       if (this.engine.couriers.get(o.courierId)?.status !== 'busy' && this.loop.lifecycle.courier(o.courierId)?.requestId === undefined) this.engine.couriers.setStatus(o.courierId, 'available');
-      this.toDriver(o.courierId, { t: 'revoked', offerId: o.id, requestId: this.parentId(o.requestId), legId: o.requestId, reason: 'expired' });
+      this.send.driver(o.courierId, { t: 'revoked', offerId: o.id, requestId: this.parentId(o.requestId), legId: o.requestId, reason: 'expired' });
     }
     for (const r of requests) this.book.record(bookedFrom(r));
     if (dropped.length > 0) this.options.onError(new Error(`region ${this.region}: ${dropped.length} stored requests could not be rebuilt and were failed (${dropped.slice(0, 3).map((d) => `${d.id}: ${d.reason}`).join('; ')})`));

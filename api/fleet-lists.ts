@@ -14,7 +14,7 @@ import type { CourierStatus } from '../engine/courier-attributes.js';
 import type { Store } from '../store/store.js';
 import { ApiError } from './api-error.js';
 import { storeDown } from './dispatch-pump.js';
-import { courierView } from './entity-routes.js';
+import { courierView, entityId } from './entity-routes.js';
 import { type FleetDeps, knownId, siteView } from './fleet-routes.js';
 import type { AddRoute } from './http-routes.js';
 import { ListCursors, listScope, pageAfter, parseBbox } from './list-cursor.js';
@@ -27,6 +27,8 @@ export interface FleetListDeps extends FleetDeps {
   book: RequestBook;
   store: Pick<Store, 'listRequests' | 'courierHistory'>;
   cursors: ListCursors;
+  /** Whether a courier is registered, where the live index does not hold every one (a cluster's hub asks the store). */
+  courierKnown?: (id: string) => Promise<boolean>;
 }
 
 /** Longest window of one history read: a week of 30 s samples is ~20,000 points, the most a map draws well. */
@@ -96,7 +98,8 @@ export function registerFleetLists(add: AddRoute, deps: FleetListDeps): void {
   add('get', '/v1/couriers/:id/history', {
     roles: ['admin', 'dispatcher'],
     run: async ({ params, query, now }) => {
-      const id = knownId(params[0], (x) => couriers.has(x), 'courier');
+      const raw = entityId(params[0]);
+      const id = knownId(raw, deps.courierKnown === undefined ? (x) => couriers.has(x) : await deps.courierKnown(raw).then((k) => () => k), 'courier');
       const q = validate('historyQuery', queryFields(query));
       const to = q.to ?? now;
       const from = q.from ?? to - HISTORY_DEFAULT_SPAN_MS;

@@ -29,30 +29,19 @@ export interface FleetDeps extends EntityDeps {
 /** A courier's live view (a cluster edge asks the core holding it). */
 export const COURIER_READ_ROUTE = { method: 'get', pattern: '/v1/couriers/:id', roles: ['admin', 'dispatcher'] } as const;
 
+/** Bulk courier onboarding and a courier's delete (a cluster edge forwards them to the cores). */
+export const COURIER_BATCH_ROUTE = { method: 'put', pattern: '/v1/couriers', roles: ['admin', 'dispatcher'], body: 'courierBatch', bodyLimit: 'bulk', itemsPerToken: COURIER_ITEMS_PER_TOKEN } as const;
+export const COURIER_DELETE_ROUTE = { method: 'del', pattern: '/v1/couriers/:id', roles: ['admin', 'dispatcher'] } as const;
+
 /** Registers bulk upsert, reads and deletes on `add`. */
 export function registerFleetRoutes(add: AddRoute, deps: FleetDeps): void {
   const { couriers, sites, donors, fences, writer, loop, pump } = deps;
 
-  add('put', '/v1/couriers', {
-    roles: ['admin', 'dispatcher'],
-    body: 'courierBatch',
-    bodyLimit: 'bulk',
-    itemsPerToken: COURIER_ITEMS_PER_TOKEN,
+  const { method: batchMethod, pattern: batchPattern, ...batch } = COURIER_BATCH_ROUTE;
+  add(batchMethod, batchPattern, {
+    ...batch,
     run: async ({ body }) => {
-      const checked = checkCourierBatch(body as CourierBatchBody);
-      const rejected = checked.rejected.map(({ index, code, message }) => ({ index, code, message }));
-      const good: CourierRow[] = [];
-      for (let i = 0; i < checked.items.length; i++) {
-        const { id, vehicle, capabilities, capacity } = checked.items[i];
-        try {
-          encodeAttr({ vehicle, capabilities, capacity }, 'offline'); // what the index would refuse, refused here, before the store
-          good.push({ id, vehicle, capabilities, capacity });
-        } catch (err) {
-          if (!(err instanceof EngineError)) throw err;
-          rejected.push({ index: checked.indices[i], code: err.code, message: err.message });
-        }
-      }
-      rejected.sort((a, b) => a.index - b.index);
+      const { good, rejected } = courierBatchRows(body as CourierBatchBody);
       if (good.length > 0) {
         await writer.write((store) => store.upsertCouriers(good), () => {
           for (const { id, ...profile } of good) {
@@ -87,8 +76,8 @@ export function registerFleetRoutes(add: AddRoute, deps: FleetDeps): void {
     run: ({ params }) => ({ status: 200, body: donors.get(knownId(params[0], (x) => donors.has(x), 'donor')) }),
   });
 
-  add('del', '/v1/couriers/:id', {
-    roles: ['admin', 'dispatcher'],
+  add(COURIER_DELETE_ROUTE.method, COURIER_DELETE_ROUTE.pattern, {
+    roles: COURIER_DELETE_ROUTE.roles,
     run: async ({ params }) => {
       const id = knownId(params[0], (x) => couriers.has(x), 'courier');
       refuseWhileHeld(loop, id);
@@ -135,6 +124,24 @@ export function registerFleetRoutes(add: AddRoute, deps: FleetDeps): void {
       return { status: 204 };
     },
   });
+}
+
+/** A bulk courier upsert's items: the rows to store, and the rest rejected by index (schema, then the index's own dry run). */
+export function courierBatchRows(body: CourierBatchBody): { good: CourierRow[]; rejected: { index: number; code: string; message: string }[] } {
+  const checked = checkCourierBatch(body);
+  const rejected = checked.rejected.map(({ index, code, message }) => ({ index, code, message }));
+  const good: CourierRow[] = [];
+  for (let i = 0; i < checked.items.length; i++) {
+    const { id, vehicle, capabilities, capacity } = checked.items[i];
+    try {
+      encodeAttr({ vehicle, capabilities, capacity }, 'offline'); // what the index would refuse, refused here, before the store
+      good.push({ id, vehicle, capabilities, capacity });
+    } catch (err) {
+      if (!(err instanceof EngineError)) throw err;
+      rejected.push({ index: checked.indices[i], code: err.code, message: err.message });
+    }
+  }
+  return { good, rejected: rejected.sort((a, b) => a.index - b.index) };
 }
 
 /** A site as lists and reads show it (unlimited capacity is left out: JSON has no Infinity). */

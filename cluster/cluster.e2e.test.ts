@@ -218,11 +218,13 @@ describe('a cluster of two edges and two cores, used through the edges only', ()
     expect((await ping({ lat: 51.5, lng: 0, ts: Date.now() }, token('driver', 'm6'))).status).toBe(403);
     expect((await call(edgeA, 'POST', `/v1/couriers/${id}/location`, { body: { lat: 51.5, lng: 0, ts: Date.now() } })).status).toBe(401);
     const site = await call(edgeA, 'GET', `/v1/nearby?lat=${VLAT}&lng=${VLNG}&kind=site`, { token: token('admin', 'a1') });
-    expect([site.status, site.body.error.code]).toEqual([501, 'E_NOT_ON_EDGE']);
+    expect([site.status, site.body]).toEqual([200, { results: [] }]); // the hub's answer: no site registered
+    const hook = await call(edgeA, 'PUT', '/v1/webhooks/w1', { token: token('admin', 'a1'), body: { url: 'https://example.org/hook', events: ['request.created'] } });
+    expect([hook.status, hook.body.error.code]).toEqual([501, 'E_NOT_ON_EDGE']);
     const create = await call(edgeA, 'POST', '/v1/requests', { token: token('requester', 'r1'), body: {} });
     expect([create.status, create.body.error.code]).toEqual([400, 'E_VALIDATION']);
     const bySite = await call(edgeA, 'POST', '/v1/requests', { token: token('requester', 'r1'), body: { kind: 'delivery', pickupSiteId: 's1', dropoff: { lat: VLAT, lng: VLNG } } });
-    expect([bySite.status, bySite.body.error.code]).toEqual([501, 'E_NOT_ON_EDGE']);
+    expect([bySite.status, bySite.body.error.code]).toEqual([404, 'E_UNKNOWN_SITE']);
     expect((await call(edgeA, 'GET', '/v1/nope', { token: token('admin', 'a1') })).status).toBe(404);
     const donors = await call(edgeA, 'GET', `/v1/nearby?lat=${VLAT}&lng=${VLNG}&kind=donor`, { token: token('driver', id) });
     expect([donors.status, donors.body.error.code]).toEqual([403, 'E_FORBIDDEN']);

@@ -26,9 +26,10 @@ import { ApiMetrics } from '../api/metrics.js';
 import { requestId } from '../api/request-routes.js';
 import { readStoredRequest } from '../api/request-handlers.js';
 import { courierView } from '../api/entity-routes.js';
+import { courierBatchRows } from '../api/fleet-routes.js';
 import { storeDown } from '../api/dispatch-pump.js';
 import type { TrackFrame } from '../api/request-views.js';
-import type { RequestCreateBody } from '../api/schemas.js';
+import type { CourierBatchBody, RequestCreateBody } from '../api/schemas.js';
 import type { DispatchPolicy } from '../dispatch/dispatch-request.js';
 import type { CourierProfile, CourierStatus } from '../engine/courier-attributes.js';
 import { encodeAttr } from '../engine/courier-filter.js';
@@ -40,6 +41,7 @@ import type { OpenDispatchState, Store, StoredCourier } from '../store/store.js'
 import type { Planner } from '../workers/dispatch-pool.js';
 import { type Bus, type BusHandler, decodeMessage } from './bus.js';
 import { GroupCommits } from './group-commits.js';
+import type { Hub } from './hub.js';
 import { OpenCounts } from './open-counts.js';
 import { type CommandVerb, CommandResponder, type ForwardedCall, regionOfId } from './owner-commands.js';
 import { RegionDispatch, regionState } from './region-dispatch.js';
@@ -92,6 +94,10 @@ export interface CoreDispatchOptions {
   epochOf: (region: string) => number | undefined;
   /** The region of a courier this core holds as its own (its pings reach this core), or undefined. */
   regionOfCourier: (courierId: string) => string | undefined;
+  /** Drops a deleted courier from this core (index, held set, unwritten positions). */
+  forgetCourier: (courierId: string) => void;
+  /** This core's part in the hub (cluster/hub.ts), which runs `hub` and `siteAt` commands while it holds the lease. */
+  hub?: Hub;
   /** Loads couriers this core does not hold into its index (a restored assignment's courier in another region). */
   borrowCouriers: (ids: readonly string[]) => Promise<void>;
   policy: DispatchPolicy;
@@ -233,6 +239,12 @@ export class CoreDispatch {
     if (verb === 'courierStatus') return this.courierShift(call);
     if (verb === 'courierProfile') return this.courierProfile(call);
     if (verb === 'courierRead') return this.courierRead(call);
+    if (verb === 'courierBatch') return this.courierBatch(call);
+    if (verb === 'courierDelete') return this.courierDelete(call);
+    if (verb === 'hub' || verb === 'siteAt') {
+      if (this.options.hub === undefined) throw new ApiError(503, 'E_REGION_UNAVAILABLE', 'this core does not serve the hub; retry');
+      return verb === 'hub' ? this.options.hub.run(call) : { status: 200, body: this.options.hub.siteAt(String(call.params[0])) };
+    }
     const dispatch = this.regions.get(region);
     if (dispatch === undefined) {
       // not held here, nor being loaded: a read or cancel of what ended is answered from PostgreSQL
@@ -277,6 +289,46 @@ export class CoreDispatch {
       if (err instanceof ApiError && err.code === 'E_UNKNOWN_COURIER') throw new ApiError(404, NOT_HELD_HERE, `courier '${id}' moved to another core`);
       throw err;
     }
+  }
+
+  /** Couriers registered or changed in bulk: stored here (any core), reloaded by the cores holding them. */
+  private async courierBatch(call: ForwardedCall): Promise<Reply> {
+    const { good, rejected } = courierBatchRows(call.body as CourierBatchBody);
+    if (good.length > 0) {
+      try {
+        await this.options.store.upsertCouriers(good);
+      } catch (err) {
+        throw storeDown(err);
+      }
+      await this.options.bus.publish(COURIER_PROFILE, pack({ ids: good.map((c) => c.id) })).catch(this.options.onError);
+    }
+    return { status: 200, body: { accepted: good.length, rejected } };
+  }
+
+  /**
+   * A courier deleted, asked of every core: the one holding it refuses while a region here has it on an offer or
+   * a leg, else deletes it (stored, then dropped from the index); with `{ stored: true }` (no core holds it) any
+   * core deletes the stored courier. The cores holding a copy drop it (COURIER_PROFILE finds no profile).
+   */
+  private async courierDelete(call: ForwardedCall): Promise<Reply> {
+    const id = String(call.params[0]);
+    const stored = (call.body as { stored?: unknown } | undefined)?.stored === true;
+    if (!stored) {
+      if (this.options.regionOfCourier(id) === undefined) throw new ApiError(404, NOT_HELD_HERE, `courier '${id}' is not held by this core`);
+      const held = [...this.regions.values()].map((r) => r.courierHold(id)).find((h) => h !== undefined);
+      if (held?.requestId !== undefined) throw new ApiError(409, 'E_COURIER_BUSY', `courier '${id}' carries request '${held.requestId}': deliver, or cancel it, first`);
+      if (held?.offerId !== undefined) throw new ApiError(409, 'E_COURIER_BUSY', `courier '${id}' holds live offer '${held.offerId}': wait for its answer or expiry, or set the courier offline first`);
+    }
+    let deleted: boolean;
+    try {
+      deleted = await this.options.store.deleteCourier(id);
+    } catch (err) {
+      throw storeDown(err);
+    }
+    if (!deleted) throw new ApiError(404, 'E_NOT_FOUND', `no courier '${id}'`);
+    if (this.engine.couriers.has(id)) this.options.forgetCourier(id);
+    await this.options.bus.publish(COURIER_PROFILE, pack({ ids: [id] })).catch(this.options.onError);
+    return { status: 204 };
   }
 
   /**
@@ -326,7 +378,11 @@ export class CoreDispatch {
     if (!Array.isArray(ids)) return;
     const held = ids.filter((id): id is string => typeof id === 'string' && this.engine.couriers.has(id));
     if (held.length === 0) return;
-    for (const c of await this.options.store.loadCouriers({ ids: held })) {
+    const rows = await this.options.store.loadCouriers({ ids: held });
+    // deleted: no profile any more, so no copy either (its pings are dropped as unknown from now on)
+    const found = new Set(rows.map((c) => c.id));
+    for (const id of held) if (!found.has(id) && this.engine.couriers.has(id)) this.options.forgetCourier(id);
+    for (const c of rows) {
       if (!this.engine.couriers.has(c.id)) continue;
       const status = this.engine.couriers.get(c.id)?.status;
       this.engine.couriers.upsert(c.id, { vehicle: c.vehicle, capabilities: c.capabilities, capacity: c.capacity, ...(status !== undefined ? { status } : {}) });

@@ -11,6 +11,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Redis } from 'ioredis';
 import type { ApiConfig } from '../api/config.js';
+import { ListCursors } from '../api/list-cursor.js';
 import type { Logger } from '../api/log.js';
 import { DEFAULT_POLICY } from '../dispatch/dispatch-request.js';
 import { openStore } from '../store/store.js';
@@ -45,7 +46,8 @@ export async function startCore(config: Readonly<ApiConfig>, logger: Logger): Pr
     openPerRequester: config.requests.openPerRequester,
     idempotencyTtlMs: config.requests.idempotencyTtlMs,
   };
-  const node = new CoreNode({ name: config.cluster.nodeName, redis, reader, bus, store, prefix: config.cluster.prefix, leaseTtlMs: config.cluster.leaseTtlMs, onError, dispatch });
+  const hub = { cursors: new ListCursors(config.jwt.secret), stockLowUnits: config.webhooks.stockLowUnits };
+  const node = new CoreNode({ name: config.cluster.nodeName, redis, reader, bus, store, prefix: config.cluster.prefix, leaseTtlMs: config.cluster.leaseTtlMs, onError, dispatch, hub });
   await node.start();
   const server = await listen(config, node);
   const port = (server.address() as AddressInfo).port;

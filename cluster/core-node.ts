@@ -22,6 +22,7 @@ import type { StoredCourier, Store } from '../store/store.js';
 import { PositionWriteBehind } from '../store/write-behind.js';
 import type { Bus } from './bus.js';
 import { CoreDispatch, type CoreDispatchOptions } from './core-dispatch.js';
+import { Hub, type HubOptions } from './hub.js';
 import { MovePublisher } from './move-feed.js';
 import { type NearestQuery, NearestResponder } from './nearest-scatter.js';
 import { type PingBatch, PingConsumer } from './ping-streams.js';
@@ -63,6 +64,8 @@ export interface CoreNodeOptions {
   onError?: (err: unknown) => void;
   /** Dispatch for the held regions (requests forwarded by edges); without it the core serves pings and nearest only. */
   dispatch?: Pick<CoreDispatchOptions, 'planner' | 'policy' | 'offerTtlMs' | 'tickMs' | 'openPerRequester' | 'idempotencyTtlMs'>;
+  /** With dispatch: this core may hold the hub (sites, stock, donors, lists; cluster/hub.ts). */
+  hub?: Pick<HubOptions, 'cursors' | 'stockLowUnits'>;
 }
 
 /** What a core reports on /metrics. */
@@ -91,6 +94,8 @@ export class CoreNode {
   readonly index = new CourierIndex();
   readonly ownership: RegionOwnership;
   readonly dispatch: CoreDispatch | undefined;
+  /** This core's part in the hub (undefined without dispatch). */
+  readonly hub: Hub | undefined;
   private readonly consumer: PingConsumer;
   private readonly responder: NearestResponder<CourierHit>;
   private readonly positions: PositionWriteBehind;
@@ -124,8 +129,16 @@ export class CoreNode {
       onGained: (region, epoch) => this.gain(region, epoch),
       onLost: (region) => this.lose(region),
     });
+    this.hub = options.dispatch === undefined || options.hub === undefined ? undefined : new Hub({
+      ...options.hub, store: options.store, leases, policy: options.dispatch.policy, onError: this.onError,
+    });
     this.dispatch = options.dispatch === undefined ? undefined : new CoreDispatch({
       ...options.dispatch, name: options.name, bus: options.bus, store: options.store, couriers: this.index, onError: this.onError,
+      hub: this.hub,
+      forgetCourier: (id) => {
+        this.positions.forget(id);
+        this.drop(id);
+      },
       epochOf: (region) => this.ownership.regions().get(region),
       regionOfCourier: (id) => this.regionOfCourier.get(id),
       borrowCouriers: (ids) => this.borrow(ids),
@@ -145,6 +158,7 @@ export class CoreNode {
     this.moves.start();
     await this.ownership.tick();
     this.ownership.start(this.onError);
+    this.hub?.start();
     this.consumer.start(this.onError);
     const idle = this.options.idleRegionMs ?? IDLE_REGION_MS;
     this.sweeper = setInterval(() => this.sweepRegions(idle).catch(this.onError), Math.max(50, Math.min(SWEEP_MS, Math.floor(idle / 4))));
@@ -177,6 +191,7 @@ export class CoreNode {
   async stop(): Promise<void> {
     clearInterval(this.sweeper);
     await this.ownership.stop();
+    await this.hub?.stop();
     await this.dispatch?.stop();
     await this.consumer.stop();
     await this.responder.stop();

@@ -32,7 +32,8 @@ import { RedisBus } from './redis-bus.js';
 import { RegionLeases } from './region-lease.js';
 import { leaseDirectory, registerRegions } from './region-ownership.js';
 import { OwnerCommands } from './owner-commands.js';
-import { FORWARDED_ROUTES, registerForwardedCourierRead, registerForwardedProfile, registerForwardedRequests, registerForwardedShift } from './edge-requests.js';
+import { FORWARDED_ROUTES, askHub, registerForwardedCourierRead, registerForwardedFleet, registerForwardedHub, registerForwardedProfile, registerForwardedRequests, registerForwardedShift } from './edge-requests.js';
+import { NEARBY_KEY } from './hub.js';
 import { SharedTokenBuckets } from './shared-buckets.js';
 
 /** How long a drain waits for answers still awaiting Redis or the cores. */
@@ -104,11 +105,13 @@ export async function startEdge(config: Readonly<ApiConfig>, logger: Logger): Pr
   registerStaticFiles(app, undefined, config.mapStyleUrl === undefined ? {} : { mapStyleUrl: config.mapStyleUrl });
   const add = routeAdder(app, { config, auth, limits, metrics, logger, clock, notReady, inFlight });
   registerServiceRoutes(add, { notReady, metrics });
-  registerEdgeRoutes(add, { funnel, scatter, policy: DEFAULT_POLICY, clock });
+  registerEdgeRoutes(add, { funnel, scatter, policy: DEFAULT_POLICY, clock, hub: (call) => askHub(commands, NEARBY_KEY, call) });
   registerForwardedRequests(add, commands, (region) => registerRegions(redis, [region], prefix));
   registerForwardedShift(add, commands);
   registerForwardedProfile(add, commands);
   registerForwardedCourierRead(add, commands);
+  registerForwardedFleet(add, commands);
+  registerForwardedHub(add, commands);
   registerNotOnEdge(app, new Set([...EDGE_ROUTES, ...FORWARDED_ROUTES]));
   registerNotFound(app);
 

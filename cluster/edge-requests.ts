@@ -15,14 +15,15 @@
  * read or cancel is answered by any core from PostgreSQL, an offer or progress is 404 at once.
  */
 import { ApiError } from '../api/api-error.js';
-import type { AddRoute, Reply, RouteCall } from '../api/http-routes.js';
+import type { AddRoute, Method, Reply, RouteCall } from '../api/http-routes.js';
 import { requireSelf } from '../api/auth.js';
 import { COURIER_PROFILE_ROUTE, COURIER_STATUS_ROUTE, entityId } from '../api/entity-routes.js';
-import { COURIER_READ_ROUTE } from '../api/fleet-routes.js';
+import { COURIER_BATCH_ROUTE, COURIER_DELETE_ROUTE, COURIER_READ_ROUTE } from '../api/fleet-routes.js';
 import { REQUEST_ROUTES, type RequestVerb } from '../api/request-routes.js';
 import { NOT_HELD_HERE } from './core-dispatch.js';
 import type { RequestCreateBody } from '../api/schemas.js';
-import { type OwnerCommands, regionOfId } from './owner-commands.js';
+import { HUB_ROUTES, NEARBY_KEY, hubRouteShapes } from './hub.js';
+import { type CommandVerb, type ForwardedCall, HUB, type OwnerCommands, regionOfId } from './owner-commands.js';
 import { regionOf } from './regions.js';
 
 /**
@@ -35,7 +36,52 @@ const ASK_TIMEOUT_MS = 3_000;
 const RETRY_EVERY_MS = 250;
 
 /** The `method pattern` of each forwarded route (so the 501 fallback leaves them alone). */
-export const FORWARDED_ROUTES: readonly string[] = [...Object.values(REQUEST_ROUTES), COURIER_STATUS_ROUTE, COURIER_PROFILE_ROUTE, COURIER_READ_ROUTE].map((r) => `${r.method} ${r.pattern}`);
+export const FORWARDED_ROUTES: readonly string[] = [
+  ...[...Object.values(REQUEST_ROUTES), COURIER_STATUS_ROUTE, COURIER_PROFILE_ROUTE, COURIER_READ_ROUTE, COURIER_BATCH_ROUTE, COURIER_DELETE_ROUTE].map((r) => `${r.method} ${r.pattern}`),
+  ...HUB_ROUTES,
+];
+
+/** Registers the hub's routes (sites, stock, donors, the request list, couriers' tracks), forwarded to its holder. */
+export function registerForwardedHub(add: AddRoute, commands: OwnerCommands): void {
+  for (const [key, shape] of hubRouteShapes()) {
+    if (key === NEARBY_KEY) continue; // edge-routes.ts answers couriers itself and asks the hub (askHub) for the rest
+    const [method, pattern] = key.split(' ') as [Method, string];
+    add(method, pattern, { ...shape, run: (call) => askHub(commands, key, call) });
+  }
+}
+
+/** A hub route's call, run by the hub's holder. */
+export function askHub(commands: OwnerCommands, route: string, call: RouteCall): Promise<Reply> {
+  const { params, body, idempotencyKey, now, principal, query } = call;
+  return askWaiting(commands, HUB, 'hub', { params, body, idempotencyKey, now, principal, query, route });
+}
+
+/**
+ * Couriers onboarded in bulk (stored by any live core, reloaded by the ones holding them), and a courier deleted
+ * (by the core holding it, which refuses while it carries or is offered work; else from PostgreSQL by any core).
+ */
+export function registerForwardedFleet(add: AddRoute, commands: OwnerCommands): void {
+  const { method, pattern, ...batch } = COURIER_BATCH_ROUTE;
+  add(method, pattern, {
+    ...batch,
+    run: async ({ body, principal, now }) => commands.askCore(await someCore(commands), '', 'courierBatch', { params: [], body, idempotencyKey: undefined, now, principal }, ASK_TIMEOUT_MS),
+  });
+  const del = COURIER_DELETE_ROUTE;
+  add(del.method, del.pattern, {
+    roles: del.roles,
+    run: async ({ params, principal, now }) => {
+      const call = { params: [entityId(params[0])], body: undefined, idempotencyKey: undefined, now, principal };
+      const { reply, cores } = await commands.askHolder('courierDelete', call, NOT_HELD_HERE, ASK_TIMEOUT_MS);
+      return reply ?? commands.askCore(cores[0], '', 'courierDelete', { ...call, body: { stored: true } }, ASK_TIMEOUT_MS);
+    },
+  });
+}
+
+async function someCore(commands: OwnerCommands): Promise<string> {
+  const core = await commands.anyCore();
+  if (core === undefined) throw new ApiError(503, 'E_REGION_UNAVAILABLE', 'no core is running; nothing was done, retry in a few seconds');
+  return core;
+}
 
 /** Registers the request and offer routes, forwarded to their regions' owners. */
 export function registerForwardedRequests(add: AddRoute, commands: OwnerCommands, register: (region: string) => Promise<void>): void {
@@ -83,37 +129,53 @@ export function registerForwardedProfile(add: AddRoute, commands: OwnerCommands)
     roles, body,
     run: async ({ params, body: profile, principal, now }) => {
       const id = entityId(params[0]);
-      const core = await commands.anyCore();
-      if (core === undefined) throw new ApiError(503, 'E_REGION_UNAVAILABLE', 'no core is running; nothing was done, retry in a few seconds');
-      return commands.askCore(core, '', 'courierProfile', { params: [id], body: profile, idempotencyKey: undefined, now, principal }, ASK_TIMEOUT_MS);
+      return commands.askCore(await someCore(commands), '', 'courierProfile', { params: [id], body: profile, idempotencyKey: undefined, now, principal }, ASK_TIMEOUT_MS);
     },
   });
 }
 
 async function forward(commands: OwnerCommands, register: (region: string) => Promise<void>, verb: RequestVerb, call: RouteCall): Promise<Reply> {
-  const region = regionOfCall(verb, call);
+  let body = call.body;
+  const b = body as RequestCreateBody;
+  if (verb === 'create' && b.kind === 'delivery' && b.pickup === undefined && b.pickupSiteId !== undefined) {
+    // picked up at a site: the hub says where it is, and the create goes to that point's region as if given so
+    const { pickupSiteId, ...rest } = b;
+    const at = await askWaiting(commands, HUB, 'siteAt', { params: [pickupSiteId], body: undefined, idempotencyKey: undefined, now: call.now, principal: call.principal });
+    body = { ...rest, pickup: at.body as { lat: number; lng: number } };
+  }
+  const region = regionOfCall(verb, call.params, body);
   if (verb === 'create') await register(region); // a region nobody pinged yet gets an owner too
-  const forwarded = { params: call.params, body: call.body, idempotencyKey: call.idempotencyKey, now: call.now, principal: call.principal };
+  const forwarded = { params: call.params, body, idempotencyKey: call.idempotencyKey, now: call.now, principal: call.principal };
+  return askWaiting(commands, region, verb, forwarded, verb === 'create' ? undefined : async () => {
+    // the cluster holds nothing open there (cores keep regions with open requests): what is left is in
+    // PostgreSQL, which any core reads; offers and progress have nothing to act on
+    if (verb !== 'read' && verb !== 'cancel') throw notFound(verb);
+    const core = await commands.anyCore();
+    if (core === undefined) throw new ApiError(503, 'E_REGION_UNAVAILABLE', 'no core is running; retry in a few seconds');
+    return commands.askCore(core, region, verb, forwarded, ASK_TIMEOUT_MS);
+  });
+}
+
+/**
+ * Asks the owner of `region` (or the hub's holder), waiting up to REGION_WAIT_MS while it has none or says it is
+ * still loading it; `unknown` answers for a region the cluster does not know (without it, such a region is waited
+ * for like one changing hands).
+ */
+export async function askWaiting(commands: OwnerCommands, region: string, verb: CommandVerb, call: ForwardedCall, unknown?: () => Promise<Reply>): Promise<Reply> {
   const until = Date.now() + REGION_WAIT_MS;
   for (;;) {
     const owner = await commands.ownerOf(region);
-    if (owner === null && verb !== 'create') {
-      // the cluster holds nothing open there (cores keep regions with open requests): what is left is in
-      // PostgreSQL, which any core reads; offers and progress have nothing to act on
-      if (verb !== 'read' && verb !== 'cancel') throw notFound(verb);
-      const core = await commands.anyCore();
-      if (core === undefined) throw new ApiError(503, 'E_REGION_UNAVAILABLE', 'no core is running; retry in a few seconds');
-      return commands.askCore(core, region, verb, forwarded, ASK_TIMEOUT_MS);
-    }
+    if (owner === null && unknown !== undefined) return unknown();
     if (typeof owner === 'string') {
       try {
-        return await commands.askCore(owner, region, verb, forwarded, Math.max(500, Math.min(ASK_TIMEOUT_MS, until - Date.now())));
+        return await commands.askCore(owner, region, verb, call, Math.max(500, Math.min(ASK_TIMEOUT_MS, until - Date.now())));
       } catch (err) {
         // nothing was done: the owner is still loading the region, or just lost it — worth asking again shortly
         if (!(err instanceof ApiError && err.code === 'E_REGION_UNAVAILABLE') || Date.now() + RETRY_EVERY_MS > until) throw err;
       }
     } else if (Date.now() + RETRY_EVERY_MS > until) {
-      throw new ApiError(503, 'E_REGION_UNAVAILABLE', `region ${region} has no owner right now (a core is taking it over); nothing was done, retry in a few seconds`);
+      const what = region === HUB ? 'the hub (sites, stock, donors, lists)' : `region ${region}`;
+      throw new ApiError(503, 'E_REGION_UNAVAILABLE', `${what} has no owner right now (a core is taking it over); nothing was done, retry in a few seconds`);
     }
     await new Promise((r) => setTimeout(r, RETRY_EVERY_MS));
   }
@@ -124,15 +186,15 @@ function notFound(verb: RequestVerb): ApiError {
 }
 
 /** The region a call belongs to: the pickup's for a create, the one named in the id otherwise. */
-function regionOfCall(verb: RequestVerb, call: RouteCall): string {
+function regionOfCall(verb: RequestVerb, params: readonly string[], body: unknown): string {
   if (verb === 'create') {
-    const b = call.body as RequestCreateBody;
+    const b = body as RequestCreateBody;
     if (b.kind !== 'delivery' || b.pickup === undefined) {
-      throw new ApiError(501, 'E_NOT_ON_EDGE', 'a cluster dispatches deliveries with a pickup point (lat, lng); pickupSiteId, blood and rescue requests are served by GD_ROLE=all');
+      throw new ApiError(501, 'E_NOT_ON_EDGE', 'a cluster dispatches deliveries (a pickup point or pickupSiteId); blood and rescue requests are served by GD_ROLE=all');
     }
     return regionOf(b.pickup.lat, b.pickup.lng);
   }
-  const region = regionOfId(call.params[0] ?? '');
+  const region = regionOfId(params[0] ?? '');
   if (region !== undefined) return region;
   throw notFound(verb);
 }

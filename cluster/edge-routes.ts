@@ -6,6 +6,8 @@
  *   POST /v1/locations (gateway)    ─► each item checked ─► the good ones funnelled ─► { accepted, rejected }
  *   GET  /v1/nearby (couriers)      ─► NearestScatter over the owners the circle touches ─► merged top k;
  *                                      a region without an answering owner ─► 503 E_REGION_UNAVAILABLE (never a guess)
+ *   GET  /v1/nearby (sites, donors) ─► the hub (cluster/hub.ts)
+ *   requests, offers, couriers, the hub's routes ─► forwarded to cores (edge-requests.ts)
  *   any other route of the API      ─► 501 E_NOT_ON_EDGE (served by GD_ROLE=all; not yet forwarded to cores)
  *
  * An edge holds no index: it cannot say a courier is unknown or a ping stale (its owner decides and counts).
@@ -19,7 +21,7 @@ import { registerFleetRoutes } from '../api/fleet-routes.js';
 import { registerRequestRoutes } from '../api/request-routes.js';
 import { registerWebhookRoutes } from '../api/webhook-routes.js';
 import { JsonBytes, sendReply } from '../api/http-body.js';
-import type { AddRoute } from '../api/http-routes.js';
+import type { AddRoute, Reply, RouteCall } from '../api/http-routes.js';
 import { type RejectedPing, pingRefusal, rejectionError } from '../api/ingest.js';
 import { NEARBY_ROUTE, PING_BATCH_ROUTE, PING_ROUTE, courierEta, nearbyQuery, registerLocationRoutes } from '../api/location-routes.js';
 import { courierResultsJson } from '../api/nearby-json.js';
@@ -34,6 +36,8 @@ export interface EdgeRouteDeps {
   scatter: NearestScatter<CourierHit>;
   policy: Readonly<DispatchPolicy>;
   clock: () => number;
+  /** Runs a nearby query for sites or donors on the hub (cluster/hub.ts). */
+  hub: (call: RouteCall) => Promise<Reply>;
 }
 
 /** The routes registerEdgeRoutes serves, as `method pattern`. */
@@ -72,13 +76,14 @@ export function registerEdgeRoutes(add: AddRoute, deps: EdgeRouteDeps): void {
   });
   add('get', '/v1/nearby', {
     ...NEARBY_ROUTE,
-    run: async ({ query, principal }) => {
+    run: async (call) => {
+      const { query, principal } = call;
       const p = nearbyQuery(query);
       // donors are health data: the same answer as one process gives a driver or requester, before anything else
       if (p.kind === 'donor' && principal.role !== 'dispatcher' && principal.role !== 'admin') {
         throw new ApiError(403, 'E_FORBIDDEN', 'donor positions and blood types are health data: dispatchers and admins only');
       }
-      if (p.kind !== 'courier') throw new ApiError(501, 'E_NOT_ON_EDGE', `nearby ${p.kind}s are not served by a cluster edge yet: ask for kind=courier, or use GD_ROLE=all`);
+      if (p.kind !== 'courier') return deps.hub(call); // sites and donors: the hub's
       const filter = { ...(p.capability ? { capability: p.capability } : {}), ...(p.status ? { status: p.status } : {}) };
       let answer: Awaited<ReturnType<NearestScatter<CourierHit>['nearest']>>;
       try {

@@ -16,12 +16,16 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { pack, unpack } from 'msgpackr';
 import { ApiError, toErrorReply } from '../api/api-error.js';
 import type { Principal } from '../api/auth.js';
+import { JsonBytes } from '../api/http-body.js';
 import type { Reply, RouteCall } from '../api/http-routes.js';
 import { REQUEST_ROUTES, type RequestVerb } from '../api/request-routes.js';
 import type { Bus, BusHandler } from './bus.js';
 import { getResolution, isValidCell } from 'h3-js';
 import type { OwnerDirectory } from './nearest-scatter.js';
 import { REGION_RES } from './regions.js';
+
+/** The lease key of the hub (cluster/hub.ts): not an H3 cell, so no region is ever named so. */
+export const HUB = 'hub';
 
 /** The channel a core takes request commands on. */
 export function commandChannel(core: string): string {
@@ -47,15 +51,34 @@ export function regionOfId(id: string): string | undefined {
 }
 
 /**
- * A command a core runs: a request route's verb, `track` (a requester's socket following one request), or
- * `courierStatus` (a courier on or off shift, run by the core whose region its pings reach), or `courierProfile` (a
- * courier registered or changed, stored by any core and reloaded by the one holding it), or `courierRead` (its live
- * view from the core holding it; with `{ stored: true }` any core's read of PostgreSQL).
+ * The commands a core runs besides a request route's verbs, each with whether it only reads:
+ * - `track`: a requester's socket following one request (the region's owner);
+ * - `courierStatus`: a courier on or off shift, run by the core whose region its pings reach;
+ * - `courierProfile`, `courierBatch`: couriers registered or changed, stored by any core and reloaded by the ones
+ *   holding them; `courierDelete`: refused by the core holding the courier while it carries or is offered work;
+ * - `courierRead`: its live view from the core holding it; with `{ stored: true }` any core's read of PostgreSQL;
+ * - `hub`: a route of the hub (cluster/hub.ts), run by the core holding the hub lease; `siteAt`: where a site is.
  */
-export type CommandVerb = RequestVerb | 'track' | 'courierStatus' | 'courierProfile' | 'courierRead';
+const CORE_VERBS = {
+  track: true, courierStatus: false, courierProfile: false, courierBatch: false, courierDelete: false, courierRead: true, hub: false, siteAt: true,
+} as const;
+
+export type CommandVerb = RequestVerb | keyof typeof CORE_VERBS;
+
+/** True for a verb that changes nothing (so an unanswered one is safe to ask again). */
+function readsOnly(verb: CommandVerb, call: ForwardedCall): boolean {
+  if (verb === 'hub') return call.route?.startsWith('get ') === true;
+  return Object.hasOwn(CORE_VERBS, verb) ? CORE_VERBS[verb as keyof typeof CORE_VERBS] : REQUEST_ROUTES[verb as RequestVerb].method === 'get';
+}
 
 /** What crosses the bus of a route call (the parts a verb reads). */
-export type ForwardedCall = Pick<RouteCall, 'params' | 'body' | 'idempotencyKey' | 'now'> & { principal: Principal };
+export type ForwardedCall = Pick<RouteCall, 'params' | 'body' | 'idempotencyKey' | 'now'> & {
+  principal: Principal;
+  /** The query string, for the routes that read one (hub lists, nearby sites and donors). */
+  query?: string;
+  /** A hub call's route, as `method pattern` (cluster/hub.ts HUB_ROUTES). */
+  route?: string;
+};
 
 interface Ask {
   id: string;
@@ -159,8 +182,8 @@ export class OwnerCommands {
       });
     });
     if (answer === undefined) {
-      const what = verb === 'track' || verb === 'courierRead' || (verb !== 'courierStatus' && verb !== 'courierProfile' && REQUEST_ROUTES[verb].method === 'get') ? 'nothing was changed' : 'the change may or may not have been made: read it back, or retry a create with the same Idempotency-Key';
-      throw new ApiError(503, 'E_OWNER_TIMEOUT', `the owner of region ${region} did not answer in ${timeoutMs / 1000} s; ${what}`);
+      const what = readsOnly(verb, call) ? 'nothing was changed' : 'the change may or may not have been made: read it back, or retry a create with the same Idempotency-Key';
+      throw new ApiError(503, 'E_OWNER_TIMEOUT', `${region === '' ? 'the core asked' : `the owner of ${region === HUB ? 'the hub' : `region ${region}`}`} did not answer in ${timeoutMs / 1000} s; ${what}`);
     }
     if ('error' in answer) throw new ApiError(answer.error.status, answer.error.code, answer.error.message);
     return { status: answer.status, ...(answer.json === undefined ? {} : { body: JSON.parse(answer.json) as unknown }), ...(answer.headers ? { headers: answer.headers } : {}) };
@@ -194,7 +217,7 @@ export class CommandResponder {
       Promise.resolve()
         .then(() => run(ask.region, ask.verb, ask.call))
         .then(
-          (reply) => answer({ id: ask.id, status: reply.status, ...(reply.body === undefined ? {} : { json: JSON.stringify(reply.body) }), ...(reply.headers ? { headers: reply.headers } : {}) }),
+          (reply) => answer({ id: ask.id, status: reply.status, ...(reply.body === undefined ? {} : { json: jsonText(reply.body) }), ...(reply.headers ? { headers: reply.headers } : {}) }),
           (err: unknown) => answer({ id: ask.id, error: toErrorReply(err) }),
         );
     };
@@ -209,10 +232,15 @@ export class CommandResponder {
   }
 }
 
+/** A reply body as JSON text (a handler may hand over JSON it encoded itself). */
+function jsonText(body: unknown): string {
+  return body instanceof JsonBytes ? Buffer.from(body.bytes.buffer, body.bytes.byteOffset, body.bytes.byteLength).toString('utf8') : JSON.stringify(body);
+}
+
 function badAsk(a: Ask): string | undefined {
   if (typeof a !== 'object' || a === null) return 'not an object';
   if (typeof a.id !== 'string' || typeof a.replyTo !== 'string' || !a.replyTo.startsWith('edge:')) return 'no id or edge reply channel';
-  if (typeof a.region !== 'string' || !(a.verb === 'track' || a.verb === 'courierStatus' || a.verb === 'courierProfile' || a.verb === 'courierRead' || Object.hasOwn(REQUEST_ROUTES, a.verb))) return 'no region or an unknown verb';
+  if (typeof a.region !== 'string' || !(Object.hasOwn(CORE_VERBS, a.verb) || Object.hasOwn(REQUEST_ROUTES, a.verb))) return 'no region or an unknown verb';
   const c = a.call;
   if (typeof c !== 'object' || c === null || !Array.isArray(c.params) || typeof c.now !== 'number' || typeof c.principal?.sub !== 'string' || typeof c.principal?.role !== 'string') return 'a malformed call';
   return undefined;

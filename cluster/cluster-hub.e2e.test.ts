@@ -1,0 +1,184 @@
+/**
+ * The part of the API that belongs to no region, through a cluster as users run it (two cores, two edges,
+ * `GD_ROLE=core|edge node dist/api/main.js`, the machine's Redis and PostgreSQL):
+ *
+ * - sites, stock and donors written through edge A are read back, listed and found nearby through edge B (the
+ *   hub: one core at a time serves them), with one process's roles (donors are health data);
+ * - a delivery picked up at a site (pickupSiteId) through an edge is created in the site's region;
+ * - the request list through an edge shows a requester its own requests only;
+ * - couriers onboarded in bulk through an edge are stored (bad items rejected by index) and deleted through
+ *   the other; a courier holding a live offer is not deleted (409); its track (history) is read through an edge;
+ * - the core holding the hub SIGKILLed: the other serves the hub within 10 s, from PostgreSQL.
+ */
+import { cellToBoundary } from 'h3-js';
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Authenticator, type Role } from '../api/auth.js';
+import { loadConfig } from '../api/config.js';
+import { type ServerProcess, coreStarted, edgeStarted, startServerProcess } from '../api/server-process.js';
+import { StreamClient, call, eventually } from '../api/test-server.js';
+import { type Store, openStore } from '../store/store.js';
+import { testDatabaseUrl, testSchemaName } from '../store/test-database.js';
+import { HUB } from './owner-commands.js';
+import { RegionLeases } from './region-lease.js';
+import { regionOf } from './regions.js';
+import { TEST_REDIS_URL, connectTestRedis } from './test-redis.js';
+
+const SECRET = 'cluster-hub-e2e-secret-0123456789abcdef';
+const LEASE_MS = 2_000;
+const [VLAT, VLNG] = cellToBoundary(regionOf(48.8566, 2.3522))[0];
+const SPOT: [number, number] = [VLAT + 0.02, VLNG + 0.03];
+
+describe('the hub through a cluster: sites, stock, donors, lists and couriers on any edge', () => {
+  const url = testDatabaseUrl();
+  const schema = testSchemaName('gd_hub');
+  const auth = new Authenticator(loadConfig({ JWT_SECRET: SECRET }).jwt, []);
+  const token = (role: Role, sub: string): string => auth.signToken({ sub, role }, 3600);
+  const admin = token('admin', 'ops');
+  const dispatcher = token('dispatcher', 'desk');
+  let store: Store;
+  let redis: Redis;
+  let prefix: string;
+  let cleanup: () => Promise<void>;
+  let leases: RegionLeases;
+  const cores = new Map<string, ServerProcess>();
+  const edges: ServerProcess[] = [];
+  let edgeA = '';
+  let edgeB = '';
+
+  beforeAll(async () => {
+    ({ redis, prefix, cleanup } = await connectTestRedis());
+    leases = new RegionLeases(redis, { owner: 'test', prefix });
+    store = await openStore({ databaseUrl: url, dataDir: 'unused', schema });
+    await store.migrate();
+    const common = { GD_CLUSTER_PREFIX: prefix, REDIS_URL: TEST_REDIS_URL, JWT_SECRET: SECRET, GD_LEASE_TTL_MS: String(LEASE_MS), DRAIN_GRACE_MS: '0', DISPATCH_MODE: 'greedy', OFFER_TTL_MS: '60000', RATE_PER_SEC: '5000', RATE_BURST: '5000' };
+    for (const name of ['core-1', 'core-2']) cores.set(name, await startServerProcess({ ...common, GD_ROLE: 'core', GD_NODE_NAME: name, DATABASE_URL: url, DATABASE_SCHEMA: schema }, 60_000, coreStarted));
+    for (const name of ['edge-a', 'edge-b']) edges.push(await startServerProcess({ ...common, GD_ROLE: 'edge', GD_NODE_NAME: name }, 60_000, edgeStarted));
+    [edgeA, edgeB] = edges.map((e) => e.base);
+    await eventually(async () => (await leases.holder(HUB)) ?? undefined, 'a core holds the hub', 15_000);
+  }, 120_000);
+
+  afterAll(async () => {
+    for (const p of [...edges, ...cores.values()]) await p.kill();
+    await cleanup();
+    await store.close();
+  });
+
+  it('sites and their stock written through edge A are read, listed and found nearby through edge B', async () => {
+    const bank = { kind: 'blood_bank', name: 'Bank North', lat: SPOT[0], lng: SPOT[1] };
+    expect((await call(edgeA, 'PUT', '/v1/sites/bank-n', { token: admin, body: bank })).status).toBe(200);
+    const units = [{ product: 'red_cells', bloodType: 'A+', count: 4, expiresAt: Date.now() + 86_400_000 }];
+    expect((await call(edgeA, 'PUT', '/v1/sites/bank-n/inventory', { token: admin, body: { units } })).status).toBe(200);
+
+    const read = await call(edgeB, 'GET', '/v1/sites/bank-n', { token: dispatcher });
+    expect(read.status).toBe(200);
+    expect(read.body).toMatchObject({ id: 'bank-n', ...bank, lots: [{ product: 'red_cells', bloodType: 'A+', available: 4 }] });
+    const list = await call(edgeB, 'GET', '/v1/sites?kind=blood_bank', { token: dispatcher });
+    expect(list.body.items.map((s: { id: string }) => s.id)).toEqual(['bank-n']);
+    const near = await call(edgeB, 'GET', `/v1/nearby?lat=${SPOT[0]}&lng=${SPOT[1]}&kind=site&product=red_cells&bloodType=A%2B&units=2`, { token: token('requester', 'ward-7') });
+    expect(near.status).toBe(200);
+    expect(near.body.results).toMatchObject([{ id: 'bank-n', kind: 'site', units: 4 }]);
+    // roles as one process: a requester reads no site, a dispatcher writes none; bad bodies are refused
+    expect((await call(edgeA, 'GET', '/v1/sites/bank-n', { token: token('requester', 'ward-7') })).status).toBe(403);
+    expect((await call(edgeA, 'PUT', '/v1/sites/x', { token: dispatcher, body: bank })).status).toBe(403);
+    expect((await call(edgeA, 'PUT', '/v1/sites/x', { token: admin, body: { ...bank, lat: 95 } })).body.error.code).toBe('E_VALIDATION');
+    expect((await call(edgeA, 'PUT', '/v1/sites/nope/inventory', { token: admin, body: { units } })).body.error.code).toBe('E_UNKNOWN_SITE');
+
+    expect((await call(edgeB, 'DELETE', '/v1/sites/bank-n', { token: admin })).status).toBe(204);
+    expect((await call(edgeA, 'GET', '/v1/sites/bank-n', { token: dispatcher })).status).toBe(404);
+  });
+
+  it('donors are kept by the hub and shown to dispatchers and admins only', async () => {
+    const donor = { bloodType: 'O-', lat: SPOT[0] + 0.001, lng: SPOT[1], available: true };
+    expect((await call(edgeA, 'PUT', '/v1/donors/dn-1', { token: admin, body: donor })).status).toBe(200);
+    expect((await call(edgeB, 'GET', '/v1/donors/dn-1', { token: admin })).body).toMatchObject({ bloodType: 'O-', available: true });
+    expect((await call(edgeB, 'GET', '/v1/donors/dn-1', { token: dispatcher })).status).toBe(403);
+    const near = await call(edgeB, 'GET', `/v1/nearby?lat=${SPOT[0]}&lng=${SPOT[1]}&kind=donor`, { token: dispatcher });
+    expect(near.body.results).toMatchObject([{ id: 'dn-1', kind: 'donor', bloodType: 'O-' }]);
+    const asRequester = await call(edgeA, 'GET', `/v1/nearby?lat=${SPOT[0]}&lng=${SPOT[1]}&kind=donor`, { token: token('requester', 'ward-7') });
+    expect([asRequester.status, asRequester.body.error.code]).toEqual([403, 'E_FORBIDDEN']);
+    expect((await call(edgeA, 'DELETE', '/v1/donors/dn-1', { token: admin })).status).toBe(204);
+    expect((await call(edgeB, 'GET', '/v1/donors/dn-1', { token: admin })).status).toBe(404);
+  });
+
+  it('a delivery picked up at a site is created in the site\'s region; the request list shows a requester its own', async () => {
+    const restaurant = { kind: 'restaurant', name: 'Chez Hub', lat: SPOT[0], lng: SPOT[1] };
+    expect((await call(edgeA, 'PUT', '/v1/sites/rest-1', { token: admin, body: restaurant })).status).toBe(200);
+    const shop = token('requester', 'shop-h');
+    const made = await call(edgeB, 'POST', '/v1/requests', { token: shop, body: { kind: 'delivery', pickupSiteId: 'rest-1', dropoff: { lat: SPOT[0] + 0.01, lng: SPOT[1] } } });
+    expect(made.status).toBe(201);
+    expect(made.body.id).toContain(`.${regionOf(...SPOT)}.`);
+    const back = await call(edgeA, 'GET', `/v1/requests/${made.body.id}`, { token: shop });
+    expect(back.body.pickup).toEqual({ lat: SPOT[0], lng: SPOT[1] });
+    const other = await call(edgeA, 'POST', '/v1/requests', { token: token('requester', 'shop-x'), body: { kind: 'delivery', pickup: { lat: SPOT[0], lng: SPOT[1] }, dropoff: { lat: SPOT[0] + 0.01, lng: SPOT[1] } } });
+    expect(other.status).toBe(201);
+
+    const mine = await call(edgeA, 'GET', '/v1/requests', { token: shop });
+    expect(mine.body.items.map((r: { id: string }) => r.id)).toEqual([made.body.id]);
+    const all = await call(edgeB, 'GET', '/v1/requests?limit=1', { token: dispatcher });
+    expect(all.body.items).toHaveLength(1);
+    const next = await call(edgeA, 'GET', `/v1/requests?limit=1&cursor=${encodeURIComponent(all.body.next)}`, { token: dispatcher });
+    expect(new Set([all.body.items[0].id, next.body.items[0].id])).toEqual(new Set([made.body.id, other.body.id]));
+    expect((await call(edgeA, 'POST', '/v1/requests', { token: shop, body: { kind: 'delivery', pickupSiteId: 'no-such', dropoff: { lat: SPOT[0], lng: SPOT[1] } } })).body.error.code).toBe('E_UNKNOWN_SITE');
+  });
+
+  it('couriers onboarded in bulk through one edge are deleted through the other, not while offered work; their tracks are read', async () => {
+    const items = [
+      { id: 'hb-1', vehicle: 'bike', capabilities: [], capacity: 1 },
+      { id: 'hb-2', vehicle: 'hovercraft', capabilities: [], capacity: 1 },
+      { id: 'hb-3', vehicle: 'car', capabilities: ['cold_chain'], capacity: 2 },
+    ];
+    const put = await call(edgeA, 'PUT', '/v1/couriers', { token: admin, body: items });
+    expect(put.status).toBe(200);
+    expect(put.body.accepted).toBe(2);
+    expect(put.body.rejected.map((r: { index: number }) => r.index)).toEqual([1]);
+    expect((await call(edgeB, 'GET', '/v1/couriers/hb-3', { token: dispatcher })).body).toMatchObject({ id: 'hb-3', capabilities: ['cold_chain'], capacity: 2 });
+
+    // hb-3 drives: its pings place it on a core, its track is stored, and a request's offer holds it
+    const driver = await StreamClient.connect(`${edgeB.replace('http', 'ws')}/v1/stream`, { token: token('driver', 'hb-3') });
+    const t0 = Date.now();
+    // samples 40 s apart, so the track keeps each (one per 30 s at most); the last one is fresh
+    for (let i = 0; i < 3; i++) {
+      const ping = await call(edgeA, 'POST', '/v1/couriers/hb-3/location', { token: token('driver', 'hb-3'), body: { lat: SPOT[0] + i * 0.001, lng: SPOT[1], ts: t0 + i * 40_000 - 80_000 } });
+      expect(ping.status).toBe(204);
+    }
+    await eventually(async () => ((await call(edgeA, 'GET', '/v1/couriers/hb-3', { token: dispatcher })).body.lat !== undefined ? true : undefined), 'hb-3 placed', 10_000);
+    expect((await call(edgeB, 'PUT', '/v1/couriers/hb-3/status', { token: token('driver', 'hb-3'), body: { status: 'available' } })).status).toBe(200);
+    const made = await call(edgeA, 'POST', '/v1/requests', { token: token('requester', 'shop-d'), body: { kind: 'delivery', urgency: 'emergency', coldChain: true, pickup: { lat: SPOT[0] + 0.002, lng: SPOT[1] }, dropoff: { lat: SPOT[0] + 0.01, lng: SPOT[1] } } });
+    expect(made.status).toBe(201);
+    await driver.next((f) => f.t === 'offer', 'an offer (of this request, or one waiting from before)', 10_000);
+    const busy = await call(edgeB, 'DELETE', '/v1/couriers/hb-3', { token: admin });
+    expect([busy.status, busy.body.error.code]).toEqual([409, 'E_COURIER_BUSY']);
+
+    const track = await eventually(async () => {
+      const r = await call(edgeB, 'GET', `/v1/couriers/hb-3/history?from=${t0 - 300_000}`, { token: dispatcher });
+      return r.body.geometry?.type === 'LineString' ? r.body : undefined;
+    }, 'hb-3\'s track stored', 15_000);
+    expect(track.properties.courierId).toBe('hb-3');
+    expect((await call(edgeB, 'GET', '/v1/couriers/nobody/history', { token: dispatcher })).status).toBe(404);
+    driver.close();
+
+    // hb-1 never pinged: no core holds it, so any core deletes it from PostgreSQL
+    expect((await call(edgeB, 'DELETE', '/v1/couriers/hb-1', { token: dispatcher })).status).toBe(204);
+    expect((await call(edgeA, 'GET', '/v1/couriers/hb-1', { token: dispatcher })).status).toBe(404);
+    expect((await call(edgeA, 'DELETE', '/v1/couriers/hb-1', { token: dispatcher })).status).toBe(404);
+    expect((await store.loadCouriers({ ids: ['hb-1'] })).length).toBe(0);
+  }, 60_000);
+
+  it('the core holding the hub SIGKILLed: the other serves it within 10 s, from PostgreSQL', async () => {
+    const site = { kind: 'shelter', name: 'Shelter K', lat: SPOT[0] - 0.01, lng: SPOT[1], capacity: 40 };
+    expect((await call(edgeA, 'PUT', '/v1/sites/shelter-k', { token: admin, body: site })).status).toBe(200);
+    const holder = (await leases.holder(HUB))!.owner;
+    const killedAt = Date.now();
+    await cores.get(holder)!.kill();
+    const read = await eventually(async () => {
+      const r = await call(edgeB, 'GET', '/v1/sites/shelter-k', { token: dispatcher });
+      return r.status === 200 ? r : undefined;
+    }, 'the hub served again', 15_000);
+    expect(Date.now() - killedAt).toBeLessThan(10_000);
+    expect(read.body).toMatchObject({ id: 'shelter-k', name: 'Shelter K', capacity: 40 });
+    expect((await leases.holder(HUB))!.owner).not.toBe(holder);
+    expect((await call(edgeA, 'PUT', '/v1/sites/shelter-k', { token: admin, body: { ...site, name: 'Shelter K2' } })).status).toBe(200);
+    expect((await call(edgeB, 'GET', '/v1/sites/shelter-k', { token: dispatcher })).body.name).toBe('Shelter K2');
+  }, 30_000);
+});

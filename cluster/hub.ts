@@ -1,0 +1,204 @@
+/**
+ * The hub of a cluster (PRODUCT §7): the part of the API that belongs to no region — sites and their stock,
+ * donors, the request list, couriers' tracks — served by the one core holding the `hub` lease, with the very
+ * handlers of one process (entity-routes, fleet-routes, fleet-lists, location-routes' nearby sites and donors).
+ *
+ *   every core, each third of a lease: hold the hub? renew (lost ─► drop its copies) : try to take it
+ *   taken ─► sites, stock and donors loaded from PostgreSQL ─► routes served
+ *   edge: a hub route ─► OwnerCommands.askHub ─► core:{holder}:cmd {verb:'hub', route, call} ─► the handler
+ *   a write ─► stored first (one at a time, as a journal would) ─► memory ─► answer
+ *   a delivery picked up at a site (pickupSiteId) ─► the edge asks the hub where the site is (siteAt) and
+ *     forwards the create to that point's region
+ *
+ * One holder at a time serves reads and writes alike, so a client reads back what it wrote whichever edge it
+ * asks. The writes are idempotent upserts and deletes keyed by the caller's id: a holder that lost the lease
+ * while finishing one stores what a client asked for, so they are not fenced by the hub's epoch.
+ */
+import { ApiError } from '../api/api-error.js';
+import { storeDown } from '../api/dispatch-pump.js';
+import { type EntityWriter, registerEntityRoutes } from '../api/entity-routes.js';
+import { registerFleetLists } from '../api/fleet-lists.js';
+import { registerFleetRoutes } from '../api/fleet-routes.js';
+import type { AddRoute, HttpDeps, Reply, RouteSpec } from '../api/http-routes.js';
+import type { ListCursors } from '../api/list-cursor.js';
+import { registerLocationRoutes } from '../api/location-routes.js';
+import type { RequestBook } from '../api/request-book.js';
+import type { DispatchPolicy } from '../dispatch/dispatch-request.js';
+import { type EngineIndexes, createEngineIndexes } from '../engine/engine-indexes.js';
+import type { Commit } from '../store/dispatch-journal.js';
+import { restoreSpeeds } from '../store/recovery.js';
+import type { Store } from '../store/store.js';
+import { type ForwardedCall, HUB } from './owner-commands.js';
+import type { RegionLeases } from './region-lease.js';
+
+/** The nearby route: an edge answers kind=courier from the region owners and asks the hub for sites and donors. */
+export const NEARBY_KEY = 'get /v1/nearby';
+
+/** The routes the hub serves, as `method pattern` (an edge forwards each to the hub's holder). */
+export const HUB_ROUTES: ReadonlySet<string> = new Set([
+  'put /v1/sites/:id', 'put /v1/sites/:id/inventory', 'get /v1/sites/:id', 'del /v1/sites/:id', 'get /v1/sites',
+  'put /v1/donors/:id', 'get /v1/donors/:id', 'del /v1/donors/:id',
+  'get /v1/requests', 'get /v1/couriers/:id/history',
+  NEARBY_KEY, // sites and donors only
+
+]);
+
+/** The hub routes' shapes (roles, body, limits) as one process registers them, for an edge to register. */
+export function hubRouteShapes(): Map<string, Omit<RouteSpec, 'run'>> {
+  const shapes = new Map<string, Omit<RouteSpec, 'run'>>();
+  for (const [key, spec] of hubHandlers({} as never)) {
+    const { run: _run, ...shape } = spec;
+    shapes.set(key, shape);
+  }
+  return shapes;
+}
+
+/** The one-process handlers of the hub routes over `deps` (registration reads no dependency). */
+function hubHandlers(deps: HttpDeps): Map<string, RouteSpec> {
+  const table = new Map<string, RouteSpec>();
+  const record: AddRoute = (method, pattern, spec) => {
+    const key = `${method} ${pattern}`;
+    if (HUB_ROUTES.has(key)) table.set(key, spec);
+  };
+  for (const register of [registerEntityRoutes, registerFleetRoutes, registerFleetLists, registerLocationRoutes]) register(record, deps);
+  return table;
+}
+
+export interface HubOptions {
+  store: Store;
+  leases: RegionLeases;
+  /** List cursors (keyed by the cluster's shared secret, so any holder reads another's). */
+  cursors: ListCursors;
+  policy: Readonly<DispatchPolicy>;
+  stockLowUnits?: number;
+  onError: (err: unknown) => void;
+}
+
+/** One core's part in the hub: tries for the lease, and serves the hub routes while it holds it. */
+export class Hub {
+  private epoch: number | undefined;
+  private engine: EngineIndexes | undefined;
+  private handlers: Map<string, RouteSpec> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private ticking: Promise<void> | undefined;
+
+  constructor(private readonly options: HubOptions) {}
+
+  /** True while this core holds the hub and has loaded it. */
+  get serving(): boolean {
+    return this.handlers !== undefined;
+  }
+
+  start(): void {
+    const every = Math.max(50, Math.floor(this.options.leases.ttlMs / 3));
+    this.timer = setInterval(() => void this.tick(), every);
+    this.timer.unref();
+    void this.tick();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    await this.ticking;
+    const epoch = this.epoch;
+    this.drop();
+    if (epoch !== undefined) await this.options.leases.release(HUB, epoch).catch(this.options.onError);
+  }
+
+  /** Keeps the lease (or takes it when free), loading the hub's copies when newly held. */
+  tick(): Promise<void> {
+    this.ticking ??= this.keep().catch(this.options.onError).finally(() => (this.ticking = undefined));
+    return this.ticking;
+  }
+
+  private async keep(): Promise<void> {
+    const { leases, store } = this.options;
+    if (this.epoch !== undefined) {
+      if (!(await leases.renew(HUB, this.epoch))) this.drop();
+      return;
+    }
+    const epoch = await leases.acquire(HUB);
+    if (epoch === undefined) return;
+    this.epoch = epoch;
+    try {
+      const state = await store.loadState();
+      const engine = createEngineIndexes({ speeds: restoreSpeeds(state) });
+      for (const s of state.sites) engine.sites.upsert(s.id, { kind: s.kind, name: s.name, lat: s.lat, lng: s.lng, capacity: s.capacity, occupancy: s.occupancy, open: s.open });
+      for (const [siteId, lots] of state.inventory) {
+        if (engine.sites.has(siteId)) engine.sites.setInventory(siteId, lots.map((l) => ({ product: l.product, bloodType: l.bloodType, count: l.count, expiresAt: l.expiresAt })));
+      }
+      for (const d of state.donors) engine.donors.upsert(d.id, { bloodType: d.bloodType, lat: d.lat, lng: d.lng, available: d.available, lastDonation: d.lastDonation });
+      if (this.epoch !== epoch) return; // lost meanwhile
+      this.engine = engine;
+      this.handlers = hubHandlers(this.deps(engine));
+    } catch (err) {
+      // not loaded: hand the lease back so another core (or this one, next tick) tries again
+      this.drop();
+      await leases.release(HUB, epoch).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  private drop(): void {
+    this.epoch = undefined;
+    this.engine = undefined;
+    this.handlers = undefined;
+  }
+
+  /** Runs a hub route's handler; 503 when this core does not hold the hub (the edge asks the holder again). */
+  async run(call: ForwardedCall): Promise<Reply> {
+    const spec = this.handlers?.get(call.route ?? '');
+    if (this.handlers === undefined) throw new ApiError(503, 'E_REGION_UNAVAILABLE', 'the hub is moving between cores; nothing was done, retry in a few seconds');
+    if (spec === undefined) throw new ApiError(404, 'E_NOT_FOUND', `the hub does not serve ${call.route}`);
+    return spec.run({ ...call, query: call.query ?? '', accept: undefined });
+  }
+
+  /** Where a site is, for a request picked up there (a requester may name a site it cannot read). */
+  siteAt(id: string): { lat: number; lng: number } {
+    if (this.engine === undefined) throw new ApiError(503, 'E_REGION_UNAVAILABLE', 'the hub is moving between cores; nothing was done, retry in a few seconds');
+    const site = this.engine.sites.get(id);
+    if (site === undefined) throw new ApiError(404, 'E_UNKNOWN_SITE', `pickup site '${id}' is not registered`);
+    return { lat: site.lat, lng: site.lng };
+  }
+
+  private deps(engine: EngineIndexes): HttpDeps {
+    const { store } = this.options;
+    // what the hub's handlers read; the parts of HttpDeps its routes never touch (couriers' live index, the
+    // dispatch pump, pings) are not here — hubHandlers only ever runs the HUB_ROUTES handlers
+    const deps: Partial<HttpDeps> = {
+      sites: engine.sites, donors: engine.donors, fences: engine.fences, writer: new StoreFirstWriter(store), cursors: this.options.cursors,
+      store: store as HttpDeps['store'], policy: this.options.policy, speeds: engine.speeds,
+      stockLowUnits: this.options.stockLowUnits,
+      courierKnown: async (id) => {
+        try {
+          return (await store.loadCouriers({ ids: [id] })).length > 0;
+        } catch (err) {
+          throw storeDown(err);
+        }
+      },
+      // no request lives on the hub: a listed request's status is the stored one, which in a cluster is what its
+      // region's owner committed before answering
+      book: { get: () => undefined } as unknown as RequestBook,
+    };
+    return deps as HttpDeps;
+  }
+}
+
+/** Stores first, then changes memory — one write at a time, in the order asked (as a journal does). */
+class StoreFirstWriter implements EntityWriter {
+  private tail: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly store: Store) {}
+
+  write(run: (store: Store) => Promise<void>, apply: () => void): Commit {
+    const done = this.tail.then(async () => {
+      try {
+        await run(this.store);
+      } catch (err) {
+        throw storeDown(err);
+      }
+      apply();
+    });
+    this.tail = done.catch(() => undefined);
+    return { acknowledged: done, stored: done };
+  }
+}

@@ -5,6 +5,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SEQ_BLOCK_SIZE } from './region-fences.js';
+import { APPEND_EVENTS, OUTBOX_LOCK } from './webhook-sql.js';
 import { StaleEpoch, storeFailureKind } from './store-errors.js';
 import { type Store, type Transition, openStore } from './store.js';
 import { bothStores, dropTestSchema, testDatabaseUrl, testSchemaName } from './test-database.js';
@@ -135,6 +136,34 @@ describe('region fences between two writers on PostgreSQL', () => {
       await commitA;
       expect(await claimB).toEqual({ claimed: true, epoch: 2 });
       expect(order).toEqual(['a committed', 'b claimed']);
+    } finally {
+      await client.end();
+    }
+  });
+
+  it('numbers events in commit order across writers: an events commit waits while another writer\'s events are uncommitted', async () => {
+    await a.claimRegion('r-o', 1);
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    try {
+      await client.query(`SET search_path TO ${schema}, public`);
+      // another writer (the hub, another core) inserting events, not committed yet
+      await client.query('BEGIN');
+      await client.query(OUTBOX_LOCK);
+      await client.query(APPEND_EVENTS, [JSON.stringify([{ at: T0, type: 'stock.low', payload: { siteId: 'o' } }])]);
+      let committed = false;
+      const commitA = a.commitTransitions([created(40, 'o-1')], [{ region: 'r-o', epoch: 1 }]).then(() => (committed = true));
+      const appendB = b.appendEvents([{ at: T0, type: 'fence.enter', courierId: 'c-o' }]);
+      await new Promise((r) => setTimeout(r, 300));
+      // neither may take an outbox_seq that commits before the open one's: a webhook cursor past them would skip it
+      expect(committed).toBe(false);
+      await client.query('COMMIT');
+      await Promise.all([commitA, appendB]);
+      const { events } = await b.readOutbox(0, { exact: ['stock.low', 'request.created', 'fence.enter'], prefixes: [] }, 1000);
+      const seqOf = (pred: (e: { type: string; requestId?: string }) => boolean): number => events.find(pred)!.outboxSeq;
+      const first = seqOf((e) => e.type === 'stock.low');
+      expect(seqOf((e) => e.requestId === 'o-1')).toBeGreaterThan(first);
+      expect(seqOf((e) => e.type === 'fence.enter')).toBeGreaterThan(first);
     } finally {
       await client.end();
     }

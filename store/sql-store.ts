@@ -10,7 +10,7 @@ import type { SqlDriver, SqlSession } from './sql.js';
 import { checkFences, claimRegion, countOpenRequests, nextSeqBlock, regionEpochs, type RegionFence } from './region-fences.js';
 import { StoreClosed } from './store-errors.js';
 import { isPartlyApplied, transitionRuns } from './transition-runs.js';
-import { APPEND_EVENTS, WebhookSql } from './webhook-sql.js';
+import { APPEND_EVENTS, OUTBOX_LOCK, WebhookSql } from './webhook-sql.js';
 import type { DeliveryRecord, DeliveryRow, EventFilter, LooseEvent, OutboxEvent, WebhookRow } from './webhook-store.js';
 import type {
   AssignmentRow,
@@ -94,6 +94,7 @@ export abstract class SqlStore implements Store {
     }
     await this.db.transaction(async (tx) => {
       await tx.query(q.REPLACE_INVENTORY, [siteId, q.jsonRows(lots)]);
+      await tx.query(OUTBOX_LOCK);
       await tx.query(APPEND_EVENTS, [JSON.stringify(events)]);
     });
   }
@@ -183,9 +184,11 @@ export abstract class SqlStore implements Store {
     }
     if (ts.length === 0) return;
     const runs = transitionRuns(ts);
+    const withEvents = ts.some((t) => (t.events?.length ?? 0) > 0);
     const commit = (batch: string): Promise<void> =>
       this.db.transaction(async (tx) => {
         if (fences.length > 0) await checkFences(tx, fences);
+        if (withEvents) await tx.query(OUTBOX_LOCK);
         await tx.query(q.COMMIT_TRANSITIONS, [batch]);
       });
     try {

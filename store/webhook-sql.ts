@@ -91,6 +91,15 @@ const PURGE_DELIVERIES = `
 WITH d AS (DELETE FROM webhook_deliveries WHERE delivered_at < ${ts('$1')} RETURNING 1)
 SELECT count(*)::int AS n FROM d`;
 
+/**
+ * Taken (to the end of its transaction) before a transaction inserts events: outbox_seq is an identity, handed out
+ * at insert, so two writers committing at once (a cluster's cores, its hub) could commit a smaller outbox_seq after
+ * a webhook's cursor passed a larger one, and that event would never be delivered. Holding this lock from the
+ * insert to the commit makes allocation order commit order. Taken after a commit's fence check and before any
+ * row it writes, so a transaction waiting for it holds no row another needs (no deadlock).
+ */
+export const OUTBOX_LOCK = 'SELECT pg_advisory_xact_lock(7260950011)';
+
 /** $1 events (JSON): rows without a lifecycle seq. */
 export const APPEND_EVENTS = `
 INSERT INTO events (at, type, request_id, courier_id, payload)
@@ -150,7 +159,10 @@ export class WebhookSql {
 
   async appendEvents(events: LooseEvent[]): Promise<void> {
     if (events.length === 0) return;
-    await this.db.query(APPEND_EVENTS, [JSON.stringify(events)]);
+    await this.db.transaction(async (tx) => {
+      await tx.query(OUTBOX_LOCK);
+      await tx.query(APPEND_EVENTS, [JSON.stringify(events)]);
+    });
   }
 }
 

@@ -8,8 +8,9 @@
  *
  * Why `outbox_seq` and not the lifecycle `seq`: events that are not lifecycle transitions (fence crossings,
  * stock.low after an inventory PUT) have no lifecycle seq, and borrowing one would collide with numbers the
- * lifecycle hands out later. Every writer of events goes through the dispatch journal, one store call at a
- * time, so identity values are allocated in commit order and a cursor never jumps over a row committed later.
+ * lifecycle hands out later. Every transaction inserting events holds an advisory lock (webhook-sql.ts OUTBOX_LOCK)
+ * from its insert to its commit, so however many writers there are (a cluster's cores and hub), identity values are
+ * allocated in commit order and a cursor never jumps over a row committed later.
  */
 
 /** A registered webhook as stored; `secret` never leaves the server in a reply. */

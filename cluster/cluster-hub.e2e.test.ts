@@ -8,6 +8,7 @@
  * - the request list through an edge shows a requester its own requests only;
  * - couriers onboarded in bulk through an edge are stored (bad items rejected by index) and deleted through
  *   the other; a courier holding a live offer is not deleted (409); its track (history) is read through an edge;
+ * - a webhook registered through an edge gets what every core commits, signed, once each, in outbox order;
  * - the core holding the hub SIGKILLed: the other serves the hub within 10 s, from PostgreSQL.
  */
 import { cellToBoundary } from 'h3-js';
@@ -17,6 +18,7 @@ import { Authenticator, type Role } from '../api/auth.js';
 import { loadConfig } from '../api/config.js';
 import { type ServerProcess, coreStarted, edgeStarted, startServerProcess } from '../api/server-process.js';
 import { StreamClient, call, eventually } from '../api/test-server.js';
+import { startWebhookReceiver } from '../api/webhook-receiver.js';
 import { type Store, openStore } from '../store/store.js';
 import { testDatabaseUrl, testSchemaName } from '../store/test-database.js';
 import { HUB } from './owner-commands.js';
@@ -25,6 +27,7 @@ import { regionOf } from './regions.js';
 import { TEST_REDIS_URL, connectTestRedis } from './test-redis.js';
 
 const SECRET = 'cluster-hub-e2e-secret-0123456789abcdef';
+const HOOK_SECRET = 'hub-hook-secret-0123456789';
 const LEASE_MS = 2_000;
 const [VLAT, VLNG] = cellToBoundary(regionOf(48.8566, 2.3522))[0];
 const SPOT: [number, number] = [VLAT + 0.02, VLNG + 0.03];
@@ -51,7 +54,7 @@ describe('the hub through a cluster: sites, stock, donors, lists and couriers on
     leases = new RegionLeases(redis, { owner: 'test', prefix });
     store = await openStore({ databaseUrl: url, dataDir: 'unused', schema });
     await store.migrate();
-    const common = { GD_CLUSTER_PREFIX: prefix, REDIS_URL: TEST_REDIS_URL, JWT_SECRET: SECRET, GD_LEASE_TTL_MS: String(LEASE_MS), DRAIN_GRACE_MS: '0', DISPATCH_MODE: 'greedy', OFFER_TTL_MS: '60000', RATE_PER_SEC: '5000', RATE_BURST: '5000' };
+    const common = { GD_CLUSTER_PREFIX: prefix, REDIS_URL: TEST_REDIS_URL, JWT_SECRET: SECRET, GD_LEASE_TTL_MS: String(LEASE_MS), DRAIN_GRACE_MS: '0', DISPATCH_MODE: 'greedy', OFFER_TTL_MS: '60000', RATE_PER_SEC: '5000', RATE_BURST: '5000', WEBHOOK_ALLOW_PRIVATE: '1', WEBHOOK_POLL_MS: '100' };
     for (const name of ['core-1', 'core-2']) cores.set(name, await startServerProcess({ ...common, GD_ROLE: 'core', GD_NODE_NAME: name, DATABASE_URL: url, DATABASE_SCHEMA: schema }, 60_000, coreStarted));
     for (const name of ['edge-a', 'edge-b']) edges.push(await startServerProcess({ ...common, GD_ROLE: 'edge', GD_NODE_NAME: name }, 60_000, edgeStarted));
     [edgeA, edgeB] = edges.map((e) => e.base);
@@ -164,6 +167,38 @@ describe('the hub through a cluster: sites, stock, donors, lists and couriers on
     expect((await call(edgeA, 'DELETE', '/v1/couriers/hb-1', { token: dispatcher })).status).toBe(404);
     expect((await store.loadCouriers({ ids: ['hb-1'] })).length).toBe(0);
   }, 60_000);
+
+  it('a webhook registered through an edge gets the events both cores commit, each once, in commit order', async () => {
+    const receiver = await startWebhookReceiver(HOOK_SECRET, 0);
+    try {
+      const put = await call(edgeA, 'PUT', '/v1/webhooks/wh-1', { token: admin, body: { url: receiver.url, events: ['request.created'], secret: HOOK_SECRET } });
+      expect(put.status).toBe(200);
+      expect(put.body.secret).toBeUndefined();
+      expect((await call(edgeA, 'PUT', '/v1/webhooks/wh-2', { token: dispatcher, body: { url: receiver.url, events: ['*'], secret: HOOK_SECRET } })).status).toBe(403);
+      // creates in two regions (two owners when both cores hold one), through both edges
+      const spots: [number, number][] = [SPOT, [VLAT - 0.02, VLNG - 0.03]];
+      const made: string[] = [];
+      for (let i = 0; i < 10; i++) {
+        const at = spots[i % 2];
+        const r = await call(i % 2 === 0 ? edgeA : edgeB, 'POST', '/v1/requests', { token: token('requester', 'shop-w'), body: { kind: 'delivery', pickup: { lat: at[0], lng: at[1] }, dropoff: { lat: at[0] + 0.01, lng: at[1] }, reference: `w-${i}` } });
+        expect(r.status).toBe(201);
+        made.push(r.body.id);
+      }
+      const got = await eventually(() => (receiver.accepted().length >= made.length ? receiver.accepted() : undefined), 'every create delivered', 15_000);
+      expect(got.every((d) => d.signatureOk && d.type === 'request.created')).toBe(true);
+      expect(new Set(got.map((d) => d.data.requestId))).toEqual(new Set(made));
+      expect(got.map((d) => d.seq)).toEqual([...got.map((d) => d.seq)].sort((x, y) => x - y));
+      const log = await eventually(async () => {
+        const r = await call(edgeB, 'GET', '/v1/webhooks/wh-1/deliveries?limit=100', { token: admin });
+        return r.body.items?.filter((d: { deliveredAt?: number }) => d.deliveredAt !== undefined).length >= made.length ? r.body.items : undefined;
+      }, 'the delivery log', 10_000);
+      expect(log.length).toBe(made.length);
+      expect((await call(edgeB, 'DELETE', '/v1/webhooks/wh-1', { token: admin })).status).toBe(204);
+      expect((await call(edgeA, 'GET', '/v1/webhooks/wh-1/deliveries', { token: admin })).status).toBe(404);
+    } finally {
+      await receiver.close();
+    }
+  }, 40_000);
 
   it('the core holding the hub SIGKILLed: the other serves it within 10 s, from PostgreSQL', async () => {
     const site = { kind: 'shelter', name: 'Shelter K', lat: SPOT[0] - 0.01, lng: SPOT[1], capacity: 40 };

@@ -46,7 +46,7 @@ export async function startCore(config: Readonly<ApiConfig>, logger: Logger): Pr
     openPerRequester: config.requests.openPerRequester,
     idempotencyTtlMs: config.requests.idempotencyTtlMs,
   };
-  const hub = { cursors: new ListCursors(config.jwt.secret), stockLowUnits: config.webhooks.stockLowUnits };
+  const hub = { cursors: new ListCursors(config.jwt.secret), stockLowUnits: config.webhooks.stockLowUnits, webhooks: config.webhooks, logger };
   const node = new CoreNode({ name: config.cluster.nodeName, redis, reader, bus, store, prefix: config.cluster.prefix, leaseTtlMs: config.cluster.leaseTtlMs, onError, dispatch, hub });
   await node.start();
   const server = await listen(config, node);

@@ -65,7 +65,7 @@ export interface CoreNodeOptions {
   /** Dispatch for the held regions (requests forwarded by edges); without it the core serves pings and nearest only. */
   dispatch?: Pick<CoreDispatchOptions, 'planner' | 'policy' | 'offerTtlMs' | 'tickMs' | 'openPerRequester' | 'idempotencyTtlMs'>;
   /** With dispatch: this core may hold the hub (sites, stock, donors, lists; cluster/hub.ts). */
-  hub?: Pick<HubOptions, 'cursors' | 'stockLowUnits'>;
+  hub?: Pick<HubOptions, 'cursors' | 'stockLowUnits' | 'webhooks' | 'logger'>;
 }
 
 /** What a core reports on /metrics. */

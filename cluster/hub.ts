@@ -1,6 +1,7 @@
 /**
  * The hub of a cluster (PRODUCT §7): the part of the API that belongs to no region — sites and their stock,
- * donors, the request list, couriers' tracks — served by the one core holding the `hub` lease, with the very
+ * donors, the request list, couriers' tracks, webhooks (the registry, and deliveries from the whole cluster's
+ * outbox) — served by the one core holding the `hub` lease, with the very
  * handlers of one process (entity-routes, fleet-routes, fleet-lists, location-routes' nearby sites and donors).
  *
  *   every core, each third of a lease: hold the hub? renew (lost ─► drop its copies) : try to take it
@@ -22,6 +23,9 @@ import { registerFleetRoutes } from '../api/fleet-routes.js';
 import type { AddRoute, HttpDeps, Reply, RouteSpec } from '../api/http-routes.js';
 import type { ListCursors } from '../api/list-cursor.js';
 import { registerLocationRoutes } from '../api/location-routes.js';
+import type { Logger } from '../api/log.js';
+import { type DelivererOptions, WebhookDeliverer } from '../api/webhook-deliverer.js';
+import { registerWebhookRoutes } from '../api/webhook-routes.js';
 import type { RequestBook } from '../api/request-book.js';
 import type { DispatchPolicy } from '../dispatch/dispatch-request.js';
 import { type EngineIndexes, createEngineIndexes } from '../engine/engine-indexes.js';
@@ -39,6 +43,7 @@ export const HUB_ROUTES: ReadonlySet<string> = new Set([
   'put /v1/sites/:id', 'put /v1/sites/:id/inventory', 'get /v1/sites/:id', 'del /v1/sites/:id', 'get /v1/sites',
   'put /v1/donors/:id', 'get /v1/donors/:id', 'del /v1/donors/:id',
   'get /v1/requests', 'get /v1/couriers/:id/history',
+  'put /v1/webhooks/:id', 'del /v1/webhooks/:id', 'get /v1/webhooks/:id/deliveries',
   NEARBY_KEY, // sites and donors only
 
 ]);
@@ -60,7 +65,7 @@ function hubHandlers(deps: HttpDeps): Map<string, RouteSpec> {
     const key = `${method} ${pattern}`;
     if (HUB_ROUTES.has(key)) table.set(key, spec);
   };
-  for (const register of [registerEntityRoutes, registerFleetRoutes, registerFleetLists, registerLocationRoutes]) register(record, deps);
+  for (const register of [registerEntityRoutes, registerFleetRoutes, registerFleetLists, registerLocationRoutes, registerWebhookRoutes]) register(record, deps);
   return table;
 }
 
@@ -71,6 +76,9 @@ export interface HubOptions {
   cursors: ListCursors;
   policy: Readonly<DispatchPolicy>;
   stockLowUnits?: number;
+  /** Webhook deliveries (run by the hub's holder over the whole cluster's outbox) and the registry's limits. */
+  webhooks: Omit<DelivererOptions, 'logger'> & { max: number };
+  logger: Logger;
   onError: (err: unknown) => void;
 }
 
@@ -79,6 +87,7 @@ export class Hub {
   private epoch: number | undefined;
   private engine: EngineIndexes | undefined;
   private handlers: Map<string, RouteSpec> | undefined;
+  private deliverer: WebhookDeliverer | undefined;
   private timer: NodeJS.Timeout | undefined;
   private ticking: Promise<void> | undefined;
 
@@ -127,9 +136,15 @@ export class Hub {
         if (engine.sites.has(siteId)) engine.sites.setInventory(siteId, lots.map((l) => ({ product: l.product, bloodType: l.bloodType, count: l.count, expiresAt: l.expiresAt })));
       }
       for (const d of state.donors) engine.donors.upsert(d.id, { bloodType: d.bloodType, lat: d.lat, lng: d.lng, available: d.available, lastDonation: d.lastDonation });
-      if (this.epoch !== epoch) return; // lost meanwhile
+      const deliverer = new WebhookDeliverer(store, { ...this.options.webhooks, logger: this.options.logger });
+      await deliverer.start();
+      if (this.epoch !== epoch) {
+        await deliverer.stop(); // lost meanwhile
+        return;
+      }
       this.engine = engine;
-      this.handlers = hubHandlers(this.deps(engine));
+      this.deliverer = deliverer;
+      this.handlers = hubHandlers(this.deps(engine, deliverer));
     } catch (err) {
       // not loaded: hand the lease back so another core (or this one, next tick) tries again
       this.drop();
@@ -142,6 +157,9 @@ export class Hub {
     this.epoch = undefined;
     this.engine = undefined;
     this.handlers = undefined;
+    // a delivery in flight may finish and be sent again by the next holder: receivers de-dup on the event id
+    this.deliverer?.stop().catch(this.options.onError);
+    this.deliverer = undefined;
   }
 
   /** Runs a hub route's handler; 503 when this core does not hold the hub (the edge asks the holder again). */
@@ -160,7 +178,7 @@ export class Hub {
     return { lat: site.lat, lng: site.lng };
   }
 
-  private deps(engine: EngineIndexes): HttpDeps {
+  private deps(engine: EngineIndexes, deliverer: WebhookDeliverer): HttpDeps {
     const { store } = this.options;
     // what the hub's handlers read; the parts of HttpDeps its routes never touch (couriers' live index, the
     // dispatch pump, pings) are not here — hubHandlers only ever runs the HUB_ROUTES handlers
@@ -168,6 +186,7 @@ export class Hub {
       sites: engine.sites, donors: engine.donors, fences: engine.fences, writer: new StoreFirstWriter(store), cursors: this.options.cursors,
       store: store as HttpDeps['store'], policy: this.options.policy, speeds: engine.speeds,
       stockLowUnits: this.options.stockLowUnits,
+      webhooks: { log: store, sink: deliverer, allowPrivate: this.options.webhooks.allowPrivate, max: this.options.webhooks.max },
       courierKnown: async (id) => {
         try {
           return (await store.loadCouriers({ ids: [id] })).length > 0;

@@ -33,6 +33,13 @@ export interface WatchRequest {
   courierId?: string;
 }
 
+/** Whether a point is inside a watch box (`[minLng, minLat, maxLng, maxLat]`; minLng > maxLng crosses the antimeridian). */
+export function bboxContains(bbox: WatchBBox, lat: number, lng: number): boolean {
+  const [minLng, minLat, maxLng, maxLat] = bbox;
+  if (lat < minLat || lat > maxLat) return false;
+  return minLng <= maxLng ? lng >= minLng && lng <= maxLng : lng >= minLng || lng <= maxLng;
+}
+
 /** A geofence crossing on the map. */
 export interface WatchFence {
   type: 'enter' | 'exit';
@@ -84,9 +91,7 @@ export class WatchSession {
 
   /** True when the point lies in the bbox (minLng > maxLng crosses the antimeridian). */
   contains(lat: number, lng: number): boolean {
-    const [minLng, minLat, maxLng, maxLat] = this.bbox;
-    if (lat < minLat || lat > maxLat) return false;
-    return minLng <= maxLng ? lng >= minLng && lng <= maxLng : lng >= minLng || lng <= maxLng;
+    return bboxContains(this.bbox, lat, lng);
   }
 
   /** Records what the snapshot showed, so later exits become `removed`. */

@@ -4,6 +4,7 @@
  *
  * - a delivery created through edge A in a region a core owns is offered to a driver on edge B, accepted on the
  *   driver's socket, progressed over HTTP through edge A, and read back through either edge and from PostgreSQL;
+ *   dispatchers' maps on either edge show it (snapshot and deltas) as it goes;
  * - what an edge cannot route or a cluster does not dispatch is refused clearly (404, 403, 501), as one process would;
  * - a driver going off shift through an edge is committed by the core its pings reach and offered nothing until back;
  * - couriers registered and changed through an edge are stored, placed by their first ping, and the holder follows;
@@ -109,6 +110,13 @@ describe('dispatch through a cluster: requests on edge A, drivers on edge B', ()
     const owner = await ownerOf(region);
     expect(owner).toBeDefined();
     const pickup = drivers.get('d1-0')!.at;
+    // a dispatcher on edge B watches the pickup's surroundings
+    const bbox = [pickup[1] - 0.02, pickup[0] - 0.02, pickup[1] + 0.02, pickup[0] + 0.02];
+    const map = await StreamClient.connect(`${edgeB.replace('http', 'ws')}/v1/stream`, { token: token('dispatcher', 'desk-1') });
+    map.send({ t: 'watch', bbox, hz: 10 });
+    await map.next((f) => f.t === 'snapshot', 'the first snapshot', 5_000);
+    const onMap = (id: string, status: string): Promise<any> =>
+      map.next((f) => f.t === 'delta' && f.requests.some((r: any) => r.id === id && r.status === status), `${id} ${status} on the map`, 10_000);
     const made = await create(edgeA, pickup, { reference: 'order-1' });
     expect(made.status, JSON.stringify(made.body)).toBe(201);
     const id = made.body.id as string;
@@ -131,6 +139,15 @@ describe('dispatch through a cluster: requests on edge A, drivers on edge B', ()
     driver.send({ t: 'accept', offerId: frame.offerId });
     await driver.next((f) => f.t === 'assigned' && f.requestId === id, 'assigned', 5_000);
     await tracker.next((f) => f.t === 'request' && f.status === 'assigned', 'the assigned track frame', 5_000);
+    const assignedOnMap = (await onMap(id, 'assigned')).requests.find((r: any) => r.id === id);
+    expect(assignedOnMap).toMatchObject({ kind: 'delivery', courierId, pickup: { lat: pickup[0], lng: pickup[1] } });
+    // a map opened now (on edge A) is shown the open request in its snapshot
+    const late = await StreamClient.connect(`${edgeA.replace('http', 'ws')}/v1/stream`, { token: token('dispatcher', 'desk-2') });
+    late.send({ t: 'watch', bbox });
+    const snapshot = await late.next((f) => f.t === 'snapshot', 'a snapshot', 5_000);
+    expect(snapshot.requests).toContainEqual(expect.objectContaining({ id, status: 'assigned', courierId }));
+    expect(snapshot.missing).toBeUndefined();
+    late.close();
     // the courier moves (its socket is on edge B): the tracker on edge A sees where it is
     const [plat, plng] = drivers.get(courierId)!.at;
     driver.send({ t: 'loc', lat: plat + 0.002, lng: plng, ts: Date.now() });
@@ -147,6 +164,8 @@ describe('dispatch through a cluster: requests on edge A, drivers on edge B', ()
       const r = await call(edgeA, 'POST', `/v1/requests/${id}/progress`, { token: driverToken, body: { status } });
       expect(r.status, JSON.stringify(r.body)).toBe(200);
     }
+    await onMap(id, 'delivered');
+    map.close();
     const done = await call(edgeB, 'GET', `/v1/requests/${id}`, { token: requester });
     expect(done.body).toMatchObject({ id, status: 'delivered' });
     await tracker.next((f) => f.t === 'request' && f.status === 'delivered', 'the delivered track frame', 5_000);

@@ -29,6 +29,7 @@ import { courierView } from '../api/entity-routes.js';
 import { courierBatchRows } from '../api/fleet-routes.js';
 import { storeDown } from '../api/dispatch-pump.js';
 import type { TrackFrame } from '../api/request-views.js';
+import { type WatchBBox, type WatchRequest, bboxContains } from '../api/watch-session.js';
 import type { CourierBatchBody, RequestCreateBody } from '../api/schemas.js';
 import type { DispatchPolicy } from '../dispatch/dispatch-request.js';
 import type { CourierProfile, CourierStatus } from '../engine/courier-attributes.js';
@@ -94,6 +95,8 @@ export interface CoreDispatchOptions {
   epochOf: (region: string) => number | undefined;
   /** The region of a courier this core holds as its own (its pings reach this core), or undefined. */
   regionOfCourier: (courierId: string) => string | undefined;
+  /** A request changed (stored) in a region here: dispatchers' maps follow (cluster/move-feed.ts). */
+  mapRequest: (r: WatchRequest) => void;
   /** Drops a deleted courier from this core (index, held set, unwritten positions). */
   forgetCourier: (courierId: string) => void;
   /** This core's part in the hub (cluster/hub.ts), which runs `hub` and `siteAt` commands while it holds the lease. */
@@ -215,6 +218,7 @@ export class CoreDispatch {
       driver: (courierId, frame) => this.toDriver(courierId, frame),
       trackers: (requestId, frame) => this.toTrackers(requestId, frame),
       status: (courierId, status) => void this.options.bus.publish(COURIER_STATUS, pack({ core: this.options.name, courierId, status })).catch(this.options.onError),
+      mapped: this.options.mapRequest,
     });
     await dispatch.start(state, Date.now());
     if (this.options.epochOf(region) !== epoch) {
@@ -241,6 +245,7 @@ export class CoreDispatch {
     if (verb === 'courierRead') return this.courierRead(call);
     if (verb === 'courierBatch') return this.courierBatch(call);
     if (verb === 'courierDelete') return this.courierDelete(call);
+    if (verb === 'mapRequests') return this.mapRequests(call);
     if (verb === 'hub' || verb === 'siteAt') {
       if (this.options.hub === undefined) throw new ApiError(503, 'E_REGION_UNAVAILABLE', 'this core does not serve the hub; retry');
       return verb === 'hub' ? this.options.hub.run(call) : { status: 200, body: this.options.hub.siteAt(String(call.params[0])) };
@@ -289,6 +294,15 @@ export class CoreDispatch {
       if (err instanceof ApiError && err.code === 'E_UNKNOWN_COURIER') throw new ApiError(404, NOT_HELD_HERE, `courier '${id}' moved to another core`);
       throw err;
     }
+  }
+
+  /** The open requests of every region here picked up or dropped off in a map's box (its snapshot). */
+  private mapRequests(call: ForwardedCall): Reply {
+    const bbox = (call.body as { bbox?: unknown } | undefined)?.bbox;
+    if (!Array.isArray(bbox) || bbox.length !== 4 || !bbox.every((v) => typeof v === 'number' && Number.isFinite(v))) throw new ApiError(400, 'E_VALIDATION', 'bbox is [minLng, minLat, maxLng, maxLat]');
+    const box: WatchBBox = [bbox[0], bbox[1], bbox[2], bbox[3]];
+    const requests = [...this.regions.values()].flatMap((r) => r.mapRequests((lat, lng) => bboxContains(box, lat, lng)));
+    return { status: 200, body: { requests } };
   }
 
   /** Couriers registered or changed in bulk: stored here (any core), reloaded by the cores holding them. */

@@ -135,6 +135,7 @@ export class CoreNode {
     this.dispatch = options.dispatch === undefined ? undefined : new CoreDispatch({
       ...options.dispatch, name: options.name, bus: options.bus, store: options.store, couriers: this.index, onError: this.onError,
       hub: this.hub,
+      mapRequest: (r) => this.moves.request(r),
       forgetCourier: (id) => {
         this.positions.forget(id);
         this.drop(id);

@@ -71,7 +71,7 @@ export class EdgeStream {
     const { config, auth, limits, metrics, logger, clock, draining } = deps;
     this.sockets = new StreamSockets({ config, auth, limits, metrics, logger, clock, draining, handle: (s, st, t, frame) => this.handle(s, st, t, frame) });
     this.tracking = new EdgeTracking({ bus: deps.bus, commands: deps.commands, sockets: this.sockets, clock, onError: (err) => logger.warn({ err }, 'edge request tracking') });
-    this.watches = new EdgeWatches({ ws: config.ws, bus: deps.bus, scatter: deps.scatter, sockets: this.sockets, onError: (err) => logger.warn({ err }, 'edge map watch') });
+    this.watches = new EdgeWatches({ ws: config.ws, bus: deps.bus, scatter: deps.scatter, commands: deps.commands, sockets: this.sockets, onError: (err) => logger.warn({ err }, 'edge map watch') });
   }
 
   get size(): number {

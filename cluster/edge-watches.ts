@@ -5,24 +5,29 @@
  *
  *   watch(bbox) ─► regions touched (a box too large to list them ─► 400 E_BBOX_TOO_LARGE)
  *              ─► SUBSCRIBE moves:{region} (one subscription per region, whatever the number of watchers)
- *              ─► NearestScatter.within(bbox) ─► { t:'snapshot' } (`missing` names owners that did not answer)
+ *              ─► NearestScatter.within(bbox) (couriers) + every core's open requests in the box (mapRequests)
+ *              ─► { t:'snapshot' } (`missing` names owners and cores that did not answer)
  *   moves:{r}  ─► each session watching r notes the moved couriers; a courier that left r (moved on, or now held
- *                 by another core) is removed only if r is the last region it was heard in
+ *                 by another core) is removed only if r is the last region it was heard in; requests picked up
+ *                 or dropped off in r that changed are noted as one process notes them
  *   flush tick ─► flushWatches (the same as one process: due, backpressure, slow sockets closed)
  */
 import { ApiError } from '../api/api-error.js';
 import type { ApiConfig } from '../api/config.js';
 import { type Socket, type SocketState, type StreamSockets } from '../api/stream-sockets.js';
 import { MAX_SNAPSHOT_COURIERS, flushWatches } from '../api/watch-fanout.js';
-import { type CourierTuple, type WatchBBox, type WatchKind, WatchSession } from '../api/watch-session.js';
+import { type CourierTuple, type WatchBBox, type WatchKind, type WatchRequest, WatchSession } from '../api/watch-session.js';
 import type { CourierHit } from '../engine/courier-index.js';
 import type { Bus, BusHandler } from './bus.js';
 import { decodeMoves, movesChannel } from './move-feed.js';
 import type { NearestScatter } from './nearest-scatter.js';
+import type { OwnerCommands } from './owner-commands.js';
 import { boxCircle, regionsTouched } from './regions.js';
 
 /** Regions one watch may span (~350,000 km²: a map ~600 km across); a map zoomed out further is refused (zoom in). */
 export const MAX_WATCH_REGIONS = 200;
+/** How long a snapshot waits for the cores' open requests. */
+const SNAPSHOT_ASK_MS = 2_000;
 /** Regions a watch frame's one token pays for; a larger box pays a token per this many more (a subscription each). */
 export const REGIONS_PER_TOKEN = 8;
 
@@ -30,6 +35,8 @@ export interface EdgeWatchDeps {
   ws: Readonly<ApiConfig['ws']>;
   bus: Bus;
   scatter: NearestScatter<CourierHit>;
+  /** Asks the cores for the open requests in a snapshot's box. */
+  commands: Pick<OwnerCommands, 'askAll'>;
   sockets: Pick<StreamSockets, 'send'>;
   onError: (err: unknown) => void;
 }
@@ -74,13 +81,19 @@ export class EdgeWatches {
     this.sessions.set(s, session);
     const subscribing = this.setRegions(s, regions);
     const couriers: CourierTuple[] = [];
-    let missing: string[] = [];
+    const requests: WatchRequest[] = [];
+    const missing: string[] = [];
     try {
       await Promise.all(subscribing);
       if (session.kinds.has('couriers')) {
         const answer = await this.deps.scatter.within(m.bbox, MAX_SNAPSHOT_COURIERS);
-        missing = answer.missing;
+        missing.push(...answer.missing);
         for (const h of answer.hits) if (session.contains(h.lat, h.lng)) couriers.push([h.id, h.lat, h.lng, h.status]);
+      }
+      if (session.kinds.has('requests')) {
+        const asked = await this.deps.commands.askAll('mapRequests', { params: [], body: { bbox: m.bbox }, idempotencyKey: undefined, now: Date.now(), principal: st.principal }, SNAPSHOT_ASK_MS);
+        for (const reply of asked.replies) requests.push(...((reply.body as { requests?: WatchRequest[] }).requests ?? []));
+        missing.push(...asked.missing.map((core) => `core ${core}`));
       }
     } catch (err) {
       if (this.generation.get(s) === gen) this.unwatch(s);
@@ -89,9 +102,9 @@ export class EdgeWatches {
     }
     // closed meanwhile, or a newer watch replaced this one
     if (!st.open || this.generation.get(s) !== gen) return;
-    session.seed(couriers, []);
+    session.seed(couriers, requests);
     st.watch = session;
-    const frame: Record<string, unknown> = { t: 'snapshot', bbox: m.bbox, hz, couriers, requests: [], fences: [], truncated: couriers.length >= MAX_SNAPSHOT_COURIERS };
+    const frame: Record<string, unknown> = { t: 'snapshot', bbox: m.bbox, hz, couriers, requests, fences: [], truncated: couriers.length >= MAX_SNAPSHOT_COURIERS };
     if (missing.length > 0) frame.missing = missing;
     this.deps.sockets.send(s, frame);
   }
@@ -160,6 +173,7 @@ export class EdgeWatches {
       this.lastRegion.set(id, region);
       for (const s of watchers) this.sessions.get(s)?.noteCourier(id, lat, lng, status);
     }
+    for (const r of moves.requests) for (const s of watchers) this.sessions.get(s)?.noteRequest(r);
     for (const id of moves.left) {
       const at = this.lastRegion.get(id);
       if (at !== undefined && at !== region) continue; // heard in another region since: that one is current

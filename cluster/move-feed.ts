@@ -3,7 +3,9 @@
  * pub/sub), coalesced so a busy region costs one message per interval, not one per ping.
  *
  *   core: ping applied ─► note(region, id, lat, lng, status)    courier left the region ─► left(region, id)
- *         every intervalMs ─► one PUBLISH moves:{region} per region that changed: { m: [[id, lat, lng, status]…], g: [id…] }
+ *         a request changed (stored) ─► request(r): in the regions of its pickup and of its dropoff
+ *         every intervalMs ─► one PUBLISH moves:{region} per region that changed:
+ *                             { m: [[id, lat, lng, status]…], g: [id…], r: [WatchRequest…] }
  *   edge: subscribed to moves:{region} for each region a watched box touches ─► decodeMoves ─► watch sessions
  *
  * Only the latest move of a courier in an interval is sent (a map shows where couriers are, not every step);
@@ -11,22 +13,25 @@
  */
 import { pack, unpack } from 'msgpackr';
 import type { CourierStatus } from '../engine/courier-attributes.js';
+import type { WatchRequest } from '../api/watch-session.js';
 import type { Bus } from './bus.js';
+import { regionOf } from './regions.js';
 
 /** The bus channel of a region's moves. */
 export function movesChannel(region: string): string {
   return `moves:${region}`;
 }
 
-/** One message of a region's moves: couriers now in it (`[id, lat, lng, status]`), and couriers that left it. */
+/** One message of a region's moves: couriers now in it (`[id, lat, lng, status]`), couriers that left it, and requests picked up or dropped off in it that changed. */
 export interface RegionMoves {
   moved: [string, number, number, CourierStatus][];
   left: string[];
+  requests: WatchRequest[];
 }
 
 /** Reads a moves message; undefined for one that is not (a broken or foreign publisher). */
 export function decodeMoves(payload: Buffer): RegionMoves | undefined {
-  let m: { m?: unknown; g?: unknown };
+  let m: { m?: unknown; g?: unknown; r?: unknown };
   try {
     m = unpack(payload) as typeof m;
   } catch {
@@ -36,13 +41,22 @@ export function decodeMoves(payload: Buffer): RegionMoves | undefined {
   const moved = m.m.filter(
     (t): t is RegionMoves['moved'][number] => Array.isArray(t) && t.length === 4 && typeof t[0] === 'string' && typeof t[1] === 'number' && typeof t[2] === 'number' && typeof t[3] === 'string',
   );
-  return { moved, left: m.g.filter((id): id is string => typeof id === 'string') };
+  const requests = Array.isArray(m.r) ? m.r.filter(isWatchRequest) : [];
+  return { moved, left: m.g.filter((id): id is string => typeof id === 'string'), requests };
+}
+
+function isWatchRequest(r: unknown): r is WatchRequest {
+  const w = r as Partial<WatchRequest> | null;
+  const point = (p: unknown): boolean => typeof (p as { lat?: unknown })?.lat === 'number' && typeof (p as { lng?: unknown })?.lng === 'number';
+  return typeof w === 'object' && w !== null && typeof w.id === 'string' && typeof w.kind === 'string' && typeof w.status === 'string' && point(w.pickup) && point(w.dropoff)
+    && (w.courierId === undefined || typeof w.courierId === 'string');
 }
 
 /** A core's side: the latest move per courier and region since the last flush, published every intervalMs. */
 export class MovePublisher {
   private moved = new Map<string, Map<string, [string, number, number, CourierStatus]>>();
   private left = new Map<string, Set<string>>();
+  private requests = new Map<string, Map<string, WatchRequest>>();
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -73,18 +87,28 @@ export class MovePublisher {
     g.add(id);
   }
 
+  /** A request changed: maps watching its pickup's region or its dropoff's hear its latest state. */
+  request(r: WatchRequest): void {
+    for (const region of new Set([regionOf(r.pickup.lat, r.pickup.lng), regionOf(r.dropoff.lat, r.dropoff.lng)])) {
+      let m = this.requests.get(region);
+      if (m === undefined) this.requests.set(region, (m = new Map()));
+      m.set(r.id, r);
+    }
+  }
+
   /** Publishes what changed, one message per region; a failed publish is reported and dropped (soft state). */
   flush(): Promise<void> {
-    const regions = new Set([...this.moved.keys(), ...this.left.keys()]);
-    const moved = this.moved;
-    const left = this.left;
+    const regions = new Set([...this.moved.keys(), ...this.left.keys(), ...this.requests.keys()]);
+    const { moved, left, requests } = this;
     this.moved = new Map();
     this.left = new Map();
+    this.requests = new Map();
     const sends: Promise<void>[] = [];
     for (const region of regions) {
       const m = [...(moved.get(region)?.values() ?? [])];
       const g = [...(left.get(region) ?? [])];
-      if (m.length + g.length > 0) sends.push(this.bus.publish(movesChannel(region), pack({ m, g })).catch(this.onError));
+      const r = [...(requests.get(region)?.values() ?? [])];
+      if (m.length + g.length + r.length > 0) sends.push(this.bus.publish(movesChannel(region), pack(r.length > 0 ? { m, g, r } : { m, g })).catch(this.onError));
     }
     return Promise.all(sends).then(() => undefined);
   }

@@ -57,10 +57,11 @@ export function regionOfId(id: string): string | undefined {
  * - `courierProfile`, `courierBatch`: couriers registered or changed, stored by any core and reloaded by the ones
  *   holding them; `courierDelete`: refused by the core holding the courier while it carries or is offered work;
  * - `courierRead`: its live view from the core holding it; with `{ stored: true }` any core's read of PostgreSQL;
- * - `hub`: a route of the hub (cluster/hub.ts), run by the core holding the hub lease; `siteAt`: where a site is.
+ * - `hub`: a route of the hub (cluster/hub.ts), run by the core holding the hub lease; `siteAt`: where a site is;
+ * - `mapRequests`: a core's open requests in a map's box (every live core asked, for a watch's snapshot).
  */
 const CORE_VERBS = {
-  track: true, courierStatus: false, courierProfile: false, courierBatch: false, courierDelete: false, courierRead: true, hub: false, siteAt: true,
+  track: true, courierStatus: false, courierProfile: false, courierBatch: false, courierDelete: false, courierRead: true, hub: false, siteAt: true, mapRequests: true,
 } as const;
 
 export type CommandVerb = RequestVerb | keyof typeof CORE_VERBS;
@@ -152,6 +153,16 @@ export class OwnerCommands {
     } catch (err) {
       throw redisDown(err);
     }
+  }
+
+  /** Calls `verb` on every live core at once: the replies of those that answered, and the cores that did not. */
+  async askAll(verb: CommandVerb, call: ForwardedCall, timeoutMs = this.timeoutMs): Promise<{ replies: Reply[]; missing: string[] }> {
+    const cores = await this.liveCores();
+    const answers = await Promise.allSettled(cores.map((core) => this.askCore(core, '', verb, call, timeoutMs)));
+    const replies: Reply[] = [];
+    const missing: string[] = [];
+    answers.forEach((a, i) => (a.status === 'fulfilled' ? replies.push(a.value) : missing.push(cores[i])));
+    return { replies, missing };
   }
 
   /**

@@ -17,8 +17,10 @@ import { IdempotencyKeys } from '../api/idempotency.js';
 import type { ApiMetrics } from '../api/metrics.js';
 import { RequestBook, bookedFrom } from '../api/request-book.js';
 import { requestVerbs } from '../api/request-routes.js';
-import { type TrackFrame, trackFrameOf } from '../api/request-views.js';
+import { type TrackFrame, trackFrameOf, watchRequestOf } from '../api/request-views.js';
+import type { WatchRequest } from '../api/watch-session.js';
 import { DispatchLoop } from '../dispatch/dispatch-loop.js';
+import { isTerminal } from '../dispatch/request-vocabulary.js';
 import type { CourierStatus } from '../engine/courier-attributes.js';
 import type { CourierIndex } from '../engine/courier-index.js';
 import type { EngineIndexes } from '../engine/engine-indexes.js';
@@ -58,6 +60,8 @@ export class RegionDispatch {
       trackers: (requestId: string, frame: TrackFrame) => void;
       /** A courier's status changed here (stored): other cores holding the courier follow. */
       status: (courierId: string, status: CourierStatus) => void;
+      /** A request changed (stored): dispatchers' maps watching its pickup or dropoff follow. */
+      mapped: (r: WatchRequest) => void;
     },
   ) {
     const { couriers, sites, donors, speeds } = engine;
@@ -86,7 +90,11 @@ export class RegionDispatch {
           if (e.type === 'courier.status') send.status(e.courierId, e.status);
           if (e.type === 'request.delivered' || e.type === 'request.cancelled' || e.type === 'request.failed') this.requestEnded(e.requestId);
         }
-        for (const id of changed) if (this.tracked.has(id)) this.sendTrack(id);
+        for (const id of changed) {
+          if (this.tracked.has(id)) this.sendTrack(id);
+          const mapped = watchRequestOf(this.sources, id);
+          if (mapped !== undefined) send.mapped(mapped);
+        }
       },
       rolledBack: () => undefined,
     });
@@ -201,6 +209,16 @@ export class RegionDispatch {
 
   private get sources(): { book: RequestBook; loop: DispatchLoop; couriers: CourierIndex } {
     return { book: this.book, loop: this.loop, couriers: this.engine.couriers };
+  }
+
+  /** The open requests of this region picked up or dropped off inside `inside` (a map's snapshot). */
+  mapRequests(inside: (lat: number, lng: number) => boolean): WatchRequest[] {
+    const out: WatchRequest[] = [];
+    for (const id of this.book.ids()) {
+      const r = watchRequestOf(this.sources, id);
+      if (r !== undefined && !isTerminal(r.status) && (inside(r.pickup.lat, r.pickup.lng) || inside(r.dropoff.lat, r.dropoff.lng))) out.push(r);
+    }
+    return out;
   }
 
   catchUp(courierId: string): Record<string, unknown>[] {

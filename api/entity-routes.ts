@@ -16,7 +16,7 @@ import { type FenceInput, GeofenceIndex } from '../engine/geofence-index.js';
 import { type InventoryLot, SiteIndex, type SiteProfile, type StockLot } from '../engine/site-index.js';
 import { availableByType, stockLowEvents } from '../dispatch/stock-low.js';
 import type { Commit } from '../store/dispatch-journal.js';
-import type { Store } from '../store/store.js';
+import type { Store, StoredCourier } from '../store/store.js';
 import { ApiError } from './api-error.js';
 import { requireSelf } from './auth.js';
 import type { DispatchPump } from './dispatch-pump.js';
@@ -141,6 +141,12 @@ export function courierView(couriers: CourierIndex, id: string): Record<string, 
   if (c === undefined) throw new ApiError(404, 'E_UNKNOWN_COURIER', `courier '${id}' is not registered`);
   const positioned = !Number.isNaN(c.lat);
   return { id, vehicle: c.vehicle, capabilities: c.capabilities, capacity: c.capacity, status: c.status, ...(positioned ? { lat: c.lat, lng: c.lng, ts: c.ts } : {}) };
+}
+
+/** A courier as PostgreSQL has it (a cluster reads couriers no core holds from there), shaped as courierView. */
+export function storedCourierView(c: StoredCourier): Record<string, unknown> {
+  const positioned = c.lat !== undefined && c.lng !== undefined;
+  return { id: c.id, vehicle: c.vehicle, capabilities: c.capabilities, capacity: c.capacity, status: c.status ?? 'offline', ...(positioned ? { lat: c.lat, lng: c.lng, ts: c.lastPingAt } : {}) };
 }
 
 /** Available units of each new lot: its count less the reserved units it keeps (capped at the count, as the store does). */

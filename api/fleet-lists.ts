@@ -130,15 +130,18 @@ export function historyFeature(id: string, from: number, to: number, points: rea
 
 /** One page over in-memory ids by keyset: the `limit` smallest after the cursor's id. */
 function idPage(cursors: ListCursors, scope: string, q: { limit: number; cursor?: string }, ids: Iterable<string>, view: (id: string) => unknown): { items: unknown[]; next?: string } {
-  let after: string | undefined;
-  if (q.cursor !== undefined) {
-    const position = cursors.decode<{ a?: unknown }>(scope, q.cursor);
-    if (typeof position?.a !== 'string') throw new ApiError(400, 'E_BAD_CURSOR', 'cursor is not one this list handed out: start again without a cursor');
-    after = position.a;
-  }
+  const after = idAfter(cursors, scope, q.cursor);
   const page = pageAfter(ids, after, q.limit);
   const items = page.ids.map(view);
   return { items, ...(page.more ? { next: cursors.encode(scope, { a: page.ids[page.ids.length - 1] }) } : {}) };
+}
+
+/** The id a list page starts after, from its cursor (undefined: the first page). */
+export function idAfter(cursors: ListCursors, scope: string, cursor: string | undefined): string | undefined {
+  if (cursor === undefined) return undefined;
+  const position = cursors.decode<{ a?: unknown }>(scope, cursor);
+  if (typeof position?.a !== 'string') throw new ApiError(400, 'E_BAD_CURSOR', 'cursor is not one this list handed out: start again without a cursor');
+  return position.a;
 }
 
 function requestPosition(p: unknown): { createdAt: number; id: string } {

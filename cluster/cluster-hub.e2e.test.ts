@@ -6,7 +6,7 @@
  *   hub: one core at a time serves them), with one process's roles (donors are health data);
  * - a delivery picked up at a site (pickupSiteId) through an edge is created in the site's region;
  * - the request list through an edge shows a requester its own requests only;
- * - couriers onboarded in bulk through an edge are stored (bad items rejected by index) and deleted through
+ * - couriers onboarded in bulk through an edge are stored (bad items rejected by index), listed page by page, and deleted through
  *   the other; a courier holding a live offer is not deleted (409); its track (history) is read through an edge;
  * - a webhook registered through an edge gets what every core commits, signed, once each, in outbox order;
  * - the core holding the hub SIGKILLed: the other serves the hub within 10 s, from PostgreSQL.
@@ -136,6 +136,14 @@ describe('the hub through a cluster: sites, stock, donors, lists and couriers on
     expect(put.body.accepted).toBe(2);
     expect(put.body.rejected.map((r: { index: number }) => r.index)).toEqual([1]);
     expect((await call(edgeB, 'GET', '/v1/couriers/hb-3', { token: dispatcher })).body).toMatchObject({ id: 'hb-3', capabilities: ['cold_chain'], capacity: 2 });
+    // the fleet list, page by page through either edge (the registry as PostgreSQL has it)
+    const first = await call(edgeA, 'GET', '/v1/couriers?limit=1', { token: dispatcher });
+    expect(first.body.items.map((c: { id: string }) => c.id)).toEqual(['hb-1']);
+    const second = await call(edgeB, 'GET', `/v1/couriers?limit=1&cursor=${encodeURIComponent(first.body.next)}`, { token: dispatcher });
+    expect(second.body.items.map((c: { id: string }) => c.id)).toEqual(['hb-3']);
+    expect((await call(edgeB, 'GET', '/v1/couriers?capability=cold_chain', { token: admin })).body.items.map((c: { id: string }) => c.id)).toEqual(['hb-3']);
+    expect((await call(edgeA, 'GET', '/v1/couriers', { token: token('requester', 'shop-d') })).status).toBe(403);
+    expect((await call(edgeA, 'GET', '/v1/couriers?limit=1&cursor=forged', { token: dispatcher })).body.error.code).toBe('E_BAD_CURSOR');
 
     // hb-3 drives: its pings place it on a core, its track is stored, and a request's offer holds it
     const driver = await StreamClient.connect(`${edgeB.replace('http', 'ws')}/v1/stream`, { token: token('driver', 'hb-3') });

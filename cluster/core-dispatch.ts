@@ -25,7 +25,7 @@ import type { Reply } from '../api/http-routes.js';
 import { ApiMetrics } from '../api/metrics.js';
 import { requestId } from '../api/request-routes.js';
 import { readStoredRequest } from '../api/request-handlers.js';
-import { courierView } from '../api/entity-routes.js';
+import { courierView, storedCourierView } from '../api/entity-routes.js';
 import { courierBatchRows } from '../api/fleet-routes.js';
 import { storeDown } from '../api/dispatch-pump.js';
 import type { TrackFrame } from '../api/request-views.js';
@@ -439,11 +439,6 @@ export class CoreDispatch {
 const COURIER_STATUSES: ReadonlySet<string> = new Set(['available', 'offered', 'busy', 'offline']);
 
 /** A courier as PostgreSQL has it, in the shape of the API's courier view. */
-function storedCourierView(c: StoredCourier): Record<string, unknown> {
-  const positioned = c.lat !== undefined && c.lng !== undefined;
-  return { id: c.id, vehicle: c.vehicle, capabilities: c.capabilities, capacity: c.capacity, status: c.status ?? 'offline', ...(positioned ? { lat: c.lat, lng: c.lng, ts: c.lastPingAt } : {}) };
-}
-
 /** What a core answers for a courier whose pings reach another core (an edge asks every core; one holds it). */
 export const NOT_HELD_HERE = 'E_NOT_HELD_HERE';
 

@@ -17,12 +17,13 @@
  */
 import { ApiError } from '../api/api-error.js';
 import { storeDown } from '../api/dispatch-pump.js';
-import { type EntityWriter, registerEntityRoutes } from '../api/entity-routes.js';
-import { registerFleetLists } from '../api/fleet-lists.js';
+import { type EntityWriter, registerEntityRoutes, storedCourierView } from '../api/entity-routes.js';
+import { idAfter, registerFleetLists } from '../api/fleet-lists.js';
 import { registerFleetRoutes } from '../api/fleet-routes.js';
 import type { AddRoute, HttpDeps, Reply, RouteSpec } from '../api/http-routes.js';
-import type { ListCursors } from '../api/list-cursor.js';
-import { registerLocationRoutes } from '../api/location-routes.js';
+import { type ListCursors, listScope, parseBbox } from '../api/list-cursor.js';
+import { queryFields, registerLocationRoutes } from '../api/location-routes.js';
+import { validate } from '../api/schemas.js';
 import type { Logger } from '../api/log.js';
 import { type DelivererOptions, WebhookDeliverer } from '../api/webhook-deliverer.js';
 import { registerWebhookRoutes } from '../api/webhook-routes.js';
@@ -31,18 +32,21 @@ import type { DispatchPolicy } from '../dispatch/dispatch-request.js';
 import { type EngineIndexes, createEngineIndexes } from '../engine/engine-indexes.js';
 import type { Commit } from '../store/dispatch-journal.js';
 import { restoreSpeeds } from '../store/recovery.js';
-import type { Store } from '../store/store.js';
+import type { Store, StoredCourier } from '../store/store.js';
 import { type ForwardedCall, HUB } from './owner-commands.js';
 import type { RegionLeases } from './region-lease.js';
 
 /** The nearby route: an edge answers kind=courier from the region owners and asks the hub for sites and donors. */
 export const NEARBY_KEY = 'get /v1/nearby';
 
+/** The courier list: from the registry in PostgreSQL (no core holds every courier). */
+const COURIER_LIST = 'get /v1/couriers';
+
 /** The routes the hub serves, as `method pattern` (an edge forwards each to the hub's holder). */
 export const HUB_ROUTES: ReadonlySet<string> = new Set([
   'put /v1/sites/:id', 'put /v1/sites/:id/inventory', 'get /v1/sites/:id', 'del /v1/sites/:id', 'get /v1/sites',
   'put /v1/donors/:id', 'get /v1/donors/:id', 'del /v1/donors/:id',
-  'get /v1/requests', 'get /v1/couriers/:id/history',
+  'get /v1/requests', 'get /v1/couriers/:id/history', COURIER_LIST,
   'put /v1/webhooks/:id', 'del /v1/webhooks/:id', 'get /v1/webhooks/:id/deliveries',
   NEARBY_KEY, // sites and donors only
 
@@ -58,14 +62,39 @@ export function hubRouteShapes(): Map<string, Omit<RouteSpec, 'run'>> {
   return shapes;
 }
 
+/** What the hub's handlers work on: one process's route dependencies, with the whole store. */
+type HubDeps = HttpDeps & { store: Store };
+
 /** The one-process handlers of the hub routes over `deps` (registration reads no dependency). */
-function hubHandlers(deps: HttpDeps): Map<string, RouteSpec> {
+function hubHandlers(deps: HubDeps): Map<string, RouteSpec> {
   const table = new Map<string, RouteSpec>();
   const record: AddRoute = (method, pattern, spec) => {
     const key = `${method} ${pattern}`;
     if (HUB_ROUTES.has(key)) table.set(key, spec);
   };
   for (const register of [registerEntityRoutes, registerFleetRoutes, registerFleetLists, registerLocationRoutes, registerWebhookRoutes]) register(record, deps);
+  // couriers live on many cores: the list is a page of PostgreSQL's registry (positions as last written behind)
+  table.set(COURIER_LIST, {
+    roles: ['admin', 'dispatcher'],
+    run: async ({ query }) => {
+      const q = validate('couriersQuery', queryFields(query));
+      const scope = listScope('couriers', { status: q.status, bbox: q.bbox, capability: q.capability });
+      let rows: StoredCourier[];
+      try {
+        rows = await deps.store.listCouriers({
+          after: idAfter(deps.cursors, scope, q.cursor), limit: q.limit + 1,
+          ...(q.status ? { status: q.status } : {}), ...(q.capability ? { capability: q.capability } : {}), ...(q.bbox ? { bbox: parseBbox(q.bbox) } : {}),
+        });
+      } catch (err) {
+        if (err instanceof ApiError) throw err;
+        throw storeDown(err);
+      }
+      const more = rows.length > q.limit;
+      if (more) rows.pop();
+      const last = rows.at(-1);
+      return { status: 200, body: { items: rows.map(storedCourierView), ...(more && last ? { next: deps.cursors.encode(scope, { a: last.id }) } : {}) } };
+    },
+  });
   return table;
 }
 
@@ -178,13 +207,13 @@ export class Hub {
     return { lat: site.lat, lng: site.lng };
   }
 
-  private deps(engine: EngineIndexes, deliverer: WebhookDeliverer): HttpDeps {
+  private deps(engine: EngineIndexes, deliverer: WebhookDeliverer): HubDeps {
     const { store } = this.options;
     // what the hub's handlers read; the parts of HttpDeps its routes never touch (couriers' live index, the
     // dispatch pump, pings) are not here — hubHandlers only ever runs the HUB_ROUTES handlers
-    const deps: Partial<HttpDeps> = {
+    const deps: Partial<HubDeps> = {
       sites: engine.sites, donors: engine.donors, fences: engine.fences, writer: new StoreFirstWriter(store), cursors: this.options.cursors,
-      store: store as HttpDeps['store'], policy: this.options.policy, speeds: engine.speeds,
+      store, policy: this.options.policy, speeds: engine.speeds,
       stockLowUnits: this.options.stockLowUnits,
       webhooks: { log: store, sink: deliverer, allowPrivate: this.options.webhooks.allowPrivate, max: this.options.webhooks.max },
       courierKnown: async (id) => {
@@ -198,7 +227,7 @@ export class Hub {
       // region's owner committed before answering
       book: { get: () => undefined } as unknown as RequestBook,
     };
-    return deps as HttpDeps;
+    return deps as HubDeps;
   }
 }
 

@@ -1,5 +1,9 @@
-/** loadCouriers on both stores: by box (a cluster core loading a region) and by id, against the rows written. */
+/**
+ * loadCouriers on both stores: by box (a cluster core loading a region) and by id, against the rows written; and
+ * listCouriers (a cluster's GET /v1/couriers) page by page against a brute-force filter of the same rows.
+ */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { seededRandom } from '../fixtures/prng.js';
 import type { Store } from './store.js';
 import { bothStores } from './test-database.js';
 
@@ -28,4 +32,40 @@ describe.each(stores)('loadCouriers on the $name store', ({ open }) => {
     expect(got.map((c) => c.id)).toEqual(['no-position', 'out-lng']);
     expect(got[0].lat).toBeUndefined();
   });
+
+  it('lists the registry by id, page after page, filtered as a brute-force filter of the same rows would be', async () => {
+    // more couriers, with mixed statuses, capabilities and positions (some across the antimeridian)
+    const rnd = seededRandom(7);
+    const rows = Array.from({ length: 60 }, (_, i) => ({
+      id: `ls-${String(i).padStart(3, '0')}`,
+      vehicle: 'car' as const,
+      capabilities: rnd() < 0.5 ? (['cold_chain'] as const) : ([] as const),
+      capacity: 1,
+      status: (['available', 'offline', 'busy'] as const)[Math.floor(rnd() * 3)],
+      at: rnd() < 0.2 ? undefined : ([rnd() * 20 - 10, rnd() < 0.3 ? 175 + rnd() * 10 - (rnd() < 0.5 ? 360 : 0) : rnd() * 20 - 10] as [number, number]),
+    }));
+    await store.upsertCouriers(rows.map(({ at: _at, capabilities, ...r }) => ({ ...r, capabilities: [...capabilities] })));
+    const placed = rows.filter((r) => r.at !== undefined);
+    await store.writePositions({ ids: placed.map((r) => r.id), lat: Float64Array.from(placed.map((r) => r.at![0])), lng: Float64Array.from(placed.map((r) => Math.max(-180, Math.min(180, r.at![1])))), ts: new Float64Array(placed.length).fill(at) });
+    const all = (await store.loadState()).couriers;
+    const inBox = (b: readonly number[], lat?: number, lng?: number): boolean =>
+      lat !== undefined && lng !== undefined && lat >= b[1] && lat <= b[3] && (b[0] <= b[2] ? lng >= b[0] && lng <= b[2] : lng >= b[0] || lng <= b[2]);
+    const filters = [{}, { status: 'available' }, { capability: 'cold_chain' }, { bbox: [-10, -5, 5, 10] as const }, { bbox: [170, -10, -170, 10] as const, status: 'busy' }];
+    for (const f of filters) {
+      const want = all
+        .filter((c) => (f.status === undefined || c.status === f.status) && (f.capability === undefined || (c.capabilities as string[]).includes(f.capability)) && (f.bbox === undefined || inBox(f.bbox, c.lat, c.lng)))
+        .map((c) => c.id)
+        .sort();
+      const got: string[] = [];
+      for (let after: string | undefined; ; ) {
+        const page = await store.listCouriers({ ...f, after, limit: 7 });
+        got.push(...page.map((c) => c.id));
+        if (page.length < 7) break;
+        after = page[page.length - 1].id;
+      }
+      expect([JSON.stringify(f), got]).toEqual([JSON.stringify(f), want]);
+    }
+    expect(new Set(all.map((c) => c.id)).size).toBeGreaterThan(60);
+  });
 });
+

@@ -31,6 +31,7 @@ import type {
   SiteRow,
   Store,
   StoredCourier,
+  CourierPage,
   StoredRequest,
   StoredState,
   Transition,
@@ -205,6 +206,12 @@ export abstract class SqlStore implements Store {
       'ids' in where
         ? await this.db.query<Nullable<StoredCourier>>(q.LOAD_COURIERS_BY_ID, [where.ids])
         : await this.db.query<Nullable<StoredCourier>>(q.LOAD_COURIERS_IN_BOX, [where.box.minLat, where.box.maxLat, where.box.minLng, where.box.maxLng]);
+    return rows.map(dropNulls) as StoredCourier[];
+  }
+
+  async listCouriers(page: CourierPage): Promise<StoredCourier[]> {
+    const b = page.bbox;
+    const rows = await this.db.query<Nullable<StoredCourier>>(q.LIST_COURIERS, [page.after ?? '', page.status ?? null, page.capability ?? null, b?.[0] ?? null, b?.[1] ?? null, b?.[2] ?? null, b?.[3] ?? null, page.limit]);
     return rows.map(dropNulls) as StoredCourier[];
   }
 

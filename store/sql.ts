@@ -319,6 +319,22 @@ FROM couriers
 WHERE geom IS NOT NULL AND ST_Y(geom::geometry) BETWEEN $1 AND $2 AND ST_X(geom::geometry) BETWEEN $3 AND $4
 ORDER BY id`;
 
+/**
+ * A page of the courier registry by id (keyset): $1 after (exclusive), $2 status or null, $3 capability or null,
+ * $4..$7 box (min lng, min lat, max lng, max lat; min lng > max lng crosses the antimeridian) or nulls, $8 limit.
+ */
+export const LIST_COURIERS = `
+SELECT id, vehicle, capabilities, capacity, status, ST_Y(geom::geometry) AS lat, ST_X(geom::geometry) AS lng,
+  ${ms('last_ping_at')} AS "lastPingAt"
+FROM couriers
+WHERE id > $1::text
+  AND ($2::text IS NULL OR status = $2::text)
+  AND ($3::text IS NULL OR $3::text = ANY (capabilities))
+  AND ($4::float8 IS NULL OR (geom IS NOT NULL AND ST_Y(geom::geometry) BETWEEN $5::float8 AND $7::float8 AND CASE
+    WHEN $4::float8 <= $6::float8 THEN ST_X(geom::geometry) BETWEEN $4::float8 AND $6::float8
+    ELSE ST_X(geom::geometry) >= $4::float8 OR ST_X(geom::geometry) <= $6::float8 END))
+ORDER BY id LIMIT $8::int`;
+
 /** Couriers by id ($1 text[]). */
 export const LOAD_COURIERS_BY_ID = `
 SELECT id, vehicle, capabilities, capacity, status, ST_Y(geom::geometry) AS lat, ST_X(geom::geometry) AS lng,

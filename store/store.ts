@@ -172,6 +172,16 @@ export interface CellSpeedRow {
 }
 
 /** Everything recovery needs to rebuild the engine and dispatch state. */
+/** One page of the courier registry: ids after `after`, at most `limit`, matching the filters given. */
+export interface CourierPage {
+  after?: string;
+  limit: number;
+  status?: string;
+  capability?: string;
+  /** [minLng, minLat, maxLng, maxLat]; minLng > maxLng crosses the antimeridian. Positionless couriers are outside. */
+  bbox?: readonly [number, number, number, number];
+}
+
 export interface StoredState {
   schemaVersion: number;
   sites: (SiteRow & { capacity: number; occupancy: number; open: boolean })[];
@@ -300,6 +310,8 @@ export interface Store extends WebhookStore {
    * it gained, or a courier pinging into its regions for the first time); positionless rows only by id.
    */
   loadCouriers(where: { box: { minLat: number; maxLat: number; minLng: number; maxLng: number } } | { ids: readonly string[] }): Promise<StoredCourier[]>;
+  /** A page of the courier registry by id, filtered as GET /v1/couriers filters (a cluster lists from here). */
+  listCouriers(page: CourierPage): Promise<StoredCourier[]>;
   /** The idempotency row of (principal, key) when it was created at or after notBefore (ms), else undefined. */
   findIdempotency(principal: string, key: string, notBefore: number): Promise<IdempotencyRow | undefined>;
   /**

@@ -19,7 +19,7 @@ export interface FenceOutboxOptions {
   maxBuffered?: number;
   /** True when some webhook subscribes to this event type. */
   wants: (type: string) => boolean;
-  logger: Logger;
+  logger: Pick<Logger, 'warn'>;
 }
 
 /** Buffers fence crossings and writes them to the events table in batches. */

@@ -113,7 +113,7 @@ export class WatchFanout implements MoveFanOut {
         if (r !== undefined && (session.contains(r.pickup.lat, r.pickup.lng) || session.contains(r.dropoff.lat, r.dropoff.lng))) requests.push(r);
       }
     }
-    const fences = session.kinds.has('fences') ? this.fencesIn(m.bbox) : [];
+    const fences = session.kinds.has('fences') ? fencesIn(this.deps.fences, m.bbox) : [];
     session.seed(couriers, requests);
     st.watch = session;
     this.watchers.add(s);
@@ -141,19 +141,20 @@ export class WatchFanout implements MoveFanOut {
       yield parent.id;
     }
   }
+}
 
-  private fencesIn(bbox: WatchBBox): { id: string; kind: string; geometry: unknown }[] {
-    const out: { id: string; kind: string; geometry: unknown }[] = [];
-    const [minLng, minLat, maxLng, maxLat] = bbox;
-    const seen = new Set<number>();
-    for (const n of this.deps.fences.candidates({ minLng, minLat, maxLng, maxLat })) {
-      if (seen.has(n)) continue;
-      seen.add(n);
-      const f = this.deps.fences.get(this.deps.fences.idOf(n));
-      if (f !== undefined) out.push({ id: f.id, kind: f.kind, geometry: f.geometry });
-    }
-    return out;
+/** The geofences whose boxes touch a watch box (a snapshot shows them). */
+export function fencesIn(fences: GeofenceIndex, bbox: WatchBBox): { id: string; kind: string; geometry: unknown }[] {
+  const out: { id: string; kind: string; geometry: unknown }[] = [];
+  const [minLng, minLat, maxLng, maxLat] = bbox;
+  const seen = new Set<number>();
+  for (const n of fences.candidates({ minLng, minLat, maxLng, maxLat })) {
+    if (seen.has(n)) continue;
+    seen.add(n);
+    const f = fences.get(fences.idOf(n));
+    if (f !== undefined) out.push({ id: f.id, kind: f.kind, geometry: f.geometry });
   }
+  return out;
 }
 
 /**

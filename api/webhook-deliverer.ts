@@ -116,6 +116,11 @@ export class WebhookDeliverer {
     return false;
   }
 
+  /** The event patterns the registered webhooks subscribe to (a cluster's hub tells its cores). */
+  patterns(): string[] {
+    return [...new Set([...this.workers.values()].flatMap((w) => w.patterns()))];
+  }
+
   /** New events were committed: idle workers look now instead of at their next poll. */
   wake(): void {
     for (const w of this.workers.values()) w.poke();
@@ -195,6 +200,10 @@ class HookWorker {
 
   wants(type: string): boolean {
     return this.filter.exact.includes(type) || this.filter.prefixes.some((p) => type.startsWith(p));
+  }
+
+  patterns(): readonly string[] {
+    return this.hook.events;
   }
 
   poke(): void {

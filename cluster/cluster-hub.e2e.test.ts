@@ -9,6 +9,8 @@
  * - couriers onboarded in bulk through an edge are stored (bad items rejected by index), listed page by page, and deleted through
  *   the other; a courier holding a live offer is not deleted (409); its track (history) is read through an edge;
  * - a webhook registered through an edge gets what every core commits, signed, once each, in outbox order;
+ * - a geofence written through an edge reaches every core: a courier crossing it shows on a map on either edge and
+ *   the crossing reaches a webhook;
  * - the core holding the hub SIGKILLed: the other serves the hub within 10 s, from PostgreSQL.
  */
 import { cellToBoundary } from 'h3-js';
@@ -204,6 +206,40 @@ describe('the hub through a cluster: sites, stock, donors, lists and couriers on
       expect((await call(edgeB, 'DELETE', '/v1/webhooks/wh-1', { token: admin })).status).toBe(204);
       expect((await call(edgeA, 'GET', '/v1/webhooks/wh-1/deliveries', { token: admin })).status).toBe(404);
     } finally {
+      await receiver.close();
+    }
+  }, 40_000);
+
+  it('geofences written through an edge reach every core: a courier crossing one shows on maps and reaches webhooks', async () => {
+    const [lat, lng] = [SPOT[0] + 0.05, SPOT[1] + 0.05];
+    const ring = [[lng - 0.01, lat - 0.01], [lng + 0.01, lat - 0.01], [lng + 0.01, lat + 0.01], [lng - 0.01, lat + 0.01], [lng - 0.01, lat - 0.01]];
+    const put = await call(edgeA, 'PUT', '/v1/geofences/zone-1', { token: admin, body: { kind: 'no_parking', geometry: { type: 'Polygon', coordinates: [ring] } } });
+    expect(put.status).toBe(200);
+    expect((await call(edgeB, 'GET', '/v1/geofences', { token: admin })).body.items.map((f: { id: string }) => f.id)).toEqual(['zone-1']);
+    const receiver = await startWebhookReceiver(HOOK_SECRET, 0);
+    const map = await StreamClient.connect(`${edgeB.replace('http', 'ws')}/v1/stream`, { token: dispatcher });
+    try {
+      expect((await call(edgeB, 'PUT', '/v1/webhooks/wh-f', { token: admin, body: { url: receiver.url, events: ['fence.*'], secret: HOOK_SECRET } })).status).toBe(200);
+      map.send({ t: 'watch', bbox: [lng - 0.05, lat - 0.05, lng + 0.05, lat + 0.05], hz: 10 });
+      const snapshot = await map.next((f) => f.t === 'snapshot', 'a snapshot', 5_000);
+      expect(snapshot.fences).toMatchObject([{ id: 'zone-1', kind: 'no_parking' }]);
+
+      expect((await call(edgeA, 'PUT', '/v1/couriers/fz-1', { token: admin, body: { vehicle: 'bike', capabilities: [], capacity: 1 } })).status).toBe(200);
+      const ping = (dLat: number) => call(edgeA, 'POST', '/v1/couriers/fz-1/location', { token: token('driver', 'fz-1'), body: { lat: lat + dLat, lng, ts: Date.now() } });
+      expect((await ping(-0.03)).status).toBe(204);
+      await eventually(async () => ((await call(edgeA, 'GET', '/v1/couriers/fz-1', { token: dispatcher })).body.lat !== undefined ? true : undefined), 'fz-1 placed', 10_000);
+      await new Promise((r) => setTimeout(r, 300)); // the cores have heard which crossings webhooks want
+      expect((await ping(0)).status).toBe(204);
+      const delta = await map.next((f) => f.t === 'delta' && f.fences?.length > 0, 'a crossing on the map', 10_000);
+      expect(delta.fences).toMatchObject([{ type: 'enter', courierId: 'fz-1', fenceId: 'zone-1' }]);
+      const hooked = await eventually(() => receiver.accepted().find((d) => d.type === 'fence.enter'), 'fence.enter delivered', 10_000);
+      expect(hooked.data).toMatchObject({ courierId: 'fz-1', fenceId: 'zone-1' });
+
+      expect((await call(edgeB, 'DELETE', '/v1/geofences/zone-1', { token: admin })).status).toBe(204);
+      expect((await call(edgeA, 'GET', '/v1/geofences', { token: admin })).body.items).toEqual([]);
+      expect((await call(edgeA, 'DELETE', '/v1/webhooks/wh-f', { token: admin })).status).toBe(204);
+    } finally {
+      map.close();
       await receiver.close();
     }
   }, 40_000);

@@ -219,8 +219,8 @@ describe('a cluster of two edges and two cores, used through the edges only', ()
     expect((await call(edgeA, 'POST', `/v1/couriers/${id}/location`, { body: { lat: 51.5, lng: 0, ts: Date.now() } })).status).toBe(401);
     const site = await call(edgeA, 'GET', `/v1/nearby?lat=${VLAT}&lng=${VLNG}&kind=site`, { token: token('admin', 'a1') });
     expect([site.status, site.body]).toEqual([200, { results: [] }]); // the hub's answer: no site registered
-    const fences = await call(edgeA, 'GET', '/v1/geofences', { token: token('admin', 'a1') });
-    expect([fences.status, fences.body.error.code]).toEqual([501, 'E_NOT_ON_EDGE']);
+    const blood = await call(edgeA, 'POST', '/v1/requests', { token: token('requester', 'ward-1'), body: { kind: 'blood', urgency: 'emergency', product: 'red_cells', bloodType: 'A+', units: 2, dropoff: { lat: VLAT, lng: VLNG } } });
+    expect([blood.status, blood.body.error?.code]).toEqual([501, 'E_NOT_ON_EDGE']);
     const create = await call(edgeA, 'POST', '/v1/requests', { token: token('requester', 'r1'), body: {} });
     expect([create.status, create.body.error.code]).toEqual([400, 'E_VALIDATION']);
     const bySite = await call(edgeA, 'POST', '/v1/requests', { token: token('requester', 'r1'), body: { kind: 'delivery', pickupSiteId: 's1', dropoff: { lat: VLAT, lng: VLNG } } });

@@ -29,7 +29,9 @@ import { courierView, storedCourierView } from '../api/entity-routes.js';
 import { courierBatchRows } from '../api/fleet-routes.js';
 import { storeDown } from '../api/dispatch-pump.js';
 import type { TrackFrame } from '../api/request-views.js';
+import { fencesIn } from '../api/watch-fanout.js';
 import { type WatchBBox, type WatchRequest, bboxContains } from '../api/watch-session.js';
+import type { GeofenceIndex } from '../engine/geofence-index.js';
 import type { CourierBatchBody, RequestCreateBody } from '../api/schemas.js';
 import type { DispatchPolicy } from '../dispatch/dispatch-request.js';
 import type { CourierProfile, CourierStatus } from '../engine/courier-attributes.js';
@@ -95,6 +97,8 @@ export interface CoreDispatchOptions {
   epochOf: (region: string) => number | undefined;
   /** The region of a courier this core holds as its own (its pings reach this core), or undefined. */
   regionOfCourier: (courierId: string) => string | undefined;
+  /** The core's copy of the geofences (cluster/core-fences.ts keeps it). */
+  fences: GeofenceIndex;
   /** A request changed (stored) in a region here: dispatchers' maps follow (cluster/move-feed.ts). */
   mapRequest: (r: WatchRequest) => void;
   /** Drops a deleted courier from this core (index, held set, unwritten positions). */
@@ -131,7 +135,7 @@ export class CoreDispatch {
 
   constructor(private readonly options: CoreDispatchOptions) {
     // sites, donors and speeds are the core's own copies (loaded at start); couriers are the core's index
-    this.engine = { ...createEngineIndexes(), couriers: options.couriers };
+    this.engine = { ...createEngineIndexes(), couriers: options.couriers, fences: options.fences };
     this.commits = new GroupCommits(options.store);
     this.openCounts = new OpenCounts(options.store, options.openPerRequester);
     this.responder = new CommandResponder(options.bus, options.name, (region, verb, call) => this.run(region, verb, call), options.onError);
@@ -296,13 +300,14 @@ export class CoreDispatch {
     }
   }
 
-  /** The open requests of every region here picked up or dropped off in a map's box (its snapshot). */
+  /** The open requests of every region here picked up or dropped off in a map's box, and the fences in it (its snapshot). */
   private mapRequests(call: ForwardedCall): Reply {
     const bbox = (call.body as { bbox?: unknown } | undefined)?.bbox;
     if (!Array.isArray(bbox) || bbox.length !== 4 || !bbox.every((v) => typeof v === 'number' && Number.isFinite(v))) throw new ApiError(400, 'E_VALIDATION', 'bbox is [minLng, minLat, maxLng, maxLat]');
     const box: WatchBBox = [bbox[0], bbox[1], bbox[2], bbox[3]];
     const requests = [...this.regions.values()].flatMap((r) => r.mapRequests((lat, lng) => bboxContains(box, lat, lng)));
-    return { status: 200, body: { requests } };
+    // every core keeps every fence: any one answer has them all
+    return { status: 200, body: { requests, fences: fencesIn(this.engine.fences, box) } };
   }
 
   /** Couriers registered or changed in bulk: stored here (any core), reloaded by the cores holding them. */

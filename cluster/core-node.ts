@@ -16,12 +16,14 @@ import type { Redis } from 'ioredis';
 import { pack, unpack } from 'msgpackr';
 import { cellToBoundary } from 'h3-js';
 import type { CourierStatus } from '../engine/courier-attributes.js';
-import { CourierIndex, type CourierHit } from '../engine/courier-index.js';
+import { CourierIndex, type CourierHit, type FenceEvent } from '../engine/courier-index.js';
+import { GeofenceIndex } from '../engine/geofence-index.js';
 import type { CourierFilter } from '../engine/courier-filter.js';
 import type { StoredCourier, Store } from '../store/store.js';
 import { PositionWriteBehind } from '../store/write-behind.js';
 import type { Bus } from './bus.js';
 import { CoreDispatch, type CoreDispatchOptions } from './core-dispatch.js';
+import { CoreFences } from './core-fences.js';
 import { Hub, type HubOptions } from './hub.js';
 import { MovePublisher } from './move-feed.js';
 import { type NearestQuery, NearestResponder } from './nearest-scatter.js';
@@ -91,11 +93,17 @@ export interface CoreStats {
 
 /** One core: start() joins the cluster, stop() hands its regions back. */
 export class CoreNode {
-  readonly index = new CourierIndex();
+  /** The core's copy of the geofences (with dispatch and the hub: cluster/core-fences.ts keeps it). */
+  private readonly fenceIndex = new GeofenceIndex();
+  /** Crossings go to `fences` once set; reported only while a move is applied. */
+  private onCrossing: (e: FenceEvent) => void = () => undefined;
+  readonly index = new CourierIndex({ fences: this.fenceIndex, onFenceEvent: (e) => this.onCrossing(e) });
   readonly ownership: RegionOwnership;
   readonly dispatch: CoreDispatch | undefined;
   /** This core's part in the hub (undefined without dispatch). */
   readonly hub: Hub | undefined;
+  /** Geofence crossings of the couriers held here (with the hub). */
+  private readonly fences: CoreFences | undefined;
   private readonly consumer: PingConsumer;
   private readonly responder: NearestResponder<CourierHit>;
   private readonly positions: PositionWriteBehind;
@@ -130,11 +138,12 @@ export class CoreNode {
       onLost: (region) => this.lose(region),
     });
     this.hub = options.dispatch === undefined || options.hub === undefined ? undefined : new Hub({
-      ...options.hub, store: options.store, leases, policy: options.dispatch.policy, onError: this.onError,
+      ...options.hub, store: options.store, bus: options.bus, leases, policy: options.dispatch.policy, onError: this.onError,
     });
     this.dispatch = options.dispatch === undefined ? undefined : new CoreDispatch({
       ...options.dispatch, name: options.name, bus: options.bus, store: options.store, couriers: this.index, onError: this.onError,
       hub: this.hub,
+      fences: this.fenceIndex,
       mapRequest: (r) => this.moves.request(r),
       forgetCourier: (id) => {
         this.positions.forget(id);
@@ -147,6 +156,10 @@ export class CoreNode {
     this.responder = new NearestResponder(options.bus, options.name, (q) => this.nearest(q), this.onError);
     this.positions = new PositionWriteBehind(options.store);
     this.moves = new MovePublisher(options.bus, MOVES_INTERVAL_MS, this.onError);
+    if (this.hub !== undefined && options.hub !== undefined) {
+      this.fences = new CoreFences({ bus: options.bus, store: options.store, fences: this.fenceIndex, moves: this.moves, logger: options.hub.logger, onError: this.onError });
+      this.onCrossing = this.fences.crossed;
+    }
   }
 
   async start(): Promise<void> {
@@ -155,6 +168,7 @@ export class CoreNode {
     await this.options.bus.subscribe(COURIER_MOVED, this.movedHandler);
     await this.responder.start();
     await this.dispatch?.start();
+    await this.fences?.start(await this.options.store.loadGeofences());
     this.positions.start();
     this.moves.start();
     await this.ownership.tick();
@@ -194,6 +208,7 @@ export class CoreNode {
     await this.ownership.stop();
     await this.hub?.stop();
     await this.dispatch?.stop();
+    await this.fences?.stop();
     await this.consumer.stop();
     await this.responder.stop();
     await this.options.bus.unsubscribe(COURIER_MOVED, this.movedHandler);
@@ -259,6 +274,7 @@ export class CoreNode {
       if (this.index.has(c.id)) continue;
       this.index.upsert(c.id, { vehicle: c.vehicle, capabilities: c.capabilities, capacity: c.capacity, status: c.status });
       if (c.lat !== undefined && c.lng !== undefined) this.index.move(c.id, c.lat, c.lng, Math.min(c.lastPingAt ?? 0, Date.now()));
+      this.fences?.discard();
     }
   }
 
@@ -357,6 +373,7 @@ export class CoreNode {
         return;
       }
     } catch {
+      this.fences?.discard();
       this.stats.pingsRefused++;
       return;
     }
@@ -366,6 +383,7 @@ export class CoreNode {
     this.lastApplied.set(region, Date.now());
     this.positions.record(id, lat, lng, ts);
     if (this.index.peek(id, this.peeked)) this.moves.note(region, id, lat, lng, this.peeked.status);
+    this.fences?.landed(region, lat, lng);
     this.stats.pingsApplied++;
   }
 
@@ -373,6 +391,7 @@ export class CoreNode {
     this.index.upsert(c.id, { vehicle: c.vehicle, capabilities: c.capabilities, capacity: c.capacity, status: c.status });
     // a stored time ahead of now (an older build's bogus ping) would make every real ping look stale
     if (c.lat !== undefined && c.lng !== undefined) this.index.move(c.id, c.lat, c.lng, Math.min(c.lastPingAt ?? 0, Date.now()));
+    this.fences?.discard(); // placed from the store, not moved: no crossing to tell
     this.regionOfCourier.set(c.id, region);
   }
 

@@ -82,6 +82,8 @@ export class EdgeWatches {
     const subscribing = this.setRegions(s, regions);
     const couriers: CourierTuple[] = [];
     const requests: WatchRequest[] = [];
+    const fences: { id: string }[] = [];
+    const fenceIds = new Set<string>();
     const missing: string[] = [];
     try {
       await Promise.all(subscribing);
@@ -90,9 +92,18 @@ export class EdgeWatches {
         missing.push(...answer.missing);
         for (const h of answer.hits) if (session.contains(h.lat, h.lng)) couriers.push([h.id, h.lat, h.lng, h.status]);
       }
-      if (session.kinds.has('requests')) {
+      if (session.kinds.has('requests') || session.kinds.has('fences')) {
         const asked = await this.deps.commands.askAll('mapRequests', { params: [], body: { bbox: m.bbox }, idempotencyKey: undefined, now: Date.now(), principal: st.principal }, SNAPSHOT_ASK_MS);
-        for (const reply of asked.replies) requests.push(...((reply.body as { requests?: WatchRequest[] }).requests ?? []));
+        for (const reply of asked.replies) {
+          const body = reply.body as { requests?: WatchRequest[]; fences?: { id: string }[] };
+          if (session.kinds.has('requests')) requests.push(...(body.requests ?? []));
+          // every core keeps every fence: the first answer's copy of each
+          for (const f of session.kinds.has('fences') ? (body.fences ?? []) : []) {
+            if (fenceIds.has(f.id)) continue;
+            fenceIds.add(f.id);
+            fences.push(f);
+          }
+        }
         missing.push(...asked.missing.map((core) => `core ${core}`));
       }
     } catch (err) {
@@ -104,7 +115,7 @@ export class EdgeWatches {
     if (!st.open || this.generation.get(s) !== gen) return;
     session.seed(couriers, requests);
     st.watch = session;
-    const frame: Record<string, unknown> = { t: 'snapshot', bbox: m.bbox, hz, couriers, requests, fences: [], truncated: couriers.length >= MAX_SNAPSHOT_COURIERS };
+    const frame: Record<string, unknown> = { t: 'snapshot', bbox: m.bbox, hz, couriers, requests, fences, truncated: couriers.length >= MAX_SNAPSHOT_COURIERS };
     if (missing.length > 0) frame.missing = missing;
     this.deps.sockets.send(s, frame);
   }
@@ -174,6 +185,7 @@ export class EdgeWatches {
       for (const s of watchers) this.sessions.get(s)?.noteCourier(id, lat, lng, status);
     }
     for (const r of moves.requests) for (const s of watchers) this.sessions.get(s)?.noteRequest(r);
+    for (const { fence, lat, lng } of moves.fences) for (const s of watchers) this.sessions.get(s)?.noteFence(fence, lat, lng);
     for (const id of moves.left) {
       const at = this.lastRegion.get(id);
       if (at !== undefined && at !== region) continue; // heard in another region since: that one is current

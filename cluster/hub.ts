@@ -1,13 +1,15 @@
 /**
  * The hub of a cluster (PRODUCT §7): the part of the API that belongs to no region — sites and their stock,
- * donors, the request list, couriers' tracks, webhooks (the registry, and deliveries from the whole cluster's
- * outbox) — served by the one core holding the `hub` lease, with the very
+ * donors, geofences, the courier and request lists, couriers' tracks, webhooks (the registry, and deliveries from
+ * the whole cluster's outbox) — served by the one core holding the `hub` lease, with the very
  * handlers of one process (entity-routes, fleet-routes, fleet-lists, location-routes' nearby sites and donors).
  *
  *   every core, each third of a lease: hold the hub? renew (lost ─► drop its copies) : try to take it
  *   taken ─► sites, stock and donors loaded from PostgreSQL ─► routes served
  *   edge: a hub route ─► OwnerCommands.askHub ─► core:{holder}:cmd {verb:'hub', route, call} ─► the handler
  *   a write ─► stored first (one at a time, as a journal would) ─► memory ─► answer
+ *   a geofence written or deleted ─► `fences:changed` ─► every core's copy (crossings are found where pings land)
+ *   every 2 s ─► `webhooks:want` (the event patterns webhooks subscribe to) ─► cores store fence crossings if wanted
  *   a delivery picked up at a site (pickupSiteId) ─► the edge asks the hub where the site is (siteAt) and
  *     forwards the create to that point's region
  *
@@ -35,9 +37,24 @@ import { restoreSpeeds } from '../store/recovery.js';
 import type { Store, StoredCourier } from '../store/store.js';
 import { type ForwardedCall, HUB } from './owner-commands.js';
 import type { RegionLeases } from './region-lease.js';
+import type { Bus } from './bus.js';
+import { pack } from 'msgpackr';
 
 /** The nearby route: an edge answers kind=courier from the region owners and asks the hub for sites and donors. */
 export const NEARBY_KEY = 'get /v1/nearby';
+
+const FENCE_PUT = 'put /v1/geofences/:id';
+const FENCE_DELETE = 'del /v1/geofences/:id';
+
+/** A geofence written or deleted on the hub: `{ id, fence: { kind, geometry } | null }`; every core's copy follows. */
+export const FENCES_CHANGED = 'fences:changed';
+
+/**
+ * The event types (patterns, as webhooks subscribe) some webhook wants, published by the hub's holder every
+ * WANTS_EVERY_MS: cores keep fence crossings for the outbox only while one is wanted (as one process does).
+ */
+export const WEBHOOKS_WANT = 'webhooks:want';
+const WANTS_EVERY_MS = 2_000;
 
 /** The courier list: from the registry in PostgreSQL (no core holds every courier). */
 const COURIER_LIST = 'get /v1/couriers';
@@ -48,6 +65,7 @@ export const HUB_ROUTES: ReadonlySet<string> = new Set([
   'put /v1/donors/:id', 'get /v1/donors/:id', 'del /v1/donors/:id',
   'get /v1/requests', 'get /v1/couriers/:id/history', COURIER_LIST,
   'put /v1/webhooks/:id', 'del /v1/webhooks/:id', 'get /v1/webhooks/:id/deliveries',
+  FENCE_PUT, FENCE_DELETE, 'get /v1/geofences',
   NEARBY_KEY, // sites and donors only
 
 ]);
@@ -100,6 +118,7 @@ function hubHandlers(deps: HubDeps): Map<string, RouteSpec> {
 
 export interface HubOptions {
   store: Store;
+  bus: Bus;
   leases: RegionLeases;
   /** List cursors (keyed by the cluster's shared secret, so any holder reads another's). */
   cursors: ListCursors;
@@ -118,6 +137,7 @@ export class Hub {
   private handlers: Map<string, RouteSpec> | undefined;
   private deliverer: WebhookDeliverer | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private wantsTimer: NodeJS.Timeout | undefined;
   private ticking: Promise<void> | undefined;
 
   constructor(private readonly options: HubOptions) {}
@@ -131,11 +151,14 @@ export class Hub {
     const every = Math.max(50, Math.floor(this.options.leases.ttlMs / 3));
     this.timer = setInterval(() => void this.tick(), every);
     this.timer.unref();
+    this.wantsTimer = setInterval(() => this.announceWants(), WANTS_EVERY_MS);
+    this.wantsTimer.unref();
     void this.tick();
   }
 
   async stop(): Promise<void> {
     clearInterval(this.timer);
+    clearInterval(this.wantsTimer);
     await this.ticking;
     const epoch = this.epoch;
     this.drop();
@@ -165,6 +188,7 @@ export class Hub {
         if (engine.sites.has(siteId)) engine.sites.setInventory(siteId, lots.map((l) => ({ product: l.product, bloodType: l.bloodType, count: l.count, expiresAt: l.expiresAt })));
       }
       for (const d of state.donors) engine.donors.upsert(d.id, { bloodType: d.bloodType, lat: d.lat, lng: d.lng, available: d.available, lastDonation: d.lastDonation });
+      for (const f of state.geofences) engine.fences.put(f.id, { kind: f.kind, geometry: f.geometry as never });
       const deliverer = new WebhookDeliverer(store, { ...this.options.webhooks, logger: this.options.logger });
       await deliverer.start();
       if (this.epoch !== epoch) {
@@ -196,7 +220,21 @@ export class Hub {
     const spec = this.handlers?.get(call.route ?? '');
     if (this.handlers === undefined) throw new ApiError(503, 'E_REGION_UNAVAILABLE', 'the hub is moving between cores; nothing was done, retry in a few seconds');
     if (spec === undefined) throw new ApiError(404, 'E_NOT_FOUND', `the hub does not serve ${call.route}`);
-    return spec.run({ ...call, query: call.query ?? '', accept: undefined });
+    const reply = await spec.run({ ...call, query: call.query ?? '', accept: undefined });
+    if (call.route === 'put /v1/webhooks/:id' || call.route === 'del /v1/webhooks/:id') this.announceWants();
+    if ((call.route === FENCE_PUT || call.route === FENCE_DELETE) && this.engine !== undefined) {
+      // stored and in the hub's copy: every core's copy follows (their couriers' crossings are found there)
+      const id = String(call.params[0]);
+      const fence = this.engine.fences.get(id);
+      await this.options.bus.publish(FENCES_CHANGED, pack({ id, fence: fence === undefined ? null : { kind: fence.kind, geometry: fence.geometry } })).catch(this.options.onError);
+    }
+    return reply;
+  }
+
+  /** Says which event types the registered webhooks want (so cores keep fence crossings only while one does). */
+  private announceWants(): void {
+    const patterns = this.deliverer?.patterns();
+    if (patterns !== undefined) this.options.bus.publish(WEBHOOKS_WANT, pack({ patterns })).catch(this.options.onError);
   }
 
   /** Where a site is, for a request picked up there (a requester may name a site it cannot read). */

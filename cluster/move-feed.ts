@@ -4,8 +4,9 @@
  *
  *   core: ping applied ─► note(region, id, lat, lng, status)    courier left the region ─► left(region, id)
  *         a request changed (stored) ─► request(r): in the regions of its pickup and of its dropoff
+ *         a courier crossed a geofence ─► fence(region, crossing, lat, lng)
  *         every intervalMs ─► one PUBLISH moves:{region} per region that changed:
- *                             { m: [[id, lat, lng, status]…], g: [id…], r: [WatchRequest…] }
+ *                             { m: [[id, lat, lng, status]…], g: [id…], r: [WatchRequest…], f: [[type, courierId, fenceId, ts, lat, lng]…] }
  *   edge: subscribed to moves:{region} for each region a watched box touches ─► decodeMoves ─► watch sessions
  *
  * Only the latest move of a courier in an interval is sent (a map shows where couriers are, not every step);
@@ -13,9 +14,12 @@
  */
 import { pack, unpack } from 'msgpackr';
 import type { CourierStatus } from '../engine/courier-attributes.js';
-import type { WatchRequest } from '../api/watch-session.js';
+import { MAX_PENDING_FENCES, type WatchFence, type WatchRequest } from '../api/watch-session.js';
 import type { Bus } from './bus.js';
 import { regionOf } from './regions.js';
+
+/** Crossings of one region sent per flush at most (as a watch keeps at most MAX_PENDING_FENCES between deltas). */
+const MAX_FENCES_PER_FLUSH = MAX_PENDING_FENCES;
 
 /** The bus channel of a region's moves. */
 export function movesChannel(region: string): string {
@@ -27,11 +31,13 @@ export interface RegionMoves {
   moved: [string, number, number, CourierStatus][];
   left: string[];
   requests: WatchRequest[];
+  /** Geofence crossings, with where the courier was. */
+  fences: { fence: WatchFence; lat: number; lng: number }[];
 }
 
 /** Reads a moves message; undefined for one that is not (a broken or foreign publisher). */
 export function decodeMoves(payload: Buffer): RegionMoves | undefined {
-  let m: { m?: unknown; g?: unknown; r?: unknown };
+  let m: { m?: unknown; g?: unknown; r?: unknown; f?: unknown };
   try {
     m = unpack(payload) as typeof m;
   } catch {
@@ -42,8 +48,13 @@ export function decodeMoves(payload: Buffer): RegionMoves | undefined {
     (t): t is RegionMoves['moved'][number] => Array.isArray(t) && t.length === 4 && typeof t[0] === 'string' && typeof t[1] === 'number' && typeof t[2] === 'number' && typeof t[3] === 'string',
   );
   const requests = Array.isArray(m.r) ? m.r.filter(isWatchRequest) : [];
-  return { moved, left: m.g.filter((id): id is string => typeof id === 'string'), requests };
+  const fences = (Array.isArray(m.f) ? m.f : [])
+    .filter((t): t is FenceTuple => Array.isArray(t) && t.length === 6 && (t[0] === 'enter' || t[0] === 'exit') && typeof t[1] === 'string' && typeof t[2] === 'string' && typeof t[3] === 'number' && typeof t[4] === 'number' && typeof t[5] === 'number')
+    .map(([type, courierId, fenceId, ts, lat, lng]) => ({ fence: { type, courierId, fenceId, ts }, lat, lng }));
+  return { moved, left: m.g.filter((id): id is string => typeof id === 'string'), requests, fences };
 }
+
+type FenceTuple = [WatchFence['type'], string, string, number, number, number];
 
 function isWatchRequest(r: unknown): r is WatchRequest {
   const w = r as Partial<WatchRequest> | null;
@@ -57,6 +68,7 @@ export class MovePublisher {
   private moved = new Map<string, Map<string, [string, number, number, CourierStatus]>>();
   private left = new Map<string, Set<string>>();
   private requests = new Map<string, Map<string, WatchRequest>>();
+  private fences = new Map<string, FenceTuple[]>();
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -96,19 +108,29 @@ export class MovePublisher {
     }
   }
 
+  /** A courier in `region`, at (lat, lng), crossed a geofence (kept to MAX_FENCES_PER_FLUSH per region; a storm drops the oldest). */
+  fence(region: string, f: WatchFence, lat: number, lng: number): void {
+    let list = this.fences.get(region);
+    if (list === undefined) this.fences.set(region, (list = []));
+    if (list.length >= MAX_FENCES_PER_FLUSH) list.shift();
+    list.push([f.type, f.courierId, f.fenceId, f.ts, lat, lng]);
+  }
+
   /** Publishes what changed, one message per region; a failed publish is reported and dropped (soft state). */
   flush(): Promise<void> {
-    const regions = new Set([...this.moved.keys(), ...this.left.keys(), ...this.requests.keys()]);
-    const { moved, left, requests } = this;
+    const regions = new Set([...this.moved.keys(), ...this.left.keys(), ...this.requests.keys(), ...this.fences.keys()]);
+    const { moved, left, requests, fences } = this;
     this.moved = new Map();
     this.left = new Map();
     this.requests = new Map();
+    this.fences = new Map();
     const sends: Promise<void>[] = [];
     for (const region of regions) {
       const m = [...(moved.get(region)?.values() ?? [])];
       const g = [...(left.get(region) ?? [])];
       const r = [...(requests.get(region)?.values() ?? [])];
-      if (m.length + g.length + r.length > 0) sends.push(this.bus.publish(movesChannel(region), pack(r.length > 0 ? { m, g, r } : { m, g })).catch(this.onError));
+      const f = fences.get(region) ?? [];
+      if (m.length + g.length + r.length + f.length > 0) sends.push(this.bus.publish(movesChannel(region), pack({ m, g, ...(r.length > 0 ? { r } : {}), ...(f.length > 0 ? { f } : {}) })).catch(this.onError));
     }
     return Promise.all(sends).then(() => undefined);
   }

@@ -236,6 +236,10 @@ export abstract class SqlStore implements Store {
     return [];
   }
 
+  loadGeofences(): Promise<GeofenceRow[]> {
+    return this.db.query<GeofenceRow>(q.LOAD_GEOFENCES);
+  }
+
   async loadState(): Promise<StoredState> {
     return this.db.transaction(async (tx) => {
       // one snapshot for every table (a no-op on PGlite's single connection)

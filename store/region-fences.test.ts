@@ -6,7 +6,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SEQ_BLOCK_SIZE } from './region-fences.js';
 import { APPEND_EVENTS, OUTBOX_LOCK } from './webhook-sql.js';
-import { StaleEpoch, storeFailureKind } from './store-errors.js';
+import { StaleEpoch, StockConflict, storeFailureKind } from './store-errors.js';
 import { type Store, type Transition, openStore } from './store.js';
 import { bothStores, dropTestSchema, testDatabaseUrl, testSchemaName } from './test-database.js';
 
@@ -167,5 +167,38 @@ describe('region fences between two writers on PostgreSQL', () => {
     } finally {
       await client.end();
     }
+  });
+
+  it('refuses a cluster commit reserving blood units another core took meanwhile (StockConflict), stores nothing of it, and serialises racing reservations', async () => {
+    const lot = { siteId: 'bank-s', product: 'red_cells', bloodType: 'O-', expiresAt: T0 + 86_400_000 };
+    await a.upsertSites([{ id: 'bank-s', kind: 'blood_bank', name: 'Bank S', lat: 51.5, lng: -0.1 }]);
+    await a.upsertInventory('bank-s', [{ product: lot.product, bloodType: lot.bloodType, count: 3, expiresAt: lot.expiresAt }]);
+    await a.claimRegion('r-s1', 1);
+    await b.claimRegion('r-s2', 1);
+    const reserving = (seq: number, id: string, count: number): Transition => ({ ...created(seq, id), reservationsMade: [{ requestId: id, ...lot, count }] });
+    // core A reserves 2 of 3; core B's copy still shows 3 and asks for 2: refused, nothing of it stored
+    await a.commitTransitions([reserving(50, 'sa-1', 2)], [{ region: 'r-s1', epoch: 1 }]);
+    const refused = b.commitTransitions([reserving(51, 'sb-1', 2)], [{ region: 'r-s2', epoch: 1 }]);
+    await expect(refused).rejects.toBeInstanceOf(StockConflict);
+    await expect(refused).rejects.toMatchObject({ sites: ['bank-s'] });
+    expect(storeFailureKind(await refused.catch((e: unknown) => e))).toBe('invalid');
+    expect(await requestIds(b)).not.toContain('sb-1');
+    // what is left is still there for the asking; a retried group holding the applied transition passes again
+    await b.commitTransitions([reserving(52, 'sb-2', 1)], [{ region: 'r-s2', epoch: 1 }]);
+    await a.commitTransitions([reserving(50, 'sa-1', 2)], [{ region: 'r-s1', epoch: 1 }]);
+    expect((await b.loadStock(['bank-s'])).get('bank-s')).toMatchObject([{ count: 3, reserved: 3 }]);
+    // released units can be taken again in the same commit that hands them back
+    await a.commitTransitions([{ seq: 53, at: T0, reservationsReleased: [{ requestId: 'sa-1', ...lot, count: 2 }] }, reserving(54, 'sa-2', 2)], [{ region: 'r-s1', epoch: 1 }]);
+
+    // two cores racing for the last units of a fresh lot: exactly one gets them
+    const lot2 = { ...lot, expiresAt: lot.expiresAt + 1_000 };
+    await a.upsertInventory('bank-s', [{ product: lot.product, bloodType: lot.bloodType, count: 3, expiresAt: lot.expiresAt }, { product: lot2.product, bloodType: lot2.bloodType, count: 2, expiresAt: lot2.expiresAt }]);
+    const race = await Promise.allSettled([
+      a.commitTransitions([{ ...created(60, 'ra-1'), reservationsMade: [{ requestId: 'ra-1', ...lot2, count: 2 }] }], [{ region: 'r-s1', epoch: 1 }]),
+      b.commitTransitions([{ ...created(61, 'rb-1'), reservationsMade: [{ requestId: 'rb-1', ...lot2, count: 2 }] }], [{ region: 'r-s2', epoch: 1 }]),
+    ]);
+    expect(race.map((r) => r.status).sort()).toEqual(['fulfilled', 'rejected']);
+    expect((race.find((r) => r.status === 'rejected') as PromiseRejectedResult).reason).toBeInstanceOf(StockConflict);
+    expect((await a.loadStock(['bank-s'])).get('bank-s')!.find((l) => l.expiresAt === lot2.expiresAt)).toMatchObject({ count: 2, reserved: 2 });
   });
 });

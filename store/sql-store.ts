@@ -8,7 +8,7 @@ import * as fq from './fleet-sql.js';
 import * as q from './sql.js';
 import type { SqlDriver, SqlSession } from './sql.js';
 import { checkFences, claimRegion, countOpenRequests, nextSeqBlock, regionEpochs, type RegionFence } from './region-fences.js';
-import { StoreClosed } from './store-errors.js';
+import { StockConflict, StoreClosed } from './store-errors.js';
 import { isPartlyApplied, transitionRuns } from './transition-runs.js';
 import { APPEND_EVENTS, OUTBOX_LOCK, WebhookSql } from './webhook-sql.js';
 import type { DeliveryRecord, DeliveryRow, EventFilter, LooseEvent, OutboxEvent, WebhookRow } from './webhook-store.js';
@@ -188,7 +188,10 @@ export abstract class SqlStore implements Store {
     const withEvents = ts.some((t) => (t.events?.length ?? 0) > 0);
     const commit = (batch: string): Promise<void> =>
       this.db.transaction(async (tx) => {
-        if (fences.length > 0) await checkFences(tx, fences);
+        if (fences.length > 0) {
+          await checkFences(tx, fences);
+          await checkStock(tx, ts);
+        }
         if (withEvents) await tx.query(OUTBOX_LOCK);
         await tx.query(q.COMMIT_TRANSITIONS, [batch]);
       });
@@ -234,6 +237,11 @@ export abstract class SqlStore implements Store {
   /** PostgreSQL's autovacuum keeps its tables; the embedded store overrides this (no autovacuum there). */
   async maintain(): Promise<string[]> {
     return [];
+  }
+
+  async loadStock(siteIds: readonly string[]): Promise<Map<string, (LotRow & { reserved: number })[]>> {
+    if (siteIds.length === 0) return new Map();
+    return groupLots(await this.db.query<LotRow & { siteId: string; reserved: number }>(q.LOAD_SITE_INVENTORY, [siteIds]));
   }
 
   loadGeofences(): Promise<GeofenceRow[]> {
@@ -407,4 +415,40 @@ function groupLots(lots: (LotRow & { siteId: string; reserved: number })[]): Map
 function dropNulls<T extends object>(row: T): T {
   for (const key of Object.keys(row) as (keyof T)[]) if (row[key] === null) delete row[key];
   return row;
+}
+
+/**
+ * A cluster commit's blood stock, checked where every core's reservations meet: the lots its transitions touch are
+ * locked (one order, so commits never wait on each other in a circle) and each must still have the units its new
+ * reservations take, net of what it hands back; else StockConflict and nothing is stored. One process never needs
+ * this (its memory is the only writer of reservations). Transitions already applied (a retried group) are left out.
+ */
+async function checkStock(tx: SqlSession, ts: readonly Transition[]): Promise<void> {
+  if (!ts.some((t) => (t.reservationsMade?.length ?? 0) > 0)) return;
+  const applied = new Set((await tx.query<{ seq: number }>('SELECT seq::float8 AS seq FROM applied_transitions WHERE seq = ANY($1::bigint[])', [ts.map((t) => t.seq)])).map((r) => r.seq));
+  const net = new Map<string, { lot: Omit<ReservationRow, 'requestId' | 'count'>; n: number }>();
+  const add = (rows: readonly ReservationRow[] | undefined, sign: number): void => {
+    for (const r of rows ?? []) {
+      const key = lotKey(r);
+      const e = net.get(key) ?? { lot: { siteId: r.siteId, product: r.product, bloodType: r.bloodType, expiresAt: r.expiresAt }, n: 0 };
+      e.n += sign * r.count;
+      net.set(key, e);
+    }
+  };
+  for (const t of ts) {
+    if (applied.has(t.seq)) continue;
+    add(t.reservationsMade, 1);
+    add(t.reservationsReleased, -1);
+    add(t.reservationsIssued, 0); // locked too: its lot changes in this commit
+  }
+  if (net.size === 0) return;
+  const lots = await tx.query<{ siteId: string; product: string; bloodType: string; expiresAt: number; count: number; reserved: number }>(q.LOCK_LOTS, [JSON.stringify([...net.values()].map((e) => e.lot))]);
+  const free = new Map(lots.map((l) => [lotKey(l), l.count - l.reserved]));
+  const short = new Set<string>();
+  for (const [key, e] of net) if (e.n > 0 && (free.get(key) ?? 0) < e.n) short.add(e.lot.siteId);
+  if (short.size > 0) throw new StockConflict([...short]);
+}
+
+function lotKey(l: { siteId: string; product: string; bloodType: string; expiresAt: number }): string {
+  return `${l.siteId}\u0000${l.product}\u0000${l.bloodType}\u0000${l.expiresAt}`;
 }

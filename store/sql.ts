@@ -301,6 +301,23 @@ export const LOAD_INVENTORY = `
 SELECT site_id AS "siteId", product, blood_type AS "bloodType", ${ms('expires_at')} AS "expiresAt", count, reserved
 FROM inventory_units WHERE count > 0 ORDER BY site_id, expires_at, product, blood_type`;
 
+/** The lots of some sites ($1 text[]), reserved counts included. */
+export const LOAD_SITE_INVENTORY = `
+SELECT site_id AS "siteId", product, blood_type AS "bloodType", ${ms('expires_at')} AS "expiresAt", count, reserved
+FROM inventory_units WHERE count > 0 AND site_id = ANY($1::text[]) ORDER BY site_id, expires_at, product, blood_type`;
+
+/**
+ * A cluster commit's stock check: locks the lots its reservations touch ($1: [{siteId, product, bloodType,
+ * expiresAt}]), in one order so two commits never wait on each other's lots, and reads their count and reserved.
+ */
+export const LOCK_LOTS = `
+SELECT i.site_id AS "siteId", i.product, i.blood_type AS "bloodType", ${ms('i.expires_at')} AS "expiresAt", i.count, i.reserved
+FROM inventory_units i
+JOIN jsonb_to_recordset($1::text::jsonb) AS x("siteId" text, product text, "bloodType" text, "expiresAt" float8)
+  ON i.site_id = x."siteId" AND i.product = x.product AND i.blood_type = x."bloodType" AND i.expires_at = ${ts('x."expiresAt"')}
+ORDER BY i.site_id, i.product, i.blood_type, i.expires_at
+FOR UPDATE OF i`;
+
 export const LOAD_DONORS = `
 SELECT id, blood_type AS "bloodType", ST_Y(geom::geometry) AS lat, ST_X(geom::geometry) AS lng,
   last_donation AS "lastDonation", available

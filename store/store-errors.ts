@@ -30,6 +30,18 @@ export class StoreClosed extends Error {
   }
 }
 
+/**
+ * A cluster commit reserving blood units PostgreSQL no longer has free: another core reserved or issued them
+ * since this one's copy of the stock was read. Never retried: the change is taken back, the stock read again.
+ */
+export class StockConflict extends Error {
+  readonly code = 'E_STOCK_CONFLICT';
+  constructor(readonly sites: readonly string[]) {
+    super(`blood units this change reserves were taken meanwhile at ${sites.join(', ')}; nothing was stored`);
+    this.name = 'StockConflict';
+  }
+}
+
 /** A commit fenced with an epoch that no longer holds its region (another core claimed a larger one): never retry. */
 export class StaleEpoch extends Error {
   readonly code = 'E_STALE_EPOCH';
@@ -75,6 +87,7 @@ export function storeFailureKind(err: unknown): StoreFailureKind {
     if (e instanceof CommitOutcomeUnknown || name === 'CommitOutcomeUnknown') return 'ambiguous';
     if (e instanceof StoreClosed || name === 'StoreClosed') return 'unavailable';
     if (e instanceof StaleEpoch || name === 'StaleEpoch') return 'invalid';
+    if (e instanceof StockConflict || name === 'StockConflict') return 'invalid';
     // EPIPE is shaped like a SQLSTATE too, but no SQLSTATE class starts with E
     const code = (e as { code?: unknown }).code;
     if (typeof code === 'string' && SQLSTATE.test(code)) return INVALID_CLASSES.has(code.slice(0, 2)) ? 'invalid' : 'unavailable';

@@ -310,6 +310,8 @@ export interface Store extends WebhookStore {
    * it gained, or a courier pinging into its regions for the first time); positionless rows only by id.
    */
   loadCouriers(where: { box: { minLat: number; maxLat: number; minLng: number; maxLng: number } } | { ids: readonly string[] }): Promise<StoredCourier[]>;
+  /** The lots of these sites, reserved counts included (a cluster core reading stock another core changed). */
+  loadStock(siteIds: readonly string[]): Promise<Map<string, (LotRow & { reserved: number })[]>>;
   /** Every geofence (a cluster core's copy, without the rest of loadState). */
   loadGeofences(): Promise<GeofenceRow[]>;
   /** A page of the courier registry by id, filtered as GET /v1/couriers filters (a cluster lists from here). */

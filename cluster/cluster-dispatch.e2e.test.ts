@@ -5,7 +5,7 @@
  * - a delivery created through edge A in a region a core owns is offered to a driver on edge B, accepted on the
  *   driver's socket, progressed over HTTP through edge A, and read back through either edge and from PostgreSQL;
  *   dispatchers' maps on either edge show it (snapshot and deltas) as it goes;
- * - what an edge cannot route or a cluster does not dispatch is refused clearly (404, 403, 501), as one process would;
+ * - what an edge cannot route or serve is refused clearly (404, 403, 422), as one process would;
  * - a driver going off shift through an edge is committed by the core its pings reach and offered nothing until back;
  * - couriers registered and changed through an edge are stored, placed by their first ping, and the holder follows;
  * - the owning core SIGKILLed while its offers are live and creates are in flight: within 10 s the other core
@@ -195,7 +195,8 @@ describe('dispatch through a cluster: requests on edge A, drivers on edge B', ()
     t.close();
     expect(Date.now() - t0).toBeLessThan(2_000);
     const blood = await call(edgeA, 'POST', '/v1/requests', { token: requester, body: { kind: 'blood', dropoff: { lat: VLAT, lng: VLNG }, product: 'red_cells', bloodType: 'A+', units: 1, urgency: 'emergency' } });
-    expect(blood.status).toBe(501);
+    // no bank holds any unit: refused as one process refuses it (blood is dispatched by the hospital's region)
+    expect([blood.status, blood.body.error.code]).toEqual([422, 'E_NO_STOCK']);
     expect((await call(edgeA, 'POST', '/v1/requests', { token: token('driver', 'd0-0'), body: { kind: 'delivery', pickup: { lat: VLAT, lng: VLNG }, dropoff: { lat: VLAT, lng: VLNG } } })).status).toBe(403);
     expect((await call(edgeA, 'POST', '/v1/requests', { token: requester, body: { kind: 'delivery', pickup: { lat: 'x', lng: 0 }, dropoff: { lat: 0, lng: 0 } } })).status).toBe(400);
 

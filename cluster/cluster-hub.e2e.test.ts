@@ -9,6 +9,8 @@
  * - couriers onboarded in bulk through an edge are stored (bad items rejected by index), listed page by page, and deleted through
  *   the other; a courier holding a live offer is not deleted (409); its track (history) is read through an edge;
  * - a webhook registered through an edge gets what every core commits, signed, once each, in outbox order;
+ * - blood requests through an edge reserve units at a bank (the hub's reads follow), reach a cold-chain driver,
+ *   and issue the units at pickup; a rescue gets a recipient with room;
  * - a geofence written through an edge reaches every core: a courier crossing it shows on a map on either edge and
  *   the crossing reaches a webhook;
  * - the core holding the hub SIGKILLed: the other serves the hub within 10 s, from PostgreSQL.
@@ -243,6 +245,52 @@ describe('the hub through a cluster: sites, stock, donors, lists and couriers on
       await receiver.close();
     }
   }, 40_000);
+
+  it('blood and rescue through the cluster: units reserved, issued and seen by the hub; a rescue gets a recipient with room', async () => {
+    const L: [number, number] = [45.764, 4.8357]; // Lyon: a region of its own
+    const expiresAt = Date.now() + 5 * 86_400_000;
+    expect((await call(edgeA, 'PUT', '/v1/sites/bank-l', { token: admin, body: { kind: 'blood_bank', name: 'Bank L', lat: L[0], lng: L[1] } })).status).toBe(200);
+    expect((await call(edgeA, 'PUT', '/v1/sites/bank-l/inventory', { token: admin, body: { units: [{ product: 'red_cells', bloodType: 'A+', count: 2, expiresAt }] } })).status).toBe(200);
+    expect((await call(edgeA, 'PUT', '/v1/sites/hosp-l', { token: admin, body: { kind: 'hospital', name: 'Hospital L', lat: L[0] + 0.01, lng: L[1] } })).status).toBe(200);
+    expect((await call(edgeA, 'PUT', '/v1/sites/fb-l', { token: admin, body: { kind: 'food_bank', name: 'Food bank L', lat: L[0] + 0.005, lng: L[1], capacity: 50 } })).status).toBe(200);
+    expect((await call(edgeA, 'PUT', '/v1/couriers/bl-1', { token: admin, body: { vehicle: 'car', capabilities: ['cold_chain'], capacity: 1 } })).status).toBe(200);
+    const driver = await StreamClient.connect(`${edgeA.replace('http', 'ws')}/v1/stream`, { token: token('driver', 'bl-1') });
+    try {
+      expect((await call(edgeA, 'POST', '/v1/couriers/bl-1/location', { token: token('driver', 'bl-1'), body: { lat: L[0], lng: L[1] + 0.002, ts: Date.now() } })).status).toBe(204);
+      await eventually(async () => ((await call(edgeB, 'GET', '/v1/couriers/bl-1', { token: dispatcher })).body.lat !== undefined ? true : undefined), 'bl-1 placed', 10_000);
+      expect((await call(edgeB, 'PUT', '/v1/couriers/bl-1/status', { token: token('driver', 'bl-1'), body: { status: 'available' } })).status).toBe(200);
+
+      const ward = token('requester', 'ward-l');
+      const blood = await call(edgeB, 'POST', '/v1/requests', { token: ward, body: { kind: 'blood', hospitalSiteId: 'hosp-l', product: 'red_cells', bloodType: 'A+', units: 2, urgency: 'emergency' } });
+      expect(blood.status, JSON.stringify(blood.body)).toBe(201);
+      expect(blood.body.id).toContain(`.${regionOf(L[0] + 0.01, L[1])}.`);
+      // the hub's copy follows the units the hospital's region owner reserved
+      await eventually(async () => {
+        const lots = (await call(edgeA, 'GET', '/v1/sites/bank-l', { token: dispatcher })).body.lots;
+        return lots?.[0]?.reserved === 2 && lots[0].available === 0 ? true : undefined;
+      }, 'two units reserved, as the hub sees them', 10_000);
+      // nothing left for a second patient
+      const none = await call(edgeA, 'POST', '/v1/requests', { token: ward, body: { kind: 'blood', hospitalSiteId: 'hosp-l', product: 'red_cells', bloodType: 'AB+', units: 1, urgency: 'urgent' } });
+      expect([none.status, none.body.error.code]).toEqual([422, 'E_NO_STOCK']);
+
+      const offer = await driver.next((f) => f.t === 'offer' && f.requestId === blood.body.id, 'the blood leg offered', 10_000);
+      driver.send({ t: 'accept', offerId: offer.offerId });
+      await driver.next((f) => f.t === 'assigned' && f.requestId === blood.body.id, 'assigned', 5_000);
+      expect((await call(edgeB, 'POST', `/v1/requests/${blood.body.id}/progress`, { token: token('driver', 'bl-1'), body: { status: 'picked_up' } })).status).toBe(200);
+      await eventually(async () => {
+        const lots = (await call(edgeA, 'GET', '/v1/sites/bank-l', { token: dispatcher })).body.lots;
+        return Array.isArray(lots) && lots.length === 0 ? true : undefined;
+      }, 'the units issued (off the shelf), as the hub sees them', 10_000);
+      expect((await call(edgeA, 'POST', `/v1/requests/${blood.body.id}/progress`, { token: token('driver', 'bl-1'), body: { status: 'delivered' } })).status).toBe(200);
+      expect((await call(edgeA, 'GET', `/v1/requests/${blood.body.id}`, { token: ward })).body.status).toBe('delivered');
+
+      const rescue = await call(edgeB, 'POST', '/v1/requests', { token: dispatcher, body: { kind: 'rescue', pickup: { lat: L[0] - 0.003, lng: L[1] } } });
+      expect(rescue.status, JSON.stringify(rescue.body)).toBe(201);
+      expect(rescue.body.plan.recipient.siteId).toBe('fb-l');
+    } finally {
+      driver.close();
+    }
+  }, 60_000);
 
   it('the core holding the hub SIGKILLed: the other serves it within 10 s, from PostgreSQL', async () => {
     const site = { kind: 'shelter', name: 'Shelter K', lat: SPOT[0] - 0.01, lng: SPOT[1], capacity: 40 };

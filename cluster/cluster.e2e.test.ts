@@ -6,7 +6,7 @@
  *   show in nearest answers through edge A and edge B, which match a brute force across three regions;
  * - a dispatcher on edge A watching a box across regions gets the couriers in it, then the ones a driver moves
  *   through edge B (in, and out);
- * - HTTP rate limits are one allowance across edges; routes an edge does not serve answer 501 (dispatch through
+ * - HTTP rate limits are one allowance across edges; refusals are one process's (dispatch through
  *   a cluster: cluster-dispatch.e2e.test.ts), bad pings the
  *   same errors as one process.
  */
@@ -220,7 +220,7 @@ describe('a cluster of two edges and two cores, used through the edges only', ()
     const site = await call(edgeA, 'GET', `/v1/nearby?lat=${VLAT}&lng=${VLNG}&kind=site`, { token: token('admin', 'a1') });
     expect([site.status, site.body]).toEqual([200, { results: [] }]); // the hub's answer: no site registered
     const blood = await call(edgeA, 'POST', '/v1/requests', { token: token('requester', 'ward-1'), body: { kind: 'blood', urgency: 'emergency', product: 'red_cells', bloodType: 'A+', units: 2, dropoff: { lat: VLAT, lng: VLNG } } });
-    expect([blood.status, blood.body.error?.code]).toEqual([501, 'E_NOT_ON_EDGE']);
+    expect([blood.status, blood.body.error?.code]).toEqual([422, 'E_NO_STOCK']); // no bank has units: as one process
     const create = await call(edgeA, 'POST', '/v1/requests', { token: token('requester', 'r1'), body: {} });
     expect([create.status, create.body.error.code]).toEqual([400, 'E_VALIDATION']);
     const bySite = await call(edgeA, 'POST', '/v1/requests', { token: token('requester', 'r1'), body: { kind: 'delivery', pickupSiteId: 's1', dropoff: { lat: VLAT, lng: VLNG } } });

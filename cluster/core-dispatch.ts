@@ -39,14 +39,15 @@ import { encodeAttr } from '../engine/courier-filter.js';
 import type { CourierIndex } from '../engine/courier-index.js';
 import { type EngineIndexes, createEngineIndexes } from '../engine/engine-indexes.js';
 import { restoreSpeeds } from '../store/recovery.js';
-import { StaleEpoch } from '../store/store-errors.js';
+import { StaleEpoch, StockConflict } from '../store/store-errors.js';
 import type { OpenDispatchState, Store, StoredCourier } from '../store/store.js';
 import type { Planner } from '../workers/dispatch-pool.js';
 import { type Bus, type BusHandler, decodeMessage } from './bus.js';
 import { GroupCommits } from './group-commits.js';
 import type { Hub } from './hub.js';
 import { OpenCounts } from './open-counts.js';
-import { type CommandVerb, CommandResponder, type ForwardedCall, regionOfId } from './owner-commands.js';
+import { type CommandVerb, CommandResponder, type ForwardedCall, regionOfCreate, regionOfId } from './owner-commands.js';
+import { SharedStock, storedLots } from './shared-stock.js';
 import { RegionDispatch, regionState } from './region-dispatch.js';
 import { regionOf } from './regions.js';
 
@@ -125,6 +126,8 @@ export class CoreDispatch {
   private readonly commits: GroupCommits;
   /** Requesters' open requests across the cluster (the bound every region of this core applies). */
   private readonly openCounts: OpenCounts;
+  /** Sites, blood stock and donors as every core shares them (blood and rescue draw on them). */
+  private readonly shared: SharedStock;
   private readonly hello: BusHandler = (_c, payload) => this.driverConnected(payload);
   private readonly statusHandler: BusHandler = (_c, payload) => this.courierStatus(payload);
   private readonly profileHandler: BusHandler = (_c, payload) => void this.profilesChanged(payload).catch(this.options.onError);
@@ -138,14 +141,19 @@ export class CoreDispatch {
     this.engine = { ...createEngineIndexes(), couriers: options.couriers, fences: options.fences };
     this.commits = new GroupCommits(options.store);
     this.openCounts = new OpenCounts(options.store, options.openPerRequester);
+    this.shared = new SharedStock({ bus: options.bus, store: options.store, copy: () => this.engine, profiles: true, onError: options.onError });
     this.responder = new CommandResponder(options.bus, options.name, (region, verb, call) => this.run(region, verb, call), options.onError);
   }
 
   /** Loads the sites (pickups may name them) and learned speeds, then takes commands. */
   async start(): Promise<void> {
     const state = await this.options.store.loadState();
-    for (const s of state.sites) this.engine.sites.upsert(s.id, { kind: s.kind, name: s.name, lat: s.lat, lng: s.lng, capacity: s.capacity, occupancy: s.occupancy, open: s.open });
+    const { sites, donors } = this.engine;
+    for (const s of state.sites) sites.upsert(s.id, { kind: s.kind, name: s.name, lat: s.lat, lng: s.lng, capacity: s.capacity, occupancy: s.occupancy, open: s.open });
+    for (const [siteId, lots] of state.inventory) if (sites.has(siteId)) sites.setStock(siteId, storedLots(lots));
+    for (const d of state.donors) donors.upsert(d.id, { bloodType: d.bloodType, lat: d.lat, lng: d.lng, available: d.available, lastDonation: d.lastDonation });
     this.engine = { ...this.engine, speeds: restoreSpeeds(state) };
+    await this.shared.start();
     await this.responder.start();
     await this.options.bus.subscribe(DRIVER_HELLO, this.hello);
     await this.options.bus.subscribe(COURIER_STATUS, this.statusHandler);
@@ -167,6 +175,7 @@ export class CoreDispatch {
     await this.options.bus.unsubscribe(COURIER_PROFILE, this.profileHandler).catch(this.options.onError);
     await Promise.all([...this.regions.values()].map((r) => r.stop()));
     this.regions.clear();
+    await this.shared.stop();
   }
 
   /** Regions with requests open in them (alive however few couriers ping there; ended ones are read from PostgreSQL). */
@@ -223,8 +232,11 @@ export class CoreDispatch {
       trackers: (requestId, frame) => this.toTrackers(requestId, frame),
       status: (courierId, status) => void this.options.bus.publish(COURIER_STATUS, pack({ core: this.options.name, courierId, status })).catch(this.options.onError),
       mapped: this.options.mapRequest,
+      stock: (siteIds) => this.shared.announce(siteIds),
     });
     await dispatch.start(state, Date.now());
+    // replaying blood legs stages their banks' shelves: read those banks' stock again as stored
+    await this.shared.reload([...new Set(state.reservations.map((r) => r.siteId))]);
     if (this.options.epochOf(region) !== epoch) {
       await dispatch.stop();
       return;
@@ -261,9 +273,7 @@ export class CoreDispatch {
       throw new ApiError(503, 'E_REGION_UNAVAILABLE', `region ${region} is moving between cores; nothing was done, retry in a few seconds`);
     }
     if (verb === 'create') {
-      const b = call.body as RequestCreateBody;
-      if (b?.kind !== 'delivery' || b.pickup === undefined) throw new ApiError(501, 'E_NOT_ON_EDGE', 'a cluster dispatches deliveries with a pickup point; blood and rescue requests are served by GD_ROLE=all');
-      if (regionOf(b.pickup.lat, b.pickup.lng) !== region) throw new ApiError(503, 'E_REGION_UNAVAILABLE', 'the request reached the wrong region owner; retry');
+      if (regionOfCreate(call.body as RequestCreateBody, (id) => this.engine.sites.get(id)) !== region) throw new ApiError(503, 'E_REGION_UNAVAILABLE', 'the request reached the wrong region owner; retry');
     } else if (regionOfId(String(call.params[0])) !== region) {
       const offer = verb === 'accept' || verb === 'decline';
       throw new ApiError(404, offer ? 'E_UNKNOWN_OFFER' : 'E_UNKNOWN_REQUEST', offer ? 'no such offer' : 'no such request');
@@ -272,6 +282,12 @@ export class CoreDispatch {
     try {
       return await dispatch.verbs[verb]({ ...call, query: '', accept: undefined });
     } catch (err) {
+      const short = stockConflict(err);
+      if (short !== undefined) {
+        // another core reserved or issued these units first: nothing was stored; read the banks again for the retry
+        await this.shared.reload(short.sites).catch(this.options.onError);
+        throw new ApiError(409, 'E_STOCK_CONFLICT', `the blood units picked were reserved by another request meanwhile (${short.sites.join(', ')}); nothing was stored, retry`);
+      }
       if (!isStale(err)) throw err;
       // another core holds the region under a larger epoch: this one stops serving it; the edge asks the new owner
       if (this.regions.get(region) === dispatch) this.lose(region);
@@ -448,6 +464,13 @@ const COURIER_STATUSES: ReadonlySet<string> = new Set(['available', 'offered', '
 export const NOT_HELD_HERE = 'E_NOT_HELD_HERE';
 
 /** A commit PostgreSQL refused because the region's epoch moved on (or one queued behind such a commit). */
+function stockConflict(err: unknown): StockConflict | undefined {
+  for (let e = err as { name?: string; cause?: unknown } | undefined, depth = 0; e !== undefined && e !== null && depth < 4; e = e.cause as typeof e, depth++) {
+    if (e instanceof StockConflict) return e;
+  }
+  return undefined;
+}
+
 function isStale(err: unknown): boolean {
   for (let e = err as { name?: string; cause?: unknown } | undefined, depth = 0; e !== undefined && e !== null && depth < 4; e = e.cause as typeof e, depth++) {
     if (e instanceof StaleEpoch || e.name === 'StaleEpoch') return true;

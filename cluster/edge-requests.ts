@@ -2,7 +2,7 @@
  * Requests and offers on a cluster edge: the same routes as one process (REQUEST_ROUTES: roles, bodies, limits),
  * each call forwarded to the owner of its region and answered with what the owner answered.
  *
- *   POST /v1/requests (a delivery with a pickup point) ─► region of the pickup ─┐
+ *   POST /v1/requests ─► region of the pickup (delivery, rescue) or dropoff (blood) ─┐  (a site named ─► the hub says where)
  *   GET / cancel / progress /v1/requests/{r.<h3>.…}     ─► region in the id ────┼─► OwnerCommands.ask ─► the owner's reply
  *   accept / decline /v1/offers/{o.<h3>.…}              ─► region in the id ────┘
  *   PUT /v1/couriers/{id}/status (on / off shift)       ─► every live core; the one the courier's pings reach runs it
@@ -23,8 +23,7 @@ import { REQUEST_ROUTES, type RequestVerb } from '../api/request-routes.js';
 import { NOT_HELD_HERE } from './core-dispatch.js';
 import type { RequestCreateBody } from '../api/schemas.js';
 import { HUB_ROUTES, NEARBY_KEY, hubRouteShapes } from './hub.js';
-import { type CommandVerb, type ForwardedCall, HUB, type OwnerCommands, regionOfId } from './owner-commands.js';
-import { regionOf } from './regions.js';
+import { type CommandVerb, type ForwardedCall, HUB, type OwnerCommands, regionOfCreate, regionOfId } from './owner-commands.js';
 
 /**
  * How long a call waits, in all, for a region's owner to be there and answer: past it the client hears 503 (a
@@ -135,17 +134,10 @@ export function registerForwardedProfile(add: AddRoute, commands: OwnerCommands)
 }
 
 async function forward(commands: OwnerCommands, register: (region: string) => Promise<void>, verb: RequestVerb, call: RouteCall): Promise<Reply> {
-  let body = call.body;
-  const b = body as RequestCreateBody;
-  if (verb === 'create' && b.kind === 'delivery' && b.pickup === undefined && b.pickupSiteId !== undefined) {
-    // picked up at a site: the hub says where it is, and the create goes to that point's region as if given so
-    const { pickupSiteId, ...rest } = b;
-    const at = await askWaiting(commands, HUB, 'siteAt', { params: [pickupSiteId], body: undefined, idempotencyKey: undefined, now: call.now, principal: call.principal });
-    body = { ...rest, pickup: at.body as { lat: number; lng: number } };
-  }
-  const region = regionOfCall(verb, call.params, body);
+  const region = verb === 'create' ? await createRegion(commands, call) : regionOfId(call.params[0] ?? '');
+  if (region === undefined) throw notFound(verb);
   if (verb === 'create') await register(region); // a region nobody pinged yet gets an owner too
-  const forwarded = { params: call.params, body, idempotencyKey: call.idempotencyKey, now: call.now, principal: call.principal };
+  const forwarded = { params: call.params, body: call.body, idempotencyKey: call.idempotencyKey, now: call.now, principal: call.principal };
   return askWaiting(commands, region, verb, forwarded, verb === 'create' ? undefined : async () => {
     // the cluster holds nothing open there (cores keep regions with open requests): what is left is in
     // PostgreSQL, which any core reads; offers and progress have nothing to act on
@@ -154,6 +146,20 @@ async function forward(commands: OwnerCommands, register: (region: string) => Pr
     if (core === undefined) throw new ApiError(503, 'E_REGION_UNAVAILABLE', 'no core is running; retry in a few seconds');
     return commands.askCore(core, region, verb, forwarded, ASK_TIMEOUT_MS);
   });
+}
+
+/** The region a new request goes to; a site named instead of a point is looked up on the hub (404 E_UNKNOWN_SITE). */
+async function createRegion(commands: OwnerCommands, call: RouteCall): Promise<string> {
+  const b = call.body as RequestCreateBody;
+  const named = b.kind === 'blood' ? (b.dropoff === undefined ? b.hospitalSiteId : undefined) : b.kind === 'delivery' && b.pickup === undefined ? b.pickupSiteId : undefined;
+  let at: { lat: number; lng: number } | undefined;
+  if (named !== undefined) {
+    const reply = await askWaiting(commands, HUB, 'siteAt', { params: [named], body: undefined, idempotencyKey: undefined, now: call.now, principal: call.principal });
+    at = reply.body as { lat: number; lng: number };
+  }
+  const region = regionOfCreate(b, () => at);
+  if (region === undefined) throw new ApiError(400, 'E_VALIDATION', 'a request needs a point to be dispatched from (pickup, or dropoff for blood) or a site naming one');
+  return region;
 }
 
 /**
@@ -185,16 +191,3 @@ function notFound(verb: RequestVerb): ApiError {
   return verb === 'accept' || verb === 'decline' ? new ApiError(404, 'E_UNKNOWN_OFFER', 'no such offer') : new ApiError(404, 'E_UNKNOWN_REQUEST', 'no such request');
 }
 
-/** The region a call belongs to: the pickup's for a create, the one named in the id otherwise. */
-function regionOfCall(verb: RequestVerb, params: readonly string[], body: unknown): string {
-  if (verb === 'create') {
-    const b = body as RequestCreateBody;
-    if (b.kind !== 'delivery' || b.pickup === undefined) {
-      throw new ApiError(501, 'E_NOT_ON_EDGE', 'a cluster dispatches deliveries (a pickup point or pickupSiteId); blood and rescue requests are served by GD_ROLE=all');
-    }
-    return regionOf(b.pickup.lat, b.pickup.lng);
-  }
-  const region = regionOfId(params[0] ?? '');
-  if (region !== undefined) return region;
-  throw notFound(verb);
-}

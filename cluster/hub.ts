@@ -36,6 +36,7 @@ import type { Commit } from '../store/dispatch-journal.js';
 import { restoreSpeeds } from '../store/recovery.js';
 import type { Store, StoredCourier } from '../store/store.js';
 import { type ForwardedCall, HUB } from './owner-commands.js';
+import { DONORS_CHANGED, SITES_CHANGED, SharedStock, profileChange, storedLots } from './shared-stock.js';
 import type { RegionLeases } from './region-lease.js';
 import type { Bus } from './bus.js';
 import { pack } from 'msgpackr';
@@ -138,9 +139,13 @@ export class Hub {
   private deliverer: WebhookDeliverer | undefined;
   private timer: NodeJS.Timeout | undefined;
   private wantsTimer: NodeJS.Timeout | undefined;
+  /** The hub's copy follows the stock the cores reserve, issue and release (reads show it as stored). */
+  private readonly stock: SharedStock;
   private ticking: Promise<void> | undefined;
 
-  constructor(private readonly options: HubOptions) {}
+  constructor(private readonly options: HubOptions) {
+    this.stock = new SharedStock({ bus: options.bus, store: options.store, copy: () => this.engine, profiles: false, onError: options.onError });
+  }
 
   /** True while this core holds the hub and has loaded it. */
   get serving(): boolean {
@@ -153,12 +158,14 @@ export class Hub {
     this.timer.unref();
     this.wantsTimer = setInterval(() => this.announceWants(), WANTS_EVERY_MS);
     this.wantsTimer.unref();
+    this.stock.start().catch(this.options.onError);
     void this.tick();
   }
 
   async stop(): Promise<void> {
     clearInterval(this.timer);
     clearInterval(this.wantsTimer);
+    await this.stock.stop();
     await this.ticking;
     const epoch = this.epoch;
     this.drop();
@@ -184,9 +191,7 @@ export class Hub {
       const state = await store.loadState();
       const engine = createEngineIndexes({ speeds: restoreSpeeds(state) });
       for (const s of state.sites) engine.sites.upsert(s.id, { kind: s.kind, name: s.name, lat: s.lat, lng: s.lng, capacity: s.capacity, occupancy: s.occupancy, open: s.open });
-      for (const [siteId, lots] of state.inventory) {
-        if (engine.sites.has(siteId)) engine.sites.setInventory(siteId, lots.map((l) => ({ product: l.product, bloodType: l.bloodType, count: l.count, expiresAt: l.expiresAt })));
-      }
+      for (const [siteId, lots] of state.inventory) if (engine.sites.has(siteId)) engine.sites.setStock(siteId, storedLots(lots));
       for (const d of state.donors) engine.donors.upsert(d.id, { bloodType: d.bloodType, lat: d.lat, lng: d.lng, available: d.available, lastDonation: d.lastDonation });
       for (const f of state.geofences) engine.fences.put(f.id, { kind: f.kind, geometry: f.geometry as never });
       const deliverer = new WebhookDeliverer(store, { ...this.options.webhooks, logger: this.options.logger });
@@ -222,6 +227,7 @@ export class Hub {
     if (spec === undefined) throw new ApiError(404, 'E_NOT_FOUND', `the hub does not serve ${call.route}`);
     const reply = await spec.run({ ...call, query: call.query ?? '', accept: undefined });
     if (call.route === 'put /v1/webhooks/:id' || call.route === 'del /v1/webhooks/:id') this.announceWants();
+    this.announceShared(call.route ?? '', String(call.params[0]));
     if ((call.route === FENCE_PUT || call.route === FENCE_DELETE) && this.engine !== undefined) {
       // stored and in the hub's copy: every core's copy follows (their couriers' crossings are found there)
       const id = String(call.params[0]);
@@ -229,6 +235,16 @@ export class Hub {
       await this.options.bus.publish(FENCES_CHANGED, pack({ id, fence: fence === undefined ? null : { kind: fence.kind, geometry: fence.geometry } })).catch(this.options.onError);
     }
     return reply;
+  }
+
+  /** A site, its stock or a donor written or deleted here: every core's copy follows (cluster/shared-stock.ts). */
+  private announceShared(route: string, id: string): void {
+    const engine = this.engine;
+    if (engine === undefined) return;
+    const { bus, onError } = this.options;
+    if (route === 'put /v1/sites/:id' || route === 'del /v1/sites/:id') bus.publish(SITES_CHANGED, profileChange(id, engine.sites.get(id))).catch(onError);
+    if (route === 'put /v1/sites/:id/inventory') this.stock.announce([id]);
+    if (route === 'put /v1/donors/:id' || route === 'del /v1/donors/:id') bus.publish(DONORS_CHANGED, profileChange(id, engine.donors.get(id))).catch(onError);
   }
 
   /** Says which event types the registered webhooks want (so cores keep fence crossings only while one does). */

@@ -22,7 +22,8 @@ import { REQUEST_ROUTES, type RequestVerb } from '../api/request-routes.js';
 import type { Bus, BusHandler } from './bus.js';
 import { getResolution, isValidCell } from 'h3-js';
 import type { OwnerDirectory } from './nearest-scatter.js';
-import { REGION_RES } from './regions.js';
+import { REGION_RES, regionOf } from './regions.js';
+import type { RequestCreateBody } from '../api/schemas.js';
 
 /** The lease key of the hub (cluster/hub.ts): not an H3 cell, so no region is ever named so. */
 export const HUB = 'hub';
@@ -40,6 +41,16 @@ export function regionRequestId(region: string): string {
 /** The offer id prefix of a region's dispatch (boot: unique per taking of the region). */
 export function regionOfferPrefix(region: string): string {
   return `o.${region}.${randomBytes(5).toString('hex')}-`;
+}
+
+/**
+ * The region a new request belongs to: a delivery's or rescue's pickup, a blood request's dropoff (its hospital);
+ * a point named by a site id is where `siteAt` says (undefined: no such site). Blood legs start at banks that may
+ * lie in other regions; the request, its legs and their reservations are this region's owner's.
+ */
+export function regionOfCreate(b: RequestCreateBody, siteAt: (id: string) => { lat: number; lng: number } | undefined): string | undefined {
+  const point = b.kind === 'blood' ? (b.dropoff ?? (b.hospitalSiteId === undefined ? undefined : siteAt(b.hospitalSiteId))) : (b.pickup ?? (b.kind === 'delivery' && b.pickupSiteId !== undefined ? siteAt(b.pickupSiteId) : undefined));
+  return point === undefined ? undefined : regionOf(point.lat, point.lng);
 }
 
 const REGION_IN_ID = /^[ro]\.([0-9a-f]{15})\./;

@@ -25,7 +25,7 @@ import type { CourierStatus } from '../engine/courier-attributes.js';
 import type { CourierIndex } from '../engine/courier-index.js';
 import type { EngineIndexes } from '../engine/engine-indexes.js';
 import { DispatchJournal } from '../store/dispatch-journal.js';
-import { expiryTransition, replayRequests } from '../store/recovery.js';
+import { bankOf, expiryTransition, replayRequests } from '../store/recovery.js';
 import type { OpenDispatchState } from '../store/store.js';
 import type { CoreDispatchOptions } from './core-dispatch.js';
 import type { GroupCommits } from './group-commits.js';
@@ -62,6 +62,8 @@ export class RegionDispatch {
       status: (courierId: string, status: CourierStatus) => void;
       /** A request changed (stored): dispatchers' maps watching its pickup or dropoff follow. */
       mapped: (r: WatchRequest) => void;
+      /** Blood stock changed in PostgreSQL at these banks (units reserved, issued or released): other copies read it again. */
+      stock: (siteIds: string[]) => void;
     },
   ) {
     const { couriers, sites, donors, speeds } = engine;
@@ -83,13 +85,19 @@ export class RegionDispatch {
     this.pump.addSink({
       deliver: (events) => {
         const changed = new Set<string>();
+        const banks = new Set<string>();
         for (const e of events) {
+          if (STOCK_EVENTS.has(e.type) && 'requestId' in e) {
+            const bank = bankOf(e.requestId);
+            if (bank !== undefined) banks.add(bank);
+          }
           const out = driverFrame(e, (leg) => this.parentId(leg));
           if (out !== undefined) this.send.driver(out.courierId, out.frame);
           if ('requestId' in e && typeof e.requestId === 'string') changed.add(this.parentId(e.requestId));
           if (e.type === 'courier.status') send.status(e.courierId, e.status);
           if (e.type === 'request.delivered' || e.type === 'request.cancelled' || e.type === 'request.failed') this.requestEnded(e.requestId);
         }
+        if (banks.size > 0) send.stock([...banks]);
         for (const id of changed) {
           if (this.tracked.has(id)) this.sendTrack(id);
           const mapped = watchRequestOf(this.sources, id);
@@ -230,14 +238,18 @@ export class RegionDispatch {
   }
 }
 
+/** Leg events that move blood stock: reserved (created), issued (picked up), released (ended before pickup). */
+const STOCK_EVENTS: ReadonlySet<string> = new Set(['request.created', 'request.picked_up', 'reservation.released']);
+
 /** The rows of `state` that belong to the region's open deliveries (the id names the region, else the pickup does). */
 export function regionState(state: OpenDispatchState, region: string): OpenDispatchState {
   const inRegion = (r: OpenDispatchState['requests'][number]): boolean => {
-    if (r.kind !== 'delivery') return false;
     const named = regionOfId(r.id);
     if (named !== undefined) return named === region;
-    const pickup = (r.payload as { pickup?: { lat: number; lng: number } } | undefined)?.pickup;
-    return pickup !== undefined && regionOf(pickup.lat, pickup.lng) === region;
+    // made by one process before the cluster: a delivery's or rescue's pickup, a blood request's dropoff
+    const p = r.payload as { pickup?: { lat: number; lng: number }; dropoff?: { lat: number; lng: number } } | undefined;
+    const at = r.kind === 'blood' ? p?.dropoff : p?.pickup;
+    return at !== undefined && regionOf(at.lat, at.lng) === region;
   };
   const parents = new Set(state.requests.filter((r) => (r.parentId === undefined || r.parentId === r.id) && inRegion(r)).map((r) => r.id));
   const requests = state.requests.filter((r) => parents.has(r.parentId ?? r.id));

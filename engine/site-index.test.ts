@@ -249,6 +249,21 @@ describe('SiteIndex', () => {
     ]);
   });
 
+  it('takes stock as another writer stored it: reserved exactly as given (capped at the count), not kept from before', () => {
+    const index = new SiteIndex();
+    index.upsert('bank', { kind: 'blood_bank', name: 'Bank', lat: 0, lng: 0 });
+    const lot = { product: 'red_cells' as const, bloodType: 'A+' as const, expiresAt: NOW + 9 * DAY };
+    index.setInventory('bank', [{ ...lot, count: 5 }, { product: 'plasma', bloodType: 'O-', count: 2, expiresAt: NOW + DAY }]);
+    expect(index.reserveUnits('bank', { product: 'red_cells', bloodType: 'A+', expiresAt: lot.expiresAt }, 3)).toBe(true);
+    // the store says: one reserved of six (another core issued two of ours and added stock); plasma gone
+    index.setStock('bank', [{ ...lot, count: 6, reserved: 1 }, { product: 'platelets', bloodType: 'B+', count: 2, reserved: 9, expiresAt: NOW + DAY }]);
+    expect(index.lots('bank')).toEqual([
+      { product: 'platelets', bloodType: 'B+', expiresAt: NOW + DAY, available: 0, reserved: 2 },
+      { ...lot, available: 5, reserved: 1 },
+    ]);
+    expect(index.availableUnits('bank', 'red_cells', ['A+'], NOW)).toBe(5);
+  });
+
   it('excludes expired lots and lots expiring before asOf from counts and stock queries', () => {
     const index = new SiteIndex();
     index.upsert('bank', { kind: 'blood_bank', name: 'Bank', lat: 0, lng: 0 });

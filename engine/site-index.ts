@@ -200,6 +200,21 @@ export class SiteIndex {
   }
 
   /**
+   * Replaces a site's lots with the counts and reserved units another writer stored (a cluster core's copy of stock
+   * that several cores reserve from): reserved is taken as given (at most the count), not kept from before.
+   */
+  setStock(id: string, lots: readonly (InventoryLot & { reserved: number })[]): void {
+    this.setInventory(id, lots);
+    const slot = this.slot(id);
+    const reservedOf = new Map(lots.map((l) => [lotKey(bloodProductCode(l.product), bloodTypeCode(l.bloodType), l.expiresAt), l.reserved]));
+    for (const lot of this.stock[slot]) {
+      const total = lot.available + lot.reserved;
+      lot.reserved = Math.max(0, Math.min(total, Math.floor(reservedOf.get(lotKey(lot.product, lot.type, lot.expiresAt)) ?? 0)));
+      lot.available = total - lot.reserved;
+    }
+  }
+
+  /**
    * Replaces a site's stock. `count` is what is on the shelf, so units already reserved from a lot that is
    * still listed stay reserved (up to the new count); lots with equal keys are merged. On bad input throws
    * E_BAD_INVENTORY and leaves the old stock as it was.

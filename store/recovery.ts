@@ -312,7 +312,8 @@ function parentsOldestFirst(rows: readonly RequestRow[]): RequestRow[] {
 }
 
 /** The bank of a blood leg id (`<requestId>/<siteId>`, as bloodPickupLegs names them). */
-function bankOf(legId: string): string | undefined {
+/** The bank of a blood leg (`<requestId>/<siteId>`), or undefined for a request that is its own leg. */
+export function bankOf(legId: string): string | undefined {
   const slash = legId.lastIndexOf('/');
   return slash < 0 ? undefined : legId.slice(slash + 1);
 }

@@ -15,9 +15,9 @@
  *   track (an edge's requester socket; repeated while it tracks) ─► { t:'request' } now, then on request:{id} on
  *     each stored change and, while a courier carries it, its position at most once a second
  *
- * What a cluster core dispatches: deliveries with a pickup point (the edge routes by it). Blood and rescue draw on
- * shared stock and recipients' room (sites that serve many regions), which needs an owner of its own: those
- * requests are served by GD_ROLE=all.
+ * Every kind is dispatched: deliveries and rescues by their pickup's region, blood by its hospital's. Blood and
+ * rescue draw on sites shared by many regions: the core's copy of them follows the cluster (shared-stock.ts) and
+ * PostgreSQL refuses a reservation of units another core took first (409 E_STOCK_CONFLICT, the stock read again).
  */
 import { pack } from 'msgpackr';
 import { ApiError } from '../api/api-error.js';

@@ -8,7 +8,7 @@
  *                                      a region without an answering owner ─► 503 E_REGION_UNAVAILABLE (never a guess)
  *   GET  /v1/nearby (sites, donors) ─► the hub (cluster/hub.ts)
  *   requests, offers, couriers, the hub's routes ─► forwarded to cores (edge-requests.ts)
- *   any other route of the API      ─► 501 E_NOT_ON_EDGE (served by GD_ROLE=all; not yet forwarded to cores)
+ *   a route of one process an edge does not serve ─► 501 E_NOT_ON_EDGE (none today: edge-routes.test.ts checks)
  *
  * An edge holds no index: it cannot say a courier is unknown or a ping stale (its owner decides and counts).
  */
@@ -105,19 +105,24 @@ export function registerEdgeRoutes(add: AddRoute, deps: EdgeRouteDeps): void {
  * a 404 that would read as a typo. Paths the API does not have stay 404.
  */
 export function registerNotOnEdge(app: TemplatedApp, served: ReadonlySet<string>): void {
+  for (const [method, pattern] of apiRoutes()) {
+    if (served.has(`${method} ${pattern}`)) continue;
+    app[method as 'get'](pattern, (res, req) => {
+      const accept = req.getHeader('accept') || undefined;
+      const route = `${req.getMethod().toUpperCase()} ${req.getUrl()}`;
+      sendReply(res, 501, { error: { code: 'E_NOT_ON_EDGE', message: `${route} is not served by a cluster edge; use GD_ROLE=all for it` } }, accept);
+    });
+  }
+}
+
+/** Every `/v1` route of one process, as `[method, pattern]`. */
+export function apiRoutes(): [string, string][] {
   const patterns: [string, string][] = [];
   const record: AddRoute = (method, pattern) => void patterns.push([method, pattern]);
   // registration only records each route; no handler runs, so no dependency is needed
   const none = {} as never;
   for (const register of [registerEntityRoutes, registerLocationRoutes, registerRequestRoutes, registerFleetRoutes, registerFleetLists, registerWebhookRoutes]) register(record, none);
-  for (const [method, pattern] of patterns) {
-    if (served.has(`${method} ${pattern}`)) continue;
-    app[method as 'get'](pattern, (res, req) => {
-      const accept = req.getHeader('accept') || undefined;
-      const route = `${req.getMethod().toUpperCase()} ${req.getUrl()}`;
-      sendReply(res, 501, { error: { code: 'E_NOT_ON_EDGE', message: `${route} is not served by a cluster edge yet (pings, nearby couriers and map watches are); use GD_ROLE=all for the rest` } }, accept);
-    });
-  }
+  return patterns;
 }
 
 /** The API's largest radius (api/schemas.ts nearbyQuery): a query without one searches the whole globe. */

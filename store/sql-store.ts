@@ -185,7 +185,8 @@ export abstract class SqlStore implements Store {
     }
     if (ts.length === 0) return;
     const runs = transitionRuns(ts);
-    const withEvents = ts.some((t) => (t.events?.length ?? 0) > 0);
+    // one process has one writer of events (its journal); a cluster's cores (fenced commits) and hub have several
+    const withEvents = fences.length > 0 && ts.some((t) => (t.events?.length ?? 0) > 0);
     const commit = (batch: string): Promise<void> =>
       this.db.transaction(async (tx) => {
         if (fences.length > 0) {

@@ -25,31 +25,26 @@ import type { Reply } from '../api/http-routes.js';
 import { ApiMetrics } from '../api/metrics.js';
 import { requestId } from '../api/request-routes.js';
 import { readStoredRequest } from '../api/request-handlers.js';
-import { courierView, storedCourierView } from '../api/entity-routes.js';
-import { courierBatchRows } from '../api/fleet-routes.js';
-import { storeDown } from '../api/dispatch-pump.js';
 import type { TrackFrame } from '../api/request-views.js';
 import { fencesIn } from '../api/watch-fanout.js';
 import { type WatchBBox, type WatchRequest, bboxContains } from '../api/watch-session.js';
 import type { GeofenceIndex } from '../engine/geofence-index.js';
-import type { CourierBatchBody, RequestCreateBody } from '../api/schemas.js';
+import type { RequestCreateBody } from '../api/schemas.js';
 import type { DispatchPolicy } from '../dispatch/dispatch-request.js';
-import type { CourierProfile, CourierStatus } from '../engine/courier-attributes.js';
-import { encodeAttr } from '../engine/courier-filter.js';
 import type { CourierIndex } from '../engine/courier-index.js';
 import { type EngineIndexes, createEngineIndexes } from '../engine/engine-indexes.js';
 import { restoreSpeeds } from '../store/recovery.js';
 import { StaleEpoch, StockConflict } from '../store/store-errors.js';
-import type { OpenDispatchState, Store, StoredCourier } from '../store/store.js';
+import type { OpenDispatchState, Store } from '../store/store.js';
 import type { Planner } from '../workers/dispatch-pool.js';
 import { type Bus, type BusHandler, decodeMessage } from './bus.js';
+import { CoreCouriers } from './core-couriers.js';
 import { GroupCommits } from './group-commits.js';
 import type { Hub } from './hub.js';
 import { OpenCounts } from './open-counts.js';
 import { type CommandVerb, CommandResponder, type ForwardedCall, regionOfCreate, regionOfId } from './owner-commands.js';
 import { SharedStock, storedLots } from './shared-stock.js';
 import { RegionDispatch, regionState } from './region-dispatch.js';
-import { regionOf } from './regions.js';
 
 /** The channel a driver's frames travel on (the edge holding its socket subscribes). */
 export function driverChannel(courierId: string): string {
@@ -65,15 +60,6 @@ export function trackChannel(requestId: string): string {
 export const TRACK_REFRESH_MS = 10_000;
 /** How often carried requests' courier positions are looked at for their trackers (each at most once a second). */
 const TRACK_FLUSH_MS = 250;
-
-/**
- * A core whose dispatch changed a courier's status says so here: another core holding that courier (its pings
- * land in that core's regions) sets it too, so it is not offered while busy elsewhere, nor left busy once free.
- */
-export const COURIER_STATUS = 'couriers:status';
-
-/** A core stored couriers' profiles (payload: their ids): the cores holding them read them again. */
-export const COURIER_PROFILE = 'couriers:profile';
 
 /**
  * Edges say on this channel that a driver connected, so its owner repeats what it holds and an edge holding an
@@ -128,9 +114,9 @@ export class CoreDispatch {
   private readonly openCounts: OpenCounts;
   /** Sites, blood stock and donors as every core shares them (blood and rescue draw on them). */
   private readonly shared: SharedStock;
+  /** The courier commands (shift, profile, batch, delete, read) and the couriers' messages between cores. */
+  private readonly couriers: CoreCouriers;
   private readonly hello: BusHandler = (_c, payload) => this.driverConnected(payload);
-  private readonly statusHandler: BusHandler = (_c, payload) => this.courierStatus(payload);
-  private readonly profileHandler: BusHandler = (_c, payload) => void this.profilesChanged(payload).catch(this.options.onError);
   /** Regions gained and not loaded yet, with their epochs; the load running now. */
   private readonly gaining = new Map<string, number>();
   private loading: Promise<void> | undefined;
@@ -141,6 +127,11 @@ export class CoreDispatch {
     this.engine = { ...createEngineIndexes(), couriers: options.couriers, fences: options.fences };
     this.commits = new GroupCommits(options.store);
     this.openCounts = new OpenCounts(options.store, options.openPerRequester);
+    this.couriers = new CoreCouriers({
+      ...options, couriers: options.couriers,
+      regionDispatch: (region) => this.regions.get(region),
+      regionDispatches: () => this.regions.values(),
+    });
     this.shared = new SharedStock({ bus: options.bus, store: options.store, copy: () => this.engine, profiles: true, onError: options.onError });
     this.responder = new CommandResponder(options.bus, options.name, (region, verb, call) => this.run(region, verb, call), options.onError);
   }
@@ -156,8 +147,7 @@ export class CoreDispatch {
     await this.shared.start();
     await this.responder.start();
     await this.options.bus.subscribe(DRIVER_HELLO, this.hello);
-    await this.options.bus.subscribe(COURIER_STATUS, this.statusHandler);
-    await this.options.bus.subscribe(COURIER_PROFILE, this.profileHandler);
+    await this.couriers.start();
     this.trackTimer = setInterval(() => {
       const now = Date.now();
       for (const r of this.regions.values()) r.flushTracks(now);
@@ -171,8 +161,7 @@ export class CoreDispatch {
     await this.settled();
     await this.responder.stop().catch(this.options.onError);
     await this.options.bus.unsubscribe(DRIVER_HELLO, this.hello).catch(this.options.onError);
-    await this.options.bus.unsubscribe(COURIER_STATUS, this.statusHandler).catch(this.options.onError);
-    await this.options.bus.unsubscribe(COURIER_PROFILE, this.profileHandler).catch(this.options.onError);
+    await this.couriers.stop();
     await Promise.all([...this.regions.values()].map((r) => r.stop()));
     this.regions.clear();
     await this.shared.stop();
@@ -230,7 +219,7 @@ export class CoreDispatch {
     const dispatch = new RegionDispatch(region, epoch, seqBase, this.engine, this.options, this.commits, this.openCounts, this.metrics, {
       driver: (courierId, frame) => this.toDriver(courierId, frame),
       trackers: (requestId, frame) => this.toTrackers(requestId, frame),
-      status: (courierId, status) => void this.options.bus.publish(COURIER_STATUS, pack({ core: this.options.name, courierId, status })).catch(this.options.onError),
+      status: (courierId, status) => this.couriers.statusChanged(courierId, status),
       mapped: this.options.mapRequest,
       stock: (siteIds) => this.shared.announce(siteIds),
     });
@@ -256,11 +245,11 @@ export class CoreDispatch {
 
   /** Runs a forwarded command over the region's dispatch. */
   private async run(region: string, verb: CommandVerb, call: ForwardedCall): Promise<Reply> {
-    if (verb === 'courierStatus') return this.courierShift(call);
-    if (verb === 'courierProfile') return this.courierProfile(call);
-    if (verb === 'courierRead') return this.courierRead(call);
-    if (verb === 'courierBatch') return this.courierBatch(call);
-    if (verb === 'courierDelete') return this.courierDelete(call);
+    if (verb === 'courierStatus') return this.couriers.shift(call);
+    if (verb === 'courierProfile') return this.couriers.profile(call);
+    if (verb === 'courierRead') return this.couriers.read(call);
+    if (verb === 'courierBatch') return this.couriers.batch(call);
+    if (verb === 'courierDelete') return this.couriers.delete(call);
     if (verb === 'mapRequests') return this.mapRequests(call);
     if (verb === 'hub' || verb === 'siteAt') {
       if (this.options.hub === undefined) throw new ApiError(503, 'E_REGION_UNAVAILABLE', 'this core does not serve the hub; retry');
@@ -295,27 +284,6 @@ export class CoreDispatch {
     }
   }
 
-  /**
-   * A courier on or off shift, asked of every core: the one whose region the courier's pings reach runs it through
-   * that region's dispatch (committed like one process's); the others answer E_NOT_HELD_HERE.
-   */
-  private async courierShift(call: ForwardedCall): Promise<Reply> {
-    const id = String(call.params[0]);
-    const status = (call.body as { status?: unknown } | undefined)?.status;
-    if (status !== 'available' && status !== 'offline') throw new ApiError(400, 'E_VALIDATION', 'status must be available or offline');
-    const region = this.options.regionOfCourier(id);
-    if (region === undefined) throw new ApiError(404, NOT_HELD_HERE, `courier '${id}' is not held by this core`);
-    const dispatch = this.regions.get(region);
-    if (dispatch === undefined) throw new ApiError(503, 'E_REGION_UNAVAILABLE', `region ${region} is moving between cores; nothing was done, retry in a few seconds`);
-    try {
-      return await dispatch.setCourierStatus(id, status);
-    } catch (err) {
-      // handed to another core while this ran (its pings now reach that one): that core answers instead
-      if (err instanceof ApiError && err.code === 'E_UNKNOWN_COURIER') throw new ApiError(404, NOT_HELD_HERE, `courier '${id}' moved to another core`);
-      throw err;
-    }
-  }
-
   /** The open requests of every region here picked up or dropped off in a map's box, and the fences in it (its snapshot). */
   private mapRequests(call: ForwardedCall): Reply {
     const bbox = (call.body as { bbox?: unknown } | undefined)?.bbox;
@@ -324,104 +292,6 @@ export class CoreDispatch {
     const requests = [...this.regions.values()].flatMap((r) => r.mapRequests((lat, lng) => bboxContains(box, lat, lng)));
     // every core keeps every fence: any one answer has them all
     return { status: 200, body: { requests, fences: fencesIn(this.engine.fences, box) } };
-  }
-
-  /** Couriers registered or changed in bulk: stored here (any core), reloaded by the cores holding them. */
-  private async courierBatch(call: ForwardedCall): Promise<Reply> {
-    const { good, rejected } = courierBatchRows(call.body as CourierBatchBody);
-    if (good.length > 0) {
-      try {
-        await this.options.store.upsertCouriers(good);
-      } catch (err) {
-        throw storeDown(err);
-      }
-      await this.options.bus.publish(COURIER_PROFILE, pack({ ids: good.map((c) => c.id) })).catch(this.options.onError);
-    }
-    return { status: 200, body: { accepted: good.length, rejected } };
-  }
-
-  /**
-   * A courier deleted, asked of every core: the one holding it refuses while a region here has it on an offer or
-   * a leg, else deletes it (stored, then dropped from the index); with `{ stored: true }` (no core holds it) any
-   * core deletes the stored courier. The cores holding a copy drop it (COURIER_PROFILE finds no profile).
-   */
-  private async courierDelete(call: ForwardedCall): Promise<Reply> {
-    const id = String(call.params[0]);
-    const stored = (call.body as { stored?: unknown } | undefined)?.stored === true;
-    if (!stored) {
-      if (this.options.regionOfCourier(id) === undefined) throw new ApiError(404, NOT_HELD_HERE, `courier '${id}' is not held by this core`);
-      const held = [...this.regions.values()].map((r) => r.courierHold(id)).find((h) => h !== undefined);
-      if (held?.requestId !== undefined) throw new ApiError(409, 'E_COURIER_BUSY', `courier '${id}' carries request '${held.requestId}': deliver, or cancel it, first`);
-      if (held?.offerId !== undefined) throw new ApiError(409, 'E_COURIER_BUSY', `courier '${id}' holds live offer '${held.offerId}': wait for its answer or expiry, or set the courier offline first`);
-    }
-    let deleted: boolean;
-    try {
-      deleted = await this.options.store.deleteCourier(id);
-    } catch (err) {
-      throw storeDown(err);
-    }
-    if (!deleted) throw new ApiError(404, 'E_NOT_FOUND', `no courier '${id}'`);
-    if (this.engine.couriers.has(id)) this.options.forgetCourier(id);
-    await this.options.bus.publish(COURIER_PROFILE, pack({ ids: [id] })).catch(this.options.onError);
-    return { status: 204 };
-  }
-
-  /**
-   * A courier registered or changed: stored here (any core), then every core holding it reloads its profile
-   * (COURIER_PROFILE); a new courier is placed by its first ping, as any courier a core has not seen.
-   */
-  private async courierProfile(call: ForwardedCall): Promise<Reply> {
-    const id = String(call.params[0]);
-    const profile = call.body as CourierProfile;
-    encodeAttr(profile, 'offline'); // E_BAD_PROFILE before the store, as one process
-    const { store } = this.options;
-    let row: StoredCourier | undefined;
-    try {
-      await store.upsertCouriers([{ ...profile, id }]);
-      [row] = await store.loadCouriers({ ids: [id] });
-    } catch (err) {
-      throw storeDown(err);
-    }
-    await this.options.bus.publish(COURIER_PROFILE, pack({ ids: [id] })).catch(this.options.onError);
-    return { status: 200, body: storedCourierView(row ?? { ...profile, id }) };
-  }
-
-  /**
-   * A courier's view: live (position, status, the offer or leg a region here holds it on) from the core its pings
-   * reach; with `{ stored: true }` (no core holds it) as PostgreSQL has it, or 404.
-   */
-  private async courierRead(call: ForwardedCall): Promise<Reply> {
-    const id = String(call.params[0]);
-    if ((call.body as { stored?: unknown } | undefined)?.stored === true) {
-      let row: StoredCourier | undefined;
-      try {
-        [row] = await this.options.store.loadCouriers({ ids: [id] });
-      } catch (err) {
-        throw storeDown(err);
-      }
-      if (row === undefined) throw new ApiError(404, 'E_UNKNOWN_COURIER', `courier '${id}' is not registered`);
-      return { status: 200, body: storedCourierView(row) };
-    }
-    if (this.options.regionOfCourier(id) === undefined) throw new ApiError(404, NOT_HELD_HERE, `courier '${id}' is not held by this core`);
-    const held = [...this.regions.values()].map((r) => r.courierHold(id)).find((h) => h !== undefined);
-    return { status: 200, body: { ...courierView(this.engine.couriers, id), ...held } };
-  }
-
-  /** Profiles stored by a core: the ones this core holds are read again (status and position stay this core's). */
-  private async profilesChanged(payload: Buffer): Promise<void> {
-    const ids = decodeMessage(payload)?.ids;
-    if (!Array.isArray(ids)) return;
-    const held = ids.filter((id): id is string => typeof id === 'string' && this.engine.couriers.has(id));
-    if (held.length === 0) return;
-    const rows = await this.options.store.loadCouriers({ ids: held });
-    // deleted: no profile any more, so no copy either (its pings are dropped as unknown from now on)
-    const found = new Set(rows.map((c) => c.id));
-    for (const id of held) if (!found.has(id) && this.engine.couriers.has(id)) this.options.forgetCourier(id);
-    for (const c of rows) {
-      if (!this.engine.couriers.has(c.id)) continue;
-      const status = this.engine.couriers.get(c.id)?.status;
-      this.engine.couriers.upsert(c.id, { vehicle: c.vehicle, capabilities: c.capabilities, capacity: c.capacity, ...(status !== undefined ? { status } : {}) });
-    }
   }
 
   /** A request of a region no core holds: read as stored; a cancel of one that ended is a conflict (of an open one, retry). */
@@ -440,15 +310,6 @@ export class CoreDispatch {
     this.options.bus.publish(trackChannel(requestId), pack(frame)).catch(this.options.onError);
   }
 
-  /** Another core's dispatch changed a courier's status: this core's copy follows, unless one of its own regions holds the courier. */
-  private courierStatus(payload: Buffer): void {
-    const m = decodeMessage(payload);
-    if (m === undefined || m.core === this.options.name || typeof m.courierId !== 'string' || !COURIER_STATUSES.has(m.status as string)) return;
-    const id = m.courierId;
-    if (!this.engine.couriers.has(id) || [...this.regions.values()].some((r) => r.holdsCourier(id))) return;
-    this.engine.couriers.setStatus(id, m.status as CourierStatus);
-  }
-
   private driverConnected(payload: Buffer): void {
     const courierId = decodeMessage(payload)?.courierId;
     if (typeof courierId !== 'string') return;
@@ -456,12 +317,6 @@ export class CoreDispatch {
   }
 }
 
-
-const COURIER_STATUSES: ReadonlySet<string> = new Set(['available', 'offered', 'busy', 'offline']);
-
-/** A courier as PostgreSQL has it, in the shape of the API's courier view. */
-/** What a core answers for a courier whose pings reach another core (an edge asks every core; one holds it). */
-export const NOT_HELD_HERE = 'E_NOT_HELD_HERE';
 
 /** A commit PostgreSQL refused because the region's epoch moved on (or one queued behind such a commit). */
 function stockConflict(err: unknown): StockConflict | undefined {

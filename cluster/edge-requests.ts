@@ -20,7 +20,7 @@ import { requireSelf } from '../api/auth.js';
 import { COURIER_PROFILE_ROUTE, COURIER_STATUS_ROUTE, entityId } from '../api/entity-routes.js';
 import { COURIER_BATCH_ROUTE, COURIER_DELETE_ROUTE, COURIER_READ_ROUTE } from '../api/fleet-routes.js';
 import { REQUEST_ROUTES, type RequestVerb } from '../api/request-routes.js';
-import { NOT_HELD_HERE } from './core-dispatch.js';
+import { NOT_HELD_HERE } from './core-couriers.js';
 import type { RequestCreateBody } from '../api/schemas.js';
 import { HUB_ROUTES, NEARBY_KEY, hubRouteShapes } from './hub.js';
 import { type CommandVerb, type ForwardedCall, HUB, type OwnerCommands, regionOfCreate, regionOfId } from './owner-commands.js';

@@ -1,11 +1,18 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { describe, expect, test } from 'vitest';
 import { Authenticator } from './auth.js';
-import { loadConfig } from './config.js';
+import { dispatchPolicy, loadConfig } from './config.js';
 
 const SECRET = 'x'.repeat(32);
 
 describe('loadConfig', () => {
+  test('BLOOD_TYPE_SLACK_*_S set how much extra transit blood requests accept for better-matched units; the policy carries them', () => {
+    expect(dispatchPolicy(loadConfig({ JWT_SECRET: SECRET })).bloodTypeSlack).toEqual({ routine: 1800, urgent: 600, emergency: 180 });
+    const c = loadConfig({ JWT_SECRET: SECRET, BLOOD_TYPE_SLACK_ROUTINE_S: '900', BLOOD_TYPE_SLACK_EMERGENCY_S: '0', DISPATCH_MODE: 'greedy' });
+    expect(dispatchPolicy(c)).toMatchObject({ mode: 'greedy', bloodTypeSlack: { routine: 900, urgent: 600, emergency: 0 } });
+    expect(() => loadConfig({ JWT_SECRET: SECRET, BLOOD_TYPE_SLACK_URGENT_S: '-5' })).toThrow(/BLOOD_TYPE_SLACK_URGENT_S/);
+  });
+
   test('MAP_STYLE_URL is an http(s) URL for the live map, absent by default', () => {
     expect(loadConfig({ JWT_SECRET: SECRET }).mapStyleUrl).toBeUndefined();
     expect(loadConfig({ JWT_SECRET: SECRET, MAP_STYLE_URL: 'https://tiles.example/style.json' }).mapStyleUrl).toBe('https://tiles.example/style.json');
@@ -37,7 +44,7 @@ describe('loadConfig', () => {
     expect(c.ws.maxPayloadBytes).toBe(1024 * 1024);
     expect(c.ws.maxBackpressureBytes).toBe(1024 * 1024);
     expect(c.offerTtlMs).toBe(15000);
-    expect(c.dispatch).toEqual({ mode: 'batched', windowMs: 2000, tickMs: 50 });
+    expect(c.dispatch).toEqual({ mode: 'batched', windowMs: 2000, tickMs: 50, bloodTypeSlack: { routine: 1800, urgent: 600, emergency: 180 } });
     expect(c.requests).toEqual({ openPerRequester: 1000, idempotencyTtlMs: 86_400_000 });
     expect(c.ws).toMatchObject({ maxFrameBytes: 65536, socketsPerPrincipal: 8, socketsPerDispatcher: 64, slowCloseMs: 5000 });
     expect(c.bulkBodyLimitBytes).toBe(4 * 1024 * 1024);

@@ -27,6 +27,7 @@
  * | DISPATCH_MODE              | batched            | greedy or batched |
  * | DISPATCH_WINDOW_MS         | 2000               | batch window for non-emergency requests |
  * | DISPATCH_TICK_MS           | 50                 | dispatch timer: offer expiry and batch checks |
+ * | BLOOD_TYPE_SLACK_ROUTINE_S / _URGENT_S / _EMERGENCY_S | 1800 / 600 / 180 | extra transit a blood request accepts for better-matched units (identical before compatible, O− last) |
  * | OPEN_REQUESTS_PER_REQUESTER | 1000              | open requests one principal may hold |
  * | IDEMPOTENCY_TTL_MS         | 86400000           | how long an Idempotency-Key answer is kept |
  * | GD_ROLE                    | all                | all (one process does everything), edge (sockets and the public API of a cluster) or core (a cluster region owner) |
@@ -55,6 +56,8 @@
  */
 import { createPublicKey, randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
+import { DEFAULT_TYPE_SLACK_SECONDS } from '../dispatch/blood-allocation.js';
+import { DEFAULT_POLICY, type DispatchPolicy, type Urgency } from '../dispatch/dispatch-request.js';
 import { isRole, ROLES, type Role } from './auth.js';
 
 export type { Role } from './auth.js';
@@ -92,7 +95,7 @@ export interface ApiConfig {
     slowCloseMs: number;
   };
   offerTtlMs: number;
-  dispatch: { mode: 'greedy' | 'batched'; windowMs: number; tickMs: number };
+  dispatch: { mode: 'greedy' | 'batched'; windowMs: number; tickMs: number; bloodTypeSlack: Record<Urgency, number> };
   requests: { openPerRequester: number; idempotencyTtlMs: number };
   /** all: one process does everything; edge: a cluster's sockets and public API; core: a cluster region owner (PRODUCT §7). */
   role: 'all' | 'edge' | 'core';
@@ -190,6 +193,11 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Ap
       windowMs: read.int('DISPATCH_WINDOW_MS', 2000, 0, 60_000),
       // 50 ms keeps offer expiry within a frame of OFFER_TTL and costs nothing when idle
       tickMs: read.int('DISPATCH_TICK_MS', 50, 5, 10_000),
+      bloodTypeSlack: {
+        routine: read.int('BLOOD_TYPE_SLACK_ROUTINE_S', DEFAULT_TYPE_SLACK_SECONDS.routine, 0, 86_400),
+        urgent: read.int('BLOOD_TYPE_SLACK_URGENT_S', DEFAULT_TYPE_SLACK_SECONDS.urgent, 0, 86_400),
+        emergency: read.int('BLOOD_TYPE_SLACK_EMERGENCY_S', DEFAULT_TYPE_SLACK_SECONDS.emergency, 0, 86_400),
+      },
     },
     requests: {
       // a busy hospital desk has tens open; a thousand is a loop gone wrong
@@ -386,4 +394,10 @@ function deepFreeze<T>(value: T): Readonly<T> {
     for (const child of Object.values(value)) deepFreeze(child);
   }
   return value;
+}
+
+/** The dispatch policy a configuration asks for (one process and cluster cores alike). */
+export function dispatchPolicy(config: Pick<ApiConfig, 'dispatch'>): DispatchPolicy {
+  const { mode, windowMs, bloodTypeSlack } = config.dispatch;
+  return { ...DEFAULT_POLICY, mode, windowMs, bloodTypeSlack };
 }

@@ -21,7 +21,7 @@
 import { randomBytes } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
 import { DispatchLoop } from '../dispatch/dispatch-loop.js';
-import { DEFAULT_POLICY, type DispatchPolicy } from '../dispatch/dispatch-request.js';
+import type { DispatchPolicy } from '../dispatch/dispatch-request.js';
 import type { CellSpeeds } from '../engine/cell-speeds.js';
 import { type EngineIndexes, createEngineIndexes } from '../engine/engine-indexes.js';
 import type { Scenario } from '../fixtures/city-scenario.js';
@@ -34,7 +34,7 @@ import { type Store, openStore } from '../store/store.js';
 import { PositionWriteBehind } from '../store/write-behind.js';
 import { DispatchPool } from '../workers/dispatch-pool.js';
 import { Authenticator, type Role } from './auth.js';
-import { type ApiConfig, loadConfig } from './config.js';
+import { type ApiConfig, dispatchPolicy, loadConfig } from './config.js';
 import { openFileLimit, socketsThatFit } from './file-limit.js';
 import { type Logger, createLogger } from './log.js';
 import { ApiMetrics } from './metrics.js';
@@ -145,7 +145,7 @@ async function startOn(store: Store, config: Readonly<ApiConfig>, logger: Logger
     logger.info({ city: scenario.cities[0].name }, 'empty store seeded with the fixture city');
   }
   const loadStateMs = performance.now() - loadStarted;
-  const policy: DispatchPolicy = { ...DEFAULT_POLICY, mode: config.dispatch.mode, windowMs: config.dispatch.windowMs };
+  const policy: DispatchPolicy = dispatchPolicy(config);
   const fenceFeed = new FenceFeed();
   let fenceOutbox: FenceOutbox | undefined; // made once the journal is; no ping is ingested before
   const recovered = recover(state, {

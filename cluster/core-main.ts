@@ -10,10 +10,9 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Redis } from 'ioredis';
-import type { ApiConfig } from '../api/config.js';
+import { type ApiConfig, dispatchPolicy } from '../api/config.js';
 import { ListCursors } from '../api/list-cursor.js';
 import type { Logger } from '../api/log.js';
-import { DEFAULT_POLICY } from '../dispatch/dispatch-request.js';
 import { openStore } from '../store/store.js';
 import { DispatchPool } from '../workers/dispatch-pool.js';
 import { CoreNode } from './core-node.js';
@@ -40,7 +39,7 @@ export async function startCore(config: Readonly<ApiConfig>, logger: Logger): Pr
   const pool = new DispatchPool();
   const dispatch = {
     planner: pool.planner,
-    policy: { ...DEFAULT_POLICY, mode: config.dispatch.mode, windowMs: config.dispatch.windowMs },
+    policy: dispatchPolicy(config),
     offerTtlMs: config.offerTtlMs,
     tickMs: config.dispatch.tickMs,
     openPerRequester: config.requests.openPerRequester,

@@ -137,12 +137,19 @@ describe('allocateBlood: type preference and FEFO', () => {
 });
 
 describe('allocateBlood: banks', () => {
-  it('splits across two banks, nearest first, when the nearest cannot cover', () => {
+  it('takes one bank that covers the need over a split that arrives no sooner', () => {
     const sites = new SiteIndex();
     bank(sites, 'near', 2_000, [lot('A+', 2, 10)]);
     bank(sites, 'mid', 5_000, [lot('A+', 10, 10)]);
+    expect(allocateBlood(sites, need(5), { now: NOW }).sources.map((s) => [s.siteId, s.count])).toEqual([['mid', 5]]);
+  });
+
+  it('splits across two banks, nearest first, when no one bank can cover', () => {
+    const sites = new SiteIndex();
+    bank(sites, 'near', 2_000, [lot('A+', 2, 10)]);
+    bank(sites, 'mid', 5_000, [lot('A+', 3, 10)]);
     bank(sites, 'far', 8_000, [lot('A+', 10, 1)]);
-    const a = allocateBlood(sites, need(5), { now: NOW });
+    const a = allocateBlood(sites, need(5), { now: NOW, typeSlackSeconds: { routine: 0, urgent: 0, emergency: 0 } });
     expect(a.ok).toBe(true);
     expect(a.sources.map((s) => [s.siteId, s.count])).toEqual([
       ['near', 2],
@@ -218,13 +225,53 @@ describe('allocateBlood: banks', () => {
   it('turns each source into one pickup leg to the hospital', () => {
     const sites = new SiteIndex();
     bank(sites, 'near', 2_000, [lot('A+', 2, 10)]);
-    bank(sites, 'mid', 5_000, [lot('A+', 10, 10)]);
+    bank(sites, 'mid', 5_000, [lot('A+', 3, 10)]);
     const n = need(5, 'A+', 'red_cells', { deadline: NOW + 3_600_000 });
     const legs = bloodPickupLegs(allocateBlood(sites, n, { now: NOW }), n, NOW);
     expect(legs.map((l) => [l.id, l.pickup, l.dropoff, l.capabilities, l.deadline])).toEqual([
       ['r1/near', north(2_000), HOSPITAL, ['cold_chain'], NOW + 3_600_000],
       ['r1/mid', north(5_000), HOSPITAL, ['cold_chain'], NOW + 3_600_000],
     ]);
+  });
+});
+
+describe('allocateBlood: type preference is worth minutes (PRODUCT §2)', () => {
+  // the issue's case: the nearest bank holds A+ ×2, O+ ×2 and O− ×4; a bank 3 km farther holds A+ ×3 and A− ×2
+  const twoBanks = (): SiteIndex => {
+    const sites = new SiteIndex();
+    bank(sites, 'near', 1_000, [lot('A+', 2, 10), lot('O+', 2, 10), lot('O-', 4, 10)]);
+    bank(sites, 'far', 4_000, [lot('A+', 3, 10), lot('A-', 2, 10)]);
+    return sites;
+  };
+
+  it('visits a farther bank for identical units rather than give O+ or O−, within the slack', () => {
+    const a = allocateBlood(twoBanks(), need(4, 'A+', 'red_cells', { urgency: 'routine' }), { now: NOW });
+    expect(taken(a)).toEqual([['near', 'A+', 10, 2], ['far', 'A+', 10, 2]]);
+    // the next A+ patient gets the last identical unit and A−, not the universal reserve
+    const sites = twoBanks();
+    allocateBlood(sites, need(4, 'A+', 'red_cells', { urgency: 'routine' }), { now: NOW });
+    expect(taken(allocateBlood(sites, need(4, 'A+', 'red_cells', { urgency: 'routine' }), { now: NOW }))).toEqual([['near', 'O+', 10, 2], ['far', 'A+', 10, 1], ['far', 'A-', 10, 1]]);
+  });
+
+  it('gives O− only when nothing else compatible is within the slack, and then as few as possible', () => {
+    const sites = new SiteIndex();
+    bank(sites, 'near', 1_000, [lot('O-', 6, 10), lot('B+', 1, 10)]);
+    bank(sites, 'far', 30_000, [lot('B+', 6, 10)]); // ~75 minutes farther by car
+    // urgent: the far bank is beyond 10 minutes of slack, so O− makes up what B+ cannot
+    expect(taken(allocateBlood(sites, need(3, 'B+'), { now: NOW }))).toEqual([['near', 'B+', 10, 1], ['near', 'O-', 10, 2]]);
+    // with slack for the far bank (a slower routine plan), no O− is used
+    const slow = { now: NOW, typeSlackSeconds: { routine: 7_200, urgent: 600, emergency: 180 } };
+    const a = allocateBlood(sites, need(3, 'B+', 'red_cells', { urgency: 'routine' }), slow);
+    expect(a.reservations.filter((r) => r.bloodType === 'O-')).toEqual([]);
+    expect(a.allocated).toBe(3);
+  });
+
+  it('never trades units for types: covering the need comes first', () => {
+    const sites = new SiteIndex();
+    bank(sites, 'near', 1_000, [lot('O-', 4, 10)]);
+    bank(sites, 'far', 4_000, [lot('A+', 2, 10)]);
+    const a = allocateBlood(sites, need(4, 'A+', 'red_cells', { urgency: 'routine' }), { now: NOW, maxBanks: 1 });
+    expect(taken(a)).toEqual([['near', 'O-', 10, 4]]);
   });
 });
 
@@ -285,33 +332,117 @@ describe('allocateBlood: reservations', () => {
 });
 
 describe('allocateBlood against a brute-force oracle', () => {
-  it('on seeded random inventories chooses exactly the lots of the brute-force plan', () => {
-    const outcomes = { multiBank: 0, partial: 0, none: 0 };
-    for (let seed = 1; seed <= 300; seed++) {
+  it('on small seeded cases (≤ 4 banks, every allocation enumerated) is as good as the best allocation by PRODUCT §2', () => {
+    const outcomes = { multiBank: 0, partial: 0, none: 0, farther: 0, spared: 0 };
+    for (let seed = 1; seed <= 400; seed++) {
       const rng = new Prng(seed);
       const sites = new SiteIndex();
-      const banks = 1 + rng.int(6);
-      for (let b = 0; b < banks; b++) bank(sites, 'bb' + b, rng.range(0, 70_000), randomLots(rng), rng.chance(0.9));
-      if (rng.chance(0.5)) sites.upsert('h', { kind: 'hospital', name: 'h', ...north(100) });
-      const product = rng.pick(BLOOD_PRODUCTS);
-      const recipient: RecipientType = rng.chance(0.15) ? 'unknown' : rng.pick(BLOOD_TYPES);
-      const n = need(1 + rng.int(40), recipient, product, { urgency: rng.chance(0.3) ? 'emergency' : 'routine' });
+      const banks = 1 + rng.int(4);
+      const eta = new Map<number, number>();
+      for (let b = 0; b < banks; b++) {
+        const at = north(1_000 + b * 1_000);
+        eta.set(at.lat, 60 + rng.int(3_600)); // transit seconds, any order against distance
+        bank(sites, 'bb' + b, 1_000 + b * 1_000, smallLots(rng), rng.chance(0.9));
+      }
+      const product = rng.pick(['red_cells', 'red_cells', 'plasma', 'platelets'] as const);
+      const recipient: RecipientType = rng.chance(0.1) ? 'unknown' : rng.pick(BLOOD_TYPES);
+      const n = need(1 + rng.int(5), recipient, product, { urgency: rng.pick(['routine', 'urgent', 'emergency'] as const) });
       const maxBanks = 1 + rng.int(3);
-      const expected = brutePlan(sites, n, maxBanks);
-      const a = allocateBlood(sites, n, { now: NOW, maxBanks });
-      expect(taken(a), `seed ${seed}`).toEqual(expected.lots);
-      expect(a.allocated, `seed ${seed}`).toBe(Math.min(n.units, expected.usableInFirstBanks));
+      const transitSeconds = (from: { lat: number }): number => eta.get(from.lat)!;
+      const best = bestByEnumeration(sites, n, maxBanks, transitSeconds);
+      const a = allocateBlood(sites, n, { now: NOW, maxBanks, transitSeconds });
+      const got = scoreOf(a.sources.flatMap((s) => s.units.map((u) => ({ site: s.siteId, eta: s.etaSeconds, type: u.bloodType, count: u.count }))), n);
+      expect(got, `seed ${seed}`).toEqual(best);
       expect(a.shortfall).toBe(n.units - a.allocated);
+      expectFefo(sites, a, n, `seed ${seed}`);
       if (a.sources.length > 1) outcomes.multiBank++;
       if (a.ok === 'partial') outcomes.partial++;
       if (a.ok === false) outcomes.none++;
+      if (a.sources.length > 0 && Math.max(...a.sources.map((s) => s.etaSeconds)) > Math.min(...[...eta.values()])) outcomes.farther++;
+      releaseAllocation(sites, a.reservations);
     }
-    // the seeds exercise splits, shortfalls and empty-handed needs, not only the easy case
-    expect(outcomes.multiBank).toBeGreaterThan(10);
+    // the seeds exercise splits, shortfalls, empty hands and farther banks, not only the easy case
+    expect(outcomes.multiBank).toBeGreaterThan(5);
     expect(outcomes.partial).toBeGreaterThan(10);
     expect(outcomes.none).toBeGreaterThan(10);
+    expect(outcomes.farther).toBeGreaterThan(50);
   });
 });
+
+/** What an allocation is worth, as PRODUCT §2 ranks it: [covered, O− to others, other non-identical, same ABO, transit, banks]. */
+type Score = [number, number, number, number, number, number];
+
+function scoreOf(units: { site: string; eta: number; type: BloodType; count: number }[], n: BloodNeed): Score {
+  const emergency = n.urgency === 'emergency';
+  const tier = (t: BloodType, rank: number): number => (n.recipient === 'unknown' ? rank + 1 : rank); // unknown: the later allowed type is the worse
+  const count = (t: number): number => units.reduce((k, u) => k + (tier(u.type, oracleRank(n.recipient, u.type, n.product, emergency)!) === t ? u.count : 0), 0);
+  const used = new Set(units.filter((u) => u.count > 0).map((u) => u.site));
+  const transit = Math.max(0, ...units.filter((u) => u.count > 0).map((u) => u.eta));
+  return [units.reduce((k, u) => k + u.count, 0), count(3), count(2), count(1), transit, used.size];
+}
+
+/**
+ * The best allocation by enumeration: every way of taking units from the usable lots (open banks in 50 km, product,
+ * compatible, not expiring before arrival) of at most maxBanks banks, ranked: cover the most; arrive within the
+ * urgency's slack (routine 30, urgent 10, emergency 3 min) of the fastest way to cover as much; then the fewest O−
+ * units to another type, other non-identical units, same-ABO units; then the quickest; then the fewest banks.
+ */
+function bestByEnumeration(sites: SiteIndex, n: BloodNeed, maxBanks: number, transit: (from: { lat: number }) => number): Score {
+  const emergency = n.urgency === 'emergency';
+  const slack = { routine: 1_800, urgent: 600, emergency: 180 }[n.urgency];
+  const lots = sites
+    .within({ minLng: -180, minLat: -90, maxLng: 180, maxLat: 90 })
+    .map((id) => sites.get(id)!)
+    .filter((s) => s.kind === 'blood_bank' && s.open && distanceMeters(s.lat, s.lng, n.hospital.lat, n.hospital.lng) <= 50_000)
+    .flatMap((s) => {
+      const eta = transit(s);
+      return sites.lots(s.id).filter((l) => l.product === n.product && l.available > 0 && l.expiresAt >= NOW + eta * 1000 && oracleRank(n.recipient, l.bloodType, n.product, emergency) !== undefined)
+        .map((l) => ({ site: s.id, eta, type: l.bloodType, available: l.available }));
+    });
+  const scores: Score[] = [];
+  const counts = lots.map(() => 0);
+  const walk = (i: number, left: number): void => {
+    if (i === lots.length) {
+      const units = lots.map((l, k) => ({ site: l.site, eta: l.eta, type: l.type, count: counts[k] }));
+      if (new Set(units.filter((u) => u.count > 0).map((u) => u.site)).size <= maxBanks) scores.push(scoreOf(units, n));
+      return;
+    }
+    for (let c = 0; c <= Math.min(left, lots[i].available); c++) {
+      counts[i] = c;
+      walk(i + 1, left - c);
+    }
+    counts[i] = 0;
+  };
+  walk(0, n.units);
+  const covered = Math.max(...scores.map((x) => x[0]));
+  const full = scores.filter((x) => x[0] === covered);
+  const fastest = Math.min(...full.map((x) => x[4]));
+  const within = full.filter((x) => x[4] <= fastest + slack);
+  within.sort((a, b) => a[1] - b[1] || a[2] - b[2] || a[3] - b[3] || a[4] - b[4] || a[5] - b[5]);
+  return within[0];
+}
+
+// First-expiring-first-out within what was chosen: no unit left at a chosen bank is as suitable and expires sooner.
+function expectFefo(sites: SiteIndex, a: BloodAllocation, n: BloodNeed, what: string): void {
+  const emergency = n.urgency === 'emergency';
+  for (const s of a.sources) {
+    for (const u of s.units) {
+      const rank = oracleRank(n.recipient, u.bloodType, n.product, emergency)!;
+      const sooner = sites.lots(s.siteId).filter((l) => l.product === n.product && l.available > 0 && l.expiresAt < u.expiresAt && l.expiresAt >= NOW + s.etaSeconds * 1000 && oracleRank(n.recipient, l.bloodType, n.product, emergency) === rank);
+      expect(sooner, what).toEqual([]);
+    }
+  }
+}
+
+// One to three lots per bank, few units each, of several products and types, some expiring within the hour.
+function smallLots(rng: Prng): InventoryLot[] {
+  const lots: InventoryLot[] = [];
+  for (let i = 1 + rng.int(3); i > 0; i--) {
+    const days = rng.chance(0.15) ? rng.range(0, 1 / 24) : 1 + rng.int(5);
+    lots.push({ product: rng.pick(['red_cells', 'red_cells', 'plasma', 'platelets'] as const), bloodType: rng.pick(BLOOD_TYPES), count: 1 + rng.int(3), expiresAt: Math.round(NOW + days * DAY) });
+  }
+  return lots;
+}
 
 // ---- oracle: written from PRODUCT.md §2 directly, not from blood-types.ts ----
 
@@ -354,54 +485,6 @@ function oracleRank(recipient: RecipientType, donor: BloodType, product: BloodPr
     case 'platelets':
       return group(donor) === group(recipient) ? 1 : 2;
   }
-}
-
-/**
- * The plan by brute force over every site: open blood banks within 50 km by ETA (default transit), each
- * with its usable units (compatible, product, expiring no earlier than arrival); the shortest ETA prefix of
- * at most maxBanks banks covering the need; then its units sorted by (rank, expiry, bank ETA, type order).
- */
-function brutePlan(sites: SiteIndex, n: BloodNeed, maxBanks: number): { lots: [string, string, number, number][]; usableInFirstBanks: number } {
-  const emergency = n.urgency === 'emergency';
-  const banks = sites
-    .within({ minLng: -180, minLat: -90, maxLng: 180, maxLat: 90 })
-    .map((id) => sites.get(id)!)
-    .filter((s) => s.kind === 'blood_bank' && s.open && distanceMeters(s.lat, s.lng, n.hospital.lat, n.hospital.lng) <= 50_000)
-    .map((s) => {
-      const eta = (distanceMeters(s.lat, s.lng, n.hospital.lat, n.hospital.lng) * 1.35) / 8.5;
-      const units = sites
-        .lots(s.id)
-        .filter((l) => l.product === n.product && l.available > 0 && l.expiresAt >= NOW + eta * 1000)
-        .flatMap((l) => {
-          const rank = oracleRank(n.recipient, l.bloodType, n.product, emergency);
-          return rank === undefined ? [] : [{ site: s.id, eta, rank, l }];
-        });
-      return { id: s.id, eta, units, usable: units.reduce((k, u) => k + u.l.available, 0) };
-    })
-    .filter((b) => b.usable > 0)
-    .sort((a, b) => a.eta - b.eta || (a.id < b.id ? -1 : 1));
-  const usableInFirstBanks = banks.slice(0, maxBanks).reduce((k, b) => k + b.usable, 0);
-  const prefix: typeof banks = [];
-  let covered = 0;
-  for (const b of banks) {
-    if (prefix.length === maxBanks || covered >= n.units) break;
-    prefix.push(b);
-    covered += b.usable;
-  }
-  const units = prefix
-    .flatMap((b, bi) => b.units.map((u) => ({ ...u, bi })))
-    .sort((x, y) => x.rank - y.rank || x.l.expiresAt - y.l.expiresAt || x.bi - y.bi || BLOOD_TYPES.indexOf(x.l.bloodType) - BLOOD_TYPES.indexOf(y.l.bloodType));
-  const picked: { bi: number; row: [string, string, number, number] }[] = [];
-  let left = n.units;
-  for (const u of units) {
-    if (left === 0) break;
-    const c = Math.min(left, u.l.available);
-    picked.push({ bi: u.bi, row: [u.site, u.l.bloodType, (u.l.expiresAt - NOW) / DAY, c] });
-    left -= c;
-  }
-  // grouped by source in bank order, lots within a source in pick order
-  const lots = prefix.flatMap((_, bi) => picked.filter((p) => p.bi === bi).map((p) => p.row));
-  return { lots, usableInFirstBanks };
 }
 
 // A few lots per bank over all products, some expired, some expiring within the hour, some long-dated.

@@ -1,23 +1,22 @@
 /**
  * Blood allocation: which banks and which exact lots serve a hospital's need, reserved so no other request
- * can take the same units (PRODUCT.md §2).
+ * can take the same units (PRODUCT.md §2, "type preference is worth minutes").
  *
  *   need ──► SiteIndex.nearby(blood_bank, open, radius, any compatible unexpired stock)
  *              │ per bank: ETA to the hospital (travel-time.ts: the configured policy, learned speeds);
  *              │           usable lots = compatible, product, expiresAt ≥ now + ETA
  *              ▼
- *            banks by ETA ──► shortest prefix (≤ maxBanks) whose usable units cover the need
- *              │
- *              ▼
- *            units of the prefix by (type preference, expiry, bank ETA) ──► take `units`
- *              │
+ *            every set of ≤ maxBanks of the nearest banks, each scored with its best units (tier, then FEFO):
+ *              1. cover as much of the need as any set can;
+ *              2. among those, arrive within the urgency's slack of the fastest (routine 30 min, urgent 10,
+ *                 emergency 3: `typeSlackSeconds`); a split counts as its slower leg;
+ *              3. fewest O− units to a non-O− recipient, then fewest other non-identical units;
+ *              4. then the quickest, then the fewest banks (legs)
  *              ▼
  *            SiteIndex.reserveUnits per lot ──► { sources (one pickup leg each), reservations, shortfall, callout? }
  *
- * Distance against type preference: banks are chosen by ETA only (fewest, nearest pickups), and type
- * preference then FEFO decide among the units of the chosen banks. So a near bank holding only O− covers a
- * need before a farther bank with identical units is visited; once a farther bank must be visited anyway,
- * its identical units are taken before the nearer bank's O−.
+ * So the universal reserve (O−) goes to another type only when nothing else compatible is within the slack, and
+ * then as little of it as possible; a bank farther away is visited for identical units when the slack allows.
  */
 import {
   BLOOD_TYPES,
@@ -38,6 +37,12 @@ import { PLANNING_VEHICLE, driveSeconds } from './travel-time.js';
 
 /** Banks one request may be split across: each is a courier leg, and more than 3 rarely arrive together. */
 export const DEFAULT_MAX_BANKS = 3;
+
+/** Extra transit worth taking for better-matched units, by urgency (seconds; PRODUCT §2). */
+export const DEFAULT_TYPE_SLACK_SECONDS: Readonly<Record<Urgency, number>> = Object.freeze({ routine: 1_800, urgent: 600, emergency: 180 });
+
+/** Bank sets scored at most per allocation: the nearest banks by ETA are taken while the sets fit (C(20, ≤ 3) = 1,350). */
+const MAX_BANK_SETS = 2_000;
 
 /** Search radius for banks in metres: 50 km is about an hour by car, the longest a transfusion waits on transport. */
 export const DEFAULT_BANK_RADIUS = 50_000;
@@ -66,6 +71,8 @@ export interface AllocationOptions {
   transitSeconds?: (from: LatLng, to: LatLng) => number;
   /** At most this many banks (default DEFAULT_MAX_BANKS). */
   maxBanks?: number;
+  /** Extra seconds of transit accepted for better-matched units, by urgency (default: the policy's, else DEFAULT_TYPE_SLACK_SECONDS). */
+  typeSlackSeconds?: Readonly<Record<Urgency, number>>;
   /** Banks within this many great-circle metres of the hospital (default DEFAULT_BANK_RADIUS). */
   radius?: number;
   /** When given and units are short, the result carries a donor call-out plan. */
@@ -132,8 +139,8 @@ export function allocateBlood(sites: SiteIndex, need: BloodNeed, options: Alloca
   const types = compatibleDonorTypes(need.recipient, need.product, { emergency });
   const tiers = preferenceTiers(need.recipient, need.product, types);
   const { banks, lateBanks } = usableBanks(sites, need, options, types, tiers);
-  const chosen = coveringPrefix(banks, need.units, options.maxBanks ?? DEFAULT_MAX_BANKS);
-  const picks = pickUnits(chosen, need.units);
+  const slack = (options.typeSlackSeconds ?? options.policy?.bloodTypeSlack ?? DEFAULT_TYPE_SLACK_SECONDS)[need.urgency];
+  const { chosen, picks } = bestBankSet(banks, need.units, options.maxBanks ?? DEFAULT_MAX_BANKS, slack);
   const sources = reserve(sites, need.product, chosen, picks);
   const reservations = sources.flatMap((s) => s.units.map((u) => ({ siteId: s.siteId, ...u })));
   const allocated = reservations.reduce((n, r) => n + r.count, 0);
@@ -259,12 +266,74 @@ function usableBanks(
   return { banks, lateBanks };
 }
 
-// Shortest run of banks by ETA whose usable units cover the need, at most maxBanks long.
-function coveringPrefix(banks: Bank[], units: number, maxBanks: number): Bank[] {
+/** A set of banks with its best units and what they are worth. */
+interface ScoredSet {
+  banks: Bank[];
+  picks: Pick[];
+  covered: number;
+  /** Seconds until the slowest of its legs arrives. */
+  transit: number;
+  /** Units taken per preference tier, worst tier first (O− reserve, other compatible, same ABO). */
+  worse: number[];
+}
+
+/**
+ * The set of at most maxBanks banks to take units from (see the header): every set of the nearest banks is
+ * scored with its best units; a set with a bank it takes nothing from is left out (the smaller set says it).
+ */
+function bestBankSet(banks: Bank[], units: number, maxBanks: number, slack: number): { chosen: Bank[]; picks: Pick[] } {
+  const candidates = banks.slice(0, candidateCount(banks.length, maxBanks));
+  const sets: ScoredSet[] = [];
+  forEachSubset(candidates.length, Math.min(maxBanks, candidates.length), (members) => {
+    const set = members.map((i) => candidates[i]);
+    const picks = pickUnits(set, units);
+    if (new Set(picks.map((p) => p.bank)).size < set.length) return;
+    const worse = [3, 2, 1].map((tier) => picks.reduce((n, p) => n + (p.lot.tier === tier ? p.count : 0), 0));
+    sets.push({ banks: set, picks, covered: picks.reduce((n, p) => n + p.count, 0), transit: Math.max(...set.map((b) => b.etaSeconds)), worse });
+  });
+  if (sets.length === 0) return { chosen: [], picks: [] };
+  const covered = Math.max(...sets.map((x) => x.covered));
+  const full = sets.filter((x) => x.covered === covered);
+  const fastest = Math.min(...full.map((x) => x.transit));
+  const within = full.filter((x) => x.transit <= fastest + slack);
+  within.sort((a, b) => compareWorse(a.worse, b.worse) || a.transit - b.transit || a.banks.length - b.banks.length);
+  return { chosen: within[0].banks, picks: within[0].picks };
+}
+
+function compareWorse(a: number[], b: number[]): number {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i] - b[i];
+  return 0;
+}
+
+// How many of the nearest banks fit MAX_BANK_SETS sets of at most maxBanks banks.
+function candidateCount(available: number, maxBanks: number): number {
+  let n = Math.min(available, maxBanks);
+  while (n < available && subsetsUpTo(n + 1, maxBanks) <= MAX_BANK_SETS) n++;
+  return n;
+}
+
+function subsetsUpTo(n: number, k: number): number {
   let total = 0;
-  let n = 0;
-  while (n < banks.length && n < maxBanks && total < units) total += banks[n++].usable;
-  return banks.slice(0, n);
+  let c = 1;
+  for (let i = 1; i <= Math.min(k, n); i++) {
+    c = (c * (n - i + 1)) / i;
+    total += c;
+  }
+  return total;
+}
+
+// Calls `visit` with every non-empty set of indices below n of at most k members, in index order (nearest first).
+function forEachSubset(n: number, k: number, visit: (members: number[]) => void): void {
+  const members: number[] = [];
+  const walk = (from: number): void => {
+    for (let i = from; i < n; i++) {
+      members.push(i);
+      visit(members);
+      if (members.length < k) walk(i + 1);
+      members.pop();
+    }
+  };
+  walk(0);
 }
 
 // Every usable unit of the chosen banks ordered by (tier, expiry, bank ETA rank, type order); take the first `units`.

@@ -54,6 +54,11 @@ export interface DispatchPolicy {
   vehicleSpeed: Readonly<Record<Vehicle, number>>;
   /** Cost weights: seconds of lateness count `lateness` times a second of pickup ETA. */
   weights: { lateness: number; unassigned: Readonly<Record<Urgency, number>> };
+  /**
+   * Extra transit (seconds) a blood request accepts for better-matched units, by urgency (PRODUCT §2: routine 30
+   * min, urgent 10, emergency 3); default dispatch/blood-allocation.ts DEFAULT_TYPE_SLACK_SECONDS.
+   */
+  bloodTypeSlack?: Readonly<Record<Urgency, number>>;
 }
 
 /** One courier chosen for one request. */

@@ -253,6 +253,13 @@ describe('allocateBlood: type preference is worth minutes (PRODUCT §2)', () => 
     expect(taken(allocateBlood(sites, need(4, 'A+', 'red_cells', { urgency: 'routine' }), { now: NOW }))).toEqual([['near', 'O+', 10, 2], ['far', 'A+', 10, 1], ['far', 'A-', 10, 1]]);
   });
 
+  it('against the nearest-bank baseline: the same two patients get 2 O+ (not 4 units of O+ and O−) from the baseline', () => {
+    const nearest = twoBanks();
+    const routine = need(4, 'A+', 'red_cells', { urgency: 'routine' });
+    expect(taken(allocateBlood(nearest, routine, { now: NOW, bankChoice: 'nearest' }))).toEqual([['near', 'A+', 10, 2], ['near', 'O+', 10, 2]]);
+    expect(taken(allocateBlood(nearest, routine, { now: NOW, bankChoice: 'nearest' }))).toEqual([['near', 'O-', 10, 4]]);
+  });
+
   it('gives O− only when nothing else compatible is within the slack, and then as few as possible', () => {
     const sites = new SiteIndex();
     bank(sites, 'near', 1_000, [lot('O-', 6, 10), lot('B+', 1, 10)]);

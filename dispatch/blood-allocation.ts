@@ -71,6 +71,11 @@ export interface AllocationOptions {
   transitSeconds?: (from: LatLng, to: LatLng) => number;
   /** At most this many banks (default DEFAULT_MAX_BANKS). */
   maxBanks?: number;
+  /**
+   * 'nearest': banks by ETA alone (the shortest covering run of them), type preference only ordering units inside
+   * them — how blood was allocated before the policy above, kept as the benchmark's baseline. Default 'typed'.
+   */
+  bankChoice?: 'typed' | 'nearest';
   /** Extra seconds of transit accepted for better-matched units, by urgency (default: the policy's, else DEFAULT_TYPE_SLACK_SECONDS). */
   typeSlackSeconds?: Readonly<Record<Urgency, number>>;
   /** Banks within this many great-circle metres of the hospital (default DEFAULT_BANK_RADIUS). */
@@ -140,7 +145,8 @@ export function allocateBlood(sites: SiteIndex, need: BloodNeed, options: Alloca
   const tiers = preferenceTiers(need.recipient, need.product, types);
   const { banks, lateBanks } = usableBanks(sites, need, options, types, tiers);
   const slack = (options.typeSlackSeconds ?? options.policy?.bloodTypeSlack ?? DEFAULT_TYPE_SLACK_SECONDS)[need.urgency];
-  const { chosen, picks } = bestBankSet(banks, need.units, options.maxBanks ?? DEFAULT_MAX_BANKS, slack);
+  const maxBanks = options.maxBanks ?? DEFAULT_MAX_BANKS;
+  const { chosen, picks } = options.bankChoice === 'nearest' ? nearestBanks(banks, need.units, maxBanks) : bestBankSet(banks, need.units, maxBanks, slack);
   const sources = reserve(sites, need.product, chosen, picks);
   const reservations = sources.flatMap((s) => s.units.map((u) => ({ siteId: s.siteId, ...u })));
   const allocated = reservations.reduce((n, r) => n + r.count, 0);
@@ -298,6 +304,15 @@ function bestBankSet(banks: Bank[], units: number, maxBanks: number, slack: numb
   const within = full.filter((x) => x.transit <= fastest + slack);
   within.sort((a, b) => compareWorse(a.worse, b.worse) || a.transit - b.transit || a.banks.length - b.banks.length);
   return { chosen: within[0].banks, picks: within[0].picks };
+}
+
+/** The shortest run of banks by ETA whose units cover the need (at most maxBanks), and their best units. */
+function nearestBanks(banks: Bank[], units: number, maxBanks: number): { chosen: Bank[]; picks: Pick[] } {
+  let total = 0;
+  let n = 0;
+  while (n < banks.length && n < maxBanks && total < units) total += banks[n++].usable;
+  const chosen = banks.slice(0, n);
+  return { chosen, picks: pickUnits(chosen, units) };
 }
 
 function compareWorse(a: number[], b: number[]): number {

@@ -43,7 +43,7 @@ import { GroupCommits } from './group-commits.js';
 import type { Hub } from './hub.js';
 import { OpenCounts } from './open-counts.js';
 import { type CommandVerb, CommandResponder, type ForwardedCall, regionOfCreate, regionOfId } from './owner-commands.js';
-import { SharedStock, storedLots } from './shared-stock.js';
+import { SharedStock, fillShared } from './shared-stock.js';
 import { RegionDispatch, regionState } from './region-dispatch.js';
 
 /** The channel a driver's frames travel on (the edge holding its socket subscribes). */
@@ -139,10 +139,7 @@ export class CoreDispatch {
   /** Loads the sites (pickups may name them) and learned speeds, then takes commands. */
   async start(): Promise<void> {
     const state = await this.options.store.loadState();
-    const { sites, donors } = this.engine;
-    for (const s of state.sites) sites.upsert(s.id, { kind: s.kind, name: s.name, lat: s.lat, lng: s.lng, capacity: s.capacity, occupancy: s.occupancy, open: s.open });
-    for (const [siteId, lots] of state.inventory) if (sites.has(siteId)) sites.setStock(siteId, storedLots(lots));
-    for (const d of state.donors) donors.upsert(d.id, { bloodType: d.bloodType, lat: d.lat, lng: d.lng, available: d.available, lastDonation: d.lastDonation });
+    fillShared(this.engine, state);
     this.engine = { ...this.engine, speeds: restoreSpeeds(state) };
     await this.shared.start();
     await this.responder.start();

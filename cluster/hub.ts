@@ -36,7 +36,7 @@ import type { Commit } from '../store/dispatch-journal.js';
 import { restoreSpeeds } from '../store/recovery.js';
 import type { Store, StoredCourier } from '../store/store.js';
 import { type ForwardedCall, HUB } from './owner-commands.js';
-import { DONORS_CHANGED, SITES_CHANGED, SharedStock, profileChange, storedLots } from './shared-stock.js';
+import { DONORS_CHANGED, SITES_CHANGED, SharedStock, fillShared, profileChange } from './shared-stock.js';
 import type { RegionLeases } from './region-lease.js';
 import type { Bus } from './bus.js';
 import { pack } from 'msgpackr';
@@ -190,9 +190,7 @@ export class Hub {
     try {
       const state = await store.loadState();
       const engine = createEngineIndexes({ speeds: restoreSpeeds(state) });
-      for (const s of state.sites) engine.sites.upsert(s.id, { kind: s.kind, name: s.name, lat: s.lat, lng: s.lng, capacity: s.capacity, occupancy: s.occupancy, open: s.open });
-      for (const [siteId, lots] of state.inventory) if (engine.sites.has(siteId)) engine.sites.setStock(siteId, storedLots(lots));
-      for (const d of state.donors) engine.donors.upsert(d.id, { bloodType: d.bloodType, lat: d.lat, lng: d.lng, available: d.available, lastDonation: d.lastDonation });
+      fillShared(engine, state);
       for (const f of state.geofences) engine.fences.put(f.id, { kind: f.kind, geometry: f.geometry as never });
       const deliverer = new WebhookDeliverer(store, { ...this.options.webhooks, logger: this.options.logger });
       await deliverer.start();

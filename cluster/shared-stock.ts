@@ -15,7 +15,7 @@ import { pack } from 'msgpackr';
 import type { BloodProduct, BloodType } from '../engine/blood-types.js';
 import type { DonorIndex } from '../engine/donor-index.js';
 import type { SiteIndex, SiteProfile } from '../engine/site-index.js';
-import type { LotRow, Store } from '../store/store.js';
+import type { LotRow, Store, StoredState } from '../store/store.js';
 import { type Bus, type BusHandler, decodeMessage } from './bus.js';
 
 export const SITES_CHANGED = 'sites:changed';
@@ -125,6 +125,14 @@ export class SharedStock {
     }
     for (const id of Array.isArray(m.remove) ? m.remove : []) if (typeof id === 'string') copy.donors.remove(id);
   }
+}
+
+/** Fills a copy from what the store holds (a core starting, the hub taken). */
+export function fillShared(copy: SharedCopy, state: Pick<StoredState, 'sites' | 'inventory' | 'donors'>): void {
+  const { sites, donors } = copy;
+  for (const s of state.sites) sites.upsert(s.id, { kind: s.kind, name: s.name, lat: s.lat, lng: s.lng, capacity: s.capacity, occupancy: s.occupancy, open: s.open });
+  for (const [siteId, lots] of state.inventory) if (sites.has(siteId)) sites.setStock(siteId, storedLots(lots));
+  for (const d of state.donors) donors.upsert(d.id, { bloodType: d.bloodType, lat: d.lat, lng: d.lng, available: d.available, lastDonation: d.lastDonation });
 }
 
 /** Stored lots as SiteIndex.setStock takes them. */

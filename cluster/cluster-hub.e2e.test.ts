@@ -173,6 +173,12 @@ describe('the hub through a cluster: sites, stock, donors, lists and couriers on
     expect((await call(edgeB, 'GET', '/v1/couriers/nobody/history', { token: dispatcher })).status).toBe(404);
     driver.close();
 
+    // a courier no core holds, but which a region's commit put on a leg (it pings into another core's regions now):
+    // the store says so, and the delete is refused
+    await store.commitTransition({ seq: 7_000_001, at: Date.now(), assignmentsStarted: [{ requestId: 'r-elsewhere', courierId: 'hb-1', createdAt: Date.now() }] });
+    const carried = await call(edgeA, 'DELETE', '/v1/couriers/hb-1', { token: dispatcher });
+    expect([carried.status, carried.body.error.code]).toEqual([409, 'E_COURIER_BUSY']);
+    await store.commitTransition({ seq: 7_000_002, at: Date.now(), assignmentsEnded: [{ requestId: 'r-elsewhere' }] });
     // hb-1 never pinged: no core holds it, so any core deletes it from PostgreSQL
     expect((await call(edgeB, 'DELETE', '/v1/couriers/hb-1', { token: dispatcher })).status).toBe(204);
     expect((await call(edgeA, 'GET', '/v1/couriers/hb-1', { token: dispatcher })).status).toBe(404);

@@ -4,8 +4,9 @@
  *
  *   shift (every core asked) ─► the holder runs it through the region's dispatch; the others: E_NOT_HELD_HERE
  *   profile, batch (any core) ─► stored ─► `couriers:profile` {ids} ─► the holders read them again (deleted: dropped)
- *   delete (every core asked) ─► the holder refuses while a region here has it on an offer or leg, else deletes;
- *                                 `{ stored: true }` (nobody holds it) ─► any core deletes the stored row
+ *   delete (every core asked) ─► the holder refuses while a region here has it on an offer or leg, or the store
+ *                                 holds it on one (a region of another core); else deletes; `{ stored: true }`
+ *                                 (nobody holds it) ─► any core, with the same store check
  *   read (every core asked) ─► the holder's live view; `{ stored: true }` ─► as PostgreSQL has it
  *   `couriers:status` {core, courierId, status} ─► a copy this core holds follows another core's dispatch
  */
@@ -123,13 +124,17 @@ export class CoreCouriers {
     if (!stored) {
       if (this.options.regionOfCourier(id) === undefined) throw new ApiError(404, NOT_HELD_HERE, `courier '${id}' is not held by this core`);
       const held = [...this.options.regionDispatches()].map((r) => r.courierHold(id)).find((h) => h !== undefined);
-      if (held?.requestId !== undefined) throw new ApiError(409, 'E_COURIER_BUSY', `courier '${id}' carries request '${held.requestId}': deliver, or cancel it, first`);
-      if (held?.offerId !== undefined) throw new ApiError(409, 'E_COURIER_BUSY', `courier '${id}' holds live offer '${held.offerId}': wait for its answer or expiry, or set the courier offline first`);
+      if (held?.requestId !== undefined || held?.offerId !== undefined) throw busy(id, held);
     }
     let deleted: boolean;
     try {
+      // a region on another core may hold it (it carries a leg there and pings into this core's regions now):
+      // what the store holds is what every core committed
+      const held = await this.options.store.courierCommitment(id);
+      if (held !== undefined) throw busy(id, held);
       deleted = await this.options.store.deleteCourier(id);
     } catch (err) {
+      if (err instanceof ApiError) throw err;
       throw storeDown(err);
     }
     if (!deleted) throw new ApiError(404, 'E_NOT_FOUND', `no courier '${id}'`);
@@ -205,4 +210,10 @@ export class CoreCouriers {
     if (!this.options.couriers.has(id) || [...this.options.regionDispatches()].some((r) => r.holdsCourier(id))) return;
     this.options.couriers.setStatus(id, m.status as CourierStatus);
   }
+}
+
+function busy(id: string, held: { requestId?: string; offerId?: string }): ApiError {
+  return held.offerId !== undefined
+    ? new ApiError(409, 'E_COURIER_BUSY', `courier '${id}' holds live offer '${held.offerId}': wait for its answer or expiry, or set the courier offline first`)
+    : new ApiError(409, 'E_COURIER_BUSY', `courier '${id}' carries request '${held.requestId}': deliver, or cancel it, first`);
 }

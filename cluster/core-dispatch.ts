@@ -270,9 +270,10 @@ export class CoreDispatch {
     } catch (err) {
       const short = stockConflict(err);
       if (short !== undefined) {
-        // another core reserved or issued these units first: nothing was stored; read the banks again for the retry
+        // another core reserved or issued these units first: nothing was stored; the banks are read again for the
+        // retry. A create is what asked for them; any other change refused with it (queued behind) is just dropped
         await this.shared.reload(short.sites).catch(this.options.onError);
-        throw new ApiError(409, 'E_STOCK_CONFLICT', `the blood units picked were reserved by another request meanwhile (${short.sites.join(', ')}); nothing was stored, retry`);
+        if (verb === 'create') throw new ApiError(409, 'E_STOCK_CONFLICT', `the blood units picked were reserved by another request meanwhile (${short.sites.join(', ')}); nothing was stored, retry`);
       }
       if (!isStale(err)) throw err;
       // another core holds the region under a larger epoch: this one stops serving it; the edge asks the new owner

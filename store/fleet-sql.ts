@@ -16,13 +16,23 @@ export const DELETE_COURIER = 'DELETE FROM couriers WHERE id = $1::text RETURNIN
 export const DELETE_COURIER_HISTORY = 'DELETE FROM location_history WHERE courier_id = $1::text';
 
 /**
- * $1 id: deletes a site (its lots go by ON DELETE CASCADE) unless one of its lots holds reserved units, which
- * requests still count on. Returns `deleted`, and `reserved` when a held lot kept it.
+ * $1 id: deletes a site (its lots go by ON DELETE CASCADE) unless requests still count on units there: a lot
+ * holding reserved units, or an open reservation (neither released nor issued) whatever the lots say now (an
+ * inventory PUT that renamed a lot drops its counter, not the reservation). Returns `deleted`, and `reserved`
+ * when held units kept it.
  */
 export const DELETE_SITE = `
-WITH held AS (SELECT EXISTS (SELECT 1 FROM inventory_units WHERE site_id = $1::text AND reserved > 0) AS reserved),
+WITH held AS (SELECT EXISTS (SELECT 1 FROM inventory_units WHERE site_id = $1::text AND reserved > 0)
+  OR EXISTS (SELECT 1 FROM reservations WHERE site_id = $1::text AND released_at IS NULL AND issued_at IS NULL) AS reserved),
 gone AS (DELETE FROM sites WHERE id = $1::text AND NOT (SELECT reserved FROM held) RETURNING id)
 SELECT (SELECT count(*) FROM gone)::int AS deleted, (SELECT reserved FROM held) AS reserved`;
+
+/** $1 courier id: an open assignment's request, else a live offer (with its request), that holds the courier. */
+export const COURIER_COMMITMENT = `
+SELECT request_id AS "requestId", NULL AS "offerId" FROM assignments WHERE courier_id = $1::text AND ended_at IS NULL
+UNION ALL
+SELECT request_id, id FROM offers WHERE courier_id = $1::text AND status = 'live'
+LIMIT 1`;
 
 /** $1 id; returns the deleted id (none when unknown). */
 export const DELETE_DONOR = 'DELETE FROM donors WHERE id = $1::text RETURNING id';

@@ -77,6 +77,28 @@ describe.each(implementations)('the fleet methods of the $name store', (impl) =>
     expect(state.inventory.get('ds-held')?.[0]).toMatchObject({ count: 5, reserved: 2 });
   });
 
+  it('keeps a site an open reservation counts on even when an inventory PUT renamed the lot (its counter gone)', async () => {
+    const lot = { product: 'red_cells' as const, bloodType: 'A+' as const, expiresAt: T0 + 86_400_000, count: 3 };
+    await store.upsertSites([{ id: 'ds-renamed', kind: 'blood_bank', name: 'renamed', lat: 1, lng: 1 }]);
+    await store.upsertInventory('ds-renamed', [lot]);
+    await store.commitTransition({ seq: 9_100_003, at: T0, reservationsMade: [{ requestId: 'ds-r2', siteId: 'ds-renamed', ...lot, count: 1 }] });
+    await store.upsertInventory('ds-renamed', [{ ...lot, expiresAt: lot.expiresAt + 1_000 }]);
+    expect((await store.loadStock(['ds-renamed'])).get('ds-renamed')).toMatchObject([{ reserved: 0 }]);
+    expect(await store.deleteSite('ds-renamed')).toEqual({ deleted: false, reserved: true });
+    await store.commitTransition({ seq: 9_100_004, at: T0, reservationsReleased: [{ requestId: 'ds-r2', siteId: 'ds-renamed', ...lot, count: 1 }] });
+    expect(await store.deleteSite('ds-renamed')).toEqual({ deleted: true, reserved: false });
+  });
+
+  it('says what holds a courier: an open assignment, else a live offer', async () => {
+    expect(await store.courierCommitment('cc-free')).toBeUndefined();
+    await store.commitTransition({ seq: 9_100_005, at: T0, offers: [{ id: 'cc-o1', requestId: 'cc-r1', courierId: 'cc-held', status: 'live', createdAt: T0, expiresAt: T0 + 15_000 }] });
+    expect(await store.courierCommitment('cc-held')).toEqual({ requestId: 'cc-r1', offerId: 'cc-o1' });
+    await store.commitTransition({ seq: 9_100_006, at: T0, offerStatus: [{ id: 'cc-o1', status: 'accepted' }], assignmentsStarted: [{ requestId: 'cc-r1', courierId: 'cc-held', offerId: 'cc-o1', createdAt: T0 }] });
+    expect(await store.courierCommitment('cc-held')).toEqual({ requestId: 'cc-r1' });
+    await store.commitTransition({ seq: 9_100_007, at: T0, assignmentsEnded: [{ requestId: 'cc-r1' }] });
+    expect(await store.courierCommitment('cc-held')).toBeUndefined();
+  });
+
   it('deletes a courier with its history; a later position write does not bring it back', async () => {
     await store.upsertCouriers([{ id: 'dc-gone', vehicle: 'car', capabilities: [], capacity: 1 }, { id: 'dc-kept', vehicle: 'van', capabilities: [], capacity: 2 }]);
     const now = Date.now() - 60_000;

@@ -187,8 +187,13 @@ describe('region fences between two writers on PostgreSQL', () => {
     await b.commitTransitions([reserving(52, 'sb-2', 1)], [{ region: 'r-s2', epoch: 1 }]);
     await a.commitTransitions([reserving(50, 'sa-1', 2)], [{ region: 'r-s1', epoch: 1 }]);
     expect((await b.loadStock(['bank-s'])).get('bank-s')).toMatchObject([{ count: 3, reserved: 3 }]);
-    // released units can be taken again in the same commit that hands them back
-    await a.commitTransitions([{ seq: 53, at: T0, reservationsReleased: [{ requestId: 'sa-1', ...lot, count: 2 }] }, reserving(54, 'sa-2', 2)], [{ region: 'r-s1', epoch: 1 }]);
+    // units handed back in the same commit are not counted free (the reserved counter would be capped, then
+    // lowered below the reservations held): refused; handed back first, they are taken
+    await expect(a.commitTransitions([{ seq: 53, at: T0, reservationsReleased: [{ requestId: 'sa-1', ...lot, count: 2 }] }, reserving(54, 'sa-2', 2)], [{ region: 'r-s1', epoch: 1 }])).rejects.toBeInstanceOf(StockConflict);
+    await a.commitTransitions([{ seq: 53, at: T0, reservationsReleased: [{ requestId: 'sa-1', ...lot, count: 2 }] }], [{ region: 'r-s1', epoch: 1 }]);
+    await a.commitTransitions([reserving(54, 'sa-2', 2)], [{ region: 'r-s1', epoch: 1 }]);
+    // the counter is the units open reservations hold
+    expect((await a.loadStock(['bank-s'])).get('bank-s')).toMatchObject([{ count: 3, reserved: 3 }]);
 
     // two cores racing for the last units of a fresh lot: exactly one gets them
     const lot2 = { ...lot, expiresAt: lot.expiresAt + 1_000 };

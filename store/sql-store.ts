@@ -123,6 +123,11 @@ export abstract class SqlStore implements Store {
     await this.db.query(q.DELETE_GEOFENCE, [id]);
   }
 
+  async courierCommitment(id: string): Promise<{ requestId: string; offerId?: string } | undefined> {
+    const [row] = await this.db.query<{ requestId: string; offerId: string | null }>(fq.COURIER_COMMITMENT, [id]);
+    return row === undefined ? undefined : { requestId: row.requestId, ...(row.offerId === null ? {} : { offerId: row.offerId }) };
+  }
+
   async deleteCourier(id: string): Promise<boolean> {
     return this.db.transaction(async (tx) => {
       const gone = await tx.query(fq.DELETE_COURIER, [id]);
@@ -420,8 +425,8 @@ function dropNulls<T extends object>(row: T): T {
 
 /**
  * A cluster commit's blood stock, checked where every core's reservations meet: the lots its transitions touch are
- * locked (one order, so commits never wait on each other in a circle) and each must still have the units its new
- * reservations take, net of what it hands back; else StockConflict and nothing is stored. One process never needs
+ * locked (one order, so commits never wait on each other in a circle) and each must still have free the units its
+ * new reservations take; else StockConflict and nothing is stored. One process never needs
  * this (its memory is the only writer of reservations). Transitions already applied (a retried group) are left out.
  */
 async function checkStock(tx: SqlSession, ts: readonly Transition[]): Promise<void> {
@@ -439,7 +444,9 @@ async function checkStock(tx: SqlSession, ts: readonly Transition[]): Promise<vo
   for (const t of ts) {
     if (applied.has(t.seq)) continue;
     add(t.reservationsMade, 1);
-    add(t.reservationsReleased, -1);
+    // units handed back in the same commit do not count as free: the commit applies reservations before releases,
+    // and the reserved counter would be capped, then lowered (drifting below the reservations held)
+    add(t.reservationsReleased, 0);
     add(t.reservationsIssued, 0); // locked too: its lot changes in this commit
   }
   if (net.size === 0) return;

@@ -272,6 +272,8 @@ export interface Store extends WebhookStore {
   deleteGeofence(id: string): Promise<void>;
   /** Deletes a courier and its stored history; false when there was no row. Later position writes skip it (no row). */
   deleteCourier(id: string): Promise<boolean>;
+  /** What holds a courier in the store: its open assignment's request, else a live offer; undefined when free. */
+  courierCommitment(id: string): Promise<{ requestId: string; offerId?: string } | undefined>;
   /** Deletes a site and its lots unless a lot holds reserved units; `reserved` says that kept it. */
   deleteSite(id: string): Promise<{ deleted: boolean; reserved: boolean }>;
   /** Deletes a donor; false when there was no row. */

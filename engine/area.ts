@@ -52,6 +52,73 @@ function checkRing(ring: unknown): void {
   const a = ring[0] as number[];
   const b = ring[ring.length - 1] as number[];
   if (a[0] !== b[0] || a[1] !== b[1]) throw new EngineError('E_BAD_GEOMETRY', 'a linear ring must end where it starts');
+  const crossing = selfCrossing(ring as number[][]);
+  if (crossing !== undefined) throw new EngineError('E_BAD_GEOMETRY', `a linear ring must not cross itself (edges ${crossing[0]} and ${crossing[1]} meet)`);
+}
+
+/**
+ * Two non-adjacent edges of a ring that touch or cross, or undefined when the ring is simple (a "bowtie" is not a
+ * fence: inside and outside are not defined). Edges are bucketed on a grid of about one cell per edge over the
+ * ring's box, and only edges sharing a cell are compared: near-linear for the rings maps draw.
+ */
+export function selfCrossing(ring: readonly (readonly number[])[]): [number, number] | undefined {
+  const n = ring.length - 1; // edge i runs from ring[i] to ring[i + 1]
+  let minX = Infinity;
+  let minY = Infinity;
+  let maxX = -Infinity;
+  let maxY = -Infinity;
+  for (const [x, y] of ring) {
+    minX = Math.min(minX, x);
+    maxX = Math.max(maxX, x);
+    minY = Math.min(minY, y);
+    maxY = Math.max(maxY, y);
+  }
+  const side = Math.max(1, Math.ceil(Math.sqrt(n)));
+  const cw = (maxX - minX) / side || 1;
+  const ch = (maxY - minY) / side || 1;
+  const cellOf = (v: number, min: number, size: number): number => Math.min(side - 1, Math.floor((v - min) / size));
+  const cells = new Map<number, number[]>();
+  for (let i = 0; i < n; i++) {
+    const [x1, y1] = ring[i];
+    const [x2, y2] = ring[i + 1];
+    for (let cx = cellOf(Math.min(x1, x2), minX, cw); cx <= cellOf(Math.max(x1, x2), minX, cw); cx++) {
+      for (let cy = cellOf(Math.min(y1, y2), minY, ch); cy <= cellOf(Math.max(y1, y2), minY, ch); cy++) {
+        const key = cx * side + cy;
+        const list = cells.get(key);
+        if (list === undefined) cells.set(key, [i]);
+        else list.push(i);
+      }
+    }
+  }
+  for (const list of cells.values()) {
+    for (let p = 0; p < list.length; p++) {
+      for (let q = p + 1; q < list.length; q++) {
+        const i = Math.min(list[p], list[q]);
+        const j = Math.max(list[p], list[q]);
+        if (j === i + 1 || (i === 0 && j === n - 1)) continue; // neighbours share a corner
+        if (edgesMeet(ring[i], ring[i + 1], ring[j], ring[j + 1])) return [i, j];
+      }
+    }
+  }
+  return undefined;
+}
+
+function edgesMeet(a: readonly number[], b: readonly number[], c: readonly number[], d: readonly number[]): boolean {
+  const o1 = turn(a, b, c);
+  const o2 = turn(a, b, d);
+  const o3 = turn(c, d, a);
+  const o4 = turn(c, d, b);
+  if (o1 !== o2 && o3 !== o4) return true;
+  return (o1 === 0 && within(a, c, b)) || (o2 === 0 && within(a, d, b)) || (o3 === 0 && within(c, a, d)) || (o4 === 0 && within(c, b, d));
+}
+
+function turn(a: readonly number[], b: readonly number[], c: readonly number[]): number {
+  return Math.sign((b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0]));
+}
+
+// q on the segment p–r, given the three are collinear
+function within(p: readonly number[], q: readonly number[], r: readonly number[]): boolean {
+  return q[0] <= Math.max(p[0], r[0]) && q[0] >= Math.min(p[0], r[0]) && q[1] <= Math.max(p[1], r[1]) && q[1] >= Math.min(p[1], r[1]);
 }
 
 function inRange(v: unknown, limit: number): boolean {

@@ -1,6 +1,7 @@
-import { bbox as turfBBox, booleanPointInPolygon } from '@turf/turf';
+import { bbox as turfBBox, booleanPointInPolygon, kinks } from '@turf/turf';
 import type { MultiPolygon, Polygon, Position } from 'geojson';
 import { describe, expect, it } from 'vitest';
+import { selfCrossing } from './area.js';
 import { EngineError } from './errors.js';
 import { GeofenceIndex } from './geofence-index.js';
 import type { BBox } from './geodesy.js';
@@ -75,6 +76,49 @@ function expectBadGeometry(fn: () => void): void {
     return;
   }
   throw new Error('expected E_BAD_GEOMETRY');
+}
+
+describe('selfCrossing', () => {
+  it('finds a ring crossing or touching itself exactly when a brute force over every pair of edges does (turf kinks agrees on crossings)', () => {
+    const rnd = seededRandom(11);
+    let crossed = 0;
+    for (let t = 0; t < 400; t++) {
+      // a star around a centre (simple) or the same points shuffled (usually not)
+      const n = 4 + Math.floor(rnd() * 40);
+      const pts: Position[] = Array.from({ length: n }, (_, i) => {
+        const a = (2 * Math.PI * i) / n;
+        const r = 0.5 + rnd();
+        return [Math.round((10 + r * Math.cos(a)) * 1e4) / 1e4, Math.round((20 + r * Math.sin(a)) * 1e4) / 1e4];
+      });
+      if (t % 2 === 1) for (let i = n - 1; i > 0; i--) {
+        const j = Math.floor(rnd() * (i + 1));
+        [pts[i], pts[j]] = [pts[j], pts[i]];
+      }
+      const ring = [...pts, pts[0]];
+      const found = selfCrossing(ring);
+      const brute = bruteCrossing(ring);
+      expect(found !== undefined, `ring ${t}`).toBe(brute);
+      if (found !== undefined) crossed++;
+      if (!brute) expect(kinks({ type: 'Polygon', coordinates: [ring] }).features, `ring ${t}`).toEqual([]);
+    }
+    expect(crossed).toBeGreaterThan(100);
+    expect(crossed).toBeLessThan(400);
+  });
+});
+
+function bruteCrossing(ring: Position[]): boolean {
+  const n = ring.length - 1;
+  const turn = (a: Position, b: Position, c: Position): number => Math.sign((b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0]));
+  const on = (p: Position, q: Position, r: Position): boolean => q[0] <= Math.max(p[0], r[0]) && q[0] >= Math.min(p[0], r[0]) && q[1] <= Math.max(p[1], r[1]) && q[1] >= Math.min(p[1], r[1]);
+  for (let i = 0; i < n; i++) {
+    for (let j = i + 2; j < n; j++) {
+      if (i === 0 && j === n - 1) continue;
+      const [a, b, c, d] = [ring[i], ring[i + 1], ring[j], ring[j + 1]];
+      const o = [turn(a, b, c), turn(a, b, d), turn(c, d, a), turn(c, d, b)];
+      if ((o[0] !== o[1] && o[2] !== o[3]) || (o[0] === 0 && on(a, c, b)) || (o[1] === 0 && on(a, d, b)) || (o[2] === 0 && on(c, a, d)) || (o[3] === 0 && on(c, b, d))) return true;
+    }
+  }
+  return false;
 }
 
 describe('GeofenceIndex', () => {
@@ -166,6 +210,8 @@ describe('GeofenceIndex', () => {
       { type: 'Polygon', coordinates: [rect(-170, 0, 340, 1)] }, // unsplit antimeridian crossing
       { type: 'MultiPolygon', coordinates: [[rect(0, 0, 1, 1)], [rect(-100, 0, 200, 1)]] }, // one part too wide
       { type: 'Polygon', coordinates: [] },
+      { type: 'Polygon', coordinates: [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]] }, // a bowtie crosses itself
+      { type: 'Polygon', coordinates: [[[0, 0], [2, 0], [2, 2], [1, 0], [0, 2], [0, 0]]] }, // touches itself at (1, 0)
       null,
     ];
     for (const geometry of bad) {

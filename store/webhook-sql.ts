@@ -94,9 +94,10 @@ SELECT count(*)::int AS n FROM d`;
 /**
  * Taken (to the end of its transaction) before a transaction inserts events: outbox_seq is an identity, handed out
  * at insert, so two writers committing at once (a cluster's cores, its hub) could commit a smaller outbox_seq after
- * a webhook's cursor passed a larger one, and that event would never be delivered. Holding this lock from the
- * insert to the commit makes allocation order commit order. Taken after a commit's fence check and before any
- * row it writes, so a transaction waiting for it holds no row another needs (no deadlock).
+ * a webhook's cursor passed a larger one, and that event would never be delivered. Holding this lock from before
+ * the insert to the commit makes allocation order commit order. A cluster commit takes it after its fence and
+ * stock checks (which lock only fence rows and lots, in one order) and before the rows it writes, so a transaction
+ * waiting for it holds nothing the holder needs (no deadlock).
  */
 export const OUTBOX_LOCK = 'SELECT pg_advisory_xact_lock(7260950011)';
 

@@ -430,7 +430,9 @@ function dropNulls<T extends object>(row: T): T {
  * this (its memory is the only writer of reservations). Transitions already applied (a retried group) are left out.
  */
 async function checkStock(tx: SqlSession, ts: readonly Transition[]): Promise<void> {
-  if (!ts.some((t) => (t.reservationsMade?.length ?? 0) > 0)) return;
+  // every commit touching lots locks them here, before the outbox lock: one waiting for that lock then holds no lot
+  // the lock's holder is about to write (a cancel's release, say), so the two never wait on each other
+  if (!ts.some((t) => (t.reservationsMade?.length ?? 0) + (t.reservationsReleased?.length ?? 0) + (t.reservationsIssued?.length ?? 0) > 0)) return;
   const applied = new Set((await tx.query<{ seq: number }>('SELECT seq::float8 AS seq FROM applied_transitions WHERE seq = ANY($1::bigint[])', [ts.map((t) => t.seq)])).map((r) => r.seq));
   const net = new Map<string, { lot: Omit<ReservationRow, 'requestId' | 'count'>; n: number }>();
   const add = (rows: readonly ReservationRow[] | undefined, sign: number): void => {

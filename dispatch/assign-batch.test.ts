@@ -10,8 +10,9 @@ import { routeCost, scoreRoute } from './route-scoring.js';
 
 const NOW = Date.UTC(2026, 10, 2, 12);
 const MIN = 60_000;
-const BATCHED: DispatchPolicy = { ...DEFAULT_POLICY, mode: 'batched' };
-const GREEDY: DispatchPolicy = { ...DEFAULT_POLICY, mode: 'greedy' };
+// cold-chain couriers priced on other work, so the oracles check the price too (none is priced by default)
+const BATCHED: DispatchPolicy = { ...DEFAULT_POLICY, mode: 'batched', scarceCapabilities: { cold_chain: 180 } };
+const GREEDY: DispatchPolicy = { ...DEFAULT_POLICY, mode: 'greedy', scarceCapabilities: { cold_chain: 180 } };
 
 function randomSnapshot(rng: Prng, n: number, spread = 0.03): CourierSnapshot {
   const index = new CourierIndex();
@@ -50,7 +51,7 @@ function costMatrix(snap: CourierSnapshot, requests: DispatchRequest[], policy: 
         snap.status(i) === 'available' &&
         !(req.exclude ?? []).includes(snap.id(i)) &&
         distanceMeters(snap.lat(i), snap.lng(i), req.pickup.lat, req.pickup.lng) <= policy.radius;
-      row.push(eligible ? routeCost(scoreRoute(snap, i, req, policy, NOW), req, policy) : Infinity);
+      row.push(eligible ? routeCost(scoreRoute(snap, i, req, policy, NOW), req, policy) + keptForColdChain(snap, i, req, policy) : Infinity);
     }
     return row;
   });
@@ -73,7 +74,7 @@ function bruteForceOptimum(cost: number[][], penalty: number[]): number {
   return walk(0);
 }
 
-function expectSound(plan: DispatchPlan, snap: CourierSnapshot, requests: DispatchRequest[]): void {
+function expectSound(plan: DispatchPlan, snap: CourierSnapshot, requests: DispatchRequest[], policy: DispatchPolicy = BATCHED): void {
   const couriers = plan.assignments.map((a) => a.courierId);
   expect(new Set(couriers).size).toBe(couriers.length);
   expect(plan.assignments.length + plan.unassigned.length).toBe(requests.length);
@@ -84,10 +85,10 @@ function expectSound(plan: DispatchPlan, snap: CourierSnapshot, requests: Dispat
     for (const cap of req.capabilities ?? []) expect(snap.capabilities(i)).toContain(cap);
     expect(snap.capacity(i)).toBeGreaterThanOrEqual(req.load ?? 1);
     expect(req.exclude ?? []).not.toContain(a.courierId);
-    const score = scoreRoute(snap, i, req, DEFAULT_POLICY, NOW);
+    const score = scoreRoute(snap, i, req, policy, NOW);
     expect(score.feasible).toBe(true);
     expect(a.pickupEta).toBeCloseTo(score.pickupEta, 6);
-    expect(a.cost).toBeCloseTo(routeCost(score, req, DEFAULT_POLICY), 6);
+    expect(a.cost).toBeCloseTo(routeCost(score, req, policy) + keptForColdChain(snap, i, req, policy), 6);
   }
 }
 
@@ -112,7 +113,7 @@ describe('planBatch', () => {
         const sum = plan.assignments.reduce((s, a) => s + a.cost, 0) + plan.unassigned.reduce((s, u) => s + policy.weights.unassigned[requests.find((r) => r.id === u.requestId)?.urgency ?? 'routine'], 0);
         expect(plan.totalCost).toBeCloseTo(sum, 6);
         expect(plan.totalPickupEta).toBeCloseTo(plan.assignments.reduce((s, a) => s + a.pickupEta, 0), 6);
-        expectSound(plan, snap, requests);
+        expectSound(plan, snap, requests, policy);
       }
     }
     expect(contested).toBeGreaterThan(5); // the instances do separate greedy from optimal
@@ -234,3 +235,10 @@ describe('a snapshot of the couriers near the batch (what the dispatch loop take
     }
   });
 });
+
+/** PRODUCT §2: a cold-chain courier on routine or urgent work that does not need it costs that work its price (× its urgency weight). */
+function keptForColdChain(snap: CourierSnapshot, i: number, req: DispatchRequest, policy: DispatchPolicy): number {
+  const price = policy.scarceCapabilities?.cold_chain ?? 0;
+  if (req.urgency === 'emergency' || !snap.capabilities(i).includes('cold_chain') || (req.capabilities ?? []).includes('cold_chain')) return 0;
+  return (req.urgency === 'urgent' ? 4 : 1) * price;
+}

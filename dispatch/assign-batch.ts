@@ -67,7 +67,7 @@ export function planGreedyNearest(snapshot: CourierSnapshot, requests: readonly 
           continue;
         }
         scoreTrip(hits[h].distance, leg, courierSpeed(snapshot, i, policy), legSpeed(request, policy.vehicleSpeed[snapshot.vehicle(i)]), request, policy, now, score);
-        const cost = routeCost(score, request, policy);
+        const cost = routeCost(score, request, policy, snapshot.attrWord(i) >>> 8);
         if (cost > outcome.penalty[r]) continue;
         used[i] = 1;
         outcome.assign(r, i, cost, score);
@@ -107,7 +107,7 @@ export function planExactReference(snapshot: CourierSnapshot, requests: readonly
     const row: { i: number; cost: number; distance: number; pickupEta: number; dropoffEta: number; lateness: number }[] = [];
     for (const hit of hits) {
       scoreTrip(hit.distance, leg, courierSpeed(snapshot, hit.index, policy), legSpeed(request, policy.vehicleSpeed[snapshot.vehicle(hit.index)]), request, policy, now, score);
-      const cost = routeCost(score, request, policy);
+      const cost = routeCost(score, request, policy, snapshot.attrWord(hit.index) >>> 8);
       if (cost <= outcome.penalty[r]) row.push({ i: hit.index, cost, distance: hit.distance, pickupEta: score.pickupEta, dropoffEta: score.dropoffEta, lateness: score.lateness });
     }
     row.sort((a, b) => a.cost - b.cost || a.distance - b.distance || a.i - b.i);

@@ -58,7 +58,7 @@ function eligibleByBruteForce(snap: CourierSnapshot, req: DispatchRequest, polic
     if ((req.exclude ?? []).includes(snap.id(i))) continue;
     const distance = distanceMeters(snap.lat(i), snap.lng(i), req.pickup.lat, req.pickup.lng);
     if (distance > policy.radius) continue;
-    out.push({ index: i, distance, cost: routeCost(scoreRoute(snap, i, req, policy, NOW), req, policy) });
+    out.push({ index: i, distance, cost: routeCost(scoreRoute(snap, i, req, policy, NOW), req, policy) + keptForColdChain(snap, i, req, policy) });
   }
   return out;
 }
@@ -124,3 +124,10 @@ describe('candidatesFor', () => {
     expect(candidatesFor(snap, far, DEFAULT_POLICY, NOW)).toEqual([]);
   });
 });
+
+/** PRODUCT §2: a cold-chain courier on routine or urgent work that does not need it costs that work its price (× its urgency weight). */
+function keptForColdChain(snap: CourierSnapshot, i: number, req: DispatchRequest, policy: DispatchPolicy): number {
+  const price = policy.scarceCapabilities?.cold_chain ?? 0;
+  if (req.urgency === 'emergency' || !snap.capabilities(i).includes('cold_chain') || (req.capabilities ?? []).includes('cold_chain')) return 0;
+  return (req.urgency === 'urgent' ? 4 : 1) * price;
+}

@@ -108,7 +108,7 @@ export class CandidateSearch {
       }
       scoreTrip(hits[h].distance, leg, courierSpeed(snapshot, i, policy), legSpeed(request, policy.vehicleSpeed[snapshot.vehicle(i)]), request, policy, now, score);
       if (!score.feasible) continue;
-      this.offer(i, hits[h].distance, routeCost(score, request, policy), score, keep);
+      this.offer(i, hits[h].distance, routeCost(score, request, policy, snapshot.attrWord(i) >>> 8), score, keep);
     }
     return this.count;
   }

@@ -59,7 +59,20 @@ export interface DispatchPolicy {
    * min, urgent 10, emergency 3); default dispatch/blood-allocation.ts DEFAULT_TYPE_SLACK_SECONDS.
    */
   bloodTypeSlack?: Readonly<Record<Urgency, number>>;
+  /**
+   * What a courier's scarce capability costs work that does not need it: the expected wait (seconds) it causes to
+   * the work that does (PRODUCT §2: cold-chain couriers kept for blood). Added to a routine or urgent request's
+   * cost for a courier carrying it; emergencies pay nothing. Default DEFAULT_SCARCE_CAPABILITIES (none).
+   */
+  scarceCapabilities?: Readonly<Partial<Record<Capability, number>>>;
 }
+
+/**
+ * None priced by default: a fixed price (60 or 180 s for cold_chain) did not shorten emergencies' wait for a
+ * cold-chain courier over the simulated day and cost assignments (bench/RESULTS.md, "Dispatch"); the price a
+ * courier should carry depends on the cold-chain work nearby, which this fixed table cannot see.
+ */
+export const DEFAULT_SCARCE_CAPABILITIES: Readonly<Partial<Record<Capability, number>>> = Object.freeze({});
 
 /** One courier chosen for one request. */
 export interface PlannedAssignment {

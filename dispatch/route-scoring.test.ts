@@ -1,7 +1,7 @@
 import { cellToParent, latLngToCell } from 'h3-js';
 import { describe, expect, it } from 'vitest';
 import { CellSpeeds } from '../engine/cell-speeds.js';
-import type { Capability, Vehicle } from '../engine/courier-attributes.js';
+import { type Capability, type Vehicle, capabilityMask } from '../engine/courier-attributes.js';
 import { CourierIndex } from '../engine/courier-index.js';
 import { CourierSnapshot, writeCourierSnapshot } from '../engine/courier-snapshot.js';
 import { EARTH_RADIUS_M } from '../engine/geodesy.js';
@@ -124,5 +124,19 @@ describe('route scoring', () => {
     const routine = routeCost(score, request(), DEFAULT_POLICY);
     expect(routeCost(score, request({ urgency: 'urgent' }), DEFAULT_POLICY)).toBeCloseTo(4 * routine, 9);
     expect(routeCost(score, request({ urgency: 'emergency' }), DEFAULT_POLICY)).toBeCloseTo(100 * routine, 9);
+  });
+
+  it('prices a scarce capability on work that does not need it, when the policy names one; never an emergency or work that needs it', () => {
+    const score = scoreRoute(snap, i, request(), DEFAULT_POLICY, NOW);
+    const plain = routeCost(score, request(), DEFAULT_POLICY);
+    const cold = capabilityMask(['cold_chain']);
+    expect(routeCost(score, request(), DEFAULT_POLICY, cold)).toBeCloseTo(plain, 9); // none priced by default
+    const priced = { ...DEFAULT_POLICY, scarceCapabilities: { cold_chain: 180 } };
+    expect(routeCost(score, request(), priced, cold)).toBeCloseTo(plain + 180, 9);
+    expect(routeCost(score, request({ urgency: 'urgent' }), priced, cold)).toBeCloseTo(4 * (plain + 180), 9);
+    expect(routeCost(score, request({ urgency: 'emergency' }), priced, cold)).toBeCloseTo(100 * plain, 9);
+    expect(routeCost(score, request({ capabilities: ['cold_chain'] }), priced, cold)).toBeCloseTo(plain, 9);
+    expect(routeCost(score, request(), priced, capabilityMask(['insulated', 'bulky']))).toBeCloseTo(plain, 9);
+    expect(routeCost(score, request(), { ...DEFAULT_POLICY, scarceCapabilities: { cold_chain: 0, medical: 60 } }, capabilityMask(['cold_chain', 'medical']))).toBeCloseTo(plain + 60, 9);
   });
 });

@@ -22,7 +22,7 @@
 import type { CourierSnapshot } from '../engine/courier-snapshot.js';
 import { capabilityMask } from '../engine/courier-attributes.js';
 import { distanceMeters } from '../engine/geodesy.js';
-import type { DispatchPolicy, DispatchRequest, Urgency } from './dispatch-request.js';
+import { DEFAULT_SCARCE_CAPABILITIES, type DispatchPolicy, type DispatchRequest, type Urgency } from './dispatch-request.js';
 import { driveSpeed, travelSeconds } from './travel-time.js';
 
 /** Why one courier cannot serve one request. */
@@ -71,10 +71,26 @@ export function scoreRoute(snapshot: CourierSnapshot, courierIndex: number, requ
   return scoreTrip(pickupMeters, legMeters(request), courierSpeed(snapshot, courierIndex, policy), legSpeed(request, vehicleSpeed), request, policy, now, out);
 }
 
-/** Matching cost of a scored route: urgency × (pickupEta + weights.lateness × lateness + DRIVE_WEIGHT × travel); Infinity when infeasible. */
-export function routeCost(score: RouteScore, request: DispatchRequest, policy: DispatchPolicy): number {
+/**
+ * Matching cost of a scored route: urgency × (pickupEta + weights.lateness × lateness + DRIVE_WEIGHT × travel +
+ * the price of the courier's scarce capabilities the request does not need); Infinity when infeasible.
+ * `courierCaps`: the courier's capability bits (snapshot attrWord >>> 8; 0 when unknown).
+ */
+export function routeCost(score: RouteScore, request: DispatchRequest, policy: DispatchPolicy, courierCaps = 0): number {
   if (!score.feasible) return Infinity;
-  return URGENCY_WEIGHT[request.urgency] * (score.pickupEta + policy.weights.lateness * score.lateness + DRIVE_WEIGHT * score.travel);
+  return URGENCY_WEIGHT[request.urgency] * (score.pickupEta + policy.weights.lateness * score.lateness + DRIVE_WEIGHT * score.travel + scarcityCost(courierCaps, request, policy));
+}
+
+/** Seconds a routine or urgent request pays for taking a courier whose scarce capabilities it does not need. */
+export function scarcityCost(courierCaps: number, request: DispatchRequest, policy: DispatchPolicy): number {
+  if (courierCaps === 0 || request.urgency === 'emergency') return 0;
+  const spare = courierCaps & ~(request.capabilities === undefined ? 0 : capabilityMask(request.capabilities));
+  if (spare === 0) return 0;
+  let cost = 0;
+  for (const [capability, seconds] of Object.entries(policy.scarceCapabilities ?? DEFAULT_SCARCE_CAPABILITIES)) {
+    if ((spare & capabilityMask([capability])) !== 0) cost += seconds ?? 0;
+  }
+  return cost;
 }
 
 /**

@@ -90,6 +90,12 @@ export function registerEntityRoutes(add: AddRoute, deps: EntityDeps): void {
       const id = entityId(params[0]);
       if (!sites.has(id)) throw new ApiError(404, 'E_UNKNOWN_SITE', `site '${id}' is not registered: PUT /v1/sites/${id} first`);
       const lots = (body as { units: InventoryLot[] }).units;
+      // units reserved for open requests stay on their lot until issued or released (else they would be given twice);
+      // the store checks the same against the reservations it holds
+      const short = sites.lots(id).filter((l) => l.reserved > 0 && lots.filter((n) => n.product === l.product && n.bloodType === l.bloodType && n.expiresAt === l.expiresAt).reduce((k, n) => k + n.count, 0) < l.reserved);
+      if (short.length > 0) {
+        throw new ApiError(409, 'E_SITE_RESERVED', `site '${id}' holds reserved units in ${short.map((l) => `${l.product} ${l.bloodType} expiring ${new Date(l.expiresAt).toISOString()} (${l.reserved})`).join(', ')}: keep each such lot with at least its reserved units until they are issued or released`);
+      }
       const scratch = new SiteIndex();
       scratch.upsert(id, sites.get(id)!);
       scratch.setInventory(id, lots);

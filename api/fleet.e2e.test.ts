@@ -91,12 +91,18 @@ describe.each(TEST_STORES)('the fleet API on %s', (store) => {
     expect(ok(await req('GET', '/v1/couriers/hd-1'), 200, 'still there').offerId).toBe(offered);
 
     ok(await req('PUT', '/v1/sites/hd-bank', { kind: 'blood_bank', name: 'Held', lat: LISBON.lat - 0.3, lng: LISBON.lng }), 200, 'bank');
-    ok(await req('PUT', '/v1/sites/hd-bank/inventory', { units: [{ product: 'platelets', bloodType: 'AB+', count: 3, expiresAt: Date.now() + 3 * 86_400_000 }] }), 200, 'stock');
+    const expiresAt = Date.now() + 3 * 86_400_000;
+    ok(await req('PUT', '/v1/sites/hd-bank/inventory', { units: [{ product: 'platelets', bloodType: 'AB+', count: 3, expiresAt }] }), 200, 'stock');
     ok(await req('PUT', '/v1/sites/hd-hosp', { kind: 'hospital', name: 'Hosp', lat: LISBON.lat - 0.31, lng: LISBON.lng }), 200, 'hospital');
     ok(await req('POST', '/v1/requests', { kind: 'blood', hospitalSiteId: 'hd-hosp', product: 'platelets', bloodType: 'AB+', units: 2, urgency: 'urgent' }, ward), 201, 'blood');
     expect(ok(await req('GET', '/v1/sites/hd-bank'), 200, 'bank').lots[0].reserved).toBe(2);
     expect(ok(await req('DELETE', '/v1/sites/hd-bank'), 409, 'delete a bank holding units').error.code).toBe('E_SITE_RESERVED');
     expect(ok(await req('GET', '/v1/sites/hd-bank'), 200, 'bank still there').lots[0].available).toBe(1);
+    // the reserved units stay on their lot: renaming it (another expiry), emptying or shrinking it below them is refused
+    for (const units of [[{ product: 'platelets', bloodType: 'AB+', count: 3, expiresAt: expiresAt + 60_000 }], [], [{ product: 'platelets', bloodType: 'AB+', count: 1, expiresAt }]]) {
+      expect(ok(await req('PUT', '/v1/sites/hd-bank/inventory', { units }), 409, 'a PUT dropping reserved units').error.code).toBe('E_SITE_RESERVED');
+    }
+    expect(ok(await req('PUT', '/v1/sites/hd-bank/inventory', { units: [{ product: 'platelets', bloodType: 'AB+', count: 2, expiresAt }] }), 200, 'kept').lots[0]).toMatchObject({ reserved: 2, available: 0 });
   });
 
   it('lists couriers page by page while others are added and deleted: each one present throughout is seen exactly once', async () => {

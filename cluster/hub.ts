@@ -34,6 +34,7 @@ import type { DispatchPolicy } from '../dispatch/dispatch-request.js';
 import { type EngineIndexes, createEngineIndexes } from '../engine/engine-indexes.js';
 import type { Commit } from '../store/dispatch-journal.js';
 import { restoreSpeeds } from '../store/recovery.js';
+import { HeldUnits } from '../store/store-errors.js';
 import type { Store, StoredCourier } from '../store/store.js';
 import { type ForwardedCall, HUB } from './owner-commands.js';
 import { DONORS_CHANGED, SITES_CHANGED, SharedStock, fillShared, profileChange } from './shared-stock.js';
@@ -294,6 +295,8 @@ class StoreFirstWriter implements EntityWriter {
       try {
         await run(this.store);
       } catch (err) {
+        // the store's own refusal of what it must not take (the hub's copy trailed the cores by a moment)
+        if (err instanceof HeldUnits) throw new ApiError(409, err.code, err.message);
         throw storeDown(err);
       }
       apply();

@@ -3,6 +3,7 @@
  * is set, in a throwaway schema): deletes, the newest-first keyset page of requests against a brute-force sort,
  * and a courier's history window.
  */
+import { HeldUnits, storeFailureKind } from './store-errors.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PGliteStore } from './pglite-store.js';
 import { type RequestRow, type Store, openStore } from './store.js';
@@ -77,15 +78,23 @@ describe.each(implementations)('the fleet methods of the $name store', (impl) =>
     expect(state.inventory.get('ds-held')?.[0]).toMatchObject({ count: 5, reserved: 2 });
   });
 
-  it('keeps a site an open reservation counts on even when an inventory PUT renamed the lot (its counter gone)', async () => {
+  it('keeps the units open reservations hold on their lot: an inventory write dropping or shrinking it below them is refused', async () => {
     const lot = { product: 'red_cells' as const, bloodType: 'A+' as const, expiresAt: T0 + 86_400_000, count: 3 };
     await store.upsertSites([{ id: 'ds-renamed', kind: 'blood_bank', name: 'renamed', lat: 1, lng: 1 }]);
     await store.upsertInventory('ds-renamed', [lot]);
-    await store.commitTransition({ seq: 9_100_003, at: T0, reservationsMade: [{ requestId: 'ds-r2', siteId: 'ds-renamed', ...lot, count: 1 }] });
-    await store.upsertInventory('ds-renamed', [{ ...lot, expiresAt: lot.expiresAt + 1_000 }]);
-    expect((await store.loadStock(['ds-renamed'])).get('ds-renamed')).toMatchObject([{ reserved: 0 }]);
+    await store.commitTransition({ seq: 9_100_003, at: T0, reservationsMade: [{ requestId: 'ds-r2', siteId: 'ds-renamed', ...lot, count: 2 }] });
+    // renamed (another expiry), emptied or shrunk below the 2 held: refused, nothing changed
+    for (const lots of [[{ ...lot, expiresAt: lot.expiresAt + 1_000 }], [], [{ ...lot, count: 1 }]]) {
+      const refused = store.upsertInventory('ds-renamed', lots);
+      await expect(refused).rejects.toBeInstanceOf(HeldUnits);
+      expect(storeFailureKind(await refused.catch((e: unknown) => e))).toBe('invalid');
+    }
+    expect((await store.loadStock(['ds-renamed'])).get('ds-renamed')).toMatchObject([{ count: 3, reserved: 2, expiresAt: lot.expiresAt }]);
+    // kept with at least the held units, and other lots changed freely: taken
+    await store.upsertInventory('ds-renamed', [{ ...lot, count: 2 }, { ...lot, bloodType: 'O-', count: 4 }]);
     expect(await store.deleteSite('ds-renamed')).toEqual({ deleted: false, reserved: true });
-    await store.commitTransition({ seq: 9_100_004, at: T0, reservationsReleased: [{ requestId: 'ds-r2', siteId: 'ds-renamed', ...lot, count: 1 }] });
+    await store.commitTransition({ seq: 9_100_004, at: T0, reservationsReleased: [{ requestId: 'ds-r2', siteId: 'ds-renamed', ...lot, count: 2 }] });
+    await store.upsertInventory('ds-renamed', []);
     expect(await store.deleteSite('ds-renamed')).toEqual({ deleted: true, reserved: false });
   });
 

@@ -8,7 +8,7 @@ import * as fq from './fleet-sql.js';
 import * as q from './sql.js';
 import type { SqlDriver, SqlSession } from './sql.js';
 import { checkFences, claimRegion, countOpenRequests, nextSeqBlock, regionEpochs, type RegionFence } from './region-fences.js';
-import { StockConflict, StoreClosed } from './store-errors.js';
+import { HeldUnits, StockConflict, StoreClosed } from './store-errors.js';
 import { isPartlyApplied, transitionRuns } from './transition-runs.js';
 import { APPEND_EVENTS, OUTBOX_LOCK, WebhookSql } from './webhook-sql.js';
 import type { DeliveryRecord, DeliveryRow, EventFilter, LooseEvent, OutboxEvent, WebhookRow } from './webhook-store.js';
@@ -89,12 +89,16 @@ export abstract class SqlStore implements Store {
   }
 
   async upsertInventory(siteId: string, lots: LotRow[], events: LooseEvent[] = []): Promise<void> {
-    if (events.length === 0) {
-      await this.db.query(q.REPLACE_INVENTORY, [siteId, q.jsonRows(lots)]);
-      return;
-    }
     await this.db.transaction(async (tx) => {
+      // units open reservations hold must stay on the shelf they were reserved from (else they are given twice)
+      await tx.query(q.LOCK_SITE_LOTS, [siteId]);
+      const held = await tx.query<{ product: string; bloodType: string; expiresAt: number; held: number }>(q.HELD_BY_LOT, [siteId]);
+      const after = new Map<string, number>();
+      for (const l of lots) after.set(lotKey({ ...l, siteId }), (after.get(lotKey({ ...l, siteId })) ?? 0) + l.count);
+      const short = held.filter((h) => (after.get(lotKey({ ...h, siteId })) ?? 0) < h.held);
+      if (short.length > 0) throw new HeldUnits(siteId, short.map((h) => `${h.product} ${h.bloodType} expiring ${new Date(h.expiresAt).toISOString()} (${h.held} reserved)`));
       await tx.query(q.REPLACE_INVENTORY, [siteId, q.jsonRows(lots)]);
+      if (events.length === 0) return;
       await tx.query(OUTBOX_LOCK);
       await tx.query(APPEND_EVENTS, [JSON.stringify(events)]);
     });

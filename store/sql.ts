@@ -46,6 +46,15 @@ FROM jsonb_to_recordset($1::text::jsonb) AS x(id text, occupancy float8)
 WHERE s.id = x.id AND x.occupancy IS NOT NULL`;
 
 /** $1 site id, $2 lots: unlisted lots go; listed ones keep reserved units up to the new count. */
+/** $1 site id: its lots, locked (run first: a commit reserving there then waits, and the next statement sees what committed before). */
+export const LOCK_SITE_LOTS = 'SELECT 1 FROM inventory_units WHERE site_id = $1::text FOR UPDATE';
+
+/** $1 site id: the units open reservations hold per lot there. */
+export const HELD_BY_LOT = `
+SELECT product, blood_type AS "bloodType", ${ms('expires_at')} AS "expiresAt", sum(count)::int AS held
+FROM reservations WHERE site_id = $1::text AND released_at IS NULL AND issued_at IS NULL
+GROUP BY 1, 2, 3`;
+
 export const REPLACE_INVENTORY = `
 WITH x AS (
   SELECT product, "bloodType" AS blood_type, ${ts('"expiresAt"')} AS expires_at, sum(count)::int AS count

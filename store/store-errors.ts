@@ -42,6 +42,15 @@ export class StockConflict extends Error {
   }
 }
 
+/** An inventory write that would drop or shrink a lot below the units open reservations hold there: refused. */
+export class HeldUnits extends Error {
+  readonly code = 'E_SITE_RESERVED';
+  constructor(readonly siteId: string, readonly lots: readonly string[]) {
+    super(`site '${siteId}' holds reserved units in ${lots.join(', ')}: keep each such lot (same product, type and expiry) with at least its reserved units until they are issued or released`);
+    this.name = 'HeldUnits';
+  }
+}
+
 /** A commit fenced with an epoch that no longer holds its region (another core claimed a larger one): never retry. */
 export class StaleEpoch extends Error {
   readonly code = 'E_STALE_EPOCH';
@@ -88,6 +97,7 @@ export function storeFailureKind(err: unknown): StoreFailureKind {
     if (e instanceof StoreClosed || name === 'StoreClosed') return 'unavailable';
     if (e instanceof StaleEpoch || name === 'StaleEpoch') return 'invalid';
     if (e instanceof StockConflict || name === 'StockConflict') return 'invalid';
+    if (e instanceof HeldUnits || name === 'HeldUnits') return 'invalid';
     // EPIPE is shaped like a SQLSTATE too, but no SQLSTATE class starts with E
     const code = (e as { code?: unknown }).code;
     if (typeof code === 'string' && SQLSTATE.test(code)) return INVALID_CLASSES.has(code.slice(0, 2)) ? 'invalid' : 'unavailable';

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Principal } from '../api/auth.js';
 import { DEFAULT_POLICY } from '../dispatch/dispatch-request.js';
 import { CourierIndex } from '../engine/courier-index.js';
+import { GeofenceIndex } from '../engine/geofence-index.js';
 import { type Store, openStore } from '../store/store.js';
 import { dropTestSchema, testDatabaseUrl, testSchemaName } from '../store/test-database.js';
 import { DispatchPool } from '../workers/dispatch-pool.js';
@@ -46,6 +47,7 @@ describe('a region dispatch handed from one core to another', () => {
       name, bus, store, couriers, planner: pool.planner, borrowCouriers: async () => undefined, regionOfCourier,
       epochOf: (r) => (r === REGION ? epochs.get(name) : undefined),
       policy: { ...DEFAULT_POLICY, mode: 'greedy' }, offerTtlMs: 60_000, tickMs: 20, openPerRequester, idempotencyTtlMs: 60_000,
+      fences: new GeofenceIndex(), mapRequest: () => undefined, forgetCourier: (id) => void couriers.remove(id),
       onError: () => undefined,
     });
     cores.push(c);
@@ -218,5 +220,39 @@ describe('a region dispatch handed from one core to another', () => {
     expect((await store.loadCouriers({ ids: ['c1'] }))[0].status).toBe('offline');
     // a courier another core holds is not this core's to answer for
     await expect(commands.askCore('core-5', '', 'courierStatus', { params: ['c9'], body: { status: 'offline' }, idempotencyKey: undefined, now: Date.now(), principal: driver })).rejects.toMatchObject({ code: 'E_NOT_HELD_HERE' });
+  }, 30_000);
+
+  it('a blood request comes back on the bank it reserved when the region changes hands, whatever banks were stocked since', async () => {
+    const expiresAt = Date.now() + 86_400_000;
+    await store.upsertSites([{ id: 'bx', kind: 'blood_bank', name: 'X', lat: P.lat + 0.05, lng: P.lng }, { id: 'hx', kind: 'hospital', name: 'H', lat: P.lat, lng: P.lng }]);
+    await store.upsertInventory('bx', [{ product: 'platelets', bloodType: 'AB+', count: 1, expiresAt }]);
+    const sixth = core('core-6');
+    await sixth.start();
+    expect((await store.claimRegion(REGION, 6)).claimed).toBe(true);
+    for (const name of epochs.keys()) epochs.delete(name);
+    epochs.set('core-6', 6);
+    owner = 'core-6';
+    sixth.gain(REGION, 6);
+    await sixth.settled();
+    const made = await ask('create', { principal: requester, body: { kind: 'blood', hospitalSiteId: 'hx', product: 'platelets', bloodType: 'AB+', units: 1, urgency: 'urgent' } });
+    expect(made.status).toBe(201);
+    const id = (made.body as { id: string }).id;
+    // a nearer bank is stocked, then another core takes the region (and its copy has both banks' stock)
+    await store.upsertSites([{ id: 'by', kind: 'blood_bank', name: 'Y', lat: P.lat + 0.01, lng: P.lng }]);
+    await store.upsertInventory('by', [{ product: 'platelets', bloodType: 'AB+', count: 5, expiresAt }]);
+    const seventh = core('core-7');
+    await seventh.start();
+    expect((await store.claimRegion(REGION, 7)).claimed).toBe(true);
+    epochs.delete('core-6');
+    epochs.set('core-7', 7);
+    owner = 'core-7';
+    seventh.gain(REGION, 7);
+    await seventh.settled();
+    const read = await ask('read', { principal: requester, params: [id] });
+    expect(read.body).toMatchObject({ id, status: 'pending' });
+    expect((await store.getRequest(id))?.request.status).toBe('pending');
+    // the reservation stays where it was made, and the new bank's stock is untouched
+    expect((await store.loadStock(['bx', 'by'])).get('bx')).toMatchObject([{ count: 1, reserved: 1 }]);
+    expect((await store.loadStock(['by'])).get('by')).toMatchObject([{ count: 5, reserved: 0 }]);
   }, 30_000);
 });

@@ -61,7 +61,9 @@ function checkRing(ring: unknown): void {
  * fence: inside and outside are not defined). Edges are bucketed on a grid of about one cell per edge over the
  * ring's box, and only edges sharing a cell are compared: near-linear for the rings maps draw.
  */
-export function selfCrossing(ring: readonly (readonly number[])[]): [number, number] | undefined {
+export function selfCrossing(positions: readonly (readonly number[])[]): [number, number] | undefined {
+  // a position repeated at once is allowed (RFC 7946) and is no edge: collapsed first
+  const ring = positions.filter((p, i) => i === 0 || p[0] !== positions[i - 1][0] || p[1] !== positions[i - 1][1]);
   const n = ring.length - 1; // edge i runs from ring[i] to ring[i + 1]
   let minX = Infinity;
   let minY = Infinity;

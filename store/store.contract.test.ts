@@ -124,10 +124,12 @@ describe.each(implementations)('the $name store', (impl) => {
     expect(s.geofences.filter((x) => x.id.startsWith('rt-'))).toEqual([{ id: 'rt-fence', kind: 'zone', geometry: square }]);
     expect(s.cellSpeeds.filter((x) => x.cell.startsWith('rt-'))).toEqual([{ cell: 'rt-cell', mps: 5.25, samples: 13 }]);
 
-    // a new feed keeps listed lots' reserved units (capped at the new count) and drops unlisted lots
+    // a new feed keeps listed lots' reserved units and drops unlisted lots; one that would leave a lot fewer units
+    // than open reservations hold there is refused (fleet-store.contract.test.ts has the cases)
     await commit(store, { seq: 1_000, at: T0, reservationsMade: [{ requestId: 'rt-r', siteId: 'rt-bank', product: 'red_cells', bloodType: 'O-', expiresAt: expiry, count: 3 }] });
-    await store.upsertInventory('rt-bank', [{ product: 'red_cells', bloodType: 'O-', expiresAt: expiry, count: 2 }]);
-    expect((await store.loadState()).inventory.get('rt-bank')).toEqual([{ product: 'red_cells', bloodType: 'O-', expiresAt: expiry, count: 2, reserved: 2 }]);
+    await expect(store.upsertInventory('rt-bank', [{ product: 'red_cells', bloodType: 'O-', expiresAt: expiry, count: 2 }])).rejects.toMatchObject({ code: 'E_SITE_RESERVED' });
+    await store.upsertInventory('rt-bank', [{ product: 'red_cells', bloodType: 'O-', expiresAt: expiry, count: 3 }]);
+    expect((await store.loadState()).inventory.get('rt-bank')).toEqual([{ product: 'red_cells', bloodType: 'O-', expiresAt: expiry, count: 3, reserved: 3 }]);
   });
 
   it('writePositions of 10,000 couriers in one call then loadState shows the latest positions', async () => {

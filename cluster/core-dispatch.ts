@@ -317,16 +317,18 @@ export class CoreDispatch {
 
 
 /** A commit PostgreSQL refused because the region's epoch moved on (or one queued behind such a commit). */
-function stockConflict(err: unknown): StockConflict | undefined {
-  for (let e = err as { name?: string; cause?: unknown } | undefined, depth = 0; e !== undefined && e !== null && depth < 4; e = e.cause as typeof e, depth++) {
-    if (e instanceof StockConflict) return e;
+/** The first error of `err`'s cause chain (a journal's CommitFailure wraps the store's) that `is` picks. */
+function causeOf<T>(err: unknown, is: (e: unknown) => e is T): T | undefined {
+  for (let e = err as { cause?: unknown } | undefined, depth = 0; e !== undefined && e !== null && depth < 4; e = e.cause as typeof e, depth++) {
+    if (is(e)) return e;
   }
   return undefined;
 }
 
+function stockConflict(err: unknown): StockConflict | undefined {
+  return causeOf(err, (e): e is StockConflict => e instanceof StockConflict);
+}
+
 function isStale(err: unknown): boolean {
-  for (let e = err as { name?: string; cause?: unknown } | undefined, depth = 0; e !== undefined && e !== null && depth < 4; e = e.cause as typeof e, depth++) {
-    if (e instanceof StaleEpoch || e.name === 'StaleEpoch') return true;
-  }
-  return false;
+  return causeOf(err, (e): e is StaleEpoch => e instanceof StaleEpoch || (e as { name?: unknown }).name === 'StaleEpoch') !== undefined;
 }

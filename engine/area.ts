@@ -38,8 +38,20 @@ export function checkPolygon(input: unknown): Polygon | MultiPolygon {
   for (const rings of polys) {
     if (!Array.isArray(rings) || rings.length === 0) throw new EngineError('E_BAD_GEOMETRY', 'a polygon needs at least one ring');
     for (const ring of rings) checkRing(ring);
+    checkHoles(rings as number[][][]);
   }
   return g;
+}
+
+// A polygon's holes lie inside its shell and no two of its rings cross or touch (RFC 7946 §3.1.6).
+function checkHoles(rings: readonly (readonly (readonly number[])[])[]): void {
+  if (rings.length < 2) return;
+  const crossing = ringsCrossing(rings);
+  if (crossing !== undefined) throw new EngineError('E_BAD_GEOMETRY', `the rings of a polygon must not cross or touch (rings ${crossing[0]} and ${crossing[1]} meet)`);
+  const shell = { type: 'Polygon' as const, coordinates: [rings[0] as number[][]] };
+  for (let h = 1; h < rings.length; h++) {
+    if (!booleanPointInPolygon(rings[h][0] as number[], shell)) throw new EngineError('E_BAD_GEOMETRY', `hole ${h} of a polygon lies outside its outer ring`);
+  }
 }
 
 function checkRing(ring: unknown): void {
@@ -58,47 +70,70 @@ function checkRing(ring: unknown): void {
 
 /**
  * Two non-adjacent edges of a ring that touch or cross, or undefined when the ring is simple (a "bowtie" is not a
- * fence: inside and outside are not defined). Edges are bucketed on a grid of about one cell per edge over the
- * ring's box, and only edges sharing a cell are compared: near-linear for the rings maps draw.
+ * fence: inside and outside are not defined).
  */
 export function selfCrossing(positions: readonly (readonly number[])[]): [number, number] | undefined {
+  const met = meetingEdges([positions]);
+  return met === undefined ? undefined : [met[0][1], met[1][1]];
+}
+
+/** Two rings (indices) with edges that touch or cross, or undefined; each ring is taken as simple here. */
+export function ringsCrossing(rings: readonly (readonly (readonly number[])[])[]): [number, number] | undefined {
+  const met = meetingEdges(rings, true);
+  return met === undefined ? undefined : [met[0][0], met[1][0]];
+}
+
+/**
+ * Two edges that meet, as [ring, edge] pairs: within one ring non-adjacent ones (unless `acrossOnly`), and any two
+ * of different rings. Edges are bucketed on a grid of about one cell per edge over the rings' box, and only
+ * edges sharing a cell are compared: near-linear for the rings maps draw.
+ */
+function meetingEdges(rings: readonly (readonly (readonly number[])[])[], acrossOnly = false): [[number, number], [number, number]] | undefined {
   // a position repeated at once is allowed (RFC 7946) and is no edge: collapsed first
-  const ring = positions.filter((p, i) => i === 0 || p[0] !== positions[i - 1][0] || p[1] !== positions[i - 1][1]);
-  const n = ring.length - 1; // edge i runs from ring[i] to ring[i + 1]
+  const clean = rings.map((r) => r.filter((p, i) => i === 0 || p[0] !== r[i - 1][0] || p[1] !== r[i - 1][1]));
+  const edges: [number, number][] = []; // [ring, index of the edge's first position]
   let minX = Infinity;
   let minY = Infinity;
   let maxX = -Infinity;
   let maxY = -Infinity;
-  for (const [x, y] of ring) {
-    minX = Math.min(minX, x);
-    maxX = Math.max(maxX, x);
-    minY = Math.min(minY, y);
-    maxY = Math.max(maxY, y);
-  }
-  const side = Math.max(1, Math.ceil(Math.sqrt(n)));
+  clean.forEach((ring, k) => {
+    for (let i = 0; i < ring.length; i++) {
+      const [x, y] = ring[i];
+      minX = Math.min(minX, x);
+      maxX = Math.max(maxX, x);
+      minY = Math.min(minY, y);
+      maxY = Math.max(maxY, y);
+      if (i < ring.length - 1) edges.push([k, i]);
+    }
+  });
+  const side = Math.max(1, Math.ceil(Math.sqrt(edges.length)));
   const cw = (maxX - minX) / side || 1;
   const ch = (maxY - minY) / side || 1;
   const cellOf = (v: number, min: number, size: number): number => Math.min(side - 1, Math.floor((v - min) / size));
   const cells = new Map<number, number[]>();
-  for (let i = 0; i < n; i++) {
-    const [x1, y1] = ring[i];
-    const [x2, y2] = ring[i + 1];
+  edges.forEach(([k, i], e) => {
+    const [x1, y1] = clean[k][i];
+    const [x2, y2] = clean[k][i + 1];
     for (let cx = cellOf(Math.min(x1, x2), minX, cw); cx <= cellOf(Math.max(x1, x2), minX, cw); cx++) {
       for (let cy = cellOf(Math.min(y1, y2), minY, ch); cy <= cellOf(Math.max(y1, y2), minY, ch); cy++) {
         const key = cx * side + cy;
         const list = cells.get(key);
-        if (list === undefined) cells.set(key, [i]);
-        else list.push(i);
+        if (list === undefined) cells.set(key, [e]);
+        else list.push(e);
       }
     }
-  }
+  });
   for (const list of cells.values()) {
     for (let p = 0; p < list.length; p++) {
       for (let q = p + 1; q < list.length; q++) {
-        const i = Math.min(list[p], list[q]);
-        const j = Math.max(list[p], list[q]);
-        if (j === i + 1 || (i === 0 && j === n - 1)) continue; // neighbours share a corner
-        if (edgesMeet(ring[i], ring[i + 1], ring[j], ring[j + 1])) return [i, j];
+        const [a, b] = list[p] < list[q] ? [edges[list[p]], edges[list[q]]] : [edges[list[q]], edges[list[p]]];
+        if (a[0] === b[0]) {
+          const n = clean[a[0]].length - 1;
+          if (acrossOnly || b[1] === a[1] + 1 || (a[1] === 0 && b[1] === n - 1)) continue; // neighbours share a corner
+        }
+        const r = clean[a[0]];
+        const t = clean[b[0]];
+        if (edgesMeet(r[a[1]], r[a[1] + 1], t[b[1]], t[b[1] + 1])) return [a, b];
       }
     }
   }

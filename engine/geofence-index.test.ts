@@ -101,6 +101,11 @@ describe('selfCrossing', () => {
       if (found !== undefined) crossed++;
       if (!brute) expect(kinks({ type: 'Polygon', coordinates: [ring] }).features, `ring ${t}`).toEqual([]);
     }
+    // a polygon with a hole well inside its shell is a fence
+    const holed = new GeofenceIndex();
+    holed.put('ring', { kind: 'zone', geometry: { type: 'Polygon', coordinates: [rect(10, 0, 1, 1), rect(10.25, 0.25, 0.5, 0.5)] } });
+    expect(holed.containing(0.1, 10.1)).toEqual(['ring']);
+    expect(holed.containing(0.5, 10.5)).toEqual([]);
     // a position repeated at once is no crossing (RFC 7946 allows it)
     expect(selfCrossing([[13, 52], [13, 52], [14, 52], [14, 53], [13, 53], [13, 52]])).toBeUndefined();
     expect(crossed).toBeGreaterThan(100);
@@ -214,6 +219,9 @@ describe('GeofenceIndex', () => {
       { type: 'Polygon', coordinates: [] },
       { type: 'Polygon', coordinates: [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]] }, // a bowtie crosses itself
       { type: 'Polygon', coordinates: [[[0, 0], [2, 0], [2, 2], [1, 0], [0, 2], [0, 0]]] }, // touches itself at (1, 0)
+      { type: 'Polygon', coordinates: [rect(10, 0, 1, 1), rect(20, 0, 0.1, 0.1)] }, // a hole outside its shell
+      { type: 'Polygon', coordinates: [rect(10, 0, 1, 1), rect(10.5, 0.5, 1, 0.1)] }, // a hole crossing its shell
+      { type: 'Polygon', coordinates: [rect(10, 0, 1, 1), rect(10.2, 0.2, 0.3, 0.3), rect(10.4, 0.4, 0.3, 0.3)] }, // two holes crossing
       null,
     ];
     for (const geometry of bad) {

@@ -20,7 +20,13 @@
  *   dispatch.day.timeToOffer.p50/p95       the same over every leg
  *   dispatch.day.bloodUnitsExpired  units that expired on a bank's shelf during the day
  *
- *   node dist/bench/dispatch-day.js [--quick] [--seed 42] [--couriers N] [--requests N] [--step 1000]
+ *   Peak hour (`--peak`): the busiest two hours of deliveries of a day planned for four times the orders per courier —
+ *   more orders than free couriers — simulated alone (couriers start free where they are), then drained:
+ *   dispatch.peak.deliveriesPerCourierHour  deliveries made ÷ (couriers × 2 h)              (higher is better)
+ *   dispatch.peak.clickToDoor.p95           seconds from order to door, delivered orders   (lower is better)
+ *   dispatch.peak.lateShare                 share of delivered orders past their deadline  (lower is better)
+ *
+ *   node dist/bench/dispatch-day.js [--quick] [--peak] [--seed 42] [--couriers N] [--requests N] [--step 1000]
  */
 import { CourierIndex } from '../engine/courier-index.js';
 import { DonorIndex } from '../engine/donor-index.js';
@@ -46,7 +52,11 @@ const quick = args.has('quick');
 const seed = Number(args.get('seed') ?? 42);
 // quick: a busy small town (1,000 couriers, 6,000 requests); full: a city (5,000 couriers, 30,000 requests).
 // About six requests per courier a day keeps the lunch and dinner peaks contended, where matching matters.
-const courierCount = Number(args.get('couriers') ?? (quick ? 1_000 : 5_000));
+const peak = args.has('peak');
+// the peak scenario: the same city and day of orders, a quarter of the couriers (about 24 orders per courier a day)
+const courierCount = Number(args.get('couriers') ?? ((quick ? 1_000 : 5_000) / (peak ? 4 : 1)));
+/** The peak: this long, its busiest window of delivery orders. */
+const PEAK_MS = 2 * HOUR;
 const requestCount = Number(args.get('requests') ?? (quick ? 6_000 : 30_000));
 const stepMs = Number(args.get('step') ?? 1_000);
 
@@ -61,6 +71,9 @@ interface DayResult {
   /** emergencyToOffer of the legs a capable courier was free for (within the radius) at submission. */
   emergencyServable: number[];
   toOffer: number[];
+  /** Seconds from order to door, and whether past the deadline, per delivered delivery. */
+  clickToDoor: number[];
+  late: number;
   unitsExpired: number;
   offers: number;
   batches: number;
@@ -71,6 +84,7 @@ interface DayResult {
 function main(): void {
   const scenario = generateScenario({ seed, couriers: courierCount, requests: requestCount });
   process.stderr.write(`dispatch day: seed ${seed}, ${scenario.couriers.length} couriers, ${scenario.requests.length} requests, ${scenario.sites.length} sites, step ${stepMs} ms\n`);
+  if (peak) return peakHour(scenario);
   const greedy = simulateDay(scenario, { ...DEFAULT_POLICY, mode: 'greedy' });
   const batched = simulateDay(scenario, { ...DEFAULT_POLICY, mode: 'batched' });
   for (const [name, r] of [['greedy', greedy], ['batched', batched]] as const) {
@@ -92,6 +106,25 @@ function main(): void {
   figure('dispatch.day.bloodUnitsExpired', batched.unitsExpired, greedy.unitsExpired, 'units', false, n);
 }
 
+/** The busiest PEAK_MS of delivery orders, simulated alone under both policies: the peak figures. */
+function peakHour(scenario: Scenario): void {
+  const times = scenario.requests.filter((r) => r.kind === 'delivery').map((r) => r.createdAt).sort((a, b) => a - b);
+  let start = times[0] ?? scenario.dayStart;
+  for (let i = 0, j = 0, best = 0; i < times.length; i++) {
+    while (times[j] < times[i] - PEAK_MS) j++;
+    if (i - j + 1 > best) [best, start] = [i - j + 1, times[i] - PEAK_MS];
+  }
+  const window = { start, end: start + PEAK_MS };
+  const greedy = simulateDay(scenario, { ...DEFAULT_POLICY, mode: 'greedy' }, window);
+  const batched = simulateDay(scenario, { ...DEFAULT_POLICY, mode: 'batched' }, window);
+  process.stderr.write(`  peak: ${new Date(window.start).toISOString()} +2 h, ${greedy.requests} orders for ${scenario.couriers.length} couriers (greedy ${greedy.delivered} delivered, batched ${batched.delivered})\n`);
+  const perCourierHour = (r: DayResult): number => r.clickToDoor.length / (scenario.couriers.length * (PEAK_MS / HOUR));
+  const n = greedy.requests;
+  figure('dispatch.peak.deliveriesPerCourierHour', perCourierHour(batched), perCourierHour(greedy), 'deliveries', true, n);
+  figure('dispatch.peak.clickToDoor.p95', quantile(batched.clickToDoor, 0.95), quantile(greedy.clickToDoor, 0.95), 's', false, n);
+  figure('dispatch.peak.lateShare', batched.late / batched.clickToDoor.length, greedy.late / greedy.clickToDoor.length, 'share', false, n);
+}
+
 function figure(bench: string, value: number, baselineValue: number, unit: string, higherIsBetter: boolean, count: number): void {
   // equal figures (both 0 ms, say) are a tie, not a division by zero
   const ratio = value === baselineValue ? 1 : higherIsBetter ? rateRatio(value, baselineValue) : costRatio(value, baselineValue);
@@ -99,7 +132,7 @@ function figure(bench: string, value: number, baselineValue: number, unit: strin
 }
 
 /** One day of the scenario under one policy; everything is rebuilt, so both runs start from the same state. */
-function simulateDay(s: Scenario, policy: DispatchPolicy): DayResult {
+function simulateDay(s: Scenario, policy: DispatchPolicy, window?: { start: number; end: number }): DayResult {
   const started = performance.now();
   const couriers = new CourierIndex({ initialCapacity: s.couriers.length });
   const sites = new SiteIndex();
@@ -166,10 +199,11 @@ function simulateDay(s: Scenario, policy: DispatchPolicy): DayResult {
       if (leg.deadline === undefined || arrive <= leg.deadline) servable.add(l.id);
     }
   };
-  const requests = s.requests;
+  const requests = window === undefined ? s.requests : s.requests.filter((r) => r.createdAt >= window.start && r.createdAt < window.end);
   let next = 0;
-  const end = s.dayStart + 24 * HOUR + DRAIN_MS;
-  for (let t = s.dayStart + stepMs; t <= end; t += stepMs) {
+  const from = window?.start ?? s.dayStart;
+  const end = (window?.end ?? s.dayStart + 24 * HOUR) + DRAIN_MS;
+  for (let t = from + stepMs; t <= end; t += stepMs) {
     agenda.run(t);
     for (; next < requests.length && requests[next].createdAt <= t; next++) {
       const at = Math.max(requests[next].createdAt, t - stepMs);
@@ -195,11 +229,18 @@ function collect(loop: DispatchLoop, requests: readonly RequestFixture[], drives
   const emergencyToOffer: number[] = [];
   const emergencyServable: number[] = [];
   const toOffer: number[] = [];
+  const clickToDoor: number[] = [];
+  let late = 0;
   for (const r of requests) {
     const summary = loop.status(r.id);
     if (summary === undefined) continue; // refused at submission (no stock, no recipient)
     if (summary.legs.every((l) => lc.assignmentOf(l.id) !== undefined)) assigned++;
     if (summary.status === 'delivered') delivered++;
+    const doneAt = r.kind === 'delivery' && summary.status === 'delivered' ? lc.assignmentOf(summary.legs[0].id)?.deliveredAt : undefined;
+    if (doneAt !== undefined) {
+      clickToDoor.push((doneAt - r.createdAt) / 1000);
+      if (r.deadline !== undefined && doneAt > r.deadline) late++;
+    }
     for (const l of summary.legs) {
       const first = lc.offersOf(l.id)[0];
       if (servable.has(l.id)) emergencyServable.push((first?.createdAt ?? end) - r.createdAt);
@@ -213,7 +254,7 @@ function collect(loop: DispatchLoop, requests: readonly RequestFixture[], drives
       pickupDrives.push(drives.get(l.id)! / 1000);
     }
   }
-  return { requests: requests.length, assigned, delivered, pickupEtas, pickupDrives, emergencyToOffer, emergencyServable, toOffer };
+  return { requests: requests.length, assigned, delivered, pickupEtas, pickupDrives, emergencyToOffer, emergencyServable, toOffer, clickToDoor, late };
 }
 
 /** Removes lots expired by `now` from each bank's shelf (reserved units too); returns the units lost. */

@@ -83,14 +83,39 @@ export function routeCost(score: RouteScore, request: DispatchRequest, policy: D
 
 /** Seconds a routine or urgent request pays for taking a courier whose scarce capabilities it does not need. */
 export function scarcityCost(courierCaps: number, request: DispatchRequest, policy: DispatchPolicy): number {
-  if (courierCaps === 0 || request.urgency === 'emergency') return 0;
-  const spare = courierCaps & ~(request.capabilities === undefined ? 0 : capabilityMask(request.capabilities));
-  if (spare === 0) return 0;
+  // called per candidate in every planner's loop: nothing is allocated, and nothing priced costs one table lookup
+  const table = scarceTable(policy.scarceCapabilities ?? DEFAULT_SCARCE_CAPABILITIES);
+  if ((courierCaps & table.mask) === 0 || request.urgency === 'emergency') return 0;
+  const spare = courierCaps & table.mask & ~(request.capabilities === undefined ? 0 : capabilityMask(request.capabilities));
   let cost = 0;
-  for (const [capability, seconds] of Object.entries(policy.scarceCapabilities ?? DEFAULT_SCARCE_CAPABILITIES)) {
-    if ((spare & capabilityMask([capability])) !== 0) cost += seconds ?? 0;
-  }
+  for (let i = 0; i < table.bits.length; i++) if ((spare & table.bits[i]) !== 0) cost += table.seconds[i];
   return cost;
+}
+
+interface ScarceTable {
+  /** Every priced capability's bit. */
+  mask: number;
+  bits: number[];
+  seconds: number[];
+}
+
+const scarceTables = new WeakMap<object, ScarceTable>();
+
+// A policy's price table as capability bits, made once per table object.
+function scarceTable(prices: Readonly<Partial<Record<string, number>>>): ScarceTable {
+  let t = scarceTables.get(prices);
+  if (t === undefined) {
+    t = { mask: 0, bits: [], seconds: [] };
+    for (const [capability, seconds] of Object.entries(prices)) {
+      if (!seconds) continue;
+      const bit = capabilityMask([capability]);
+      t.mask |= bit;
+      t.bits.push(bit);
+      t.seconds.push(seconds);
+    }
+    scarceTables.set(prices, t);
+  }
+  return t;
 }
 
 /**

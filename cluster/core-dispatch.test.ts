@@ -53,6 +53,16 @@ describe('a region dispatch handed from one core to another', () => {
     cores.push(c);
     return c;
   };
+  /** `c` starts and takes REGION under `epoch` (claimed in PostgreSQL), the only core believing it holds it. */
+  const takeRegion = async (c: CoreDispatch, name: string, epoch: number): Promise<void> => {
+    await c.start();
+    expect((await store.claimRegion(REGION, epoch)).claimed).toBe(true);
+    epochs.clear();
+    epochs.set(name, epoch);
+    owner = name;
+    c.gain(REGION, epoch);
+    await c.settled();
+  };
   const ask = (verb: Parameters<OwnerCommands['ask']>[1], call: Partial<ForwardedCall> & { principal: Principal }) =>
     commands.ask(REGION, verb, { params: [], body: undefined, idempotencyKey: undefined, now: Date.now(), ...call });
   const nextOffer = async (not?: string): Promise<{ offerId: string; requestId: string }> => {
@@ -197,14 +207,7 @@ describe('a region dispatch handed from one core to another', () => {
   }, 30_000);
 
   it('stores the asked shift even when this core\'s copy of the courier trails another core\'s change', async () => {
-    const fifth = core('core-5', 100, (id) => (id === 'c1' ? REGION : undefined));
-    await fifth.start();
-    expect((await store.claimRegion(REGION, 5)).claimed).toBe(true);
-    for (const name of epochs.keys()) epochs.delete(name);
-    epochs.set('core-5', 5);
-    owner = 'core-5';
-    fifth.gain(REGION, 5);
-    await fifth.settled();
+    await takeRegion(core('core-5', 100, (id) => (id === 'c1' ? REGION : undefined)), 'core-5', 5);
     const shift = (status: string) => commands.askCore('core-5', '', 'courierStatus', { params: ['c1'], body: { status }, idempotencyKey: undefined, now: Date.now(), principal: driver });
     // whatever c1 carries is cancelled first: a courier on a leg keeps its status, as in one process
     for (const r of await store.listRequests({ limit: 100 })) {
@@ -226,28 +229,14 @@ describe('a region dispatch handed from one core to another', () => {
     const expiresAt = Date.now() + 86_400_000;
     await store.upsertSites([{ id: 'bx', kind: 'blood_bank', name: 'X', lat: P.lat + 0.05, lng: P.lng }, { id: 'hx', kind: 'hospital', name: 'H', lat: P.lat, lng: P.lng }]);
     await store.upsertInventory('bx', [{ product: 'platelets', bloodType: 'AB+', count: 1, expiresAt }]);
-    const sixth = core('core-6');
-    await sixth.start();
-    expect((await store.claimRegion(REGION, 6)).claimed).toBe(true);
-    for (const name of epochs.keys()) epochs.delete(name);
-    epochs.set('core-6', 6);
-    owner = 'core-6';
-    sixth.gain(REGION, 6);
-    await sixth.settled();
+    await takeRegion(core('core-6'), 'core-6', 6);
     const made = await ask('create', { principal: requester, body: { kind: 'blood', hospitalSiteId: 'hx', product: 'platelets', bloodType: 'AB+', units: 1, urgency: 'urgent' } });
     expect(made.status).toBe(201);
     const id = (made.body as { id: string }).id;
     // a nearer bank is stocked, then another core takes the region (and its copy has both banks' stock)
     await store.upsertSites([{ id: 'by', kind: 'blood_bank', name: 'Y', lat: P.lat + 0.01, lng: P.lng }]);
     await store.upsertInventory('by', [{ product: 'platelets', bloodType: 'AB+', count: 5, expiresAt }]);
-    const seventh = core('core-7');
-    await seventh.start();
-    expect((await store.claimRegion(REGION, 7)).claimed).toBe(true);
-    epochs.delete('core-6');
-    epochs.set('core-7', 7);
-    owner = 'core-7';
-    seventh.gain(REGION, 7);
-    await seventh.settled();
+    await takeRegion(core('core-7'), 'core-7', 7);
     const read = await ask('read', { principal: requester, params: [id] });
     expect(read.body).toMatchObject({ id, status: 'pending' });
     expect((await store.getRequest(id))?.request.status).toBe('pending');

@@ -69,11 +69,15 @@ export function registerForwardedFleet(add: AddRoute, commands: OwnerCommands): 
   add(del.method, del.pattern, {
     roles: del.roles,
     run: async ({ params, principal, now }) => {
-      const call = { params: [entityId(params[0])], body: undefined, idempotencyKey: undefined, now, principal };
-      const { reply, cores } = await commands.askHolder('courierDelete', call, NOT_HELD_HERE, ASK_TIMEOUT_MS);
-      return reply ?? commands.askCore(cores[0], '', 'courierDelete', { ...call, body: { stored: true } }, ASK_TIMEOUT_MS);
+      return holderOrStore(commands, 'courierDelete', { params: [entityId(params[0])], body: undefined, idempotencyKey: undefined, now, principal });
     },
   });
+}
+
+/** A courier command answered by the core holding the courier, else (nobody holds it) by any core from PostgreSQL. */
+async function holderOrStore(commands: OwnerCommands, verb: 'courierRead' | 'courierDelete', call: ForwardedCall): Promise<Reply> {
+  const { reply, cores } = await commands.askHolder(verb, call, NOT_HELD_HERE, ASK_TIMEOUT_MS);
+  return reply ?? commands.askCore(cores[0], '', verb, { ...call, body: { stored: true } }, ASK_TIMEOUT_MS);
 }
 
 async function someCore(commands: OwnerCommands): Promise<string> {
@@ -114,9 +118,7 @@ export function registerForwardedCourierRead(add: AddRoute, commands: OwnerComma
   add(method, pattern, {
     roles,
     run: async ({ params, principal, now }) => {
-      const call = { params: [entityId(params[0])], body: undefined, idempotencyKey: undefined, now, principal };
-      const { reply, cores } = await commands.askHolder('courierRead', call, NOT_HELD_HERE, ASK_TIMEOUT_MS);
-      return reply ?? commands.askCore(cores[0], '', 'courierRead', { ...call, body: { stored: true } }, ASK_TIMEOUT_MS);
+      return holderOrStore(commands, 'courierRead', { params: [entityId(params[0])], body: undefined, idempotencyKey: undefined, now, principal });
     },
   });
 }

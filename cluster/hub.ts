@@ -148,11 +148,6 @@ export class Hub {
     this.stock = new SharedStock({ bus: options.bus, store: options.store, copy: () => this.engine, profiles: false, onError: options.onError });
   }
 
-  /** True while this core holds the hub and has loaded it. */
-  get serving(): boolean {
-    return this.handlers !== undefined;
-  }
-
   start(): void {
     const every = Math.max(50, Math.floor(this.options.leases.ttlMs / 3));
     this.timer = setInterval(() => void this.tick(), every);

@@ -24,7 +24,6 @@ import { isTerminal } from '../dispatch/request-vocabulary.js';
 import type { CourierStatus } from '../engine/courier-attributes.js';
 import type { CourierIndex } from '../engine/courier-index.js';
 import type { EngineIndexes } from '../engine/engine-indexes.js';
-import type { SiteIndex } from '../engine/site-index.js';
 import { DispatchJournal } from '../store/dispatch-journal.js';
 import { bankOf, expiryTransition, replayRequests } from '../store/recovery.js';
 import type { OpenDispatchState } from '../store/store.js';
@@ -120,10 +119,7 @@ export class RegionDispatch {
   /** Replays the region's stored open requests, commits the expiry of offers live at the last holder's end, starts dispatching. */
   async start(state: OpenDispatchState, now: number): Promise<void> {
     const dropped: { id: string; reason: string }[] = [];
-    // replayed as a restart replays: each blood request on the banks it reserved, with no other bank stocked
-    // (a core's copy has every bank's stock, and a bank stocked since would win the allocation: the leg would not
-    // be rebuilt and the request would fail); the shelves are put back once it is done, in the same turn
-    const { requests } = withBareShelves(this.engine.sites, () => replayRequests(state, this.engine, this.loop, now, dropped));
+    const { requests } = replayRequests(state, this.engine, this.loop, now, dropped);
     this.loop.drainEvents(); // what the store holds already
     const expiry = expiryTransition(state, this.loop, dropped, this.seqBase, now);
     if (expiry !== undefined) await this.journal.commit(expiry).acknowledged;
@@ -239,22 +235,6 @@ export class RegionDispatch {
 
   private parentId(legId: string): string {
     return this.book.parentOf(legId)?.id ?? legId;
-  }
-}
-
-/** Runs `fn` (synchronous) with every site's shelf empty, then puts every shelf back as it was. */
-function withBareShelves<T>(sites: SiteIndex, fn: () => T): T {
-  const saved = new Map<string, Parameters<SiteIndex['setStock']>[1]>();
-  for (const id of sites.ids()) {
-    const lots = sites.lots(id);
-    if (lots.length === 0) continue;
-    saved.set(id, lots.map((l) => ({ product: l.product, bloodType: l.bloodType, expiresAt: l.expiresAt, count: l.available + l.reserved, reserved: l.reserved })));
-    sites.setInventory(id, []);
-  }
-  try {
-    return fn();
-  } finally {
-    for (const [id, lots] of saved) if (sites.has(id)) sites.setStock(id, lots);
   }
 }
 

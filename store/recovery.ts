@@ -22,7 +22,7 @@ import type { CourierStatus } from '../engine/courier-attributes.js';
 import type { FenceEvent } from '../engine/courier-index.js';
 import { type EngineIndexes, createEngineIndexes } from '../engine/engine-indexes.js';
 import { GeofenceIndex } from '../engine/geofence-index.js';
-import type { InventoryLot } from '../engine/site-index.js';
+import type { InventoryLot, SiteIndex } from '../engine/site-index.js';
 import type { BloodProduct, BloodType } from '../engine/blood-types.js';
 import type { DispatchLoop, RequestSubmission } from '../dispatch/dispatch-loop.js';
 import type { LatLng } from '../dispatch/dispatch-request.js';
@@ -143,6 +143,13 @@ export function recover(state: StoredState, options: RecoveryOptions): Recovered
  * Requests that cannot be rebuilt go to `dropped`; the loop's events are left for the caller to drain.
  */
 export function replayRequests(state: OpenDispatchState, engine: EngineIndexes, loop: DispatchLoop, now: number, dropped: RecoveryReport['dropped']): { requests: RecoveredRequest[]; legs: number; assignments: number } {
+  // each blood request is rebuilt on the banks it reserved, with no other bank stocked: a bank stocked since would
+  // win the allocation and the leg would not be rebuilt (a restart replays before loading stock; a cluster core's
+  // copy has every bank's stock). The shelves are put back once done, in the same turn.
+  return withBareShelves(engine.sites, () => replayAll(state, engine, loop, now, dropped));
+}
+
+function replayAll(state: OpenDispatchState, engine: EngineIndexes, loop: DispatchLoop, now: number, dropped: RecoveryReport['dropped']): { requests: RecoveredRequest[]; legs: number; assignments: number } {
   const requests: RecoveredRequest[] = [];
   const replay = new Replay(state, engine, loop, now, dropped);
   let legs = 0;
@@ -153,6 +160,22 @@ export function replayRequests(state: OpenDispatchState, engine: EngineIndexes, 
     legs += rebuilt.legs.length;
   }
   return { requests, legs, assignments: replay.assignments };
+}
+
+/** Runs `fn` (synchronous) with every site's shelf empty, then puts every shelf back as it was. */
+function withBareShelves<T>(sites: SiteIndex, fn: () => T): T {
+  const saved = new Map<string, Parameters<SiteIndex['setStock']>[1]>();
+  for (const id of sites.ids()) {
+    const lots = sites.lots(id);
+    if (lots.length === 0) continue;
+    saved.set(id, lots.map((l) => ({ product: l.product, bloodType: l.bloodType, expiresAt: l.expiresAt, count: l.available + l.reserved, reserved: l.reserved })));
+    sites.setInventory(id, []);
+  }
+  try {
+    return fn();
+  } finally {
+    for (const [id, lots] of saved) if (sites.has(id)) sites.setStock(id, lots);
+  }
 }
 
 /** Replays one stored parent request (and its legs) into the loop. */

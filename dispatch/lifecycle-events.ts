@@ -54,10 +54,14 @@ export interface CourierView {
   readonly id: string;
   readonly status: CourierStatus;
   readonly updatedAt: number;
-  /** The live offer it holds, while `offered`. */
+  /** The (first) live offer it holds. */
   readonly offerId: string | undefined;
-  /** The request it carries, while `busy`. */
+  /** The (first) request it carries, while `busy`. */
   readonly requestId: string | undefined;
+  /** Every live offer it holds: one, or a stack's. */
+  readonly offerIds: readonly string[];
+  /** Every request it carries: one, a stack's, or more with an en-route leg. */
+  readonly requestIds: readonly string[];
 }
 
 /** One offer of one request to one courier. */
@@ -71,6 +75,8 @@ export interface Offer {
   readonly closedAt: number | undefined;
   /** Opaque payload for the driver's offer frame (pickup, dropoff, eta …). */
   readonly details: Readonly<Record<string, unknown>> | undefined;
+  /** Offers made together as one stack share this id (the first offer's); undefined for a single offer. Answering one answers all. */
+  readonly stackId: string | undefined;
 }
 
 /** The courier that accepted a request; `endedAt` is set once it is delivered or cancelled. */
@@ -92,7 +98,7 @@ export type LifecycleEventBody =
   | { type: 'request.picked_up' | 'request.delivered'; requestId: string; courierId: string }
   | { type: 'request.cancelled'; requestId: string; courierId: string | undefined; by: string | undefined }
   | { type: 'request.failed'; requestId: string; courierId: string | undefined; reason: string }
-  | { type: 'offer.created'; offerId: string; requestId: string; courierId: string; expiresAt: number; details: Readonly<Record<string, unknown>> | undefined }
+  | { type: 'offer.created'; offerId: string; requestId: string; courierId: string; expiresAt: number; details: Readonly<Record<string, unknown>> | undefined; stackId?: string }
   | { type: 'offer.accepted' | 'offer.declined' | 'offer.expired' | 'offer.revoked'; offerId: string; requestId: string; courierId: string }
   | { type: 'courier.status'; courierId: string; status: CourierStatus; previous: CourierStatus | undefined }
   | { type: 'reservation.released'; requestId: string; reservations: readonly ReservationRef[]; cause: 'cancelled' | 'failed' };

@@ -1,6 +1,6 @@
 /**
  * The invariants of PRODUCT.md §3 as a check any test (or a debug build) can run over a lifecycle:
- * one live offer per courier, one live assignment per request, statuses that agree with offers and
+ * one live offer (or one stack of them) per courier, one live assignment per request, statuses that agree with offers and
  * assignments, reservations released exactly once, gap-free event numbering.
  */
 import { type RequestLifecycle, type LifecycleEvent, isCarried } from './request-lifecycle.js';
@@ -13,14 +13,19 @@ export function checkInvariants(lifecycle: RequestLifecycle, events: readonly Li
   const liveByRequest = countBy(live, (o) => o.requestId);
   const carriers = new Map<string, string[]>();
   for (const c of lifecycle.allCouriers()) {
+    const held = live.filter((o) => o.courierId === c.id);
     const n = liveByCourier.get(c.id) ?? 0;
-    if (n > 1) problems.push(`courier ${c.id} holds ${n} live offers`);
-    if ((c.status === 'offered') !== (n === 1)) problems.push(`courier ${c.id} is ${c.status} with ${n} live offers`);
-    if (c.offerId !== undefined && !live.some((o) => o.id === c.offerId && o.courierId === c.id)) problems.push(`courier ${c.id} points at offer ${c.offerId}, which is not its live offer`);
-    const a = c.requestId === undefined ? undefined : lifecycle.assignmentOf(c.requestId);
-    const carrying = a !== undefined && a.courierId === c.id && a.endedAt === undefined && isCarried(lifecycle.request(a.requestId)?.status);
-    if ((c.status === 'busy') !== carrying) problems.push(`courier ${c.id} is ${c.status} but ${carrying ? 'carries' : 'does not carry'} request ${String(c.requestId)}`);
-    if (c.requestId !== undefined) carriers.set(c.requestId, [...(carriers.get(c.requestId) ?? []), c.id]);
+    if (n > 1 && !held.every((o) => o.stackId !== undefined && o.stackId === held[0].stackId)) problems.push(`courier ${c.id} holds ${n} live offers that are not one stack`);
+    if (c.offerIds.length !== n || !c.offerIds.every((id) => held.some((o) => o.id === id))) problems.push(`courier ${c.id} points at offers ${c.offerIds.join(',')}, which are not its ${n} live offers`);
+    const carried = c.requestIds.filter((id) => {
+      const a = lifecycle.assignmentOf(id);
+      return a !== undefined && a.courierId === c.id && a.endedAt === undefined && isCarried(lifecycle.request(id)?.status);
+    });
+    if (carried.length !== c.requestIds.length) problems.push(`courier ${c.id} lists requests ${c.requestIds.join(',')} but carries only ${carried.join(',')}`);
+    const expected = c.status === 'offline' ? 'offline' : carried.length > 0 ? 'busy' : n > 0 ? 'offered' : 'available';
+    if (c.status !== expected) problems.push(`courier ${c.id} is ${c.status} with ${n} live offers and ${carried.length} carried requests`);
+    if (c.status === 'offline' && (n > 0 || carried.length > 0)) problems.push(`courier ${c.id} is offline yet holds offers or requests`);
+    for (const id of c.requestIds) carriers.set(id, [...(carriers.get(id) ?? []), c.id]);
   }
   for (const o of live) {
     if (o.status !== 'live') problems.push(`offer ${o.id} is listed live but is ${o.status}`);

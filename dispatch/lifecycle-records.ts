@@ -1,7 +1,7 @@
 /**
  * The records a RequestLifecycle moves through its transitions, and the read-only views it hands out.
  *
- *   requests ─┬─ pending (dispatch order: urgency, then age)      couriers ── the offer / assignment each holds
+ *   requests ─┬─ pending (dispatch order: urgency, then age)      couriers ── the live offers (one stack) and assignments each holds
  *             └─ offer ids ─► offers (every offer) ⊇ live (live offers, in creation = expiry order)
  *
  * Every update made here first records in the UndoLog how to put the old values back (save*, moveRequest,
@@ -44,10 +44,20 @@ export abstract class LifecycleRecords {
     return o && { ...o };
   }
 
-  /** The live offer a courier holds, or undefined. */
+  /** The live offer a courier holds (the first of its stack), or undefined. */
   liveOfferOf(courierId: string): Offer | undefined {
-    const o = this.couriers.get(courierId)?.offer;
+    const o = this.couriers.get(courierId)?.offers[0];
     return o && { ...o };
+  }
+
+  /** Every live offer a courier holds: one, or the offers of one stack, in stop order. */
+  liveOffersOf(courierId: string): Offer[] {
+    return (this.couriers.get(courierId)?.offers ?? []).map((o) => ({ ...o }));
+  }
+
+  /** The assignments a courier carries now, oldest first. */
+  assignmentsOf(courierId: string): Assignment[] {
+    return (this.couriers.get(courierId)?.assignments ?? []).map((a) => ({ ...a }));
   }
 
   /** Every offer ever made for a request, oldest first. */
@@ -120,7 +130,7 @@ export abstract class LifecycleRecords {
     o.closedAt = now;
     this.live.delete(o.id);
     r.offer = undefined;
-    c.offer = undefined;
+    c.offers = c.offers.filter((x) => x !== o);
   }
 
   /** Records how to restore a request's fields and its place among the pending (before they change). */
@@ -135,10 +145,10 @@ export abstract class LifecycleRecords {
     });
   }
 
-  /** Records how to restore a courier's fields (before they change). */
+  /** Records how to restore a courier's fields (before they change); its lists are replaced, never edited, so keeping them is enough. */
   protected saveCourier(c: CourierRecord): void {
     if (this.undo === undefined) return;
-    const was = { status: c.status, updatedAt: c.updatedAt, offer: c.offer, assignment: c.assignment };
+    const was = { status: c.status, updatedAt: c.updatedAt, offers: c.offers, assignments: c.assignments };
     this.undo.record(() => Object.assign(c, was));
   }
 
@@ -189,8 +199,10 @@ export interface CourierRecord {
   readonly id: string;
   status: CourierStatus;
   updatedAt: number;
-  offer: OfferRecord | undefined;
-  assignment: AssignmentRecord | undefined;
+  /** Live offers: none, one, or the offers of one stack (which share a stackId), in stop order. Replaced, never edited. */
+  offers: readonly OfferRecord[];
+  /** Assignments not yet ended, oldest first (more than one for a stack or an en-route leg). Replaced, never edited. */
+  assignments: readonly AssignmentRecord[];
 }
 
 /** A fresh pending request record (call assertNewRequest first); throws on malformed reservations. */
@@ -253,5 +265,8 @@ function viewRequest(r: RequestRecord): RequestView {
 }
 
 function viewCourier(c: CourierRecord): CourierView {
-  return { id: c.id, status: c.status, updatedAt: c.updatedAt, offerId: c.offer?.id, requestId: c.assignment?.requestId };
+  return {
+    id: c.id, status: c.status, updatedAt: c.updatedAt, offerId: c.offers[0]?.id, requestId: c.assignments[0]?.requestId,
+    offerIds: c.offers.map((o) => o.id), requestIds: c.assignments.map((a) => a.requestId),
+  };
 }

@@ -439,7 +439,7 @@ describe('checkInvariants', () => {
     internals.couriers.get('c1')!.status = 'available';
     internals.requests.get('r2')!.released = 0;
     expect(checkInvariants(lc)).toEqual([
-      'courier c1 is available with 1 live offers',
+      'courier c1 is available with 1 live offers and 0 carried requests',
       'request r2 is cancelled with 0 of 1 reservations released',
     ]);
   });
@@ -499,10 +499,23 @@ describe('RequestLifecycle under random operations', () => {
         } else if (op === 'status') {
           res = lc.setCourierStatus(someCourier(), rand() < 0.8 ? 'available' : 'offline', now);
         } else if (op === 'offer') {
-          const available = courierIds.filter((id) => lc.courier(id)?.status === 'available');
-          const courierId = available.length > 0 && rand() < 0.8 ? pick(available) : someCourier();
-          res = lc.offer(someRequest((id) => lc.request(id)!.status === 'pending'), courierId, now);
-          if (res.offer) offerIds.push(res.offer.id);
+          const shape = rand();
+          // a plain offer, a stack of two or three, or an en-route offer to a busy courier
+          const wanted = shape < 0.85 ? 'available' : 'busy';
+          const free = courierIds.filter((id) => lc.courier(id)?.status === wanted);
+          const courierId = free.length > 0 && rand() < 0.8 ? pick(free) : someCourier();
+          if (shape < 0.6 || shape >= 0.85) {
+            res = lc.offer(someRequest((id) => lc.request(id)!.status === 'pending'), courierId, now, undefined, undefined, { busy: shape >= 0.85 });
+            if (res.offer) offerIds.push(res.offer.id);
+          } else {
+            const ids = [...new Set([someRequest((id) => lc.request(id)!.status === 'pending'), someRequest((id) => lc.request(id)!.status === 'pending'), ...(rand() < 0.3 ? [someRequest()] : [])])];
+            const stacked = lc.offerStack(ids.map((requestId) => ({ requestId, details: { requestId } })), courierId, now);
+            res = stacked;
+            if (stacked.ok) {
+              offerIds.push(...stacked.offers.map((o) => o.id));
+              seen.set(`stack:${stacked.offers.length}`, (seen.get(`stack:${stacked.offers.length}`) ?? 0) + 1);
+            }
+          }
         } else if (op === 'accept' || op === 'decline') {
           const liveIds = lc.liveOffers().map((o) => o.id);
           const id = rand() < 0.05 ? 'offer-404' : liveIds.length > 0 && rand() < 0.8 ? pick(liveIds) : offerIds.length > 0 ? pick(offerIds) : 'offer-404';
@@ -548,6 +561,8 @@ describe('RequestLifecycle under random operations', () => {
     for (const type of ['request.delivered', 'request.picked_up', 'offer.declined', 'offer.expired', 'offer.revoked', 'reservation.released', 'request.failed', 'request.cancelled']) {
       expect(seen.get(type) ?? 0, type).toBeGreaterThan(200);
     }
+    expect(seen.get('stack:2') ?? 0).toBeGreaterThan(200);
+    expect(seen.get('stack:3') ?? 0).toBeGreaterThan(20);
     for (const refusal of ['accept:not-offer-owner', 'accept:offer-expired', 'progress:out-of-order', 'progress:not-assigned-courier', 'offer:declined-before', 'offer:courier-has-offer', 'cancel:request-terminal']) {
       expect(seen.get(refusal) ?? 0, refusal).toBeGreaterThan(20);
     }

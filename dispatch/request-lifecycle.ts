@@ -7,7 +7,11 @@
  *                   └──decline / expire─┘    cancel: any non-terminal → cancelled (revokes offer, frees courier)
  *                                            fail:   pending | offered → failed     (both release reservations)
  *
- *   courier:  offline ⇄ available ⇄ offered ──accept──► busy ──delivered / cancel──► available
+ *   courier:  offline ⇄ available ⇄ offered ──accept──► busy ──last delivered / cancel──► available
+ *
+ * Stacks (PRODUCT §2): offerStack gives one courier several requests at once, one offer each sharing a stackId;
+ * answering one answers the stack. A courier carries every assignment of its stack and is busy until the last
+ * ends. An offer with `{ busy: true }` reaches a busy courier (en route): it stays busy, holding the offer.
  *
  * Every transition is a LifecycleEvent with a strictly increasing `seq`. A rejected call ({ ok: false })
  * changes nothing; a programmer's mistake (bad `now`, unknown kind) throws. This file holds the transitions;
@@ -23,6 +27,21 @@ export type { RequestKind, Urgency, RequestStatus, OfferStatus, ReservationRef, 
 
 /** OFFER_TTL default: 15 s is long enough to read and tap an offer, short enough that a silent phone does not stall a request. */
 export const DEFAULT_OFFER_TTL_MS = 15_000;
+
+/** One request of a stack offer, in stop order. */
+export interface StackItem {
+  requestId: string;
+  /** The driver frame's payload for this request. */
+  details?: Readonly<Record<string, unknown>>;
+  /** Recovery only: the id of the offer the courier accepted before the restart. */
+  restoredId?: string;
+}
+
+/** How an offer may be made. */
+export interface OfferOptions {
+  /** May go to a busy courier (an en-route leg, or a stack's next leg restored): what it carries stays. */
+  busy?: boolean;
+}
 
 export interface RequestLifecycleOptions {
   /** OFFER_TTL in ms (default 15 000). */
@@ -104,7 +123,7 @@ export class RequestLifecycle extends LifecycleRecords {
     const out: LifecycleEvent[] = [];
     const c = this.couriers.get(courierId);
     if (!c) {
-      this.couriers.set(courierId, { id: courierId, status, updatedAt: now, offer: undefined, assignment: undefined });
+      this.couriers.set(courierId, { id: courierId, status, updatedAt: now, offers: [], assignments: [] });
       this.undo?.record(() => this.couriers.delete(courierId));
       this.emit(out, now, { type: 'courier.status', courierId, status, previous: undefined });
       return this.done(out);
@@ -115,7 +134,7 @@ export class RequestLifecycle extends LifecycleRecords {
       return this.done(out);
     }
     if (c.status === 'busy') return reject('courier-busy');
-    if (c.offer) this.withdraw(c.offer, 'revoked', now, out, true);
+    for (const o of c.offers) this.withdraw(o, 'revoked', now, out, true);
     if (c.status !== 'offline') this.moveCourier(c, 'offline', now, out);
     return this.done(out);
   }
@@ -124,73 +143,102 @@ export class RequestLifecycle extends LifecycleRecords {
    * Offers a pending request to an available courier; the offer lives until `now + offerTtlMs`. `restoredId` is
    * for recovery only: an assignment that comes back keeps the id of the offer its courier accepted.
    */
-  offer(requestId: string, courierId: string, now: number, details?: Readonly<Record<string, unknown>>, restoredId?: string): Done<{ offer: Offer }> | Rejected<OfferReason> {
-    assertTime(now);
-    const r = this.requests.get(requestId);
-    if (!r) return reject('unknown-request');
-    const c = this.couriers.get(courierId);
-    if (!c) return reject('unknown-courier');
-    if (r.status !== 'pending') return reject('request-not-pending');
-    if (r.deadline !== undefined && now > r.deadline) return reject('past-deadline');
-    if (r.excluded.has(courierId)) return reject('declined-before');
-    if (c.status === 'offline') return reject('courier-offline');
-    if (c.status === 'busy') return reject('courier-busy');
-    if (c.status === 'offered') return reject('courier-has-offer');
-    if (restoredId !== undefined && this.offers.has(restoredId)) return reject('offer-id-taken');
-    const o: OfferRecord = {
-      id: restoredId ?? `${this.offerIdPrefix}${++this.offerCount}`, requestId, courierId, createdAt: now, expiresAt: now + this.offerTtlMs,
-      status: 'live', closedAt: undefined, details: details === undefined ? undefined : Object.freeze({ ...details }),
-    };
-    this.saveRequest(r);
-    this.saveCourier(c);
-    this.offers.set(o.id, o);
-    this.live.set(o.id, o);
-    r.offer = o;
-    r.offerIds.push(o.id);
-    c.offer = o;
-    this.undo?.record(() => {
-      this.offers.delete(o.id);
-      this.live.delete(o.id);
-      r.offerIds.pop();
-    });
-    const out: LifecycleEvent[] = [];
-    this.emit(out, now, { type: 'offer.created', offerId: o.id, requestId, courierId, expiresAt: o.expiresAt, details: o.details });
-    this.moveRequest(r, 'offered', now);
-    this.emit(out, now, { type: 'request.offered', requestId, courierId, offerId: o.id });
-    this.moveCourier(c, 'offered', now, out);
-    return { ...this.done(out), offer: { ...o } };
+  offer(requestId: string, courierId: string, now: number, details?: Readonly<Record<string, unknown>>, restoredId?: string, options: OfferOptions = {}): Done<{ offer: Offer }> | Rejected<OfferReason> {
+    const res = this.offerStack([{ requestId, details, restoredId }], courierId, now, options);
+    return res.ok ? { ok: true, events: res.events, offer: res.offers[0] } : res;
   }
 
-  /** The courier takes its offer: request → assigned, courier → busy. */
-  accept(offerId: string, courierId: string, now: number): Done<{ assignment: Assignment }> | Rejected<RespondReason> {
+  /**
+   * Offers several pending requests to one courier as one stack (PRODUCT §2 "Stacking"), in stop order: one offer
+   * per request, sharing a stackId and an expiry, so the courier answers them together — accepting or declining
+   * any one answers all that are still live. One item is a plain offer. Refused as a whole when any item is.
+   */
+  offerStack(items: readonly StackItem[], courierId: string, now: number, options: OfferOptions = {}): Done<{ offers: Offer[] }> | Rejected<OfferReason> {
+    assertTime(now);
+    if (items.length === 0) throw new Error('offerStack needs at least one request');
+    if (new Set(items.map((i) => i.requestId)).size !== items.length) throw new Error('offerStack: a request appears twice in one stack');
+    const c = this.couriers.get(courierId);
+    const records: RequestRecord[] = [];
+    for (const item of items) {
+      const r = this.requests.get(item.requestId);
+      if (!r) return reject('unknown-request');
+      if (r.status !== 'pending') return reject('request-not-pending');
+      if (r.deadline !== undefined && now > r.deadline) return reject('past-deadline');
+      if (c !== undefined && r.excluded.has(courierId)) return reject('declined-before');
+      if (item.restoredId !== undefined && this.offers.has(item.restoredId)) return reject('offer-id-taken');
+      records.push(r);
+    }
+    if (!c) return reject('unknown-courier');
+    if (c.status === 'offline') return reject('courier-offline');
+    if (c.offers.length > 0) return reject('courier-has-offer');
+    if (c.status === 'busy' && options.busy !== true) return reject('courier-busy');
+    const out: LifecycleEvent[] = [];
+    const made: OfferRecord[] = [];
+    let stackId: string | undefined;
+    this.saveCourier(c);
+    for (let i = 0; i < items.length; i++) {
+      const r = records[i];
+      const details = items[i].details;
+      const o: OfferRecord = {
+        id: items[i].restoredId ?? `${this.offerIdPrefix}${++this.offerCount}`, requestId: r.id, courierId, createdAt: now, expiresAt: now + this.offerTtlMs,
+        status: 'live', closedAt: undefined, details: details === undefined ? undefined : Object.freeze({ ...details }), stackId: undefined,
+      };
+      if (items.length > 1) o.stackId = stackId ??= o.id;
+      this.saveRequest(r);
+      this.offers.set(o.id, o);
+      this.live.set(o.id, o);
+      r.offer = o;
+      r.offerIds.push(o.id);
+      made.push(o);
+      this.undo?.record(() => {
+        this.offers.delete(o.id);
+        this.live.delete(o.id);
+        r.offerIds.pop();
+      });
+      this.emit(out, now, { type: 'offer.created', offerId: o.id, requestId: r.id, courierId, expiresAt: o.expiresAt, details: o.details, ...(o.stackId === undefined ? {} : { stackId: o.stackId }) });
+      this.moveRequest(r, 'offered', now);
+      this.emit(out, now, { type: 'request.offered', requestId: r.id, courierId, offerId: o.id });
+    }
+    c.offers = made;
+    this.settleCourier(c, now, out);
+    return { ...this.done(out), offers: made.map((o) => ({ ...o })) };
+  }
+
+  /** The courier takes its offer — and every live offer of its stack: requests → assigned, courier → busy. */
+  accept(offerId: string, courierId: string, now: number): Done<{ assignment: Assignment; assignments: Assignment[] }> | Rejected<RespondReason> {
     assertTime(now);
     const o = this.offers.get(offerId);
     const refusal = refuseResponse(o, courierId, now);
     if (refusal || !o) return reject(refusal ?? 'unknown-offer');
-    const r = this.requests.get(o.requestId)!;
     const c = this.couriers.get(o.courierId)!;
-    this.closeOffer(o, 'accepted', now);
-    const a: AssignmentRecord = { requestId: r.id, courierId, offerId, assignedAt: now, pickedUpAt: undefined, deliveredAt: undefined, endedAt: undefined };
-    this.saveRequest(r);
-    this.saveCourier(c);
-    r.assignment = a;
-    c.assignment = a;
     const out: LifecycleEvent[] = [];
-    this.emit(out, now, { type: 'offer.accepted', offerId, requestId: r.id, courierId });
-    this.moveRequest(r, 'assigned', now);
-    this.emit(out, now, { type: 'request.assigned', requestId: r.id, courierId, offerId });
-    this.moveCourier(c, 'busy', now, out);
-    return { ...this.done(out), assignment: { ...a } };
+    const made: AssignmentRecord[] = [];
+    for (const x of this.stackOf(o, c)) {
+      const r = this.requests.get(x.requestId)!;
+      this.closeOffer(x, 'accepted', now);
+      const a: AssignmentRecord = { requestId: r.id, courierId, offerId: x.id, assignedAt: now, pickedUpAt: undefined, deliveredAt: undefined, endedAt: undefined };
+      this.saveRequest(r);
+      r.assignment = a;
+      made.push(a);
+      this.emit(out, now, { type: 'offer.accepted', offerId: x.id, requestId: r.id, courierId });
+      this.moveRequest(r, 'assigned', now);
+      this.emit(out, now, { type: 'request.assigned', requestId: r.id, courierId, offerId: x.id });
+    }
+    this.saveCourier(c);
+    c.assignments = [...c.assignments, ...made];
+    this.settleCourier(c, now, out);
+    const assignments = made.map((a) => ({ ...a }));
+    return { ...this.done(out), assignment: assignments.find((a) => a.offerId === offerId)!, assignments };
   }
 
-  /** The courier turns its offer down: request → pending without it, courier → available. */
+  /** The courier turns its offer (and the rest of its stack) down: requests → pending without it, courier → available. */
   decline(offerId: string, courierId: string, now: number): Done | Rejected<RespondReason> {
     assertTime(now);
     const o = this.offers.get(offerId);
     const refusal = refuseResponse(o, courierId, now);
     if (refusal || !o) return reject(refusal ?? 'unknown-offer');
     const out: LifecycleEvent[] = [];
-    this.withdraw(o, 'declined', now, out, true);
+    for (const x of this.stackOf(o, this.couriers.get(o.courierId)!)) this.withdraw(x, 'declined', now, out, true);
     return this.done(out);
   }
 
@@ -294,7 +342,7 @@ export class RequestLifecycle extends LifecycleRecords {
     this.emit(out, now, { type: 'courier.status', courierId: c.id, status, previous });
   }
 
-  /** Ends a live offer other than by acceptance; the courier becomes available again. */
+  /** Ends a live offer other than by acceptance; the courier is available again once it holds nothing else. */
   private withdraw(o: OfferRecord, outcome: 'declined' | 'expired' | 'revoked', now: number, out: LifecycleEvent[], backToPending: boolean): void {
     const r = this.requests.get(o.requestId)!;
     const c = this.couriers.get(o.courierId)!;
@@ -308,7 +356,7 @@ export class RequestLifecycle extends LifecycleRecords {
       this.moveRequest(r, 'pending', now);
       this.emit(out, now, { type: 'request.pending', requestId: r.id, courierId: c.id, offerId: o.id, cause: outcome });
     }
-    this.moveCourier(c, 'available', now, out);
+    this.settleCourier(c, now, out);
   }
 
   private endAssignment(a: AssignmentRecord, now: number, out: LifecycleEvent[]): void {
@@ -316,8 +364,20 @@ export class RequestLifecycle extends LifecycleRecords {
     this.saveAssignment(a);
     this.saveCourier(c);
     a.endedAt = now;
-    c.assignment = undefined;
-    this.moveCourier(c, 'available', now, out);
+    c.assignments = c.assignments.filter((x) => x !== a);
+    this.settleCourier(c, now, out);
+  }
+
+  /** The live offers answered together with `o`: its whole stack still live, or `o` alone. */
+  private stackOf(o: OfferRecord, c: CourierRecord): OfferRecord[] {
+    return o.stackId === undefined ? [o] : c.offers.filter((x) => x.stackId === o.stackId);
+  }
+
+  /** An on-shift courier's status follows what it holds: busy while it carries anything, offered while it holds offers, else available. */
+  private settleCourier(c: CourierRecord, now: number, out: LifecycleEvent[]): void {
+    if (c.status === 'offline') return;
+    const status: CourierStatus = c.assignments.length > 0 ? 'busy' : c.offers.length > 0 ? 'offered' : 'available';
+    if (status !== c.status) this.moveCourier(c, status, now, out);
   }
 
   private failRecord(r: RequestRecord, now: number, reason: string, out: LifecycleEvent[]): void {

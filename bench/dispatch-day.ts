@@ -32,7 +32,7 @@ import { CourierIndex } from '../engine/courier-index.js';
 import { DonorIndex } from '../engine/donor-index.js';
 import { distanceMeters } from '../engine/geodesy.js';
 import { SiteIndex } from '../engine/site-index.js';
-import { DispatchLoop, type RequestSubmission } from '../dispatch/dispatch-loop.js';
+import { DispatchLoop, type RequestSubmission, type StackStop } from '../dispatch/dispatch-loop.js';
 import { DEFAULT_POLICY, type DispatchPolicy, type LatLng } from '../dispatch/dispatch-request.js';
 import type { Offer } from '../dispatch/request-lifecycle.js';
 import { generateScenario, type RequestFixture, type Scenario } from '../fixtures/city-scenario.js';
@@ -74,6 +74,10 @@ interface DayResult {
   /** Seconds from order to door, and whether past the deadline, per delivered delivery. */
   clickToDoor: number[];
   late: number;
+  /** Deliveries made before the simulated window ended (the peak's throughput; the drain after it excluded). */
+  deliveredInWindow: number;
+  /** Legs offered as part of a stack. */
+  stackedLegs: number;
   unitsExpired: number;
   offers: number;
   batches: number;
@@ -116,19 +120,23 @@ function peakHour(scenario: Scenario): void {
   }
   const window = { start, end: start + PEAK_MS };
   const greedy = simulateDay(scenario, { ...DEFAULT_POLICY, mode: 'greedy' }, window);
-  const batched = simulateDay(scenario, { ...DEFAULT_POLICY, mode: 'batched' }, window);
-  process.stderr.write(`  peak: ${new Date(window.start).toISOString()} +2 h, ${greedy.requests} orders for ${scenario.couriers.length} couriers (greedy ${greedy.delivered} delivered, batched ${batched.delivered})\n`);
-  const perCourierHour = (r: DayResult): number => r.clickToDoor.length / (scenario.couriers.length * (PEAK_MS / HOUR));
+  const batched = simulateDay(scenario, { ...DEFAULT_POLICY, mode: 'batched', stacking: false }, window);
+  const planner = simulateDay(scenario, { ...DEFAULT_POLICY, mode: 'batched' }, window);
+  process.stderr.write(`  peak: ${new Date(window.start).toISOString()} +2 h, ${greedy.requests} orders for ${scenario.couriers.length} couriers; delivered within the peak: greedy ${greedy.deliveredInWindow}, batched ${batched.deliveredInWindow}, stacking ${planner.deliveredInWindow}; stacked legs ${planner.stackedLegs}\n`);
+  // throughput while the peak lasts: what was delivered before it ended, per courier-hour
+  const perCourierHour = (r: DayResult): number => r.deliveredInWindow / (scenario.couriers.length * (PEAK_MS / HOUR));
   const n = greedy.requests;
-  figure('dispatch.peak.deliveriesPerCourierHour', perCourierHour(batched), perCourierHour(greedy), 'deliveries', true, n);
-  figure('dispatch.peak.clickToDoor.p95', quantile(batched.clickToDoor, 0.95), quantile(greedy.clickToDoor, 0.95), 's', false, n);
-  figure('dispatch.peak.lateShare', batched.late / batched.clickToDoor.length, greedy.late / greedy.clickToDoor.length, 'share', false, n);
+  for (const [baseline, base] of [['greedy', greedy], ['batched', batched]] as const) {
+    figure('dispatch.peak.deliveriesPerCourierHour', perCourierHour(planner), perCourierHour(base), 'deliveries', true, n, baseline);
+    figure('dispatch.peak.clickToDoor.p95', quantile(planner.clickToDoor, 0.95), quantile(base.clickToDoor, 0.95), 's', false, n, baseline);
+    figure('dispatch.peak.lateShare', planner.late / planner.clickToDoor.length, base.late / base.clickToDoor.length, 'share', false, n, baseline);
+  }
 }
 
-function figure(bench: string, value: number, baselineValue: number, unit: string, higherIsBetter: boolean, count: number): void {
+function figure(bench: string, value: number, baselineValue: number, unit: string, higherIsBetter: boolean, count: number, baseline = 'greedy'): void {
   // equal figures (both 0 ms, say) are a tie, not a division by zero
   const ratio = value === baselineValue ? 1 : higherIsBetter ? rateRatio(value, baselineValue) : costRatio(value, baselineValue);
-  report({ bench, n: count, value, unit, baseline: 'greedy', baselineValue, ratio, quick, seed });
+  report({ bench, n: count, value, unit, baseline, baselineValue, ratio, quick, seed });
 }
 
 /** One day of the scenario under one policy; everything is rebuilt, so both runs start from the same state. */
@@ -157,11 +165,18 @@ function simulateDay(s: Scenario, policy: DispatchPolicy, window?: { start: numb
   const agenda = new Agenda(stepMs);
   let unitsExpired = 0;
   let offers = 0;
+  let stackedLegs = 0;
   const drives = new Map<string, number>();
 
+  // a courier answers an offer once: a stack's offers (one per leg, sharing a stackId) are answered together
   const onOffers = (made: Offer[]): void => {
+    const answered = new Set<string>();
     for (const o of made) {
       offers++;
+      if (o.stackId !== undefined) stackedLegs++;
+      const key = o.stackId ?? o.id;
+      if (answered.has(key)) continue;
+      answered.add(key);
       const u = rng.next();
       if (u >= ACCEPT + DECLINE) continue;
       const at = o.createdAt + Math.round(rng.range(ANSWER_MS[0], ANSWER_MS[1]));
@@ -169,20 +184,23 @@ function simulateDay(s: Scenario, policy: DispatchPolicy, window?: { start: numb
     }
   };
   const acceptAndDrive = (o: Offer, at: number): void => {
-    if (!loop.accept(o.id, o.courierId, at).ok) return;
-    const leg = loop.leg(o.requestId)!;
-    const drive = travelMs(couriers, o.courierId, leg.pickup, policy);
-    drives.set(o.requestId, drive);
-    const arrive = Math.max(at + drive, leg.readyAt ?? -Infinity);
-    agenda.add(arrive, () => {
-      if (!loop.progress(o.requestId, o.courierId, 'picked_up', arrive).ok) return;
-      couriers.move(o.courierId, leg.pickup.lat, leg.pickup.lng, arrive);
-      const drop = arrive + travelMs(couriers, o.courierId, leg.dropoff, policy);
-      agenda.add(drop, () => {
-        couriers.move(o.courierId, leg.dropoff.lat, leg.dropoff.lng, drop);
-        loop.progress(o.requestId, o.courierId, 'delivered', drop);
+    const accepted = loop.accept(o.id, o.courierId, at);
+    if (!accepted.ok) return;
+    const stops = stopsOf(o, accepted.assignments.map((a) => a.requestId));
+    const drive = (k: number, from: number): void => {
+      if (k === stops.length) return;
+      const stop = stops[k];
+      const travel = travelMs(couriers, o.courierId, stop.at, policy);
+      if (stop.action === 'pickup') drives.set(stop.legId, travel);
+      const arrive = Math.max(from + travel, stop.action === 'pickup' ? (loop.leg(stop.legId)?.readyAt ?? -Infinity) : -Infinity);
+      agenda.add(arrive, () => {
+        couriers.move(o.courierId, stop.at.lat, stop.at.lng, arrive);
+        // a leg cancelled meanwhile refuses its progress; the courier drives on to the next stop
+        loop.progress(stop.legId, o.courierId, stop.action === 'pickup' ? 'picked_up' : 'delivered', arrive);
+        drive(k + 1, arrive);
       });
-    });
+    };
+    drive(0, at);
   };
 
   // emergency legs a capable courier was free for, within the search radius, when they were submitted
@@ -216,11 +234,11 @@ function simulateDay(s: Scenario, policy: DispatchPolicy, window?: { start: numb
     if ((t - s.dayStart) % HOUR === 0) unitsExpired += sweepExpired(sites, banks, t);
     loop.drainEvents(); // an API would stream these; here they are dropped so memory stays flat
   }
-  return { ...collect(loop, requests, drives, servable, end), unitsExpired, offers, batches: loop.stats().batches, wallMs: performance.now() - started };
+  return { ...collect(loop, requests, drives, servable, end, window?.end ?? end), unitsExpired, offers, stackedLegs, batches: loop.stats().batches, wallMs: performance.now() - started };
 }
 
 /** Per-request outcomes read back from the lifecycle once the day is over. */
-function collect(loop: DispatchLoop, requests: readonly RequestFixture[], drives: ReadonlyMap<string, number>, servable: ReadonlySet<string>, end: number): Omit<DayResult, 'unitsExpired' | 'offers' | 'batches' | 'wallMs'> {
+function collect(loop: DispatchLoop, requests: readonly RequestFixture[], drives: ReadonlyMap<string, number>, servable: ReadonlySet<string>, end: number, windowEnd: number): Omit<DayResult, 'unitsExpired' | 'offers' | 'stackedLegs' | 'batches' | 'wallMs'> {
   const lc = loop.lifecycle;
   let assigned = 0;
   let delivered = 0;
@@ -231,6 +249,7 @@ function collect(loop: DispatchLoop, requests: readonly RequestFixture[], drives
   const toOffer: number[] = [];
   const clickToDoor: number[] = [];
   let late = 0;
+  let deliveredInWindow = 0;
   for (const r of requests) {
     const summary = loop.status(r.id);
     if (summary === undefined) continue; // refused at submission (no stock, no recipient)
@@ -239,6 +258,7 @@ function collect(loop: DispatchLoop, requests: readonly RequestFixture[], drives
     const doneAt = r.kind === 'delivery' && summary.status === 'delivered' ? lc.assignmentOf(summary.legs[0].id)?.deliveredAt : undefined;
     if (doneAt !== undefined) {
       clickToDoor.push((doneAt - r.createdAt) / 1000);
+      if (doneAt <= windowEnd) deliveredInWindow++;
       if (r.deadline !== undefined && doneAt > r.deadline) late++;
     }
     for (const l of summary.legs) {
@@ -254,7 +274,7 @@ function collect(loop: DispatchLoop, requests: readonly RequestFixture[], drives
       pickupDrives.push(drives.get(l.id)! / 1000);
     }
   }
-  return { requests: requests.length, assigned, delivered, pickupEtas, pickupDrives, emergencyToOffer, emergencyServable, toOffer, clickToDoor, late };
+  return { requests: requests.length, assigned, delivered, pickupEtas, pickupDrives, emergencyToOffer, emergencyServable, toOffer, clickToDoor, late, deliveredInWindow };
 }
 
 /** Removes lots expired by `now` from each bank's shelf (reserved units too); returns the units lost. */
@@ -271,6 +291,17 @@ function sweepExpired(sites: SiteIndex, banks: readonly string[], now: number): 
     sites.setInventory(id, kept);
   }
   return lost;
+}
+
+/** The stops an accepted offer drives: a stack's in its planned order, else the leg's pickup then dropoff. */
+function stopsOf(o: Offer, legIds: readonly string[]): StackStop[] {
+  const planned = o.details?.stops as StackStop[] | undefined;
+  if (planned !== undefined) return planned.filter((s) => legIds.includes(s.legId));
+  const d = o.details as { pickup: LatLng; dropoff: LatLng; parentId: string };
+  return [
+    { legId: o.requestId, requestId: d.parentId, action: 'pickup', at: d.pickup, eta: 0 },
+    { legId: o.requestId, requestId: d.parentId, action: 'dropoff', at: d.dropoff, eta: 0 },
+  ];
 }
 
 /** Straight-line metres × circuity at the courier's vehicle speed: the same model the planner's ETAs use. */

@@ -10,8 +10,9 @@ import { routeCost, scoreRoute } from './route-scoring.js';
 
 const NOW = Date.UTC(2026, 10, 2, 12);
 const MIN = 60_000;
-// cold-chain couriers priced on other work, so the oracles check the price too (none is priced by default)
-const BATCHED: DispatchPolicy = { ...DEFAULT_POLICY, mode: 'batched', scarceCapabilities: { cold_chain: 180 } };
+// cold-chain couriers priced on other work, so the oracles check the price too (none is priced by default);
+// one request per courier: these oracles check the matching, stacking.test.ts checks what is stacked onto it
+const BATCHED: DispatchPolicy = { ...DEFAULT_POLICY, mode: 'batched', scarceCapabilities: { cold_chain: 180 }, stacking: false };
 const GREEDY: DispatchPolicy = { ...DEFAULT_POLICY, mode: 'greedy', scarceCapabilities: { cold_chain: 180 } };
 
 function randomSnapshot(rng: Prng, n: number, spread = 0.03): CourierSnapshot {

@@ -27,11 +27,15 @@ import type { CourierSnapshot } from '../engine/courier-snapshot.js';
 import { CandidateSearch, OVERFETCH } from './candidates.js';
 import type { DispatchPlan, DispatchPolicy, DispatchRequest, PlannedAssignment, UnassignedReason, Urgency } from './dispatch-request.js';
 import { solveAssignment } from './min-cost-assignment.js';
+import { stackPlan } from './stacking.js';
 import { type RouteScore, courierSpeed, emptyScore, legMeters, legSpeed, limitPassed, routeCost, scoreTrip } from './route-scoring.js';
 
-/** Plans a batch with policy.mode ('batched': exact min-cost over the candidate graph; 'greedy': one request at a time). */
+/**
+ * Plans a batch with policy.mode ('batched': exact min-cost over the candidate graph, then what it left stacked
+ * onto couriers with room (stacking.ts; off with policy.stacking false); 'greedy': one request at a time).
+ */
 export function planBatch(snapshot: CourierSnapshot, requests: readonly DispatchRequest[], policy: DispatchPolicy, now: number): DispatchPlan {
-  if (policy.mode === 'batched') return planBatched(snapshot, requests, policy, now);
+  if (policy.mode === 'batched') return stackPlan(planBatched(snapshot, requests, policy, now), snapshot, requests, policy, now);
   if (policy.mode === 'greedy') return planGreedy(snapshot, requests, policy, now);
   throw new Error(`planBatch: policy.mode must be 'batched' or 'greedy', got '${String(policy.mode)}'`);
 }

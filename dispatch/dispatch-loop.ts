@@ -39,7 +39,7 @@ import { writeCourierSnapshot } from '../engine/courier-snapshot.js';
 import type { DonorIndex } from '../engine/donor-index.js';
 import type { SiteIndex } from '../engine/site-index.js';
 import { BatchSchedule, type DispatchBatch, type SyncPlanner, inlinePlanner } from './batch-schedule.js';
-import type { DispatchPlan, DispatchPolicy, DispatchRequest } from './dispatch-request.js';
+import type { DispatchPlan, DispatchPolicy, DispatchRequest, LatLng, PlannedAssignment } from './dispatch-request.js';
 import { type Assignment, type CancelReason, type CourierStatusReason, type Done, type LifecycleEvent, type Offer, type ProgressReason, type Rejected, type RespondReason, RequestLifecycle } from './request-lifecycle.js';
 import { checkInvariants as checkLifecycleInvariants } from './lifecycle-invariants.js';
 import { type BloodStatusEvent, type ParentLookup, RequestParents, type RequestSummary } from './request-parents.js';
@@ -77,6 +77,36 @@ export interface DispatchLoopStats extends StockCounters {
   offers: number;
   /** Planned assignments skipped because the courier or leg changed since the snapshot. */
   staleAssignments: number;
+}
+
+/** What every offer of a stack carries: its legs in pickup order and its stops in driving order. */
+function stackDetails(legs: readonly { leg: Leg; a: { pickupEta: number; dropoffEta: number } }[]): { stack: StackLeg[]; stops: StackStop[] } {
+  const stack = legs.map(({ leg, a }) => ({ legId: leg.id, requestId: leg.parentId, pickup: leg.dispatch.pickup, dropoff: leg.dispatch.dropoff, eta: a.pickupEta, dropoffEta: a.dropoffEta }));
+  const stops: StackStop[] = [
+    ...stack.map((l) => ({ legId: l.legId, requestId: l.requestId, action: 'pickup' as const, at: l.pickup, eta: l.eta })),
+    ...stack.map((l) => ({ legId: l.legId, requestId: l.requestId, action: 'dropoff' as const, at: l.dropoff, eta: l.dropoffEta })),
+  ].sort((x, y) => x.eta - y.eta || (x.action === y.action ? 0 : x.action === 'pickup' ? -1 : 1));
+  return { stack, stops };
+}
+
+/** One leg of a stack offer, as the driver's frame shows it. */
+export interface StackLeg {
+  legId: string;
+  requestId: string;
+  pickup: LatLng;
+  dropoff: LatLng;
+  /** Seconds from the offer to the pickup, along the stack's route. */
+  eta: number;
+  dropoffEta: number;
+}
+
+/** One stop of a stack's route. */
+export interface StackStop {
+  legId: string;
+  requestId: string;
+  action: 'pickup' | 'dropoff';
+  at: LatLng;
+  eta: number;
 }
 
 /** Orchestrates one deployment: submissions, batch window, offers, lifecycle, index statuses, blood stock. */
@@ -150,17 +180,26 @@ export class DispatchLoop {
     return { id: ++this.batchCount, now, snapshot, requests };
   }
 
-  /** Turns a plan into offers; assignments whose courier or leg changed since the snapshot are skipped (the leg waits again). */
+  /**
+   * Turns a plan into offers; assignments whose courier or leg changed since the snapshot are skipped (the leg
+   * waits again). Several assignments to one courier are a stack (stacking.ts): one stack offer, stops in ETA order.
+   */
   applyPlan(plan: DispatchPlan, now: number): Offer[] {
     assertTime(now);
     const offers: Offer[] = [];
+    const byCourier = new Map<string, PlannedAssignment[]>();
     for (const a of plan.assignments) {
       this.schedule.landed(a.requestId);
-      const leg = this.registry.leg(a.requestId);
-      if (leg === undefined) continue;
-      const made = this.offerLeg(leg, a.courierId, now, { pickupEta: a.pickupEta, dropoffEta: a.dropoffEta });
-      if (made === undefined) this.counters.staleAssignments++;
-      else offers.push(made);
+      const group = byCourier.get(a.courierId);
+      if (group === undefined) byCourier.set(a.courierId, [a]);
+      else group.push(a);
+    }
+    for (const [courierId, group] of byCourier) {
+      const legs = group.map((a) => ({ leg: this.registry.leg(a.requestId), a })).filter((x): x is { leg: Leg; a: PlannedAssignment } => x.leg !== undefined);
+      if (legs.length === 0) continue;
+      const made = this.offerLegs(legs, courierId, now);
+      if (made === undefined) this.counters.staleAssignments += legs.length;
+      else offers.push(...made);
     }
     for (const u of plan.unassigned) {
       this.schedule.landed(u.requestId);
@@ -185,9 +224,11 @@ export class DispatchLoop {
   restoreAssignment(legId: string, courierId: string, offerId: string, now: number): boolean {
     const leg = this.registry.leg(legId);
     if (leg === undefined) return false;
-    const offer = this.offerLeg(leg, courierId, now, { pickupEta: 0, dropoffEta: 0 }, offerId);
+    // a stack's or an en-route leg's courier already carries another restored leg
+    const offer = this.offerLegs([{ leg, a: { pickupEta: 0, dropoffEta: 0 } }], courierId, now, offerId)?.[0];
     if (offer === undefined) return false;
     const accepted = this.accept(offer.id, courierId, now);
+    if (accepted.ok) this.setIndexedStatus(courierId, this.lifecycle.courier(courierId)!.status);
     return accepted.ok;
   }
 
@@ -208,8 +249,8 @@ export class DispatchLoop {
     return this.schedule.dueAt(this.pendingLegs());
   }
 
-  /** The courier takes its offer: leg assigned, courier busy. */
-  accept(offerId: string, courierId: string, now: number): Done<{ assignment: Assignment }> | Rejected<RespondReason> {
+  /** The courier takes its offer (and the rest of its stack): legs assigned, courier busy. */
+  accept(offerId: string, courierId: string, now: number): Done<{ assignment: Assignment; assignments: Assignment[] }> | Rejected<RespondReason> {
     return this.run(this.lifecycle.accept(offerId, courierId, now));
   }
 
@@ -334,17 +375,29 @@ export class DispatchLoop {
     return this.lifecycle.pendingRequests().filter((r) => this.registry.leg(r.id) !== undefined);
   }
 
-  private offerLeg(leg: Leg, courierId: string, now: number, eta: { pickupEta: number; dropoffEta: number }, restoredId?: string): Offer | undefined {
-    if (this.lifecycle.request(leg.id)?.status !== 'pending') return undefined;
+  /**
+   * Offers legs to one courier: one leg alone, several as a stack whose every offer carries the whole route
+   * (`details.stack`: the legs in pickup order; `details.stops`: pickups and dropoffs in the order to drive them).
+   * Undefined when a leg is no longer pending or the courier no longer free: the whole stack waits again.
+   */
+  private offerLegs(legs: readonly { leg: Leg; a: { pickupEta: number; dropoffEta: number } }[], courierId: string, now: number, restoredId?: string): Offer[] | undefined {
+    if (legs.some(({ leg }) => this.lifecycle.request(leg.id)?.status !== 'pending')) return undefined;
     if (this.couriers.get(courierId)?.status !== 'available') return undefined;
+    // recovery hands back several assigned legs to one courier: the second finds it busy with the first
+    const busy = restoredId !== undefined;
     if (this.lifecycle.courier(courierId) === undefined) this.run(this.lifecycle.setCourierStatus(courierId, 'available', now));
-    const d = leg.dispatch;
-    const details = { kind: d.kind, parentId: leg.parentId, pickup: d.pickup, dropoff: d.dropoff, eta: eta.pickupEta, dropoffEta: eta.dropoffEta };
-    const res = this.lifecycle.offer(leg.id, courierId, now, details, restoredId);
+    const ordered = [...legs].sort((x, y) => x.a.pickupEta - y.a.pickupEta);
+    const stack = ordered.length < 2 ? undefined : stackDetails(ordered);
+    const items = ordered.map(({ leg, a }) => {
+      const d = leg.dispatch;
+      const details = { kind: d.kind, parentId: leg.parentId, pickup: d.pickup, dropoff: d.dropoff, eta: a.pickupEta, dropoffEta: a.dropoffEta, ...stack };
+      return { requestId: leg.id, details, restoredId };
+    });
+    const res = this.lifecycle.offerStack(items, courierId, now, { busy });
     if (!res.ok) return undefined;
     this.run(res);
-    this.counters.offers++;
-    return res.offer;
+    this.counters.offers += res.offers.length;
+    return res.offers;
   }
 
   /** Applies a verb's events to the indexes and the outbox, and hands the result back. */

@@ -65,6 +65,21 @@ export interface DispatchPolicy {
    * cost for a courier carrying it; emergencies pay nothing. Default DEFAULT_SCARCE_CAPABILITIES (none).
    */
   scarceCapabilities?: Readonly<Partial<Record<Capability, number>>>;
+  /**
+   * Stacking (PRODUCT §2): couriers with capacity > 1 take deliveries whose pickups are close, in the batched
+   * planner. `false` turns it off; default dispatch/stacking.ts DEFAULT_STACKING.
+   */
+  stacking?: Readonly<StackingPolicy> | false;
+}
+
+/** How deliveries are stacked on one courier. */
+export interface StackingPolicy {
+  /** At most this many seconds of driving from a stacked pickup to another pickup of the stack ("within a few minutes"). */
+  pickupGapSeconds: number;
+  /** Deliveries per stack, at most (2–4). */
+  maxStops: number;
+  /** A delivery joins a stack only when the stack's route grows by at most this share of the delivery's own pickup → dropoff drive. */
+  detourShare: number;
 }
 
 /**

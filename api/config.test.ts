@@ -13,6 +13,13 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ JWT_SECRET: SECRET, BLOOD_TYPE_SLACK_URGENT_S: '-5' })).toThrow(/BLOOD_TYPE_SLACK_URGENT_S/);
   });
 
+  test('STACK_* shape stacking; STACK_MAX_STOPS=1 turns it off in the policy', () => {
+    expect(dispatchPolicy(loadConfig({ JWT_SECRET: SECRET })).stacking).toEqual({ maxStops: 3, pickupGapSeconds: 300, detourShare: 0.5 });
+    expect(dispatchPolicy(loadConfig({ JWT_SECRET: SECRET, STACK_MAX_STOPS: '2', STACK_PICKUP_GAP_S: '120', STACK_DETOUR_PCT: '80' })).stacking).toEqual({ maxStops: 2, pickupGapSeconds: 120, detourShare: 0.8 });
+    expect(dispatchPolicy(loadConfig({ JWT_SECRET: SECRET, STACK_MAX_STOPS: '1' })).stacking).toBe(false);
+    expect(() => loadConfig({ JWT_SECRET: SECRET, STACK_MAX_STOPS: '9' })).toThrow(/STACK_MAX_STOPS/);
+  });
+
   test('MAP_STYLE_URL is an http(s) URL for the live map, absent by default', () => {
     expect(loadConfig({ JWT_SECRET: SECRET }).mapStyleUrl).toBeUndefined();
     expect(loadConfig({ JWT_SECRET: SECRET, MAP_STYLE_URL: 'https://tiles.example/style.json' }).mapStyleUrl).toBe('https://tiles.example/style.json');
@@ -44,7 +51,7 @@ describe('loadConfig', () => {
     expect(c.ws.maxPayloadBytes).toBe(1024 * 1024);
     expect(c.ws.maxBackpressureBytes).toBe(1024 * 1024);
     expect(c.offerTtlMs).toBe(15000);
-    expect(c.dispatch).toEqual({ mode: 'batched', windowMs: 2000, tickMs: 50, bloodTypeSlack: { routine: 1800, urgent: 600, emergency: 180 } });
+    expect(c.dispatch).toEqual({ mode: 'batched', windowMs: 2000, tickMs: 50, bloodTypeSlack: { routine: 1800, urgent: 600, emergency: 180 }, stacking: { maxStops: 3, pickupGapSeconds: 300, detourShare: 0.5 } });
     expect(c.requests).toEqual({ openPerRequester: 1000, idempotencyTtlMs: 86_400_000 });
     expect(c.ws).toMatchObject({ maxFrameBytes: 65536, socketsPerPrincipal: 8, socketsPerDispatcher: 64, slowCloseMs: 5000 });
     expect(c.bulkBodyLimitBytes).toBe(4 * 1024 * 1024);

@@ -28,6 +28,9 @@
  * | DISPATCH_WINDOW_MS         | 2000               | batch window for non-emergency requests |
  * | DISPATCH_TICK_MS           | 50                 | dispatch timer: offer expiry and batch checks |
  * | BLOOD_TYPE_SLACK_ROUTINE_S / _URGENT_S / _EMERGENCY_S | 1800 / 600 / 180 | extra transit a blood request accepts for better-matched units (identical before compatible, O− last) |
+ * | STACK_MAX_STOPS            | 3                  | deliveries one courier (capacity > 1) may carry as a stack; 1 turns stacking off |
+ * | STACK_PICKUP_GAP_S         | 300                | a stacked pickup is at most this many seconds' drive from another of its stack |
+ * | STACK_DETOUR_PCT           | 50                 | a delivery joins a stack only when the route grows by at most this % of its own drive |
  * | OPEN_REQUESTS_PER_REQUESTER | 1000              | open requests one principal may hold |
  * | IDEMPOTENCY_TTL_MS         | 86400000           | how long an Idempotency-Key answer is kept |
  * | GD_ROLE                    | all                | all (one process does everything), edge (sockets and the public API of a cluster) or core (a cluster region owner) |
@@ -57,7 +60,8 @@
 import { createPublicKey, randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { DEFAULT_TYPE_SLACK_SECONDS } from '../dispatch/blood-allocation.js';
-import { DEFAULT_POLICY, type DispatchPolicy, type Urgency } from '../dispatch/dispatch-request.js';
+import { DEFAULT_POLICY, type DispatchPolicy, type StackingPolicy, type Urgency } from '../dispatch/dispatch-request.js';
+import { DEFAULT_STACKING } from '../dispatch/stacking.js';
 import { isRole, ROLES, type Role } from './auth.js';
 
 export type { Role } from './auth.js';
@@ -95,7 +99,7 @@ export interface ApiConfig {
     slowCloseMs: number;
   };
   offerTtlMs: number;
-  dispatch: { mode: 'greedy' | 'batched'; windowMs: number; tickMs: number; bloodTypeSlack: Record<Urgency, number> };
+  dispatch: { mode: 'greedy' | 'batched'; windowMs: number; tickMs: number; bloodTypeSlack: Record<Urgency, number>; stacking: StackingPolicy };
   requests: { openPerRequester: number; idempotencyTtlMs: number };
   /** all: one process does everything; edge: a cluster's sockets and public API; core: a cluster region owner (PRODUCT §7). */
   role: 'all' | 'edge' | 'core';
@@ -197,6 +201,12 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Ap
         routine: read.int('BLOOD_TYPE_SLACK_ROUTINE_S', DEFAULT_TYPE_SLACK_SECONDS.routine, 0, 86_400),
         urgent: read.int('BLOOD_TYPE_SLACK_URGENT_S', DEFAULT_TYPE_SLACK_SECONDS.urgent, 0, 86_400),
         emergency: read.int('BLOOD_TYPE_SLACK_EMERGENCY_S', DEFAULT_TYPE_SLACK_SECONDS.emergency, 0, 86_400),
+      },
+      stacking: {
+        // every stop order of a stack is tried ((n!)² routes): 4 stops is 576, the most worth trying per candidate
+        maxStops: read.int('STACK_MAX_STOPS', DEFAULT_STACKING.maxStops, 1, 4),
+        pickupGapSeconds: read.int('STACK_PICKUP_GAP_S', DEFAULT_STACKING.pickupGapSeconds, 0, 3_600),
+        detourShare: read.int('STACK_DETOUR_PCT', Math.round(DEFAULT_STACKING.detourShare * 100), 0, 200) / 100,
       },
     },
     requests: {
@@ -398,6 +408,6 @@ function deepFreeze<T>(value: T): Readonly<T> {
 
 /** The dispatch policy a configuration asks for (one process and cluster cores alike). */
 export function dispatchPolicy(config: Pick<ApiConfig, 'dispatch'>): DispatchPolicy {
-  const { mode, windowMs, bloodTypeSlack } = config.dispatch;
-  return { ...DEFAULT_POLICY, mode, windowMs, bloodTypeSlack };
+  const { mode, windowMs, bloodTypeSlack, stacking } = config.dispatch;
+  return { ...DEFAULT_POLICY, mode, windowMs, bloodTypeSlack, stacking: stacking.maxStops < 2 ? false : stacking };
 }

@@ -105,7 +105,7 @@ export class DriverOffers {
 export function driverFrame(e: DispatchEvent, parentId: (legId: string) => string): { courierId: string; frame: Record<string, unknown> } | undefined {
   switch (e.type) {
     case 'offer.created':
-      return { courierId: e.courierId, frame: offerFrame({ id: e.offerId, requestId: e.requestId, details: e.details, expiresAt: e.expiresAt }) };
+      return { courierId: e.courierId, frame: offerFrame({ id: e.offerId, requestId: e.requestId, details: e.details, expiresAt: e.expiresAt, stackId: e.stackId }) };
     case 'request.assigned':
       return { courierId: e.courierId, frame: { t: 'assigned', offerId: e.offerId, requestId: parentId(e.requestId), legId: e.requestId } };
     case 'offer.expired':
@@ -118,21 +118,39 @@ export function driverFrame(e: DispatchEvent, parentId: (legId: string) => strin
   }
 }
 
-/** What a (re)connecting driver hears again from one dispatch loop: the offer it holds and the leg it carries. */
+/**
+ * What one dispatch loop holds a courier on, as the courier view shows it: its (first) offer and leg, and every
+ * one of them when it holds a stack or carries several legs; undefined when it holds nothing.
+ */
+export function courierHold(loop: DispatchLoop, courierId: string): { offerId?: string; requestId?: string; offerIds?: readonly string[]; requestIds?: readonly string[] } | undefined {
+  const held = loop.lifecycle.courier(courierId);
+  if (held === undefined || (held.offerIds.length === 0 && held.requestIds.length === 0)) return undefined;
+  return {
+    ...(held.offerId ? { offerId: held.offerId } : {}),
+    ...(held.requestId ? { requestId: held.requestId } : {}),
+    ...(held.offerIds.length > 1 ? { offerIds: held.offerIds } : {}),
+    ...(held.requestIds.length > 1 ? { requestIds: held.requestIds } : {}),
+  };
+}
+
+/** What a (re)connecting driver hears again from one dispatch loop: the offers it holds (one, or a stack's) and every leg it carries. */
 export function catchUpFrames(loop: DispatchLoop, courierId: string, parentId: (legId: string) => string): Record<string, unknown>[] {
   const frames: Record<string, unknown>[] = [];
   const lifecycle = loop.lifecycle;
-  const offer = lifecycle.liveOfferOf(courierId);
-  if (offer !== undefined) frames.push(offerFrame(offer));
-  const carried = lifecycle.courier(courierId)?.requestId;
-  const assignment = carried === undefined ? undefined : lifecycle.assignmentOf(carried);
-  if (assignment !== undefined) frames.push({ t: 'assigned', offerId: assignment.offerId, requestId: parentId(carried!), legId: carried });
+  for (const offer of lifecycle.liveOffersOf(courierId)) frames.push(offerFrame(offer));
+  for (const a of lifecycle.assignmentsOf(courierId)) frames.push({ t: 'assigned', offerId: a.offerId, requestId: parentId(a.requestId), legId: a.requestId });
   return frames;
 }
 
-/** The `{ t:'offer' }` frame of an offer: the parent request, the leg, where and when, and when it expires. */
-function offerFrame(o: { id: string; requestId: string; details: Readonly<Record<string, unknown>> | undefined; expiresAt: number }): Record<string, unknown> {
+/**
+ * The `{ t:'offer' }` frame of an offer: the parent request, the leg, where and when, and when it expires. An offer of
+ * a stack also names its `stackId` and carries the whole stack (`stack`: its legs; `stops`: the order to drive them):
+ * the driver gets one frame per leg, and answering any one answers the stack.
+ */
+function offerFrame(o: { id: string; requestId: string; details: Readonly<Record<string, unknown>> | undefined; expiresAt: number; stackId?: string }): Record<string, unknown> {
   const d = o.details ?? {};
   const requestId = typeof d.parentId === 'string' ? d.parentId : o.requestId;
-  return { t: 'offer', offerId: o.id, requestId, legId: o.requestId, kind: d.kind, pickup: d.pickup, dropoff: d.dropoff, eta: d.eta, expiresAt: o.expiresAt };
+  const frame: Record<string, unknown> = { t: 'offer', offerId: o.id, requestId, legId: o.requestId, kind: d.kind, pickup: d.pickup, dropoff: d.dropoff, eta: d.eta, expiresAt: o.expiresAt };
+  if (o.stackId !== undefined) Object.assign(frame, { stackId: o.stackId, stack: d.stack, stops: d.stops });
+  return frame;
 }

@@ -14,6 +14,7 @@ import { EngineError } from '../engine/errors.js';
 import type { DispatchLoop } from '../dispatch/dispatch-loop.js';
 import type { CourierRow } from '../store/store.js';
 import { ApiError } from './api-error.js';
+import { courierHold } from './driver-offers.js';
 import { type EntityDeps, courierView, entityId } from './entity-routes.js';
 import type { AddRoute } from './http-routes.js';
 import type { PositionSinks } from './ingest.js';
@@ -58,8 +59,7 @@ export function registerFleetRoutes(add: AddRoute, deps: FleetDeps): void {
     roles: COURIER_READ_ROUTE.roles,
     run: ({ params }) => {
       const id = knownId(params[0], (x) => couriers.has(x), 'courier');
-      const held = loop.lifecycle.courier(id);
-      return { status: 200, body: { ...courierView(couriers, id), ...(held?.offerId ? { offerId: held.offerId } : {}), ...(held?.requestId ? { requestId: held.requestId } : {}) } };
+      return { status: 200, body: { ...courierView(couriers, id), ...courierHold(loop, id) } };
     },
   });
   add('get', '/v1/sites/:id', {

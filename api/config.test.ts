@@ -20,6 +20,12 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ JWT_SECRET: SECRET, STACK_MAX_STOPS: '9' })).toThrow(/STACK_MAX_STOPS/);
   });
 
+  test('EN_ROUTE_* pick which busy couriers are candidates; EN_ROUTE_FINISH_S=0 turns en route off', () => {
+    expect(dispatchPolicy(loadConfig({ JWT_SECRET: SECRET })).enRoute).toEqual({ finishWithinSeconds: 300, nearSeconds: 600 });
+    expect(dispatchPolicy(loadConfig({ JWT_SECRET: SECRET, EN_ROUTE_NEAR_S: '120' })).enRoute).toEqual({ finishWithinSeconds: 300, nearSeconds: 120 });
+    expect(dispatchPolicy(loadConfig({ JWT_SECRET: SECRET, EN_ROUTE_FINISH_S: '0' })).enRoute).toBe(false);
+  });
+
   test('MAP_STYLE_URL is an http(s) URL for the live map, absent by default', () => {
     expect(loadConfig({ JWT_SECRET: SECRET }).mapStyleUrl).toBeUndefined();
     expect(loadConfig({ JWT_SECRET: SECRET, MAP_STYLE_URL: 'https://tiles.example/style.json' }).mapStyleUrl).toBe('https://tiles.example/style.json');
@@ -51,7 +57,7 @@ describe('loadConfig', () => {
     expect(c.ws.maxPayloadBytes).toBe(1024 * 1024);
     expect(c.ws.maxBackpressureBytes).toBe(1024 * 1024);
     expect(c.offerTtlMs).toBe(15000);
-    expect(c.dispatch).toEqual({ mode: 'batched', windowMs: 2000, tickMs: 50, bloodTypeSlack: { routine: 1800, urgent: 600, emergency: 180 }, stacking: { maxStops: 3, pickupGapSeconds: 300, detourShare: 0.5 } });
+    expect(c.dispatch).toEqual({ mode: 'batched', windowMs: 2000, tickMs: 50, bloodTypeSlack: { routine: 1800, urgent: 600, emergency: 180 }, stacking: { maxStops: 3, pickupGapSeconds: 300, detourShare: 0.5 }, enRoute: { finishWithinSeconds: 300, nearSeconds: 600 } });
     expect(c.requests).toEqual({ openPerRequester: 1000, idempotencyTtlMs: 86_400_000 });
     expect(c.ws).toMatchObject({ maxFrameBytes: 65536, socketsPerPrincipal: 8, socketsPerDispatcher: 64, slowCloseMs: 5000 });
     expect(c.bulkBodyLimitBytes).toBe(4 * 1024 * 1024);

@@ -31,6 +31,8 @@
  * | STACK_MAX_STOPS            | 3                  | deliveries one courier (capacity > 1) may carry as a stack; 1 turns stacking off |
  * | STACK_PICKUP_GAP_S         | 300                | a stacked pickup is at most this many seconds' drive from another of its stack |
  * | STACK_DETOUR_PCT           | 50                 | a delivery joins a stack only when the route grows by at most this % of its own drive |
+ * | EN_ROUTE_FINISH_S          | 300                | busy couriers whose trip ends within this are candidates for legs nobody free took; 0 turns en route off |
+ * | EN_ROUTE_NEAR_S            | 600                | … when their trip ends at most this many seconds' drive from the pickup |
  * | OPEN_REQUESTS_PER_REQUESTER | 1000              | open requests one principal may hold |
  * | IDEMPOTENCY_TTL_MS         | 86400000           | how long an Idempotency-Key answer is kept |
  * | GD_ROLE                    | all                | all (one process does everything), edge (sockets and the public API of a cluster) or core (a cluster region owner) |
@@ -60,7 +62,8 @@
 import { createPublicKey, randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { DEFAULT_TYPE_SLACK_SECONDS } from '../dispatch/blood-allocation.js';
-import { DEFAULT_POLICY, type DispatchPolicy, type StackingPolicy, type Urgency } from '../dispatch/dispatch-request.js';
+import { DEFAULT_POLICY, type DispatchPolicy, type EnRoutePolicy, type StackingPolicy, type Urgency } from '../dispatch/dispatch-request.js';
+import { DEFAULT_EN_ROUTE } from '../dispatch/en-route.js';
 import { DEFAULT_STACKING } from '../dispatch/stacking.js';
 import { isRole, ROLES, type Role } from './auth.js';
 
@@ -99,7 +102,7 @@ export interface ApiConfig {
     slowCloseMs: number;
   };
   offerTtlMs: number;
-  dispatch: { mode: 'greedy' | 'batched'; windowMs: number; tickMs: number; bloodTypeSlack: Record<Urgency, number>; stacking: StackingPolicy };
+  dispatch: { mode: 'greedy' | 'batched'; windowMs: number; tickMs: number; bloodTypeSlack: Record<Urgency, number>; stacking: StackingPolicy; enRoute: EnRoutePolicy };
   requests: { openPerRequester: number; idempotencyTtlMs: number };
   /** all: one process does everything; edge: a cluster's sockets and public API; core: a cluster region owner (PRODUCT §7). */
   role: 'all' | 'edge' | 'core';
@@ -207,6 +210,10 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Ap
         maxStops: read.int('STACK_MAX_STOPS', DEFAULT_STACKING.maxStops, 1, 4),
         pickupGapSeconds: read.int('STACK_PICKUP_GAP_S', DEFAULT_STACKING.pickupGapSeconds, 0, 3_600),
         detourShare: read.int('STACK_DETOUR_PCT', Math.round(DEFAULT_STACKING.detourShare * 100), 0, 200) / 100,
+      },
+      enRoute: {
+        finishWithinSeconds: read.int('EN_ROUTE_FINISH_S', DEFAULT_EN_ROUTE.finishWithinSeconds, 0, 3_600),
+        nearSeconds: read.int('EN_ROUTE_NEAR_S', DEFAULT_EN_ROUTE.nearSeconds, 0, 3_600),
       },
     },
     requests: {
@@ -408,6 +415,6 @@ function deepFreeze<T>(value: T): Readonly<T> {
 
 /** The dispatch policy a configuration asks for (one process and cluster cores alike). */
 export function dispatchPolicy(config: Pick<ApiConfig, 'dispatch'>): DispatchPolicy {
-  const { mode, windowMs, bloodTypeSlack, stacking } = config.dispatch;
-  return { ...DEFAULT_POLICY, mode, windowMs, bloodTypeSlack, stacking: stacking.maxStops < 2 ? false : stacking };
+  const { mode, windowMs, bloodTypeSlack, stacking, enRoute } = config.dispatch;
+  return { ...DEFAULT_POLICY, mode, windowMs, bloodTypeSlack, stacking: stacking.maxStops < 2 ? false : stacking, enRoute: enRoute.finishWithinSeconds === 0 ? false : enRoute };
 }

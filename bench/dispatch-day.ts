@@ -78,6 +78,8 @@ interface DayResult {
   deliveredInWindow: number;
   /** Legs offered as part of a stack. */
   stackedLegs: number;
+  /** Legs offered to a courier still on another trip. */
+  enRouteLegs: number;
   unitsExpired: number;
   offers: number;
   batches: number;
@@ -89,7 +91,8 @@ function main(): void {
   const scenario = generateScenario({ seed, couriers: courierCount, requests: requestCount });
   process.stderr.write(`dispatch day: seed ${seed}, ${scenario.couriers.length} couriers, ${scenario.requests.length} requests, ${scenario.sites.length} sites, step ${stepMs} ms\n`);
   if (peak) return peakHour(scenario);
-  const greedy = simulateDay(scenario, { ...DEFAULT_POLICY, mode: 'greedy' });
+  // the baseline is greedy as it was: nearest ETA now, free couriers only
+  const greedy = simulateDay(scenario, { ...DEFAULT_POLICY, mode: 'greedy', enRoute: false });
   const batched = simulateDay(scenario, { ...DEFAULT_POLICY, mode: 'batched' });
   for (const [name, r] of [['greedy', greedy], ['batched', batched]] as const) {
     process.stderr.write(`  ${name}: ${r.assigned}/${r.requests} assigned, ${r.delivered} delivered, ${r.offers} offers, ${r.batches} batches, ${(r.wallMs / 1000).toFixed(1)} s wall\n`);
@@ -119,10 +122,10 @@ function peakHour(scenario: Scenario): void {
     if (i - j + 1 > best) [best, start] = [i - j + 1, times[i] - PEAK_MS];
   }
   const window = { start, end: start + PEAK_MS };
-  const greedy = simulateDay(scenario, { ...DEFAULT_POLICY, mode: 'greedy' }, window);
-  const batched = simulateDay(scenario, { ...DEFAULT_POLICY, mode: 'batched', stacking: false }, window);
+  const greedy = simulateDay(scenario, { ...DEFAULT_POLICY, mode: 'greedy', enRoute: false }, window);
+  const batched = simulateDay(scenario, { ...DEFAULT_POLICY, mode: 'batched', stacking: false, enRoute: false }, window);
   const planner = simulateDay(scenario, { ...DEFAULT_POLICY, mode: 'batched' }, window);
-  process.stderr.write(`  peak: ${new Date(window.start).toISOString()} +2 h, ${greedy.requests} orders for ${scenario.couriers.length} couriers; delivered within the peak: greedy ${greedy.deliveredInWindow}, batched ${batched.deliveredInWindow}, stacking ${planner.deliveredInWindow}; stacked legs ${planner.stackedLegs}\n`);
+  process.stderr.write(`  peak: ${new Date(window.start).toISOString()} +2 h, ${greedy.requests} orders for ${scenario.couriers.length} couriers; delivered within the peak: greedy ${greedy.deliveredInWindow}, batched ${batched.deliveredInWindow}, stacking ${planner.deliveredInWindow}; stacked legs ${planner.stackedLegs}, en-route legs ${planner.enRouteLegs}\n`);
   // throughput while the peak lasts: what was delivered before it ended, per courier-hour
   const perCourierHour = (r: DayResult): number => r.deliveredInWindow / (scenario.couriers.length * (PEAK_MS / HOUR));
   const n = greedy.requests;
@@ -166,6 +169,7 @@ function simulateDay(s: Scenario, policy: DispatchPolicy, window?: { start: numb
   let unitsExpired = 0;
   let offers = 0;
   let stackedLegs = 0;
+  let enRouteLegs = 0;
   const drives = new Map<string, number>();
 
   // a courier answers an offer once: a stack's offers (one per leg, sharing a stackId) are answered together
@@ -174,6 +178,7 @@ function simulateDay(s: Scenario, policy: DispatchPolicy, window?: { start: numb
     for (const o of made) {
       offers++;
       if (o.stackId !== undefined) stackedLegs++;
+      if (o.details?.enRoute !== undefined) enRouteLegs++;
       const key = o.stackId ?? o.id;
       if (answered.has(key)) continue;
       answered.add(key);
@@ -183,24 +188,35 @@ function simulateDay(s: Scenario, policy: DispatchPolicy, window?: { start: numb
       agenda.add(at, () => (u < ACCEPT ? acceptAndDrive(o, at) : loop.decline(o.id, o.courierId, at)));
     }
   };
+  // each courier drives its accepted stops in order; an en-route leg's stops join the end of the trip it is on
+  const trips = new Map<string, StackStop[]>();
   const acceptAndDrive = (o: Offer, at: number): void => {
     const accepted = loop.accept(o.id, o.courierId, at);
     if (!accepted.ok) return;
     const stops = stopsOf(o, accepted.assignments.map((a) => a.requestId));
-    const drive = (k: number, from: number): void => {
-      if (k === stops.length) return;
-      const stop = stops[k];
-      const travel = travelMs(couriers, o.courierId, stop.at, policy);
-      if (stop.action === 'pickup') drives.set(stop.legId, travel);
-      const arrive = Math.max(from + travel, stop.action === 'pickup' ? (loop.leg(stop.legId)?.readyAt ?? -Infinity) : -Infinity);
-      agenda.add(arrive, () => {
-        couriers.move(o.courierId, stop.at.lat, stop.at.lng, arrive);
-        // a leg cancelled meanwhile refuses its progress; the courier drives on to the next stop
-        loop.progress(stop.legId, o.courierId, stop.action === 'pickup' ? 'picked_up' : 'delivered', arrive);
-        drive(k + 1, arrive);
-      });
-    };
-    drive(0, at);
+    const trip = trips.get(o.courierId);
+    if (trip !== undefined) trip.push(...stops);
+    else {
+      trips.set(o.courierId, stops);
+      driveNext(o.courierId, at);
+    }
+  };
+  const driveNext = (courierId: string, from: number): void => {
+    const trip = trips.get(courierId)!;
+    const stop = trip.shift();
+    if (stop === undefined) {
+      trips.delete(courierId);
+      return;
+    }
+    const travel = travelMs(couriers, courierId, stop.at, policy);
+    if (stop.action === 'pickup') drives.set(stop.legId, travel);
+    const arrive = Math.max(from + travel, stop.action === 'pickup' ? (loop.leg(stop.legId)?.readyAt ?? -Infinity) : -Infinity);
+    agenda.add(arrive, () => {
+      couriers.move(courierId, stop.at.lat, stop.at.lng, arrive);
+      // a leg cancelled meanwhile refuses its progress; the courier drives on to the next stop
+      loop.progress(stop.legId, courierId, stop.action === 'pickup' ? 'picked_up' : 'delivered', arrive);
+      driveNext(courierId, arrive);
+    });
   };
 
   // emergency legs a capable courier was free for, within the search radius, when they were submitted
@@ -234,11 +250,11 @@ function simulateDay(s: Scenario, policy: DispatchPolicy, window?: { start: numb
     if ((t - s.dayStart) % HOUR === 0) unitsExpired += sweepExpired(sites, banks, t);
     loop.drainEvents(); // an API would stream these; here they are dropped so memory stays flat
   }
-  return { ...collect(loop, requests, drives, servable, end, window?.end ?? end), unitsExpired, offers, stackedLegs, batches: loop.stats().batches, wallMs: performance.now() - started };
+  return { ...collect(loop, requests, drives, servable, end, window?.end ?? end), unitsExpired, offers, stackedLegs, enRouteLegs, batches: loop.stats().batches, wallMs: performance.now() - started };
 }
 
 /** Per-request outcomes read back from the lifecycle once the day is over. */
-function collect(loop: DispatchLoop, requests: readonly RequestFixture[], drives: ReadonlyMap<string, number>, servable: ReadonlySet<string>, end: number, windowEnd: number): Omit<DayResult, 'unitsExpired' | 'offers' | 'stackedLegs' | 'batches' | 'wallMs'> {
+function collect(loop: DispatchLoop, requests: readonly RequestFixture[], drives: ReadonlyMap<string, number>, servable: ReadonlySet<string>, end: number, windowEnd: number): Omit<DayResult, 'unitsExpired' | 'offers' | 'stackedLegs' | 'enRouteLegs' | 'batches' | 'wallMs'> {
   const lc = loop.lifecycle;
   let assigned = 0;
   let delivered = 0;

@@ -9,7 +9,7 @@
  *   stop() ─► pump stopped, commits settled (bounded), its live offers' couriers free again in the index
  */
 import { ApiError } from '../api/api-error.js';
-import { catchUpFrames, driverFrame } from '../api/driver-offers.js';
+import { catchUpFrames, courierHold, driverFrame } from '../api/driver-offers.js';
 import { DispatchPump, storeDown } from '../api/dispatch-pump.js';
 import { courierView } from '../api/entity-routes.js';
 import type { Reply } from '../api/http-routes.js';
@@ -165,10 +165,8 @@ export class RegionDispatch {
   }
 
   /** The offer or leg this region's dispatch holds the courier on, as the courier view shows them. */
-  courierHold(courierId: string): { offerId?: string; requestId?: string } | undefined {
-    const held = this.loop.lifecycle.courier(courierId);
-    if (held?.offerId === undefined && held?.requestId === undefined) return undefined;
-    return { ...(held.offerId ? { offerId: held.offerId } : {}), ...(held.requestId ? { requestId: held.requestId } : {}) };
+  courierHold(courierId: string): ReturnType<typeof courierHold> {
+    return courierHold(this.loop, courierId);
   }
 
   /** Whether this region's dispatch has the courier on an offer or a leg (its status is this region's to say). */

@@ -46,6 +46,8 @@ import { type BloodStatusEvent, type ParentLookup, RequestParents, type RequestS
 import { StockEffects, type StockCounters } from './stock-effects.js';
 import { type Leg, type RequestSubmission, type SubmitResult, buildLegs } from './submission-legs.js';
 import { type Rollback, UndoLog } from './undo-log.js';
+import { type EnRouteCourier, type StopAhead, planEnRoute, remainingTrip } from './en-route.js';
+import { capabilityMask } from '../engine/courier-attributes.js';
 
 export type { BloodSubmission, DeliverySubmission, RescueSubmission, RequestSubmission, SubmissionBase, SubmitFailure, SubmitPlan, SubmitResult } from './submission-legs.js';
 export { type BloodStatusEvent, type ParentLookup, type RequestSummary, deriveStatus } from './request-parents.js';
@@ -201,8 +203,13 @@ export class DispatchLoop {
       if (made === undefined) this.counters.staleAssignments += legs.length;
       else offers.push(...made);
     }
+    // what the plan left may go to a courier finishing its trip nearby (en-route.ts)
+    const enRoute = this.offerEnRoute(plan.unassigned, now);
+    offers.push(...enRoute);
+    const taken = new Set(enRoute.map((o) => o.requestId));
     for (const u of plan.unassigned) {
       this.schedule.landed(u.requestId);
+      if (taken.has(u.requestId)) continue;
       const known = this.registry.leg(u.requestId) !== undefined;
       if ((u.reason === 'no-courier-in-radius' || u.reason === 'no-feasible-courier') && known) this.schedule.park(u.requestId, now);
       // a hard limit (blood, rescue, emergency) already passed: no courier can help any more
@@ -225,7 +232,7 @@ export class DispatchLoop {
     const leg = this.registry.leg(legId);
     if (leg === undefined) return false;
     // a stack's or an en-route leg's courier already carries another restored leg
-    const offer = this.offerLegs([{ leg, a: { pickupEta: 0, dropoffEta: 0 } }], courierId, now, offerId)?.[0];
+    const offer = this.offerLegs([{ leg, a: { pickupEta: 0, dropoffEta: 0 } }], courierId, now, { restoredId: offerId })?.[0];
     if (offer === undefined) return false;
     const accepted = this.accept(offer.id, courierId, now);
     if (accepted.ok) this.setIndexedStatus(courierId, this.lifecycle.courier(courierId)!.status);
@@ -376,21 +383,68 @@ export class DispatchLoop {
   }
 
   /**
+   * Offers legs the plan left to busy couriers whose trip ends soon near their pickups (planEnRoute), with
+   * `{ busy: true }`: the courier keeps what it carries. Returns the offers made.
+   */
+  private offerEnRoute(unassigned: DispatchPlan['unassigned'], now: number): Offer[] {
+    if (this.policy.enRoute === false || unassigned.length === 0) return [];
+    const legs: DispatchRequest[] = [];
+    const seen = new Map<string, EnRouteCourier | undefined>();
+    for (const u of unassigned) {
+      if (u.reason === 'deadline-passed' || this.lifecycle.request(u.requestId)?.status !== 'pending') continue;
+      const d = this.registry.leg(u.requestId)?.dispatch;
+      if (d === undefined) continue;
+      const exclude = this.lifecycle.excludedCouriers(d.id);
+      legs.push(exclude.length === 0 ? d : { ...d, exclude });
+      const near = this.couriers.nearby(d.pickup.lat, d.pickup.lng, { k: this.policy.candidates, radius: this.policy.radius, status: 'busy', minCapacity: d.load ?? 1, ...(d.capabilities ? { capability: d.capabilities } : {}) });
+      for (const hit of near) if (!seen.has(hit.id)) seen.set(hit.id, this.enRouteCourier(hit.id, now));
+    }
+    const couriers = [...seen.values()].filter((c): c is EnRouteCourier => c !== undefined);
+    const offers: Offer[] = [];
+    for (const a of planEnRoute(legs, couriers, this.policy, now)) {
+      const leg = this.registry.leg(a.requestId)!;
+      const finishIn = couriers.find((c) => c.id === a.courierId)!.finishIn;
+      const made = this.offerLegs([{ leg, a }], a.courierId, now, { enRoute: finishIn });
+      if (made !== undefined) offers.push(...made);
+    }
+    return offers;
+  }
+
+  /** A busy courier as en-route matching sees it (where and when its trip ends), or undefined when it may take nothing now. */
+  private enRouteCourier(courierId: string, now: number): EnRouteCourier | undefined {
+    const held = this.lifecycle.courier(courierId);
+    const indexed = this.couriers.get(courierId);
+    if (held?.status !== 'busy' || held.offerIds.length > 0 || indexed === undefined || !Number.isFinite(indexed.lat)) return undefined;
+    const pickups: StopAhead[] = [];
+    const dropoffs: StopAhead[] = [];
+    for (const id of held.requestIds) {
+      const d = this.registry.leg(id)?.dispatch;
+      if (d === undefined) continue;
+      if (this.lifecycle.request(id)?.status === 'assigned') pickups.push({ at: d.pickup, readyAt: d.readyAt });
+      dropoffs.push({ at: d.dropoff });
+    }
+    const speed = this.policy.vehicleSpeed[indexed.vehicle];
+    const trip = remainingTrip({ lat: indexed.lat, lng: indexed.lng }, pickups, dropoffs, speed, this.policy, now);
+    return { id: courierId, ...trip, speed, caps: capabilityMask(indexed.capabilities), capacity: indexed.capacity };
+  }
+
+  /**
    * Offers legs to one courier: one leg alone, several as a stack whose every offer carries the whole route
    * (`details.stack`: the legs in pickup order; `details.stops`: pickups and dropoffs in the order to drive them).
    * Undefined when a leg is no longer pending or the courier no longer free: the whole stack waits again.
    */
-  private offerLegs(legs: readonly { leg: Leg; a: { pickupEta: number; dropoffEta: number } }[], courierId: string, now: number, restoredId?: string): Offer[] | undefined {
+  private offerLegs(legs: readonly { leg: Leg; a: { pickupEta: number; dropoffEta: number } }[], courierId: string, now: number, how: { restoredId?: string; enRoute?: number } = {}): Offer[] | undefined {
+    const { restoredId, enRoute } = how;
     if (legs.some(({ leg }) => this.lifecycle.request(leg.id)?.status !== 'pending')) return undefined;
-    if (this.couriers.get(courierId)?.status !== 'available') return undefined;
+    if (this.couriers.get(courierId)?.status !== (enRoute === undefined ? 'available' : 'busy')) return undefined;
     // recovery hands back several assigned legs to one courier: the second finds it busy with the first
-    const busy = restoredId !== undefined;
+    const busy = restoredId !== undefined || enRoute !== undefined;
     if (this.lifecycle.courier(courierId) === undefined) this.run(this.lifecycle.setCourierStatus(courierId, 'available', now));
     const ordered = [...legs].sort((x, y) => x.a.pickupEta - y.a.pickupEta);
     const stack = ordered.length < 2 ? undefined : stackDetails(ordered);
     const items = ordered.map(({ leg, a }) => {
       const d = leg.dispatch;
-      const details = { kind: d.kind, parentId: leg.parentId, pickup: d.pickup, dropoff: d.dropoff, eta: a.pickupEta, dropoffEta: a.dropoffEta, ...stack };
+      const details = { kind: d.kind, parentId: leg.parentId, pickup: d.pickup, dropoff: d.dropoff, eta: a.pickupEta, dropoffEta: a.dropoffEta, ...stack, ...(enRoute === undefined ? {} : { enRoute: { finishIn: enRoute } }) };
       return { requestId: leg.id, details, restoredId };
     });
     const res = this.lifecycle.offerStack(items, courierId, now, { busy });

@@ -70,6 +70,19 @@ export interface DispatchPolicy {
    * planner. `false` turns it off; default dispatch/stacking.ts DEFAULT_STACKING.
    */
   stacking?: Readonly<StackingPolicy> | false;
+  /**
+   * En route (PRODUCT §2): busy couriers whose trip ends soon near a pickup are candidates for the legs a plan
+   * left. `false` turns it off; default dispatch/en-route.ts DEFAULT_EN_ROUTE.
+   */
+  enRoute?: Readonly<EnRoutePolicy> | false;
+}
+
+/** Which busy couriers are candidates en route. */
+export interface EnRoutePolicy {
+  /** The courier's current trip ends within this many seconds. */
+  finishWithinSeconds: number;
+  /** Its trip ends at most this many seconds' drive from the pickup. */
+  nearSeconds: number;
 }
 
 /** How deliveries are stacked on one courier. */

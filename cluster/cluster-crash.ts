@@ -8,7 +8,7 @@
  *            ─► start it again under its name ─► both regions owned again
  *   end:     quiet ─► every acknowledged create readable through an edge and stored once (one request.created),
  *            every acknowledged cancel / delivery / assignment standing, nothing refused stored, nothing unknown
- *            stored twice, no courier or leg with two live assignments, no event stored twice
+ *            stored twice, no leg with two live assignments nor courier with more than a stack and one en-route leg, no event stored twice
  *
  * The model is the one the single-process crash property uses (store/crash): an answer proves what it says —
  * 2xx acknowledged, 4xx and a 503 that says nothing was done refused, no answer or E_OWNER_TIMEOUT unknown.
@@ -21,6 +21,7 @@ import { Authenticator, type Role } from '../api/auth.js';
 import { loadConfig } from '../api/config.js';
 import { type ServerProcess, coreStarted, edgeStarted, startServerProcess } from '../api/server-process.js';
 import { Prng } from '../fixtures/prng.js';
+import { MAX_CARRIED } from '../store/crash/world.js';
 import { http } from '../store/crash/client.js';
 import { openStore } from '../store/store.js';
 import { dropTestSchema, testDatabaseUrl, testSchemaName } from '../store/test-database.js';
@@ -295,7 +296,7 @@ async function check(url: string, schema: string, creates: Created[], ownerOf: M
       perCourier.set(a.courier_id, (perCourier.get(a.courier_id) ?? 0) + 1);
       perLeg.set(a.request_id, (perLeg.get(a.request_id) ?? 0) + 1);
     }
-    for (const [id, n] of perCourier) if (n > 1) violations.push(`courier ${id}: ${n} live assignments`);
+    for (const [id, n] of perCourier) if (n > MAX_CARRIED) violations.push(`courier ${id}: ${n} live assignments (at most ${MAX_CARRIED}: a stack and one en route)`);
     for (const [id, n] of perLeg) if (n > 1) violations.push(`leg ${id}: ${n} live assignments`);
     // every acknowledged request reads back through an edge (a sample, so the check stays short)
     for (const c of creates.filter((x) => x.outcome === 'acknowledged').slice(-60)) {

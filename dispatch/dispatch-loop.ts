@@ -46,7 +46,7 @@ import { type BloodStatusEvent, type ParentLookup, RequestParents, type RequestS
 import { StockEffects, type StockCounters } from './stock-effects.js';
 import { type Leg, type RequestSubmission, type SubmitResult, buildLegs } from './submission-legs.js';
 import { type Rollback, UndoLog } from './undo-log.js';
-import { type EnRouteCourier, type StopAhead, planEnRoute, remainingTrip } from './en-route.js';
+import { type EnRouteCourier, type StopAhead, maxCarried, planEnRoute, remainingTrip } from './en-route.js';
 import { capabilityMask } from '../engine/courier-attributes.js';
 
 export type { BloodSubmission, DeliverySubmission, RescueSubmission, RequestSubmission, SubmissionBase, SubmitFailure, SubmitPlan, SubmitResult } from './submission-legs.js';
@@ -410,21 +410,25 @@ export class DispatchLoop {
     return offers;
   }
 
-  /** A busy courier as en-route matching sees it (where and when its trip ends), or undefined when it may take nothing now. */
+  /**
+   * A busy courier as en-route matching sees it (where and when its trip ends), or undefined when it may take nothing
+   * now: it holds an offer, has a pickup still to make, or carries maxCarried legs already.
+   */
   private enRouteCourier(courierId: string, now: number): EnRouteCourier | undefined {
     const held = this.lifecycle.courier(courierId);
     const indexed = this.couriers.get(courierId);
     if (held?.status !== 'busy' || held.offerIds.length > 0 || indexed === undefined || !Number.isFinite(indexed.lat)) return undefined;
-    const pickups: StopAhead[] = [];
+    // only a courier on its last run (every leg it carries picked up: one queued leg at most, whatever a restart
+    // forgot) with room under maxCarried; what is left of its trip is its dropoffs
+    if (held.requestIds.length >= maxCarried(this.policy)) return undefined;
     const dropoffs: StopAhead[] = [];
     for (const id of held.requestIds) {
       const d = this.registry.leg(id)?.dispatch;
-      if (d === undefined) continue;
-      if (this.lifecycle.request(id)?.status === 'assigned') pickups.push({ at: d.pickup, readyAt: d.readyAt });
+      if (d === undefined || this.lifecycle.request(id)?.status !== 'picked_up') return undefined;
       dropoffs.push({ at: d.dropoff });
     }
     const speed = this.policy.vehicleSpeed[indexed.vehicle];
-    const trip = remainingTrip({ lat: indexed.lat, lng: indexed.lng }, pickups, dropoffs, speed, this.policy, now);
+    const trip = remainingTrip({ lat: indexed.lat, lng: indexed.lng }, [], dropoffs, speed, this.policy, now);
     return { id: courierId, ...trip, speed, caps: capabilityMask(indexed.capabilities), capacity: indexed.capacity };
   }
 

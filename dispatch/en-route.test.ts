@@ -122,9 +122,13 @@ describe('en route', () => {
     expect(couriers.get('busy')!.status).toBe('busy');
     expect(loop.accept(enRoute.id, 'busy', NOW + 4000).ok).toBe(true);
     expect(loop.lifecycle.courier('busy')!.requestIds).toEqual(['first', 'second']);
+    // one leg queued after the trip at most (the courier has a pickup to make): a third order there waits
+    expect(loop.submit({ ...first, id: 'third', pickup: { lat: 51.5052, lng: -0.12 }, dropoff: { lat: 51.51, lng: -0.12 } }, NOW + 5000).ok).toBe(true);
+    expect(loop.tick(NOW + 5000)).toEqual([]);
     expect(loop.progress('first', 'busy', 'delivered', NOW + 60_000).ok).toBe(true);
     expect(couriers.get('busy')!.status).toBe('busy');
     expect(loop.progress('second', 'busy', 'picked_up', NOW + 70_000).ok).toBe(true);
+    expect(loop.cancel('third', NOW + 100_000).ok).toBe(true);
     expect(loop.progress('second', 'busy', 'delivered', NOW + 200_000).ok).toBe(true);
     expect(couriers.get('busy')!.status).toBe('available');
     expect(loop.checkInvariants()).toEqual([]);

@@ -3,9 +3,10 @@
  * for it, its ETA counting the rest of that trip. The loop asks this after a plan, for the legs the plan left:
  *
  *   legs left (no courier in radius, none feasible, outbid)
- *        │ per leg: busy couriers near its pickup, holding no offer, with the capabilities and capacity it needs
+ *        │ per leg: busy couriers near its pickup, holding no offer, with the capabilities and capacity it needs,
+ *        │ on their last run (every leg they carry picked up) and carrying fewer than maxCarried legs
  *        ▼
- *   remainingTrip(courier): from where it is, its pickups not yet made, then its dropoffs (nearest first) ──► finishIn s, end
+ *   remainingTrip(courier): from where it is, its dropoffs (nearest first) ──► finishIn s, end
  *        │ finishIn ≤ finishWithinSeconds, end → pickup ≤ nearSeconds of driving
  *        ▼
  *   pickupEta = finishIn + drive(end → pickup), waiting for readyAt; hard limits (blood, rescue, emergency) must hold
@@ -18,11 +19,18 @@ import { capabilityMask } from '../engine/courier-attributes.js';
 import { distanceMeters } from '../engine/geodesy.js';
 import type { DispatchPolicy, DispatchRequest, EnRoutePolicy, LatLng, PlannedAssignment } from './dispatch-request.js';
 import { solveAssignment } from './min-cost-assignment.js';
+import { DEFAULT_STACKING } from './stacking.js';
 import { URGENCY_WEIGHT, hasHardLimits, legSpeed } from './route-scoring.js';
 import { travelSeconds } from './travel-time.js';
 
 /** A trip ending within five minutes, ten minutes' drive or less from the pickup. */
 export const DEFAULT_EN_ROUTE: Readonly<EnRoutePolicy> = Object.freeze({ finishWithinSeconds: 300, nearSeconds: 600 });
+
+/** The most legs one courier may carry at once under `policy`: a stack (or one leg), and one leg taken en route after it. */
+export function maxCarried(policy: Pick<DispatchPolicy, 'stacking' | 'enRoute'>): number {
+  const stack = policy.stacking === false ? 1 : (policy.stacking ?? DEFAULT_STACKING).maxStops;
+  return Math.max(1, stack) + (policy.enRoute === false ? 0 : 1);
+}
 
 /** A busy courier as en-route matching sees it. */
 export interface EnRouteCourier {

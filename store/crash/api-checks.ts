@@ -8,7 +8,7 @@ import { watchFences, type Reply } from './client.js';
 import type { CrashState } from './crash-state.js';
 import { near, sameGeometry } from './equality.js';
 import { type DonorValue, type LegModel, type RequestModel, deriveStatus, describeOp, legFacts, legProblem, mayHave, pingLog } from './model.js';
-import { BANKS, CENTER, COURIERS, DONOR_INTERVAL_MS, DURABLE_AFTER_MS, RADIUS_M, WHOLE_BLOOD_TYPES } from './world.js';
+import { BANKS, CENTER, COURIERS, DONOR_INTERVAL_MS, DURABLE_AFTER_MS, MAX_CARRIED, RADIUS_M, WHOLE_BLOOD_TYPES } from './world.js';
 
 /** The model checked against the running server's answers. */
 export class ApiChecks {
@@ -32,7 +32,7 @@ export class ApiChecks {
     // eight GETs in flight: the server answers from memory, the harness's turn-around is the cost
     const replies: Reply[] = [];
     for (let i = 0; i < chosen.length; i += 8) replies.push(...(await Promise.all(chosen.slice(i, i + 8).map((r) => this.state.get(`/v1/requests/${r.id}`)))));
-    const carried = new Map<string, string>();
+    const carried = new Map<string, string[]>();
     chosen.forEach((req, i) => {
       req.checked = this.state.cycle;
       const reply = replies[i];
@@ -45,7 +45,7 @@ export class ApiChecks {
     this.state.lastChecked = chosen.length;
   }
 
-  private checkRequestView(req: RequestModel, view: any, carried: Map<string, string>): void {
+  private checkRequestView(req: RequestModel, view: any, carried: Map<string, string[]>): void {
     const legs = (view.legs ?? []) as { id: string; status: string; courierId?: string }[];
     const at = `GET /v1/requests/${req.id} after the restart`;
     if (req.create !== undefined) {
@@ -70,9 +70,9 @@ export class ApiChecks {
         this.state.violate(cause ? describeOp(cause) : req.origin, `leg ${l.id}: ${problem}`, `${l.status}${l.courierId ? ` with ${l.courierId}` : ''} (${at})`);
       }
       if ((l.status === 'assigned' || l.status === 'picked_up') && l.courierId !== undefined) {
-        const other = carried.get(l.courierId);
-        if (other !== undefined) this.state.violate(at, `${l.courierId} carries one live leg at most`, `${other} and ${l.id}`);
-        carried.set(l.courierId, l.id);
+        const legs = [...(carried.get(l.courierId) ?? []), l.id];
+        if (legs.length > MAX_CARRIED) this.state.violate(at, `${l.courierId} carries ${MAX_CARRIED} live legs at most (a stack and one en route)`, legs.join(' and '));
+        carried.set(l.courierId, legs);
       }
     }
   }

@@ -11,7 +11,7 @@ import type { StoredRequest, StoredState } from '../store.js';
 import type { CrashState } from './crash-state.js';
 import { near, sameGeometry, sameSet } from './equality.js';
 import { type RequestModel, describeOp, legFacts, legProblem, lotKey, mayHave, pingLog } from './model.js';
-import { BANKS, CENTER, RADIUS_M, STOCK_VIEWS } from './world.js';
+import { BANKS, CENTER, MAX_CARRIED, RADIUS_M, STOCK_VIEWS } from './world.js';
 
 /** The model checked against the store the server left behind. */
 export class StoreChecks {
@@ -115,17 +115,21 @@ export class StoreChecks {
       perCourier.set(a.courierId, [...(perCourier.get(a.courierId) ?? []), a.requestId]);
     }
     for (const [id, n] of perRequest) if (n > 1) this.state.violate(at, `one live assignment per request (PRODUCT §3)`, `${n} for ${id}`);
-    for (const [c, legs] of perCourier) if (legs.length > 1) this.state.violate(at, `one live leg per courier`, `${c} carries ${legs.join(', ')}`);
-    const offers = new Map<string, string[]>();
+    for (const [c, legs] of perCourier) if (legs.length > MAX_CARRIED) this.state.violate(at, `at most ${MAX_CARRIED} live legs per courier (a stack and one en route)`, `${c} carries ${legs.join(', ')}`);
+    const offers = new Map<string, StoredState['offers']>();
     const offersPerLeg = new Map<string, number>();
     for (const o of state.offers) {
-      offers.set(o.courierId, [...(offers.get(o.courierId) ?? []), o.id]);
+      offers.set(o.courierId, [...(offers.get(o.courierId) ?? []), o]);
       offersPerLeg.set(o.requestId, (offersPerLeg.get(o.requestId) ?? 0) + 1);
     }
-    for (const [c, ids] of offers) if (ids.length > 1) this.state.violate(at, `a courier never holds two live offers (PRODUCT §3)`, `${c} holds ${ids.join(', ')}`);
+    // several live offers to one courier are one stack: every one carries the same stack of legs
+    const stackOf = (o: StoredState['offers'][number]): string | undefined => (o.details?.stack as { legId: string }[] | undefined)?.map((l) => l.legId).join(',');
+    for (const [c, held] of offers) {
+      if (held.length > 1 && !held.every((o) => stackOf(o) !== undefined && stackOf(o) === stackOf(held[0]))) this.state.violate(at, `a courier's live offers are one stack (PRODUCT §2, §3)`, `${c} holds ${held.map((o) => o.id).join(', ')}`);
+    }
     for (const [leg, n] of offersPerLeg) if (n > 1) this.state.violate(at, `one live offer per leg`, `${n} for ${leg}`);
     for (const o of state.offers) {
-      if (perCourier.has(o.courierId)) this.state.violate(at, `no live offer to a courier carrying a leg`, `${o.courierId} holds offer ${o.id} and carries ${perCourier.get(o.courierId)!.join(', ')}`);
+      if (perCourier.has(o.courierId) && o.details?.enRoute === undefined) this.state.violate(at, `no live offer but an en-route one to a courier carrying a leg`, `${o.courierId} holds offer ${o.id} and carries ${perCourier.get(o.courierId)!.join(', ')}`);
     }
   }
 

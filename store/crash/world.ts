@@ -3,6 +3,12 @@
  * environment for it. Every constant here shapes what a run exercises; none is read anywhere else.
  */
 
+import { DEFAULT_POLICY } from '../../dispatch/dispatch-request.js';
+import { maxCarried } from '../../dispatch/en-route.js';
+
+/** The most legs one courier may carry at once under the server's default policy: a stack and one leg taken en route. */
+export const MAX_CARRIED = maxCarried(DEFAULT_POLICY);
+
 /** Signs every token the harness sends; the server verifies with the same secret (JWT_SECRET). */
 export const SECRET = 'crash-property-secret-0123456789-abcdefghijklmnop';
 /** Pings are written behind at this period; one acknowledged 2× this before a kill must survive it (PRODUCT §4). */

@@ -34,8 +34,14 @@ export function watchRequestOf(src: RequestViewSources, id: string): WatchReques
   const summary = src.loop.status(id);
   if (booked === undefined || summary === undefined) return undefined;
   const r: WatchRequest = { id, kind: booked.kind, status: summary.status, pickup: booked.pickup, dropoff: booked.dropoff };
-  const courierId = summary.legs.find((l) => l.courierId !== undefined && l.status !== 'cancelled' && l.status !== 'failed')?.courierId;
-  if (courierId !== undefined) r.courierId = courierId;
+  const carried = summary.legs.find((l) => l.courierId !== undefined && l.status !== 'cancelled' && l.status !== 'failed');
+  if (carried?.courierId !== undefined) {
+    r.courierId = carried.courierId;
+    // how the courier came to carry it: in a stack, or en route after its trip (the accepted offer says)
+    const offer = carried.offerId === undefined ? undefined : src.loop.lifecycle.offerById(carried.offerId);
+    if (offer?.stackId !== undefined) r.stackId = offer.stackId;
+    if (offer?.details?.enRoute !== undefined && carried.status === 'assigned') r.enRoute = true;
+  }
   return r;
 }
 
@@ -49,17 +55,62 @@ export function trackFrameOf(src: RequestViewSources, id: string): TrackFrame | 
   const c = leg?.courierId === undefined ? undefined : src.couriers.get(leg.courierId);
   if (leg !== undefined && c !== undefined && !Number.isNaN(c.lat)) {
     frame.courier = { lat: c.lat, lng: c.lng };
-    frame.eta = Math.round(remainingSeconds(src, c, booked, leg.status === 'picked_up'));
+    frame.eta = Math.round(remainingSeconds(src, c, stopsAhead(src, leg.courierId!, leg.id, booked)));
   }
   return frame;
 }
 
-// Seconds of driving left (to the dropoff, via the pickup until picked up), timed as dispatch times every
-// route: the loop's policy, the courier's vehicle, the learned speed where each stretch starts.
-function remainingSeconds(src: RequestViewSources, c: CourierView, r: BookedRequest, pickedUp: boolean): number {
+type Point = { lat: number; lng: number };
+
+/**
+ * Where the courier drives before this leg reaches its dropoff, in order: what it carries from before first when
+ * it took this leg en route, then its stack's stops as offered (or the leg's own pickup and dropoff), each only
+ * while still ahead (a pickup until picked up, a dropoff until delivered).
+ */
+function stopsAhead(src: RequestViewSources, courierId: string, legId: string, booked: BookedRequest): Point[] {
+  const lc = src.loop.lifecycle;
+  const ahead = (id: string, action: 'pickup' | 'dropoff'): boolean => {
+    const status = lc.request(id)?.status;
+    return action === 'pickup' ? status === 'assigned' : status === 'assigned' || status === 'picked_up';
+  };
+  const accepted = (id: string) => {
+    const a = lc.assignmentOf(id);
+    return a === undefined ? undefined : lc.offerById(a.offerId);
+  };
+  const mine = accepted(legId);
+  const own = src.loop.leg(legId) ?? booked;
+  const stops = (mine?.details?.stops as { legId: string; action: 'pickup' | 'dropoff'; at: Point }[] | undefined) ?? [
+    { legId, action: 'pickup' as const, at: own.pickup },
+    { legId, action: 'dropoff' as const, at: own.dropoff },
+  ];
+  const points: Point[] = [];
+  if (mine?.details?.enRoute !== undefined) {
+    for (const id of lc.courier(courierId)?.requestIds ?? []) {
+      const other = src.loop.leg(id);
+      if (id === legId || other === undefined || stops.some((s) => s.legId === id)) continue;
+      if (ahead(id, 'pickup')) points.push(other.pickup);
+      if (ahead(id, 'dropoff')) points.push(other.dropoff);
+    }
+  }
+  for (const s of stops) {
+    if (!ahead(s.legId, s.action)) continue;
+    points.push(s.at);
+    if (s.legId === legId && s.action === 'dropoff') break;
+  }
+  return points;
+}
+
+// Seconds of driving through `stops` from where the courier is, timed as dispatch times every route: the loop's
+// policy, the courier's vehicle, the learned speed where each stretch starts.
+function remainingSeconds(src: RequestViewSources, c: CourierView, stops: readonly Point[]): number {
   const drive = { policy: src.loop.policy, vehicle: c.vehicle, speeds: src.loop.speeds };
-  const fromCourier = { ...drive, fromCell: c.cell };
-  return pickedUp ? driveSeconds(c, r.dropoff, fromCourier) : driveSeconds(c, r.pickup, fromCourier) + driveSeconds(r.pickup, r.dropoff, drive);
+  let seconds = 0;
+  let from: Point = c;
+  stops.forEach((to, i) => {
+    seconds += driveSeconds(from, to, i === 0 ? { ...drive, fromCell: c.cell } : drive);
+    from = to;
+  });
+  return seconds;
 }
 
 /** The view of a request in the create answer and GET /v1/requests/{id}: the same fields either way. */

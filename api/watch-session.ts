@@ -31,6 +31,10 @@ export interface WatchRequest {
   pickup: { lat: number; lng: number };
   dropoff: { lat: number; lng: number };
   courierId?: string;
+  /** Carried as part of a stack (PRODUCT §2): the stack's id, shared by its legs on the same courier. */
+  stackId?: string;
+  /** Taken en route: the courier drives to it after the trip it is on. */
+  enRoute?: true;
 }
 
 /** Whether a point is inside a watch box (`[minLng, minLat, maxLng, maxLat]`; minLng > maxLng crosses the antimeridian). */

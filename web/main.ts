@@ -187,12 +187,15 @@ async function main(): Promise<void> {
   });
   const showCourier = (i: number): void => {
     const id = fleet.ids[i];
-    const jobs = [...board.requests.values()].filter((r) => r.courierId === id).map((r) => `${r.kind} ${r.id} (${r.status})`);
+    const carried = [...board.requests.values()].filter((r) => r.courierId === id);
+    const jobs = carried.map((r) => `${r.kind} ${r.id} (${r.status}${r.enRoute ? ', en route after this trip' : ''})`);
+    if (carried.some((r) => r.stackId !== undefined)) jobs.unshift(`stack of ${carried.filter((r) => r.stackId !== undefined).length}:`);
     panel.details(`courier ${id}\nstatus ${fleet.statusOf(i)}\nat     ${fleet.lat[i].toFixed(5)}, ${fleet.lng[i].toFixed(5)}\njobs   ${jobs.join(', ') || 'none'}`);
   };
   const showRequest = (id: string, others: readonly string[] = []): void => {
     const r = board.requests.get(id);
-    const head = r === undefined ? `request ${id}` : `request ${id}\nkind    ${r.kind}\nstatus  ${r.status}\nurgency ${r.urgency ?? '…'}\ncourier ${r.courierId ?? '–'}`;
+    const how = r?.stackId !== undefined ? ` (stack ${r.stackId})` : r?.enRoute ? ' (en route: after its current trip)' : '';
+    const head = r === undefined ? `request ${id}` : `request ${id}\nkind    ${r.kind}\nstatus  ${r.status}\nurgency ${r.urgency ?? '…'}\ncourier ${r.courierId ?? '–'}${how}`;
     const also = others.slice(0, MAX_LISTED).map((o) => {
       const other = board.requests.get(o);
       return `  ${o}${other === undefined ? '' : ` ${other.kind} ${other.status}`}`;

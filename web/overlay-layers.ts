@@ -56,7 +56,12 @@ export function addOverlayLayers(map: MapLibreMap): { beforeRequests: string } {
   });
   map.addLayer({
     id: 'lines-trip', type: 'line', source: 'lines', filter: ['==', ['get', 'leg'], 'trip'],
-    paint: { 'line-color': lineColor, 'line-width': 1.8, 'line-opacity': lineOpacity, 'line-dasharray': [2, 1.5] },
+    paint: { 'line-color': lineColor, 'line-width': ['case', ['get', 'stacked'], 3, 1.8], 'line-opacity': lineOpacity, 'line-dasharray': [2, 1.5] },
+  });
+  // courier → the pickup of a leg taken en route (after its current trip): dotted
+  map.addLayer({
+    id: 'lines-queued', type: 'line', source: 'lines', filter: ['==', ['get', 'leg'], 'queued'],
+    paint: { 'line-color': lineColor, 'line-width': 2, 'line-opacity': 0.8, 'line-dasharray': [0.5, 1.5] },
   });
   map.addLayer({
     id: 'requests', type: 'circle', source: 'requests',
@@ -91,7 +96,9 @@ export function requestFeatures(board: RequestBoard): GeoJSON.FeatureCollection<
 
 /**
  * Lines from each courier holding a request: `drive` courier → pickup and `trip` pickup → dropoff before
- * pickup; `drive` courier → dropoff after it. Couriers outside the view have no line (their position is unknown here).
+ * pickup; `drive` courier → dropoff after it. A leg taken en route is `queued` (dotted) until picked up; a stack's
+ * legs are `stacked` (wider trip lines), so one courier's several lines read as one trip. Couriers outside the
+ * view have no line (their position is unknown here).
  */
 export function assignmentLines(board: RequestBoard, fleet: CourierFleet): GeoJSON.FeatureCollection<GeoJSON.LineString> {
   const features: GeoJSON.Feature<GeoJSON.LineString>[] = [];
@@ -102,10 +109,11 @@ export function assignmentLines(board: RequestBoard, fleet: CourierFleet): GeoJS
     const c: [number, number] = [fleet.lng[i], fleet.lat[i]];
     const p: [number, number] = [r.pickup.lng, r.pickup.lat];
     const d: [number, number] = [r.dropoff.lng, r.dropoff.lat];
-    const props = { id: r.id, kind: r.kind, status: r.status, courierId: r.courierId };
+    const props = { id: r.id, kind: r.kind, status: r.status, courierId: r.courierId, stacked: r.stackId !== undefined };
     if (r.status === 'picked_up') features.push(line(c, d, { ...props, leg: 'drive' }));
     else {
-      features.push(line(c, p, { ...props, leg: 'drive' }));
+      // an en-route leg waits for the trip the courier is on: its way to the pickup is drawn as queued, not driven
+      features.push(line(c, p, { ...props, leg: r.enRoute ? 'queued' : 'drive' }));
       features.push(line(p, d, { ...props, leg: 'trip' }));
     }
   }

@@ -151,7 +151,7 @@ export class DispatchPump {
         this.lastTakeMs = performance.now() - took;
         if (batch !== undefined) {
           const started = performance.now();
-          this.planning = planner(batch.snapshot, batch.requests, loop.policy, batch.now)
+          this.planning = planner(batch.snapshot, batch.requests, batch.policy, batch.now)
             .then(
               (plan) => {
                 loop.applyPlan(plan, clock());

@@ -137,7 +137,15 @@ export function courierHold(loop: DispatchLoop, courierId: string): { offerId?: 
 export function catchUpFrames(loop: DispatchLoop, courierId: string, parentId: (legId: string) => string): Record<string, unknown>[] {
   const frames: Record<string, unknown>[] = [];
   const lifecycle = loop.lifecycle;
-  for (const offer of lifecycle.liveOffersOf(courierId)) frames.push(offerFrame(offer));
+  const live = lifecycle.liveOffersOf(courierId);
+  const open = new Set(live.map((o) => o.requestId));
+  for (const offer of live) {
+    const frame = offerFrame(offer);
+    // a stack whose legs were cancelled since it was offered: the driver hears what is left of it
+    if (Array.isArray(frame.stack)) frame.stack = (frame.stack as { legId: string }[]).filter((l) => open.has(l.legId));
+    if (Array.isArray(frame.stops)) frame.stops = (frame.stops as { legId: string }[]).filter((l) => open.has(l.legId));
+    frames.push(frame);
+  }
   for (const a of lifecycle.assignmentsOf(courierId)) frames.push({ t: 'assigned', offerId: a.offerId, requestId: parentId(a.requestId), legId: a.requestId });
   return frames;
 }
@@ -145,12 +153,14 @@ export function catchUpFrames(loop: DispatchLoop, courierId: string, parentId: (
 /**
  * The `{ t:'offer' }` frame of an offer: the parent request, the leg, where and when, and when it expires. An offer of
  * a stack also names its `stackId` and carries the whole stack (`stack`: its legs; `stops`: the order to drive them):
- * the driver gets one frame per leg, and answering any one answers the stack.
+ * the driver gets one frame per leg, and answering any one answers the stack. An offer made en route says so
+ * (`enRoute: { finishIn }`: seconds until the trip the driver is on ends; `eta` counts them).
  */
 function offerFrame(o: { id: string; requestId: string; details: Readonly<Record<string, unknown>> | undefined; expiresAt: number; stackId?: string }): Record<string, unknown> {
   const d = o.details ?? {};
   const requestId = typeof d.parentId === 'string' ? d.parentId : o.requestId;
   const frame: Record<string, unknown> = { t: 'offer', offerId: o.id, requestId, legId: o.requestId, kind: d.kind, pickup: d.pickup, dropoff: d.dropoff, eta: d.eta, expiresAt: o.expiresAt };
   if (o.stackId !== undefined) Object.assign(frame, { stackId: o.stackId, stack: d.stack, stops: d.stops });
+  if (d.enRoute !== undefined) frame.enRoute = d.enRoute;
   return frame;
 }

@@ -134,13 +134,16 @@ describe('a stack across a SIGKILL of `node dist/api/main.js` on its embedded st
       expect((await call(srv.base, 'POST', '/v1/couriers/crash-car/location', { token: drv, body: { lat: 51.49, lng: -0.12, ts: Date.now() } })).status).toBe(204);
       const driver = await StreamClient.connect(srv.ws, { token: drv });
       const diner = token('requester', 'diner-9');
-      const order = (lat: number) => call(srv.base, 'POST', '/v1/requests', { token: diner, body: { kind: 'delivery', pickup: RESTAURANT, dropoff: { lat, lng: -0.12 } } });
-      const ids = (await Promise.all([order(51.52), order(51.53)])).map((r) => r.body.id as string);
+      // the far order's deadline passes before the kill: an accepted assignment comes back even so
+      const deadline = Date.now() + 4000;
+      const order = (lat: number, extra = {}) => call(srv.base, 'POST', '/v1/requests', { token: diner, body: { kind: 'delivery', pickup: RESTAURANT, dropoff: { lat, lng: -0.12 }, ...extra } });
+      const ids = (await Promise.all([order(51.52), order(51.53, { deadline })])).map((r) => r.body.id as string);
       const offer = await driver.next((f) => f.t === 'offer', 'the stack', 10_000);
       expect(offer.stackId).toBeDefined();
       expect((await call(srv.base, 'POST', `/v1/offers/${offer.offerId}/accept`, { token: drv })).status).toBe(200);
       expect((await call(srv.base, 'POST', `/v1/requests/${ids[0]}/progress`, { token: drv, body: { status: 'picked_up' } })).status).toBe(200);
       driver.close();
+      await new Promise((r) => setTimeout(r, Math.max(0, deadline + 500 - Date.now())));
 
       await srv.kill();
       srv = await startServerProcess({ ...env, DATA_DIR: dataDir });

@@ -17,6 +17,7 @@
  *   dispatch.day.emergencyToOffer.p99      the same over emergency legs that had a capable courier free within
  *                                          the search radius, able to make the deadline, when submitted (target
  *                                          ≤ 50 ms; a leg never offered counts until the day's end)
+ *   dispatch.day.coldChainToOffer.p95      the same over legs that need a cold-chain courier (blood, chilled rescue)
  *   dispatch.day.timeToOffer.p50/p95       the same over every leg
  *   dispatch.day.bloodUnitsExpired  units that expired on a bank's shelf during the day
  *
@@ -26,7 +27,8 @@
  *   dispatch.peak.clickToDoor.p95           seconds from order to door, delivered orders   (lower is better)
  *   dispatch.peak.lateShare                 share of delivered orders past their deadline  (lower is better)
  *
- *   node dist/bench/dispatch-day.js [--quick] [--peak] [--seed 42] [--couriers N] [--requests N] [--step 1000]
+ *   node dist/bench/dispatch-day.js [--quick] [--peak] [--price-scarce] [--seed 42] [--couriers N] [--requests N] [--step 1000]
+ *   (--price-scarce: the batched run prices scarce capabilities from demand, DEFAULT_SCARCITY; off by default)
  */
 import { CourierIndex } from '../engine/courier-index.js';
 import { DonorIndex } from '../engine/donor-index.js';
@@ -34,6 +36,7 @@ import { distanceMeters } from '../engine/geodesy.js';
 import { SiteIndex } from '../engine/site-index.js';
 import { DispatchLoop, type RequestSubmission, type StackStop } from '../dispatch/dispatch-loop.js';
 import { DEFAULT_POLICY, type DispatchPolicy, type LatLng } from '../dispatch/dispatch-request.js';
+import { DEFAULT_SCARCITY } from '../dispatch/scarcity.js';
 import type { Offer } from '../dispatch/request-lifecycle.js';
 import { generateScenario, type RequestFixture, type Scenario } from '../fixtures/city-scenario.js';
 import { Prng } from '../fixtures/prng.js';
@@ -71,6 +74,8 @@ interface DayResult {
   /** emergencyToOffer of the legs a capable courier was free for (within the radius) at submission. */
   emergencyServable: number[];
   toOffer: number[];
+  /** toOffer of the legs that need a cold-chain courier (a leg never offered counts until the day's end). */
+  coldChainToOffer: number[];
   /** Seconds from order to door, and whether past the deadline, per delivered delivery. */
   clickToDoor: number[];
   late: number;
@@ -92,8 +97,8 @@ function main(): void {
   process.stderr.write(`dispatch day: seed ${seed}, ${scenario.couriers.length} couriers, ${scenario.requests.length} requests, ${scenario.sites.length} sites, step ${stepMs} ms\n`);
   if (peak) return peakHour(scenario);
   // the baseline is greedy as it was: nearest ETA now, free couriers only
-  const greedy = simulateDay(scenario, { ...DEFAULT_POLICY, mode: 'greedy', enRoute: false });
-  const batched = simulateDay(scenario, { ...DEFAULT_POLICY, mode: 'batched' });
+  const greedy = simulateDay(scenario, { ...DEFAULT_POLICY, mode: 'greedy', enRoute: false, scarcity: false });
+  const batched = simulateDay(scenario, { ...DEFAULT_POLICY, mode: 'batched', ...(args.has('price-scarce') ? { scarcity: DEFAULT_SCARCITY } : {}) });
   for (const [name, r] of [['greedy', greedy], ['batched', batched]] as const) {
     process.stderr.write(`  ${name}: ${r.assigned}/${r.requests} assigned, ${r.delivered} delivered, ${r.offers} offers, ${r.batches} batches, ${(r.wallMs / 1000).toFixed(1)} s wall\n`);
   }
@@ -108,6 +113,7 @@ function main(): void {
   figure('dispatch.day.emergencyToOffer.p50', median(batched.emergencyToOffer), median(greedy.emergencyToOffer), 'ms', false, batched.emergencyToOffer.length);
   figure('dispatch.day.emergencyToOffer.p95', quantile(batched.emergencyToOffer, 0.95), quantile(greedy.emergencyToOffer, 0.95), 'ms', false, batched.emergencyToOffer.length);
   figure('dispatch.day.emergencyToOffer.p99', quantile(batched.emergencyServable, 0.99), quantile(greedy.emergencyServable, 0.99), 'ms', false, batched.emergencyServable.length);
+  figure('dispatch.day.coldChainToOffer.p95', quantile(batched.coldChainToOffer, 0.95), quantile(greedy.coldChainToOffer, 0.95), 'ms', false, batched.coldChainToOffer.length);
   figure('dispatch.day.timeToOffer.p50', median(batched.toOffer), median(greedy.toOffer), 'ms', false, n);
   figure('dispatch.day.timeToOffer.p95', quantile(batched.toOffer, 0.95), quantile(greedy.toOffer, 0.95), 'ms', false, n);
   figure('dispatch.day.bloodUnitsExpired', batched.unitsExpired, greedy.unitsExpired, 'units', false, n);
@@ -122,8 +128,8 @@ function peakHour(scenario: Scenario): void {
     if (i - j + 1 > best) [best, start] = [i - j + 1, times[i] - PEAK_MS];
   }
   const window = { start, end: start + PEAK_MS };
-  const greedy = simulateDay(scenario, { ...DEFAULT_POLICY, mode: 'greedy', enRoute: false }, window);
-  const batched = simulateDay(scenario, { ...DEFAULT_POLICY, mode: 'batched', stacking: false, enRoute: false }, window);
+  const greedy = simulateDay(scenario, { ...DEFAULT_POLICY, mode: 'greedy', enRoute: false, scarcity: false }, window);
+  const batched = simulateDay(scenario, { ...DEFAULT_POLICY, mode: 'batched', stacking: false, enRoute: false, scarcity: false }, window);
   const planner = simulateDay(scenario, { ...DEFAULT_POLICY, mode: 'batched' }, window);
   process.stderr.write(`  peak: ${new Date(window.start).toISOString()} +2 h, ${greedy.requests} orders for ${scenario.couriers.length} couriers; delivered within the peak: greedy ${greedy.deliveredInWindow}, batched ${batched.deliveredInWindow}, stacking ${planner.deliveredInWindow}; stacked legs ${planner.stackedLegs}, en-route legs ${planner.enRouteLegs}\n`);
   // throughput while the peak lasts: what was delivered before it ended, per courier-hour
@@ -263,6 +269,7 @@ function collect(loop: DispatchLoop, requests: readonly RequestFixture[], drives
   const emergencyToOffer: number[] = [];
   const emergencyServable: number[] = [];
   const toOffer: number[] = [];
+  const coldChainToOffer: number[] = [];
   const clickToDoor: number[] = [];
   let late = 0;
   let deliveredInWindow = 0;
@@ -280,6 +287,7 @@ function collect(loop: DispatchLoop, requests: readonly RequestFixture[], drives
     for (const l of summary.legs) {
       const first = lc.offersOf(l.id)[0];
       if (servable.has(l.id)) emergencyServable.push((first?.createdAt ?? end) - r.createdAt);
+      if (loop.leg(l.id)?.capabilities?.includes('cold_chain')) coldChainToOffer.push((first?.createdAt ?? end) - r.createdAt);
       if (first !== undefined) {
         toOffer.push(first.createdAt - r.createdAt);
         if (r.urgency === 'emergency') emergencyToOffer.push(first.createdAt - r.createdAt);
@@ -290,7 +298,7 @@ function collect(loop: DispatchLoop, requests: readonly RequestFixture[], drives
       pickupDrives.push(drives.get(l.id)! / 1000);
     }
   }
-  return { requests: requests.length, assigned, delivered, pickupEtas, pickupDrives, emergencyToOffer, emergencyServable, toOffer, clickToDoor, late, deliveredInWindow };
+  return { requests: requests.length, assigned, delivered, pickupEtas, pickupDrives, emergencyToOffer, emergencyServable, toOffer, coldChainToOffer, clickToDoor, late, deliveredInWindow };
 }
 
 /** Removes lots expired by `now` from each bank's shelf (reserved units too); returns the units lost. */

@@ -28,7 +28,7 @@ import { CandidateSearch, OVERFETCH } from './candidates.js';
 import type { DispatchPlan, DispatchPolicy, DispatchRequest, PlannedAssignment, UnassignedReason, Urgency } from './dispatch-request.js';
 import { solveAssignment } from './min-cost-assignment.js';
 import { stackPlan } from './stacking.js';
-import { type RouteScore, courierSpeed, emptyScore, legMeters, legSpeed, limitPassed, routeCost, scoreTrip } from './route-scoring.js';
+import { type RouteScore, courierSpeed, emptyScore, legMeters, legSpeed, limitPassed, pricedCaps, routeCost, scoreTrip } from './route-scoring.js';
 
 /**
  * Plans a batch with policy.mode ('batched': exact min-cost over the candidate graph, then what it left stacked
@@ -71,7 +71,7 @@ export function planGreedyNearest(snapshot: CourierSnapshot, requests: readonly 
           continue;
         }
         scoreTrip(hits[h].distance, leg, courierSpeed(snapshot, i, policy), legSpeed(request, policy.vehicleSpeed[snapshot.vehicle(i)]), request, policy, now, score);
-        const cost = routeCost(score, request, policy, snapshot.attrWord(i) >>> 8);
+        const cost = routeCost(score, request, policy, pricedCaps(snapshot, i, policy));
         if (cost > outcome.penalty[r]) continue;
         used[i] = 1;
         outcome.assign(r, i, cost, score);
@@ -111,7 +111,7 @@ export function planExactReference(snapshot: CourierSnapshot, requests: readonly
     const row: { i: number; cost: number; distance: number; pickupEta: number; dropoffEta: number; lateness: number }[] = [];
     for (const hit of hits) {
       scoreTrip(hit.distance, leg, courierSpeed(snapshot, hit.index, policy), legSpeed(request, policy.vehicleSpeed[snapshot.vehicle(hit.index)]), request, policy, now, score);
-      const cost = routeCost(score, request, policy, snapshot.attrWord(hit.index) >>> 8);
+      const cost = routeCost(score, request, policy, pricedCaps(snapshot, hit.index, policy));
       if (cost <= outcome.penalty[r]) row.push({ i: hit.index, cost, distance: hit.distance, pickupEta: score.pickupEta, dropoffEta: score.dropoffEta, lateness: score.lateness });
     }
     row.sort((a, b) => a.cost - b.cost || a.distance - b.distance || a.i - b.i);

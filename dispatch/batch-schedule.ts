@@ -27,6 +27,8 @@ export interface DispatchBatch {
   now: number;
   snapshot: SharedArrayBuffer;
   requests: DispatchRequest[];
+  /** The policy to plan it with: the loop's, with this batch's prices of scarce capabilities. */
+  policy: DispatchPolicy;
 }
 
 /** A planner the loop can call synchronously (inline); a worker pool's async one fits takeBatch/applyPlan. */

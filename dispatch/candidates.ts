@@ -12,7 +12,7 @@
  */
 import type { CourierSnapshot } from '../engine/courier-snapshot.js';
 import type { DispatchPolicy, DispatchRequest } from './dispatch-request.js';
-import { type RouteScore, courierSpeed, emptyScore, legMeters, legSpeed, routeCost, scoreTrip } from './route-scoring.js';
+import { type RouteScore, courierSpeed, emptyScore, legMeters, legSpeed, pricedCaps, routeCost, scoreTrip } from './route-scoring.js';
 
 /** One candidate: snapshot index, metres to the pickup, its route and cost. */
 export interface Candidate {
@@ -108,7 +108,7 @@ export class CandidateSearch {
       }
       scoreTrip(hits[h].distance, leg, courierSpeed(snapshot, i, policy), legSpeed(request, policy.vehicleSpeed[snapshot.vehicle(i)]), request, policy, now, score);
       if (!score.feasible) continue;
-      this.offer(i, hits[h].distance, routeCost(score, request, policy, snapshot.attrWord(i) >>> 8), score, keep);
+      this.offer(i, hits[h].distance, routeCost(score, request, policy, pricedCaps(snapshot, i, policy)), score, keep);
     }
     return this.count;
   }

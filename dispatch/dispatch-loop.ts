@@ -35,7 +35,8 @@
 import type { CourierStatus } from '../engine/courier-attributes.js';
 import type { CellSpeeds } from '../engine/cell-speeds.js';
 import type { CourierIndex } from '../engine/courier-index.js';
-import { writeCourierSnapshot } from '../engine/courier-snapshot.js';
+import { CourierSnapshot, writeCourierSnapshot } from '../engine/courier-snapshot.js';
+import { CapabilityDemand } from './scarcity.js';
 import type { DonorIndex } from '../engine/donor-index.js';
 import type { SiteIndex } from '../engine/site-index.js';
 import { BatchSchedule, type DispatchBatch, type SyncPlanner, inlinePlanner } from './batch-schedule.js';
@@ -129,6 +130,8 @@ export class DispatchLoop {
   private readonly schedule: BatchSchedule;
   private outbox: DispatchEvent[] = [];
   private batchCount = 0;
+  /** Recent demand for each capability, which prices scarce couriers per batch; undefined when pricing is off. */
+  private readonly demand: CapabilityDemand | undefined;
   private readonly counters = { submitted: 0, refused: 0, batches: 0, offers: 0, staleAssignments: 0 };
 
   constructor(options: DispatchLoopOptions) {
@@ -142,6 +145,8 @@ export class DispatchLoop {
     this.stock = new StockEffects(options.sites, this.undo);
     this.lifecycle = new RequestLifecycle({ offerTtlMs: options.offerTtlMs, undo: this.undo, offerIdPrefix: options.offerIdPrefix });
     this.schedule = new BatchSchedule(options.policy, options.retryMs);
+    // off unless asked for: on the simulated day it lengthened cold-chain legs' wait (bench/RESULTS.md, "Dispatch")
+    this.demand = options.policy.scarcity === undefined || options.policy.scarcity === false ? undefined : new CapabilityDemand(options.policy.scarcity);
   }
 
   /** Takes a request: allocates blood or chooses a rescue recipient at once, then queues its legs for matching. */
@@ -156,6 +161,7 @@ export class DispatchLoop {
       const added = this.lifecycle.addRequest({ id: leg.id, kind: request.kind, urgency: request.urgency, deadline: leg.dispatch.deadline, reservations: leg.reservations }, now);
       if (!added.ok) throw new Error(`leg '${leg.id}' already exists in the lifecycle: give the loop its own lifecycle or unique request ids`);
       this.apply(added.events);
+      this.demand?.note(leg.dispatch.capabilities, now, leg.dispatch.pickup);
       this.schedule.submitted(request.urgency, now);
     }
     this.counters.submitted++;
@@ -179,7 +185,7 @@ export class DispatchLoop {
     const near = { points: requests.map((r) => r.pickup), radius: this.policy.radius };
     const snapshot = writeCourierSnapshot(this.couriers, { filter: { status: 'available' }, speeds: this.speeds, createdAt: now, near });
     this.counters.batches++;
-    return { id: ++this.batchCount, now, snapshot, requests };
+    return { id: ++this.batchCount, now, snapshot, requests, policy: this.pricedPolicy(snapshot, now) };
   }
 
   /**
@@ -248,7 +254,7 @@ export class DispatchLoop {
   tick(now: number, planner: SyncPlanner = inlinePlanner): Offer[] {
     const batch = this.takeBatch(now);
     if (batch === undefined) return [];
-    return this.applyPlan(planner(batch.snapshot, batch.requests, this.policy, batch.now), now);
+    return this.applyPlan(planner(batch.snapshot, batch.requests, batch.policy, batch.now), now);
   }
 
   /** Earliest time a batch is due (≤ now means tick now), or undefined when nothing waits. */
@@ -377,6 +383,18 @@ export class DispatchLoop {
     return result;
   }
 
+  /**
+   * The policy a batch is planned with: scarce capabilities priced from the demand seen and the snapshot's free
+   * couriers (scarcity.ts), unless the policy fixes a table or turns pricing off.
+   */
+  private pricedPolicy(snapshot: SharedArrayBuffer, now: number): DispatchPolicy {
+    const fixed = this.policy.scarceCapabilities;
+    if (this.demand === undefined || (fixed !== undefined && Object.keys(fixed).length > 0)) return this.policy;
+    const waiting = this.pendingLegs().map((r) => this.registry.leg(r.id)!.dispatch);
+    const { prices, local, leaves } = this.demand.prices(CourierSnapshot.from(snapshot), waiting, now, this.policy.radius);
+    return Object.keys(prices).length === 0 ? this.policy : { ...this.policy, scarceCapabilities: prices, scarceLocal: local, scarceLeaves: leaves };
+  }
+
   /** Pending lifecycle requests that are legs of this loop. */
   private pendingLegs(): ReturnType<RequestLifecycle['pendingRequests']> {
     return this.lifecycle.pendingRequests().filter((r) => this.registry.leg(r.id) !== undefined);
@@ -412,7 +430,8 @@ export class DispatchLoop {
 
   /**
    * A busy courier as en-route matching sees it (where and when its trip ends), or undefined when it may take nothing
-   * now: it holds an offer, has a pickup still to make, or carries maxCarried legs already.
+   * now: it holds an offer, has a pickup still to make, or carries maxCarried legs already. Its capacity is what its
+   * load leaves.
    */
   private enRouteCourier(courierId: string, now: number): EnRouteCourier | undefined {
     const held = this.lifecycle.courier(courierId);
@@ -422,14 +441,17 @@ export class DispatchLoop {
     // forgot) with room under maxCarried; what is left of its trip is its dropoffs
     if (held.requestIds.length >= maxCarried(this.policy)) return undefined;
     const dropoffs: StopAhead[] = [];
+    let load = 0;
     for (const id of held.requestIds) {
       const d = this.registry.leg(id)?.dispatch;
       if (d === undefined || this.lifecycle.request(id)?.status !== 'picked_up') return undefined;
       dropoffs.push({ at: d.dropoff });
+      load += d.load ?? 1;
     }
     const speed = this.policy.vehicleSpeed[indexed.vehicle];
     const trip = remainingTrip({ lat: indexed.lat, lng: indexed.lng }, [], dropoffs, speed, this.policy, now);
-    return { id: courierId, ...trip, speed, caps: capabilityMask(indexed.capabilities), capacity: indexed.capacity };
+    // a driver may pick the next load up before the last drop: what it carries must leave room for it
+    return { id: courierId, ...trip, speed, caps: capabilityMask(indexed.capabilities), capacity: indexed.capacity - load };
   }
 
   /**
@@ -451,7 +473,7 @@ export class DispatchLoop {
       const details = { kind: d.kind, parentId: leg.parentId, pickup: d.pickup, dropoff: d.dropoff, eta: a.pickupEta, dropoffEta: a.dropoffEta, ...stack, ...(enRoute === undefined ? {} : { enRoute: { finishIn: enRoute } }) };
       return { requestId: leg.id, details, restoredId };
     });
-    const res = this.lifecycle.offerStack(items, courierId, now, { busy });
+    const res = this.lifecycle.offerStack(items, courierId, now, { busy, restore: restoredId !== undefined });
     if (!res.ok) return undefined;
     this.run(res);
     this.counters.offers += res.offers.length;

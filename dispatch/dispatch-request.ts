@@ -62,9 +62,22 @@ export interface DispatchPolicy {
   /**
    * What a courier's scarce capability costs work that does not need it: the expected wait (seconds) it causes to
    * the work that does (PRODUCT §2: cold-chain couriers kept for blood). Added to a routine or urgent request's
-   * cost for a courier carrying it; emergencies pay nothing. Default DEFAULT_SCARCE_CAPABILITIES (none).
+   * cost for a courier carrying it; emergencies pay nothing. A fixed table set here is used as it is; left empty,
+   * the loop prices each batch from the demand it sees (`scarcity`, dispatch/scarcity.ts).
    */
   scarceCapabilities?: Readonly<Partial<Record<Capability, number>>>;
+  /**
+   * How the loop prices scarce capabilities from demand (dispatch/scarcity.ts; DEFAULT_SCARCITY is a starting point);
+   * undefined or `false` leaves them unpriced, the default: on the simulated day pricing lengthened cold-chain legs' wait.
+   */
+  scarcity?: Readonly<ScarcityPolicy> | false;
+  /**
+   * Set by the loop on a batch's policy: per courier of the batch's snapshot, the capability bits `scarceCapabilities`
+   * prices for it (where such work is near). Undefined: the table prices every courier with the capability.
+   */
+  scarceLocal?: Uint8Array;
+  /** Set by the loop with scarceLocal: per request id, the capability bits whose work its dropoff takes a courier away from. */
+  scarceLeaves?: ReadonlyMap<string, number>;
   /**
    * Stacking (PRODUCT §2): couriers with capacity > 1 take deliveries whose pickups are close, in the batched
    * planner. `false` turns it off; default dispatch/stacking.ts DEFAULT_STACKING.
@@ -75,6 +88,16 @@ export interface DispatchPolicy {
    * left. `false` turns it off; default dispatch/en-route.ts DEFAULT_EN_ROUTE.
    */
   enRoute?: Readonly<EnRoutePolicy> | false;
+}
+
+/** How scarce capabilities are priced from demand (dispatch/scarcity.ts). */
+export interface ScarcityPolicy {
+  /** The most a routine request pays (seconds) for a courier whose capability is all taken by the work ahead. */
+  maxSeconds: number;
+  /** How far ahead demand counts: legs expected over this many seconds at the recent rate. */
+  horizonSeconds: number;
+  /** The recent rate is measured over this many seconds. */
+  windowSeconds: number;
 }
 
 /** Which busy couriers are candidates en route. */
@@ -96,9 +119,9 @@ export interface StackingPolicy {
 }
 
 /**
- * None priced by default: a fixed price (60 or 180 s for cold_chain) did not shorten emergencies' wait for a
+ * No fixed price by default: a fixed price (60 or 180 s for cold_chain) did not shorten emergencies' wait for a
  * cold-chain courier over the simulated day and cost assignments (bench/RESULTS.md, "Dispatch"); the price a
- * courier should carry depends on the cold-chain work nearby, which this fixed table cannot see.
+ * courier should carry depends on the cold-chain work nearby, which the loop learns per batch (dispatch/scarcity.ts).
  */
 export const DEFAULT_SCARCE_CAPABILITIES: Readonly<Partial<Record<Capability, number>>> = Object.freeze({});
 

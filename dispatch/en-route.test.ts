@@ -99,9 +99,9 @@ describe('en route', () => {
   it('offers a leg nobody free can take to the busy courier about to drop off next door, who keeps its load', () => {
     const first = { kind: 'delivery' as const, id: 'first', urgency: 'routine' as const, createdAt: NOW, requesterId: 'diner', pickup: { lat: 51.5, lng: -0.12 }, dropoff: { lat: 51.505, lng: -0.12 } };
     // one courier carrying `first`; a second order is picked up where the first is dropped, two minutes away
-    const world = (policy: DispatchPolicy) => {
+    const world = (policy: DispatchPolicy, capacity = 2) => {
       const couriers = new CourierIndex();
-      couriers.upsert('busy', { vehicle: 'car', capabilities: [], capacity: 2, status: 'available' });
+      couriers.upsert('busy', { vehicle: 'car', capabilities: [], capacity, status: 'available' });
       couriers.move('busy', 51.5, -0.12, NOW);
       const loop = new DispatchLoop({ couriers, sites: new SiteIndex(), donors: new DonorIndex(), policy });
       expect(loop.submit(first, NOW).ok).toBe(true);
@@ -112,6 +112,8 @@ describe('en route', () => {
       return { couriers, loop, offers: loop.tick(NOW + 3000) };
     };
     expect(world({ ...POLICY, mode: 'greedy', enRoute: false }).offers).toEqual([]); // without en route it waits
+    // a courier whose load leaves no room is not asked (a driver may pick up before its last drop)
+    expect(world({ ...POLICY, mode: 'greedy' }, 1).offers).toEqual([]);
 
     const { couriers, loop, offers } = world({ ...POLICY, mode: 'greedy' });
     const [enRoute] = offers;

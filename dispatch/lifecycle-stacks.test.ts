@@ -121,4 +121,15 @@ describe('RequestLifecycle stacks', () => {
     expect(lc.setCourierStatus('c1', 'offline', T0 + 5)).toEqual({ ok: false, reason: 'courier-busy' });
     expect(checkInvariants(lc)).toEqual([]);
   });
+
+  it('gives back an accepted assignment past its deadline only when restoring it', () => {
+    const lc = new RequestLifecycle();
+    lc.addRequest({ id: 'late', kind: 'delivery', urgency: 'routine', deadline: T0 + 1000 }, T0);
+    lc.setCourierStatus('c1', 'available', T0);
+    expect(lc.offer('late', 'c1', T0 + 2000)).toEqual({ ok: false, reason: 'past-deadline' });
+    const restored = ok(lc.offer('late', 'c1', T0 + 2000, undefined, 'offer-from-before', { restore: true }));
+    expect(restored.offer.id).toBe('offer-from-before');
+    ok(lc.accept(restored.offer.id, 'c1', T0 + 2000));
+    expect(lc.request('late')!.status).toBe('assigned');
+  });
 });

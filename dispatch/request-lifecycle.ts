@@ -41,6 +41,8 @@ export interface StackItem {
 export interface OfferOptions {
   /** May go to a busy courier (an en-route leg, or a stack's next leg restored): what it carries stays. */
   busy?: boolean;
+  /** Recovery: an assignment the courier accepted before a restart comes back even past the request's deadline. */
+  restore?: boolean;
 }
 
 export interface RequestLifecycleOptions {
@@ -163,7 +165,7 @@ export class RequestLifecycle extends LifecycleRecords {
       const r = this.requests.get(item.requestId);
       if (!r) return reject('unknown-request');
       if (r.status !== 'pending') return reject('request-not-pending');
-      if (r.deadline !== undefined && now > r.deadline) return reject('past-deadline');
+      if (r.deadline !== undefined && now > r.deadline && options.restore !== true) return reject('past-deadline');
       if (c !== undefined && r.excluded.has(courierId)) return reject('declined-before');
       if (item.restoredId !== undefined && this.offers.has(item.restoredId)) return reject('offer-id-taken');
       records.push(r);

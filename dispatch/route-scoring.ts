@@ -81,12 +81,19 @@ export function routeCost(score: RouteScore, request: DispatchRequest, policy: D
   return URGENCY_WEIGHT[request.urgency] * (score.pickupEta + policy.weights.lateness * score.lateness + DRIVE_WEIGHT * score.travel + scarcityCost(courierCaps, request, policy));
 }
 
+/** The capability bits of snapshot courier i that scarce pricing may charge for (policy.scarceLocal when the loop set it). */
+export function pricedCaps(snapshot: CourierSnapshot, i: number, policy: DispatchPolicy): number {
+  const caps = snapshot.attrWord(i) >>> 8;
+  return policy.scarceLocal === undefined ? caps : caps & policy.scarceLocal[i];
+}
+
 /** Seconds a routine or urgent request pays for taking a courier whose scarce capabilities it does not need. */
 export function scarcityCost(courierCaps: number, request: DispatchRequest, policy: DispatchPolicy): number {
   // called per candidate in every planner's loop: nothing is allocated, and nothing priced costs one table lookup
   const table = scarceTable(policy.scarceCapabilities ?? DEFAULT_SCARCE_CAPABILITIES);
   if ((courierCaps & table.mask) === 0 || request.urgency === 'emergency') return 0;
-  const spare = courierCaps & table.mask & ~(request.capabilities === undefined ? 0 : capabilityMask(request.capabilities));
+  let spare = courierCaps & table.mask & ~(request.capabilities === undefined ? 0 : capabilityMask(request.capabilities));
+  if (policy.scarceLeaves !== undefined) spare &= policy.scarceLeaves.get(request.id) ?? 0;
   let cost = 0;
   for (let i = 0; i < table.bits.length; i++) if ((spare & table.bits[i]) !== 0) cost += table.seconds[i];
   return cost;

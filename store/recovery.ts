@@ -266,8 +266,11 @@ class Replay {
       this.dropped.push({ id: legId, reason: `assigned courier ${a.courierId} is not stored` });
       return;
     }
+    const before = couriers.get(a.courierId)!.status;
     couriers.setStatus(a.courierId, 'available');
     if (!this.reassign(legId, a.courierId, a.offerId)) {
+      // the courier is as it was: busy with what was restored before, or as stored
+      couriers.setStatus(a.courierId, this.loop.lifecycle.courier(a.courierId)?.status ?? before);
       this.dropped.push({ id: legId, reason: `assignment to ${a.courierId} not restored` });
       return;
     }

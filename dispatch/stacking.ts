@@ -134,12 +134,21 @@ export function stackPlan(plan: DispatchPlan, snapshot: CourierSnapshot, request
   if (!(maxStops >= 2)) return plan;
   const started = performance.now();
   const byId = new Map(requests.map((r) => [r.id, r]));
+  // the usual case with couriers to spare: nothing stackable was left, so nothing is built
+  const leftovers = plan.unassigned.filter((u) => (u.reason === 'outbid' || u.reason === 'no-feasible-courier') && stackable(byId.get(u.requestId)!)).map((u) => byId.get(u.requestId)!);
+  if (leftovers.length === 0) return plan;
+  const fastest = Math.max(...Object.values(policy.vehicleSpeed));
+  const maxAbsLat = Math.max(...requests.map((r) => Math.abs(r.pickup.lat)));
+  const grid = new PickupGrid((pickupGapSeconds * fastest) / policy.circuity, maxAbsLat);
+  // only couriers whose pickup is near a leftover's can take one: the others are not looked at
+  leftovers.forEach((r, q) => grid.add(r.pickup.lat, r.pickup.lng, q));
   const stacks: Stack[] = [];
   const stackOf = new Map<string, Stack>();
   for (const a of plan.assignments) {
     const r = byId.get(a.requestId);
+    if (r === undefined || grid.near(r.pickup.lat, r.pickup.lng).length === 0) continue;
     const i = snapshot.indexOf(a.courierId);
-    if (r === undefined || i < 0) continue;
+    if (i < 0) continue;
     const existing = stackOf.get(a.courierId);
     if (existing !== undefined) {
       existing.open = false; // a courier the planner gave two requests already (not ours to reshape)
@@ -154,13 +163,9 @@ export function stackPlan(plan: DispatchPlan, snapshot: CourierSnapshot, request
     stacks.push(s);
     stackOf.set(a.courierId, s);
   }
-  const leftovers = plan.unassigned.filter((u) => (u.reason === 'outbid' || u.reason === 'no-feasible-courier') && stackable(byId.get(u.requestId)!)).map((u) => byId.get(u.requestId)!);
   const open = stacks.filter((s) => s.open);
-  if (leftovers.length === 0 || open.length === 0) return plan;
+  if (open.length === 0) return plan;
 
-  const fastest = Math.max(...Object.values(policy.vehicleSpeed));
-  const maxAbsLat = Math.max(...requests.map((r) => Math.abs(r.pickup.lat)));
-  const grid = new PickupGrid((pickupGapSeconds * fastest) / policy.circuity, maxAbsLat);
   const placed = new Set<string>();
   let totalCost = plan.totalCost;
   for (let round = 1; round < maxStops; round++) {

@@ -36,7 +36,7 @@ import type { CourierStatus } from '../engine/courier-attributes.js';
 import type { CellSpeeds } from '../engine/cell-speeds.js';
 import type { CourierIndex } from '../engine/courier-index.js';
 import { CourierSnapshot, writeCourierSnapshot } from '../engine/courier-snapshot.js';
-import { CapabilityDemand } from './scarcity.js';
+import { CapabilityDemand, pricedPolicy } from './scarcity.js';
 import type { DonorIndex } from '../engine/donor-index.js';
 import type { SiteIndex } from '../engine/site-index.js';
 import { BatchSchedule, type DispatchBatch, type SyncPlanner, inlinePlanner } from './batch-schedule.js';
@@ -47,9 +47,10 @@ import { type BloodStatusEvent, type ParentLookup, RequestParents, type RequestS
 import { StockEffects, type StockCounters } from './stock-effects.js';
 import { type Leg, type RequestSubmission, type SubmitResult, buildLegs } from './submission-legs.js';
 import { type Rollback, UndoLog } from './undo-log.js';
-import { type EnRouteCourier, type StopAhead, maxCarried, planEnRoute, remainingTrip } from './en-route.js';
-import { capabilityMask } from '../engine/courier-attributes.js';
+import { stackDetails } from './offer-details.js';
+import { type EnRouteCourier, type EnRouteView, enRouteCourierOf, planEnRoute } from './en-route.js';
 
+export type { StackLeg, StackStop } from './offer-details.js';
 export type { BloodSubmission, DeliverySubmission, RescueSubmission, RequestSubmission, SubmissionBase, SubmitFailure, SubmitPlan, SubmitResult } from './submission-legs.js';
 export { type BloodStatusEvent, type ParentLookup, type RequestSummary, deriveStatus } from './request-parents.js';
 export { DEFAULT_RETRY_MS, type DispatchBatch, type SyncPlanner, inlinePlanner } from './batch-schedule.js';
@@ -82,36 +83,6 @@ export interface DispatchLoopStats extends StockCounters {
   staleAssignments: number;
 }
 
-/** What every offer of a stack carries: its legs in pickup order and its stops in driving order. */
-function stackDetails(legs: readonly { leg: Leg; a: { pickupEta: number; dropoffEta: number } }[]): { stack: StackLeg[]; stops: StackStop[] } {
-  const stack = legs.map(({ leg, a }) => ({ legId: leg.id, requestId: leg.parentId, pickup: leg.dispatch.pickup, dropoff: leg.dispatch.dropoff, eta: a.pickupEta, dropoffEta: a.dropoffEta }));
-  const stops: StackStop[] = [
-    ...stack.map((l) => ({ legId: l.legId, requestId: l.requestId, action: 'pickup' as const, at: l.pickup, eta: l.eta })),
-    ...stack.map((l) => ({ legId: l.legId, requestId: l.requestId, action: 'dropoff' as const, at: l.dropoff, eta: l.dropoffEta })),
-  ].sort((x, y) => x.eta - y.eta || (x.action === y.action ? 0 : x.action === 'pickup' ? -1 : 1));
-  return { stack, stops };
-}
-
-/** One leg of a stack offer, as the driver's frame shows it. */
-export interface StackLeg {
-  legId: string;
-  requestId: string;
-  pickup: LatLng;
-  dropoff: LatLng;
-  /** Seconds from the offer to the pickup, along the stack's route. */
-  eta: number;
-  dropoffEta: number;
-}
-
-/** One stop of a stack's route. */
-export interface StackStop {
-  legId: string;
-  requestId: string;
-  action: 'pickup' | 'dropoff';
-  at: LatLng;
-  eta: number;
-}
-
 /** Orchestrates one deployment: submissions, batch window, offers, lifecycle, index statuses, blood stock. */
 export class DispatchLoop {
   readonly lifecycle: RequestLifecycle;
@@ -130,6 +101,8 @@ export class DispatchLoop {
   private readonly schedule: BatchSchedule;
   private outbox: DispatchEvent[] = [];
   private batchCount = 0;
+  /** What en-route matching reads of this loop: couriers' holds, legs' states and their routes. */
+  private readonly enRouteView: EnRouteView;
   /** Recent demand for each capability, which prices scarce couriers per batch; undefined when pricing is off. */
   private readonly demand: CapabilityDemand | undefined;
   private readonly counters = { submitted: 0, refused: 0, batches: 0, offers: 0, staleAssignments: 0 };
@@ -145,6 +118,7 @@ export class DispatchLoop {
     this.stock = new StockEffects(options.sites, this.undo);
     this.lifecycle = new RequestLifecycle({ offerTtlMs: options.offerTtlMs, undo: this.undo, offerIdPrefix: options.offerIdPrefix });
     this.schedule = new BatchSchedule(options.policy, options.retryMs);
+    this.enRouteView = { lifecycle: this.lifecycle, couriers: this.couriers, policy: this.policy, legOf: (id) => this.registry.leg(id)?.dispatch };
     // off unless asked for: on the simulated day it lengthened cold-chain legs' wait (bench/RESULTS.md, "Dispatch")
     this.demand = options.policy.scarcity === undefined || options.policy.scarcity === false ? undefined : new CapabilityDemand(options.policy.scarcity);
   }
@@ -185,7 +159,8 @@ export class DispatchLoop {
     const near = { points: requests.map((r) => r.pickup), radius: this.policy.radius };
     const snapshot = writeCourierSnapshot(this.couriers, { filter: { status: 'available' }, speeds: this.speeds, createdAt: now, near });
     this.counters.batches++;
-    return { id: ++this.batchCount, now, snapshot, requests, policy: this.pricedPolicy(snapshot, now) };
+    const policy = this.demand === undefined ? this.policy : pricedPolicy(this.policy, this.demand, CourierSnapshot.from(snapshot), this.pendingLegs().map((r) => this.registry.leg(r.id)!.dispatch), now);
+    return { id: ++this.batchCount, now, snapshot, requests, policy };
   }
 
   /**
@@ -383,18 +358,6 @@ export class DispatchLoop {
     return result;
   }
 
-  /**
-   * The policy a batch is planned with: scarce capabilities priced from the demand seen and the snapshot's free
-   * couriers (scarcity.ts), unless the policy fixes a table or turns pricing off.
-   */
-  private pricedPolicy(snapshot: SharedArrayBuffer, now: number): DispatchPolicy {
-    const fixed = this.policy.scarceCapabilities;
-    if (this.demand === undefined || (fixed !== undefined && Object.keys(fixed).length > 0)) return this.policy;
-    const waiting = this.pendingLegs().map((r) => this.registry.leg(r.id)!.dispatch);
-    const { prices, local, leaves } = this.demand.prices(CourierSnapshot.from(snapshot), waiting, now, this.policy.radius);
-    return Object.keys(prices).length === 0 ? this.policy : { ...this.policy, scarceCapabilities: prices, scarceLocal: local, scarceLeaves: leaves };
-  }
-
   /** Pending lifecycle requests that are legs of this loop. */
   private pendingLegs(): ReturnType<RequestLifecycle['pendingRequests']> {
     return this.lifecycle.pendingRequests().filter((r) => this.registry.leg(r.id) !== undefined);
@@ -415,7 +378,7 @@ export class DispatchLoop {
       const exclude = this.lifecycle.excludedCouriers(d.id);
       legs.push(exclude.length === 0 ? d : { ...d, exclude });
       const near = this.couriers.nearby(d.pickup.lat, d.pickup.lng, { k: this.policy.candidates, radius: this.policy.radius, status: 'busy', minCapacity: d.load ?? 1, ...(d.capabilities ? { capability: d.capabilities } : {}) });
-      for (const hit of near) if (!seen.has(hit.id)) seen.set(hit.id, this.enRouteCourier(hit.id, now));
+      for (const hit of near) if (!seen.has(hit.id)) seen.set(hit.id, enRouteCourierOf(hit.id, now, this.enRouteView));
     }
     const couriers = [...seen.values()].filter((c): c is EnRouteCourier => c !== undefined);
     const offers: Offer[] = [];
@@ -426,32 +389,6 @@ export class DispatchLoop {
       if (made !== undefined) offers.push(...made);
     }
     return offers;
-  }
-
-  /**
-   * A busy courier as en-route matching sees it (where and when its trip ends), or undefined when it may take nothing
-   * now: it holds an offer, has a pickup still to make, or carries maxCarried legs already. Its capacity is what its
-   * load leaves.
-   */
-  private enRouteCourier(courierId: string, now: number): EnRouteCourier | undefined {
-    const held = this.lifecycle.courier(courierId);
-    const indexed = this.couriers.get(courierId);
-    if (held?.status !== 'busy' || held.offerIds.length > 0 || indexed === undefined || !Number.isFinite(indexed.lat)) return undefined;
-    // only a courier on its last run (every leg it carries picked up: one queued leg at most, whatever a restart
-    // forgot) with room under maxCarried; what is left of its trip is its dropoffs
-    if (held.requestIds.length >= maxCarried(this.policy)) return undefined;
-    const dropoffs: StopAhead[] = [];
-    let load = 0;
-    for (const id of held.requestIds) {
-      const d = this.registry.leg(id)?.dispatch;
-      if (d === undefined || this.lifecycle.request(id)?.status !== 'picked_up') return undefined;
-      dropoffs.push({ at: d.dropoff });
-      load += d.load ?? 1;
-    }
-    const speed = this.policy.vehicleSpeed[indexed.vehicle];
-    const trip = remainingTrip({ lat: indexed.lat, lng: indexed.lng }, [], dropoffs, speed, this.policy, now);
-    // a driver may pick the next load up before the last drop: what it carries must leave room for it
-    return { id: courierId, ...trip, speed, caps: capabilityMask(indexed.capabilities), capacity: indexed.capacity - load };
   }
 
   /**

@@ -16,6 +16,8 @@
  * Pure: the loop gathers the couriers (where they are, what they carry) and offers the result with `{ busy: true }`.
  */
 import { capabilityMask } from '../engine/courier-attributes.js';
+import type { CourierIndex } from '../engine/courier-index.js';
+import type { RequestLifecycle } from './request-lifecycle.js';
 import { distanceMeters } from '../engine/geodesy.js';
 import type { DispatchPolicy, DispatchRequest, EnRoutePolicy, LatLng, PlannedAssignment } from './dispatch-request.js';
 import { solveAssignment } from './min-cost-assignment.js';
@@ -119,6 +121,40 @@ export function planEnRoute(requests: readonly DispatchRequest[], couriers: read
     out.push({ requestId: requests[q].id, courierId: couriers[c].id, ...eta[e], cost: cost[e] });
   }
   return out;
+}
+
+/** What enRouteCourierOf reads of a dispatch loop. */
+export interface EnRouteView {
+  lifecycle: Pick<RequestLifecycle, 'courier' | 'request'>;
+  couriers: Pick<CourierIndex, 'get'>;
+  policy: DispatchPolicy;
+  /** A leg's route (pickup, dropoff, load), or undefined. */
+  legOf: (legId: string) => DispatchRequest | undefined;
+}
+
+/**
+ * A busy courier as en-route matching sees it (where and when its trip ends), or undefined when it may take nothing
+ * now: it holds an offer, has a pickup still to make, or carries maxCarried legs already. Its capacity is what its
+ * load leaves. Read from lifecycle state only, so a restart (which restores what was carried, not how) cannot forget it.
+ */
+export function enRouteCourierOf(courierId: string, now: number, view: EnRouteView): EnRouteCourier | undefined {
+  const held = view.lifecycle.courier(courierId);
+  const indexed = view.couriers.get(courierId);
+  if (held?.status !== 'busy' || held.offerIds.length > 0 || indexed === undefined || !Number.isFinite(indexed.lat)) return undefined;
+  // only a courier on its last run (every leg it carries picked up: one queued leg at most) with room under maxCarried
+  if (held.requestIds.length >= maxCarried(view.policy)) return undefined;
+  const dropoffs: StopAhead[] = [];
+  let load = 0;
+  for (const id of held.requestIds) {
+    const d = view.legOf(id);
+    if (d === undefined || view.lifecycle.request(id)?.status !== 'picked_up') return undefined;
+    dropoffs.push({ at: d.dropoff });
+    load += d.load ?? 1;
+  }
+  const speed = view.policy.vehicleSpeed[indexed.vehicle];
+  const trip = remainingTrip({ lat: indexed.lat, lng: indexed.lng }, [], dropoffs, speed, view.policy, now);
+  // a driver may pick the next load up before the last drop: what it carries must leave room for it
+  return { id: courierId, ...trip, speed, caps: capabilityMask(indexed.capabilities), capacity: indexed.capacity - load };
 }
 
 function metres(a: LatLng, b: LatLng): number {

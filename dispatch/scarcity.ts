@@ -18,7 +18,7 @@
 import { CAPABILITIES, type Capability, capabilityMask } from '../engine/courier-attributes.js';
 import type { CourierSnapshot } from '../engine/courier-snapshot.js';
 import { distanceMeters } from '../engine/geodesy.js';
-import type { DispatchRequest, ScarcityPolicy } from './dispatch-request.js';
+import type { DispatchPolicy, DispatchRequest, ScarcityPolicy } from './dispatch-request.js';
 
 /** Up to ten minutes for a courier whose capability the next half hour's work (as the last hour's rate says) needs. */
 export const DEFAULT_SCARCITY: Readonly<ScarcityPolicy> = Object.freeze({ maxSeconds: 600, horizonSeconds: 1800, windowSeconds: 3600 });
@@ -107,6 +107,17 @@ function distinctPoints(points: readonly { lat: number; lng: number }[]): { lat:
   const cells = new Map<string, { lat: number; lng: number }>();
   for (const p of points) cells.set(`${Math.round(p.lat * 200)}:${Math.round(p.lng * 200)}`, p);
   return [...cells.values()];
+}
+
+/**
+ * The policy a batch is planned with: its scarce capabilities priced from `demand`, the legs waiting and the
+ * snapshot's free couriers — unless the policy fixes a table of its own, or nothing is priced now.
+ */
+export function pricedPolicy(policy: DispatchPolicy, demand: CapabilityDemand, snapshot: CourierSnapshot, waiting: readonly DispatchRequest[], now: number): DispatchPolicy {
+  const fixed = policy.scarceCapabilities;
+  if (fixed !== undefined && Object.keys(fixed).length > 0) return policy;
+  const { prices, local, leaves } = demand.prices(snapshot, waiting, now, policy.radius);
+  return Object.keys(prices).length === 0 ? policy : { ...policy, scarceCapabilities: prices, scarceLocal: local, scarceLeaves: leaves };
 }
 
 /** maxSeconds × min(1, need ÷ supply); 0 when nothing is needed or nobody has the capability. */

@@ -5,6 +5,7 @@
  */
 import type { DispatchLoop, RequestSummary } from '../dispatch/dispatch-loop.js';
 import { driveSeconds } from '../dispatch/travel-time.js';
+import { stopOrder } from '../dispatch/en-route.js';
 import type { StoredRequest } from '../store/store.js';
 import type { RequestPayload } from '../store/recovery.js';
 import type { CourierIndex, CourierView } from '../engine/courier-index.js';
@@ -55,7 +56,7 @@ export function trackFrameOf(src: RequestViewSources, id: string): TrackFrame | 
   const c = leg?.courierId === undefined ? undefined : src.couriers.get(leg.courierId);
   if (leg !== undefined && c !== undefined && !Number.isNaN(c.lat)) {
     frame.courier = { lat: c.lat, lng: c.lng };
-    frame.eta = Math.round(remainingSeconds(src, c, stopsAhead(src, leg.courierId!, leg.id, booked)));
+    frame.eta = Math.round(remainingSeconds(src, c, stopsAhead(src, leg.courierId!, leg.id, booked, c)));
   }
   return frame;
 }
@@ -67,7 +68,7 @@ type Point = { lat: number; lng: number };
  * it took this leg en route, then its stack's stops as offered (or the leg's own pickup and dropoff), each only
  * while still ahead (a pickup until picked up, a dropoff until delivered).
  */
-function stopsAhead(src: RequestViewSources, courierId: string, legId: string, booked: BookedRequest): Point[] {
+function stopsAhead(src: RequestViewSources, courierId: string, legId: string, booked: BookedRequest, from: Point): Point[] {
   const lc = src.loop.lifecycle;
   const ahead = (id: string, action: 'pickup' | 'dropoff'): boolean => {
     const status = lc.request(id)?.status;
@@ -85,12 +86,16 @@ function stopsAhead(src: RequestViewSources, courierId: string, legId: string, b
   ];
   const points: Point[] = [];
   if (mine?.details?.enRoute !== undefined) {
+    // the trip it is on first, in the order dispatch timed it (en-route.ts stopOrder)
+    const pickups: { at: Point }[] = [];
+    const dropoffs: { at: Point }[] = [];
     for (const id of lc.courier(courierId)?.requestIds ?? []) {
       const other = src.loop.leg(id);
       if (id === legId || other === undefined || stops.some((s) => s.legId === id)) continue;
-      if (ahead(id, 'pickup')) points.push(other.pickup);
-      if (ahead(id, 'dropoff')) points.push(other.dropoff);
+      if (ahead(id, 'pickup')) pickups.push({ at: other.pickup });
+      if (ahead(id, 'dropoff')) dropoffs.push({ at: other.dropoff });
     }
+    for (const stop of stopOrder(from, pickups, dropoffs)) points.push(stop.at);
   }
   for (const s of stops) {
     if (!ahead(s.legId, s.action)) continue;

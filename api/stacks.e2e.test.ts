@@ -98,6 +98,35 @@ describe.each(TEST_STORES)('stacks end to end on %s', (store) => {
     await eventually(async () => ((await call(t.base, 'GET', '/v1/couriers/stk1', { token: desk })).body.status === 'available' ? true : undefined), 'the car free after its last dropoff');
   });
 
+  it('offers a car finishing its stack the next order en route, and times that order after the stack\'s last door', async () => {
+    const lng = 1.0; // 70 km from the other tests' cars
+    await courier('stk3', 51.49, lng, 3);
+    const driver = await open(t.token('driver', 'stk3'));
+    const drv = t.token('driver', 'stk3');
+    const desk = t.token('dispatcher', 'desk');
+    const [near, far] = await twoOrders('diner-3', lng);
+    const offer = await driver.next((f) => f.t === 'offer' && f.stackId !== undefined, 'the stack');
+    driver.send({ t: 'accept', offerId: offer.offerId });
+    for (const id of [near, far]) {
+      await eventually(async () => ((await call(t.base, 'GET', `/v1/requests/${id}`, { token: desk })).body.status === 'assigned' ? true : undefined), `${id} assigned`);
+      expect((await call(t.base, 'POST', `/v1/requests/${id}/progress`, { token: drv, body: { status: 'picked_up' } })).status).toBe(200);
+    }
+    expect((await call(t.base, 'POST', '/v1/couriers/stk3/location', { token: drv, body: { lat: 51.518, lng, ts: Date.now() } })).status).toBe(204);
+    // picked up 111 m past the far door, as the car is about to finish its stack
+    const next = await call(t.base, 'POST', '/v1/requests', { token: t.token('requester', 'diner-4'), body: { kind: 'delivery', pickup: { lat: 51.531, lng }, dropoff: { lat: 51.535, lng } } });
+    expect(next.status).toBe(201);
+    const enRoute = await driver.next((f) => f.t === 'offer' && f.requestId === next.body.id, 'the en-route offer');
+    expect(enRoute.enRoute.finishIn).toBeGreaterThan(200); // the near door, then the far one
+    expect(enRoute.eta).toBeGreaterThan(enRoute.enRoute.finishIn);
+    driver.send({ t: 'accept', offerId: enRoute.offerId });
+    await eventually(async () => ((await call(t.base, 'GET', `/v1/requests/${next.body.id}`, { token: desk })).body.status === 'assigned' ? true : undefined), 'the en-route order assigned');
+    // near door 35 s, far door +177 s, the pickup +18 s, its door +71 s (car 8.5 m/s, roads 1.35× the line)
+    const eta = (await call(t.base, 'GET', `/v1/requests/${next.body.id}`, { token: desk })).body.eta as number;
+    expect(eta).toBeGreaterThanOrEqual(295);
+    expect(eta).toBeLessThanOrEqual(308);
+    expect((await call(t.base, 'GET', '/v1/couriers/stk3', { token: desk })).body.requestIds).toHaveLength(3);
+  });
+
   it('declining one offer of a stack puts both orders back, never to be offered to that car again', async () => {
     await courier('stk2', 51.49, 0.5, 4); // 40 km from the first test's car, beyond the search radius
     const driver = await open(t.token('driver', 'stk2'));

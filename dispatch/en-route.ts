@@ -62,18 +62,29 @@ export interface StopAhead {
 export function remainingTrip(from: LatLng, pickups: readonly StopAhead[], dropoffs: readonly StopAhead[], speed: number, policy: Pick<DispatchPolicy, 'circuity'>, now: number): { finishIn: number; end: LatLng } {
   let at = from;
   let t = now;
+  for (const stop of stopOrder(from, pickups, dropoffs)) {
+    t += travelSeconds(metres(at, stop.at), policy.circuity, speed) * 1000;
+    if (stop.readyAt !== undefined && stop.readyAt > t) t = stop.readyAt;
+    at = stop.at;
+  }
+  return { finishIn: (t - now) / 1000, end: at };
+}
+
+/** The order remainingTrip drives a busy courier's stops in: from `from`, the pickups nearest first, then the dropoffs. */
+export function stopOrder<S extends { at: LatLng }>(from: LatLng, pickups: readonly S[], dropoffs: readonly S[]): S[] {
+  const out: S[] = [];
+  let at = from;
   for (const group of [pickups, dropoffs]) {
     const left = [...group];
     while (left.length > 0) {
       let best = 0;
       for (let k = 1; k < left.length; k++) if (metres(at, left[k].at) < metres(at, left[best].at)) best = k;
       const [stop] = left.splice(best, 1);
-      t += travelSeconds(metres(at, stop.at), policy.circuity, speed) * 1000;
-      if (stop.readyAt !== undefined && stop.readyAt > t) t = stop.readyAt;
+      out.push(stop);
       at = stop.at;
     }
   }
-  return { finishIn: (t - now) / 1000, end: at };
+  return out;
 }
 
 /** Matches legs to couriers finishing nearby: at most one leg per courier, each at most its unassigned penalty. */

@@ -182,6 +182,13 @@ describe('a stack across a SIGKILL of `node dist/api/main.js` on its embedded st
       expect([...(car.body.requestIds as string[])].sort()).toEqual([...ids].sort());
       expect((await call(srv.base, 'GET', `/v1/requests/${ids[0]}`, { token: diner })).body).toMatchObject({ status: 'picked_up', assignment: { courierId: 'crash-car' } });
       expect((await call(srv.base, 'GET', `/v1/requests/${ids[1]}`, { token: diner })).body).toMatchObject({ status: 'assigned', assignment: { courierId: 'crash-car' } });
+      // still one stack on the map: the legs came back one by one, with the stack they were offered in
+      const map = await StreamClient.connect(srv.ws, { token: desk });
+      map.send({ t: 'watch', bbox: [-0.2, 51.4, 0, 51.6], kinds: ['requests'] });
+      const snapshot = await map.next((f) => f.t === 'snapshot', 'a map snapshot after the restart');
+      map.close();
+      const onMap = (snapshot.requests as { id: string; courierId?: string; stackId?: string }[]).filter((r) => ids.includes(r.id));
+      expect(onMap.map((r) => [r.courierId, r.stackId])).toEqual([['crash-car', offer.stackId], ['crash-car', offer.stackId]]);
       const progress = async (id: string, status: string) => (await call(srv.base, 'POST', `/v1/requests/${id}/progress`, { token: drv, body: { status } })).status;
       expect(await progress(ids[1], 'picked_up')).toBe(200);
       expect(await progress(ids[0], 'delivered')).toBe(200);

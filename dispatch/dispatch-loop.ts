@@ -209,11 +209,12 @@ export class DispatchLoop {
    * Recovery: a leg that was assigned at the crash goes back to its courier under the offer id the courier
    * accepted, so reads, frames and the store keep naming the same offer. False when the leg or courier cannot take it.
    */
-  restoreAssignment(legId: string, courierId: string, offerId: string, now: number): boolean {
+  restoreAssignment(legId: string, courierId: string, offerId: string, now: number, details?: Readonly<Record<string, unknown>>): boolean {
     const leg = this.registry.leg(legId);
     if (leg === undefined) return false;
-    // a stack's or an en-route leg's courier already carries another restored leg
-    const offer = this.offerLegs([{ leg, a: { pickupEta: 0, dropoffEta: 0 } }], courierId, now, { restoredId: offerId })?.[0];
+    // a stack's or an en-route leg's courier already carries another restored leg; the stored details keep its
+    // stack (route and id) and its en-route mark, so maps, ETAs and en route read it as before the restart
+    const offer = this.offerLegs([{ leg, a: { pickupEta: 0, dropoffEta: 0 } }], courierId, now, { restoredId: offerId, restoredDetails: details })?.[0];
     if (offer === undefined) return false;
     const accepted = this.accept(offer.id, courierId, now);
     if (accepted.ok) this.setIndexedStatus(courierId, this.lifecycle.courier(courierId)!.status);
@@ -396,8 +397,8 @@ export class DispatchLoop {
    * (`details.stack`: the legs in pickup order; `details.stops`: pickups and dropoffs in the order to drive them).
    * Undefined when a leg is no longer pending or the courier no longer free: the whole stack waits again.
    */
-  private offerLegs(legs: readonly { leg: Leg; a: { pickupEta: number; dropoffEta: number } }[], courierId: string, now: number, how: { restoredId?: string; enRoute?: number } = {}): Offer[] | undefined {
-    const { restoredId, enRoute } = how;
+  private offerLegs(legs: readonly { leg: Leg; a: { pickupEta: number; dropoffEta: number } }[], courierId: string, now: number, how: { restoredId?: string; restoredDetails?: Readonly<Record<string, unknown>>; enRoute?: number } = {}): Offer[] | undefined {
+    const { restoredId, restoredDetails, enRoute } = how;
     if (legs.some(({ leg }) => this.lifecycle.request(leg.id)?.status !== 'pending')) return undefined;
     if (this.couriers.get(courierId)?.status !== (enRoute === undefined ? 'available' : 'busy')) return undefined;
     // recovery hands back several assigned legs to one courier: the second finds it busy with the first
@@ -407,10 +408,11 @@ export class DispatchLoop {
     const stack = ordered.length < 2 ? undefined : stackDetails(ordered);
     const items = ordered.map(({ leg, a }) => {
       const d = leg.dispatch;
-      const details = { kind: d.kind, parentId: leg.parentId, pickup: d.pickup, dropoff: d.dropoff, eta: a.pickupEta, dropoffEta: a.dropoffEta, ...stack, ...(enRoute === undefined ? {} : { enRoute: { finishIn: enRoute } }) };
+      const details = restoredDetails ?? { kind: d.kind, parentId: leg.parentId, pickup: d.pickup, dropoff: d.dropoff, eta: a.pickupEta, dropoffEta: a.dropoffEta, ...stack, ...(enRoute === undefined ? {} : { enRoute: { finishIn: enRoute } }) };
       return { requestId: leg.id, details, restoredId };
     });
-    const res = this.lifecycle.offerStack(items, courierId, now, { busy, restore: restoredId !== undefined });
+    const stackId = typeof restoredDetails?.stackId === 'string' ? restoredDetails.stackId : undefined;
+    const res = this.lifecycle.offerStack(items, courierId, now, { busy, restore: restoredId !== undefined, ...(stackId === undefined ? {} : { stackId }) });
     if (!res.ok) return undefined;
     this.run(res);
     this.counters.offers += res.offers.length;

@@ -43,6 +43,8 @@ export interface OfferOptions {
   busy?: boolean;
   /** Recovery: an assignment the courier accepted before a restart comes back even past the request's deadline. */
   restore?: boolean;
+  /** Recovery: the stack a restored offer belonged to (its offers come back one at a time). */
+  stackId?: string;
 }
 
 export interface RequestLifecycleOptions {
@@ -186,6 +188,9 @@ export class RequestLifecycle extends LifecycleRecords {
         status: 'live', closedAt: undefined, details: details === undefined ? undefined : Object.freeze({ ...details }), stackId: undefined,
       };
       if (items.length > 1) o.stackId = stackId ??= o.id;
+      else if (options.stackId !== undefined) o.stackId = options.stackId;
+      // a stack's id rides in its details too, so a restart that restores its legs one by one keeps it
+      if (o.stackId !== undefined && details !== undefined && details.stackId !== o.stackId) o.details = Object.freeze({ ...details, stackId: o.stackId });
       this.saveRequest(r);
       this.offers.set(o.id, o);
       this.live.set(o.id, o);

@@ -184,7 +184,7 @@ class Replay {
   private readonly legsOf = new Map<string, RequestRow[]>();
   private readonly reservationsOf = new Map<string, ReservationRow[]>();
   private readonly declinedBy = new Map<string, string[]>();
-  private readonly assignmentOf = new Map<string, { courierId: string; offerId: string | undefined }>();
+  private readonly assignmentOf = new Map<string, { courierId: string; offerId: string | undefined; details: Record<string, unknown> | undefined }>();
 
   constructor(
     state: OpenDispatchState,
@@ -195,7 +195,7 @@ class Replay {
   ) {
     for (const r of state.requests) if (r.parentId !== undefined && r.parentId !== r.id) push(this.legsOf, r.parentId, r);
     for (const r of state.reservations) push(this.reservationsOf, r.requestId, r);
-    for (const a of state.assignments) this.assignmentOf.set(a.requestId, { courierId: a.courierId, offerId: a.offerId });
+    for (const a of state.assignments) this.assignmentOf.set(a.requestId, { courierId: a.courierId, offerId: a.offerId, details: a.offerDetails });
     for (const d of state.declines) push(this.declinedBy, d.requestId, d.courierId);
   }
 
@@ -268,7 +268,7 @@ class Replay {
     }
     const before = couriers.get(a.courierId)!.status;
     couriers.setStatus(a.courierId, 'available');
-    if (!this.reassign(legId, a.courierId, a.offerId)) {
+    if (!this.reassign(legId, a.courierId, a.offerId, a.details)) {
       // the courier is as it was: busy with what was restored before, or as stored
       couriers.setStatus(a.courierId, this.loop.lifecycle.courier(a.courierId)?.status ?? before);
       this.dropped.push({ id: legId, reason: `assignment to ${a.courierId} not restored` });
@@ -279,8 +279,8 @@ class Replay {
   }
 
   /** The leg goes back to its courier: under the offer it accepted when the store has its id (rows from before it was kept get a new one). */
-  private reassign(legId: string, courierId: string, offerId: string | undefined): boolean {
-    if (offerId !== undefined) return this.loop.restoreAssignment(legId, courierId, offerId, this.now);
+  private reassign(legId: string, courierId: string, offerId: string | undefined, details: Record<string, unknown> | undefined): boolean {
+    if (offerId !== undefined) return this.loop.restoreAssignment(legId, courierId, offerId, this.now, details);
     const plan = { assignments: [{ requestId: legId, courierId, pickupEta: 0, dropoffEta: 0, lateness: 0, cost: 0 }], unassigned: [], totalCost: 0, totalPickupEta: 0, solveMs: 0 };
     const [offer] = this.loop.applyPlan(plan, this.now);
     return offer !== undefined && this.loop.accept(offer.id, courierId, this.now).ok;

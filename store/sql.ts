@@ -383,8 +383,9 @@ const OFFER_COLUMNS = `id, request_id AS "requestId", courier_id AS "courierId",
 export const LOAD_LIVE_OFFERS = `SELECT ${OFFER_COLUMNS} FROM offers WHERE status = 'live' ORDER BY created_at, id`;
 
 export const LOAD_LIVE_ASSIGNMENTS = `
-SELECT request_id AS "requestId", courier_id AS "courierId", offer_id AS "offerId", ${ms('created_at')} AS "createdAt"
-FROM assignments WHERE ended_at IS NULL ORDER BY id`;
+SELECT a.request_id AS "requestId", a.courier_id AS "courierId", a.offer_id AS "offerId", ${ms('a.created_at')} AS "createdAt",
+       o.details AS "offerDetails"
+FROM assignments a LEFT JOIN offers o ON o.id = a.offer_id WHERE a.ended_at IS NULL ORDER BY a.id`;
 
 /** Couriers that declined an offer of a request still open (recovery keeps them off it). */
 export const LOAD_OPEN_DECLINES = `

@@ -109,6 +109,8 @@ export interface AssignmentRow {
   offerId?: string;
   createdAt: number;
   endedAt?: number;
+  /** The accepted offer's details (a stack's route, en route), when the store has them: recovery restores them. */
+  offerDetails?: Record<string, unknown>;
 }
 
 /** Units of one lot held for a request (leg): a `ReservationRef` plus the request it belongs to. */

@@ -4,6 +4,7 @@ import { CourierIndex } from '../engine/courier-index.js';
 import { CourierSnapshot, writeCourierSnapshot } from '../engine/courier-snapshot.js';
 import { distanceMeters } from '../engine/geodesy.js';
 import { Prng } from '../fixtures/prng.js';
+import { bruteForceOptimum } from './matching-oracle.js';
 import { planBatch, planEmergency, planExactReference, planGreedyNearest, priorityOrder } from './assign-batch.js';
 import { DEFAULT_POLICY, type DispatchPlan, type DispatchPolicy, type DispatchRequest } from './dispatch-request.js';
 import { routeCost, scoreRoute } from './route-scoring.js';
@@ -56,23 +57,6 @@ function costMatrix(snap: CourierSnapshot, requests: DispatchRequest[], policy: 
     }
     return row;
   });
-}
-
-/** Minimum over every assignment (each request: one unused courier, or unassigned at its penalty). */
-function bruteForceOptimum(cost: number[][], penalty: number[]): number {
-  const used = new Array(cost[0]?.length ?? 0).fill(false);
-  const walk = (r: number): number => {
-    if (r === cost.length) return 0;
-    let best = penalty[r] + walk(r + 1);
-    for (let i = 0; i < used.length; i++) {
-      if (used[i] || cost[r][i] === Infinity) continue;
-      used[i] = true;
-      best = Math.min(best, cost[r][i] + walk(r + 1));
-      used[i] = false;
-    }
-    return best;
-  };
-  return walk(0);
 }
 
 function expectSound(plan: DispatchPlan, snap: CourierSnapshot, requests: DispatchRequest[], policy: DispatchPolicy = BATCHED): void {

@@ -7,6 +7,7 @@ import { SiteIndex } from '../engine/site-index.js';
 import { Prng } from '../fixtures/prng.js';
 import { DispatchLoop } from './dispatch-loop.js';
 import { DEFAULT_POLICY, type DispatchPolicy, type DispatchRequest, type LatLng } from './dispatch-request.js';
+import { bruteForceOptimum } from './matching-oracle.js';
 import { DEFAULT_EN_ROUTE, type EnRouteCourier, planEnRoute, remainingTrip } from './en-route.js';
 
 const NOW = Date.UTC(2026, 10, 2, 12);
@@ -32,20 +33,8 @@ function edgeCost(r: DispatchRequest, k: EnRouteCourier): number | undefined {
 }
 
 function bruteForce(requests: DispatchRequest[], couriers: EnRouteCourier[]): number {
-  const used = new Array(couriers.length).fill(false);
-  const walk = (q: number): number => {
-    if (q === requests.length) return 0;
-    let best = POLICY.weights.unassigned[requests[q].urgency] + walk(q + 1);
-    for (let c = 0; c < couriers.length; c++) {
-      const e = edgeCost(requests[q], couriers[c]);
-      if (used[c] || e === undefined) continue;
-      used[c] = true;
-      best = Math.min(best, e + walk(q + 1));
-      used[c] = false;
-    }
-    return best;
-  };
-  return walk(0);
+  const table = requests.map((r) => couriers.map((k) => edgeCost(r, k) ?? Infinity));
+  return bruteForceOptimum(table, requests.map((r) => POLICY.weights.unassigned[r.urgency]));
 }
 
 function randomCase(rng: Prng): { requests: DispatchRequest[]; couriers: EnRouteCourier[] } {

@@ -4,6 +4,7 @@ import { CourierSnapshot, writeCourierSnapshot } from '../engine/courier-snapsho
 import { distanceMeters } from '../engine/geodesy.js';
 import { Prng } from '../fixtures/prng.js';
 import { planBatch } from './assign-batch.js';
+import { bruteForceOptimum } from './matching-oracle.js';
 import { DEFAULT_POLICY, type DispatchPlan, type DispatchPolicy, type DispatchRequest, type LatLng } from './dispatch-request.js';
 import { URGENCY_WEIGHT } from './route-scoring.js';
 import { DEFAULT_STACKING, stackPlan, timeStack } from './stacking.js';
@@ -118,22 +119,8 @@ function pairCost(w: World, courierId: string, h: DispatchRequest, r: DispatchRe
 
 /** The cheapest way to put leftovers on hosts, each host taking at most one: every partial matching enumerated. */
 function bruteForce(w: World, hosts: { courierId: string; request: DispatchRequest }[], leftovers: DispatchRequest[]): number {
-  const penalty = (r: DispatchRequest): number => PAIRS.weights.unassigned[r.urgency];
-  const table = leftovers.map((r) => hosts.map((h) => pairCost(w, h.courierId, h.request, r)));
-  const used = new Array(hosts.length).fill(false);
-  const walk = (q: number): number => {
-    if (q === leftovers.length) return 0;
-    let best = penalty(leftovers[q]) + walk(q + 1);
-    for (let h = 0; h < hosts.length; h++) {
-      const c = table[q][h];
-      if (used[h] || c === undefined) continue;
-      used[h] = true;
-      best = Math.min(best, c + walk(q + 1));
-      used[h] = false;
-    }
-    return best;
-  };
-  return walk(0);
+  const table = leftovers.map((r) => hosts.map((h) => pairCost(w, h.courierId, h.request, r) ?? Infinity));
+  return bruteForceOptimum(table, leftovers.map((r) => PAIRS.weights.unassigned[r.urgency]));
 }
 
 describe('stacking', () => {

@@ -1,6 +1,7 @@
 /**
- * A simulated day of dispatch on a generated fixture city, run twice over the same request stream:
- * policy 'greedy' (the baseline) and policy 'batched' (min-cost over a 2 s window).
+ * A simulated day of dispatch on a generated fixture city, run three times over the same request stream:
+ * policy 'greedy' (the baseline), 'batched' (the shipped planner: min-cost over a 2 s window, stacks, en route,
+ * cold-chain couriers priced) and 'unpriced' (the same planner with `scarcity: false`, the price's baseline).
  *
  *   requests (by createdAt) ──► DispatchLoop.submit at createdAt ── emergency or greedy? ──► tick at once
  *        │                                                                                      │ offers
@@ -18,6 +19,10 @@
  *                                          the search radius, able to make the deadline, when submitted (target
  *                                          ≤ 50 ms; a leg never offered counts until the day's end)
  *   dispatch.day.coldChainToOffer.p95      the same over legs that need a cold-chain courier (blood, chilled rescue)
+ *   dispatch.day.coldChainToPickup.mean/p95  seconds from submission to the pickup, per such leg (vs greedy and unpriced)
+ *   dispatch.day.coldChainDrained          leg-minutes such legs waited while every cold-chain courier within the radius
+ *                                          was busy and one of them carried only plain work (vs greedy and unpriced)
+ *   dispatch.day.clickToDoor.mean          seconds from order to door, per delivery (what the price costs plain work)
  *   dispatch.day.timeToOffer.p50/p95       the same over every leg
  *   dispatch.day.bloodUnitsExpired  units that expired on a bank's shelf during the day
  *
@@ -27,8 +32,8 @@
  *   dispatch.peak.clickToDoor.p95           seconds from order to door, delivered orders   (lower is better)
  *   dispatch.peak.lateShare                 share of delivered orders past their deadline  (lower is better)
  *
- *   node dist/bench/dispatch-day.js [--quick] [--peak] [--price-scarce] [--seed 42] [--couriers N] [--requests N] [--step 1000]
- *   (--price-scarce: the batched run prices scarce capabilities from demand, DEFAULT_SCARCITY; off by default)
+ *   node dist/bench/dispatch-day.js [--quick] [--peak] [--seed 42 | --seeds 42,7,123] [--couriers N] [--requests N] [--step 1000]
+ *   (--seeds: one day per seed, each figure the mean over the days; a single day's cold-chain figures swing by 2× between seeds)
  */
 import { CourierIndex } from '../engine/courier-index.js';
 import { DonorIndex } from '../engine/donor-index.js';
@@ -37,7 +42,6 @@ import { SiteIndex } from '../engine/site-index.js';
 import { DispatchLoop, type RequestSubmission } from '../dispatch/dispatch-loop.js';
 import type { StackStop } from '../dispatch/offer-details.js';
 import { DEFAULT_POLICY, type DispatchPolicy, type LatLng } from '../dispatch/dispatch-request.js';
-import { DEFAULT_SCARCITY } from '../dispatch/scarcity.js';
 import type { Offer } from '../dispatch/request-lifecycle.js';
 import { generateScenario, type RequestFixture, type Scenario } from '../fixtures/city-scenario.js';
 import { Prng } from '../fixtures/prng.js';
@@ -54,6 +58,8 @@ const DECLINE = 0.1; // the remaining 5 % never answer, so the offer expires aft
 const args = parseArgs(process.argv.slice(2));
 const quick = args.has('quick');
 const seed = Number(args.get('seed') ?? 42);
+/** `--seeds 42,7,123`: one simulated day per seed, figures averaged over the days (a single day is noisy). */
+const seeds = (args.get('seeds') ?? String(seed)).split(',').map(Number);
 // quick: a busy small town (1,000 couriers, 6,000 requests); full: a city (5,000 couriers, 30,000 requests).
 // About six requests per courier a day keeps the lunch and dinner peaks contended, where matching matters.
 const peak = args.has('peak');
@@ -77,6 +83,8 @@ interface DayResult {
   toOffer: number[];
   /** toOffer of the legs that need a cold-chain courier (a leg never offered counts until the day's end). */
   coldChainToOffer: number[];
+  /** Seconds from submission to the pickup, per leg needing a cold-chain courier (never picked up: until the day's end). */
+  coldChainToPickup: number[];
   /** Seconds from order to door, and whether past the deadline, per delivered delivery. */
   clickToDoor: number[];
   late: number;
@@ -87,37 +95,86 @@ interface DayResult {
   /** Legs offered to a courier still on another trip. */
   enRouteLegs: number;
   unitsExpired: number;
+  /**
+   * Minutes cold-chain legs waited drained: sampled each simulated minute, a pending leg needing a cold-chain
+   * courier counts when no such courier within the radius is free and at least one of them is carrying only
+   * work that does not need one (the wait routine work caused).
+   */
+  coldChainDrained: number;
   offers: number;
   batches: number;
   wallMs: number;
 }
 
-/** Runs the day under both policies and prints one JSON line per figure. */
+/** One figure of one simulated day: the planner's value against a baseline's. */
+interface DayFigure {
+  bench: string;
+  value: number;
+  baseline: string;
+  baselineValue: number;
+  unit: string;
+  higherIsBetter: boolean;
+  n: number;
+}
+
+/**
+ * Runs the day (one per seed of `--seeds`) under greedy, the shipped planner and the planner without the scarce-courier
+ * price, and prints one JSON line per figure: a single day's value, or with several seeds the mean over the days.
+ */
 function main(): void {
-  const scenario = generateScenario({ seed, couriers: courierCount, requests: requestCount });
-  process.stderr.write(`dispatch day: seed ${seed}, ${scenario.couriers.length} couriers, ${scenario.requests.length} requests, ${scenario.sites.length} sites, step ${stepMs} ms\n`);
-  if (peak) return peakHour(scenario);
+  const days: DayFigure[][] = [];
+  for (const daySeed of seeds) {
+    const scenario = generateScenario({ seed: daySeed, couriers: courierCount, requests: requestCount });
+    process.stderr.write(`dispatch day: seed ${daySeed}, ${scenario.couriers.length} couriers, ${scenario.requests.length} requests, ${scenario.sites.length} sites, step ${stepMs} ms\n`);
+    if (peak) return peakHour(scenario);
+    days.push(dayFigures(scenario));
+  }
+  days[0].forEach((f, k) => {
+    const mean = (pick: (d: DayFigure) => number): number => days.reduce((sum, d) => sum + pick(d[k]), 0) / days.length;
+    figure(f.bench, mean((d) => d.value), mean((d) => d.baselineValue), f.unit, f.higherIsBetter, f.n, f.baseline);
+  });
+}
+
+/** One day under the three policies, as figures. */
+function dayFigures(scenario: Scenario): DayFigure[] {
   // the baseline is greedy as it was: nearest ETA now, free couriers only
   const greedy = simulateDay(scenario, { ...DEFAULT_POLICY, mode: 'greedy', enRoute: false, scarcity: false });
-  const batched = simulateDay(scenario, { ...DEFAULT_POLICY, mode: 'batched', ...(args.has('price-scarce') ? { scarcity: DEFAULT_SCARCITY } : {}) });
-  for (const [name, r] of [['greedy', greedy], ['batched', batched]] as const) {
+  const batched = simulateDay(scenario, { ...DEFAULT_POLICY, mode: 'batched' });
+  // the same planner with cold-chain couriers unpriced: what the price changes
+  const unpriced = simulateDay(scenario, { ...DEFAULT_POLICY, mode: 'batched', scarcity: false });
+  for (const [name, r] of [['greedy', greedy], ['batched', batched], ['unpriced', unpriced]] as const) {
     process.stderr.write(`  ${name}: ${r.assigned}/${r.requests} assigned, ${r.delivered} delivered, ${r.offers} offers, ${r.batches} batches, ${(r.wallMs / 1000).toFixed(1)} s wall\n`);
   }
-
   const n = scenario.requests.length;
+  const cold = batched.coldChainToOffer.length;
+  const emergencies = batched.emergencyToOffer.length;
   const rate = (r: DayResult): number => r.assigned / r.requests;
-  const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
-  figure('dispatch.day.assignmentRate', rate(batched), rate(greedy), 'share', true, n);
-  figure('dispatch.day.pickupEta.mean', mean(batched.pickupEtas), mean(greedy.pickupEtas), 's', false, n);
-  figure('dispatch.day.pickupEta.p95', quantile(batched.pickupEtas, 0.95), quantile(greedy.pickupEtas, 0.95), 's', false, n);
-  figure('dispatch.day.pickupDrive.mean', mean(batched.pickupDrives), mean(greedy.pickupDrives), 's', false, n);
-  figure('dispatch.day.emergencyToOffer.p50', median(batched.emergencyToOffer), median(greedy.emergencyToOffer), 'ms', false, batched.emergencyToOffer.length);
-  figure('dispatch.day.emergencyToOffer.p95', quantile(batched.emergencyToOffer, 0.95), quantile(greedy.emergencyToOffer, 0.95), 'ms', false, batched.emergencyToOffer.length);
-  figure('dispatch.day.emergencyToOffer.p99', quantile(batched.emergencyServable, 0.99), quantile(greedy.emergencyServable, 0.99), 'ms', false, batched.emergencyServable.length);
-  figure('dispatch.day.coldChainToOffer.p95', quantile(batched.coldChainToOffer, 0.95), quantile(greedy.coldChainToOffer, 0.95), 'ms', false, batched.coldChainToOffer.length);
-  figure('dispatch.day.timeToOffer.p50', median(batched.toOffer), median(greedy.toOffer), 'ms', false, n);
-  figure('dispatch.day.timeToOffer.p95', quantile(batched.toOffer, 0.95), quantile(greedy.toOffer, 0.95), 'ms', false, n);
-  figure('dispatch.day.bloodUnitsExpired', batched.unitsExpired, greedy.unitsExpired, 'units', false, n);
+  const out: DayFigure[] = [];
+  const add = (bench: string, of: (r: DayResult) => number, unit: string, higherIsBetter: boolean, count: number, baselines: readonly (readonly ['greedy' | 'unpriced', DayResult])[] = [['greedy', greedy]]): void => {
+    for (const [baseline, base] of baselines) out.push({ bench, value: of(batched), baseline, baselineValue: of(base), unit, higherIsBetter, n: count });
+  };
+  const both = [['greedy', greedy], ['unpriced', unpriced]] as const;
+  add('dispatch.day.assignmentRate', rate, 'share', true, n);
+  add('dispatch.day.pickupEta.mean', (r) => mean(r.pickupEtas), 's', false, n);
+  add('dispatch.day.pickupEta.p95', (r) => quantile(r.pickupEtas, 0.95), 's', false, n);
+  add('dispatch.day.pickupDrive.mean', (r) => mean(r.pickupDrives), 's', false, n);
+  add('dispatch.day.clickToDoor.mean', (r) => mean(r.clickToDoor), 's', false, batched.clickToDoor.length, both);
+  add('dispatch.day.emergencyToOffer.p50', (r) => median(r.emergencyToOffer), 'ms', false, emergencies);
+  add('dispatch.day.emergencyToOffer.p95', (r) => quantile(r.emergencyToOffer, 0.95), 'ms', false, emergencies, both);
+  add('dispatch.day.emergencyToOffer.mean', (r) => mean(r.emergencyToOffer), 'ms', false, emergencies, both);
+  add('dispatch.day.emergencyToOffer.p99', (r) => quantile(r.emergencyServable, 0.99), 'ms', false, batched.emergencyServable.length);
+  add('dispatch.day.coldChainToOffer.p95', (r) => quantile(r.coldChainToOffer, 0.95), 'ms', false, cold, both);
+  add('dispatch.day.coldChainToPickup.mean', (r) => mean(r.coldChainToPickup), 's', false, cold, both);
+  add('dispatch.day.coldChainToPickup.p95', (r) => quantile(r.coldChainToPickup, 0.95), 's', false, cold, both);
+  add('dispatch.day.coldChainDrained', (r) => r.coldChainDrained, 'leg-minutes', false, cold, both);
+  add('dispatch.day.timeToOffer.p50', (r) => median(r.toOffer), 'ms', false, n);
+  add('dispatch.day.timeToOffer.p95', (r) => quantile(r.toOffer, 0.95), 'ms', false, n);
+  add('dispatch.day.bloodUnitsExpired', (r) => r.unitsExpired, 'units', false, n);
+  return out;
+}
+
+function mean(xs: readonly number[]): number {
+  return xs.length === 0 ? 0 : xs.reduce((a, b) => a + b, 0) / xs.length;
 }
 
 /** The busiest PEAK_MS of delivery orders, simulated alone under both policies: the peak figures. */
@@ -146,7 +203,7 @@ function peakHour(scenario: Scenario): void {
 function figure(bench: string, value: number, baselineValue: number, unit: string, higherIsBetter: boolean, count: number, baseline = 'greedy'): void {
   // equal figures (both 0 ms, say) are a tie, not a division by zero
   const ratio = value === baselineValue ? 1 : higherIsBetter ? rateRatio(value, baselineValue) : costRatio(value, baselineValue);
-  report({ bench, n: count, value, unit, baseline, baselineValue, ratio, quick, seed });
+  report({ bench, n: count, value, unit, baseline, baselineValue, ratio, quick, seed: seeds.length === 1 ? seeds[0] : seeds.join(',') });
 }
 
 /** One day of the scenario under one policy; everything is rebuilt, so both runs start from the same state. */
@@ -171,9 +228,10 @@ function simulateDay(s: Scenario, policy: DispatchPolicy, window?: { start: numb
   }
   sweepExpired(sites, banks, s.dayStart); // lots already out of date at dawn were never usable today
   const loop = new DispatchLoop({ couriers, sites, donors, policy });
-  const rng = new Prng(seed ^ 0x5eed);
+  const rng = new Prng(s.seed ^ 0x5eed);
   const agenda = new Agenda(stepMs);
   let unitsExpired = 0;
+  let coldChainDrained = 0;
   let offers = 0;
   let stackedLegs = 0;
   let enRouteLegs = 0;
@@ -252,16 +310,17 @@ function simulateDay(s: Scenario, policy: DispatchPolicy, window?: { start: numb
       if (res.ok && requests[next].urgency === 'emergency') noteServable(requests[next].id, at);
       if (res.ok && res.dueAt <= at) onOffers(loop.tick(at));
     }
+    if ((t - from) % 60_000 === 0) coldChainDrained += drainedLegs(loop, couriers, policy);
     loop.expire(t);
     onOffers(loop.tick(t));
     if ((t - s.dayStart) % HOUR === 0) unitsExpired += sweepExpired(sites, banks, t);
     loop.drainEvents(); // an API would stream these; here they are dropped so memory stays flat
   }
-  return { ...collect(loop, requests, drives, servable, end, window?.end ?? end), unitsExpired, offers, stackedLegs, enRouteLegs, batches: loop.stats().batches, wallMs: performance.now() - started };
+  return { ...collect(loop, requests, drives, servable, end, window?.end ?? end), unitsExpired, coldChainDrained, offers, stackedLegs, enRouteLegs, batches: loop.stats().batches, wallMs: performance.now() - started };
 }
 
 /** Per-request outcomes read back from the lifecycle once the day is over. */
-function collect(loop: DispatchLoop, requests: readonly RequestFixture[], drives: ReadonlyMap<string, number>, servable: ReadonlySet<string>, end: number, windowEnd: number): Omit<DayResult, 'unitsExpired' | 'offers' | 'stackedLegs' | 'enRouteLegs' | 'batches' | 'wallMs'> {
+function collect(loop: DispatchLoop, requests: readonly RequestFixture[], drives: ReadonlyMap<string, number>, servable: ReadonlySet<string>, end: number, windowEnd: number): Omit<DayResult, 'unitsExpired' | 'coldChainDrained' | 'offers' | 'stackedLegs' | 'enRouteLegs' | 'batches' | 'wallMs'> {
   const lc = loop.lifecycle;
   let assigned = 0;
   let delivered = 0;
@@ -271,6 +330,7 @@ function collect(loop: DispatchLoop, requests: readonly RequestFixture[], drives
   const emergencyServable: number[] = [];
   const toOffer: number[] = [];
   const coldChainToOffer: number[] = [];
+  const coldChainToPickup: number[] = [];
   const clickToDoor: number[] = [];
   let late = 0;
   let deliveredInWindow = 0;
@@ -288,18 +348,44 @@ function collect(loop: DispatchLoop, requests: readonly RequestFixture[], drives
     for (const l of summary.legs) {
       const first = lc.offersOf(l.id)[0];
       if (servable.has(l.id)) emergencyServable.push((first?.createdAt ?? end) - r.createdAt);
-      if (loop.leg(l.id)?.capabilities?.includes('cold_chain')) coldChainToOffer.push((first?.createdAt ?? end) - r.createdAt);
+      const a = lc.assignmentOf(l.id);
+      if (loop.leg(l.id)?.capabilities?.includes('cold_chain')) {
+        coldChainToOffer.push((first?.createdAt ?? end) - r.createdAt);
+        coldChainToPickup.push(((a?.pickedUpAt ?? end) - r.createdAt) / 1000);
+      }
       if (first !== undefined) {
         toOffer.push(first.createdAt - r.createdAt);
         if (r.urgency === 'emergency') emergencyToOffer.push(first.createdAt - r.createdAt);
       }
-      const a = lc.assignmentOf(l.id);
       if (a?.pickedUpAt === undefined) continue;
       pickupEtas.push((a.pickedUpAt - lc.offerById(a.offerId)!.createdAt) / 1000);
       pickupDrives.push(drives.get(l.id)! / 1000);
     }
   }
-  return { requests: requests.length, assigned, delivered, pickupEtas, pickupDrives, emergencyToOffer, emergencyServable, toOffer, coldChainToOffer, clickToDoor, late, deliveredInWindow };
+  return { requests: requests.length, assigned, delivered, pickupEtas, pickupDrives, emergencyToOffer, emergencyServable, toOffer, coldChainToOffer, coldChainToPickup, clickToDoor, late, deliveredInWindow };
+}
+
+/** Pending cold-chain legs with no cold-chain courier free within the radius while one of them carries only plain work. */
+function drainedLegs(loop: DispatchLoop, couriers: CourierIndex, policy: DispatchPolicy): number {
+  const lc = loop.lifecycle;
+  const needsCold = (legId: string): boolean => loop.leg(legId)?.capabilities?.includes('cold_chain') === true;
+  let drained = 0;
+  for (const r of lc.pendingRequests()) {
+    const leg = loop.leg(r.id);
+    if (leg === undefined || !needsCold(r.id)) continue;
+    let free = false;
+    let onPlainWork = false;
+    for (const n of couriers.nearby(leg.pickup.lat, leg.pickup.lng, { k: 1_000, radius: policy.radius, capability: ['cold_chain'] })) {
+      const status = couriers.get(n.id)?.status;
+      if (status === 'available') free = true;
+      else if (status === 'busy') {
+        const carried = lc.assignmentsOf(n.id);
+        if (carried.length > 0 && !carried.some((a) => needsCold(a.requestId))) onPlainWork = true;
+      }
+    }
+    if (!free && onPlainWork) drained++;
+  }
+  return drained;
 }
 
 /** Removes lots expired by `now` from each bank's shelf (reserved units too); returns the units lost. */

@@ -26,6 +26,13 @@ describe('loadConfig', () => {
     expect(dispatchPolicy(loadConfig({ JWT_SECRET: SECRET, EN_ROUTE_FINISH_S: '0' })).enRoute).toBe(false);
   });
 
+  test('SCARCE_PRICE_MAX_S caps what routine work pays for a cold-chain courier; on by default, 0 turns it off', () => {
+    expect(dispatchPolicy(loadConfig({ JWT_SECRET: SECRET })).scarcity).toEqual({ maxSeconds: 600, horizonSeconds: 1800, windowSeconds: 3600 });
+    expect(dispatchPolicy(loadConfig({ JWT_SECRET: SECRET, SCARCE_PRICE_MAX_S: '120' })).scarcity).toMatchObject({ maxSeconds: 120 });
+    expect(dispatchPolicy(loadConfig({ JWT_SECRET: SECRET, SCARCE_PRICE_MAX_S: '0' })).scarcity).toBe(false);
+    expect(() => loadConfig({ JWT_SECRET: SECRET, SCARCE_PRICE_MAX_S: '-5' })).toThrow(/SCARCE_PRICE_MAX_S/);
+  });
+
   test('MAP_STYLE_URL is an http(s) URL for the live map, absent by default', () => {
     expect(loadConfig({ JWT_SECRET: SECRET }).mapStyleUrl).toBeUndefined();
     expect(loadConfig({ JWT_SECRET: SECRET, MAP_STYLE_URL: 'https://tiles.example/style.json' }).mapStyleUrl).toBe('https://tiles.example/style.json');
@@ -57,7 +64,7 @@ describe('loadConfig', () => {
     expect(c.ws.maxPayloadBytes).toBe(1024 * 1024);
     expect(c.ws.maxBackpressureBytes).toBe(1024 * 1024);
     expect(c.offerTtlMs).toBe(15000);
-    expect(c.dispatch).toEqual({ mode: 'batched', windowMs: 2000, tickMs: 50, bloodTypeSlack: { routine: 1800, urgent: 600, emergency: 180 }, stacking: { maxStops: 3, pickupGapSeconds: 300, detourShare: 0.5 }, enRoute: { finishWithinSeconds: 300, nearSeconds: 600 } });
+    expect(c.dispatch).toEqual({ mode: 'batched', windowMs: 2000, tickMs: 50, bloodTypeSlack: { routine: 1800, urgent: 600, emergency: 180 }, stacking: { maxStops: 3, pickupGapSeconds: 300, detourShare: 0.5 }, enRoute: { finishWithinSeconds: 300, nearSeconds: 600 }, scarcePriceMaxSeconds: 600 });
     expect(c.requests).toEqual({ openPerRequester: 1000, idempotencyTtlMs: 86_400_000 });
     expect(c.ws).toMatchObject({ maxFrameBytes: 65536, socketsPerPrincipal: 8, socketsPerDispatcher: 64, slowCloseMs: 5000 });
     expect(c.bulkBodyLimitBytes).toBe(4 * 1024 * 1024);

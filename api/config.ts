@@ -33,6 +33,7 @@
  * | STACK_DETOUR_PCT           | 50                 | a delivery joins a stack only when the route grows by at most this % of its own drive |
  * | EN_ROUTE_FINISH_S          | 300                | busy couriers whose trip ends within this are candidates for legs nobody free took; 0 turns en route off |
  * | EN_ROUTE_NEAR_S            | 600                | … when their trip ends at most this many seconds' drive from the pickup |
+ * | SCARCE_PRICE_MAX_S         | 600                | most a routine job pays to take a cold-chain courier blood work nearby will need; 0 turns the price off |
  * | OPEN_REQUESTS_PER_REQUESTER | 1000              | open requests one principal may hold |
  * | IDEMPOTENCY_TTL_MS         | 86400000           | how long an Idempotency-Key answer is kept |
  * | GD_ROLE                    | all                | all (one process does everything), edge (sockets and the public API of a cluster) or core (a cluster region owner) |
@@ -64,6 +65,7 @@ import { hostname } from 'node:os';
 import { DEFAULT_TYPE_SLACK_SECONDS } from '../dispatch/blood-allocation.js';
 import { DEFAULT_POLICY, type DispatchPolicy, type EnRoutePolicy, type StackingPolicy, type Urgency } from '../dispatch/dispatch-request.js';
 import { DEFAULT_EN_ROUTE } from '../dispatch/en-route.js';
+import { DEFAULT_SCARCITY } from '../dispatch/scarcity.js';
 import { DEFAULT_STACKING } from '../dispatch/stacking.js';
 import { isRole, ROLES, type Role } from './auth.js';
 
@@ -102,7 +104,7 @@ export interface ApiConfig {
     slowCloseMs: number;
   };
   offerTtlMs: number;
-  dispatch: { mode: 'greedy' | 'batched'; windowMs: number; tickMs: number; bloodTypeSlack: Record<Urgency, number>; stacking: StackingPolicy; enRoute: EnRoutePolicy };
+  dispatch: { mode: 'greedy' | 'batched'; windowMs: number; tickMs: number; bloodTypeSlack: Record<Urgency, number>; stacking: StackingPolicy; enRoute: EnRoutePolicy; scarcePriceMaxSeconds: number };
   requests: { openPerRequester: number; idempotencyTtlMs: number };
   /** all: one process does everything; edge: a cluster's sockets and public API; core: a cluster region owner (PRODUCT §7). */
   role: 'all' | 'edge' | 'core';
@@ -215,6 +217,7 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Ap
         finishWithinSeconds: read.int('EN_ROUTE_FINISH_S', DEFAULT_EN_ROUTE.finishWithinSeconds, 0, 3_600),
         nearSeconds: read.int('EN_ROUTE_NEAR_S', DEFAULT_EN_ROUTE.nearSeconds, 0, 3_600),
       },
+      scarcePriceMaxSeconds: read.int('SCARCE_PRICE_MAX_S', DEFAULT_SCARCITY.maxSeconds, 0, 7_200),
     },
     requests: {
       // a busy hospital desk has tens open; a thousand is a loop gone wrong
@@ -415,6 +418,7 @@ function deepFreeze<T>(value: T): Readonly<T> {
 
 /** The dispatch policy a configuration asks for (one process and cluster cores alike). */
 export function dispatchPolicy(config: Pick<ApiConfig, 'dispatch'>): DispatchPolicy {
-  const { mode, windowMs, bloodTypeSlack, stacking, enRoute } = config.dispatch;
-  return { ...DEFAULT_POLICY, mode, windowMs, bloodTypeSlack, stacking: stacking.maxStops < 2 ? false : stacking, enRoute: enRoute.finishWithinSeconds === 0 ? false : enRoute };
+  const { mode, windowMs, bloodTypeSlack, stacking, enRoute, scarcePriceMaxSeconds } = config.dispatch;
+  const scarcity = scarcePriceMaxSeconds === 0 ? false : { ...DEFAULT_SCARCITY, maxSeconds: scarcePriceMaxSeconds };
+  return { ...DEFAULT_POLICY, mode, windowMs, bloodTypeSlack, stacking: stacking.maxStops < 2 ? false : stacking, enRoute: enRoute.finishWithinSeconds === 0 ? false : enRoute, scarcity };
 }

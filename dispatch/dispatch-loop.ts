@@ -36,7 +36,7 @@ import type { CourierStatus } from '../engine/courier-attributes.js';
 import type { CellSpeeds } from '../engine/cell-speeds.js';
 import type { CourierIndex } from '../engine/courier-index.js';
 import { CourierSnapshot, writeCourierSnapshot } from '../engine/courier-snapshot.js';
-import { CapabilityDemand, pricedPolicy } from './scarcity.js';
+import { CapabilityDemand, DEFAULT_SCARCITY, pricedPolicy } from './scarcity.js';
 import type { DonorIndex } from '../engine/donor-index.js';
 import type { SiteIndex } from '../engine/site-index.js';
 import { BatchSchedule, type DispatchBatch, type SyncPlanner, inlinePlanner } from './batch-schedule.js';
@@ -105,6 +105,8 @@ export class DispatchLoop {
   private readonly enRouteView: EnRouteView;
   /** Recent demand for each capability, which prices scarce couriers per batch; undefined when pricing is off. */
   private readonly demand: CapabilityDemand | undefined;
+  /** The latest batch's policy with its prices: what the plan landing next is planned with, en route included. */
+  private pricedPolicy: DispatchPolicy;
   private readonly counters = { submitted: 0, refused: 0, batches: 0, offers: 0, staleAssignments: 0 };
 
   constructor(options: DispatchLoopOptions) {
@@ -114,13 +116,14 @@ export class DispatchLoop {
     this.donors = options.donors;
     this.speeds = options.speeds;
     this.policy = options.policy;
+    this.pricedPolicy = options.policy;
     this.parents = this.registry;
     this.stock = new StockEffects(options.sites, this.undo);
     this.lifecycle = new RequestLifecycle({ offerTtlMs: options.offerTtlMs, undo: this.undo, offerIdPrefix: options.offerIdPrefix });
     this.schedule = new BatchSchedule(options.policy, options.retryMs);
     this.enRouteView = { lifecycle: this.lifecycle, couriers: this.couriers, policy: this.policy, legOf: (id) => this.registry.leg(id)?.dispatch };
-    // off unless asked for: on the simulated day it lengthened cold-chain legs' wait (bench/RESULTS.md, "Dispatch")
-    this.demand = options.policy.scarcity === undefined || options.policy.scarcity === false ? undefined : new CapabilityDemand(options.policy.scarcity);
+    // on unless turned off (scarcity: false): routine work pays for the cold-chain courier that blood will need
+    this.demand = options.policy.scarcity === false ? undefined : new CapabilityDemand(options.policy.scarcity ?? DEFAULT_SCARCITY);
   }
 
   /** Takes a request: allocates blood or chooses a rescue recipient at once, then queues its legs for matching. */
@@ -160,6 +163,7 @@ export class DispatchLoop {
     const snapshot = writeCourierSnapshot(this.couriers, { filter: { status: 'available' }, speeds: this.speeds, createdAt: now, near });
     this.counters.batches++;
     const policy = this.demand === undefined ? this.policy : pricedPolicy(this.policy, this.demand, CourierSnapshot.from(snapshot), this.pendingLegs().map((r) => this.registry.leg(r.id)!.dispatch), now);
+    this.pricedPolicy = policy;
     return { id: ++this.batchCount, now, snapshot, requests, policy };
   }
 
@@ -383,7 +387,7 @@ export class DispatchLoop {
     }
     const couriers = [...seen.values()].filter((c): c is EnRouteCourier => c !== undefined);
     const offers: Offer[] = [];
-    for (const a of planEnRoute(legs, couriers, this.policy, now)) {
+    for (const a of planEnRoute(legs, couriers, this.pricedPolicy, now)) {
       const leg = this.registry.leg(a.requestId)!;
       const finishIn = couriers.find((c) => c.id === a.courierId)!.finishIn;
       const made = this.offerLegs([{ leg, a }], a.courierId, now, { enRoute: finishIn });

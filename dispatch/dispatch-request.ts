@@ -67,8 +67,9 @@ export interface DispatchPolicy {
    */
   scarceCapabilities?: Readonly<Partial<Record<Capability, number>>>;
   /**
-   * How the loop prices scarce capabilities from demand (dispatch/scarcity.ts; DEFAULT_SCARCITY is a starting point);
-   * undefined or `false` leaves them unpriced, the default: on the simulated day pricing lengthened cold-chain legs' wait.
+   * How the loop prices scarce capabilities from demand (dispatch/scarcity.ts); undefined: DEFAULT_SCARCITY, `false`:
+   * unpriced. Over twelve simulated days the default halved the time cold-chain work waited on couriers busy with
+   * plain work and shortened cold-chain legs' wait for a pickup by 7 % (bench/RESULTS.md, "Scarce couriers").
    */
   scarcity?: Readonly<ScarcityPolicy> | false;
   /**

@@ -13,12 +13,15 @@ import { DEFAULT_EN_ROUTE, type EnRouteCourier, planEnRoute, remainingTrip } fro
 const NOW = Date.UTC(2026, 10, 2, 12);
 const MIN = 60_000;
 const POLICY: DispatchPolicy = { ...DEFAULT_POLICY, mode: 'batched' };
+// half the oracle's cases price cold-chain couriers: plain work pays 120 s to take one (emergencies never pay)
+const PRICED: DispatchPolicy = { ...POLICY, scarceCapabilities: { cold_chain: 120 } };
+const COLD = capabilityMask(['cold_chain']);
 
 // the oracle's own arithmetic, apart from en-route.ts
 const secs = (a: LatLng, b: LatLng, speed: number): number => (distanceMeters(a.lat, a.lng, b.lat, b.lng) * POLICY.circuity) / speed;
 const WEIGHT = { routine: 1, urgent: 4, emergency: 100 } as const;
 
-function edgeCost(r: DispatchRequest, k: EnRouteCourier): number | undefined {
+function edgeCost(r: DispatchRequest, k: EnRouteCourier, policy: DispatchPolicy): number | undefined {
   if (k.finishIn > DEFAULT_EN_ROUTE.finishWithinSeconds) return undefined;
   if ((k.caps & capabilityMask(r.capabilities ?? [])) !== capabilityMask(r.capabilities ?? []) || k.capacity < (r.load ?? 1)) return undefined;
   if ((r.exclude ?? []).includes(k.id)) return undefined;
@@ -28,12 +31,13 @@ function edgeCost(r: DispatchRequest, k: EnRouteCourier): number | undefined {
   const drop = arrive + secs(r.pickup, r.dropoff, k.speed) * 1000;
   const late = Math.max(0, r.deadline === undefined ? 0 : (drop - r.deadline) / 1000, r.pickupBy === undefined ? 0 : (arrive - r.pickupBy) / 1000);
   if (late > 0 && (r.kind !== 'delivery' || r.urgency === 'emergency')) return undefined;
-  const cost = WEIGHT[r.urgency] * ((arrive - NOW) / 1000 + POLICY.weights.lateness * late);
+  const price = (k.caps & COLD) !== 0 && !(r.capabilities ?? []).includes('cold_chain') && r.urgency !== 'emergency' ? (policy.scarceCapabilities?.cold_chain ?? 0) : 0;
+  const cost = WEIGHT[r.urgency] * ((arrive - NOW) / 1000 + POLICY.weights.lateness * late + price);
   return cost <= POLICY.weights.unassigned[r.urgency] ? cost : undefined;
 }
 
-function bruteForce(requests: DispatchRequest[], couriers: EnRouteCourier[]): number {
-  const table = requests.map((r) => couriers.map((k) => edgeCost(r, k) ?? Infinity));
+function bruteForce(requests: DispatchRequest[], couriers: EnRouteCourier[], policy: DispatchPolicy): number {
+  const table = requests.map((r) => couriers.map((k) => edgeCost(r, k, policy) ?? Infinity));
   return bruteForceOptimum(table, requests.map((r) => POLICY.weights.unassigned[r.urgency]));
 }
 
@@ -66,18 +70,23 @@ describe('en route', () => {
     expect(remainingTrip(from, [], [], 5, POLICY, NOW)).toEqual({ finishIn: 0, end: from });
   });
 
-  it('matches legs to couriers finishing nearby exactly as cheaply as every partial matching allows (500 cases)', () => {
+  it('matches legs to couriers finishing nearby exactly as cheaply as every partial matching allows, cold-chain couriers priced or not (500 cases)', () => {
     let matched = 0;
+    let pricedAway = 0;
     for (let seed = 1; seed <= 500; seed++) {
       const { requests, couriers } = randomCase(new Prng(seed));
-      const plan = planEnRoute(requests, couriers, POLICY, NOW);
+      const policy = seed % 2 === 0 ? PRICED : POLICY;
+      const plan = planEnRoute(requests, couriers, policy, NOW);
       const penalties = requests.filter((r) => !plan.some((a) => a.requestId === r.id)).reduce((s, r) => s + POLICY.weights.unassigned[r.urgency], 0);
-      expect(plan.reduce((s, a) => s + a.cost, 0) + penalties, `seed ${seed}`).toBeCloseTo(bruteForce(requests, couriers), 4);
+      expect(plan.reduce((s, a) => s + a.cost, 0) + penalties, `seed ${seed}`).toBeCloseTo(bruteForce(requests, couriers, policy), 4);
       expect(new Set(plan.map((a) => a.courierId)).size, `seed ${seed}: a courier twice`).toBe(plan.length);
-      for (const a of plan) expect(edgeCost(requests.find((r) => r.id === a.requestId)!, couriers.find((k) => k.id === a.courierId)!), `seed ${seed}`).toBeCloseTo(a.cost, 4);
+      for (const a of plan) expect(edgeCost(requests.find((r) => r.id === a.requestId)!, couriers.find((k) => k.id === a.courierId)!, policy), `seed ${seed}`).toBeCloseTo(a.cost, 4);
       matched += plan.length;
+      // the price moved plain work off a cold-chain courier it would otherwise have taken
+      if (policy === PRICED && JSON.stringify(planEnRoute(requests, couriers, POLICY, NOW).map((a) => a.courierId)) !== JSON.stringify(plan.map((a) => a.courierId))) pricedAway++;
     }
     expect(matched).toBeGreaterThan(300);
+    expect(pricedAway).toBeGreaterThan(2);
   });
 
   it('is off with policy.enRoute false', () => {

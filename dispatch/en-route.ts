@@ -22,7 +22,7 @@ import { distanceMeters } from '../engine/geodesy.js';
 import type { DispatchPolicy, DispatchRequest, EnRoutePolicy, LatLng, PlannedAssignment } from './dispatch-request.js';
 import { solveAssignment } from './min-cost-assignment.js';
 import { DEFAULT_STACKING } from './stacking.js';
-import { URGENCY_WEIGHT, hasHardLimits, legSpeed } from './route-scoring.js';
+import { URGENCY_WEIGHT, hasHardLimits, legSpeed, scarcityCost } from './route-scoring.js';
 import { travelSeconds } from './travel-time.js';
 
 /** A trip ending within five minutes, ten minutes' drive or less from the pickup. */
@@ -113,7 +113,7 @@ export function planEnRoute(requests: readonly DispatchRequest[], couriers: read
       let lateness = r.pickupBy !== undefined && arrive > r.pickupBy ? (arrive - r.pickupBy) / 1000 : 0;
       if (r.deadline !== undefined) lateness = Math.max(lateness, (now + dropoffEta * 1000 - r.deadline) / 1000);
       if (lateness > 0 && hasHardLimits(r)) continue;
-      const edge = URGENCY_WEIGHT[r.urgency] * (pickupEta + policy.weights.lateness * lateness);
+      const edge = URGENCY_WEIGHT[r.urgency] * (pickupEta + policy.weights.lateness * lateness + scarcityCost(k.caps, r, policy));
       if (!(edge <= penalty[q])) continue;
       colIndex.push(c);
       cost.push(edge);

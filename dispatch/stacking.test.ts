@@ -13,6 +13,8 @@ const NOW = Date.UTC(2026, 10, 2, 12);
 const MIN = 60_000;
 const PAIRS: DispatchPolicy = { ...DEFAULT_POLICY, mode: 'batched', stacking: { ...DEFAULT_STACKING, maxStops: 2 } };
 const UNSTACKED: DispatchPolicy = { ...DEFAULT_POLICY, mode: 'batched', stacking: false };
+// half the oracle's worlds price cold-chain couriers: a plain delivery pays 120 s to ride on one
+const PRICE = { cold_chain: 120 };
 
 /** Restaurants a few hundred metres apart, so pickups cluster as at a food court. */
 const RESTAURANTS: LatLng[] = [{ lat: 51.5, lng: -0.12 }, { lat: 51.503, lng: -0.118 }, { lat: 51.51, lng: -0.1 }];
@@ -90,7 +92,7 @@ const weighted = (members: DispatchRequest[], d: Timed): number =>
  * when the rules forbid it: both stackable, room, capabilities, not declined, pickups within the gap, nobody later
  * than alone, the route growing by at most detourShare of r's own drive, and worth less than leaving r unmatched.
  */
-function pairCost(w: World, courierId: string, h: DispatchRequest, r: DispatchRequest): number | undefined {
+function pairCost(w: World, courierId: string, h: DispatchRequest, r: DispatchRequest, priced: boolean): number | undefined {
   const stack = PAIRS.stacking as { pickupGapSeconds: number; detourShare: number };
   const i = w.snapshot.indexOf(courierId);
   const speed = PAIRS.vehicleSpeed[w.snapshot.vehicle(i)];
@@ -113,13 +115,14 @@ function pairCost(w: World, courierId: string, h: DispatchRequest, r: DispatchRe
   if (best === undefined) return undefined;
   const direct = driveS(r.pickup, r.dropoff, speed);
   if ((bestEnd - aloneH.end) / 1000 > stack.detourShare * direct + 1e-6) return undefined;
-  const delta = best - weighted([h], aloneH) - URGENCY_WEIGHT[r.urgency] * direct;
+  const price = priced && w.snapshot.capabilities(i).includes('cold_chain') && !(r.capabilities ?? []).includes('cold_chain') ? PRICE.cold_chain : 0;
+  const delta = best - weighted([h], aloneH) - URGENCY_WEIGHT[r.urgency] * (direct - price);
   return delta <= PAIRS.weights.unassigned[r.urgency] ? Math.max(0, delta) : undefined;
 }
 
 /** The cheapest way to put leftovers on hosts, each host taking at most one: every partial matching enumerated. */
-function bruteForce(w: World, hosts: { courierId: string; request: DispatchRequest }[], leftovers: DispatchRequest[]): number {
-  const table = leftovers.map((r) => hosts.map((h) => pairCost(w, h.courierId, h.request, r) ?? Infinity));
+function bruteForce(w: World, hosts: { courierId: string; request: DispatchRequest }[], leftovers: DispatchRequest[], priced: boolean): number {
+  const table = leftovers.map((r) => hosts.map((h) => pairCost(w, h.courierId, h.request, r, priced) ?? Infinity));
   return bruteForceOptimum(table, leftovers.map((r) => PAIRS.weights.unassigned[r.urgency]));
 }
 
@@ -136,17 +139,22 @@ describe('stacking', () => {
     expect(route.lateness[1]).toBeCloseTo(600 + 2 * leg, 3); // b's deadline was now
   });
 
-  it('adds leftovers to couriers exactly as cheaply as every partial matching of pairs allows (≤ 8 couriers, 400 worlds)', () => {
+  it('adds leftovers to couriers exactly as cheaply as every partial matching of pairs allows, cold-chain couriers priced or not (≤ 8 couriers, 400 worlds)', () => {
     let stackedWorlds = 0;
     let stacked = 0;
+    let pricedAway = 0;
     for (let seed = 1; seed <= 400; seed++) {
       const w = randomWorld(new Prng(seed));
-      const base = planBatch(w.snapshot, w.requests, UNSTACKED, NOW);
-      const plan = stackPlan(base, w.snapshot, w.requests, PAIRS, NOW);
+      const priced = seed % 2 === 0;
+      const base = planBatch(w.snapshot, w.requests, priced ? { ...UNSTACKED, scarceCapabilities: PRICE } : UNSTACKED, NOW);
+      const plan = stackPlan(base, w.snapshot, w.requests, priced ? { ...PAIRS, scarceCapabilities: PRICE } : PAIRS, NOW);
+      // the price moved a leftover off a cold-chain courier it would otherwise have ridden with
+      const pairs = (p: DispatchPlan): string => JSON.stringify(p.assignments.map((a) => [a.requestId, a.courierId]).sort());
+      if (priced && pairs(stackPlan(base, w.snapshot, w.requests, PAIRS, NOW)) !== pairs(plan)) pricedAway++;
       const byId = new Map(w.requests.map((r) => [r.id, r]));
       const hosts = base.assignments.map((a) => ({ courierId: a.courierId, request: byId.get(a.requestId)! }));
       const leftovers = base.unassigned.filter((u) => u.reason === 'outbid' || u.reason === 'no-feasible-courier').map((u) => byId.get(u.requestId)!);
-      const optimum = bruteForce(w, hosts, leftovers);
+      const optimum = bruteForce(w, hosts, leftovers, priced);
       const otherPenalties = base.unassigned.filter((u) => !leftovers.some((l) => l.id === u.requestId)).reduce((s, u) => s + PAIRS.weights.unassigned[byId.get(u.requestId)!.urgency], 0);
       const soloCost = base.assignments.reduce((s, a) => s + a.cost, 0);
       expect(plan.totalCost - soloCost - otherPenalties, `seed ${seed}`).toBeCloseTo(optimum, 3);
@@ -158,6 +166,7 @@ describe('stacking', () => {
     // the worlds are contended enough that stacking happens often, and sparing enough that it is not automatic
     expect(stackedWorlds).toBeGreaterThan(80);
     expect(stacked).toBeGreaterThan(120);
+    expect(pricedAway).toBeGreaterThan(0);
   });
 
   it('leaves a plan alone when stacking is off, nothing is left over, or no courier has room', () => {

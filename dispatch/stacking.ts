@@ -27,7 +27,8 @@ import { capabilityMask } from '../engine/courier-attributes.js';
 import { distanceMeters } from '../engine/geodesy.js';
 import type { DispatchPlan, DispatchPolicy, DispatchRequest, PlannedAssignment, StackingPolicy } from './dispatch-request.js';
 import { solveAssignment } from './min-cost-assignment.js';
-import { URGENCY_WEIGHT, courierSpeed, legSpeed } from './route-scoring.js';
+import { PointGrid } from './point-grid.js';
+import { URGENCY_WEIGHT, courierSpeed, legSpeed, pricedCaps, scarcityCost } from './route-scoring.js';
 import { travelSeconds } from './travel-time.js';
 
 /**
@@ -139,7 +140,7 @@ export function stackPlan(plan: DispatchPlan, snapshot: CourierSnapshot, request
   if (leftovers.length === 0) return plan;
   const fastest = Math.max(...Object.values(policy.vehicleSpeed));
   const maxAbsLat = Math.max(...requests.map((r) => Math.abs(r.pickup.lat)));
-  const grid = new PickupGrid((pickupGapSeconds * fastest) / policy.circuity, maxAbsLat);
+  const grid = new PointGrid((pickupGapSeconds * fastest) / policy.circuity, maxAbsLat);
   // only couriers whose pickup is near a leftover's can take one: the others are not looked at
   leftovers.forEach((r, q) => grid.add(r.pickup.lat, r.pickup.lng, q));
   const stacks: Stack[] = [];
@@ -204,7 +205,8 @@ export function stackPlan(plan: DispatchPlan, snapshot: CourierSnapshot, request
         // worth a courier's time: the stack's route grows by at most detourShare of the leftover's own drive (a long
         // wait for food, or dropoffs in other directions, and a courier of its own does better)
         if (finish(found.route) - finish(s.route) > detourShare * direct) continue;
-        const delta = found.cost - s.cost - URGENCY_WEIGHT[r.urgency] * direct;
+        // a courier with a scarce capability the leftover does not need keeps it from that work longer (scarcity.ts)
+        const delta = found.cost - s.cost - URGENCY_WEIGHT[r.urgency] * (direct - scarcityCost(pricedCaps(snapshot, s.courierIndex, policy), r, policy));
         if (!(delta <= penalty[q])) continue;
         colIndex.push(c);
         cost.push(Math.max(0, delta));
@@ -289,38 +291,3 @@ function permutations(n: number): readonly (readonly number[])[] {
   return out;
 }
 const PERMUTATIONS: (readonly (readonly number[])[] | undefined)[] = [];
-
-/** Stacks by the pickups of their members on a grid of cells at least `cellMeters` wide: a lookup sees its own cell and the 8 around it. */
-class PickupGrid {
-  private readonly cells = new Map<string, Set<number>>();
-  private readonly latStep: number;
-  private readonly lngStep: number;
-
-  /** `maxAbsLat`: the highest |latitude| of any point, so cells are at least `cellMeters` wide everywhere. */
-  constructor(cellMeters: number, maxAbsLat: number) {
-    this.latStep = Math.max(cellMeters, 50) / 111_320;
-    this.lngStep = this.latStep / Math.max(0.05, Math.cos((Math.min(89, maxAbsLat) * Math.PI) / 180));
-  }
-
-  clear(): void {
-    this.cells.clear();
-  }
-
-  add(lat: number, lng: number, item: number): void {
-    const key = `${Math.floor(lat / this.latStep)}:${Math.floor(lng / this.lngStep)}`;
-    let cell = this.cells.get(key);
-    if (cell === undefined) this.cells.set(key, (cell = new Set()));
-    cell.add(item);
-  }
-
-  /** Every item in the 3×3 cells around the point: a superset of those within cellMeters. */
-  near(lat: number, lng: number): number[] {
-    const y = Math.floor(lat / this.latStep);
-    const x = Math.floor(lng / this.lngStep);
-    const out = new Set<number>();
-    for (let dy = -1; dy <= 1; dy++) {
-      for (let dx = -1; dx <= 1; dx++) for (const item of this.cells.get(`${y + dy}:${x + dx}`) ?? []) out.add(item);
-    }
-    return [...out];
-  }
-}

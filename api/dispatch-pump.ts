@@ -154,7 +154,7 @@ export class DispatchPump {
           this.planning = planner(batch.snapshot, batch.requests, batch.policy, batch.now)
             .then(
               (plan) => {
-                loop.applyPlan(plan, clock());
+                loop.applyPlan(plan, clock(), batch.policy);
                 this.deps.onPlanned?.(performance.now() - started, loop.lifecycle.pendingRequests().length);
               },
               (err: unknown) => {

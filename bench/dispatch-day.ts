@@ -130,8 +130,8 @@ function main(): void {
     days.push(dayFigures(scenario));
   }
   days[0].forEach((f, k) => {
-    const mean = (pick: (d: DayFigure) => number): number => days.reduce((sum, d) => sum + pick(d[k]), 0) / days.length;
-    figure(f.bench, mean((d) => d.value), mean((d) => d.baselineValue), f.unit, f.higherIsBetter, f.n, f.baseline);
+    const overDays = (pick: (d: DayFigure) => number): number => mean(days.map((d) => pick(d[k])));
+    figure(f.bench, overDays((d) => d.value), overDays((d) => d.baselineValue), f.unit, f.higherIsBetter, f.n, f.baseline);
   });
 }
 

@@ -105,8 +105,6 @@ export class DispatchLoop {
   private readonly enRouteView: EnRouteView;
   /** Recent demand for each capability, which prices scarce couriers per batch; undefined when pricing is off. */
   private readonly demand: CapabilityDemand | undefined;
-  /** The latest batch's policy with its prices: what the plan landing next is planned with, en route included. */
-  private pricedPolicy: DispatchPolicy;
   private readonly counters = { submitted: 0, refused: 0, batches: 0, offers: 0, staleAssignments: 0 };
 
   constructor(options: DispatchLoopOptions) {
@@ -116,7 +114,6 @@ export class DispatchLoop {
     this.donors = options.donors;
     this.speeds = options.speeds;
     this.policy = options.policy;
-    this.pricedPolicy = options.policy;
     this.parents = this.registry;
     this.stock = new StockEffects(options.sites, this.undo);
     this.lifecycle = new RequestLifecycle({ offerTtlMs: options.offerTtlMs, undo: this.undo, offerIdPrefix: options.offerIdPrefix });
@@ -163,15 +160,15 @@ export class DispatchLoop {
     const snapshot = writeCourierSnapshot(this.couriers, { filter: { status: 'available' }, speeds: this.speeds, createdAt: now, near });
     this.counters.batches++;
     const policy = this.demand === undefined ? this.policy : pricedPolicy(this.policy, this.demand, CourierSnapshot.from(snapshot), this.pendingLegs().map((r) => this.registry.leg(r.id)!.dispatch), now);
-    this.pricedPolicy = policy;
     return { id: ++this.batchCount, now, snapshot, requests, policy };
   }
 
   /**
    * Turns a plan into offers; assignments whose courier or leg changed since the snapshot are skipped (the leg
    * waits again). Several assignments to one courier are a stack (stacking.ts): one stack offer, stops in ETA order.
+   * `policy`: the one the plan was made with (its batch's, with that batch's prices), which en route plans with too.
    */
-  applyPlan(plan: DispatchPlan, now: number): Offer[] {
+  applyPlan(plan: DispatchPlan, now: number, policy: DispatchPolicy = this.policy): Offer[] {
     assertTime(now);
     const offers: Offer[] = [];
     const byCourier = new Map<string, PlannedAssignment[]>();
@@ -189,7 +186,7 @@ export class DispatchLoop {
       else offers.push(...made);
     }
     // what the plan left may go to a courier finishing its trip nearby (en-route.ts)
-    const enRoute = this.offerEnRoute(plan.unassigned, now);
+    const enRoute = this.offerEnRoute(plan.unassigned, now, policy);
     offers.push(...enRoute);
     const taken = new Set(enRoute.map((o) => o.requestId));
     for (const u of plan.unassigned) {
@@ -234,7 +231,7 @@ export class DispatchLoop {
   tick(now: number, planner: SyncPlanner = inlinePlanner): Offer[] {
     const batch = this.takeBatch(now);
     if (batch === undefined) return [];
-    return this.applyPlan(planner(batch.snapshot, batch.requests, batch.policy, batch.now), now);
+    return this.applyPlan(planner(batch.snapshot, batch.requests, batch.policy, batch.now), now, batch.policy);
   }
 
   /** Earliest time a batch is due (≤ now means tick now), or undefined when nothing waits. */
@@ -372,7 +369,7 @@ export class DispatchLoop {
    * Offers legs the plan left to busy couriers whose trip ends soon near their pickups (planEnRoute), with
    * `{ busy: true }`: the courier keeps what it carries. Returns the offers made.
    */
-  private offerEnRoute(unassigned: DispatchPlan['unassigned'], now: number): Offer[] {
+  private offerEnRoute(unassigned: DispatchPlan['unassigned'], now: number, policy: DispatchPolicy): Offer[] {
     if (this.policy.enRoute === false || unassigned.length === 0) return [];
     const legs: DispatchRequest[] = [];
     const seen = new Map<string, EnRouteCourier | undefined>();
@@ -387,7 +384,7 @@ export class DispatchLoop {
     }
     const couriers = [...seen.values()].filter((c): c is EnRouteCourier => c !== undefined);
     const offers: Offer[] = [];
-    for (const a of planEnRoute(legs, couriers, this.pricedPolicy, now)) {
+    for (const a of planEnRoute(legs, couriers, policy, now)) {
       const leg = this.registry.leg(a.requestId)!;
       const finishIn = couriers.find((c) => c.id === a.courierId)!.finishIn;
       const made = this.offerLegs([{ leg, a }], a.courierId, now, { enRoute: finishIn });

@@ -23,7 +23,7 @@
  */
 import { CAPABILITIES, type Capability, capabilityMask } from '../engine/courier-attributes.js';
 import type { CourierSnapshot } from '../engine/courier-snapshot.js';
-import { EARTH_RADIUS_M, distanceMeters } from '../engine/geodesy.js';
+import { chord2, metersToChord2, writeUnitVector } from '../engine/geodesy.js';
 import type { DispatchPolicy, DispatchRequest, ScarcityPolicy } from './dispatch-request.js';
 import { PointGrid } from './point-grid.js';
 
@@ -109,31 +109,28 @@ export class CapabilityDemand {
 /** Where a capability's work starts, filed on a grid: is a point within `radius` of any of them? */
 class WorkPlaces {
   private readonly grid: PointGrid;
+  /** The places' unit vectors (3 per place) and the radius as a squared chord: the indexes' exact test, no trig per pair. */
+  private readonly units: Float64Array;
+  private readonly limit: number;
+  private readonly query = new Float64Array(3);
 
-  constructor(
-    private readonly points: readonly { lat: number; lng: number }[],
-    private readonly radius: number,
-  ) {
+  constructor(points: readonly { lat: number; lng: number }[], radius: number) {
     // a point within radius of one of them is at most radius further from the equator
     this.grid = new PointGrid(radius, Math.max(0, ...points.map((p) => Math.abs(p.lat))) + radius / 111_320);
-    points.forEach((p, i) => this.grid.add(p.lat, p.lng, i));
+    this.units = new Float64Array(points.length * 3);
+    points.forEach((p, i) => {
+      this.grid.add(p.lat, p.lng, i);
+      writeUnitVector(p.lat, p.lng, this.units, 3 * i);
+    });
+    this.limit = metersToChord2(radius);
   }
 
-  /** Runs per courier and per waiting leg each batch: a flat-earth estimate settles all but the near-boundary cases. */
+  /** Runs per courier and per waiting leg each batch. */
   within(lat: number, lng: number): boolean {
-    const r = this.radius;
-    const metresPerDegree = (EARTH_RADIUS_M * Math.PI) / 180;
-    const lngScale = Math.cos((lat * Math.PI) / 180);
-    return this.grid.some(lat, lng, (i) => {
-      const p = this.points[i];
-      const dy = (lat - p.lat) * metresPerDegree;
-      const dx = (lng - p.lng) * metresPerDegree * lngScale;
-      const flat = dx * dx + dy * dy;
-      // within 1 % either way over tens of kilometres; the exact distance decides the rest
-      if (flat > r * r * 1.03) return false;
-      if (flat < r * r * 0.97) return true;
-      return distanceMeters(lat, lng, p.lat, p.lng) <= r;
-    });
+    const q = this.query;
+    writeUnitVector(lat, lng, q, 0);
+    const u = this.units;
+    return this.grid.some(lat, lng, (i) => chord2(q[0], q[1], q[2], u[3 * i], u[3 * i + 1], u[3 * i + 2]) <= this.limit);
   }
 }
 
